@@ -1,0 +1,90 @@
+"""The interface every inference backend implements, and the registry that ``upscale`` picks from.
+
+A backend runs the whole generator on a batch of equally sized tiles, NHWC, and owns the value conversions
+so that a native engine can fuse them into its first and last kernels:
+
+    run(tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous)  ->  [N, 4h, 4w, 3] of the same dtype
+
+uint8 and uint16 map the full integer range to [0, 1]; float32 is taken as [0, 1]. The output is rounded
+(integers) and clamped to the dtype's range. Alpha, gray and tiling are handled above the backend.
+"""
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import numpy as np
+
+from srgan_fast.weights import GeneratorWeights
+
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run here (missing package, no GPU, build failed); the message says why."""
+
+
+class Backend(abc.ABC):
+    name: ClassVar[str]
+    # Device kinds this backend serves, best first in ``auto`` when the number is higher.
+    auto_priority: ClassVar[dict[str, int]] = {}
+
+    @classmethod
+    @abc.abstractmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when the backend can run on this machine, else a one-line reason for ``srgan-fast info``."""
+
+    @classmethod
+    def supported_precisions(cls, device: str) -> tuple[str, ...]:
+        return ("fp32",)
+
+    def __init__(self, weights: GeneratorWeights, device: str, precision: str):
+        self.weights, self.device, self.precision = weights, device, precision
+
+    @abc.abstractmethod
+    def run(self, tiles: np.ndarray) -> np.ndarray:
+        """[N, h, w, 3] uint8/uint16/float32 -> [N, 4h, 4w, 3] same dtype (see the module docstring)."""
+
+    def bytes_per_input_pixel(self) -> int:
+        """Peak working memory per input pixel of a tile; the tiler sizes tiles from it."""
+        return 10_000
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.device}, {self.precision})"
+
+
+_REGISTRY: dict[str, type[Backend]] = {}
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def backend_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_backend_class(name: str) -> type[Backend]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backend {name!r}: expected 'auto' or one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def availability() -> dict[str, str | None]:
+    """Backend name -> None if usable, else why not."""
+    return {name: cls.unavailable_reason() for name, cls in _REGISTRY.items()}
+
+
+def choose_backend(device_kind: str) -> str:
+    """The fastest backend available for a device kind ('cpu' or 'cuda'), by each backend's priority."""
+    usable = [
+        (cls.auto_priority[device_kind], name)
+        for name, cls in _REGISTRY.items()
+        if device_kind in cls.auto_priority and cls.unavailable_reason() is None
+    ]
+    if not usable:
+        raise BackendUnavailable(f"no backend can run on {device_kind}: " + "; ".join(
+            f"{n}: {r}" for n, r in availability().items() if r))
+    return max(usable)[1]

@@ -1,0 +1,72 @@
+"""Shared fixtures: random generator weights, and clean skips for hardware this machine lacks."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _native_reason() -> str | None:
+    try:
+        import srgan_fast._C  # noqa: F401
+    except ImportError as exc:
+        return f"srgan_fast._C not built ({exc})"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    cuda_skip = None if _cuda_available() else pytest.mark.skip(reason="no CUDA GPU on this machine")
+    trt_skip = (None if _cuda_available() and importlib.util.find_spec("tensorrt")
+                else pytest.mark.skip(reason="TensorRT or a CUDA GPU is missing"))
+    native_reason = _native_reason()
+    native_skip = pytest.mark.skip(reason=native_reason) if native_reason else None
+    for item in items:
+        if "cuda" in item.keywords and cuda_skip:
+            item.add_marker(cuda_skip)
+        if "tensorrt" in item.keywords and trt_skip:
+            item.add_marker(trt_skip)
+        if "native" in item.keywords and native_skip:
+            item.add_marker(native_skip)
+
+
+def random_generator_weights(num_blocks: int = 2, channels: int = 8, seed: int = 0):
+    """A folded generator with random weights, as ``GeneratorWeights``: small and fast for tests.
+
+    Scales are chosen so that activations stay O(1) through the network (like a trained model),
+    otherwise relative errors would be measured on noise.
+    """
+    import torch
+
+    from srgan_fast.model import Generator, fold_batchnorm
+    from srgan_fast.weights import FORMAT, GeneratorWeights, tensors_sha256
+
+    torch.manual_seed(seed)
+    generator = Generator(num_blocks, channels, batch_norm=True)
+    with torch.no_grad():
+        for module in generator.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.1, 0.1)
+            if isinstance(module, torch.nn.PReLU):
+                module.weight.uniform_(0.05, 0.4)
+    folded = fold_batchnorm(generator.eval())
+    tensors = {k: v.detach().numpy().astype(np.float32) for k, v in folded.state_dict().items()}
+    metadata = {"format": FORMAT, "name": "random", "num_blocks": str(num_blocks), "channels": str(channels),
+                "scale": "4", "input_range": "0,1", "output_range": "0,1", "tensors_sha256": tensors_sha256(tensors)}
+    return GeneratorWeights(tensors, metadata, "<random>")
+
+
+@pytest.fixture
+def small_weights():
+    return random_generator_weights()

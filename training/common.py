@@ -1,0 +1,129 @@
+"""What both training phases share: command-line options, precision, validation, logging, interrupts."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srgan_fast.degradation import bicubic_upscale
+from srgan_fast.metrics import psnr_y
+from training.data import (RandomCropPairs, list_images, load_rgb_images, split_train_val, to_tensor,
+                           validation_pairs)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", help="folders of HR images (PNG/JPEG, searched recursively)")
+    parser.add_argument("--run-dir", required=True, help="checkpoints and log.csv go here")
+    parser.add_argument("--steps", type=int, help="train until this step")
+    parser.add_argument("--batch", type=int, help="crops per step (paper: 16)")
+    parser.add_argument("--crop", type=int, help="HR crop size (paper: 96)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--workers", type=int, help="data loader processes")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--val-every-image", type=int, help="hold aside every n-th image (sorted by path)")
+    parser.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
+    parser.add_argument("--val-every", type=int, help="steps between validation PSNR")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
+
+
+COMMON_DEFAULTS = dict(batch=16, crop=96, precision="bf16", workers=1, seed=0, val_every_image=10,
+                       ckpt_every=500, val_every=500)
+
+
+def resolve_config(args: argparse.Namespace, defaults: dict, saved: dict | None) -> dict:
+    """Explicit options win, then the resumed run's config, then the defaults."""
+    config = dict(defaults)
+    if saved:
+        config.update(saved)
+    config.update({k: v for k, v in vars(args).items() if v is not None and k != "resume"})
+    if config.get("device") is None:
+        config["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    if not config.get("data"):
+        raise SystemExit("error: --data is required (folders of HR training images)")
+    return config
+
+
+def autocast(config: dict):
+    if config["precision"] == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if config["precision"] == "bf16" else torch.float16
+    return torch.autocast(torch.device(config["device"]).type, dtype=dtype)
+
+
+def prepare_data(config: dict) -> tuple[RandomCropPairs, list]:
+    files = list_images(config["data"])
+    train_files, val_files = split_train_val(files, config["val_every_image"])
+    train_images, _ = load_rgb_images(train_files, min_size=config["crop"])
+    val_images, _ = load_rgb_images(val_files, min_size=config["crop"]) if val_files else ([], [])
+    print(f"data: {len(train_images)} training images, {len(val_images)} validation images")
+    return RandomCropPairs(train_images, config["crop"], config["seed"]), validation_pairs(val_images)
+
+
+@torch.no_grad()
+def validate(generator: torch.nn.Module, pairs: list, config: dict) -> tuple[float, float]:
+    """Mean PSNR-Y (4-px shave) of the generator and of bicubic on the validation pairs."""
+    if not pairs:
+        return float("nan"), float("nan")
+    was_training = generator.training
+    generator.eval()
+    model_psnr, bicubic_psnr = [], []
+    for lr, hr in pairs:
+        x = to_tensor(lr)[None].to(config["device"]).contiguous(memory_format=torch.channels_last)
+        with autocast(config):
+            y = generator(x)
+        sr = (y.float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+        model_psnr.append(psnr_y(sr, hr))
+        bicubic_psnr.append(psnr_y(bicubic_upscale(lr), hr))
+    generator.train(was_training)
+    return float(np.mean(model_psnr)), float(np.mean(bicubic_psnr))
+
+
+class CsvLog:
+    """Appends one row per logged step to RUN_DIR/log.csv (kept across resumes)."""
+
+    def __init__(self, path: Path, fields: list[str]):
+        self.path, self.fields = path, fields
+        if not path.exists():
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerow(fields)
+
+    def write(self, **row) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self.fields])
+
+
+class StopFlag:
+    """Ctrl-C or SIGTERM ask the loop to checkpoint and stop at the end of the current step."""
+
+    def __init__(self):
+        self.requested = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\nsignal {signum}: saving a checkpoint and stopping after this step")
+
+
+class RateMeter:
+    def __init__(self):
+        self.t0, self.n = time.perf_counter(), 0
+
+    def tick(self) -> float:
+        self.n += 1
+        return self.n / max(time.perf_counter() - self.t0, 1e-9)
+
+
+def save_config(run_dir: Path, config: dict) -> None:
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
