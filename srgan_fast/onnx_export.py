@@ -1,0 +1,330 @@
+"""The folded generator as an ONNX graph: for onnxruntime, TensorRT and any other ONNX consumer.
+
+The graph is written node by node from the weights (no torch needed, so a TensorRT machine without PyTorch can
+export), and it mirrors ``srgan_fast.model.Generator(batch_norm=False)`` layer for layer; PixelShuffle is
+DepthToSpace in CRD mode, which is the same permutation. Tests compare it with the torch reference.
+
+Layouts and value ranges at the graph's edges (``io``):
+  "float"  input  "image"  [N, 3, H, W]   float32 in [0, 1]    output "upscaled" [N, 3, 4H, 4W] float32, not clamped
+  "uint8"  input  "image"  [N, H, W, 3]   uint8 (0..255)       output "upscaled" [N, 4H, 4W, 3] uint8, rounded+clamped
+The edges stay float32/uint8 whatever the precision: casts to fp16/bf16 happen inside the graph, where a fused
+engine can fold them into the first and last kernels.
+
+Precisions: "fp32", "fp16", "bf16" (weights and activations in that type). For TensorRT's int8/fp8, a
+``QuantSpec`` adds explicit Quantize/DequantizeLinear pairs around the body convs (see srgan_fast.tensorrt).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from srgan_fast.weights import FORMAT, GeneratorWeights, load_weights, tensors_sha256
+
+IO_MODES = ("float", "uint8")
+PRECISIONS = ("fp32", "fp16", "bf16")
+QUANT_KINDS = ("int8", "fp8")
+MIN_OPSET = 17
+# QuantizeLinear with fp16 scales and float8 types arrived in opset 19, bfloat16 Conv in opset 22.
+MIN_QUANT_OPSET = 19
+MIN_BF16_OPSET = 22
+INPUT_NAME, OUTPUT_NAME = "image", "upscaled"
+FP8_E4M3_MAX = 448.0
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Explicit quantization of the body convs: int8 (symmetric, per-channel weights) or fp8 E4M3.
+
+    activation_amax: conv name (see ``quantized_conv_names``) -> largest |value| its input may take; inputs
+    beyond it saturate. Head and tail convs stay in the float precision: they see the image itself, whose
+    8-bit levels a symmetric int8 code would halve.
+    """
+
+    kind: str
+    activation_amax: Mapping[str, float] = field(default_factory=dict)
+
+
+def quantized_conv_names(num_blocks: int) -> list[str]:
+    names = [f"blocks.{i}.conv{j}" for i in range(num_blocks) for j in (1, 2)]
+    return names + ["trunk_conv", "upsample.0.conv", "upsample.1.conv"]
+
+
+def as_weights(weights_or_model) -> GeneratorWeights:
+    """GeneratorWeights, a model name / .safetensors path, or a torch ``Generator`` (folded here if it has BN)."""
+    if isinstance(weights_or_model, GeneratorWeights):
+        return weights_or_model
+    if isinstance(weights_or_model, (str, os.PathLike)):
+        return load_weights(weights_or_model)
+    if hasattr(weights_or_model, "state_dict") and hasattr(weights_or_model, "num_blocks"):
+        from srgan_fast.model import fold_batchnorm
+
+        folded = fold_batchnorm(weights_or_model)
+        tensors = {k: v.detach().cpu().float().numpy() for k, v in folded.state_dict().items()}
+        metadata = {"format": FORMAT, "name": "torch-module", "num_blocks": str(folded.num_blocks),
+                    "channels": str(folded.channels), "scale": "4", "tensors_sha256": tensors_sha256(tensors)}
+        return GeneratorWeights(tensors, metadata, "<torch module>")
+    raise TypeError(f"expected GeneratorWeights, a model name, a .safetensors path or a srgan_fast Generator, "
+                    f"got {type(weights_or_model).__name__}")
+
+
+def default_opset(precision: str, quant: QuantSpec | None = None) -> int:
+    """The lowest opset that has every operator type this export needs (the widest consumer support)."""
+    if precision == "bf16":
+        return MIN_BF16_OPSET
+    return MIN_QUANT_OPSET if quant is not None else MIN_OPSET
+
+
+def _check_args(tile, batch, precision, io, opset, quant) -> None:
+    if tile is not None and (len(tuple(tile)) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0
+                                                               for v in tile)):
+        raise ValueError(f"tile must be (height, width) of positive ints or None for dynamic, got {tile!r}")
+    if batch is not None and not (isinstance(batch, (int, np.integer)) and batch > 0):
+        raise ValueError(f"batch must be a positive int or None for dynamic, got {batch!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if io not in IO_MODES:
+        raise ValueError(f"io must be one of {', '.join(IO_MODES)}, got {io!r}")
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET}, got {opset}")
+    if precision == "bf16" and opset < MIN_BF16_OPSET:
+        raise ValueError(f"bf16 needs opset >= {MIN_BF16_OPSET} (bfloat16 Conv), got {opset}")
+    if quant is not None:
+        if quant.kind not in QUANT_KINDS:
+            raise ValueError(f"quantization kind must be one of {', '.join(QUANT_KINDS)}, got {quant.kind!r}")
+        if opset < MIN_QUANT_OPSET:
+            raise ValueError(f"{quant.kind} quantization needs opset >= {MIN_QUANT_OPSET}, got {opset}")
+        if precision == "fp32":
+            raise ValueError(f"{quant.kind} quantization runs around fp16 or bf16 layers, got precision 'fp32'")
+
+
+class _GraphWriter:
+    """Accumulates nodes and initializers; tensor names follow the torch parameter names they come from."""
+
+    def __init__(self, weights: GeneratorWeights, precision: str, quant: QuantSpec | None, expose: Sequence[str]):
+        import onnx
+        from onnx import numpy_helper
+
+        self.onnx, self.numpy_helper = onnx, numpy_helper
+        self.weights, self.quant, self.expose = weights, quant, set(expose)
+        self.float_type = {"fp32": onnx.TensorProto.FLOAT, "fp16": onnx.TensorProto.FLOAT16,
+                           "bf16": onnx.TensorProto.BFLOAT16}[precision]
+        self.np_float = _numpy_dtype(precision)
+        self.nodes: list = []
+        self.initializers: list = []
+        self.exposed: dict[str, str] = {}
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs) -> str:
+        self.nodes.append(self.onnx.helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def param(self, name: str) -> str:
+        return self.constant(name, self.weights.tensors[name].astype(self.np_float))
+
+    def conv(self, x: str, prefix: str) -> str:
+        weight = self.weights.tensors[f"{prefix}.weight"]
+        pad = weight.shape[-1] // 2
+        if prefix in self.expose:
+            self.exposed[prefix] = x
+        if self._quantizes(prefix):
+            w, x = self._quantized_weight(prefix, weight), self._quantize_activation(x, prefix)
+        else:
+            w = self.param(f"{prefix}.weight")
+        return self.node("Conv", [x, w, self.param(f"{prefix}.bias")], f"{prefix}.out", pads=[pad] * 4)
+
+    def prelu(self, x: str, prefix: str) -> str:
+        # ONNX PRelu broadcasts the slope from the right: [C, 1, 1] against [N, C, H, W].
+        slope = self.weights.tensors[f"{prefix}.weight"].reshape(-1, 1, 1).astype(self.np_float)
+        return self.node("PRelu", [x, self.constant(f"{prefix}.weight", slope)], f"{prefix}.out")
+
+    def _quantizes(self, prefix: str) -> bool:
+        return self.quant is not None and prefix in quantized_conv_names(self.weights.num_blocks)
+
+    def _code_type(self):
+        return self.onnx.TensorProto.INT8 if self.quant.kind == "int8" else self.onnx.TensorProto.FLOAT8E4M3FN
+
+    def _zero_point(self, name: str) -> str:
+        # Symmetric quantization: TensorRT requires a zero point of 0; its type selects int8 or fp8.
+        self.initializers.append(self.onnx.helper.make_tensor(name, self._code_type(), [], [0]))
+        return name
+
+    def _quantize_activation(self, x: str, prefix: str) -> str:
+        try:
+            amax = float(self.quant.activation_amax[prefix])
+        except KeyError:
+            raise ValueError(f"QuantSpec.activation_amax lacks {prefix!r} (expected every name of "
+                             f"quantized_conv_names({self.weights.num_blocks}))") from None
+        code_max = 127.0 if self.quant.kind == "int8" else FP8_E4M3_MAX
+        scale = self.constant(f"{prefix}.input_scale", np.array(max(amax, 1e-8) / code_max, dtype=self.np_float))
+        zero = self._zero_point(f"{prefix}.input_zero")
+        q = self.node("QuantizeLinear", [x, scale, zero], f"{prefix}.input_q")
+        return self.node("DequantizeLinear", [q, scale, zero], f"{prefix}.input_dq")
+
+    def _quantized_weight(self, prefix: str, weight: np.ndarray) -> str:
+        # Per output channel: one scale per filter keeps small filters from losing all their levels.
+        amax = np.maximum(np.abs(weight).reshape(weight.shape[0], -1).max(axis=1), 1e-8)
+        if self.quant.kind == "int8":
+            code_max = 127.0
+            codes = np.clip(np.round(weight / (amax / code_max)[:, None, None, None]), -127, 127).astype(np.int8)
+        else:
+            import ml_dtypes
+
+            code_max = FP8_E4M3_MAX
+            ratio = np.clip(weight / (amax / code_max)[:, None, None, None], -code_max, code_max)
+            codes = ratio.astype(ml_dtypes.float8_e4m3fn)
+        scale = self.constant(f"{prefix}.weight_scale", (amax / code_max).astype(self.np_float))
+        zero_name = f"{prefix}.weight_zero"
+        self.initializers.append(self.onnx.helper.make_tensor(zero_name, self._code_type(), [weight.shape[0]],
+                                                              [0] * weight.shape[0]))
+        codes_name = self.constant(f"{prefix}.weight_codes", codes)
+        return self.node("DequantizeLinear", [codes_name, scale, zero_name], f"{prefix}.weight_dq", axis=0)
+
+
+def _numpy_dtype(precision: str):
+    if precision == "bf16":
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return {"fp32": np.float32, "fp16": np.float16}[precision]
+
+
+def _generator_body(g: _GraphWriter, x: str) -> str:
+    """The network itself, NCHW in the graph's float precision: mirrors ``Generator.forward``."""
+    skip = g.prelu(g.conv(x, "head"), "head_prelu")
+    y = skip
+    for i in range(g.weights.num_blocks):
+        inner = g.prelu(g.conv(y, f"blocks.{i}.conv1"), f"blocks.{i}.prelu")
+        y = g.node("Add", [y, g.conv(inner, f"blocks.{i}.conv2")], f"blocks.{i}.out")
+    y = g.node("Add", [skip, g.conv(y, "trunk_conv")], "trunk.out")
+    for j in range(2):
+        shuffled = g.node("DepthToSpace", [g.conv(y, f"upsample.{j}.conv")], f"upsample.{j}.shuffle",
+                          blocksize=2, mode="CRD")
+        y = g.prelu(shuffled, f"upsample.{j}.prelu")
+    return g.conv(y, "tail")
+
+
+def build_onnx_model(weights_or_model, *, tile: tuple[int, int] | None = None, batch: int | None = None,
+                     precision: str = "fp32", io: str = "float", opset: int | None = None,
+                     quant: QuantSpec | None = None, expose: Sequence[str] = ()):
+    """The generator as an ``onnx.ModelProto``, checked by ``onnx.checker`` (see the module docstring).
+
+    tile: static (H, W) of the input, or None for dynamic height/width. batch: static N, or None for dynamic.
+    expose: conv names whose float input is added as an extra graph output (float32), for calibration.
+    opset: None picks ``default_opset``.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    opset = default_opset(precision, quant) if opset is None else opset
+    _check_args(tile, batch, precision, io, opset, quant)
+    weights = as_weights(weights_or_model)
+    g = _GraphWriter(weights, precision, quant, expose)
+    n = batch if batch is not None else "batch"
+    h, w = tile if tile is not None else ("height", "width")
+    out_h, out_w = (4 * h, 4 * w) if tile is not None else ("height_x4", "width_x4")
+
+    if io == "uint8":
+        image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [n, h, w, 3])
+        nchw = g.node("Transpose", [INPUT_NAME], "image.nchw", perm=[0, 3, 1, 2])
+        # Scale in float32 then cast: 8-bit levels / 255 are not all exact in fp16.
+        x = g.node("Div", [g.node("Cast", [nchw], "image.float", to=TensorProto.FLOAT),
+                           g.constant("full_scale", np.array(255.0, np.float32))], "image.unit")
+    else:
+        image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [n, 3, h, w])
+        x = INPUT_NAME
+    if g.float_type != TensorProto.FLOAT:
+        x = g.node("Cast", [x], "image.lowp", to=g.float_type)
+    y = _generator_body(g, x)
+    if g.float_type != TensorProto.FLOAT:
+        y = g.node("Cast", [y], "tail.float", to=TensorProto.FLOAT)
+    if io == "uint8":
+        clamped = g.node("Clip", [y, g.constant("zero", np.array(0.0, np.float32)),
+                                  g.constant("one", np.array(1.0, np.float32))], "upscaled.clamped")
+        levels = g.node("Round", [g.node("Mul", [clamped, "full_scale"], "upscaled.scaled")], "upscaled.rounded")
+        nhwc = g.node("Transpose", [levels], "upscaled.nhwc", perm=[0, 2, 3, 1])
+        g.node("Cast", [nhwc], OUTPUT_NAME, to=TensorProto.UINT8)
+        output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.UINT8, [n, out_h, out_w, 3])
+    else:
+        g.node("Identity", [y], OUTPUT_NAME)
+        output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [n, 3, out_h, out_w])
+
+    outputs = [output]
+    for conv_name in expose:
+        exposed = g.exposed[conv_name]
+        if g.float_type != TensorProto.FLOAT:
+            exposed = g.node("Cast", [exposed], f"{conv_name}.input_float", to=TensorProto.FLOAT)
+        outputs.append(helper.make_tensor_value_info(exposed, TensorProto.FLOAT, [None] * 4))
+
+    graph = helper.make_graph(g.nodes, "srgan_fast_generator", [image], outputs, g.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    # The oldest IR version that has this opset: parsers built against older onnx releases (TensorRT's) accept it.
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="srgan_fast",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    metadata = {"model_name": weights.name, "weights_sha256": weights.sha256, "scale": "4", "io": io,
+                "precision": quant.kind if quant else precision, "float_precision": precision,
+                "num_blocks": str(weights.num_blocks), "channels": str(weights.channels),
+                "tile": "dynamic" if tile is None else f"{h}x{w}",
+                "batch": "dynamic" if batch is None else str(batch), "format": "srgan_fast.onnx/1"}
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_onnx(weights_or_model, path: str | os.PathLike, *, tile: tuple[int, int] | None = None,
+                batch: int | None = None, precision: str = "fp32", io: str = "float",
+                opset: int | None = None) -> Path:
+    """Write the generator as a checked ONNX file, atomically (temp file + rename). Returns the path.
+
+    weights_or_model: GeneratorWeights, a model name, a .safetensors path or a srgan_fast ``Generator``.
+    tile: static (H, W) or None for dynamic H/W; precision: fp32 | fp16 | bf16; io: "float" (NCHW float32)
+    or "uint8" (NHWC uint8 with the conversions inside the graph); opset: None for the lowest that works.
+    """
+    data = build_onnx_model(weights_or_model, tile=tile, batch=batch, precision=precision, io=io,
+                            opset=opset).SerializeToString()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _export_command(args) -> int:
+    if args.tile is None and not args.dynamic:
+        raise SystemExit("export-onnx: give --tile H W for a static graph or --dynamic for dynamic height/width")
+    precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
+    path = export_onnx(args.model, args.output, tile=None if args.dynamic else tuple(args.tile),
+                       batch=args.batch, precision=precision, io=args.io, opset=args.opset)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {precision}, io {args.io}, "
+          f"{'dynamic H/W' if args.dynamic else 'tile %dx%d' % tuple(args.tile)})")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Adds ``export-onnx MODEL -o OUT.onnx [--tile H W | --dynamic] [--fp16 | --bf16] [--io uint8]``."""
+    p = subparsers.add_parser("export-onnx", help="export the generator to ONNX (BN folded, checked)")
+    p.add_argument("model", help="model name or path to a .safetensors weights file")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--tile", type=int, nargs=2, metavar=("H", "W"), help="static input height and width")
+    shape.add_argument("--dynamic", action="store_true", help="dynamic input height and width")
+    p.add_argument("--batch", type=int, default=None, help="static batch size (default: dynamic)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="fp16 weights and activations")
+    precision.add_argument("--bf16", action="store_true", help="bf16 weights and activations")
+    p.add_argument("--io", choices=IO_MODES, default="float",
+                   help="float: NCHW float32 in [0,1]; uint8: NHWC uint8, conversion inside the graph")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the lowest that works)")
+    p.set_defaults(func=_export_command)
