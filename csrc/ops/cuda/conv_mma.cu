@@ -1,0 +1,266 @@
+// Implicit-GEMM KxK convolution on tensor cores, NHWC, fp16/bf16 storage, fp32 accumulation, fused epilogue.
+//
+// GEMM view: M = output pixels, N = output channels, K = taps x input channels. One CTA computes an
+// 8 x 16 block of output pixels (kTileH x kTileW) for NT output channels of one image; 4 warps, each owning
+// two output rows (two m16 tiles: 16 consecutive pixels of one row) and all NT channels (NT/8 n8 tiles).
+// K is walked in chunks of 16 input channels: the input halo block (tile + K-1 border, zero outside the
+// image = the conv's zero padding) and the weights for those 16 channels are staged in shared memory, then
+// every tap is one k16 step of mma.sync.m16n8k16 (A = shifted window of the halo, B = that tap's weights).
+//
+// mma.m16n8k16 fragments (PTX ISA, "Matrix Fragments for mma.m16n8k16"), g = lane / 4, t = lane % 4:
+//   A (16x16, row-major): a[0] = (row g,   k 2t..2t+1)  a[1] = (row g+8, k 2t..2t+1)
+//                         a[2] = (row g,   k 2t+8..+9)  a[3] = (row g+8, k 2t+8..+9)
+//   B (16x8, column):     b[0] = (k 2t..2t+1, col g)    b[1] = (k 2t+8..+9, col g)
+//   C (16x8, fp32):       c[0..1] = (row g, col 2t..2t+1)   c[2..3] = (row g+8, col 2t..2t+1)
+// Two consecutive k are two consecutive channels in NHWC (and in the packed weights), so every fragment
+// register is one aligned 32-bit shared-memory load.
+//
+// Deliberately simple for a first, verifiable version (no cp.async pipeline, no ldmatrix, scalar stores);
+// docs/cuda.md lists the tuning steps.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "conv_params.h"
+#include "cuda_check.h"
+#include "storage_types.cuh"
+
+namespace srgan_fast::cuda {
+namespace {
+
+constexpr int kTileH = 8;
+constexpr int kTileW = 16;
+constexpr int kThreads = 128;     // 4 warps x 2 rows = kTileH
+constexpr int kChunk = 16;        // input channels per K step (one mma k16)
+constexpr int kPixelStride = 24;  // elements per staged pixel/weight row: 16 + 8 padding, so that the 8
+                                  // rows a fragment load touches fall in distinct banks
+
+template <int KSIZE, int NT>
+constexpr size_t shared_bytes() {
+  return size_t((kTileH + KSIZE - 1) * (kTileW + KSIZE - 1) + KSIZE * KSIZE * NT) * kPixelStride * 2;
+}
+
+template <InputKind IN>
+__device__ __forceinline__ float load_raw(const void* input, int64_t index) {
+  if constexpr (IN == InputKind::kUint8) return static_cast<const uint8_t*>(input)[index] / 255.0f;
+  if constexpr (IN == InputKind::kUint16) return static_cast<const uint16_t*>(input)[index] / 65535.0f;
+  return static_cast<const float*>(input)[index];
+}
+
+// Stage input channels [c0, c0+16) of the halo block into s_in [halo_h * halo_w][kPixelStride].
+template <typename T, int KSIZE, InputKind IN>
+__device__ void stage_input(const ConvParams& p, T* s_in, int b, int y0, int x0, int c0) {
+  constexpr int kHaloH = kTileH + KSIZE - 1, kHaloW = kTileW + KSIZE - 1, kRadius = KSIZE / 2;
+  if constexpr (IN == InputKind::kStorage) {
+    // 16 channels = two 16-byte vectors per pixel; in_channels == cin_padded is a multiple of 16.
+    const T* input = static_cast<const T*>(p.input);
+    for (int i = threadIdx.x; i < kHaloH * kHaloW * 2; i += kThreads) {
+      const int pixel = i >> 1, half = i & 1;
+      const int gy = y0 + pixel / kHaloW - kRadius, gx = x0 + pixel % kHaloW - kRadius;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (gy >= 0 && gy < p.height && gx >= 0 && gx < p.width) {
+        const int64_t offset = ((int64_t(b) * p.height + gy) * p.width + gx) * p.in_channels + c0 + half * 8;
+        v = *reinterpret_cast<const uint4*>(input + offset);
+      }
+      *reinterpret_cast<uint4*>(s_in + pixel * kPixelStride + half * 8) = v;
+    }
+  } else {
+    // Raw image (head only): per value, converted to [0, 1] in fp32 then rounded to storage once.
+    for (int i = threadIdx.x; i < kHaloH * kHaloW * kChunk; i += kThreads) {
+      const int pixel = i / kChunk, c = c0 + i % kChunk;
+      const int gy = y0 + pixel / kHaloW - kRadius, gx = x0 + pixel % kHaloW - kRadius;
+      float v = 0.0f;
+      if (c < p.in_channels && gy >= 0 && gy < p.height && gx >= 0 && gx < p.width)
+        v = load_raw<IN>(p.input, ((int64_t(b) * p.height + gy) * p.width + gx) * p.in_channels + c);
+      s_in[pixel * kPixelStride + i % kChunk] = StorageOps<T>::from_float(v);
+    }
+  }
+}
+
+// Stage weights [n0, n0+NT) x taps x channels [c0, c0+16) into s_w [taps * NT][kPixelStride].
+template <typename T, int KSIZE, int NT>
+__device__ void stage_weights(const ConvParams& p, T* s_w, int n0, int c0) {
+  constexpr int kTaps = KSIZE * KSIZE;
+  const T* weights = static_cast<const T*>(p.weights);
+  for (int i = threadIdx.x; i < kTaps * NT * 2; i += kThreads) {
+    const int row = i >> 1, half = i & 1;  // row = tap * NT + n
+    const int tap = row / NT, n = row % NT;
+    const int64_t offset = (int64_t(n0 + n) * kTaps + tap) * p.cin_padded + c0 + half * 8;
+    *reinterpret_cast<uint4*>(s_w + row * kPixelStride + half * 8) = *reinterpret_cast<const uint4*>(weights + offset);
+  }
+}
+
+__device__ __forceinline__ float prelu(float v, const float* alpha, int channel) {
+  return (alpha != nullptr && v < 0.0f) ? v * alpha[channel] : v;
+}
+
+// One accumulator value of output pixel (b, y, x), conv channel n: the fused epilogue (see conv_params.h).
+template <typename T>
+__device__ __forceinline__ void store_output(const ConvParams& p, int b, int y, int x, int n, float v) {
+  v += p.bias[n];
+  const int64_t pixel = (int64_t(b) * p.height + y) * p.width + x;
+  switch (p.output_kind) {
+    case OutputKind::kStorageShuffle2: {
+      const int c = n >> 2, i = (n >> 1) & 1, j = n & 1, out_channels = p.cout >> 2;
+      v = prelu(v, p.alpha, c);
+      const int64_t index = ((int64_t(b) * 2 * p.height + 2 * y + i) * 2 * p.width + 2 * x + j) * out_channels + c;
+      static_cast<T*>(p.output)[index] = StorageOps<T>::from_float(v);
+      return;
+    }
+    case OutputKind::kStorage:
+      v = prelu(v, p.alpha, n);
+      if (p.residual != nullptr) v += StorageOps<T>::to_float(static_cast<const T*>(p.residual)[pixel * p.cout + n]);
+      static_cast<T*>(p.output)[pixel * p.cout + n] = StorageOps<T>::from_float(v);
+      return;
+    case OutputKind::kUint8:
+      static_cast<uint8_t*>(p.output)[pixel * p.cout + n] = uint8_t(rintf(fminf(fmaxf(v, 0.0f), 1.0f) * 255.0f));
+      return;
+    case OutputKind::kUint16:
+      static_cast<uint16_t*>(p.output)[pixel * p.cout + n] = uint16_t(rintf(fminf(fmaxf(v, 0.0f), 1.0f) * 65535.0f));
+      return;
+    case OutputKind::kFloat32:
+      static_cast<float*>(p.output)[pixel * p.cout + n] = fminf(fmaxf(v, 0.0f), 1.0f);
+      return;
+    case OutputKind::kFloat32Unclamped:
+      static_cast<float*>(p.output)[pixel * p.cout + n] = v;
+      return;
+  }
+}
+
+template <typename T, int KSIZE, int NT, InputKind IN>
+__global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) {
+  constexpr int kHaloW = kTileW + KSIZE - 1, kTaps = KSIZE * KSIZE, kNTiles = NT / 8;
+  extern __shared__ uint4 shared_raw[];
+  T* s_in = reinterpret_cast<T*>(shared_raw);
+  T* s_w = s_in + (kTileH + KSIZE - 1) * kHaloW * kPixelStride;
+
+  const int n_blocks = p.cout_padded / NT;
+  const int b = blockIdx.z / n_blocks, n0 = (blockIdx.z % n_blocks) * NT;
+  const int y0 = blockIdx.y * kTileH, x0 = blockIdx.x * kTileW;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+
+  float acc[2][kNTiles][4];
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < kNTiles; ++ni)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[mi][ni][r] = 0.0f;
+
+  for (int c0 = 0; c0 < p.cin_padded; c0 += kChunk) {
+    stage_input<T, KSIZE, IN>(p, s_in, b, y0, x0, c0);
+    stage_weights<T, KSIZE, NT>(p, s_w, n0, c0);
+    __syncthreads();
+#pragma unroll(KSIZE == 3 ? 9 : 1)
+    for (int tap = 0; tap < kTaps; ++tap) {
+      const int ky = tap / KSIZE, kx = tap % KSIZE;
+      uint32_t a[2][4];
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) {
+        // Output row warp*2+mi, pixels g and g+8 of the tile row, shifted by the tap within the halo.
+        const T* row = s_in + ((warp * 2 + mi + ky) * kHaloW + kx) * kPixelStride + 2 * t;
+        a[mi][0] = *reinterpret_cast<const uint32_t*>(row + g * kPixelStride);
+        a[mi][1] = *reinterpret_cast<const uint32_t*>(row + (g + 8) * kPixelStride);
+        a[mi][2] = *reinterpret_cast<const uint32_t*>(row + g * kPixelStride + 8);
+        a[mi][3] = *reinterpret_cast<const uint32_t*>(row + (g + 8) * kPixelStride + 8);
+      }
+#pragma unroll
+      for (int ni = 0; ni < kNTiles; ++ni) {
+        const T* column = s_w + (tap * NT + ni * 8 + g) * kPixelStride + 2 * t;
+        const uint32_t bfrag[2] = {*reinterpret_cast<const uint32_t*>(column),
+                                   *reinterpret_cast<const uint32_t*>(column + 8)};
+#pragma unroll
+        for (int mi = 0; mi < 2; ++mi) StorageOps<T>::mma_16816(acc[mi][ni], a[mi], bfrag);
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi) {
+    const int y = y0 + warp * 2 + mi;
+#pragma unroll
+    for (int ni = 0; ni < kNTiles; ++ni)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int x = x0 + g + (r >> 1) * 8, n = n0 + ni * 8 + 2 * t + (r & 1);
+        if (y < p.height && x < p.width && n < p.cout) store_output<T>(p, b, y, x, n, acc[mi][ni][r]);
+      }
+  }
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument("conv_mma: " + message);
+}
+
+template <typename T, int KSIZE, int NT, InputKind IN>
+void launch(const ConvParams& p, cudaStream_t stream) {
+  constexpr size_t kShared = shared_bytes<KSIZE, NT>();
+  auto kernel = conv_mma_kernel<T, KSIZE, NT, IN>;
+  // Above 48 KiB dynamic shared memory must be opted into; the attribute is per function, cheap to set,
+  // and not a stream operation, so it is also fine while a CUDA graph is being captured.
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared)));
+  const int64_t grid_z = int64_t(p.batch) * (p.cout_padded / NT);
+  require(grid_z <= 65535, "batch x output-channel blocks " + std::to_string(grid_z) + " exceeds 65535");
+  const dim3 grid((p.width + kTileW - 1) / kTileW, (p.height + kTileH - 1) / kTileH, unsigned(grid_z));
+  kernel<<<grid, kThreads, kShared, stream>>>(p);
+  CUDA_CHECK_LAUNCH("conv_mma_kernel");
+}
+
+template <typename T>
+void dispatch(const ConvParams& p, cudaStream_t stream) {
+  if (p.ksize == 3) {
+    require(p.input_kind == InputKind::kStorage, "a 3x3 conv reads storage-type activations only");
+    if (p.cout_padded % 64 == 0) return launch<T, 3, 64, InputKind::kStorage>(p, stream);
+    if (p.cout_padded % 32 == 0) return launch<T, 3, 32, InputKind::kStorage>(p, stream);
+    return launch<T, 3, 16, InputKind::kStorage>(p, stream);
+  }
+  switch (p.input_kind) {
+    case InputKind::kStorage:
+      if (p.cout_padded % 16 == 0) return launch<T, 9, 16, InputKind::kStorage>(p, stream);
+      return launch<T, 9, 8, InputKind::kStorage>(p, stream);
+    case InputKind::kUint8: return launch<T, 9, 16, InputKind::kUint8>(p, stream);
+    case InputKind::kUint16: return launch<T, 9, 16, InputKind::kUint16>(p, stream);
+    case InputKind::kFloat32: return launch<T, 9, 16, InputKind::kFloat32>(p, stream);
+  }
+}
+
+bool is_aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+
+void validate(const ConvParams& p) {
+  require(p.ksize == 3 || p.ksize == 9, "ksize must be 3 or 9, got " + std::to_string(p.ksize));
+  require(p.batch > 0 && p.height > 0 && p.width > 0,
+          "batch, height, width must be positive, got " + std::to_string(p.batch) + ", " +
+              std::to_string(p.height) + ", " + std::to_string(p.width));
+  require(p.cin_padded > 0 && p.cin_padded % kChunk == 0,
+          "cin_padded must be a positive multiple of 16, got " + std::to_string(p.cin_padded));
+  require(p.in_channels > 0 && p.in_channels <= p.cin_padded,
+          "in_channels must be in [1, cin_padded], got " + std::to_string(p.in_channels));
+  require(p.input_kind != InputKind::kStorage || p.in_channels == p.cin_padded,
+          "storage-type input must have in_channels == cin_padded");
+  require(p.input_kind == InputKind::kStorage || p.ksize == 9, "raw image input is only fused into the 9x9 head");
+  require(p.cout > 0 && p.cout <= p.cout_padded && p.cout_padded % 8 == 0,
+          "need 0 < cout <= cout_padded and cout_padded % 8 == 0, got cout " + std::to_string(p.cout) +
+              ", cout_padded " + std::to_string(p.cout_padded));
+  require(p.ksize == 9 || p.cout_padded % 16 == 0, "a 3x3 conv needs cout_padded % 16 == 0");
+  require(p.input_kind == InputKind::kStorage || p.cout_padded % 16 == 0, "the head needs cout_padded % 16 == 0");
+  const bool shuffle = p.output_kind == OutputKind::kStorageShuffle2;
+  require(!shuffle || (p.cout % 4 == 0 && p.residual == nullptr),
+          "the PixelShuffle(2) store needs cout % 4 == 0 and no residual");
+  const bool raw_out = p.output_kind != OutputKind::kStorage && !shuffle;
+  require(!raw_out || (p.alpha == nullptr && p.residual == nullptr), "image outputs take no PReLU or residual");
+  require(p.input != nullptr && p.weights != nullptr && p.bias != nullptr && p.output != nullptr,
+          "input, weights, bias and output must be set");
+  require(is_aligned16(p.weights) && (p.input_kind != InputKind::kStorage || is_aligned16(p.input)),
+          "input and weights must be 16-byte aligned");
+}
+
+}  // namespace
+
+void conv_mma(const ConvParams& params, Precision precision, cudaStream_t stream) {
+  validate(params);
+  if (precision == Precision::kFloat16) return dispatch<__half>(params, stream);
+  return dispatch<__nv_bfloat16>(params, stream);
+}
+
+}  // namespace srgan_fast::cuda
