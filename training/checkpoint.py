@@ -1,7 +1,8 @@
 """Training checkpoints as safetensors (no pickle): modules, optimizers, step, RNG state and run config.
 
 Layout of one file: tensors ``module/<name>/<param>`` and ``optim/<name>/<index>/<state>``, ``rng/torch``;
-metadata ``step``, ``config`` (JSON) and ``optim/<name>/meta`` (JSON of param_groups and scalar state).
+metadata ``step``, ``config`` (JSON), ``optim/<name>/meta`` (JSON of param_groups and scalar state) and any
+extra string entries a phase adds (e.g. ``scaler/<name>``, the fp16 loss-scaler state).
 Written atomically so that a kill mid-write leaves the previous checkpoint intact.
 """
 from __future__ import annotations
@@ -43,9 +44,9 @@ def _load_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dict, 
 
 
 def save_checkpoint(path: str | Path, step: int, config: dict, modules: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer]) -> None:
+                    optimizers: dict[str, torch.optim.Optimizer], extra_metadata: dict[str, str] | None = None) -> None:
     tensors: dict[str, torch.Tensor] = {}
-    metadata = {"step": str(step), "config": json.dumps(config)}
+    metadata = {"step": str(step), "config": json.dumps(config), **(extra_metadata or {})}
     for name, module in modules.items():
         for key, value in module.state_dict().items():
             tensors[f"module/{name}/{key}"] = value.detach().cpu().contiguous()
@@ -65,9 +66,19 @@ def save_checkpoint(path: str | Path, step: int, config: dict, modules: dict[str
         raise
 
 
-def read_checkpoint_meta(path: str | Path) -> dict:
+def read_raw_metadata(path: str | Path) -> dict[str, str]:
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
+        return dict(f.metadata() or {})
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """A training checkpoint (as opposed to an exported weights file or another safetensors file)."""
+    meta = read_raw_metadata(path)
+    return "step" in meta and "config" in meta
+
+
+def read_checkpoint_meta(path: str | Path) -> dict:
+    meta = read_raw_metadata(path)
     return {"step": int(meta["step"]), "config": json.loads(meta["config"])}
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from srgan_fast.degradation import bicubic_upscale
-from srgan_fast.metrics import psnr_y
+from srgan_fast.metrics import gradient_energy_y, psnr_y
 from training.data import (RandomCropPairs, list_images, load_rgb_images, split_train_val, to_tensor,
-                           validation_pairs)
+                           training_loader, validation_pairs)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +33,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-every-image", type=int, help="hold aside every n-th image (sorted by path)")
     parser.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
     parser.add_argument("--val-every", type=int, help="steps between validation PSNR")
+    parser.add_argument("--log-every", type=int, help="steps between rows of RUN_DIR/log.csv")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
 
 
 COMMON_DEFAULTS = dict(batch=16, crop=96, precision="bf16", workers=1, seed=0, val_every_image=10,
-                       ckpt_every=500, val_every=500)
+                       ckpt_every=500, val_every=500, log_every=10)
 
 
 def resolve_config(args: argparse.Namespace, defaults: dict, saved: dict | None) -> dict:
@@ -69,13 +71,14 @@ def prepare_data(config: dict) -> tuple[RandomCropPairs, list]:
 
 
 @torch.no_grad()
-def validate(generator: torch.nn.Module, pairs: list, config: dict) -> tuple[float, float]:
-    """Mean PSNR-Y (4-px shave) of the generator and of bicubic on the validation pairs."""
+def validate(generator: torch.nn.Module, pairs: list, config: dict) -> dict[str, float]:
+    """Mean PSNR-Y (4-px shave) of the generator and of bicubic on the validation pairs, and the ratio of
+    mean gradient energy SR/HR on Y (below 1: blurrier than the truth)."""
     if not pairs:
-        return float("nan"), float("nan")
+        return dict(val_psnr_y=float("nan"), val_bicubic_psnr_y=float("nan"), val_grad_ratio=float("nan"))
     was_training = generator.training
     generator.eval()
-    model_psnr, bicubic_psnr = [], []
+    model_psnr, bicubic_psnr, sr_energy, hr_energy = [], [], [], []
     for lr, hr in pairs:
         x = to_tensor(lr)[None].to(config["device"]).contiguous(memory_format=torch.channels_last)
         with autocast(config):
@@ -83,8 +86,11 @@ def validate(generator: torch.nn.Module, pairs: list, config: dict) -> tuple[flo
         sr = (y.float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
         model_psnr.append(psnr_y(sr, hr))
         bicubic_psnr.append(psnr_y(bicubic_upscale(lr), hr))
+        sr_energy.append(gradient_energy_y(sr))
+        hr_energy.append(gradient_energy_y(hr))
     generator.train(was_training)
-    return float(np.mean(model_psnr)), float(np.mean(bicubic_psnr))
+    return dict(val_psnr_y=float(np.mean(model_psnr)), val_bicubic_psnr_y=float(np.mean(bicubic_psnr)),
+                val_grad_ratio=float(np.mean(sr_energy) / np.mean(hr_energy)))
 
 
 class CsvLog:
@@ -102,12 +108,21 @@ class CsvLog:
 
 
 class StopFlag:
-    """Ctrl-C or SIGTERM ask the loop to checkpoint and stop at the end of the current step."""
+    """Ctrl-C or SIGTERM ask the loop to checkpoint and stop at the end of the current step (a second one
+    stops at once). A context manager: the previous handlers come back on exit."""
 
     def __init__(self):
         self.requested = False
+        self._previous = {}
+
+    def __enter__(self) -> "StopFlag":
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handler)
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handler(self, signum, frame):
         if self.requested:
@@ -127,3 +142,65 @@ class RateMeter:
 
 def save_config(run_dir: Path, config: dict) -> None:
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def make_grad_scaler(config: dict) -> torch.amp.GradScaler:
+    """fp16 needs dynamic loss scaling so that small gradients do not flush to zero; bf16 and fp32 pass through."""
+    return torch.amp.GradScaler(torch.device(config["device"]).type, enabled=config["precision"] == "fp16")
+
+
+def scaler_metadata(scalers: dict[str, torch.amp.GradScaler]) -> dict[str, str]:
+    return {f"scaler/{name}": json.dumps(s.state_dict()) for name, s in scalers.items() if s.is_enabled()}
+
+
+def restore_scalers(metadata: dict[str, str], scalers: dict[str, torch.amp.GradScaler]) -> None:
+    for name, scaler in scalers.items():
+        if f"scaler/{name}" in metadata:
+            scaler.load_state_dict(json.loads(metadata[f"scaler/{name}"]))
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def run_training(name: str, config: dict, start: int, generator: torch.nn.Module, step_fn, save_fn,
+                 log: CsvLog) -> int:
+    """The loop both phases share: batches from step ``start`` to ``config["steps"]``, progress bar, CSV rows,
+    validation, checkpoints every ``ckpt_every`` steps, on Ctrl-C/SIGTERM and at the end.
+
+    step_fn(lr_batch [B,3,h,w], hr_batch [B,3,4h,4w], step) -> dict of floats for the log ("loss" first);
+    save_fn(step) writes the checkpoint. Returns the step reached.
+    """
+    dataset, val_pairs = prepare_data(config)
+    meter = RateMeter()
+    step = start
+    loader = training_loader(dataset, config["batch"], start, config["steps"], config["workers"])
+    with StopFlag() as stop, tqdm(total=config["steps"], initial=start, desc=name, dynamic_ncols=True) as bar:
+        for lr_batch, hr_batch in loader:
+            row = step_fn(lr_batch, hr_batch, step)
+            step += 1
+            rate = meter.tick()
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", steps_per_s=f"{rate:.2f}")
+            row = dict(step=step, steps_per_s=rate, **row)
+            if step % config["val_every"] == 0 or step == config["steps"]:
+                row.update(validate(generator, val_pairs, config))
+                bar.write(f"step {step}: val PSNR-Y {row['val_psnr_y']:.3f} dB "
+                          f"(bicubic {row['val_bicubic_psnr_y']:.3f}), gradient energy SR/HR "
+                          f"{row['val_grad_ratio']:.3f}")
+            if step % config["log_every"] == 0 or "val_psnr_y" in row:
+                log.write(**row)
+            if step % config["ckpt_every"] == 0 or stop.requested:
+                save_fn(step)
+            if stop.requested:
+                break
+    save_fn(step)
+    return step

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from srgan_fast.model import Generator
-from training.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
-from training.common import (COMMON_DEFAULTS, CsvLog, RateMeter, StopFlag, add_common_arguments, autocast,
-                             prepare_data, resolve_config, save_config, validate)
-from training.data import training_loader
+from training.checkpoint import load_checkpoint, read_checkpoint_meta, read_raw_metadata, save_checkpoint
+from training.common import (COMMON_DEFAULTS, CsvLog, add_common_arguments, autocast, make_grad_scaler,
+                             optimizer_step, resolve_config, restore_scalers, run_training, save_config,
+                             scaler_metadata, set_learning_rate)
 
 DEFAULTS = dict(COMMON_DEFAULTS, steps=20000, lr=1e-4, loss="mse", lr_milestones=[], num_blocks=16, channels=64)
 PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
@@ -38,18 +37,17 @@ def learning_rate(config: dict, step: int) -> float:
     return config["lr"] * 0.5 ** sum(step >= m for m in config["lr_milestones"])
 
 
-def train_step(generator, optimizer, lr_batch, hr_batch, config: dict, step: int) -> float:
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(config, step)
+def train_step(generator, optimizer, scaler, lr_batch, hr_batch, config: dict, step: int) -> dict[str, float]:
+    """One Adam step on a batch: LR [B, 3, h, w], HR [B, 3, 4h, 4w], both in [0, 1]."""
+    lr = learning_rate(config, step)
+    set_learning_rate(optimizer, lr)
     lr_batch = lr_batch.to(config["device"]).contiguous(memory_format=torch.channels_last)
     hr_batch = hr_batch.to(config["device"]).contiguous(memory_format=torch.channels_last)
     with autocast(config):
         sr = generator(lr_batch)
     loss = PIXEL_LOSSES[config["loss"]](sr.float(), hr_batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+    optimizer_step(loss, optimizer, scaler)
+    return dict(loss=loss.item(), lr=lr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,44 +62,29 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / "last.safetensors"
-    saved = read_checkpoint_meta(ckpt)["config"] if args.resume and ckpt.exists() else None
+    if args.resume and not ckpt.exists():
+        raise SystemExit(f"error: --resume given but {ckpt} does not exist")
+    saved = read_checkpoint_meta(ckpt)["config"] if args.resume else None
     config = resolve_config(args, DEFAULTS, saved)
     save_config(run_dir, config)
 
     generator, optimizer = build(config)
+    scaler = make_grad_scaler(config)
     start = 0
     if args.resume:
-        if not ckpt.exists():
-            raise SystemExit(f"error: --resume given but {ckpt} does not exist")
         start = load_checkpoint(ckpt, {"generator": generator}, {"generator": optimizer})
+        restore_scalers(read_raw_metadata(ckpt), {"generator": scaler})
         print(f"resumed at step {start}")
-    dataset, val_pairs = prepare_data(config)
     log = CsvLog(run_dir / "log.csv", ["step", "loss", "lr", "steps_per_s", "val_psnr_y", "val_bicubic_psnr_y"])
-    stop, meter = StopFlag(), RateMeter()
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(ckpt, step, config, {"generator": generator}, {"generator": optimizer})
+        save_checkpoint(ckpt, step, config, {"generator": generator}, {"generator": optimizer},
+                        scaler_metadata({"generator": scaler}))
 
-    step = start
-    bar = tqdm(total=config["steps"], initial=start, desc="srresnet", dynamic_ncols=True)
-    for lr_batch, hr_batch in training_loader(dataset, config["batch"], start, config["steps"], config["workers"]):
-        loss = train_step(generator, optimizer, lr_batch, hr_batch, config, step)
-        step += 1
-        rate = meter.tick()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
-        row = dict(step=step, loss=loss, lr=learning_rate(config, step - 1), steps_per_s=rate)
-        if step % config["val_every"] == 0 or step == config["steps"]:
-            row["val_psnr_y"], row["val_bicubic_psnr_y"] = validate(generator, val_pairs, config)
-            bar.write(f"step {step}: val PSNR-Y {row['val_psnr_y']:.3f} dB (bicubic {row['val_bicubic_psnr_y']:.3f})")
-        if step % 10 == 0 or "val_psnr_y" in row:
-            log.write(**row)
-        if step % config["ckpt_every"] == 0 or stop.requested:
-            checkpoint(step)
-        if stop.requested:
-            break
-    checkpoint(step)
-    bar.close()
+    step = run_training("srresnet", config, start, generator,
+                        lambda lr_batch, hr_batch, step: train_step(generator, optimizer, scaler, lr_batch,
+                                                                    hr_batch, config, step),
+                        checkpoint, log)
     print(f"stopped at step {step}; checkpoint {ckpt}")
 
 
