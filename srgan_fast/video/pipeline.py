@@ -1,0 +1,317 @@
+"""``upscale_video``: decode, upscale and encode in three threads joined by bounded queues.
+
+    decode thread  --(frames, copied packets)-->  upscale thread  --(×4 frames, packets)-->  encode (caller's thread)
+
+The caller's thread owns the output file, so Ctrl-C lands where the cleanup is. Every stage checks a shared
+stop flag while it waits on a full queue, so a failure anywhere ends the others promptly; the output is
+written under a hidden temporary name beside the destination and renamed only after the last packet.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from srgan_fast.streaming import default_batch_size, stream_frames
+from srgan_fast.video.decode import CORRUPT_POLICIES, CopyPacket, DecodedFrame, DecodeStats, FrameDecoder
+from srgan_fast.video.encode import (FrameEncoder, add_copied_streams, add_video_stream, choose_pix_fmt,
+                                     format_bits, quality_options, resolve_codec)
+from srgan_fast.video.probe import Source, VideoError, ffmpeg_reason, open_source, require_av
+from srgan_fast.weights import DEFAULT_MODEL
+
+log = logging.getLogger("srgan_fast.video")
+SCALE = 4
+POLL_SECONDS = 0.1  # how often a waiting stage looks at the stop flag
+
+
+@dataclass
+class VideoResult:
+    """What a finished run wrote."""
+
+    path: str
+    frames: int  # frames written
+    size: tuple[int, int]  # output (width, height)
+    codec: str
+    pix_fmt: str
+    corrupt_skipped: int
+    copied: list[str] = field(default_factory=list)  # descriptions of streams copied
+    dropped: list[str] = field(default_factory=list)  # descriptions of streams left out, and why
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class _End:
+    stats: DecodeStats
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+class _Stage:
+    """A worker thread whose exceptions travel downstream as a ``_Failure`` item."""
+
+    def __init__(self, name: str, body: Callable[[], None], out: queue.Queue, stop: threading.Event):
+        self.out, self.stop, self.body = out, stop, body
+        self.thread = threading.Thread(target=self._run, name=f"srgan_fast-{name}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.body()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, which re-raises it
+            put(self.out, _Failure(exc), self.stop)
+
+
+def put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put, waiting while the queue is full; False if the run was stopped meanwhile."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def get(q: queue.Queue, stop: threading.Event):
+    """The next item, or None once the run was stopped."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _check_options(start_frame, end_frame, batch_size, on_corrupt) -> None:
+    if not isinstance(start_frame, int) or start_frame < 0:
+        raise VideoError(f"expected start_frame to be a non-negative integer, got {start_frame!r}")
+    if end_frame is not None and (not isinstance(end_frame, int) or end_frame <= start_frame):
+        raise VideoError(f"expected end_frame to be an integer above start_frame={start_frame}, got {end_frame!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise VideoError(f"expected batch_size to be a positive integer, got {batch_size!r}")
+    if on_corrupt not in CORRUPT_POLICIES:
+        raise VideoError(f"expected on_corrupt to be one of {', '.join(CORRUPT_POLICIES)}, got {on_corrupt!r}")
+
+
+def _temporary_path(dst: Path) -> Path:
+    # Hidden and named as partial, in the destination folder so that the final rename is atomic.
+    return dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.partial")
+
+
+def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=None, model=DEFAULT_MODEL,
+                  backend: str = "auto", device: str | None = None, precision: str | None = None,
+                  tile: int | None = None, codec: str = "h264", crf: int | None = None, bitrate: int | None = None,
+                  pix_fmt: str | None = None, encoder_options: dict[str, str] | None = None, start_frame: int = 0,
+                  end_frame: int | None = None, batch_size: int | None = None, on_corrupt: str = "skip",
+                  copy_audio: bool = True, copy_subtitles: bool = True, overwrite: bool = False,
+                  progress: bool = True, **backend_options) -> VideoResult:
+    """Upscale every frame of ``src`` ×4 into ``dst``, keeping timestamps, rotation, colour tags, audio, subtitles.
+
+    upscaler: an ``Upscaler`` (or any object with ``upscale(frame)``) to use; else one is made from model,
+        backend, device, precision, tile and backend_options, once for all frames.
+    codec: h264 (libx264), h265 (libx265), av1 (libsvtav1), ffv1 (lossless), h264_nvenc, hevc_nvenc, av1_nvenc.
+    crf / bitrate: constant quality (lower is better; default per codec) or average bits per second.
+    pix_fmt: e.g. yuv420p (8-bit) or yuv420p10le (10-bit); default: the input's if the encoder takes it, else
+        4:2:0 at the input's bit depth.
+    encoder_options: extra FFmpeg encoder options, e.g. {"preset": "slow"}.
+    start_frame, end_frame: the frame range [start, end) in decoded frame numbers.
+    batch_size: frames per upscale call (default from the frame size and device, see srgan_fast.streaming).
+    on_corrupt: "skip" damaged frames with a warning (counted in the result) or "stop" with an error.
+    Raises VideoError (one line) for inputs or options that cannot work; nothing is left at ``dst`` then.
+    """
+    av = require_av()
+    _check_options(start_frame, end_frame, batch_size, on_corrupt)
+    spec = resolve_codec(codec)
+    options = {**quality_options(spec, crf, bitrate), **(encoder_options or {})}
+    src_path, dst_path = Path(src), Path(dst)
+    if dst_path.exists() and not overwrite:
+        raise VideoError(f"output {str(dst_path)!r} exists (pass overwrite=True / --overwrite to replace it)")
+    if dst_path.exists() and src_path.exists() and dst_path.resolve() == src_path.resolve():
+        raise VideoError(f"output {str(dst_path)!r} is the input itself")
+    if not dst_path.parent.is_dir():
+        raise VideoError(f"output folder {str(dst_path.parent)!r} does not exist")
+    try:
+        named = av.open(str(dst_path), "w")  # the format guessed from the name; opening writes nothing
+        format_name = named.format.name
+        named.close()
+    except ValueError as exc:
+        raise VideoError(f"cannot tell the container format from the output name {dst_path.name!r} ({exc}): "
+                         f"use an extension such as .mp4 or .mkv") from exc
+
+    source = open_source(src_path, copy_audio=copy_audio, copy_subtitles=copy_subtitles)
+    try:
+        if upscaler is None:
+            from srgan_fast.api import Upscaler
+
+            upscaler = Upscaler(model, backend=backend, device=device, precision=precision, tile=tile,
+                                **backend_options)
+        out_pix_fmt = choose_pix_fmt(spec, pix_fmt, source.video.codec_context.pix_fmt, source.bit_depth)
+        # Upscale at 16 bits when either side has more than 8, so that 10-bit output gets the model's precision.
+        work_dtype = np.uint16 if max(source.bit_depth, format_bits(out_pix_fmt)) > 8 else np.uint8
+        run = _Run(source, upscaler, dst_path, format_name, spec, options, out_pix_fmt, batch_size, progress)
+        return run.execute(start_frame, end_frame, work_dtype, on_corrupt)
+    finally:
+        source.close()
+
+
+class _Run:
+    """One upscale_video call: its threads, queues and output file."""
+
+    def __init__(self, source: Source, upscaler, dst: Path, format_name: str, spec, options, pix_fmt: str,
+                 batch_size: int | None, progress: bool):
+        self.source, self.upscaler, self.dst, self.format_name = source, upscaler, dst, format_name
+        self.spec, self.options, self.pix_fmt = spec, options, pix_fmt
+        self.batch_size, self.progress = batch_size, progress
+        self.stop = threading.Event()
+        self.decoded: queue.Queue = queue.Queue(maxsize=16)
+        self.upscaled: queue.Queue | None = None  # sized once the batch size is known
+
+    def execute(self, start_frame: int, end_frame: int | None, work_dtype, on_corrupt: str) -> VideoResult:
+        av = require_av()
+        started = time.perf_counter()
+        decoder = FrameDecoder(self.source, start_frame=start_frame, end_frame=end_frame, work_dtype=work_dtype,
+                               on_corrupt=on_corrupt, emit=lambda item: put(self.decoded, item, self.stop))
+
+        def decode() -> None:
+            stats = decoder.run()
+            put(self.decoded, _End(stats), self.stop)
+
+        stages = [_Stage("decode", decode, self.decoded, self.stop)]
+        stages[0].thread.start()
+        temporary = _temporary_path(self.dst)
+        output = None
+        try:
+            leading, first = self._first_frame(start_frame)
+            height, width = first.rgb.shape[:2]
+            batch = self.batch_size or default_batch_size(self.upscaler, (height, width))
+            self.upscaled = queue.Queue(maxsize=max(4, 2 * batch))
+            output = av.open(str(temporary), "w", format=self.format_name)
+            stream = add_video_stream(output, self.spec, width=SCALE * width, height=SCALE * height,
+                                      pix_fmt=self.pix_fmt, time_base=self.source.video.time_base,
+                                      rate=self.source.frame_rate, look=first.look, options=self.options)
+            copies = add_copied_streams(output, self.source.copied)
+            output.metadata.update(self.source.container.metadata)
+            encoder = FrameEncoder(output, stream, first.look)
+            stages.append(_Stage("upscale", lambda: self._upscale(leading + [first], batch), self.upscaled,
+                                 self.stop))
+            stages[1].thread.start()
+            frames, stats = self._encode(encoder, copies, start_frame, end_frame)
+            encoder.finish()
+            output.close()
+            output = None
+            os.replace(temporary, self.dst)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"writing {str(self.dst)!r} failed: {ffmpeg_reason(exc)}") from exc
+        finally:
+            self.stop.set()
+            if output is not None:
+                _close_quietly(output)
+            if temporary.exists():
+                temporary.unlink()
+            for stage in stages:
+                stage.thread.join(timeout=10)
+        if stats.corrupt_skipped:
+            log.warning("skipped %d corrupt video packet(s) or frame(s) in %s", stats.corrupt_skipped,
+                        self.source.path)
+        for line in self.source.dropped:
+            log.warning("dropped stream %s", line)
+        return VideoResult(str(self.dst), frames, (SCALE * width, SCALE * height), self.spec.encoder, self.pix_fmt,
+                           stats.corrupt_skipped, [f"#{s.index} {s.type} ({s.codec_context.name})"
+                                                   for s in self.source.copied],
+                           list(self.source.dropped), time.perf_counter() - started)
+
+    def _next_decoded(self):
+        item = get(self.decoded, self.stop)
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+    def _first_frame(self, start_frame: int) -> tuple[list, DecodedFrame]:
+        """Copied packets that come before the first kept frame, and that frame (it sets up the output)."""
+        leading = []
+        while True:
+            item = self._next_decoded()
+            if isinstance(item, DecodedFrame):
+                return leading, item
+            if isinstance(item, _End):
+                decoded = item.stats.frames_decoded
+                if decoded == 0:
+                    skipped = f" ({item.stats.corrupt_skipped} corrupt skipped)" if item.stats.corrupt_skipped else ""
+                    raise VideoError(f"{self.source.path!r} contains no decodable video frames{skipped}")
+                raise VideoError(f"start_frame={start_frame} is past the end: {self.source.path!r} has "
+                                 f"{decoded} frames")
+            leading.append(item)
+
+    def _upscale(self, leading: list, batch: int) -> None:
+        """Upscale thread: frames through ``stream_frames``; copied packets pass straight on."""
+        timing: deque = deque()  # (pts, duration) of frames inside stream_frames, in order
+
+        def frames() -> Iterator[np.ndarray]:
+            pending = deque(leading)
+            while True:
+                item = pending.popleft() if pending else self._next_decoded()
+                if item is None or isinstance(item, _End):
+                    self._end = item
+                    return
+                if isinstance(item, CopyPacket):
+                    if not put(self.upscaled, item, self.stop):
+                        return
+                    continue
+                timing.append((item.pts, item.duration))
+                yield item.rgb
+
+        self._end = None
+        for big in stream_frames(self.upscaler, frames(), batch_size=batch):
+            pts, duration = timing.popleft()
+            if not put(self.upscaled, (big, pts, duration), self.stop):
+                return
+        if self._end is not None:
+            put(self.upscaled, self._end, self.stop)
+
+    def _encode(self, encoder: FrameEncoder, copies: dict, start_frame: int, end_frame: int | None):
+        from tqdm import tqdm
+
+        total = self.source.estimated_frames()
+        if total is not None:
+            total = max(0, min(total, end_frame or total) - start_frame)
+        time_base = self.source.video.time_base
+        frames = 0
+        with tqdm(total=total or None, unit="frame", desc=self.dst.name, disable=not self.progress,
+                  dynamic_ncols=True, leave=False) as bar:
+            while True:
+                item = get(self.upscaled, self.stop)
+                if isinstance(item, _Failure):
+                    raise item.error
+                if isinstance(item, _End):
+                    return frames, item.stats
+                if isinstance(item, CopyPacket):
+                    packet = item.packet
+                    packet.stream = copies[packet.stream.index]
+                    encoder.output.mux(packet)
+                    continue
+                big, pts, duration = item
+                encoder.encode(big, pts, duration, time_base)
+                frames += 1
+                bar.update(1)
+
+
+def _close_quietly(output) -> None:
+    try:
+        output.close()
+    except Exception as exc:  # noqa: BLE001 - already failing; the first error is the one to report
+        log.debug("closing the partial output failed too: %s", exc)
