@@ -94,7 +94,7 @@ def load_vgg19_features(path: str | os.PathLike, feature_scale: float = PAPER_FE
     expected = {k: tuple(v.shape) for k, v in vgg.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items() if k in expected}
     if got != expected:
-        missing = sorted(set(expected) - set(got), key=lambda k: int(k.split(".")[1]))[:3]
+        missing = sorted(set(expected) - set(got), key=lambda k: (int(k.split(".")[1]), k))[:3]
         wrong = [k for k in got if got[k] != expected[k]][:3]
         raise VggWeightsError(f"{path}: not torchvision VGG19 features (missing {missing}, wrong shape {wrong}; "
                               f"expected features.0.weight {expected['features.0.weight']} ... features.34.bias)")
