@@ -1,0 +1,50 @@
+// The generator's convolutions on one GPU: packed fast-path weights and fp32 reference weights, uploaded once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "device_memory.h"
+#include "ops/cuda/conv_params.h"
+
+namespace srgan_fast::cuda {
+
+// Generator parameters by torch state_dict name, float32, torch layout (conv weight [out, in, k, k]).
+using HostTensors = std::map<std::string, std::vector<float>>;
+
+// torch [cout, cin, k, k] float32 -> [cout_padded][k*k][cin_padded] fp16/bf16 bits (zeros in the padding),
+// round to nearest even: the layout conv_mma reads (16 consecutive input channels per 16-byte vector).
+std::vector<uint16_t> pack_conv_weights(const float* weights, int cout, int cin, int ksize, int cin_padded,
+                                        int cout_padded, Precision precision);
+
+int round_up(int value, int multiple);
+
+// A synchronous upload of `bytes` from host memory into a new device buffer on the current device.
+DeviceBuffer upload_to_device(const void* data, size_t bytes);
+
+struct ConvLayer {
+  int cin = 0, cout = 0, ksize = 0, cin_padded = 0, cout_padded = 0;
+  DeviceBuffer packed;     // fast path, see pack_conv_weights
+  DeviceBuffer bias;       // [cout] float32
+  DeviceBuffer alpha;      // PReLU slopes float32 ([cout], or [cout/4] after a shuffle); empty: no PReLU
+  DeviceBuffer reference;  // torch layout float32, for the reference kernels
+
+  const float* alpha_or_null() const { return alpha.bytes() ? alpha.as<float>() : nullptr; }
+};
+
+// All convolutions of a folded SRResNet generator (see srgan_fast/model.py for names and order).
+struct GeneratorLayers {
+  int num_blocks = 0, channels = 0;
+  ConvLayer head;                 // 3 -> C, 9x9, PReLU
+  std::vector<ConvLayer> blocks;  // 2 per residual block: conv1 (PReLU), conv2
+  ConvLayer trunk;                // C -> C, 3x3
+  ConvLayer upsample[2];          // C -> 4C, 3x3, PixelShuffle(2), PReLU
+  ConvLayer tail;                 // C -> 3, 9x9
+
+  // Validates names and sizes (std::invalid_argument naming the tensor) and uploads to the current device.
+  GeneratorLayers(const HostTensors& tensors, int num_blocks, int channels, Precision precision);
+};
+
+}  // namespace srgan_fast::cuda

@@ -1,0 +1,105 @@
+// The generator on one GPU: fast tensor-core kernels, per-shape buffers and CUDA graphs, pipelined host I/O,
+// and a self-check against the fp32 reference kernels before any shape is trusted.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "conv_layers.h"
+#include "device_memory.h"
+#include "ops/cuda/conv_params.h"
+
+namespace srgan_fast::cuda {
+
+struct EngineOptions {
+  int device = 0;
+  int batch_size = 8;           // tiles per launch (a larger call is split into batches of this size)
+  bool use_graphs = true;       // replay a captured CUDA graph per plan instead of launching kernel by kernel
+  bool corrupt_for_test = false;  // negate the tail's fast-path weights: the self-check must then refuse
+};
+
+// The fast path against the reference kernels on one random tile (float32 in, unclamped float32 out).
+struct SelfCheckReport {
+  int height = 0, width = 0;
+  double max_abs_error = 0, rms_error = 0, max_abs_reference = 0, rms_reference = 0;
+  double max_abs_tolerance = 0, rms_tolerance = 0;
+  bool passed = false;
+  std::string describe() const;
+};
+
+size_t element_size(InputKind kind);
+size_t element_size(OutputKind kind);
+
+class CudaEngine {
+ public:
+  CudaEngine(const HostTensors& tensors, int num_blocks, int channels, Precision precision,
+             const EngineOptions& options);
+  ~CudaEngine();
+
+  // tiles: host [n, h, w, 3] of `in`; result: host [n, 4h, 4w, 3] of `out`. Copies go through pinned
+  // staging on their own streams, two batches in flight (upload i+1 and download i-1 overlap compute i).
+  void run_host(const void* tiles, void* result, int n, int h, int w, InputKind in, OutputKind out);
+
+  // input/output: device memory on this engine's device, same layouts as run_host. `stream` orders the
+  // work after the caller's stream and makes that stream wait for the result (0: block until done).
+  void run_device(const void* input, void* output, int n, int h, int w, InputKind in, OutputKind out,
+                  cudaStream_t stream);
+
+  // The fp32 reference network (reference kernels only) on host tiles: [n, 4h, 4w, 3] unclamped float32.
+  std::vector<float> run_reference(const void* tiles, int n, int h, int w, InputKind in);
+
+  // Runs the self-check on a random h x w tile now (does not throw on disagreement: see `passed`).
+  SelfCheckReport self_check(int h, int w);
+
+  std::string device_name() const { return device_name_; }
+  int device() const { return options_.device; }
+  Precision precision() const { return precision_; }
+
+ private:
+  struct Slot {  // one batch in flight: its I/O buffers, staging and graph
+    DeviceBuffer in, out;
+    PinnedBuffer host_in, host_out;
+    GraphExec graph;
+    Event uploaded, computed, downloaded;
+  };
+  struct Plan {  // everything one (batch, h, w, in, out) needs, allocated once and reused
+    int n = 0, h = 0, w = 0;
+    InputKind in = InputKind::kUint8;
+    OutputKind out = OutputKind::kUint8;
+    size_t in_tile_bytes = 0, out_tile_bytes = 0;
+    DeviceBuffer skip, a, b, tmp, up1, up2;  // activations, storage type
+    Slot slots[2];
+  };
+  using PlanKey = std::tuple<int, int, int, int, int>;
+
+  std::unique_ptr<Plan> make_plan(int n, int h, int w, InputKind in, OutputKind out, bool with_staging);
+  Plan& plan_for(int n, int h, int w, InputKind in, OutputKind out);
+  void capture_graphs(Plan& plan);
+  void enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream) const;
+  void launch(const Plan& plan, const Slot& slot, cudaStream_t stream) const;
+  void enqueue_reference(const void* input, InputKind in, float* output, int n, int h, int w,
+                         cudaStream_t stream) const;
+  SelfCheckReport self_check_locked(int h, int w);
+  void ensure_checked(int h, int w);
+
+  EngineOptions options_;
+  Precision precision_;
+  std::string device_name_;
+  std::unique_ptr<GeneratorLayers> layers_;
+  std::unique_ptr<Stream> compute_, upload_, download_;
+  std::unique_ptr<Event> caller_ready_, done_;
+  std::map<PlanKey, std::unique_ptr<Plan>> plans_;
+  std::map<std::pair<int, int>, SelfCheckReport> checks_;  // by checked tile shape
+  std::mutex mutex_;
+};
+
+}  // namespace srgan_fast::cuda

@@ -1,0 +1,163 @@
+// The engine's safety net: the fp32 reference network built from the reference kernels, and the check that
+// the fast kernels agree with it on a random tile before a tile shape is used.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+
+#include "cuda_engine.h"
+
+namespace srgan_fast::cuda {
+namespace {
+
+// The largest tile checked at its own size; bigger shapes are checked on a smaller odd-sized tile, which runs
+// the same kernels through the same border and partial-block code paths.
+constexpr int kMaxCheckedPixels = 128 * 128;
+constexpr int kFallbackCheckHeight = 61, kFallbackCheckWidth = 67;
+
+ReferenceConvParams reference_params(const ConvLayer& layer, const float* input, float* output, const float* alpha,
+                                     const float* residual, int n, int h, int w) {
+  ReferenceConvParams p{};
+  p.input = input;
+  p.weights = layer.reference.as<float>();
+  p.bias = layer.bias.as<float>();
+  p.alpha = alpha;
+  p.residual = residual;
+  p.output = output;
+  p.batch = n;
+  p.height = h;
+  p.width = w;
+  p.cin = layer.cin;
+  p.cout = layer.cout;
+  p.ksize = layer.ksize;
+  return p;
+}
+
+// Error bounds on the unclamped output, relative to its scale. They sit well above the rounding error of
+// fp16/bf16 storage over the whole network and well below what a wrong index or fragment layout produces.
+void tolerances(Precision precision, double* max_abs, double* rms) {
+  *max_abs = precision == Precision::kFloat16 ? 0.05 : 0.2;
+  *rms = precision == Precision::kFloat16 ? 0.01 : 0.04;
+}
+
+const char* precision_name(Precision precision) { return precision == Precision::kFloat16 ? "fp16" : "bf16"; }
+
+}  // namespace
+
+std::string SelfCheckReport::describe() const {
+  char text[400];
+  std::snprintf(text, sizeof text,
+                "%dx%d random tile: max |fast - reference| %.3g (tolerance %.3g), rms %.3g (tolerance %.3g), "
+                "reference max |y| %.3g, rms %.3g",
+                height, width, max_abs_error, max_abs_tolerance, rms_error, rms_tolerance, max_abs_reference,
+                rms_reference);
+  return text;
+}
+
+// fp32 throughout: input conversion, then the torch ops one by one. Temporary buffers: this runs rarely.
+void CudaEngine::enqueue_reference(const void* input, InputKind in, float* output, int n, int h, int w,
+                                   cudaStream_t stream) const {
+  const GeneratorLayers& L = *layers_;
+  const size_t pixels = size_t(n) * h * w, c = size_t(L.channels);
+  DeviceBuffer image(pixels * 3 * sizeof(float)), skip(pixels * c * 4), a(pixels * c * 4), b(pixels * c * 4),
+      tmp(pixels * c * 4), wide1(pixels * 4 * c * 4), up1(pixels * 4 * c * 4), wide2(pixels * 16 * c * 4),
+      up2(pixels * 16 * c * 4);
+  reference_input_to_float(input, in, image.as<float>(), int64_t(pixels) * 3, stream);
+  reference_conv2d(reference_params(L.head, image.as<float>(), skip.as<float>(), L.head.alpha_or_null(), nullptr, n, h, w),
+                   stream);
+  float* current = skip.as<float>();
+  for (int i = 0; i < L.num_blocks; ++i) {
+    float* next = current == a.as<float>() ? b.as<float>() : a.as<float>();
+    const ConvLayer& conv1 = L.blocks[2 * i];
+    reference_conv2d(reference_params(conv1, current, tmp.as<float>(), conv1.alpha_or_null(), nullptr, n, h, w), stream);
+    reference_conv2d(reference_params(L.blocks[2 * i + 1], tmp.as<float>(), next, nullptr, current, n, h, w), stream);
+    current = next;
+  }
+  reference_conv2d(reference_params(L.trunk, current, tmp.as<float>(), nullptr, skip.as<float>(), n, h, w), stream);
+  reference_conv2d(reference_params(L.upsample[0], tmp.as<float>(), wide1.as<float>(), nullptr, nullptr, n, h, w), stream);
+  reference_pixel_shuffle_prelu(wide1.as<float>(), L.upsample[0].alpha_or_null(), up1.as<float>(), n, h, w, L.channels,
+                                stream);
+  reference_conv2d(reference_params(L.upsample[1], up1.as<float>(), wide2.as<float>(), nullptr, nullptr, n, 2 * h, 2 * w),
+                   stream);
+  reference_pixel_shuffle_prelu(wide2.as<float>(), L.upsample[1].alpha_or_null(), up2.as<float>(), n, 2 * h, 2 * w,
+                                L.channels, stream);
+  reference_conv2d(reference_params(L.tail, up2.as<float>(), output, nullptr, nullptr, n, 4 * h, 4 * w), stream);
+  CUDA_CHECK(cudaStreamSynchronize(stream));  // the temporaries are freed on return
+}
+
+std::vector<float> CudaEngine::run_reference(const void* tiles, int n, int h, int w, InputKind in) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  DeviceGuard guard(options_.device);
+  const size_t in_bytes = size_t(n) * h * w * 3 * element_size(in), out_count = size_t(n) * 16 * h * w * 3;
+  DeviceBuffer input = upload_to_device(tiles, in_bytes), output(out_count * sizeof(float));
+  enqueue_reference(input.get(), in, output.as<float>(), n, h, w, compute_->get());
+  std::vector<float> result(out_count);
+  CUDA_CHECK(cudaMemcpy(result.data(), output.get(), out_count * sizeof(float), cudaMemcpyDeviceToHost));
+  return result;
+}
+
+SelfCheckReport CudaEngine::self_check_locked(int h, int w) {
+  std::mt19937 generator(0x5eed + 7919 * h + w);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  std::vector<float> tile(size_t(h) * w * 3);
+  for (float& v : tile) v = uniform(generator);
+
+  // The same kernels and buffer layout as a run (launched eagerly), float32 in and unclamped float32 out.
+  auto plan = make_plan(1, h, w, InputKind::kFloat32, OutputKind::kFloat32Unclamped, /*with_staging=*/false);
+  Slot& slot = plan->slots[0];
+  CUDA_CHECK(cudaMemcpy(slot.in.get(), tile.data(), tile.size() * sizeof(float), cudaMemcpyHostToDevice));
+  enqueue_forward(*plan, slot.in.get(), slot.out.get(), compute_->get());
+  const size_t out_count = size_t(16) * h * w * 3;
+  DeviceBuffer reference(out_count * sizeof(float));
+  enqueue_reference(slot.in.get(), InputKind::kFloat32, reference.as<float>(), 1, h, w, compute_->get());
+  std::vector<float> fast(out_count), expected(out_count);
+  CUDA_CHECK(cudaMemcpy(fast.data(), slot.out.get(), out_count * sizeof(float), cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaMemcpy(expected.data(), reference.get(), out_count * sizeof(float), cudaMemcpyDeviceToHost));
+
+  SelfCheckReport report;
+  report.height = h;
+  report.width = w;
+  double sum_error = 0, sum_reference = 0;
+  bool finite = true;
+  for (size_t i = 0; i < out_count; ++i) {
+    const double error = std::fabs(double(fast[i]) - expected[i]);
+    finite = finite && std::isfinite(fast[i]);
+    report.max_abs_error = std::max(report.max_abs_error, error);
+    report.max_abs_reference = std::max(report.max_abs_reference, std::fabs(double(expected[i])));
+    sum_error += error * error;
+    sum_reference += double(expected[i]) * expected[i];
+  }
+  report.rms_error = std::sqrt(sum_error / out_count);
+  report.rms_reference = std::sqrt(sum_reference / out_count);
+  double max_abs_relative, rms_relative;
+  tolerances(precision_, &max_abs_relative, &rms_relative);
+  report.max_abs_tolerance = max_abs_relative * std::max(1.0, report.max_abs_reference);
+  report.rms_tolerance = rms_relative * std::max(0.1, report.rms_reference);
+  report.passed = finite && report.max_abs_error <= report.max_abs_tolerance && report.rms_error <= report.rms_tolerance;
+  return report;
+}
+
+SelfCheckReport CudaEngine::self_check(int h, int w) {
+  if (h <= 0 || w <= 0)
+    throw std::invalid_argument("self_check: expected a positive tile size, got " + std::to_string(h) + "x" +
+                                std::to_string(w));
+  std::lock_guard<std::mutex> lock(mutex_);
+  DeviceGuard guard(options_.device);
+  return self_check_locked(h, w);
+}
+
+void CudaEngine::ensure_checked(int h, int w) {
+  if (int64_t(h) * w > kMaxCheckedPixels) {
+    h = std::min(h, kFallbackCheckHeight);
+    w = std::min(w, kFallbackCheckWidth);
+  }
+  auto found = checks_.find({h, w});
+  if (found == checks_.end()) found = checks_.emplace(std::make_pair(h, w), self_check_locked(h, w)).first;
+  if (!found->second.passed)
+    throw std::runtime_error(std::string("CUDA engine self-check failed on ") + device_name_ + " (" +
+                             precision_name(precision_) + "): the fast kernels disagree with the fp32 reference "
+                             "kernels on a " + found->second.describe() + "; refusing to run, use another backend");
+}
+
+}  // namespace srgan_fast::cuda
