@@ -1,0 +1,125 @@
+// srgan_fast._C: only bindings. The engine is in engine/, the kernels in ops/.
+#include <pybind11/stl.h>
+
+#include "bindings_common.h"
+#include "engine/cpu_features.h"
+#include "engine/engine.h"
+
+#ifdef SRGAN_FAST_WITH_CUDA
+#include "engine/cuda/bindings_cuda.h"
+#endif
+
+namespace srgan_fast::bindings {
+
+void bind_ops(py::module_& ops);  // bindings_ops.cpp
+
+namespace {
+
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    const size_t end = s.find(',', start);
+    out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+py::dict build_info() {
+  py::dict d;
+  d["compiler"] = SRGAN_FAST_COMPILER;
+  d["build_type"] = SRGAN_FAST_BUILD_TYPE;
+  d["cpu_paths_compiled"] = split_csv(SRGAN_FAST_CPU_PATHS);
+#ifdef SRGAN_FAST_OPENMP
+  d["openmp"] = true;
+#else
+  d["openmp"] = false;
+#endif
+#ifdef SRGAN_FAST_WITH_CUDA
+  d["cuda"] = true;
+#else
+  d["cuda"] = false;
+#endif
+  d["cuda_architectures"] = split_csv(SRGAN_FAST_CUDA_ARCHS);
+  return d;
+}
+
+py::dict cpu_info() {
+  const CpuFeatures& f = cpu_features();
+  py::dict d;
+  d["avx2_fma"] = f.avx2_fma;
+  d["avx512"] = f.avx512;
+  d["avx512_bf16"] = f.avx512_bf16;
+  d["paths_fp32"] = cpu::available_paths(Precision::fp32);
+  d["paths_bf16"] = cpu::available_paths(Precision::bf16);
+  return d;
+}
+
+TensorMap tensors_from_dict(const py::dict& tensors) {
+  TensorMap map;
+  for (const auto& [key, value] : tensors) {
+    if (!py::isinstance<py::str>(key))
+      throw std::invalid_argument("weights: expected tensor names as str, got " +
+                                  py::str(py::type::of(key)).cast<std::string>());
+    const std::string name = key.cast<std::string>();
+    map[name] = tensor_from_array(value, name);
+  }
+  return map;
+}
+
+std::unique_ptr<CpuEngine> make_engine(const py::dict& tensors, int num_blocks, int channels,
+                                       const std::string& precision, int threads, const std::string& path) {
+  EngineOptions options;
+  options.precision = parse_precision(precision);
+  options.threads = threads;
+  options.path = path;
+  return std::make_unique<CpuEngine>(tensors_from_dict(tensors), num_blocks, channels, options);
+}
+
+py::array run_engine(CpuEngine& engine, const py::array& tiles) {
+  const DType dtype = image_dtype(tiles, "tiles");
+  check_nhwc(tiles, 3, "tiles");
+  const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2));
+  py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{n, 4 * h, 4 * w, 3});
+  const void* in_ptr = tiles.data();
+  void* out_ptr = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    engine.run(in_ptr, dtype, n, h, w, out_ptr);
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace srgan_fast::bindings
+
+PYBIND11_MODULE(_C, m) {
+  using namespace srgan_fast;
+  using namespace srgan_fast::bindings;
+  m.doc() = "srgan_fast native engine: the SRResNet generator in C++ (CPU; CUDA when built with it)";
+  m.def("build_info", &build_info, "How this module was built: compiler, CPU paths compiled, OpenMP, CUDA.");
+  m.def("cpu_info", &cpu_info, "This CPU's features and the kernel paths runnable at each precision.");
+
+  py::class_<CpuEngine>(m, "Engine", "The generator on CPU: run([N, h, w, 3] tiles) -> [N, 4h, 4w, 3].")
+      .def(py::init(&make_engine), py::arg("tensors"), py::arg("num_blocks"), py::arg("channels"),
+           py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
+           "tensors: name -> float32 array of the folded generator (weights.expected_tensor_shapes); "
+           "precision: 'fp32' | 'bf16'; threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | "
+           "'avx2' | 'avx512'.")
+      .def("run", &run_engine, py::arg("tiles"),
+           "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, 4h, 4w, 3] of the same dtype")
+      .def("workspace_bytes", &CpuEngine::workspace_bytes, py::arg("n"), py::arg("h"), py::arg("w"))
+      .def_property_readonly("precision", [](const CpuEngine& e) { return precision_name(e.precision()); })
+      .def_property_readonly("path", &CpuEngine::path)
+      .def_property_readonly("threads", &CpuEngine::threads)
+      .def_property_readonly("num_blocks", &CpuEngine::num_blocks)
+      .def_property_readonly("channels", &CpuEngine::channels);
+
+  py::module_ ops = m.def_submodule("ops", "Each fused op alone, for tests: NHWC float32 feature maps.");
+  bind_ops(ops);
+#ifdef SRGAN_FAST_WITH_CUDA
+  srgan_fast::bind_cuda_engine(m);
+#endif
+}

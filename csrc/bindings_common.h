@@ -1,0 +1,91 @@
+// Conversions between numpy arrays and the engine's types, shared by the binding files. Every check throws
+// std::invalid_argument (Python ValueError) saying what was received and what is accepted.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/model_weights.h"
+#include "ops/params.h"
+
+namespace srgan_fast::bindings {
+
+namespace py = pybind11;
+
+inline std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+inline std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+inline Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  throw std::invalid_argument("unknown precision '" + name + "': expected 'fp32' or 'bf16'");
+}
+
+inline std::string precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+
+inline DType image_dtype(const py::array& a, const char* what) {
+  if (py::isinstance<py::array_t<uint8_t>>(a)) return DType::u8;
+  if (py::isinstance<py::array_t<uint16_t>>(a)) return DType::u16;
+  if (py::isinstance<py::array_t<float>>(a)) return DType::f32;
+  throw std::invalid_argument(std::string(what) + ": expected dtype uint8, uint16 or float32, got " + dtype_name(a));
+}
+
+inline py::dtype numpy_dtype(DType t) {
+  switch (t) {
+    case DType::u8: return py::dtype::of<uint8_t>();
+    case DType::u16: return py::dtype::of<uint16_t>();
+    default: return py::dtype::of<float>();
+  }
+}
+
+// An [n, h, w, channels] C-contiguous array with n, h, w >= 1 (channels < 0: any).
+inline void check_nhwc(const py::array& a, int channels, const char* what) {
+  const std::string want = channels < 0 ? "[N, h, w, C]" : "[N, h, w, " + std::to_string(channels) + "]";
+  if (a.ndim() != 4 || (channels >= 0 && a.shape(3) != channels))
+    throw std::invalid_argument(std::string(what) + ": expected an NHWC array of shape " + want + ", got shape " +
+                                shape_of(a));
+  if (a.shape(0) < 1 || a.shape(1) < 1 || a.shape(2) < 1 || a.shape(3) < 1)
+    throw std::invalid_argument(std::string(what) + ": expected N, h, w >= 1, got shape " + shape_of(a));
+  if (!(a.flags() & py::array::c_style)) {
+    std::string strides;
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) strides += (i ? ", " : "") + std::to_string(a.strides(i));
+    throw std::invalid_argument(std::string(what) + ": expected a C-contiguous array (np.ascontiguousarray), got "
+                                "strides (" + strides + ")");
+  }
+  if (a.shape(1) > (1 << 20) || a.shape(2) > (1 << 20))
+    throw std::invalid_argument(std::string(what) + ": tile sides above 2^20 pixels are not supported, got shape " +
+                                shape_of(a));
+}
+
+// A float32 tensor of exactly `shape`, copied.
+inline Tensor tensor_from_array(const py::handle& obj, const std::string& name,
+                                const std::vector<int64_t>* expected_shape = nullptr) {
+  if (!py::isinstance<py::array>(obj))
+    throw std::invalid_argument("weights tensor '" + name + "': expected a numpy float32 array, got " +
+                                py::str(py::type::of(obj)).cast<std::string>());
+  const py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<float>>(a))
+    throw std::invalid_argument("weights tensor '" + name + "': expected dtype float32, got " + dtype_name(a));
+  Tensor t;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) t.shape.push_back(a.shape(i));
+  if (expected_shape && t.shape != *expected_shape) {
+    std::string want = "(";
+    for (size_t i = 0; i < expected_shape->size(); ++i) want += (i ? ", " : "") + std::to_string((*expected_shape)[i]);
+    throw std::invalid_argument("weights tensor '" + name + "': expected shape " + want +
+                                (expected_shape->size() == 1 ? ",)" : ")") + ", got " + shape_of(a));
+  }
+  const auto contiguous = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
+  t.data.assign(contiguous.data(), contiguous.data() + contiguous.size());
+  return t;
+}
+
+}  // namespace srgan_fast::bindings

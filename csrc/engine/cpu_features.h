@@ -1,0 +1,14 @@
+// What this CPU can run, detected once at run time.
+#pragma once
+
+namespace srgan_fast {
+
+struct CpuFeatures {
+  bool avx2_fma = false;     // AVX2 and FMA3
+  bool avx512 = false;       // AVX-512 F, BW, DQ, VL
+  bool avx512_bf16 = false;  // VDPBF16PS
+};
+
+const CpuFeatures& cpu_features();
+
+}  // namespace srgan_fast

@@ -1,0 +1,95 @@
+#include "ops/cpu/dispatch.h"
+
+#include <stdexcept>
+
+#include "engine/cpu_features.h"
+
+namespace srgan_fast::cpu {
+namespace {
+
+bool compiled(Path path) {
+  switch (path) {
+    case Path::reference:
+    case Path::scalar: return true;
+#ifdef SRGAN_FAST_HAVE_AVX2
+    case Path::avx2: return true;
+#endif
+#ifdef SRGAN_FAST_HAVE_AVX512
+    case Path::avx512: return true;
+#endif
+    default: return false;
+  }
+}
+
+// Why `path` cannot run here at `precision`, or "" when it can.
+std::string unavailable(Path path, Precision precision) {
+  const CpuFeatures& cpu = cpu_features();
+  if (!compiled(path)) return "this build has no " + path_name(path) + " kernels";
+  if (path == Path::avx2 && !cpu.avx2_fma) return "this CPU lacks AVX2/FMA";
+  if (path == Path::avx512 && !cpu.avx512) return "this CPU lacks AVX-512";
+  if (precision == Precision::bf16) {
+    if (path == Path::reference) return "the reference path computes in double precision only";
+    // bf16 exists to use the bf16 dot-product instructions; elsewhere it would only be slower and less exact.
+    if (path == Path::scalar || path == Path::avx2) return "bf16 runs only on the avx512 path (with AVX512_BF16)";
+    if (path == Path::avx512 && !cpu.avx512_bf16) return "this CPU lacks AVX512_BF16";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string path_name(Path path) {
+  switch (path) {
+    case Path::reference: return "reference";
+    case Path::scalar: return "scalar";
+    case Path::avx2: return "avx2";
+    case Path::avx512: return "avx512";
+  }
+  return "?";
+}
+
+std::vector<std::string> available_paths(Precision precision) {
+  std::vector<std::string> names;
+  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512})
+    if (unavailable(p, precision).empty()) names.push_back(path_name(p));
+  return names;
+}
+
+Path resolve_path(const std::string& name, Precision precision) {
+  const std::vector<std::string> names = available_paths(precision);
+  std::string listed;
+  for (const std::string& n : names) listed += (listed.empty() ? "" : ", ") + n;
+  if (name == "auto") {
+    // The reference path is always available, so "auto" finds something for fp32; bf16 needs AVX512_BF16.
+    for (Path p : {Path::avx512, Path::avx2, Path::scalar})
+      if (unavailable(p, precision).empty()) return p;
+    throw std::invalid_argument("precision 'bf16' needs the avx512 path with AVX512_BF16, which this " +
+                                std::string("machine or build lacks; use precision 'fp32'"));
+  }
+  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512}) {
+    if (path_name(p) != name) continue;
+    const std::string why = unavailable(p, precision);
+    if (!why.empty())
+      throw std::invalid_argument("cpu path '" + name + "' is unavailable: " + why + " (available here: " +
+                                  listed + ")");
+    return p;
+  }
+  throw std::invalid_argument("unknown cpu path '" + name +
+                              "': expected 'auto', 'reference', 'scalar', 'avx2' or 'avx512' (available here: " +
+                              listed + ")");
+}
+
+const CpuKernels* kernels_for(Path path) {
+  switch (path) {
+    case Path::scalar: return &kernels_scalar();
+#ifdef SRGAN_FAST_HAVE_AVX2
+    case Path::avx2: return &kernels_avx2();
+#endif
+#ifdef SRGAN_FAST_HAVE_AVX512
+    case Path::avx512: return &kernels_avx512();
+#endif
+    default: return nullptr;
+  }
+}
+
+}  // namespace srgan_fast::cpu

@@ -1,0 +1,159 @@
+// The 9x9 head (3 -> C, + bias + PReLU, reading the image dtype) and tail (C -> 3, + bias, writing the image
+// dtype), templated on the SIMD traits S of one instruction set. Both are direct convolutions: the head has
+// 3 input channels and the tail 3 outputs, too few for Winograd or a GEMM to pay off.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "ops/cpu/kernels.h"
+
+namespace srgan_fast::cpu {
+
+// One image row converted to float in [0, 1], 3 channels, with 4 zero pixels on each side.
+template <class S>
+inline void head_load_row(const HeadParams& p, int image, int y, float* dst) {
+  const int w = p.w;
+  for (int i = 0; i < (w + 8) * 3; ++i) dst[i] = 0.f;
+  if (y < 0 || y >= p.h) return;
+  const size_t offset = (size_t(image) * p.h + y) * w * 3;
+  float* row = dst + 4 * 3;
+  switch (p.dtype) {  // division, not a reciprocal multiply: the same rounding as the torch reference
+    case DType::u8: {
+      const uint8_t* src = static_cast<const uint8_t*>(p.image) + offset;
+      for (int i = 0; i < w * 3; ++i) row[i] = float(src[i]) / 255.f;
+      break;
+    }
+    case DType::u16: {
+      const uint16_t* src = static_cast<const uint16_t*>(p.image) + offset;
+      for (int i = 0; i < w * 3; ++i) row[i] = float(src[i]) / 65535.f;
+      break;
+    }
+    case DType::f32: {
+      const float* src = static_cast<const float*>(p.image) + offset;
+      for (int i = 0; i < w * 3; ++i) row[i] = src[i];
+      break;
+    }
+  }
+}
+
+// P pixels x NV channel vectors of one output row, from a strip of 9 converted rows.
+template <class S, int P, int NV>
+inline void head_pixels(const HeadParams& p, const float* strip, int strip_stride, int image, int y, int x0,
+                        int c0) {
+  using vf = typename S::vf;
+  const int C = p.out.c;
+  vf acc[P][NV];
+  for (int j = 0; j < NV; ++j) {
+    const vf b = S::load(p.bias + c0 + j * S::W);
+    for (int i = 0; i < P; ++i) acc[i][j] = b;
+  }
+  for (int ky = 0; ky < 9; ++ky) {
+    const float* src = strip + ky * strip_stride + x0 * 3;
+    for (int kx = 0; kx < 9; ++kx)
+      for (int ci = 0; ci < 3; ++ci) {
+        const float* wp = p.weight + ((ky * 9 + kx) * 3 + ci) * C + c0;
+        vf wv[NV];
+        for (int j = 0; j < NV; ++j) wv[j] = S::load(wp + j * S::W);
+        for (int i = 0; i < P; ++i) {
+          const vf a = S::set1(src[(i + kx) * 3 + ci]);
+          for (int j = 0; j < NV; ++j) acc[i][j] = S::fma(a, wv[j], acc[i][j]);
+        }
+      }
+  }
+  for (int j = 0; j < NV; ++j) {
+    const vf slope = S::load(p.alpha + c0 + j * S::W);
+    for (int i = 0; i < P; ++i) {
+      const vf v = S::prelu(acc[i][j], slope);
+      S::store(p.out.at(image, y, x0 + i) + c0 + j * S::W, v);
+      if (p.out_copy.data) S::store(p.out_copy.at(image, y, x0 + i) + c0 + j * S::W, v);
+    }
+  }
+}
+
+template <class S, int NV>
+void head_rows(const HeadParams& p, const ExecContext& ctx) {
+  const int strip_stride = (p.w + 8) * 3;
+  const int64_t rows = int64_t(p.n) * p.h;
+  constexpr int P = S::kHeadPixels;
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int image = int(r / p.h), y = int(r % p.h);
+    float* strip = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
+    // The conversion is fused here: each output row converts the 9 input rows it reads.
+    for (int ky = 0; ky < 9; ++ky) head_load_row<S>(p, image, y + ky - 4, strip + ky * strip_stride);
+    for (int c0 = 0; c0 < p.out.c; c0 += NV * S::W) {
+      int x = 0;
+      for (; x + P <= p.w; x += P) head_pixels<S, P, NV>(p, strip, strip_stride, image, y, x, c0);
+      for (; x < p.w; ++x) head_pixels<S, 1, NV>(p, strip, strip_stride, image, y, x, c0);
+    }
+  }
+}
+
+template <class S>
+void head(const HeadParams& p, const ExecContext& ctx) {
+  const int vecs = p.out.c / S::W;
+  if (vecs % 4 == 0) head_rows<S, 4>(p, ctx);
+  else if (vecs % 2 == 0) head_rows<S, 2>(p, ctx);
+  else head_rows<S, 1>(p, ctx);
+}
+
+template <class S, class T>
+inline T to_image_value(float v, float scale) {  // clamp to [0, 1], scale, round half to even
+  v = v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
+  if constexpr (sizeof(T) == 4) return v;
+  else return T(std::nearbyint(v * scale));
+}
+
+// P pixels of one output row: 3 outputs each, accumulated over channels in vectors and reduced at the end.
+template <class S, int P, class T>
+inline void tail_pixels(const TailParams& p, int image, int y, int x0, T* out) {
+  using vf = typename S::vf;
+  const int C = p.in.c;
+  vf acc[P][3];
+  for (int i = 0; i < P; ++i) acc[i][0] = acc[i][1] = acc[i][2] = S::zero();
+  for (int ky = 0; ky < 9; ++ky) {
+    const float* src_row = p.in.at(image, y + ky - 4, x0 - 4);
+    for (int kx = 0; kx < 9; ++kx) {
+      const float* wp = p.weight + (ky * 9 + kx) * 3 * C;
+      const float* src = src_row + kx * C;
+      for (int c = 0; c < C; c += S::W) {
+        const vf w0 = S::load(wp + c), w1 = S::load(wp + C + c), w2 = S::load(wp + 2 * C + c);
+        for (int i = 0; i < P; ++i) {
+          const vf x = S::load(src + i * C + c);
+          acc[i][0] = S::fma(x, w0, acc[i][0]);
+          acc[i][1] = S::fma(x, w1, acc[i][1]);
+          acc[i][2] = S::fma(x, w2, acc[i][2]);
+        }
+      }
+    }
+  }
+  const float scale = full_scale(p.dtype);
+  for (int i = 0; i < P; ++i)
+    for (int k = 0; k < 3; ++k) out[(x0 + i) * 3 + k] = to_image_value<S, T>(S::hsum(acc[i][k]) + p.bias[k], scale);
+}
+
+template <class S, class T>
+void tail_typed(const TailParams& p, const ExecContext& ctx) {
+  const int64_t rows = int64_t(p.in.n) * p.in.h;
+  constexpr int P = S::kTailPixels;
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int image = int(r / p.in.h), y = int(r % p.in.h);
+    T* out = static_cast<T*>(p.out) + r * p.in.w * 3;
+    int x = 0;
+    for (; x + P <= p.in.w; x += P) tail_pixels<S, P, T>(p, image, y, x, out);
+    for (; x < p.in.w; ++x) tail_pixels<S, 1, T>(p, image, y, x, out);
+  }
+}
+
+template <class S>
+void tail(const TailParams& p, const ExecContext& ctx) {
+  switch (p.dtype) {
+    case DType::u8: tail_typed<S, uint8_t>(p, ctx); break;
+    case DType::u16: tail_typed<S, uint16_t>(p, ctx); break;
+    case DType::f32: tail_typed<S, float>(p, ctx); break;
+  }
+}
+
+}  // namespace srgan_fast::cpu

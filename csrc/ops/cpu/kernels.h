@@ -1,0 +1,51 @@
+// The CPU kernel table: one instance per instruction set (kernels_<isa>.cpp), chosen at run time.
+#pragma once
+
+#include <cstddef>
+
+#include "ops/params.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace srgan_fast::cpu {
+
+// Winograd tiles transformed and multiplied together: enough rows to amortise streaming the weights of a
+// position, few enough that a block's transformed inputs and products stay in L2. A multiple of every
+// micro-kernel's row count (6, 4, 3).
+constexpr int kTileBlock = 24;
+// Output channels per pass over a tile block: the upsampler's 4C outputs go in C-wide chunks.
+inline int cout_chunk(int cout) { return cout % 64 == 0 ? 64 : cout; }
+
+// Floats of scratch one thread needs for each op (the engine allocates the maximum once).
+inline size_t conv3x3_scratch_floats(int cin, int cout) {
+  return size_t(36) * kTileBlock * (cin + cout_chunk(cout)) + 64;
+}
+inline size_t head_scratch_floats(int w) { return size_t(9) * (w + 8) * 3 + 64; }
+
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+struct CpuKernels {
+  const char* name;
+  void (*head)(const HeadParams&, const ExecContext&);
+  void (*conv3x3)(const Conv3x3Params&, const ExecContext&);       // fp32 Winograd F(4x4, 3x3)
+  void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&);  // bf16 products; null without AVX512_BF16
+  void (*tail)(const TailParams&, const ExecContext&);
+};
+
+const CpuKernels& kernels_scalar();
+#ifdef SRGAN_FAST_HAVE_AVX2
+const CpuKernels& kernels_avx2();
+#endif
+#ifdef SRGAN_FAST_HAVE_AVX512
+const CpuKernels& kernels_avx512();
+#endif
+
+}  // namespace srgan_fast::cpu

@@ -1,0 +1,16 @@
+// The scalar kernel table: the templates of winograd_kernels.h and head_tail_kernels.h instantiated with
+// this instruction set's SIMD traits (this file alone is compiled with its -m flags; see CMakeLists.txt).
+#include "ops/cpu/simd_portable.h"
+#include "ops/cpu/head_tail_kernels.h"
+#include "ops/cpu/winograd_kernels.h"
+
+namespace srgan_fast::cpu {
+
+const CpuKernels& kernels_scalar() {
+  using Simd = portable::Simd;
+  static const CpuKernels table{"scalar", &head<Simd>, &conv3x3_winograd<Simd, float>,
+                                nullptr, &tail<Simd>};
+  return table;
+}
+
+}  // namespace srgan_fast::cpu

@@ -1,0 +1,51 @@
+// AVX-512F (+ AVX512_BF16 dot products): 16 floats per vector, 32 registers.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace srgan_fast::cpu::avx512 {
+
+struct Simd {
+  static constexpr int W = 16;
+  static constexpr int kGemmRows = 6, kGemmVecs = 4;  // 24 accumulators + 4 weights + broadcasts of 32 zmm
+  static constexpr int kHeadPixels = 6, kTailPixels = 8;
+  using vf = __m512;
+  using vpairs = __m512i;  // 16 pairs of bf16 (two input channels per 32-bit lane)
+
+  static vf load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, vf a) { _mm512_storeu_ps(p, a); }
+  static vf set1(float x) { return _mm512_set1_ps(x); }
+  static vf zero() { return _mm512_setzero_ps(); }
+  static vf add(vf a, vf b) { return _mm512_add_ps(a, b); }
+  static vf sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+  static vf mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+  static vf fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+  static vf prelu(vf x, vf slope) {
+    return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, slope);
+  }
+  static float hsum(vf a) { return _mm512_reduce_add_ps(a); }
+
+  // bf16: round 16 floats to nearest even and store them as 16 bf16.
+  static void store_bf16(uint16_t* p, vf a) {
+    const __m256bh r = _mm512_cvtneps_pbh(a);
+    std::memcpy(p, &r, sizeof(r));
+  }
+  static vpairs load_pairs(const uint16_t* p) { return _mm512_loadu_si512(p); }
+  static vpairs set1_pair(const uint16_t* p) {
+    int32_t bits;
+    std::memcpy(&bits, p, 4);
+    return _mm512_set1_epi32(bits);
+  }
+  // acc[i] += a[2i] * b[2i] + a[2i+1] * b[2i+1], products of bf16 accumulated in fp32.
+  static vf dot_bf16(vf acc, vpairs a, vpairs b) {
+    __m512bh abh, bbh;
+    std::memcpy(&abh, &a, 64);
+    std::memcpy(&bbh, &b, 64);
+    return _mm512_dpbf16_ps(acc, abh, bbh);
+  }
+};
+
+}  // namespace srgan_fast::cpu::avx512

@@ -1,0 +1,73 @@
+// Feature maps between layers: NHWC float32 with a zero halo around every image, so that convolutions read
+// their padding from memory instead of testing borders in the inner loops.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace srgan_fast {
+
+// Every buffer carries this many zero pixels on each side: the 9x9 tail needs 4, and the 4x4-output Winograd
+// tiles read up to 1 + 3 pixels past the bottom/right edge of an image whose size is not a multiple of 4.
+constexpr int kHalo = 4;
+// Channel counts are padded to this (the widest SIMD vector, in floats); the padding channels hold zeros.
+constexpr int kChannelAlign = 16;
+
+inline int round_up(int x, int multiple) { return (x + multiple - 1) / multiple * multiple; }
+
+// A view of one [n, h, w, c] feature map (c = channel stride, a multiple of kChannelAlign).
+struct FeatureMap {
+  float* data = nullptr;      // pixel (0, 0) of image 0; rows/columns -kHalo .. h-1+kHalo are addressable
+  int n = 0, h = 0, w = 0, c = 0;
+  int64_t row_stride = 0;     // floats from one row to the next: (w + 2 * kHalo) * c
+  int64_t image_stride = 0;   // floats from one image to the next: (h + 2 * kHalo) * row_stride
+
+  float* at(int image, int y, int x) const { return data + image * image_stride + y * row_stride + int64_t(x) * c; }
+};
+
+// 64-byte aligned float storage, zero-initialised; owns the memory behind FeatureMaps and scratch.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  ~AlignedBuffer() { std::free(data_); }
+
+  // Grows (never shrinks) to hold `count` floats and zeroes them.
+  void reset_zero(size_t count) {
+    if (count > size_) {
+      std::free(data_);
+      data_ = nullptr, size_ = 0;
+      const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (data_ == nullptr) throw std::bad_alloc();
+      size_ = count;
+    }
+    if (count) std::memset(data_, 0, count * sizeof(float));
+  }
+  float* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  float* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+inline size_t feature_map_floats(int n, int h, int w, int c) {
+  return size_t(n) * (h + 2 * kHalo) * (w + 2 * kHalo) * c;
+}
+
+// The view of a buffer laid out for [n, h, w, c] with halos (the buffer must hold feature_map_floats()).
+inline FeatureMap make_feature_map(float* base, int n, int h, int w, int c) {
+  FeatureMap f;
+  f.n = n, f.h = h, f.w = w, f.c = c;
+  f.row_stride = int64_t(w + 2 * kHalo) * c;
+  f.image_stride = int64_t(h + 2 * kHalo) * f.row_stride;
+  f.data = base + kHalo * f.row_stride + int64_t(kHalo) * c;
+  return f;
+}
+
+}  // namespace srgan_fast

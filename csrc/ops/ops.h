@@ -1,0 +1,79 @@
+// The fused ops of the generator, each holding its weights twice: as given (torch layout, for the reference
+// path) and packed for the fast kernels. run() takes the kernel table of a path, or null for the reference.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "ops/cpu/kernels.h"
+#include "ops/cpu/reference.h"
+#include "ops/packing.h"
+
+namespace srgan_fast {
+
+// One conv's parameters in torch layout, plus its PReLU slopes if it has one (else empty).
+struct ConvTensors {
+  int cout = 0, cin = 0, k = 0;
+  std::vector<float> weight;  // [cout][cin][k][k]
+  std::vector<float> bias;    // [cout]
+  std::vector<float> alpha;   // [cout], [cout / 4] after a pixel shuffle, or empty
+  reference::RawConv raw() const { return {weight.data(), bias.data(), cout, cin, k}; }
+};
+
+// head: 9x9 conv 3 -> C + bias + PReLU, with the image -> float conversion fused in.
+class HeadOp {
+ public:
+  explicit HeadOp(ConvTensors t);
+  int out_channels() const { return packed_.c; }
+  void run(const cpu::CpuKernels* kernels, const void* image, DType dtype, int n, int h, int w,
+           const FeatureMap& out, const FeatureMap& out_copy, const ExecContext& ctx) const;
+
+ private:
+  ConvTensors t_;
+  HeadWeights packed_;
+};
+
+// A 3x3 conv with its epilogue (see Epilogue); with bias_add_skip, out may alias skip (updated in place).
+class Conv3x3Op {
+ public:
+  Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16);
+  int in_channels() const { return packed_.cin; }
+  int out_channels() const { return packed_.cout; }
+  void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in, const FeatureMap& skip,
+           const FeatureMap& out, const ExecContext& ctx) const;
+
+ private:
+  ConvTensors t_;
+  Epilogue epilogue_;
+  Conv3x3Weights packed_;
+};
+
+// The residual block, x <- x + bias2 + conv2(prelu(conv1(x) + bias1)), updating x in place through tmp.
+class ResidualBlockOp {
+ public:
+  ResidualBlockOp(ConvTensors conv1, ConvTensors conv2, bool with_bf16)
+      : conv1_(std::move(conv1), Epilogue::bias_prelu, with_bf16),
+        conv2_(std::move(conv2), Epilogue::bias_add_skip, with_bf16) {}
+  void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& x, const FeatureMap& tmp,
+           const ExecContext& ctx) const {
+    conv1_.run(kernels, precision, x, FeatureMap{}, tmp, ctx);
+    conv2_.run(kernels, precision, tmp, x, x, ctx);
+  }
+
+ private:
+  Conv3x3Op conv1_, conv2_;
+};
+
+// tail: 9x9 conv C -> 3 + bias, then clamp, scale, round and store in the image dtype.
+class TailOp {
+ public:
+  explicit TailOp(ConvTensors t);
+  void run(const cpu::CpuKernels* kernels, const FeatureMap& in, void* out, DType dtype,
+           const ExecContext& ctx) const;
+
+ private:
+  ConvTensors t_;
+  TailWeights packed_;
+};
+
+}  // namespace srgan_fast

@@ -1,0 +1,99 @@
+#include "ops/packing.h"
+
+namespace srgan_fast {
+namespace {
+
+// Winograd F(4x4, 3x3) weight transform G (6x3) with interpolation points 0, +-1, +-2 and infinity
+// (Lavin & Gray, 2016). Computed in double: the transformed weights are rounded once, to float or bf16.
+constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
+                             {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                             {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                             {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                             {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                             {0, 0, 1}};
+
+void winograd_weight(const float* g /*[3][3]*/, double out[36]) {
+  double t[6][3];  // G g
+  for (int i = 0; i < 6; ++i)
+    for (int j = 0; j < 3; ++j) t[i][j] = kG[i][0] * g[0 * 3 + j] + kG[i][1] * g[1 * 3 + j] + kG[i][2] * g[2 * 3 + j];
+  for (int i = 0; i < 6; ++i)  // (G g) G^T
+    for (int j = 0; j < 6; ++j) out[i * 6 + j] = t[i][0] * kG[j][0] + t[i][1] * kG[j][1] + t[i][2] * kG[j][2];
+}
+
+}  // namespace
+
+PackedConv3x3 Conv3x3Weights::view() const {
+  PackedConv3x3 p;
+  p.cin = cin, p.cout = cout;
+  p.u = u.data();
+  p.u_bf16 = u_bf16.empty() ? nullptr : u_bf16.data();
+  p.bias = bias.data();
+  p.alpha = alpha.empty() ? nullptr : alpha.data();
+  return p;
+}
+
+Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float* alpha, int cout_t, int cin_t,
+                            bool shuffle, bool with_bf16) {
+  Conv3x3Weights r;
+  r.cin = round_up(cin_t, kChannelAlign);
+  const int groups = shuffle ? 4 : 1;              // sub-pixel positions
+  const int group_t = cout_t / groups;             // torch channels per group (= cin_t for the upsampler)
+  const int group_p = round_up(group_t, kChannelAlign);
+  r.cout = groups * group_p;
+  // Torch output channel of the upsampler conv for shuffled channel c at sub-pixel s: c * 4 + s.
+  auto packed_index = [&](int co_t) { return shuffle ? (co_t % 4) * group_p + co_t / 4 : co_t; };
+  r.u.assign(size_t(36) * r.cin * r.cout, 0.f);
+  r.bias.assign(r.cout, 0.f);
+  double transformed[36];
+  for (int co_t = 0; co_t < cout_t; ++co_t) {
+    const int co = packed_index(co_t);
+    r.bias[co] = bias[co_t];
+    for (int ci = 0; ci < cin_t; ++ci) {
+      winograd_weight(weight + (size_t(co_t) * cin_t + ci) * 9, transformed);
+      for (int pos = 0; pos < 36; ++pos) r.u[(size_t(pos) * r.cin + ci) * r.cout + co] = float(transformed[pos]);
+    }
+  }
+  if (alpha) {
+    const int slopes = shuffle ? group_p : r.cout;
+    r.alpha.assign(slopes, 0.f);
+    for (int c = 0; c < (shuffle ? group_t : cout_t); ++c) r.alpha[c] = alpha[c];
+  }
+  if (with_bf16) {
+    r.u_bf16.assign(r.u.size(), 0);
+    for (int pos = 0; pos < 36; ++pos)
+      for (int ci = 0; ci < r.cin; ++ci)
+        for (int co = 0; co < r.cout; ++co)
+          r.u_bf16[((size_t(pos) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] =
+              float_to_bf16(r.u[(size_t(pos) * r.cin + ci) * r.cout + co]);
+  }
+  return r;
+}
+
+HeadWeights pack_head(const float* weight, const float* bias, const float* alpha, int c_t) {
+  HeadWeights r;
+  r.c = round_up(c_t, kChannelAlign);
+  r.weight.assign(size_t(81) * 3 * r.c, 0.f);
+  r.bias.assign(r.c, 0.f);
+  r.alpha.assign(r.c, 0.f);
+  for (int co = 0; co < c_t; ++co) {
+    r.bias[co] = bias[co];
+    r.alpha[co] = alpha[co];
+    for (int ci = 0; ci < 3; ++ci)
+      for (int k = 0; k < 81; ++k) r.weight[(size_t(k) * 3 + ci) * r.c + co] = weight[(size_t(co) * 3 + ci) * 81 + k];
+  }
+  return r;
+}
+
+TailWeights pack_tail(const float* weight, const float* bias, int c_t) {
+  TailWeights r;
+  r.c = round_up(c_t, kChannelAlign);
+  r.weight.assign(size_t(81) * 3 * r.c, 0.f);
+  for (int co = 0; co < 3; ++co) {
+    r.bias[co] = bias[co];
+    for (int ci = 0; ci < c_t; ++ci)
+      for (int k = 0; k < 81; ++k) r.weight[(size_t(k) * 3 + co) * r.c + ci] = weight[(size_t(co) * c_t + ci) * 81 + k];
+  }
+  return r;
+}
+
+}  // namespace srgan_fast

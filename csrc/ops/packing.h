@@ -1,0 +1,45 @@
+// Packing torch-layout weights ([out, in, kh, kw] float32) once into the layouts the CPU kernels read.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "ops/params.h"
+
+namespace srgan_fast {
+
+inline uint16_t float_to_bf16(float x) {  // round to nearest even, as VCVTNEPS2BF16 does
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return uint16_t(bits >> 16);
+}
+
+// A 3x3 conv in the Winograd domain. `shuffle`: the upsampler's conv (cout = 4 * cin in torch), whose
+// output channels are reordered sub-pixel major and whose PReLU has one slope per shuffled channel.
+struct Conv3x3Weights {
+  int cin = 0, cout = 0;  // padded
+  std::vector<float> u, bias, alpha;
+  std::vector<uint16_t> u_bf16;
+  PackedConv3x3 view() const;
+};
+Conv3x3Weights pack_conv3x3(const float* weight,  // [cout_t][cin_t][3][3]
+                            const float* bias,    // [cout_t]
+                            const float* alpha,   // [cout_t] (bias_prelu), [cin_t] (shuffle) or null
+                            int cout_t, int cin_t, bool shuffle, bool with_bf16);
+
+struct HeadWeights {
+  int c = 0;  // padded output channels
+  std::vector<float> weight, bias, alpha;  // [9][9][3][c], [c], [c]
+};
+HeadWeights pack_head(const float* weight /*[c_t][3][9][9]*/, const float* bias, const float* alpha, int c_t);
+
+struct TailWeights {
+  int c = 0;  // padded input channels
+  std::vector<float> weight;  // [9][9][3][c]
+  float bias[3] = {0, 0, 0};
+};
+TailWeights pack_tail(const float* weight /*[3][c_t][9][9]*/, const float* bias, int c_t);
+
+}  // namespace srgan_fast

@@ -1,0 +1,69 @@
+// Plain parameter structs for the fused ops: pointers, sizes and strides only, shared by every kernel path.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/feature_map.h"
+
+namespace srgan_fast {
+
+enum class DType { u8, u16, f32 };  // image element types at the engine's boundary
+enum class Precision { fp32, bf16 };
+
+// The full-scale value that maps to 1.0 (uint8: 255, uint16: 65535, float32: 1).
+inline float full_scale(DType t) { return t == DType::u8 ? 255.f : t == DType::u16 ? 65535.f : 1.f; }
+
+// What a 3x3 convolution does with its result before storing it.
+enum class Epilogue {
+  bias_prelu,          // out = prelu(conv(in) + bias)                        first conv of a residual block
+  bias_add_skip,       // out = conv(in) + bias + skip  (skip may alias out)    second conv, trunk conv
+  bias_shuffle_prelu,  // out[2y+i, 2x+j, c] = prelu(conv(in)[y, x, (2i+j)*C + c] + bias)   upsampler
+};
+
+// Winograd F(4x4, 3x3) weights, transformed and packed once. Output channels of the upsampler are reordered
+// sub-pixel major ((2i+j)*cin + c) so that each sub-pixel's channels are contiguous in the store.
+struct PackedConv3x3 {
+  int cin = 0, cout = 0;               // padded channel counts (multiples of kChannelAlign)
+  const float* u = nullptr;            // [36][cin][cout]          fp32 Winograd-domain weights
+  const uint16_t* u_bf16 = nullptr;    // [36][cin/2][cout][2]     bf16 pairs of input channels (or null)
+  const float* bias = nullptr;         // [cout]
+  const float* alpha = nullptr;        // PReLU slopes: [cout], or [cout/4] for the shuffle epilogue
+};
+
+// Head: 9x9 conv 3 -> C on the raw image + bias + PReLU, reading the image dtype directly.
+struct HeadParams {
+  const void* image = nullptr;  // [n, h, w, 3] C-contiguous, u8/u16/f32
+  DType dtype = DType::f32;
+  int n = 0, h = 0, w = 0;
+  const float* weight = nullptr;  // [9][9][3][out.c]
+  const float* bias = nullptr;    // [out.c]
+  const float* alpha = nullptr;   // [out.c]
+  FeatureMap out;                 // [n, h, w, C]
+  FeatureMap out_copy;            // optional second destination (data == nullptr: none): the trunk's skip
+};
+
+struct Conv3x3Params {
+  FeatureMap in;    // [n, h, w, cin]
+  FeatureMap out;   // [n, h, w, cout]  (shuffle: [n, 2h, 2w, cout/4])
+  FeatureMap skip;  // bias_add_skip only: same geometry as out
+  const PackedConv3x3* weights = nullptr;
+  Epilogue epilogue = Epilogue::bias_prelu;
+};
+
+// Tail: 9x9 conv C -> 3 + bias, then scale to the dtype's range, round, clamp and store.
+struct TailParams {
+  FeatureMap in;                  // [n, h, w, C]
+  const float* weight = nullptr;  // [9][9][3][in.c]
+  float bias[3] = {0, 0, 0};
+  void* out = nullptr;            // [n, h, w, 3] C-contiguous
+  DType dtype = DType::f32;
+};
+
+// Per-call execution settings shared by the kernels.
+struct ExecContext {
+  int threads = 1;
+  float* scratch = nullptr;       // threads * scratch_floats_per_thread floats, 64-byte aligned
+  size_t scratch_floats_per_thread = 0;
+};
+
+}  // namespace srgan_fast
