@@ -59,7 +59,9 @@ class FrameDecoder:
     def __init__(self, source: Source, *, start_frame: int, end_frame: int | None, work_dtype: type,
                  on_corrupt: str, emit: Callable[[object], bool]):
         self.source, self.start_frame, self.end_frame = source, start_frame, end_frame
-        self.rgb_format = "rgb24" if work_dtype == np.uint8 else "rgb48le"
+        # 16-bit work reads through planar gbrp16le: FFmpeg 8's swscale garbles 4:2:0 -> packed rgb48le at odd
+        # widths, and the planar path upsamples chroma more accurately (to_ndarray returns it as H×W×RGB).
+        self.rgb_format = "rgb24" if work_dtype == np.uint8 else "gbrp16le"
         self.on_corrupt, self.emit = on_corrupt, emit
         self.stats = DecodeStats(packets_copied={s.index: 0 for s in source.copied})
         self.time_base = source.video.time_base

@@ -1,0 +1,144 @@
+"""upscale_video on small generated videos: frames, timestamps, rate, rotation, colour tags, copied audio/subtitles."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from srgan_fast.video import upscale_video  # noqa: E402
+from srgan_fast.video.synthetic import BT709_TV, NearestUpscaler, write_test_video  # noqa: E402
+
+VFR_PTS = [0, 40, 100, 120, 200, 330]  # ms: irregular gaps, as a phone or screen recording has
+
+
+def video_frames(path):
+    """[(pts, time_base, frame)] of the first video stream, decoded."""
+    with av.open(str(path)) as container:
+        return [(f.pts, f.time_base, f) for f in container.decode(video=0)]
+
+
+def packets(path, kind):
+    """The non-empty packets of every stream of ``kind`` as (stream index, pts, bytes), demuxed in order."""
+    with av.open(str(path)) as container:
+        return [(p.stream.index, p.pts, bytes(p)) for p in container.demux() if p.size and p.stream.type == kind]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_faithful_output(tmp_path, suffix):
+    src = write_test_video(tmp_path / f"in{suffix}", width=18, height=14, pts=VFR_PTS, audio=True,
+                           subtitles=True, rotation=90, color=BT709_TV)
+    dst = tmp_path / f"out{suffix}"
+    result = upscale_video(src.path, dst, upscaler=NearestUpscaler(), progress=False)
+
+    before, after = video_frames(src.path), video_frames(dst)
+    assert result.frames == len(after) == len(before) == len(VFR_PTS)
+    assert result.size == (72, 56) and all((f.width, f.height) == (72, 56) for _, _, f in after)
+    # Timestamps survive exactly (VFR kept), in the container's own time base.
+    assert [(pts, tb) for pts, tb, _ in after] == [(pts, tb) for pts, tb, _ in before]
+    assert [float(pts * tb) for pts, tb, _ in after] == pytest.approx([t / 1000 for t in VFR_PTS])
+    for _, _, frame in after:
+        assert frame.rotation == 90
+        assert (frame.color_range, frame.color_primaries, frame.color_trc, frame.colorspace) == (1, 1, 1, 1)
+    # Audio and subtitle packets are copied byte for byte, at the same times.
+    for kind in ("audio", "subtitle"):
+        source_packets = packets(src.path, kind)
+        assert source_packets and packets(dst, kind) == source_packets
+    assert len(packets(src.path, "audio")) >= 3 and result.copied == [
+        "#1 audio (aac)", f"#2 subtitle ({'mov_text' if suffix == '.mp4' else 'srt'})"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_constant_frame_rate_and_stream_tags_kept(tmp_path):
+    src = write_test_video(tmp_path / "in.mp4", pts=[i * 1001 for i in range(6)], time_base=Fraction(1, 30000),
+                           rate=Fraction(30000, 1001), color={"color_range": 2, "color_primaries": 9,
+                                                              "color_trc": 14, "colorspace": 9}, pix_fmt="yuv420p")
+    dst = tmp_path / "out.mp4"
+    upscale_video(src.path, dst, upscaler=NearestUpscaler(), progress=False)
+    with av.open(src.path) as a, av.open(str(dst)) as b:
+        sa, sb = a.streams.video[0], b.streams.video[0]
+        assert sb.average_rate == sa.average_rate == Fraction(30000, 1001)
+        assert sb.frames == sa.frames == 6
+        ca, cb = sa.codec_context, sb.codec_context
+        # Full range, BT.2020 primaries and matrix, BT.2020 10-bit transfer: all carried into the bitstream.
+        assert (cb.color_range, cb.color_primaries, cb.color_trc, cb.colorspace) == (2, 9, 14, 9)
+        assert (cb.color_range, cb.color_primaries, cb.color_trc, cb.colorspace) == (
+            ca.color_range, ca.color_primaries, ca.color_trc, ca.colorspace)
+
+
+@pytest.mark.parametrize("color", [BT709_TV, {"color_range": 2, "colorspace": 5}, {}])
+def test_pixels_converted_with_the_input_matrix(tmp_path, color):
+    """Lossless in and out: the output pixels are the input's 4×4-repeated, up to YUV<->RGB rounding."""
+    src = write_test_video(tmp_path / "in.mkv", width=17, height=13, codec="ffv1", pix_fmt="yuv444p", color=color)
+    dst = tmp_path / "out.mkv"
+    upscale_video(src.path, dst, upscaler=NearestUpscaler(), codec="ffv1", progress=False)
+    for (_, _, low), (_, _, high) in zip(video_frames(src.path), video_frames(dst), strict=True):
+        assert high.format.name == "yuv444p" and (high.width, high.height) == (68, 52)
+        expected = np.repeat(np.repeat(low.to_ndarray(format="rgb24"), 4, 0), 4, 1).astype(int)
+        # RGB -> YUV 8-bit rounding twice: a few levels at most; a wrong matrix or range moves colours by 10+.
+        assert np.abs(high.to_ndarray(format="rgb24").astype(int) - expected).max() <= 4
+
+
+def test_frame_range_trims_and_rebases_every_stream(tmp_path):
+    pts = [i * 40 for i in range(10)]
+    src = write_test_video(tmp_path / "in.mkv", pts=pts, audio=True)
+    dst = tmp_path / "out.mkv"
+    result = upscale_video(src.path, dst, upscaler=NearestUpscaler(), start_frame=3, end_frame=7, progress=False)
+    after = video_frames(dst)
+    assert result.frames == len(after) == 4
+    assert [pts for pts, _, _ in after] == [0, 40, 80, 120]  # frames 3..6 moved to start at 0
+    source_audio = {data: pts for _, pts, data in packets(src.path, "audio")}
+    kept = packets(dst, "audio")
+    assert kept and len(kept) < len(source_audio)
+    for _, pts, data in kept:
+        # Each kept packet is a source packet, moved by frame 3's time (120 ms), overlapping 120..280 ms.
+        assert source_audio[data] - 120 == pts and -130 < pts < 160
+
+
+def test_ten_bit_output_and_odd_size(tmp_path):
+    src = write_test_video(tmp_path / "in.mkv", width=17, height=13, codec="ffv1", pix_fmt="yuv420p")
+    dst = tmp_path / "out.mp4"
+    result = upscale_video(src.path, dst, upscaler=NearestUpscaler(), pix_fmt="yuv420p10le", crf=10, progress=False)
+    frames = video_frames(dst)
+    assert result.pix_fmt == "yuv420p10le" and len(frames) == 5
+    assert all(f.format.name == "yuv420p10le" and (f.width, f.height) == (68, 52) for _, _, f in frames)
+    # The 16-bit work path keeps the picture: 4:2:0 chroma twice and x264 at crf 10 cost about a level of 8 bits
+    # on average; a wrong conversion (swscale garbles odd-width 4:2:0 -> rgb48le) is off by tens of levels.
+    for (_, _, low), (_, _, high) in zip(video_frames(src.path), frames, strict=True):
+        expected = np.repeat(np.repeat(low.to_ndarray(format="gbrp16le"), 4, 0), 4, 1).astype(int)
+        error = np.abs(high.to_ndarray(format="gbrp16le").astype(int) - expected) / 257
+        assert error.mean() < 3 and np.percentile(error, 99) < 20
+
+
+@pytest.mark.parametrize("codec", ["h265", "av1", "ffv1"])
+def test_other_codecs(tmp_path, codec):
+    src = write_test_video(tmp_path / "in.mp4", pts=[0, 40, 80])
+    dst = tmp_path / ("out.mkv" if codec == "ffv1" else "out.mp4")
+    result = upscale_video(src.path, dst, upscaler=NearestUpscaler(), codec=codec, progress=False)
+    frames = video_frames(dst)
+    assert len(frames) == result.frames == 3
+    assert [p * tb for p, tb, _ in frames] == [p * tb for p, tb, _ in video_frames(src.path)]
+    with av.open(str(dst)) as container:
+        assert container.streams.video[0].codec_context.codec.id == av.Codec(result.codec, "w").id
+
+
+def test_real_upscaler_torch_backend(tmp_path, small_weights):
+    from srgan_fast.api import Upscaler
+    from srgan_fast.weights import save_weights
+
+    weights = tmp_path / "tiny.safetensors"
+    save_weights(weights, small_weights.tensors, small_weights.metadata)
+    src = write_test_video(tmp_path / "in.mkv", width=12, height=10, codec="ffv1", pix_fmt="yuv444p",
+                           pts=[0, 40, 90], audio=True)
+    dst = tmp_path / "out.mkv"
+    result = upscale_video(src.path, dst, model=str(weights), backend="torch", device="cpu", codec="ffv1",
+                           pix_fmt="yuv444p", batch_size=2, progress=False)
+    upscaler = Upscaler(str(weights), backend="torch", device="cpu")
+    after = video_frames(dst)
+    assert result.frames == len(after) == 3 and [p for p, _, _ in after] == [0, 40, 90]
+    assert packets(dst, "audio") == packets(src.path, "audio")
+    for (_, _, low), (_, _, high) in zip(video_frames(src.path), after):
+        expected = upscaler.upscale(low.to_ndarray(format="rgb24")).astype(int)
+        assert np.abs(high.to_ndarray(format="rgb24").astype(int) - expected).max() <= 4
