@@ -1,0 +1,158 @@
+"""Backend "cuda": the native engine's own tensor-core kernels (csrc/ops/cuda, csrc/engine/cuda), fp16/bf16.
+
+Host tiles (NumPy) go through pinned staging with copies overlapped with compute; device tiles (anything with
+``__cuda_array_interface__`` or ``__dlpack__``, e.g. a torch CUDA tensor) are read and written on the GPU
+without a round trip through the host, and the result comes back as the same kind of array.
+
+Before a tile shape is used the engine compares its fast kernels with its fp32 reference kernels on a random
+tile and refuses, with the measured errors in the message, if they disagree; construction runs that check
+once so that ``auto`` can fall back to another backend.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
+from srgan_fast.weights import GeneratorWeights
+
+_DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16", np.dtype(np.float32): "float32"}
+# __cuda_array_interface__ typestr (byte order '<' or '|') -> dtype name the engine takes.
+_TYPESTRS = {"u1": "uint8", "u2": "uint16", "f4": "float32"}
+# The construction-time self-check tile: odd sizes, so partial thread blocks and all four borders are covered.
+_CHECK_TILE = (21, 27)
+
+
+def _native_module():
+    from srgan_fast import _C
+
+    return _C
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> str | None:
+    """None when the extension has CUDA and sees a GPU, else why not (cached: the answer cannot change)."""
+    try:
+        _C = _native_module()
+    except ImportError as exc:
+        return f"srgan_fast._C is not built ({exc})"
+    if not hasattr(_C, "CudaEngine"):
+        return ("srgan_fast._C was built without CUDA (rebuild with nvcc on PATH, e.g. "
+                "SRGAN_FAST_CUDA=ON pip install -e . --no-build-isolation)")
+    try:
+        count = _C.cuda_device_count()
+    except RuntimeError as exc:
+        return f"no usable CUDA driver: {exc}"
+    if count == 0:
+        return "no CUDA GPU found"
+    return None
+
+
+def _device_index(device: str) -> int:
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"the cuda backend runs on 'cuda' or 'cuda:N', got device {device!r}")
+    return int(index or 0)
+
+
+@register_backend
+class CudaBackend(Backend):
+    name = "cuda"
+    auto_priority = {"cuda": 30}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return _probe()
+
+    @classmethod
+    def supported_precisions(cls, device: str) -> tuple[str, ...]:
+        return ("fp16", "bf16")
+
+    def __init__(self, weights: GeneratorWeights, device: str = "cuda", precision: str = "fp16", *,
+                 batch_size: int = 8, use_graphs: bool = True):
+        reason = self.unavailable_reason()
+        if reason:
+            raise BackendUnavailable(reason)
+        if precision not in self.supported_precisions(device):
+            raise ValueError(f"the cuda backend runs fp16 or bf16, got precision {precision!r}")
+        index = _device_index(device)
+        super().__init__(weights, device, precision)
+        if weights.channels % 16:
+            raise BackendUnavailable(f"the CUDA kernels need a channel count that is a multiple of 16, "
+                                     f"model {weights.name!r} has {weights.channels}")
+        _C = _native_module()
+        try:
+            self._engine = _C.CudaEngine(weights.tensors, weights.num_blocks, weights.channels, precision,
+                                         device=index, batch_size=batch_size, use_graphs=use_graphs)
+        except RuntimeError as exc:
+            raise BackendUnavailable(f"CUDA engine could not start on {device}: {exc}") from None
+        report = self._engine.self_check(*_CHECK_TILE)
+        if not report["passed"]:
+            raise BackendUnavailable(f"CUDA engine self-check failed on {self._engine.device_name} ({precision}): "
+                                     f"{report['text']}")
+
+    def run(self, tiles):
+        """[N, h, w, 3] uint8/uint16/float32 (NumPy, or a CUDA device array) -> [N, 4h, 4w, 3] of the same kind."""
+        if isinstance(tiles, np.ndarray):
+            if tiles.dtype not in _DTYPES:
+                raise ValueError(f"expected uint8, uint16 or float32 tiles, got {tiles.dtype}")
+            return self._engine.run(np.ascontiguousarray(tiles))
+        if hasattr(tiles, "__cuda_array_interface__") or hasattr(tiles, "__dlpack__"):
+            return self._run_device(tiles)
+        raise TypeError(f"expected a NumPy array or a CUDA device array, got {type(tiles).__name__}")
+
+    def _run_device(self, tiles):
+        if not hasattr(tiles, "__cuda_array_interface__"):
+            import torch  # DLPack-only producers (e.g. JAX) are read through torch's zero-copy importer
+
+            tiles = torch.from_dlpack(tiles)
+        interface = tiles.__cuda_array_interface__
+        shape = tuple(interface["shape"])
+        dtype = _TYPESTRS.get(interface["typestr"][1:])
+        if len(shape) != 4 or shape[3] != 3:
+            raise ValueError(f"expected device tiles of shape [N, h, w, 3], got shape {shape}")
+        if dtype is None:
+            raise ValueError(f"expected uint8, uint16 or float32 device tiles, got typestr {interface['typestr']!r}")
+        itemsize = np.dtype(dtype).itemsize
+        contiguous = tuple(int(np.prod(shape[i + 1:])) * itemsize for i in range(4))
+        if interface.get("strides") not in (None, contiguous):
+            raise ValueError(f"expected C-contiguous device tiles, got strides {interface['strides']}")
+        n, h, w, _ = shape
+        out = self._empty_like_device(tiles, (n, 4 * h, 4 * w, 3))
+        self._engine.run_device(interface["data"][0], out.__cuda_array_interface__["data"][0], n, h, w, dtype,
+                                self._producer_stream(tiles, interface))
+        return out
+
+    @staticmethod
+    def _producer_stream(tiles, interface) -> int:
+        """The stream the engine orders itself after (and makes wait for the result), as the interface encodes it:
+        1 legacy default, 2 per-thread default, else a cudaStream_t; 0 means none (the engine blocks instead)."""
+        if type(tiles).__module__.partition(".")[0] == "torch":
+            # torch exports interface version 2, without a stream: use the stream torch would use next.
+            import torch
+
+            return torch.cuda.current_stream(tiles.device).cuda_stream or 1  # handle 0 is the legacy default
+        return interface.get("stream") or 0
+
+    @staticmethod
+    def _empty_like_device(tiles, shape):
+        module = type(tiles).__module__.partition(".")[0]
+        if module == "torch":
+            import torch
+
+            return torch.empty(shape, dtype=tiles.dtype, device=tiles.device)
+        if module == "cupy":
+            import cupy
+
+            with cupy.cuda.Device(tiles.device.id):
+                return cupy.empty(shape, dtype=tiles.dtype)
+        raise TypeError(f"device tiles of type {type(tiles).__name__} are not supported: pass a torch or cupy array")
+
+    def bytes_per_input_pixel(self) -> int:
+        # Activations in fp16/bf16: four 1x buffers, the 2x and 4x upsampled maps (4C, 16C) = 24C values;
+        # plus two I/O slots of up to float32 in (3 values) and out (48 values).
+        return 48 * self.weights.channels + 2 * 4 * (3 + 48)
+
+    def describe(self) -> str:
+        return f"cuda ({self._engine.device_name}, {self.device}, {self.precision})"

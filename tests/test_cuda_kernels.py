@@ -1,0 +1,236 @@
+"""Each CUDA kernel (csrc/ops/cuda) on device pointers against torch: the tensor-core conv with every epilogue,
+the shuffle store, the fused image I/O of head and tail, and the fp32 reference kernels themselves."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+from cuda_helpers import assert_at_most_twice_torch_error, cuda_native, relative_error  # noqa: E402
+
+pytestmark = pytest.mark.cuda
+
+STORAGE = {"fp16": torch.float16, "bf16": torch.bfloat16}
+# Odd sizes hit partial 8x16 thread blocks and every border; 8x16 is exactly one block; 1x1 is all border.
+SIZES = [(13, 21), (8, 16), (1, 1), (17, 35)]
+RAW = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}  # full scale of each image kind
+
+
+@pytest.fixture(autouse=True)
+def _exact_torch_reference():
+    """torch's float32 GPU convs use TF32 by default, which would loosen the float32 comparisons below."""
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = previous
+
+
+def ptr(tensor) -> int:
+    return 0 if tensor is None else tensor.data_ptr()
+
+
+def random_conv(cin, cout, k, seed):
+    """Weights scaled as a trained layer (unit-variance outputs for unit-variance inputs)."""
+    g = torch.Generator().manual_seed(seed)
+    weight = torch.randn(cout, cin, k, k, generator=g) / (cin * k * k) ** 0.5
+    bias = torch.randn(cout, generator=g) * 0.1
+    alpha = torch.rand(cout, generator=g) * 0.35 + 0.05
+    return weight, bias, alpha
+
+
+def packed(weight, cin_padded, cout_padded, precision):
+    bits = cuda_native().cuda_ops.pack_conv_weights(weight.numpy(), cin_padded, cout_padded, precision)
+    return torch.from_numpy(bits.view(np.int16)).cuda()
+
+
+def nchw(x):
+    return x.permute(0, 3, 1, 2)
+
+
+def nhwc(x):
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def torch_conv_epilogue(x_nhwc, weight, bias, alpha=None, residual=None, dtype=torch.float64):
+    """The torch ops the fused kernel replaces, at `dtype` (float64 reference or the low precision)."""
+    x = nchw(x_nhwc.to(dtype))
+    y = F.conv2d(x, weight.to(x.device, dtype), bias.to(x.device, dtype), padding=weight.shape[-1] // 2)
+    if alpha is not None:
+        y = F.prelu(y, alpha.to(x.device, dtype))
+    if residual is not None:
+        y = y + nchw(residual.to(dtype))
+    return nhwc(y)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("cin, cout", [(16, 16), (32, 32), (64, 64), (16, 48)])
+@pytest.mark.parametrize("epilogue", ["bias", "prelu", "residual"])
+def test_conv3x3_with_fused_epilogue(precision, size, cin, cout, epilogue):
+    ops = cuda_native().cuda_ops
+    dtype = STORAGE[precision]
+    h, w = size
+    weight, bias, alpha = random_conv(cin, cout, 3, seed=cin + cout + h)
+    alpha = alpha if epilogue == "prelu" else None
+    x32 = torch.randn(2, h, w, cin, device="cuda")
+    residual32 = torch.randn(2, h, w, cout, device="cuda") if epilogue == "residual" else None
+    x, residual = x32.to(dtype), None if residual32 is None else residual32.to(dtype)
+    out = torch.empty(2, h, w, cout, device="cuda", dtype=dtype)
+    ops.conv_mma(precision=precision, input=ptr(x), weights=ptr(packed(weight, cin, cout, precision)),
+                 bias=ptr(bias.cuda()), alpha=ptr(None if alpha is None else alpha.cuda()), residual=ptr(residual),
+                 output=ptr(out), batch=2, height=h, width=w, in_channels=cin, cin_padded=cin, cout=cout,
+                 cout_padded=cout, ksize=3, input_kind="storage", output_kind="storage")
+    reference = torch_conv_epilogue(x32, weight, bias, alpha, residual32)
+    low = torch_conv_epilogue(x, weight, bias, alpha, residual, dtype=dtype)
+    assert_at_most_twice_torch_error(out.cpu(), low.cpu(), reference.cpu(), f"conv3x3 {precision} {epilogue}")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("size", [(13, 21), (1, 1), (8, 16)])
+@pytest.mark.parametrize("channels", [16, 64])
+def test_upsampler_conv_pixel_shuffle_prelu(precision, size, channels):
+    ops = cuda_native().cuda_ops
+    dtype = STORAGE[precision]
+    h, w = size
+    weight, bias, _ = random_conv(channels, 4 * channels, 3, seed=channels + h)
+    alpha = torch.rand(channels) * 0.35 + 0.05  # PReLU after the shuffle: one slope per output channel
+    x32 = torch.randn(1, h, w, channels, device="cuda")
+    x = x32.to(dtype)
+    out = torch.empty(1, 2 * h, 2 * w, channels, device="cuda", dtype=dtype)
+    ops.conv_mma(precision=precision, input=ptr(x), weights=ptr(packed(weight, channels, 4 * channels, precision)),
+                 bias=ptr(bias.cuda()), alpha=ptr(alpha.cuda()), residual=0, output=ptr(out), batch=1, height=h,
+                 width=w, in_channels=channels, cin_padded=channels, cout=4 * channels, cout_padded=4 * channels,
+                 ksize=3, input_kind="storage", output_kind="storage_shuffle2")
+
+    def shuffled(x_nhwc, dtype):
+        y = F.conv2d(nchw(x_nhwc.to(dtype)), weight.cuda().to(dtype), bias.cuda().to(dtype), padding=1)
+        return nhwc(F.prelu(F.pixel_shuffle(y, 2), alpha.cuda().to(dtype)))
+
+    assert_at_most_twice_torch_error(out.cpu(), shuffled(x, dtype).cpu(), shuffled(x32, torch.float64).cpu(),
+                                     f"upsampler {precision}")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("kind", list(RAW))
+@pytest.mark.parametrize("size", [(11, 19), (1, 2)])
+def test_head_9x9_reads_raw_images(precision, kind, size):
+    ops = cuda_native().cuda_ops
+    dtype = STORAGE[precision]
+    full_scale = RAW[kind]
+    h, w = size
+    weight, bias, alpha = random_conv(3, 16, 9, seed=h)
+    if kind == "float32":
+        image = raw = torch.rand(2, h, w, 3, device="cuda")
+    elif kind == "uint8":
+        image = raw = torch.randint(0, 256, (2, h, w, 3), device="cuda").to(torch.uint8)
+    else:  # uint16 bits travel in an int16 tensor: torch has little uint16 support on CUDA
+        image = torch.randint(0, 65536, (2, h, w, 3), device="cuda", dtype=torch.int32)
+        raw = torch.from_numpy(image.cpu().numpy().astype(np.uint16).view(np.int16)).cuda()
+    out = torch.empty(2, h, w, 16, device="cuda", dtype=dtype)
+    ops.conv_mma(precision=precision, input=ptr(raw), weights=ptr(packed(weight, 16, 16, precision)),
+                 bias=ptr(bias.cuda()), alpha=ptr(alpha.cuda()), residual=0, output=ptr(out), batch=2, height=h,
+                 width=w, in_channels=3, cin_padded=16, cout=16, cout_padded=16, ksize=9, input_kind=kind,
+                 output_kind="storage")
+    unit = image.double() / full_scale
+    reference = torch_conv_epilogue(unit, weight, bias, alpha)
+    low = torch_conv_epilogue((image.float() / full_scale).to(dtype), weight, bias, alpha, dtype=dtype)
+    assert_at_most_twice_torch_error(out.cpu(), low.cpu(), reference.cpu(), f"head {precision} {kind}")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "float32_unclamped"])
+@pytest.mark.parametrize("channels", [16, 64])
+def test_tail_9x9_writes_images(precision, kind, channels):
+    ops = cuda_native().cuda_ops
+    dtype = STORAGE[precision]
+    h, w = 19, 23
+    weight, bias, _ = random_conv(channels, 3, 9, seed=channels)
+    bias = bias + 0.5  # centre the output in [0, 1] so that the clamp cuts only the tails
+    x32 = torch.randn(2, h, w, channels, device="cuda") * 0.5
+    x = x32.to(dtype)
+    out_dtype = {"uint8": torch.uint8, "uint16": torch.int16}.get(kind, torch.float32)
+    out = torch.empty(2, h, w, 3, device="cuda", dtype=out_dtype)
+    ops.conv_mma(precision=precision, input=ptr(x), weights=ptr(packed(weight, channels, 8, precision)),
+                 bias=ptr(bias.cuda()), alpha=0, residual=0, output=ptr(out), batch=2, height=h, width=w,
+                 in_channels=channels, cin_padded=channels, cout=3, cout_padded=8, ksize=9, input_kind="storage",
+                 output_kind=kind)
+    reference = torch_conv_epilogue(x32, weight, bias).cpu()
+    low = torch_conv_epilogue(x, weight, bias, dtype=dtype).float().cpu()
+    ours = out.cpu().numpy()
+    if kind == "uint16":
+        ours = ours.view(np.uint16)
+    if kind == "float32_unclamped":
+        assert_at_most_twice_torch_error(ours, low, reference, f"tail {precision} {kind}")
+        return
+    full_scale = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}[kind]
+    assert (ours >= 0).all() and (ours <= full_scale).all()
+    # Compare in [0, 1] after the same clamp (and rounding, for integers) that torch's backend applies.
+    def to_image(y):
+        y = y.clamp(0, 1)
+        return y if kind == "float32" else torch.round(y * full_scale) / full_scale
+
+    assert_at_most_twice_torch_error(ours / full_scale, to_image(low.double()), reference.clamp(0, 1),
+                                     f"tail {precision} {kind}")
+
+
+def test_conv_params_are_validated_with_the_field_named():
+    ops = cuda_native().cuda_ops
+    x = torch.zeros(1, 4, 4, 16, device="cuda", dtype=torch.float16)
+    with pytest.raises(ValueError, match="cin_padded must be a positive multiple of 16, got 8"):
+        ops.conv_mma(precision="fp16", input=ptr(x), weights=ptr(x), bias=ptr(x), alpha=0, residual=0,
+                     output=ptr(x), batch=1, height=4, width=4, in_channels=8, cin_padded=8, cout=16,
+                     cout_padded=16, ksize=3, input_kind="storage", output_kind="storage")
+    with pytest.raises(ValueError, match="ksize must be 3 or 9, got 5"):
+        ops.conv_mma(precision="fp16", input=ptr(x), weights=ptr(x), bias=ptr(x), alpha=0, residual=0,
+                     output=ptr(x), batch=1, height=4, width=4, in_channels=16, cin_padded=16, cout=16,
+                     cout_padded=16, ksize=5, input_kind="storage", output_kind="storage")
+    with pytest.raises(ValueError, match="precision must be 'fp16' or 'bf16', got 'fp32'"):
+        ops.conv_mma(precision="fp32", input=ptr(x), weights=ptr(x), bias=ptr(x), alpha=0, residual=0,
+                     output=ptr(x), batch=1, height=4, width=4, in_channels=16, cin_padded=16, cout=16,
+                     cout_padded=16, ksize=3, input_kind="storage", output_kind="storage")
+
+
+# --- the fp32 reference kernels against float64 torch ---------------------------------------------------------
+
+@pytest.mark.parametrize("ksize, cin, cout", [(3, 16, 16), (9, 3, 16), (9, 16, 3), (3, 5, 7)])
+@pytest.mark.parametrize("epilogue", ["bias", "prelu", "residual"])
+def test_reference_conv2d(ksize, cin, cout, epilogue):
+    ops = cuda_native().cuda_ops
+    h, w = 10, 13
+    weight, bias, alpha = random_conv(cin, cout, ksize, seed=ksize * cin)
+    alpha = alpha.cuda() if epilogue == "prelu" else None
+    x = torch.randn(2, h, w, cin, device="cuda")
+    residual = torch.randn(2, h, w, cout, device="cuda") if epilogue == "residual" else None
+    out = torch.empty(2, h, w, cout, device="cuda")
+    weight_cuda, bias_cuda = weight.cuda().contiguous(), bias.cuda()
+    ops.reference_conv2d(input=ptr(x), weights=ptr(weight_cuda), bias=ptr(bias_cuda), alpha=ptr(alpha),
+                         residual=ptr(residual), output=ptr(out), batch=2, height=h, width=w, cin=cin, cout=cout,
+                         ksize=ksize)
+    reference = torch_conv_epilogue(x, weight, bias, alpha, residual)
+    torch32 = torch_conv_epilogue(x, weight, bias, alpha, residual, dtype=torch.float32)
+    assert relative_error(out.cpu(), reference.cpu()) <= 2 * relative_error(torch32.cpu(), reference.cpu()) + 1e-7
+
+
+def test_reference_pixel_shuffle_prelu_is_exact():
+    ops = cuda_native().cuda_ops
+    x = torch.randn(2, 5, 7, 4 * 6, device="cuda")
+    alpha = torch.rand(6, device="cuda")
+    out = torch.empty(2, 10, 14, 6, device="cuda")
+    ops.reference_pixel_shuffle_prelu(input=ptr(x), alpha=ptr(alpha), output=ptr(out), batch=2, height=5, width=7,
+                                      channels=6)
+    expected = nhwc(F.prelu(F.pixel_shuffle(nchw(x), 2), alpha))
+    assert torch.equal(out, expected)
+
+
+def test_reference_image_conversions_match_torch_backend_rules():
+    ops = cuda_native().cuda_ops
+    image = torch.randint(0, 256, (1000,), device="cuda").to(torch.uint8)
+    unit = torch.empty(1000, device="cuda")
+    ops.reference_input_to_float(input=ptr(image), kind="uint8", output=ptr(unit), count=1000)
+    assert torch.equal(unit, image.float() / 255.0)
+    values = torch.linspace(-0.5, 1.5, 1001, device="cuda")
+    out8 = torch.empty(1001, device="cuda", dtype=torch.uint8)
+    ops.reference_output_from_float(input=ptr(values), kind="uint8", output=ptr(out8), count=1001)
+    assert torch.equal(out8, torch.round(values.clamp(0, 1) * 255).to(torch.uint8))
