@@ -91,8 +91,8 @@ def open_source(src: str | os.PathLike, *, copy_audio: bool = True, copy_subtitl
     pictures = [s for s in streams if s.type == "video" and s.disposition & av.stream.Disposition.attached_pic]
     videos = [s for s in streams if s.type == "video" and s not in pictures]
     if not videos:
-        container.close()
         found = ", ".join(describe_stream(s) for s in streams) or "no streams at all"
+        container.close()  # after describing: a closed container's streams must not be touched
         raise VideoError(f"{path!r} has no video stream to upscale (found: {found})")
     video = videos[0]
     source = Source(path, container, video)
