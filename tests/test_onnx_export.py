@@ -93,7 +93,8 @@ def test_fp16_export_at_most_twice_as_wrong_as_torch_fp16(tile):
 
 
 def test_fp16_and_bf16_store_low_precision_weights():
-    for precision, data_type, opset in (("fp16", onnx.TensorProto.FLOAT16, 17), ("bf16", onnx.TensorProto.BFLOAT16, 22)):
+    cases = (("fp16", onnx.TensorProto.FLOAT16, 17), ("bf16", onnx.TensorProto.BFLOAT16, 22))
+    for precision, data_type, opset in cases:
         model = build_onnx_model(WEIGHTS, precision=precision)
         types = {t.name: t.data_type for t in model.graph.initializer}
         assert types["head.weight"] == data_type and types["blocks.1.conv2.bias"] == data_type

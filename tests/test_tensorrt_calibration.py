@@ -86,7 +86,8 @@ def reference64(x_nchw):
 
 def quantized_error(kind: str, amax: dict, x_nchw: np.ndarray) -> float:
     model = build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec(kind, amax))
-    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x_nchw})[0]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"image": x_nchw})[0]
     ref = reference64(x_nchw)
     return float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
 
@@ -120,7 +121,8 @@ def test_quantized_graph_has_qdq_on_body_convs_only():
     assert "head.weight" in initializers and "tail.weight" in initializers  # kept in fp16
     assert model.opset_import[0].version == 19
     with pytest.raises(ValueError, match="lacks 'trunk_conv'"):
-        build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", {k: 1.0 for k in amax if k != "trunk_conv"}))
+        partial = {k: 1.0 for k in amax if k != "trunk_conv"}
+        build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", partial))
     with pytest.raises(ValueError, match="needs opset >= 19, got 17"):
         build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", amax), opset=17)
 

@@ -116,7 +116,7 @@ def test_fp32_engine_matches_the_reference(tmp_path):
     from srgan_fast.backends.tensorrt_backend import TensorRTBackend
 
     tiles = np.random.default_rng(1).random((5, 24, 20, 3), dtype=np.float32)
-    backend = TensorRTBackend(WEIGHTS, "cuda", "fp32", batch_size=2, cache_dir=str(tmp_path))
+    backend = TensorRTBackend(WEIGHTS, "cuda", "fp32", engine_batch=2, cache_dir=str(tmp_path))
     y = backend.run(tiles)
     ref = _reference_unit(tiles)
     assert y.shape == (5, 96, 80, 3) and np.linalg.norm(y - ref) / np.linalg.norm(ref) <= 1e-4
@@ -131,7 +131,7 @@ def test_fp16_engine_at_most_twice_as_wrong_as_torch_fp16_on_the_gpu(tmp_path):
     with torch.no_grad():
         x = torch.from_numpy(tiles.transpose(0, 3, 1, 2).copy()).cuda().half()
         torch16 = build_generator(WEIGHTS).cuda().half()(x).float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    y = TensorRTBackend(WEIGHTS, "cuda", "fp16", batch_size=4, cache_dir=str(tmp_path)).run(tiles)
+    y = TensorRTBackend(WEIGHTS, "cuda", "fp16", engine_batch=4, cache_dir=str(tmp_path)).run(tiles)
     torch_error = np.linalg.norm(torch16 - ref) / np.linalg.norm(ref)
     assert np.linalg.norm(y - ref) / np.linalg.norm(ref) <= 2 * torch_error
 
@@ -141,7 +141,7 @@ def test_uint8_host_and_device_inputs_agree_and_the_engine_is_reused(tmp_path):
     from srgan_fast.backends.tensorrt_backend import TensorRTBackend
 
     pixels = np.random.default_rng(3).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
-    backend = TensorRTBackend(WEIGHTS, "cuda", "fp16", batch_size=2, cache_dir=str(tmp_path))
+    backend = TensorRTBackend(WEIGHTS, "cuda", "fp16", engine_batch=2, cache_dir=str(tmp_path))
     host = backend.run(pixels)
     device = backend.run(torch.from_numpy(pixels).cuda())
     assert device.is_cuda and np.array_equal(device.cpu().numpy(), host)
@@ -152,7 +152,7 @@ def test_uint8_host_and_device_inputs_agree_and_the_engine_is_reused(tmp_path):
     engines = list(tmp_path.glob("*.engine"))
     assert len(engines) == 1
     before = engines[0].stat().st_mtime_ns
-    TensorRTBackend(WEIGHTS, "cuda", "fp16", batch_size=2, cache_dir=str(tmp_path)).run(pixels)
+    TensorRTBackend(WEIGHTS, "cuda", "fp16", engine_batch=2, cache_dir=str(tmp_path)).run(pixels)
     assert engines[0].stat().st_mtime_ns == before  # loaded, not rebuilt
 
 
@@ -168,7 +168,7 @@ def test_int8_engine_agrees_with_the_same_qdq_graph_in_onnxruntime(tmp_path):
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(images / f"{i}.png")
     tiles = rng.random((2, 32, 32, 3), dtype=np.float32)
-    backend = TensorRTBackend(WEIGHTS, "cuda", "int8", batch_size=2, calibration_images=str(images),
+    backend = TensorRTBackend(WEIGHTS, "cuda", "int8", engine_batch=2, calibration_images=str(images),
                               cache_dir=str(tmp_path / "cache"))
     y = backend.run(tiles)
     ref = _reference_unit(tiles)
@@ -179,7 +179,8 @@ def test_int8_engine_agrees_with_the_same_qdq_graph_in_onnxruntime(tmp_path):
     amax = calibrate(WEIGHTS, images, (32, 32), "int8", backend.cache.directory)
     model = build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", amax))
     x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2))
-    oracle = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    oracle = session.run(None, {"image": x})[0]
     oracle = np.clip(oracle, 0, 1).transpose(0, 2, 3, 1)
     oracle_error = np.linalg.norm(oracle - ref) / np.linalg.norm(ref)
     assert np.linalg.norm(y - ref) / np.linalg.norm(ref) <= 2 * oracle_error

@@ -1,6 +1,6 @@
 """Backend "tensorrt": TensorRT engines built from the exported graph, cached on disk, run with CUDA graphs.
 
-One static engine per tile shape (and ``batch_size``), built on first use and then loaded from the engine cache
+One static engine per tile shape (and ``engine_batch``), built on first use and then loaded from the engine cache
 (srgan_fast.tensorrt.cache) in later processes; ``dynamic=((min_h, min_w), (max_h, max_w))`` builds one engine
 for a range of tile shapes instead. uint8 tiles use an engine with the uint8 NHWC conversions inside; uint16
 and float32 tiles use the float engine, converted on the host. Device inputs (torch CUDA tensors or DLPack
@@ -44,11 +44,12 @@ class TensorRTBackend(Backend):
 
         return PRECISIONS if device.startswith("cuda") else ()
 
-    def __init__(self, weights: GeneratorWeights, device: str, precision: str, *, batch_size: int = 8,
+    def __init__(self, weights: GeneratorWeights, device: str, precision: str, *, engine_batch: int = 8,
                  dynamic: tuple[tuple[int, int], tuple[int, int]] | None = None, optimization_level: int = 3,
                  workspace_mib: int | None = None, calibration_images: str | None = None,
                  cache_dir: str | None = None, use_cuda_graph: bool = True):
-        """batch_size: tiles per engine launch (a static engine's batch); dynamic: see the module docstring;
+        """engine_batch: tiles per engine launch (a static engine's batch; Upscaler's batch_size, the tiles per
+        ``run`` call, is split into launches of this size); dynamic: see the module docstring;
         calibration_images: folder of sample images, required for int8/fp8; cache_dir: engine cache location."""
         reason = self.unavailable_reason()
         if reason:
@@ -60,9 +61,9 @@ class TensorRTBackend(Backend):
 
         super().__init__(weights, device, precision)
         self.device_index = int(device.partition(":")[2] or 0)
-        self.batch_size, self.dynamic = batch_size, dynamic
+        self.engine_batch, self.dynamic = engine_batch, dynamic
         self.calibration_images, self.use_cuda_graph = calibration_images, use_cuda_graph
-        self._option_args = {"precision": precision, "batch": batch_size, "optimization_level": optimization_level,
+        self._option_args = {"precision": precision, "batch": engine_batch, "optimization_level": optimization_level,
                              "workspace_mib": workspace_mib}
         BuildOptions(dynamic=None, **self._option_args)  # reject bad options now, not at the first tile
         self.cache = EngineCache(cache_dir)
@@ -93,10 +94,10 @@ class TensorRTBackend(Backend):
     def _launch_batches(self, x: np.ndarray) -> list[np.ndarray]:
         """Split [N, ...] into engine batches, the last zero-padded to the static batch size."""
         batches = []
-        for start in range(0, len(x), self.batch_size):
-            chunk = x[start:start + self.batch_size]
-            if len(chunk) < self.batch_size and self.dynamic is None:
-                chunk = np.concatenate([chunk, np.zeros((self.batch_size - len(chunk),) + chunk.shape[1:], x.dtype)])
+        for start in range(0, len(x), self.engine_batch):
+            chunk = x[start:start + self.engine_batch]
+            if len(chunk) < self.engine_batch and self.dynamic is None:
+                chunk = np.concatenate([chunk, np.zeros((self.engine_batch - len(chunk),) + chunk.shape[1:], x.dtype)])
             batches.append(np.ascontiguousarray(chunk))
         return batches
 
@@ -132,11 +133,11 @@ class TensorRTBackend(Backend):
         runner = self._runner(io, h, w)
         source = x if io == "uint8" else x.permute(0, 3, 1, 2)
         outputs = []
-        for start in range(0, len(x), self.batch_size):
-            chunk = source[start:start + self.batch_size].contiguous()
+        for start in range(0, len(x), self.engine_batch):
+            chunk = source[start:start + self.engine_batch].contiguous()
             count = len(chunk)
-            if count < self.batch_size and self.dynamic is None:
-                chunk = torch.cat([chunk, chunk.new_zeros((self.batch_size - count,) + tuple(chunk.shape[1:]))])
+            if count < self.engine_batch and self.dynamic is None:
+                chunk = torch.cat([chunk, chunk.new_zeros((self.engine_batch - count,) + tuple(chunk.shape[1:]))])
             outputs.append(runner.run_device(chunk)[:count])
         y = torch.cat(outputs)
         return y if io == "uint8" else y.clamp_(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
@@ -148,4 +149,4 @@ class TensorRTBackend(Backend):
 
     def describe(self) -> str:
         shape = "dynamic shapes" if self.dynamic else "static shapes"
-        return f"tensorrt ({self.device}, {self.precision}, batch {self.batch_size}, {shape})"
+        return f"tensorrt ({self.device}, {self.precision}, batch {self.engine_batch}, {shape})"
