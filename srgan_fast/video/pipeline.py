@@ -188,7 +188,10 @@ class _Run:
                                on_corrupt=on_corrupt, emit=lambda item: put(self.decoded, item, self.stop))
 
         def decode() -> None:
-            stats = decoder.run()
+            try:
+                stats = decoder.run()
+            except av.error.FFmpegError as exc:
+                raise VideoError(f"reading {self.source.path!r} failed: {ffmpeg_reason(exc)}") from exc
             put(self.decoded, _End(stats), self.stop)
 
         stages = [_Stage("decode", decode, self.decoded, self.stop)]
@@ -260,13 +263,15 @@ class _Run:
     def _upscale(self, leading: list, batch: int) -> None:
         """Upscale thread: frames through ``stream_frames``; copied packets pass straight on."""
         timing: deque = deque()  # (pts, duration) of frames inside stream_frames, in order
+        end = None  # the decode stage's _End, once it came
 
         def frames() -> Iterator[np.ndarray]:
+            nonlocal end
             pending = deque(leading)
             while True:
                 item = pending.popleft() if pending else self._next_decoded()
                 if item is None or isinstance(item, _End):
-                    self._end = item
+                    end = item
                     return
                 if isinstance(item, CopyPacket):
                     if not put(self.upscaled, item, self.stop):
@@ -275,13 +280,12 @@ class _Run:
                 timing.append((item.pts, item.duration))
                 yield item.rgb
 
-        self._end = None
         for big in stream_frames(self.upscaler, frames(), batch_size=batch):
             pts, duration = timing.popleft()
             if not put(self.upscaled, (big, pts, duration), self.stop):
                 return
-        if self._end is not None:
-            put(self.upscaled, self._end, self.stop)
+        if end is not None:
+            put(self.upscaled, end, self.stop)
 
     def _encode(self, encoder: FrameEncoder, copies: dict, start_frame: int, end_frame: int | None):
         from tqdm import tqdm
