@@ -20,6 +20,7 @@ from pathlib import Path
 from srgan_fast.onnx_export import INPUT_NAME, build_onnx_model
 from srgan_fast.tensorrt.cache import CacheWarning, EngineCache, cache_key, write_atomically
 from srgan_fast.tensorrt.options import BuildOptions, DeviceInfo, check_device_supports, engine_fields
+from srgan_fast.tensorrt.runtime import SLOTS_PER_SHAPE
 from srgan_fast.weights import GeneratorWeights
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,11 @@ def build_serialized_engine(onnx_bytes: bytes, options: BuildOptions, timing_cac
         # "fp32" means fp32 accuracy; TF32 convolutions keep only 10 mantissa bits.
         config.clear_flag(trt.BuilderFlag.TF32)
     if options.dynamic is not None:
-        profile = builder.create_optimization_profile()
-        profile.set_shape(INPUT_NAME, *options.profile_shapes())
-        config.add_optimization_profile(profile)
+        # Contexts in concurrent use on a dynamic engine need distinct profiles: one per runtime slot.
+        for _ in range(SLOTS_PER_SHAPE):
+            profile = builder.create_optimization_profile()
+            profile.set_shape(INPUT_NAME, *options.profile_shapes())
+            config.add_optimization_profile(profile)
 
     timing_cache = _load_timing_cache(config, timing_cache_path)
     log.info("building TensorRT engine: %s", options)

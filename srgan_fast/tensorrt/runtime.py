@@ -20,6 +20,7 @@ import numpy as np
 from srgan_fast.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
+SLOTS_PER_SHAPE = 2  # ping-pong: one batch computing while the other is staged or collected
 
 
 class EngineLoadError(RuntimeError):
@@ -39,12 +40,16 @@ def _torch_dtype(trt_dtype):
 class _Slot:
     """One stream, its execution context, I/O buffers bound once, pinned staging, and the captured launch."""
 
-    def __init__(self, engine, input_shape: tuple[int, ...], dtypes, device, use_cuda_graph: bool):
+    def __init__(self, engine, index: int, input_shape: tuple[int, ...], dtypes, device, use_cuda_graph: bool):
         import torch
 
         in_dtype, out_dtype = dtypes
         self.stream = torch.cuda.Stream(device)
         self.context = engine.create_execution_context()
+        if engine.num_optimization_profiles > 1:
+            # A dynamic engine has one profile per slot: contexts running concurrently must not share one.
+            self.context.set_optimization_profile_async(index, self.stream.cuda_stream)
+            self.stream.synchronize()
         if not self.context.set_input_shape(INPUT_NAME, input_shape):
             raise ValueError(f"input shape {input_shape} is outside the engine's optimization profile")
         output_shape = tuple(self.context.get_tensor_shape(OUTPUT_NAME))
@@ -115,8 +120,8 @@ class EngineRunner:
 
     def slots(self, input_shape: tuple[int, ...]) -> list[_Slot]:
         if input_shape not in self._slots:
-            self._slots[input_shape] = [_Slot(self.engine, input_shape, self.dtypes, self.device,
-                                              self.use_cuda_graph) for _ in range(2)]
+            self._slots[input_shape] = [_Slot(self.engine, index, input_shape, self.dtypes, self.device,
+                                              self.use_cuda_graph) for index in range(SLOTS_PER_SHAPE)]
         return self._slots[input_shape]
 
     def run_host(self, batches: list[np.ndarray]) -> list[np.ndarray]:
@@ -126,7 +131,7 @@ class EngineRunner:
         results: list[np.ndarray | None] = [None] * len(batches)
         pending: tuple[_Slot, int] | None = None
         for i, batch in enumerate(batches):
-            slot = self.slots(tuple(batch.shape))[i % 2]
+            slot = self.slots(tuple(batch.shape))[i % SLOTS_PER_SHAPE]
             slot.host_in.numpy()[...] = batch  # the slot's previous batch (i-2) was collected already
             with torch.cuda.stream(slot.stream):
                 slot.device_in.copy_(slot.host_in, non_blocking=True)
