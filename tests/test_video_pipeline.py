@@ -142,3 +142,24 @@ def test_real_upscaler_torch_backend(tmp_path, small_weights):
     for (_, _, low), (_, _, high) in zip(video_frames(src.path), after):
         expected = upscaler.upscale(low.to_ndarray(format="rgb24")).astype(int)
         assert np.abs(high.to_ndarray(format="rgb24").astype(int) - expected).max() <= 4
+
+
+def test_ten_bit_input_stays_ten_bit_and_is_upscaled_at_sixteen_bits(tmp_path):
+    class DtypeRecorder(NearestUpscaler):
+        def __init__(self):
+            super().__init__()
+            self.dtypes: set = set()
+
+        def upscale_batch(self, frames):
+            self.dtypes.add(frames.dtype)
+            return super().upscale_batch(frames)
+
+    src = write_test_video(tmp_path / "in.mkv", codec="ffv1", pix_fmt="yuv444p10le", pts=[0, 40])
+    upscaler = DtypeRecorder()
+    result = upscale_video(src.path, tmp_path / "out.mkv", upscaler=upscaler, codec="ffv1", progress=False)
+    assert result.pix_fmt == "yuv444p10le" and upscaler.dtypes == {np.dtype(np.uint16)}
+    for (_, _, low), (_, _, high) in zip(video_frames(src.path), video_frames(tmp_path / "out.mkv"), strict=True):
+        assert high.format.name == "yuv444p10le"
+        expected = np.repeat(np.repeat(low.to_ndarray(format="gbrp16le"), 4, 0), 4, 1).astype(int)
+        # 10-bit 4:4:4 -> 16-bit RGB -> 10-bit 4:4:4: within a couple of 10-bit steps (64 in 16-bit units).
+        assert np.abs(high.to_ndarray(format="gbrp16le").astype(int) - expected).max() <= 2 * 64
