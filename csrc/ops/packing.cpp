@@ -12,12 +12,17 @@ constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
                              {1.0 / 24, -1.0 / 12, 1.0 / 6},
                              {0, 0, 1}};
 
-void winograd_weight(const float* g /*[3][3]*/, double out[36]) {
-  double t[6][3];  // G g
-  for (int i = 0; i < 6; ++i)
-    for (int j = 0; j < 3; ++j) t[i][j] = kG[i][0] * g[0 * 3 + j] + kG[i][1] * g[1 * 3 + j] + kG[i][2] * g[2 * 3 + j];
-  for (int i = 0; i < 6; ++i)  // (G g) G^T
-    for (int j = 0; j < 6; ++j) out[i * 6 + j] = t[i][0] * kG[j][0] + t[i][1] * kG[j][1] + t[i][2] * kG[j][2];
+// F(2x2, 3x3), points 0, +-1, infinity: the bf16 path's transform.
+constexpr double kG2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
+// U = G g G^T for a 3x3 kernel g; A = rows of G (6 or 4); out: [A][A].
+template <int A>
+void winograd_weight(const double (&G)[A][3], const float* g, double* out) {
+  double t[A][3];  // G g
+  for (int i = 0; i < A; ++i)
+    for (int j = 0; j < 3; ++j) t[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] + G[i][2] * g[2 * 3 + j];
+  for (int i = 0; i < A; ++i)  // (G g) G^T
+    for (int j = 0; j < A; ++j) out[i * A + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
 }
 
 }  // namespace
@@ -44,27 +49,25 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
   auto packed_index = [&](int co_t) { return shuffle ? (co_t % 4) * group_p + co_t / 4 : co_t; };
   r.u.assign(size_t(36) * r.cin * r.cout, 0.f);
   r.bias.assign(r.cout, 0.f);
+  if (with_bf16) r.u_bf16.assign(size_t(16) * r.cin * r.cout, 0);
   double transformed[36];
   for (int co_t = 0; co_t < cout_t; ++co_t) {
     const int co = packed_index(co_t);
     r.bias[co] = bias[co_t];
     for (int ci = 0; ci < cin_t; ++ci) {
-      winograd_weight(weight + (size_t(co_t) * cin_t + ci) * 9, transformed);
+      const float* g = weight + (size_t(co_t) * cin_t + ci) * 9;
+      winograd_weight<6>(kG, g, transformed);
       for (int pos = 0; pos < 36; ++pos) r.u[(size_t(pos) * r.cin + ci) * r.cout + co] = float(transformed[pos]);
+      if (!with_bf16) continue;
+      winograd_weight<4>(kG2, g, transformed);  // pairs of input channels interleaved: [16][cin/2][cout][2]
+      for (int pos = 0; pos < 16; ++pos)
+        r.u_bf16[((size_t(pos) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] = float_to_bf16(float(transformed[pos]));
     }
   }
   if (alpha) {
     const int slopes = shuffle ? group_p : r.cout;
     r.alpha.assign(slopes, 0.f);
     for (int c = 0; c < (shuffle ? group_t : cout_t); ++c) r.alpha[c] = alpha[c];
-  }
-  if (with_bf16) {
-    r.u_bf16.assign(r.u.size(), 0);
-    for (int pos = 0; pos < 36; ++pos)
-      for (int ci = 0; ci < r.cin; ++ci)
-        for (int co = 0; co < r.cout; ++co)
-          r.u_bf16[((size_t(pos) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] =
-              float_to_bf16(r.u[(size_t(pos) * r.cin + ci) * r.cout + co]);
   }
   return r;
 }

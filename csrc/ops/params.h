@@ -20,12 +20,12 @@ enum class Epilogue {
   bias_shuffle_prelu,  // out[2y+i, 2x+j, c] = prelu(conv(in)[y, x, (2i+j)*C + c] + bias)   upsampler
 };
 
-// Winograd F(4x4, 3x3) weights, transformed and packed once. Output channels of the upsampler are reordered
+// Winograd weights, transformed and packed once: F(4x4, 3x3) in fp32, F(2x2, 3x3) in bf16. Output channels of the upsampler are reordered
 // sub-pixel major ((2i+j)*cin + c) so that each sub-pixel's channels are contiguous in the store.
 struct PackedConv3x3 {
   int cin = 0, cout = 0;               // padded channel counts (multiples of kChannelAlign)
   const float* u = nullptr;            // [36][cin][cout]          fp32 Winograd-domain weights
-  const uint16_t* u_bf16 = nullptr;    // [36][cin/2][cout][2]     bf16 pairs of input channels (or null)
+  const uint16_t* u_bf16 = nullptr;    // [16][cin/2][cout][2]     bf16 pairs of input channels (or null)
   const float* bias = nullptr;         // [cout]
   const float* alpha = nullptr;        // PReLU slopes: [cout], or [cout/4] for the shuffle epilogue
 };

@@ -1,7 +1,7 @@
-// Winograd F(4x4, 3x3) convolution (Lavin & Gray, 2016) with fused epilogues, templated on the SIMD traits S
-// of one instruction set (simd_<isa>.h). Each 4x4 output tile needs a 6x6 input patch:
-//   V = B^T d B (input transform), M = sum over input channels of U * V (36 GEMMs), Y = A^T M A (output).
-// That is 36 multiplies per 16 outputs and input channel instead of 144: 4x fewer than direct convolution.
+// Winograd F(MxM, 3x3) convolution (Lavin & Gray, 2016) with fused epilogues, templated on the SIMD traits S
+// of one instruction set (simd_<isa>.h). Each MxM output tile needs an AxA input patch, A = M + 2:
+//   V = B^T d B (input transform), M = sum over input channels of U * V (A*A GEMMs), Y = A^T M A (output).
+// F(4x4): 36 multiplies per 16 outputs and input channel instead of 144, 4x fewer than direct convolution.
 // Tiles go in blocks of kTileBlock over all images; each thread transforms, multiplies and stores its own
 // blocks, so V and M stay in its cache and the epilogue (bias, PReLU, skip, pixel shuffle) is in the store.
 #pragma once
@@ -13,70 +13,90 @@
 
 namespace srgan_fast::cpu {
 
-// B^T applied to 6 values (one row or column of a patch).
-template <class S>
-inline void winograd_bt(const typename S::vf d[6], typename S::vf t[6]) {
-  using vf = typename S::vf;
-  const vf four = S::set1(4.f), minus_five = S::set1(-5.f), two = S::set1(2.f);
-  const vf d4_m_d2 = S::sub(d[4], d[2]);
-  t[0] = S::add(S::fma(four, d[0], d[4]), S::mul(minus_five, d[2]));
-  t[1] = S::sub(S::add(d[3], d[4]), S::mul(four, S::add(d[1], d[2])));   // -4d1 - 4d2 + d3 + d4
-  t[2] = S::add(S::fma(four, S::sub(d[1], d[2]), d[4]), S::sub(S::zero(), d[3]));  // 4d1 - 4d2 - d3 + d4
-  t[3] = S::add(d4_m_d2, S::mul(two, S::sub(d[3], d[1])));               // -2d1 - d2 + 2d3 + d4
-  t[4] = S::add(d4_m_d2, S::mul(two, S::sub(d[1], d[3])));               // 2d1 - d2 - 2d3 + d4
-  t[5] = S::add(S::fma(four, d[1], d[5]), S::mul(minus_five, d[3]));  // 4d1 - 5d3 + d5
-}
+// The transforms of F(M x M, 3x3) on one row or column of A = M + 2 vectors: B^T (A -> A) and A^T (A -> M).
+template <class S, int M>
+struct Winograd;
 
-// A^T applied to 6 values: 4 outputs.
+// F(4x4, 3x3), interpolation points 0, +-1, +-2: 36 products per 16 outputs. The fp32 path.
 template <class S>
-inline void winograd_at(const typename S::vf m[6], typename S::vf o[4]) {
+struct Winograd<S, 4> {
   using vf = typename S::vf;
-  const vf s12 = S::add(m[1], m[2]), d12 = S::sub(m[1], m[2]);
-  const vf s34 = S::add(m[3], m[4]), d34 = S::sub(m[3], m[4]);
-  o[0] = S::add(S::add(m[0], s12), s34);
-  o[1] = S::fma(S::set1(2.f), d34, d12);
-  o[2] = S::fma(S::set1(4.f), s34, s12);
-  o[3] = S::add(S::fma(S::set1(8.f), d34, d12), m[5]);
-}
+  static void bt(const vf d[6], vf t[6]) {
+    const vf four = S::set1(4.f), minus_five = S::set1(-5.f), two = S::set1(2.f);
+    const vf d4_m_d2 = S::sub(d[4], d[2]);
+    t[0] = S::add(S::fma(four, d[0], d[4]), S::mul(minus_five, d[2]));           // 4d0 - 5d2 + d4
+    t[1] = S::sub(S::add(d[3], d[4]), S::mul(four, S::add(d[1], d[2])));          // -4d1 - 4d2 + d3 + d4
+    t[2] = S::sub(S::fma(four, S::sub(d[1], d[2]), d[4]), d[3]);                  // 4d1 - 4d2 - d3 + d4
+    t[3] = S::add(d4_m_d2, S::mul(two, S::sub(d[3], d[1])));                      // -2d1 - d2 + 2d3 + d4
+    t[4] = S::add(d4_m_d2, S::mul(two, S::sub(d[1], d[3])));                      // 2d1 - d2 - 2d3 + d4
+    t[5] = S::add(S::fma(four, d[1], d[5]), S::mul(minus_five, d[3]));           // 4d1 - 5d3 + d5
+  }
+  static void at(const vf m[6], vf o[4]) {
+    const vf s12 = S::add(m[1], m[2]), d12 = S::sub(m[1], m[2]);
+    const vf s34 = S::add(m[3], m[4]), d34 = S::sub(m[3], m[4]);
+    o[0] = S::add(S::add(m[0], s12), s34);
+    o[1] = S::fma(S::set1(2.f), d34, d12);
+    o[2] = S::fma(S::set1(4.f), s34, s12);
+    o[3] = S::add(S::fma(S::set1(8.f), d34, d12), m[5]);
+  }
+};
+
+// F(2x2, 3x3), points 0, +-1: 16 products per 4 outputs. The bf16 path: its transforms have coefficients
+// of magnitude 1, whereas F(4x4)'s (up to 5 in B, 8 in A) amplify the bf16 rounding of V beyond torch's.
+template <class S>
+struct Winograd<S, 2> {
+  using vf = typename S::vf;
+  static void bt(const vf d[4], vf t[4]) {
+    t[0] = S::sub(d[0], d[2]);
+    t[1] = S::add(d[1], d[2]);
+    t[2] = S::sub(d[2], d[1]);
+    t[3] = S::sub(d[1], d[3]);
+  }
+  static void at(const vf m[4], vf o[2]) {
+    o[0] = S::add(S::add(m[0], m[1]), m[2]);
+    o[1] = S::sub(S::sub(m[1], m[2]), m[3]);
+  }
+};
 
 // Where tile t of the whole batch sits: image, top-left output pixel.
 struct TileCoord { int image, y, x; };
 // static: internal linkage, so that no instruction-set variant of it is shared between kernels_<isa>.cpp.
-static inline TileCoord tile_coord(int64_t t, int tiles_h, int tiles_w) {
+static inline TileCoord tile_coord(int64_t t, int tiles_h, int tiles_w, int m) {
   const int64_t per_image = int64_t(tiles_h) * tiles_w;
   const int rem = int(t % per_image);
-  return {int(t / per_image), rem / tiles_w * 4, rem % tiles_w * 4};
+  return {int(t / per_image), rem / tiles_w * m, rem % tiles_w * m};
 }
 
 // V[pos][row][ci] for rows 0..count-1 of a block (rows up to `rows` are zeroed); Tv: float or bf16 bits.
-template <class S, class Tv>
+template <class S, class Tv, int M>
 void winograd_input_transform(const FeatureMap& in, int64_t first_tile, int count, int rows, int tiles_h,
                               int tiles_w, int cin, Tv* v) {
   using vf = typename S::vf;
+  constexpr int A = M + 2;
   const int64_t pos_stride = int64_t(kTileBlock) * cin;
   for (int row = 0; row < rows; ++row) {
     if (row >= count) {
-      for (int pos = 0; pos < 36; ++pos)
+      for (int pos = 0; pos < A * A; ++pos)
         for (int c = 0; c < cin; ++c) v[pos * pos_stride + int64_t(row) * cin + c] = Tv(0);
       continue;
     }
-    const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w);
+    const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, M);
     const float* patch = in.at(tc.image, tc.y - 1, tc.x - 1);  // the halo supplies the zero padding
     for (int c = 0; c < cin; c += S::W) {
-      vf d[6][6], t[6][6];
-      for (int r = 0; r < 6; ++r)
-        for (int k = 0; k < 6; ++k) d[r][k] = S::load(patch + r * in.row_stride + int64_t(k) * in.c + c);
-      for (int k = 0; k < 6; ++k) {  // columns: B^T d
-        vf col[6], out[6];
-        for (int r = 0; r < 6; ++r) col[r] = d[r][k];
-        winograd_bt<S>(col, out);
-        for (int r = 0; r < 6; ++r) t[r][k] = out[r];
+      vf d[A][A], t[A][A];
+      for (int r = 0; r < A; ++r)
+        for (int k = 0; k < A; ++k) d[r][k] = S::load(patch + r * in.row_stride + int64_t(k) * in.c + c);
+      for (int k = 0; k < A; ++k) {  // columns: B^T d
+        vf col[A], out[A];
+        for (int r = 0; r < A; ++r) col[r] = d[r][k];
+        Winograd<S, M>::bt(col, out);
+        for (int r = 0; r < A; ++r) t[r][k] = out[r];
       }
-      for (int r = 0; r < 6; ++r) {  // rows: (B^T d) B
-        vf out[6];
-        winograd_bt<S>(t[r], out);
-        for (int k = 0; k < 6; ++k) {
-          Tv* dst = v + (r * 6 + k) * pos_stride + int64_t(row) * cin + c;
+      for (int r = 0; r < A; ++r) {  // rows: (B^T d) B
+        vf out[A];
+        Winograd<S, M>::bt(t[r], out);
+        for (int k = 0; k < A; ++k) {
+          Tv* dst = v + (r * A + k) * pos_stride + int64_t(row) * cin + c;
           if constexpr (sizeof(Tv) == 2) S::store_bf16(dst, out[k]); else S::store(dst, out[k]);
         }
       }
@@ -125,10 +145,10 @@ inline void gemm_micro_bf16(const uint16_t* a, int lda, const uint16_t* b, int l
 
 // M[pos][rows][chunk] for output channels co0 .. co0+chunk of one block, every position.
 template <class S, class Tv, int NV>
-void winograd_multiply(const Tv* v, const PackedConv3x3& wt, int co0, int chunk, int rows, float* m) {
+void winograd_multiply(const Tv* v, const PackedConv3x3& wt, int positions, int co0, int chunk, int rows, float* m) {
   constexpr int MR = S::kGemmRows;
   const int cin = wt.cin;
-  for (int pos = 0; pos < 36; ++pos) {
+  for (int pos = 0; pos < positions; ++pos) {
     const Tv* a = v + int64_t(pos) * kTileBlock * cin;
     float* c = m + int64_t(pos) * kTileBlock * chunk;
     for (int col = 0; col < chunk; col += NV * S::W)
@@ -145,25 +165,26 @@ void winograd_multiply(const Tv* v, const PackedConv3x3& wt, int co0, int chunk,
 }
 
 // Y = A^T M A per tile and channel vector, then bias + the epilogue, stored only inside the image.
-template <class S>
+template <class S, int M>
 void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, int chunk, int64_t first_tile,
                                int count, int tiles_h, int tiles_w) {
   using vf = typename S::vf;
+  constexpr int A = M + 2;
   const PackedConv3x3& wt = *p.weights;
   const int64_t pos_stride = int64_t(kTileBlock) * chunk;
   const int group = wt.cout / 4;  // shuffled channels per sub-pixel
   for (int row = 0; row < count; ++row) {
-    const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w);
-    const int ny = std::min(4, p.in.h - tc.y), nx = std::min(4, p.in.w - tc.x);
+    const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, M);
+    const int ny = std::min(M, p.in.h - tc.y), nx = std::min(M, p.in.w - tc.x);
     for (int c = 0; c < chunk; c += S::W) {
-      vf t[4][6], y[4][4];
-      for (int k = 0; k < 6; ++k) {  // columns: A^T M
-        vf col[6], out[4];
-        for (int r = 0; r < 6; ++r) col[r] = S::load(m + (r * 6 + k) * pos_stride + int64_t(row) * chunk + c);
-        winograd_at<S>(col, out);
-        for (int r = 0; r < 4; ++r) t[r][k] = out[r];
+      vf t[M][A], y[M][M];
+      for (int k = 0; k < A; ++k) {  // columns: A^T M
+        vf col[A], out[M];
+        for (int r = 0; r < A; ++r) col[r] = S::load(m + (r * A + k) * pos_stride + int64_t(row) * chunk + c);
+        Winograd<S, M>::at(col, out);
+        for (int r = 0; r < M; ++r) t[r][k] = out[r];
       }
-      for (int r = 0; r < 4; ++r) winograd_at<S>(t[r], y[r]);  // rows: (A^T M) A
+      for (int r = 0; r < M; ++r) Winograd<S, M>::at(t[r], y[r]);  // rows: (A^T M) A
       const int co = co0 + c;
       const vf bias = S::load(wt.bias + co);
       switch (p.epilogue) {
@@ -196,10 +217,12 @@ void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, 
   }
 }
 
+// Tv = float: F(4x4) in fp32; Tv = uint16_t: F(2x2) with bf16 products (see Winograd<S, 2>).
 template <class S, class Tv>
 void conv3x3_winograd(const Conv3x3Params& p, const ExecContext& ctx) {
+  constexpr int M = sizeof(Tv) == 2 ? 2 : 4, positions = (M + 2) * (M + 2);
   const PackedConv3x3& wt = *p.weights;
-  const int tiles_h = (p.in.h + 3) / 4, tiles_w = (p.in.w + 3) / 4;
+  const int tiles_h = (p.in.h + M - 1) / M, tiles_w = (p.in.w + M - 1) / M;
   const int64_t tiles = int64_t(p.in.n) * tiles_h * tiles_w;
   const int64_t blocks = (tiles + kTileBlock - 1) / kTileBlock;
   const int chunk = cout_chunk(wt.cout);
@@ -213,11 +236,11 @@ void conv3x3_winograd(const Conv3x3Params& p, const ExecContext& ctx) {
     const int64_t first = block * kTileBlock;
     const int count = int(std::min<int64_t>(kTileBlock, tiles - first));
     const int rows = (count + S::kGemmRows - 1) / S::kGemmRows * S::kGemmRows;
-    winograd_input_transform<S, Tv>(p.in, first, count, rows, tiles_h, tiles_w, wt.cin, v);
+    winograd_input_transform<S, Tv, M>(p.in, first, count, rows, tiles_h, tiles_w, wt.cin, v);
     for (int co0 = 0; co0 < wt.cout; co0 += chunk) {
-      if (wide) winograd_multiply<S, Tv, S::kGemmVecs>(v, wt, co0, chunk, rows, m);
-      else winograd_multiply<S, Tv, 16 / S::W>(v, wt, co0, chunk, rows, m);
-      winograd_output_transform<S>(p, m, co0, chunk, first, count, tiles_h, tiles_w);
+      if (wide) winograd_multiply<S, Tv, S::kGemmVecs>(v, wt, positions, co0, chunk, rows, m);
+      else winograd_multiply<S, Tv, 16 / S::W>(v, wt, positions, co0, chunk, rows, m);
+      winograd_output_transform<S, M>(p, m, co0, chunk, first, count, tiles_h, tiles_w);
     }
   }
 }
