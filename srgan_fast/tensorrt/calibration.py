@@ -29,7 +29,7 @@ INT8_LEVELS = 128  # magnitudes 0..127 of a symmetric int8 code
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ValueError(f"calibration images: expected a folder of images, got {str(folder)!r}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
