@@ -233,10 +233,11 @@ def build_onnx_model(weights_or_model, *, tile: tuple[int, int] | None = None, b
 
     if io == "uint8":
         image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [n, h, w, 3])
-        nchw = g.node("Transpose", [INPUT_NAME], "image.nchw", perm=[0, 3, 1, 2])
-        # Scale in float32 then cast: 8-bit levels / 255 are not all exact in fp16.
-        x = g.node("Div", [g.node("Cast", [nchw], "image.float", to=TensorProto.FLOAT),
-                           g.constant("full_scale", np.array(255.0, np.float32))], "image.unit")
+        # TensorRT allows nothing but a cast on a uint8 tensor, so cast before the transpose; scale in float32
+        # (8-bit levels / 255 are not all exact in fp16) and only then cast to the layers' precision.
+        as_float = g.node("Cast", [INPUT_NAME], "image.float", to=TensorProto.FLOAT)
+        nchw = g.node("Transpose", [as_float], "image.nchw", perm=[0, 3, 1, 2])
+        x = g.node("Div", [nchw, g.constant("full_scale", np.array(255.0, np.float32))], "image.unit")
     else:
         image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [n, 3, h, w])
         x = INPUT_NAME
@@ -248,6 +249,7 @@ def build_onnx_model(weights_or_model, *, tile: tuple[int, int] | None = None, b
     if io == "uint8":
         clamped = g.node("Clip", [y, g.constant("zero", np.array(0.0, np.float32)),
                                   g.constant("one", np.array(1.0, np.float32))], "upscaled.clamped")
+        # Round here: TensorRT's float -> uint8 cast truncates.
         levels = g.node("Round", [g.node("Mul", [clamped, "full_scale"], "upscaled.scaled")], "upscaled.rounded")
         nhwc = g.node("Transpose", [levels], "upscaled.nhwc", perm=[0, 2, 3, 1])
         g.node("Cast", [nhwc], OUTPUT_NAME, to=TensorProto.UINT8)

@@ -127,6 +127,17 @@ def test_uint8_graph_converts_clamps_and_rounds_inside(tile):
     assert np.abs(y - expected).max() <= 0.5 + 255.0 * FP32_RELATIVE_TOLERANCE
 
 
+def test_uint8_tensors_only_meet_casts_as_tensorrt_requires():
+    # TensorRT allows no operation but a cast on uint8 tensors, and its float -> uint8 cast truncates.
+    model = build_onnx_model(WEIGHTS, tile=(8, 8), io="uint8", precision="fp16")
+    consumers = [n for n in model.graph.node if "image" in n.input]
+    assert [n.op_type for n in consumers] == ["Cast"]
+    producer = next(n for n in model.graph.node if "upscaled" in n.output)
+    before = next(n for n in model.graph.node if producer.input[0] in n.output)
+    before_that = next(n for n in model.graph.node if before.input[0] in n.output)
+    assert (producer.op_type, before.op_type, before_that.op_type) == ("Cast", "Transpose", "Round")
+
+
 def test_metadata_names_model_weights_scale_io_and_precision():
     model = build_onnx_model(WEIGHTS, tile=(8, 8), precision="fp16", io="uint8")
     props = {p.key: p.value for p in model.metadata_props}
