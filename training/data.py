@@ -96,7 +96,8 @@ class RandomCropPairs(Dataset):
 
     def hr_crop(self, index: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, index])
-        image = self.images[int(np.searchsorted(self.cumulative, rng.random(), side="right").clip(max=len(self.images) - 1))]
+        pick = np.searchsorted(self.cumulative, rng.random(), side="right")
+        image = self.images[min(int(pick), len(self.images) - 1)]
         y = int(rng.integers(image.shape[0] - self.crop + 1))
         x = int(rng.integers(image.shape[1] - self.crop + 1))
         return augment(image[y : y + self.crop, x : x + self.crop], rng)

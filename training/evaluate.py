@@ -61,7 +61,8 @@ def most_detailed_window(hr: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left corner of the size×size window (on a half-window grid) with the most HR gradient energy."""
     h, w = hr.shape[:2]
     size = min(size, h, w)
-    corners = [(y, x) for y in range(0, h - size + 1, max(size // 2, 1)) for x in range(0, w - size + 1, max(size // 2, 1))]
+    stride = max(size // 2, 1)
+    corners = [(y, x) for y in range(0, h - size + 1, stride) for x in range(0, w - size + 1, stride)]
     return max(corners, key=lambda c: gradient_energy_y(hr[c[0] : c[0] + size, c[1] : c[1] + size]))
 
 
@@ -111,8 +112,9 @@ def validation_images(data: list[str], val_every_image: int) -> list[tuple[str, 
 def format_report(result: dict) -> str:
     lines = [f"{'image':40s} {'PSNR-Y':>8s} {'bicubic':>8s} {'SSIM-Y':>7s} {'bicubic':>7s} {'grad SR/HR':>10s}"]
     for r in result["images"]:
-        lines.append(f"{Path(r['name']).name[:40]:40s} {r['psnr_y']:8.3f} {r['bicubic_psnr_y']:8.3f} {r['ssim_y']:7.4f} "
-                     f"{r['bicubic_ssim_y']:7.4f} {r['gradient_energy_sr'] / r['gradient_energy_hr']:10.3f}")
+        ratio = r["gradient_energy_sr"] / r["gradient_energy_hr"]
+        lines.append(f"{Path(r['name']).name[:40]:40s} {r['psnr_y']:8.3f} {r['bicubic_psnr_y']:8.3f} "
+                     f"{r['ssim_y']:7.4f} {r['bicubic_ssim_y']:7.4f} {ratio:10.3f}")
     m = result["mean"]
     lines.append(f"{'mean of ' + str(result['count']) + ' images':40s} {m['psnr_y']:8.3f} {m['bicubic_psnr_y']:8.3f} "
                  f"{m['ssim_y']:7.4f} {m['bicubic_ssim_y']:7.4f} {m['gradient_ratio']:10.3f}")

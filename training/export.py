@@ -37,8 +37,8 @@ def describe_recipe(config: dict, step: int) -> str:
     if content.startswith("pixel"):
         content += f" (feature-matching weight {config['fm_weight']})"
     return (f"SRGAN: content {content} + {config['adversarial_weight']} x -log D(G(x)), D/G alternating (k=1), "
-            f"Adam lr {config['lr']} until step {drop} then {config['lr_low']}, D base width {config['disc_channels']}, "
-            f"{batch}, {step} steps; initialised from [{start}]")
+            f"Adam lr {config['lr']} until step {drop} then {config['lr_low']}, "
+            f"D base width {config['disc_channels']}, {batch}, {step} steps; initialised from [{start}]")
 
 
 def training_steps(config: dict, step: int) -> int:

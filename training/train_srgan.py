@@ -46,7 +46,8 @@ def init_generator(init: str) -> tuple[Generator, dict]:
     try:
         weights = load_weights(init)
     except WeightsError as exc:
-        raise SystemExit(f"error: --init {init!r} is neither a training checkpoint nor a weights file ({exc})") from None
+        raise SystemExit(f"error: --init {init!r} is neither a training checkpoint nor a weights file "
+                         f"({exc})") from None
     generator = Generator(weights.num_blocks, weights.channels, batch_norm=False)
     generator.load_state_dict({k: torch.from_numpy(v) for k, v in weights.tensors.items()})
     return generator, dict(num_blocks=weights.num_blocks, channels=weights.channels, batch_norm=False,
