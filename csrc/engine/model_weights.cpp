@@ -11,6 +11,14 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + (shape.size() == 1 ? ",)" : ")");
 }
 
+// "a, b, c (+4 more)": a list short enough for a one-line message.
+std::string first_few(const std::vector<std::string>& items) {
+  std::string s;
+  for (size_t i = 0; i < items.size() && i < 3; ++i) s += (i ? ", " : "") + items[i];
+  if (items.size() > 3) s += " (+" + std::to_string(items.size() - 3) + " more)";
+  return s;
+}
+
 }  // namespace
 
 std::map<std::string, std::vector<int64_t>> expected_tensor_shapes(int num_blocks, int channels) {
@@ -41,19 +49,20 @@ void validate_generator_tensors(const TensorMap& tensors, int num_blocks, int ch
     throw std::invalid_argument("expected num_blocks >= 0 and channels >= 1, got num_blocks=" +
                                 std::to_string(num_blocks) + ", channels=" + std::to_string(channels));
   const auto expected = expected_tensor_shapes(num_blocks, channels);
-  std::string missing, unexpected, wrong;
+  std::vector<std::string> missing, unexpected, wrong;
   for (const auto& [name, shape] : expected) {
     auto it = tensors.find(name);
-    if (it == tensors.end()) missing += (missing.empty() ? "" : ", ") + name;
+    if (it == tensors.end()) missing.push_back(name);
     else if (it->second.shape != shape)
-      wrong += (wrong.empty() ? "" : ", ") + name + " " + shape_str(it->second.shape) + " != " + shape_str(shape);
+      wrong.push_back(name + " " + shape_str(it->second.shape) + " != " + shape_str(shape));
   }
   for (const auto& [name, t] : tensors)
-    if (!expected.count(name)) unexpected += (unexpected.empty() ? "" : ", ") + name;
+    if (!expected.count(name)) unexpected.push_back(name);
   if (!missing.empty() || !unexpected.empty() || !wrong.empty())
     throw std::invalid_argument("weights do not match a generator with num_blocks=" + std::to_string(num_blocks) +
-                                ", channels=" + std::to_string(channels) + ": missing [" + missing +
-                                "], unexpected [" + unexpected + "], wrong shape [" + wrong + "]");
+                                ", channels=" + std::to_string(channels) + ": missing [" + first_few(missing) +
+                                "], unexpected [" + first_few(unexpected) + "], wrong shape [" + first_few(wrong) +
+                                "]");
 }
 
 ConvTensors conv_tensors(const TensorMap& tensors, const std::string& prefix, const std::string& prelu) {

@@ -1,0 +1,87 @@
+"""Backend "native": the C++ engine of srgan_fast._C on CPU (csrc/), fp32 or bf16. Needs no torch.
+
+The engine packs the weights once (Winograd-domain 3x3 convs, fused epilogues, I/O conversion inside the
+first and last kernels) and reuses its feature maps while the tile size repeats, so the tiler should keep
+tiles one size. See docs/native.md.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
+from srgan_fast.weights import GeneratorWeights
+
+# Written by setup.py when the native build was skipped or failed: the reason, for `srgan-fast info`.
+_BUILD_STATUS = Path(__file__).resolve().parent.parent / "_native_build_status.txt"
+
+
+def _native_module():
+    from srgan_fast import _C
+
+    return _C
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> str | None:
+    """None when srgan_fast._C imports, else why not (cached: the answer cannot change in a process)."""
+    try:
+        _native_module()
+    except ImportError as exc:
+        if _BUILD_STATUS.is_file():
+            return f"srgan_fast._C is not built: {_BUILD_STATUS.read_text().strip()}"
+        return f"srgan_fast._C is not built or does not load ({exc}); reinstall with pip install -v ."
+    return None
+
+
+def build_info() -> dict | None:
+    """How the extension was built and what this CPU runs (for `srgan-fast info`), or None without it."""
+    if _probe() is not None:
+        return None
+    _C = _native_module()
+    return {**_C.build_info(), "cpu": _C.cpu_info()}
+
+
+@register_backend
+class NativeBackend(Backend):
+    name = "native"
+    auto_priority = {"cpu": 20}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return _probe()
+
+    @classmethod
+    def supported_precisions(cls, device: str) -> tuple[str, ...]:
+        if device != "cpu" or _probe() is not None:
+            return ()
+        return ("fp32", "bf16") if _native_module().cpu_info()["paths_bf16"] else ("fp32",)
+
+    def __init__(self, weights: GeneratorWeights, device: str = "cpu", precision: str = "fp32", *,
+                 threads: int = 0, path: str = "auto"):
+        """threads: 0 = every core; path: 'auto', or force 'avx512' | 'avx2' | 'scalar' | 'reference'."""
+        reason = self.unavailable_reason()
+        if reason:
+            raise BackendUnavailable(reason)
+        if device != "cpu":
+            raise ValueError(f"the native backend runs on 'cpu', got device {device!r} (use backend 'cuda')")
+        supported = self.supported_precisions(device)
+        if precision not in supported:
+            raise ValueError(f"the native backend on this CPU supports precision {' or '.join(supported)}, "
+                             f"got {precision!r}")
+        super().__init__(weights, device, precision)
+        self.engine = _native_module().Engine(weights.tensors, weights.num_blocks, weights.channels,
+                                              precision=precision, threads=threads, path=path)
+
+    def run(self, tiles: np.ndarray) -> np.ndarray:
+        return self.engine.run(tiles)
+
+    def bytes_per_input_pixel(self) -> int:
+        # Feature maps at 1x, 2x and 4x, measured on a 64x64 tile (halos make small tiles a little dearer).
+        side = 64
+        return int(np.ceil(self.engine.workspace_bytes(1, side, side) / side**2)) + 16 * 3 * 4
+
+    def describe(self) -> str:
+        return f"native (cpu, {self.precision}, {self.engine.path}, {self.engine.threads} threads)"

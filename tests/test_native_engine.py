@@ -1,0 +1,184 @@
+"""The whole native engine (srgan_fast._C.Engine, backend "native") against the torch generator in float64:
+every dispatch path, precision and image dtype, odd and 1x1 sizes, batches, buffer reuse, bad arguments."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import random_generator_weights
+
+pytestmark = pytest.mark.native
+torch = pytest.importorskip("torch")
+
+
+def _C():
+    from srgan_fast import _C
+
+    return _C
+
+
+def relative_error(got, reference) -> float:
+    got = np.asarray(got, dtype=np.float64)
+    return float(np.abs(got - reference).max() / max(np.abs(reference).max(), 1e-30))
+
+
+def torch_output(weights, tiles: np.ndarray, dtype=torch.float64) -> np.ndarray:
+    """The generator on [N, h, w, 3] float tiles in [0, 1], in `dtype`, clamped, as float64 NHWC."""
+    from srgan_fast.backends.torch_backend import build_generator
+
+    model = build_generator(weights).to(dtype)
+    with torch.no_grad():
+        x = torch.from_numpy(tiles.astype(np.float64)).to(dtype).permute(0, 3, 1, 2)
+        return model(x).double().clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def engine(weights, **options):
+    return _C().Engine(weights.tensors, weights.num_blocks, weights.channels, **options)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return random_generator_weights(num_blocks=2, channels=8, seed=21)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 5, 7), (1, 11, 6)])
+def test_fp32_matches_float64_torch_on_every_path(weights, shape):
+    tiles = np.random.default_rng(22).random((*shape, 3), dtype=np.float32)
+    reference = torch_output(weights, tiles)
+    for path in _C().cpu_info()["paths_fp32"]:
+        out = engine(weights, path=path, threads=2).run(tiles)
+        assert out.shape == (shape[0], 4 * shape[1], 4 * shape[2], 3) and out.dtype == np.float32
+        assert relative_error(out, reference) <= 1e-5, path
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_images_round_like_the_reference(weights, dtype):
+    full = np.iinfo(dtype).max
+    tiles = np.random.default_rng(23).integers(0, full + 1, (2, 6, 9, 3)).astype(dtype)
+    expected = np.round(torch_output(weights, tiles / full) * full)
+    for path in _C().cpu_info()["paths_fp32"]:
+        out = engine(weights, path=path).run(tiles)
+        assert out.dtype == dtype
+        diff = np.abs(out.astype(np.float64) - expected)
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.99, path  # only float ties at .5 may differ
+
+
+def test_bf16_is_within_twice_torch_bf16_error():
+    C = _C()
+    if not C.cpu_info()["paths_bf16"]:
+        pytest.skip("this CPU has no AVX512_BF16")
+    weights = random_generator_weights(num_blocks=2, channels=16, seed=24)
+    tiles = np.random.default_rng(25).random((2, 9, 13, 3), dtype=np.float32)
+    reference = torch_output(weights, tiles)
+    torch_error = relative_error(torch_output(weights, tiles, torch.bfloat16), reference)
+    out = engine(weights, precision="bf16").run(tiles)
+    assert relative_error(out, reference) <= 2 * torch_error
+
+
+def test_real_width_64_channels():
+    weights = random_generator_weights(num_blocks=3, channels=64, seed=26)
+    tiles = np.random.default_rng(27).random((1, 10, 7, 3), dtype=np.float32)
+    reference = torch_output(weights, tiles)
+    assert relative_error(engine(weights).run(tiles), reference) <= 1e-5
+    if _C().cpu_info()["paths_bf16"]:
+        torch_error = relative_error(torch_output(weights, tiles, torch.bfloat16), reference)
+        assert relative_error(engine(weights, precision="bf16").run(tiles), reference) <= 2 * torch_error
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_batch_equals_one_by_one_and_buffers_are_reused_cleanly(weights, precision):
+    if precision == "bf16" and not _C().cpu_info()["paths_bf16"]:
+        pytest.skip("this CPU has no AVX512_BF16")
+    rng = np.random.default_rng(28)
+    batch = rng.integers(0, 256, (3, 7, 10, 3), dtype=np.uint8)
+    other = rng.integers(0, 256, (2, 12, 5, 3), dtype=np.uint8)
+    e = engine(weights, precision=precision)
+    together = e.run(batch)
+    e.run(other)  # a different geometry in between: the halos must be zero again afterwards
+    alone = np.concatenate([e.run(batch[i:i + 1]) for i in range(3)])
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(engine(weights, precision=precision, threads=1).run(batch), together)
+
+
+def test_backend_runs_without_torch(weights, tmp_path):
+    """Inference needs no torch: the backend in a process where importing torch fails."""
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file(weights.tensors, str(path), metadata=weights.metadata)
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from srgan_fast.weights import load_weights\n"
+        "from srgan_fast.backends.native_backend import NativeBackend\n"
+        f"b = NativeBackend(load_weights({str(path)!r}))\n"
+        "out = b.run(np.zeros((1, 3, 5, 3), np.uint8))\n"
+        "assert out.shape == (1, 12, 20, 3) and out.dtype == np.uint8, out.shape\n"
+        "print('ok', b.describe())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("ok native (cpu, fp32"), result.stderr
+
+
+def test_registered_backend_and_auto_prefers_it_on_cpu(weights):
+    from srgan_fast.backends import availability, choose_backend, get_backend_class
+
+    assert availability()["native"] is None
+    assert choose_backend("cpu") == "native"
+    backend = get_backend_class("native")(weights, "cpu", "fp32", threads=1)
+    tiles = np.random.default_rng(29).random((1, 4, 4, 3), dtype=np.float32)
+    assert relative_error(backend.run(tiles), torch_output(weights, tiles)) <= 1e-5
+    assert 1000 < backend.bytes_per_input_pixel() < 100_000
+    with pytest.raises(ValueError, match="the native backend runs on 'cpu', got device 'cuda'"):
+        get_backend_class("native")(weights, "cuda", "fp32")
+    with pytest.raises(ValueError, match=r"supports precision fp32.*got 'fp16'"):
+        get_backend_class("native")(weights, "cpu", "fp16")
+
+
+def test_bad_tiles_raise_clear_errors(weights):
+    e = engine(weights)
+    good = np.zeros((1, 4, 4, 3), np.uint8)
+    cases = [
+        (np.zeros((4, 4, 3), np.uint8), r"tiles: expected an NHWC array of shape \[N, h, w, 3\], got shape \(4, 4, 3\)"),
+        (np.zeros((1, 4, 4, 4), np.uint8), r"got shape \(1, 4, 4, 4\)"),
+        (good.astype(np.float64), "tiles: expected dtype uint8, uint16 or float32, got float64"),
+        (good.astype(np.int32), "expected dtype uint8, uint16 or float32, got int32"),
+        (np.zeros((1, 4, 8, 3), np.uint8)[:, :, ::2], r"tiles: expected a C-contiguous array .*got strides"),
+        (np.zeros((0, 4, 4, 3), np.uint8), r"tiles: expected N, h, w >= 1, got shape \(0, 4, 4, 3\)"),
+    ]
+    for tiles, message in cases:
+        with pytest.raises(ValueError, match=message):
+            e.run(tiles)
+
+
+def test_mismatched_weights_and_options_raise_clear_errors(weights):
+    C, t = _C(), dict(weights.tensors)
+    with pytest.raises(ValueError, match=r"missing \[blocks.2.conv1.bias, .*\]"):
+        C.Engine(t, 3, 8)
+    with pytest.raises(ValueError, match=r"wrong shape \[blocks.0.conv1.bias \(8,\) != \(16,\), .* \(\+19 more\)\]"):
+        C.Engine(t, 2, 16)
+    with pytest.raises(ValueError, match=r"unexpected \[extra\]"):
+        C.Engine({**t, "extra": np.zeros(1, np.float32)}, 2, 8)
+    with pytest.raises(ValueError, match="weights tensor 'tail.bias': expected dtype float32, got float64"):
+        C.Engine({**t, "tail.bias": t["tail.bias"].astype(np.float64)}, 2, 8)
+    with pytest.raises(ValueError, match="weights tensor 'tail.bias': expected a numpy float32 array, got <class 'list'>"):
+        C.Engine({**t, "tail.bias": [0.0, 0.0, 0.0]}, 2, 8)
+    with pytest.raises(ValueError, match="unknown precision 'int4': expected 'fp32' or 'bf16'"):
+        C.Engine(t, 2, 8, precision="int4")
+    with pytest.raises(ValueError, match="unknown cpu path 'neon'"):
+        C.Engine(t, 2, 8, path="neon")
+    with pytest.raises(ValueError, match=r"threads must be >= 0 \(0: every core\), got -2"):
+        C.Engine(t, 2, 8, threads=-2)
+
+
+def test_build_info_describes_the_build():
+    info = _C().build_info()
+    assert "scalar" in info["cpu_paths_compiled"] and isinstance(info["cuda"], bool)
+    assert info["compiler"] and isinstance(info["cuda_architectures"], list)
+    cpu = _C().cpu_info()
+    assert cpu["paths_fp32"][:2] == ["reference", "scalar"]
+    assert set(cpu["paths_bf16"]) <= {"avx512"}
