@@ -56,8 +56,9 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(reason)
         if not device.startswith("cuda"):
             raise ValueError(f"the tensorrt backend runs on 'cuda' or 'cuda:N', got device {device!r}")
+        from srgan_fast.tensorrt.builder import cuda_device_info
         from srgan_fast.tensorrt.cache import EngineCache
-        from srgan_fast.tensorrt.options import BuildOptions
+        from srgan_fast.tensorrt.options import BuildOptions, check_device_supports
 
         super().__init__(weights, device, precision)
         self.device_index = int(device.partition(":")[2] or 0)
@@ -65,7 +66,11 @@ class TensorRTBackend(Backend):
         self.calibration_images, self.use_cuda_graph = calibration_images, use_cuda_graph
         self._option_args = {"precision": precision, "batch": engine_batch, "optimization_level": optimization_level,
                              "workspace_mib": workspace_mib}
-        BuildOptions(dynamic=None, **self._option_args)  # reject bad options now, not at the first tile
+        # Reject what cannot work now, not at the first tile (whose engine build may take minutes).
+        options = BuildOptions(dynamic=None, **self._option_args)
+        check_device_supports(precision, cuda_device_info(self.device_index))
+        if options.quantized and calibration_images is None:
+            raise ValueError(f"tensorrt {precision} needs calibration_images: a folder of sample images")
         self.cache = EngineCache(cache_dir)
         self._runners: dict[tuple, object] = {}
 
