@@ -7,13 +7,7 @@
 // image = the conv's zero padding) and the weights for those 16 channels are staged in shared memory, then
 // every tap is one k16 step of mma.sync.m16n8k16 (A = shifted window of the halo, B = that tap's weights).
 //
-// mma.m16n8k16 fragments (PTX ISA, "Matrix Fragments for mma.m16n8k16"), g = lane / 4, t = lane % 4:
-//   A (16x16, row-major): a[0] = (row g,   k 2t..2t+1)  a[1] = (row g+8, k 2t..2t+1)
-//                         a[2] = (row g,   k 2t+8..+9)  a[3] = (row g+8, k 2t+8..+9)
-//   B (16x8, column):     b[0] = (k 2t..2t+1, col g)    b[1] = (k 2t+8..+9, col g)
-//   C (16x8, fp32):       c[0..1] = (row g, col 2t..2t+1)   c[2..3] = (row g+8, col 2t..2t+1)
-// Two consecutive k are two consecutive channels in NHWC (and in the packed weights), so every fragment
-// register is one aligned 32-bit shared-memory load.
+// Fragment layouts and the shared staging helpers: mma_tiles.cuh.
 //
 // Deliberately simple for a first, verifiable version (no cp.async pipeline, no ldmatrix, scalar stores);
 // docs/cuda.md lists the tuning steps.
@@ -23,6 +17,7 @@
 
 #include "conv_params.h"
 #include "cuda_check.h"
+#include "mma_tiles.cuh"
 #include "storage_types.cuh"
 
 namespace srgan_fast::cuda {
@@ -31,9 +26,7 @@ namespace {
 constexpr int kTileH = 8;
 constexpr int kTileW = 16;
 constexpr int kThreads = 128;     // 4 warps x 2 rows = kTileH
-constexpr int kChunk = 16;        // input channels per K step (one mma k16)
-constexpr int kPixelStride = 24;  // elements per staged pixel/weight row: 16 + 8 padding, so that the 8
-                                  // rows a fragment load touches fall in distinct banks
+constexpr int kPixelStride = kChunkStride;  // staged input pixels are rows of 16 channels, like the weights
 
 template <int KSIZE, int NT>
 constexpr size_t shared_bytes() {
@@ -75,23 +68,6 @@ __device__ void stage_input(const ConvParams& p, T* s_in, int b, int y0, int x0,
       s_in[pixel * kPixelStride + i % kChunk] = StorageOps<T>::from_float(v);
     }
   }
-}
-
-// Stage weights [n0, n0+NT) x taps x channels [c0, c0+16) into s_w [taps * NT][kPixelStride].
-template <typename T, int KSIZE, int NT>
-__device__ void stage_weights(const ConvParams& p, T* s_w, int n0, int c0) {
-  constexpr int kTaps = KSIZE * KSIZE;
-  const T* weights = static_cast<const T*>(p.weights);
-  for (int i = threadIdx.x; i < kTaps * NT * 2; i += kThreads) {
-    const int row = i >> 1, half = i & 1;  // row = tap * NT + n
-    const int tap = row / NT, n = row % NT;
-    const int64_t offset = (int64_t(n0 + n) * kTaps + tap) * p.cin_padded + c0 + half * 8;
-    *reinterpret_cast<uint4*>(s_w + row * kPixelStride + half * 8) = *reinterpret_cast<const uint4*>(weights + offset);
-  }
-}
-
-__device__ __forceinline__ float prelu(float v, const float* alpha, int channel) {
-  return (alpha != nullptr && v < 0.0f) ? v * alpha[channel] : v;
 }
 
 // One accumulator value of output pixel (b, y, x), conv channel n: the fused epilogue (see conv_params.h).
@@ -149,7 +125,7 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
 
   for (int c0 = 0; c0 < p.cin_padded; c0 += kChunk) {
     stage_input<T, KSIZE, IN>(p, s_in, b, y0, x0, c0);
-    stage_weights<T, KSIZE, NT>(p, s_w, n0, c0);
+    stage_weight_chunk<T, kTaps, NT, kThreads>(static_cast<const T*>(p.weights), p.cin_padded, n0, c0, s_w);
     __syncthreads();
 #pragma unroll(KSIZE == 3 ? 9 : 1)
     for (int tap = 0; tap < kTaps; ++tap) {
@@ -159,18 +135,14 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
       for (int mi = 0; mi < 2; ++mi) {
         // Output row warp*2+mi, pixels g and g+8 of the tile row, shifted by the tap within the halo.
         const T* row = s_in + ((warp * 2 + mi + ky) * kHaloW + kx) * kPixelStride + 2 * t;
-        a[mi][0] = *reinterpret_cast<const uint32_t*>(row + g * kPixelStride);
-        a[mi][1] = *reinterpret_cast<const uint32_t*>(row + (g + 8) * kPixelStride);
-        a[mi][2] = *reinterpret_cast<const uint32_t*>(row + g * kPixelStride + 8);
-        a[mi][3] = *reinterpret_cast<const uint32_t*>(row + (g + 8) * kPixelStride + 8);
+        load_a_fragment(a[mi], row + g * kPixelStride, row + (g + 8) * kPixelStride);
       }
 #pragma unroll
       for (int ni = 0; ni < kNTiles; ++ni) {
-        const T* column = s_w + (tap * NT + ni * 8 + g) * kPixelStride + 2 * t;
-        const uint32_t bfrag[2] = {*reinterpret_cast<const uint32_t*>(column),
-                                   *reinterpret_cast<const uint32_t*>(column + 8)};
+        uint32_t b[2];
+        load_b_fragment<T, NT>(b, s_w, tap, ni, g, t);
 #pragma unroll
-        for (int mi = 0; mi < 2; ++mi) StorageOps<T>::mma_16816(acc[mi][ni], a[mi], bfrag);
+        for (int mi = 0; mi < 2; ++mi) StorageOps<T>::mma_16816(acc[mi][ni], a[mi], b);
       }
     }
     __syncthreads();
