@@ -119,9 +119,12 @@ class EngineRunner:
         self._slots: dict[tuple[int, ...], list[_Slot]] = {}
 
     def slots(self, input_shape: tuple[int, ...]) -> list[_Slot]:
+        import torch
+
         if input_shape not in self._slots:
-            self._slots[input_shape] = [_Slot(self.engine, index, input_shape, self.dtypes, self.device,
-                                              self.use_cuda_graph) for index in range(SLOTS_PER_SHAPE)]
+            with torch.cuda.device(self.device):  # TensorRT allocates on the current device
+                self._slots[input_shape] = [_Slot(self.engine, index, input_shape, self.dtypes, self.device,
+                                                  self.use_cuda_graph) for index in range(SLOTS_PER_SHAPE)]
         return self._slots[input_shape]
 
     def run_host(self, batches: list[np.ndarray]) -> list[np.ndarray]:
@@ -133,7 +136,7 @@ class EngineRunner:
         for i, batch in enumerate(batches):
             slot = self.slots(tuple(batch.shape))[i % SLOTS_PER_SHAPE]
             slot.host_in.numpy()[...] = batch  # the slot's previous batch (i-2) was collected already
-            with torch.cuda.stream(slot.stream):
+            with torch.cuda.device(self.device), torch.cuda.stream(slot.stream):
                 slot.device_in.copy_(slot.host_in, non_blocking=True)
                 slot.launch()
                 slot.host_out.copy_(slot.device_out, non_blocking=True)
@@ -163,7 +166,8 @@ class EngineRunner:
         slot = self.slots(tuple(x.shape))[0]
         caller = torch.cuda.current_stream(self.device)
         slot.stream.wait_stream(caller)
-        with torch.cuda.stream(slot.stream):
+        x.record_stream(slot.stream)  # the caller may free x before the slot's stream has read it
+        with torch.cuda.device(self.device), torch.cuda.stream(slot.stream):
             slot.device_in.copy_(x.to(self.dtypes[0]), non_blocking=True)
             slot.launch()
             out = slot.device_out.clone()
