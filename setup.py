@@ -20,7 +20,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-STATUS_FILE = ROOT / "srgan_fast" / "_native_build_status.txt"
+STATUS_NAME = "_native_build_status.txt"
 
 
 class CMakeExtension(Extension):
@@ -28,25 +28,24 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
-def _write_status(text: str) -> None:
-    STATUS_FILE.write_text(text + "\n")
-
-
 class CMakeBuild(build_ext):
     def run(self) -> None:
+        # Beside where _C would go: the build tree for a wheel, the source tree for an editable install.
+        status = Path(self.get_ext_fullpath("srgan_fast._C")).resolve().parent / STATUS_NAME
+        status.parent.mkdir(parents=True, exist_ok=True)
         if os.environ.get("SRGAN_FAST_BUILD_NATIVE", "1") == "0":
             reason = "native engine not built (SRGAN_FAST_BUILD_NATIVE=0 at install time)"
             print(f"srgan_fast: {reason}")
-            _write_status(reason)
+            status.write_text(reason + "\n")
             return
         try:
             super().run()
         except (subprocess.CalledProcessError, OSError) as exc:
             reason = f"native build failed ({exc}); see the pip log (pip install -v) for the compiler output"
             print(f"srgan_fast: {reason}", file=sys.stderr)
-            _write_status(reason)
+            status.write_text(reason + "\n")
             return
-        STATUS_FILE.unlink(missing_ok=True)
+        status.unlink(missing_ok=True)
 
     def build_extension(self, ext: CMakeExtension) -> None:
         import pybind11
@@ -68,7 +67,8 @@ class CMakeBuild(build_ext):
         archs = os.environ.get("SRGAN_FAST_CUDA_ARCHITECTURES")
         if archs:
             args.append(f"-DSRGAN_FAST_CUDA_ARCHITECTURES={archs}")
-        generator = ["-G", "Ninja"] if _have_ninja() else []
+        ninja = _ninja_program()
+        generator = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []
         jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
         print(f"srgan_fast: native build: CUDA={cuda}, CUDA architectures={archs or 'default'}, "
               f"generator={'Ninja' if generator else 'default'}, jobs={jobs}, output={out_dir}")
@@ -76,14 +76,19 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", ".", "--parallel", jobs], cwd=build_temp, check=True)
 
 
-def _have_ninja() -> bool:
-    try:
-        import ninja  # noqa: F401
-    except ImportError:
-        from shutil import which
+def _ninja_program() -> str | None:
+    """The ninja executable: the pip package's (a build requirement) or one on PATH."""
+    from shutil import which
 
-        return which("ninja") is not None
-    return True
+    try:
+        import ninja
+
+        program = Path(ninja.BIN_DIR) / "ninja"
+        if program.exists() or program.with_suffix(".exe").exists():
+            return str(program)
+    except (ImportError, AttributeError):
+        pass
+    return which("ninja")
 
 
 setup(ext_modules=[CMakeExtension("srgan_fast._C")], cmdclass={"build_ext": CMakeBuild})
