@@ -1,0 +1,159 @@
+"""The public API: ``upscale(image)`` and the reusable ``Upscaler`` for loops over files and frames."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from srgan_fast import channels
+from srgan_fast.backends import BackendUnavailable, choose_backend, get_backend_class
+from srgan_fast.channels import InputError
+from srgan_fast.model import SCALE, receptive_radius
+from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
+from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
+
+log = logging.getLogger("srgan_fast")
+
+# Working memory the tiler lets a backend use at once, by device kind (bytes).
+DEFAULT_MEMORY_BUDGET = {"cpu": 3 << 30, "cuda": 4 << 30}
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is usable: through the native CUDA backend or torch, whichever is installed."""
+    try:
+        if get_backend_class("cuda").unavailable_reason() is None:
+            return True
+    except ValueError:
+        pass
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class Upscaler:
+    """A loaded model on a backend, ready for many images: ``Upscaler()(image)`` is ``upscale(image)``.
+
+    model: a shipped model name ("srgan", "srresnet") or a path to a .safetensors file, or GeneratorWeights.
+    backend: "auto" (the fastest available for the device, reported in ``describe()``) or a registered name.
+    device: "cpu", "cuda" or "cuda:N"; None picks a GPU when there is one.
+    precision: "fp32", "fp16", "bf16" (as the backend supports); None: fp16 on GPUs, fp32 on CPUs.
+    tile: core size in input pixels of each tile (int or (h, w)); None sizes tiles from ``memory_budget``.
+    batch_size: tiles per backend call; None fills ``memory_budget``.
+    backend_options: passed to the backend (e.g. channels_last=False for torch, threads=N for native).
+    """
+
+    def __init__(self, model: str | GeneratorWeights = DEFAULT_MODEL, *, backend: str = "auto",
+                 device: str | None = None, precision: str | None = None, tile: int | tuple[int, int] | None = None,
+                 batch_size: int | None = None, memory_budget: int | None = None, **backend_options):
+        self.weights = model if isinstance(model, GeneratorWeights) else load_weights(model)
+        if device is None:
+            device = "cuda" if gpu_present() else "cpu"
+        self.device = device
+        device_kind = device.split(":")[0]
+        if device_kind not in DEFAULT_MEMORY_BUDGET:
+            raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        self.backend_name = choose_backend(device_kind) if backend == "auto" else backend
+        backend_class = get_backend_class(self.backend_name)
+        reason = backend_class.unavailable_reason()
+        if reason is not None:
+            raise BackendUnavailable(f"backend {self.backend_name!r} is not available: {reason}")
+        supported = backend_class.supported_precisions(device)
+        if precision is None:
+            precision = "fp16" if device_kind == "cuda" and "fp16" in supported else "fp32"
+        if precision not in supported:
+            raise ValueError(f"backend {self.backend_name!r} on {device} supports precision "
+                             f"{', '.join(supported)}; got {precision!r}")
+        self.backend = backend_class(self.weights, device, precision, **backend_options)
+        if backend == "auto":
+            log.info("srgan_fast: auto picked backend %s", self.backend.describe())
+        self.halo = math.ceil(receptive_radius(self.weights.num_blocks))
+        self.tile = tile
+        self.batch_size = batch_size
+        self.memory_budget = memory_budget or DEFAULT_MEMORY_BUDGET[device_kind]
+        self._plans: dict[tuple[int, int], TilePlan] = {}
+
+    def describe(self) -> str:
+        return f"model {self.weights.name} on {self.backend.describe()}"
+
+    def __call__(self, image):
+        return self.upscale(image)
+
+    def plan(self, image_hw: tuple[int, int]) -> TilePlan:
+        """The tiling used for images of this size (made once per size)."""
+        if image_hw not in self._plans:
+            tile = self.tile or auto_tile(image_hw, self.halo, self.backend.bytes_per_input_pixel(), self.memory_budget)
+            self._plans[image_hw] = plan_tiles(image_hw, tile, self.halo)
+        return self._plans[image_hw]
+
+    def upscale(self, image):
+        """H×W[×C] uint8/uint16/float32 array or PIL image -> the ×4 image, same type, dtype and channels."""
+        if isinstance(image, Image.Image):
+            array, mode = channels.from_pil(image)
+            return channels.to_pil(self.upscale_batch(channels.validate_array(array)[None])[0], mode)
+        return self.upscale_batch(channels.validate_array(image)[None])[0].reshape(
+            (SCALE * image.shape[0], SCALE * image.shape[1]) + image.shape[2:])
+
+    def upscale_batch(self, frames: np.ndarray) -> np.ndarray:
+        """[N, H, W, C] equal-size frames (C in 1, 3, 4) -> [N, 4H, 4W, C]: tiles of all frames share batches."""
+        if not isinstance(frames, np.ndarray) or frames.ndim != 4:
+            raise InputError(f"expected an N×H×W×C array of frames, got "
+                             f"{getattr(frames, 'shape', type(frames).__name__)}")
+        if frames.shape[0] == 0:
+            raise InputError(f"expected at least one frame, got shape {frames.shape}")
+        for frame in frames:
+            channels.validate_array(frame)
+        count = frames.shape[3]
+        rgb = frames[..., :3] if count >= 3 else np.repeat(frames, 3, axis=3)
+        if count == 4:
+            rgb = np.stack([channels.fill_transparent(f[..., :3], f[..., 3]) for f in frames])
+        out_rgb = self._upscale_rgb(np.ascontiguousarray(rgb))
+        if count == 1:
+            return channels.rgb_to_gray(out_rgb)
+        if count == 3:
+            return out_rgb
+        alpha = np.stack([channels.upscale_alpha(f[..., 3]) for f in frames])
+        return np.concatenate([out_rgb, alpha[..., None]], axis=3)
+
+    def _upscale_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] -> [N, 4H, 4W, 3]: windows gathered into batches, cores scattered into the output."""
+        n, h, w, _ = rgb.shape
+        plan = self.plan((h, w))
+        out = np.empty((n, SCALE * h, SCALE * w, 3), dtype=rgb.dtype)
+        wh, ww = plan.window_hw
+        window_bytes = wh * ww * self.backend.bytes_per_input_pixel()
+        batch = self.batch_size or max(1, min(self.memory_budget // window_bytes, 64))
+        jobs = [(i, window) for i in range(n) for window in plan.windows()]
+        buffer = np.empty((min(batch, len(jobs)), wh, ww, 3), dtype=rgb.dtype)
+        for start in range(0, len(jobs), batch):
+            chunk = jobs[start : start + batch]
+            for slot, (i, (window, _, _)) in enumerate(chunk):
+                buffer[slot] = rgb[i][window]
+            result = self.backend.run(buffer[: len(chunk)])
+            for slot, (i, (_, in_window, in_image)) in enumerate(chunk):
+                out[i][in_image] = result[slot][in_window]
+        return out
+
+    def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None) -> Iterator[np.ndarray]:
+        """Frames in, ×4 frames out, in order; equal-size frames are batched (see srgan_fast.streaming)."""
+        from srgan_fast.streaming import stream_frames
+
+        return stream_frames(self, frames, batch_size=batch_size)
+
+
+_cache: dict[tuple, Upscaler] = {}
+
+
+def upscale(image, *, model: str = DEFAULT_MODEL, backend: str = "auto", device: str | None = None,
+            precision: str | None = None, tile: int | None = None):
+    """Upscale one image ×4 (see ``Upscaler``); the loaded model is kept for the next call with the same options."""
+    key = (str(model), backend, device, precision, tile)
+    if key not in _cache:
+        _cache.clear()  # keep one model resident, not one per option set ever used
+        _cache[key] = Upscaler(model, backend=backend, device=device, precision=precision, tile=tile)
+    return _cache[key].upscale(image)

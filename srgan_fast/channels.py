@@ -1,0 +1,124 @@
+"""What the network does not see: input validation, gray and alpha around the 3-channel RGB model.
+
+Accepted images: NumPy arrays H×W, H×W×1, H×W×3 or H×W×4 of uint8, uint16 or float32 in [0, 1], or PIL images.
+The dtype decides the range: uint8 is 0..255, uint16 is 0..65535 (never guessed from the values), float32 is 0..1.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from srgan_fast.model import SCALE
+
+ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
+FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+# BT.601 luma, the weights PIL uses for RGB -> L: how the model's RGB output returns to gray.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# PIL modes and the array dtype they map to; other modes are converted to RGB(A) first.
+PIL_MODES = {"L": np.uint8, "RGB": np.uint8, "RGBA": np.uint8, "I;16": np.uint16}
+
+
+class InputError(ValueError):
+    """An image that srgan_fast cannot upscale; the message names what was received and what is accepted."""
+
+
+def validate_array(image: np.ndarray) -> np.ndarray:
+    """Check shape, dtype and values; returns the image as H×W×C (C in 1, 3, 4)."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected a NumPy array or PIL image, got {type(image).__name__}")
+    if image.dtype not in ACCEPTED_DTYPES:
+        hint = " (convert with .astype(np.float32))" if image.dtype.kind == "f" else ""
+        raise InputError(f"expected dtype uint8, uint16 or float32, got {image.dtype}{hint}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise InputError(f"expected an H×W or H×W×C array with C in {{1, 3, 4}}, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"expected a non-empty image, got shape {image.shape}")
+    if image.dtype == np.float32:
+        if not np.isfinite(image).all():
+            raise InputError(f"float32 image contains NaN or Inf ({int(np.count_nonzero(~np.isfinite(image)))} values)")
+        low, high = float(image.min()), float(image.max())
+        if low < 0.0 or high > 1.0:
+            raise InputError(f"float32 image must be in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+    return image
+
+
+def from_pil(image: Image.Image) -> tuple[np.ndarray, str]:
+    """PIL image -> (H×W×C array, mode to give back). Palette and 1-bit images come back as RGB(A)/L."""
+    mode = image.mode
+    if mode in PIL_MODES:
+        array = np.asarray(image)
+        if mode == "I;16":
+            array = array.astype(np.uint16)
+        return array, mode
+    if mode in ("1", "LA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"):
+        has_alpha = "A" in mode or "a" in mode or (mode == "P" and "transparency" in image.info)
+        target = "RGBA" if has_alpha else ("L" if mode == "1" else "RGB")
+        return np.asarray(image.convert(target)), (mode if mode == "LA" else target)
+    raise InputError(f"unsupported PIL image mode {mode!r}: expected one of 1, L, LA, P, RGB, RGBA, I;16, CMYK")
+
+
+def to_pil(array: np.ndarray, mode: str) -> Image.Image:
+    if mode == "LA":
+        return Image.fromarray(array).convert("LA")
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def gray_to_rgb(image: np.ndarray) -> np.ndarray:
+    return np.repeat(image, 3, axis=2)
+
+
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """[..., 3] -> [..., 1] of the same dtype, BT.601 luma."""
+    gray = rgb.astype(np.float32) @ LUMA_WEIGHTS
+    return _cast_like(gray[..., None], rgb.dtype)
+
+
+def _cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.float32:
+        return np.clip(values, 0.0, 1.0).astype(np.float32)
+    return np.clip(np.rint(values), 0, FULL_SCALE[np.dtype(dtype)]).astype(dtype)
+
+
+def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Give fully transparent pixels the colour of their visible neighbourhood (push-pull over a pyramid).
+
+    The colour stored under alpha = 0 is arbitrary, often black. The network mixes colours over ~40 pixels,
+    so black there would bleed into the visible edge as a dark fringe; filling it with nearby visible colour
+    removes that. Visible pixels (alpha > 0) keep their colour exactly.
+    rgb: [H, W, 3] any accepted dtype; alpha: [H, W] same dtype. Returns a new rgb of that dtype.
+    """
+    weight = alpha.astype(np.float32) / FULL_SCALE[alpha.dtype]
+    if weight.min() > 0 or weight.max() == 0:
+        return rgb
+    colour = rgb.astype(np.float32)
+    filled = _push_pull(colour * weight[..., None], weight)
+    out = np.where((weight > 0)[..., None], colour, filled)
+    return _cast_like(out, rgb.dtype)
+
+
+def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Colours of weighted sums; where the weight is zero, the colour of the next coarser level."""
+    safe = np.maximum(weight, 1e-12)[..., None]
+    colour = weighted / safe
+    h, w = weight.shape
+    if (weight > 0).all() or (h == 1 and w == 1):
+        return colour
+    pad = ((0, h % 2), (0, w % 2))
+    weighted_even = np.pad(weighted, pad + ((0, 0),))
+    weight_even = np.pad(weight, pad)
+    hh, ww = weight_even.shape[0] // 2, weight_even.shape[1] // 2
+    coarse_weighted = weighted_even.reshape(hh, 2, ww, 2, 3).sum(axis=(1, 3))
+    coarse_weight = weight_even.reshape(hh, 2, ww, 2).sum(axis=(1, 3))
+    coarse = _push_pull(coarse_weighted, coarse_weight)
+    up = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :w]
+    return np.where((weight > 0)[..., None], colour, up)
+
+
+def upscale_alpha(alpha: np.ndarray) -> np.ndarray:
+    """[H, W] -> [4H, 4W] of the same dtype: bicubic in float, clamped (alpha has no texture to invent)."""
+    values = Image.fromarray(alpha.astype(np.float32) / FULL_SCALE[alpha.dtype])  # mode "F"
+    h, w = alpha.shape
+    up = np.asarray(values.resize((SCALE * w, SCALE * h), Image.Resampling.BICUBIC))
+    return _cast_like(up * FULL_SCALE[alpha.dtype], alpha.dtype)

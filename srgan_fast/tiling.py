@@ -1,0 +1,95 @@
+"""Seam-free tiling: any image size at a memory cost bounded by the tile, with the untiled result.
+
+Every window (the piece the network runs on) has one shape, so backends with fixed shapes (CUDA graphs,
+TensorRT) build once. Each window carries a halo of at least the network's receptive radius on every side
+that is not the image border, and only its core is kept; the cores partition the image. An output pixel of a
+core therefore sees exactly the input it sees in the untiled network: real pixels inside the image and the
+same zero padding beyond the image border (a window side that lies on the border pads there, like the
+whole image does). Tiled and untiled results differ only by float rounding.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from srgan_fast.model import SCALE
+
+MIN_TILE = 16
+
+
+@dataclass(frozen=True)
+class AxisPiece:
+    window_start: int  # first input row/column of the window
+    core_start: int  # first input row/column kept from this window
+    core_stop: int  # one past the last row/column kept
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    image_hw: tuple[int, int]
+    window_hw: tuple[int, int]  # every window has this shape
+    halo: int
+    rows: tuple[AxisPiece, ...]
+    cols: tuple[AxisPiece, ...]
+
+    @property
+    def num_windows(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    @property
+    def overhead(self) -> float:
+        """Input pixels the network computes per image pixel (1.0 = no tiling cost)."""
+        computed = self.num_windows * self.window_hw[0] * self.window_hw[1]
+        return computed / (self.image_hw[0] * self.image_hw[1])
+
+    def windows(self):
+        """(input window slices, output slices of the kept core in the window, output slices in the image)."""
+        for r in self.rows:
+            for c in self.cols:
+                window = (slice(r.window_start, r.window_start + self.window_hw[0]),
+                          slice(c.window_start, c.window_start + self.window_hw[1]))
+                in_window = (slice(SCALE * (r.core_start - r.window_start), SCALE * (r.core_stop - r.window_start)),
+                             slice(SCALE * (c.core_start - c.window_start), SCALE * (c.core_stop - c.window_start)))
+                in_image = (slice(SCALE * r.core_start, SCALE * r.core_stop),
+                            slice(SCALE * c.core_start, SCALE * c.core_stop))
+                yield window, in_window, in_image
+
+
+def plan_axis(length: int, tile: int, halo: int) -> tuple[int, tuple[AxisPiece, ...]]:
+    """Split one axis into cores of at most ``tile`` pixels; returns (window length, pieces)."""
+    if length <= tile + 2 * halo:
+        return length, (AxisPiece(0, 0, length),)
+    count = math.ceil(length / tile)
+    bounds = [round(i * length / count) for i in range(count + 1)]
+    window = min(max(b - a for a, b in zip(bounds, bounds[1:])) + 2 * halo, length)
+    pieces = []
+    for start, stop in zip(bounds, bounds[1:]):
+        # Centre the window on its core, then slide it inside the image: a side that then lies on the
+        # border needs no halo there, and the other side only gains context.
+        window_start = min(max(start - halo, 0), length - window)
+        pieces.append(AxisPiece(window_start, start, stop))
+    return window, tuple(pieces)
+
+
+def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], halo: int) -> TilePlan:
+    """Windows covering an H×W image with cores of at most ``tile`` (int or (h, w)) input pixels."""
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+    if min(tile_h, tile_w) < 1:
+        raise ValueError(f"tile size must be positive, got {tile}")
+    window_h, rows = plan_axis(image_hw[0], tile_h, halo)
+    window_w, cols = plan_axis(image_hw[1], tile_w, halo)
+    return TilePlan(tuple(image_hw), (window_h, window_w), halo, rows, cols)
+
+
+def auto_tile(image_hw: tuple[int, int], halo: int, bytes_per_pixel: int, memory_budget: int) -> int:
+    """The largest core whose window fits the memory budget, split evenly over the image.
+
+    The window side S the budget allows gives n = ceil(L / (S - 2·halo)) cores per axis; cores of L / n then
+    keep every window within S while wasting as little as possible on halos.
+    """
+    side = int(math.sqrt(memory_budget / bytes_per_pixel))
+    core = max(side - 2 * halo, MIN_TILE)
+    longest = max(image_hw)
+    if longest <= core + 2 * halo:
+        return longest
+    return math.ceil(longest / math.ceil(longest / core))

@@ -1,0 +1,66 @@
+"""Seam-free tiling: tiled results equal untiled ones, plans cover the image exactly, tiles stay bounded."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import random_generator_weights
+from srgan_fast.api import Upscaler
+from srgan_fast.tiling import auto_tile, plan_tiles
+
+WEIGHTS = random_generator_weights(num_blocks=2, channels=8)
+
+
+def _untiled_and_tiled(image, tile, weights=WEIGHTS):
+    whole = Upscaler(weights, backend="torch", device="cpu", tile=10_000)
+    tiled = Upscaler(weights, backend="torch", device="cpu", tile=tile, batch_size=3)
+    assert whole.plan(image.shape[:2]).num_windows == 1
+    return whole(image), tiled(image), tiled.plan(image.shape[:2])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 300), w=st.integers(1, 300), tile=st.sampled_from([1, 7, 16, 33, 64, 128]),
+       seed=st.integers(0, 2**31))
+def test_tiled_equals_untiled_uint8(h, w, tile, seed):
+    image = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    whole, tiled, _ = _untiled_and_tiled(image, tile)
+    diff = np.abs(whole.astype(np.int16) - tiled)
+    assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def test_tiled_equals_untiled_float_at_full_depth():
+    """16 blocks: the real network's 40-pixel halo, on a float image (differences are float rounding only)."""
+    weights = random_generator_weights(num_blocks=16, channels=4, seed=3)
+    image = np.random.default_rng(1).random((150, 131, 3), dtype=np.float32)
+    whole, tiled, plan = _untiled_and_tiled(image, 24, weights)
+    assert plan.halo == 40 and plan.num_windows > 4
+    assert np.abs(whole - tiled).max() < 1e-5
+
+
+@given(length_h=st.integers(1, 2000), length_w=st.integers(1, 2000), tile=st.integers(1, 600),
+       halo=st.integers(0, 50))
+def test_plan_cores_partition_the_image_with_enough_halo(length_h, length_w, tile, halo):
+    plan = plan_tiles((length_h, length_w), tile, halo)
+    for pieces, length, window in ((plan.rows, length_h, plan.window_hw[0]), (plan.cols, length_w, plan.window_hw[1])):
+        assert pieces[0].core_start == 0 and pieces[-1].core_stop == length
+        for a, b in zip(pieces, pieces[1:]):
+            assert a.core_stop == b.core_start
+        for p in pieces:
+            assert 0 <= p.window_start and p.window_start + window <= length
+            assert p.core_start - p.window_start >= halo or p.window_start == 0
+            assert p.window_start + window - p.core_stop >= halo or p.window_start + window == length
+        assert window <= max(tile + 2 * halo, 1) or len(pieces) == 1
+
+
+def test_auto_tile_respects_the_memory_budget():
+    halo, bpp, budget = 40, 10_000, 1 << 30
+    for size in [(64, 64), (512, 512), (1080, 1920), (4000, 3000)]:
+        plan = plan_tiles(size, auto_tile(size, halo, bpp, budget), halo)
+        assert plan.window_hw[0] * plan.window_hw[1] * bpp <= budget
+    small = plan_tiles((200, 300), auto_tile((200, 300), halo, bpp, budget), halo)
+    assert small.num_windows == 1 and small.overhead == 1.0
+
+
+def test_plan_rejects_nonpositive_tiles():
+    with pytest.raises(ValueError, match="tile size must be positive, got 0"):
+        plan_tiles((10, 10), 0, 4)
