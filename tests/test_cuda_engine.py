@@ -85,6 +85,13 @@ def test_graph_replay_equals_eager_launches_and_repeats_exactly():
     np.testing.assert_array_equal(first, graphed.run(tiles))
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_fused_residual_blocks_equal_the_two_kernel_path(precision):
+    tiles = random_tiles((3, 13, 18, 3), np.float32, seed=12)
+    fused = CudaBackend(WEIGHTS, "cuda", precision, fuse_blocks=True).run(tiles)
+    np.testing.assert_array_equal(fused, CudaBackend(WEIGHTS, "cuda", precision, fuse_blocks=False).run(tiles))
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 def test_device_input_gives_the_host_result_without_leaving_the_gpu(dtype):
     backend = CudaBackend(WEIGHTS, "cuda", "fp16", batch_size=2)

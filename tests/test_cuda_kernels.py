@@ -234,3 +234,45 @@ def test_reference_image_conversions_match_torch_backend_rules():
     out8 = torch.empty(1001, device="cuda", dtype=torch.uint8)
     ops.reference_output_from_float(input=ptr(values), kind="uint8", output=ptr(out8), count=1001)
     assert torch.equal(out8, torch.round(values.clamp(0, 1) * 255).to(torch.uint8))
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("channels", [16, 32, 64])
+@pytest.mark.parametrize("size", [(13, 21), (8, 16), (1, 1), (9, 17)])
+def test_fused_residual_block_matches_torch_and_the_two_kernel_path(precision, channels, size):
+    ops = cuda_native().cuda_ops
+    dtype = STORAGE[precision]
+    h, w = size
+    weight1, bias1, alpha1 = random_conv(channels, channels, 3, seed=channels + h)
+    weight2, bias2, _ = random_conv(channels, channels, 3, seed=channels + h + 1)
+    packed1, packed2 = packed(weight1, channels, channels, precision), packed(weight2, channels, channels, precision)
+    bias1, alpha1, bias2 = bias1.cuda(), alpha1.cuda(), bias2.cuda()
+    x32 = torch.randn(2, h, w, channels, device="cuda")
+    x = x32.to(dtype)
+    fused = torch.empty_like(x)
+    ops.residual_block_fused(precision=precision, input=ptr(x), weights1=ptr(packed1), bias1=ptr(bias1),
+                             alpha1=ptr(alpha1), weights2=ptr(packed2), bias2=ptr(bias2), output=ptr(fused), batch=2,
+                             height=h, width=w, channels=channels)
+    # The same block as two conv_mma launches: the fused kernel promises identical rounding and K order.
+    intermediate, two_kernel = torch.empty_like(x), torch.empty_like(x)
+    common = dict(precision=precision, batch=2, height=h, width=w, in_channels=channels, cin_padded=channels,
+                  cout=channels, cout_padded=channels, ksize=3, input_kind="storage", output_kind="storage")
+    ops.conv_mma(input=ptr(x), weights=ptr(packed1), bias=ptr(bias1), alpha=ptr(alpha1), residual=0,
+                 output=ptr(intermediate), **common)
+    ops.conv_mma(input=ptr(intermediate), weights=ptr(packed2), bias=ptr(bias2), alpha=0, residual=ptr(x),
+                 output=ptr(two_kernel), **common)
+    assert torch.equal(fused, two_kernel)
+
+    def block(x_nhwc, dtype):
+        y = torch_conv_epilogue(x_nhwc, weight1, bias1.cpu(), alpha1.cpu(), dtype=dtype)
+        return torch_conv_epilogue(y, weight2, bias2.cpu(), residual=x_nhwc, dtype=dtype)
+
+    assert_at_most_twice_torch_error(fused.cpu(), block(x, dtype).cpu(), block(x32, torch.float64).cpu(),
+                                     f"fused residual block {precision} C={channels}")
+
+
+def test_fused_residual_block_refuses_unsupported_channels():
+    ops = cuda_native().cuda_ops
+    with pytest.raises(ValueError, match="channels must be 16, 32 or 64, got 48"):
+        ops.residual_block_fused(precision="fp16", input=16, weights1=16, bias1=16, alpha1=16, weights2=16,
+                                 bias2=16, output=32, batch=1, height=4, width=4, channels=48)

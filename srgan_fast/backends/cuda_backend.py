@@ -70,7 +70,7 @@ class CudaBackend(Backend):
         return ("fp16", "bf16")
 
     def __init__(self, weights: GeneratorWeights, device: str = "cuda", precision: str = "fp16", *,
-                 batch_size: int = 8, use_graphs: bool = True):
+                 batch_size: int = 8, use_graphs: bool = True, fuse_blocks: bool = False):
         reason = self.unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
@@ -84,7 +84,8 @@ class CudaBackend(Backend):
         _C = _native_module()
         try:
             self._engine = _C.CudaEngine(weights.tensors, weights.num_blocks, weights.channels, precision,
-                                         device=index, batch_size=batch_size, use_graphs=use_graphs)
+                                         device=index, batch_size=batch_size, use_graphs=use_graphs,
+                                         fuse_residual_blocks=fuse_blocks)
         except RuntimeError as exc:
             raise BackendUnavailable(f"CUDA engine could not start on {device}: {exc}") from None
         report = self._engine.self_check(*_CHECK_TILE)

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cuda_engine.h"
+#include "ops/cuda/residual_block.h"
 
 namespace py = pybind11;
 
@@ -124,6 +125,20 @@ void bind_ops(py::module_& ops) {
       py::arg("in_channels"), py::arg("cin_padded"), py::arg("cout"), py::arg("cout_padded"), py::arg("ksize"),
       py::arg("input_kind"), py::arg("output_kind"));
   ops.def(
+      "residual_block_fused",
+      [](const std::string& precision, uintptr_t input, uintptr_t weights1, uintptr_t bias1, uintptr_t alpha1,
+         uintptr_t weights2, uintptr_t bias2, uintptr_t output, int batch, int height, int width, int channels) {
+        const cuda::ResidualBlockParams p{pointer<void>(input), pointer<void>(weights1), pointer<float>(bias1),
+                                          pointer<float>(alpha1), pointer<void>(weights2), pointer<float>(bias2),
+                                          reinterpret_cast<void*>(output), batch, height, width, channels};
+        cuda::residual_block_fused(p, parse_precision(precision), nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+      },
+      "The fused residual block on device pointers; synchronous. See csrc/ops/cuda/residual_block.h.",
+      py::arg("precision"), py::arg("input"), py::arg("weights1"), py::arg("bias1"), py::arg("alpha1"),
+      py::arg("weights2"), py::arg("bias2"), py::arg("output"), py::arg("batch"), py::arg("height"),
+      py::arg("width"), py::arg("channels"));
+  ops.def(
       "reference_conv2d",
       [](uintptr_t input, uintptr_t weights, uintptr_t bias, uintptr_t alpha, uintptr_t residual, uintptr_t output,
          int batch, int height, int width, int cin, int cout, int ksize) {
@@ -181,17 +196,19 @@ void bind_ops(py::module_& ops) {
 void bind_engine(py::module_& m) {
   py::class_<cuda::CudaEngine>(m, "CudaEngine", "The generator on one CUDA GPU (see csrc/engine/cuda/cuda_engine.h).")
       .def(py::init([](const py::dict& tensors, int num_blocks, int channels, const std::string& precision, int device,
-                       int batch_size, bool use_graphs, bool corrupt_for_test) {
+                       int batch_size, bool use_graphs, bool fuse_residual_blocks, bool corrupt_for_test) {
              cuda::EngineOptions options;
              options.device = device;
              options.batch_size = batch_size;
              options.use_graphs = use_graphs;
+             options.fuse_residual_blocks = fuse_residual_blocks;
              options.corrupt_for_test = corrupt_for_test;
              return std::make_unique<cuda::CudaEngine>(to_host_tensors(tensors), num_blocks, channels,
                                                        parse_precision(precision), options);
            }),
            py::arg("tensors"), py::arg("num_blocks"), py::arg("channels"), py::arg("precision"), py::arg("device") = 0,
-           py::arg("batch_size") = 8, py::arg("use_graphs") = true, py::arg("corrupt_for_test") = false)
+           py::arg("batch_size") = 8, py::arg("use_graphs") = true, py::arg("fuse_residual_blocks") = false,
+           py::arg("corrupt_for_test") = false)
       .def(
           "run",
           [](cuda::CudaEngine& engine, const py::array& tiles) {

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "ops/cuda/residual_block.h"
+
 namespace srgan_fast::cuda {
 
 size_t element_size(InputKind kind) {
@@ -173,15 +175,25 @@ void CudaEngine::capture_graphs(Plan& plan) {
 }
 
 // The whole network, kernel by kernel. Buffers: the head writes `skip`; residual blocks ping-pong between
-// a and b through tmp (block input stays intact for the skip add); trunk + skip -> tmp; then 2x, 2x, tail.
+// a and b (through tmp unless fused; the block input stays intact for the skip add); trunk + skip -> tmp;
+// then 2x, 2x, tail.
 void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream) const {
   const GeneratorLayers& L = *layers_;
   const int n = plan.n, h = plan.h, w = plan.w;
   conv_mma(conv_params(L.head, input, plan.in, plan.skip.get(), OutputKind::kStorage, nullptr, n, h, w), precision_,
            stream);
   const void* current = plan.skip.get();
+  const bool fused = options_.fuse_residual_blocks && residual_block_fused_supports(L.channels);
   for (int i = 0; i < L.num_blocks; ++i) {
     void* next = current == plan.a.get() ? plan.b.get() : plan.a.get();
+    if (fused) {
+      const ConvLayer &conv1 = L.blocks[2 * i], &conv2 = L.blocks[2 * i + 1];
+      const ResidualBlockParams p{current, conv1.packed.get(), conv1.bias.as<float>(), conv1.alpha_or_null(),
+                                  conv2.packed.get(), conv2.bias.as<float>(), next, n, h, w, L.channels};
+      residual_block_fused(p, precision_, stream);
+      current = next;
+      continue;
+    }
     conv_mma(conv_params(L.blocks[2 * i], current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, nullptr,
                          n, h, w), precision_, stream);
     conv_mma(conv_params(L.blocks[2 * i + 1], plan.tmp.get(), InputKind::kStorage, next, OutputKind::kStorage, current,

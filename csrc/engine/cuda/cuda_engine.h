@@ -24,6 +24,8 @@ struct EngineOptions {
   int device = 0;
   int batch_size = 8;           // tiles per launch (a larger call is split into batches of this size)
   bool use_graphs = true;       // replay a captured CUDA graph per plan instead of launching kernel by kernel
+  bool fuse_residual_blocks = false;  // one kernel per residual block (residual_block.h) where the channel
+                                      // count allows; off until it has been validated on a GPU
   bool corrupt_for_test = false;  // negate the tail's fast-path weights: the self-check must then refuse
 };
 
