@@ -176,3 +176,18 @@ def test_channel_counts_the_kernels_cannot_run_are_refused_with_the_reason():
 
     with pytest.raises(BackendUnavailable, match="multiple of 16, model 'random' has 8"):
         CudaBackend(random_generator_weights(num_blocks=1, channels=8), "cuda", "fp16")
+
+
+@pytest.mark.parametrize("fuse_blocks", [False, True])
+def test_profile_times_the_forward_and_names_every_layer(fuse_blocks):
+    engine = CudaBackend(WEIGHTS, "cuda", "fp16", fuse_blocks=fuse_blocks)._engine
+    report = engine.profile(2, 24, 40, repeats=3)
+    blocks = (["blocks.0 (fused)", "blocks.1 (fused)"] if fuse_blocks
+              else ["blocks.0.conv1", "blocks.0.conv2", "blocks.1.conv1", "blocks.1.conv2"])
+    assert [layer["name"] for layer in report["layers"]] == \
+        ["head", *blocks, "trunk_conv", "upsample.0", "upsample.1", "tail"]
+    assert report["forward_ms"] > 0 and all(layer["ms"] > 0 for layer in report["layers"])
+    # 4.44 MFLOP per input pixel at 16 blocks x 64 channels scales with the architecture; recount it here.
+    c = WEIGHTS.channels
+    flops = 2 * 24 * 40 * 2 * (3 * c * 81 + 2 * 2 * c * c * 9 + c * c * 9 + 4 * c * c * 9 * (1 + 4) + 16 * c * 3 * 81)
+    assert report["forward_tflops"] == pytest.approx(flops / (report["forward_ms"] * 1e9), rel=1e-6)

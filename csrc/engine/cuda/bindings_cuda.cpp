@@ -264,6 +264,34 @@ void bind_engine(py::module_& m) {
           },
           "Fast path vs reference kernels on a random h x w tile; returns the errors and whether they pass.",
           py::arg("height"), py::arg("width"))
+      .def(
+          "profile",
+          [](cuda::CudaEngine& engine, int n, int h, int w, int repeats) {
+            cuda::ProfileReport report;
+            {
+              py::gil_scoped_release release;
+              report = engine.profile(n, h, w, repeats);
+            }
+            py::list layers;
+            for (const auto& layer : report.layers) {
+              py::dict d;
+              d["name"] = layer.name;
+              d["ms"] = layer.ms;
+              d["tflops"] = layer.ms > 0 ? layer.flops / (layer.ms * 1e9) : 0.0;
+              layers.append(d);
+            }
+            py::dict d;
+            d["n"] = report.n;
+            d["h"] = report.h;
+            d["w"] = report.w;
+            d["forward_ms"] = report.forward_ms;
+            d["forward_tflops"] = report.forward_ms > 0 ? report.forward_flops / (report.forward_ms * 1e9) : 0.0;
+            d["layers"] = layers;
+            return d;
+          },
+          "Mean ms (and TFLOP/s of the real channels) of the whole forward (graph replay when graphs are on) and "
+          "of each layer launched eagerly, over `repeats` runs of n uint8 h x w tiles.",
+          py::arg("n"), py::arg("h"), py::arg("w"), py::arg("repeats") = 20)
       .def_property_readonly("device_name", &cuda::CudaEngine::device_name)
       .def_property_readonly("device", &cuda::CudaEngine::device);
 }

@@ -177,37 +177,42 @@ void CudaEngine::capture_graphs(Plan& plan) {
 // The whole network, kernel by kernel. Buffers: the head writes `skip`; residual blocks ping-pong between
 // a and b (through tmp unless fused; the block input stays intact for the skip add); trunk + skip -> tmp;
 // then 2x, 2x, tail.
-void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream) const {
+void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream,
+                                 const LayerHook& after_layer) const {
   const GeneratorLayers& L = *layers_;
   const int n = plan.n, h = plan.h, w = plan.w;
-  conv_mma(conv_params(L.head, input, plan.in, plan.skip.get(), OutputKind::kStorage, nullptr, n, h, w), precision_,
-           stream);
-  const void* current = plan.skip.get();
+  const auto conv = [&](const std::string& name, const ConvLayer& layer, const void* in, InputKind in_kind, void* out,
+                        OutputKind out_kind, const void* residual, int height, int width) {
+    conv_mma(conv_params(layer, in, in_kind, out, out_kind, residual, n, height, width), precision_, stream);
+    if (after_layer)
+      after_layer(name, 2.0 * n * height * width * layer.cout * layer.cin * layer.ksize * layer.ksize);
+  };
+  conv("head", L.head, input, plan.in, plan.skip.get(), OutputKind::kStorage, nullptr, h, w);
   const bool fused = options_.fuse_residual_blocks && residual_block_fused_supports(L.channels);
+  const void* current = plan.skip.get();
   for (int i = 0; i < L.num_blocks; ++i) {
     void* next = current == plan.a.get() ? plan.b.get() : plan.a.get();
+    const ConvLayer &conv1 = L.blocks[2 * i], &conv2 = L.blocks[2 * i + 1];
+    const std::string block = "blocks." + std::to_string(i);
     if (fused) {
-      const ConvLayer &conv1 = L.blocks[2 * i], &conv2 = L.blocks[2 * i + 1];
       const ResidualBlockParams p{current, conv1.packed.get(), conv1.bias.as<float>(), conv1.alpha_or_null(),
                                   conv2.packed.get(), conv2.bias.as<float>(), next, n, h, w, L.channels};
       residual_block_fused(p, precision_, stream);
-      current = next;
-      continue;
+      if (after_layer) after_layer(block + " (fused)", 2 * 2.0 * n * h * w * L.channels * L.channels * 9);
+    } else {
+      conv(block + ".conv1", conv1, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage,
+           nullptr, h, w);
+      conv(block + ".conv2", conv2, plan.tmp.get(), InputKind::kStorage, next, OutputKind::kStorage, current,
+           h, w);
     }
-    conv_mma(conv_params(L.blocks[2 * i], current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, nullptr,
-                         n, h, w), precision_, stream);
-    conv_mma(conv_params(L.blocks[2 * i + 1], plan.tmp.get(), InputKind::kStorage, next, OutputKind::kStorage, current,
-                         n, h, w), precision_, stream);
     current = next;
   }
-  conv_mma(conv_params(L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(),
-                       n, h, w), precision_, stream);
-  conv_mma(conv_params(L.upsample[0], plan.tmp.get(), InputKind::kStorage, plan.up1.get(),
-                       OutputKind::kStorageShuffle2, nullptr, n, h, w), precision_, stream);
-  conv_mma(conv_params(L.upsample[1], plan.up1.get(), InputKind::kStorage, plan.up2.get(),
-                       OutputKind::kStorageShuffle2, nullptr, n, 2 * h, 2 * w), precision_, stream);
-  conv_mma(conv_params(L.tail, plan.up2.get(), InputKind::kStorage, output, plan.out, nullptr, n, 4 * h, 4 * w),
-           precision_, stream);
+  conv("trunk_conv", L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(), h, w);
+  conv("upsample.0", L.upsample[0], plan.tmp.get(), InputKind::kStorage, plan.up1.get(), OutputKind::kStorageShuffle2,
+       nullptr, h, w);
+  conv("upsample.1", L.upsample[1], plan.up1.get(), InputKind::kStorage, plan.up2.get(), OutputKind::kStorageShuffle2,
+       nullptr, 2 * h, 2 * w);
+  conv("tail", L.tail, plan.up2.get(), InputKind::kStorage, output, plan.out, nullptr, 4 * h, 4 * w);
 }
 
 void CudaEngine::launch(const Plan& plan, const Slot& slot, cudaStream_t stream) const {

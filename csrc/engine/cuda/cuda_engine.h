@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,17 @@ struct SelfCheckReport {
   std::string describe() const;
 };
 
+// Where the time goes, for tuning: the whole forward as runs launch it, and each layer launched on its own.
+struct LayerTiming {
+  std::string name;
+  double ms = 0, flops = 0;  // flops: 2 x multiply-adds of the real (unpadded) channels
+};
+struct ProfileReport {
+  int n = 0, h = 0, w = 0;
+  double forward_ms = 0, forward_flops = 0;  // forward: graph replay when graphs are on
+  std::vector<LayerTiming> layers;           // eager launches, one event pair per layer
+};
+
 size_t element_size(InputKind kind);
 size_t element_size(OutputKind kind);
 
@@ -61,6 +73,9 @@ class CudaEngine {
 
   // Runs the self-check on a random h x w tile now (does not throw on disagreement: see `passed`).
   SelfCheckReport self_check(int h, int w);
+
+  // Times `repeats` forwards of n uint8 tiles of h x w (after a warm-up), whole and per layer.
+  ProfileReport profile(int n, int h, int w, int repeats);
 
   std::string device_name() const { return device_name_; }
   int device() const { return options_.device; }
@@ -86,7 +101,10 @@ class CudaEngine {
   std::unique_ptr<Plan> make_plan(int n, int h, int w, InputKind in, OutputKind out, bool with_staging);
   Plan& plan_for(int n, int h, int w, InputKind in, OutputKind out);
   void capture_graphs(Plan& plan);
-  void enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream) const;
+  // Called after each layer's launch with its name and flops (profiling only; null when capturing).
+  using LayerHook = std::function<void(const std::string& name, double flops)>;
+  void enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream,
+                       const LayerHook& after_layer = nullptr) const;
   void launch(const Plan& plan, const Slot& slot, cudaStream_t stream) const;
   void enqueue_reference(const void* input, InputKind in, float* output, int n, int h, int w,
                          cudaStream_t stream) const;
