@@ -2,6 +2,7 @@
 
 Environment switches:
   SRGAN_FAST_BUILD_NATIVE=0          skip the native engine (pure-Python install; the torch backend still works)
+  SRGAN_FAST_BUILD_NATIVE=require    fail the install when the native build fails (CI: a compile error is red)
   SRGAN_FAST_CUDA=AUTO|ON|OFF        CUDA kernels: when nvcc is found (default), required, or never
   SRGAN_FAST_CUDA_ARCHITECTURES      e.g. "80;86;89;90" (default in CMakeLists.txt)
   MAX_JOBS                           parallel compile jobs
@@ -41,6 +42,8 @@ class CMakeBuild(build_ext):
         try:
             super().run()
         except (subprocess.CalledProcessError, OSError) as exc:
+            if os.environ.get("SRGAN_FAST_BUILD_NATIVE") == "require":
+                raise
             reason = f"native build failed ({exc}); see the pip log (pip install -v) for the compiler output"
             print(f"srgan_fast: {reason}", file=sys.stderr)
             status.write_text(reason + "\n")
