@@ -135,20 +135,30 @@ py::array upsampler(const py::array& x, const py::array& weight, const py::array
 }
 
 py::array tail(const py::array& x, const py::array& weight, const py::array& bias, const std::string& dtype_name,
-               const std::string& path, int threads) {
+               const std::string& path, const std::string& precision, int threads) {
   const int c = weight.ndim() == 4 ? int(weight.shape(1)) : -1;
   check_channels(x, c, "x");
-  const TailOp op(conv_from_arrays(weight, bias, py::none(), 3, c, 9, 0));
+  const bool bf16 = precision == "bf16";
+  const TailOp op(conv_from_arrays(weight, bias, py::none(), 3, c, 9, 0), bf16);
   DType dtype;
   if (dtype_name == "uint8") dtype = DType::u8;
   else if (dtype_name == "uint16") dtype = DType::u16;
   else if (dtype_name == "float32") dtype = DType::f32;
   else throw std::invalid_argument("dtype: expected 'uint8', 'uint16' or 'float32', got '" + dtype_name + "'");
-  AlignedBuffer x_buffer;
+  AlignedBuffer x_buffer, bf16_buffer;
   const FeatureMap fx = load_features(x, round_up(c, kChannelAlign), x_buffer);
+  OpCall call(path, precision, threads, 0);
+  FeatureMapBf16 fb;
+  if (bf16) {  // the engine's upsampler stores this map; here it is rounded from x
+    bf16_buffer.reset_zero((feature_map_floats(fx.n, fx.h, fx.w, op.bf16_channels()) + 1) / 2);
+    fb = make_feature_map(reinterpret_cast<uint16_t*>(bf16_buffer.data()), fx.n, fx.h, fx.w, op.bf16_channels());
+    for (int b = 0; b < fx.n; ++b)
+      for (int y = 0; y < fx.h; ++y)
+        for (int i = 0; i < fx.w; ++i)
+          for (int k = 0; k < c; ++k) fb.at(b, y, i)[k] = float_to_bf16(fx.at(b, y, i)[k]);
+  }
   py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{fx.n, fx.h, fx.w, 3});
-  OpCall call(path, "fp32", threads, 0);
-  op.run(call.kernels, fx, out.mutable_data(), dtype, call.ctx);
+  op.run(call.kernels, call.precision, fx, fb, out.mutable_data(), dtype, call.ctx);
   return out;
 }
 
@@ -167,7 +177,7 @@ void bind_ops(py::module_& m) {
         arg("precision") = "fp32", arg("threads") = 1,
         "x [N,h,w,C]; weight [4C,C,3,3] -> prelu(pixel_shuffle(conv3x3(x)+bias, 2)) [N,2h,2w,C]");
   m.def("tail", &tail, arg("x"), arg("weight"), arg("bias"), arg("dtype") = "float32", arg("path") = "auto",
-        arg("threads") = 1, "x [N,h,w,C]; weight [3,C,9,9] -> clamp(conv9x9(x)+bias) in dtype [N,h,w,3]");
+        arg("precision") = "fp32", arg("threads") = 1, "x [N,h,w,C]; weight [3,C,9,9] -> clamp(conv9x9(x)+bias) in dtype [N,h,w,3]");
 }
 
 }  // namespace srgan_fast::bindings

@@ -160,6 +160,24 @@ def test_tail_matches_torch(shape, dtype):
             assert (got == expected).mean() > 0.99, path
 
 
+@pytest.mark.parametrize("channels", [16, 40])  # 40: bf16 pads channels to 64, two 32-wide dot products
+def test_tail_bf16_is_within_twice_torch_bf16_error(channels):
+    if not bf16_paths():
+        pytest.skip("this CPU has no AVX512_BF16")
+    w = tensors(channels, seed=14)
+    x = features((2, 11, 9), channels, seed=15) * 0.3
+
+    def torch_tail(dtype):
+        y = F.conv2d(nchw(x, dtype), t(w["tail.weight"], dtype), t(w["tail.bias"], dtype), padding=4)
+        return nhwc(y.clamp(0, 1))
+
+    ref = torch_tail(torch.float64)
+    torch_error = relative_error(torch_tail(torch.bfloat16), ref)
+    for path in bf16_paths():
+        got = _C().ops.tail(x, w["tail.weight"], w["tail.bias"], path=path, precision="bf16", threads=2)
+        assert relative_error(got, ref) <= 2 * torch_error, path
+
+
 def test_ops_reject_bad_arguments():
     C, w = _C(), tensors(8, seed=12)
     x = features((1, 4, 4), 8, seed=13)

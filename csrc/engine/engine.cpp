@@ -34,7 +34,7 @@ CpuEngine::CpuEngine(const TensorMap& tensors, int num_blocks, int channels, con
       padded_(round_up(channels, kChannelAlign)),
       head_(conv_tensors(tensors, "head", "head_prelu.weight")),
       trunk_(conv_tensors(tensors, "trunk_conv"), Epilogue::bias_add_skip, precision_ == Precision::bf16),
-      tail_(conv_tensors(tensors, "tail")) {
+      tail_(conv_tensors(tensors, "tail"), precision_ == Precision::bf16) {
   const bool bf16 = precision_ == Precision::bf16;
   blocks_.reserve(num_blocks);
   for (int i = 0; i < num_blocks; ++i) {
@@ -56,10 +56,15 @@ size_t CpuEngine::scratch_floats_per_thread(int w) const {
   return (floats + 15) / 16 * 16;
 }
 
+size_t CpuEngine::hr2_floats(int n, int h, int w) const {
+  if (precision_ == Precision::bf16) return (feature_map_floats(n, 4 * h, 4 * w, tail_.bf16_channels()) + 1) / 2;
+  return feature_map_floats(n, 4 * h, 4 * w, padded_);
+}
+
 size_t CpuEngine::workspace_bytes(int n, int h, int w) const {
   const size_t lr = feature_map_floats(n, h, w, padded_);
-  const size_t floats = 3 * lr + feature_map_floats(n, 2 * h, 2 * w, padded_) +
-                        feature_map_floats(n, 4 * h, 4 * w, padded_) + threads_ * scratch_floats_per_thread(w);
+  const size_t floats = 3 * lr + feature_map_floats(n, 2 * h, 2 * w, padded_) + hr2_floats(n, h, w) +
+                        threads_ * scratch_floats_per_thread(w);
   return floats * sizeof(float);
 }
 
@@ -70,7 +75,7 @@ void CpuEngine::prepare(int n, int h, int w) {
   tmp_.reset_zero(feature_map_floats(n, h, w, padded_));
   skip_.reset_zero(feature_map_floats(n, h, w, padded_));
   hr1_.reset_zero(feature_map_floats(n, 2 * h, 2 * w, padded_));
-  hr2_.reset_zero(feature_map_floats(n, 4 * h, 4 * w, padded_));
+  hr2_.reset_zero(hr2_floats(n, h, w));
   scratch_.reset_zero(size_t(threads_) * scratch_floats_per_thread(w));
   capacity_n_ = n, h_ = h, w_ = w;
 }
@@ -87,14 +92,19 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
   const FeatureMap tmp = make_feature_map(tmp_.data(), n, h, w, c);
   const FeatureMap skip = make_feature_map(skip_.data(), n, h, w, c);
   const FeatureMap hr1 = make_feature_map(hr1_.data(), n, 2 * h, 2 * w, c);
-  const FeatureMap hr2 = make_feature_map(hr2_.data(), n, 4 * h, 4 * w, c);
+  FeatureMap hr2;
+  FeatureMapBf16 hr2_bf16;
+  if (precision_ == Precision::bf16 && kernels_)
+    hr2_bf16 = make_feature_map(reinterpret_cast<uint16_t*>(hr2_.data()), n, 4 * h, 4 * w, tail_.bf16_channels());
+  else
+    hr2 = make_feature_map(hr2_.data(), n, 4 * h, 4 * w, c);
 
   head_.run(kernels_, images, dtype, n, h, w, x, skip, ctx);
   for (const ResidualBlockOp& block : blocks_) block.run(kernels_, precision_, x, tmp, ctx);
   trunk_.run(kernels_, precision_, x, skip, skip, ctx);  // skip <- skip + trunk_conv(x)
   upsample_[0].run(kernels_, precision_, skip, FeatureMap{}, hr1, ctx);
-  upsample_[1].run(kernels_, precision_, hr1, FeatureMap{}, hr2, ctx);
-  tail_.run(kernels_, hr2, out, dtype, ctx);
+  upsample_[1].run(kernels_, precision_, hr1, FeatureMap{}, hr2, ctx, hr2_bf16);
+  tail_.run(kernels_, precision_, hr2, hr2_bf16, out, dtype, ctx);
 }
 
 }  // namespace srgan_fast

@@ -36,6 +36,7 @@ class CpuEngine {
  private:
   void prepare(int n, int h, int w);
   size_t scratch_floats_per_thread(int w) const;
+  size_t hr2_floats(int n, int h, int w) const;
 
   Precision precision_;
   cpu::Path path_;
@@ -50,6 +51,7 @@ class CpuEngine {
   TailOp tail_;
   // Geometry the buffers are laid out for: capacity in images, and the tile size.
   int capacity_n_ = 0, h_ = 0, w_ = 0;
+  // hr2_ holds the tail's input: float32, or bf16 bits at bf16 precision (half the memory and bandwidth).
   AlignedBuffer x_, tmp_, skip_, hr1_, hr2_, scratch_;
   std::mutex mutex_;  // one run at a time: the buffers are shared
 };

@@ -18,15 +18,19 @@ constexpr int kChannelAlign = 16;
 
 inline int round_up(int x, int multiple) { return (x + multiple - 1) / multiple * multiple; }
 
-// A view of one [n, h, w, c] feature map (c = channel stride, a multiple of kChannelAlign).
-struct FeatureMap {
-  float* data = nullptr;      // pixel (0, 0) of image 0; rows/columns -kHalo .. h-1+kHalo are addressable
+// A view of one [n, h, w, c] feature map (c = channel stride, a multiple of kChannelAlign) of float32, or of
+// bf16 bits (uint16_t) where the bf16 path stores a map only to read it as bf16 products.
+template <class T>
+struct FeatureMapT {
+  T* data = nullptr;          // pixel (0, 0) of image 0; rows/columns -kHalo .. h-1+kHalo are addressable
   int n = 0, h = 0, w = 0, c = 0;
-  int64_t row_stride = 0;     // floats from one row to the next: (w + 2 * kHalo) * c
-  int64_t image_stride = 0;   // floats from one image to the next: (h + 2 * kHalo) * row_stride
+  int64_t row_stride = 0;     // elements from one row to the next: (w + 2 * kHalo) * c
+  int64_t image_stride = 0;   // elements from one image to the next: (h + 2 * kHalo) * row_stride
 
-  float* at(int image, int y, int x) const { return data + image * image_stride + y * row_stride + int64_t(x) * c; }
+  T* at(int image, int y, int x) const { return data + image * image_stride + y * row_stride + int64_t(x) * c; }
 };
+using FeatureMap = FeatureMapT<float>;
+using FeatureMapBf16 = FeatureMapT<uint16_t>;
 
 // 64-byte aligned float storage, zero-initialised; owns the memory behind FeatureMaps and scratch.
 class AlignedBuffer {
@@ -60,9 +64,11 @@ inline size_t feature_map_floats(int n, int h, int w, int c) {
   return size_t(n) * (h + 2 * kHalo) * (w + 2 * kHalo) * c;
 }
 
-// The view of a buffer laid out for [n, h, w, c] with halos (the buffer must hold feature_map_floats()).
-inline FeatureMap make_feature_map(float* base, int n, int h, int w, int c) {
-  FeatureMap f;
+// The view of a buffer laid out for [n, h, w, c] with halos (the buffer must hold feature_map_floats()
+// elements of T).
+template <class T>
+inline FeatureMapT<T> make_feature_map(T* base, int n, int h, int w, int c) {
+  FeatureMapT<T> f;
   f.n = n, f.h = h, f.w = w, f.c = c;
   f.row_stride = int64_t(w + 2 * kHalo) * c;
   f.image_stride = int64_t(h + 2 * kHalo) * f.row_stride;

@@ -24,11 +24,15 @@ Conv3x3Op::Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16)
                            t_.cout, t_.cin, epilogue == Epilogue::bias_shuffle_prelu, with_bf16)) {}
 
 void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
-                    const FeatureMap& skip, const FeatureMap& out, const ExecContext& ctx) const {
+                    const FeatureMap& skip, const FeatureMap& out, const ExecContext& ctx,
+                    const FeatureMapBf16& out_bf16) const {
   if (!kernels) return reference::conv3x3(in, t_.raw(), t_.alpha.data(), epilogue_, skip, out);
   const PackedConv3x3 weights = packed_.view();
   Conv3x3Params p;
   p.in = in, p.out = out, p.skip = skip, p.weights = &weights, p.epilogue = epilogue_;
+  if (out_bf16.data && (precision != Precision::bf16 || epilogue_ != Epilogue::bias_shuffle_prelu))
+    throw std::logic_error("a bf16 destination is only for the upsampler's conv at bf16 precision");
+  p.out_bf16 = out_bf16;
   if (precision == Precision::bf16) {
     if (!kernels->conv3x3_bf16 || !weights.u_bf16)
       throw std::logic_error("bf16 conv3x3 requested without bf16 kernels or packed bf16 weights");
@@ -38,15 +42,24 @@ void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const F
   }
 }
 
-TailOp::TailOp(ConvTensors t) : t_(std::move(t)), packed_(pack_tail(t_.weight.data(), t_.bias.data(), t_.cin)) {}
+TailOp::TailOp(ConvTensors t, bool with_bf16)
+    : t_(std::move(t)), packed_(pack_tail(t_.weight.data(), t_.bias.data(), t_.cin, with_bf16)) {}
 
-void TailOp::run(const cpu::CpuKernels* kernels, const FeatureMap& in, void* out, DType dtype,
-                 const ExecContext& ctx) const {
+void TailOp::run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
+                 const FeatureMapBf16& in_bf16, void* out, DType dtype, const ExecContext& ctx) const {
   if (!kernels) return reference::tail(in, t_.raw(), out, dtype);
   TailParams p;
-  p.in = in, p.weight = packed_.weight.data(), p.out = out, p.dtype = dtype;
+  p.weight = packed_.weight.data(), p.out = out, p.dtype = dtype;
   for (int k = 0; k < 3; ++k) p.bias[k] = packed_.bias[k];
-  kernels->tail(p, ctx);
+  if (precision != Precision::bf16) {
+    p.in = in;
+    return kernels->tail(p, ctx);
+  }
+  if (!kernels->tail_bf16 || packed_.weight_bf16.empty() || in_bf16.c != packed_.c_bf16)
+    throw std::logic_error("bf16 tail requested without bf16 kernels, bf16 weights or a matching bf16 input");
+  p.in.n = in_bf16.n, p.in.h = in_bf16.h, p.in.w = in_bf16.w;  // the geometry; the data is in_bf16
+  p.in_bf16 = in_bf16, p.weight_bf16 = packed_.weight_bf16.data();
+  kernels->tail_bf16(p, ctx);
 }
 
 }  // namespace srgan_fast

@@ -34,13 +34,14 @@ class HeadOp {
 };
 
 // A 3x3 conv with its epilogue (see Epilogue); with bias_add_skip, out may alias skip (updated in place).
+// out_bf16 (shuffle epilogue, bf16 precision only): store the result there as bf16 instead of to out.
 class Conv3x3Op {
  public:
   Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16);
   int in_channels() const { return packed_.cin; }
   int out_channels() const { return packed_.cout; }
   void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in, const FeatureMap& skip,
-           const FeatureMap& out, const ExecContext& ctx) const;
+           const FeatureMap& out, const ExecContext& ctx, const FeatureMapBf16& out_bf16 = {}) const;
 
  private:
   ConvTensors t_;
@@ -64,12 +65,14 @@ class ResidualBlockOp {
   Conv3x3Op conv1_, conv2_;
 };
 
-// tail: 9x9 conv C -> 3 + bias, then clamp, scale, round and store in the image dtype.
+// tail: 9x9 conv C -> 3 + bias, then clamp, scale, round and store in the image dtype. In bf16 the input
+// is read from in_bf16 (channel stride bf16_channels()), in fp32 and on the reference path from in.
 class TailOp {
  public:
-  explicit TailOp(ConvTensors t);
-  void run(const cpu::CpuKernels* kernels, const FeatureMap& in, void* out, DType dtype,
-           const ExecContext& ctx) const;
+  TailOp(ConvTensors t, bool with_bf16);
+  int bf16_channels() const { return packed_.c_bf16; }
+  void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
+           const FeatureMapBf16& in_bf16, void* out, DType dtype, const ExecContext& ctx) const;
 
  private:
   ConvTensors t_;

@@ -87,14 +87,20 @@ HeadWeights pack_head(const float* weight, const float* bias, const float* alpha
   return r;
 }
 
-TailWeights pack_tail(const float* weight, const float* bias, int c_t) {
+TailWeights pack_tail(const float* weight, const float* bias, int c_t, bool with_bf16) {
   TailWeights r;
   r.c = round_up(c_t, kChannelAlign);
+  r.c_bf16 = round_up(c_t, kBf16ChannelAlign);
   r.weight.assign(size_t(81) * 3 * r.c, 0.f);
+  if (with_bf16) r.weight_bf16.assign(size_t(81) * 3 * r.c_bf16, 0);
   for (int co = 0; co < 3; ++co) {
     r.bias[co] = bias[co];
     for (int ci = 0; ci < c_t; ++ci)
-      for (int k = 0; k < 81; ++k) r.weight[(size_t(k) * 3 + co) * r.c + ci] = weight[(size_t(co) * c_t + ci) * 81 + k];
+      for (int k = 0; k < 81; ++k) {
+        const float w = weight[(size_t(co) * c_t + ci) * 81 + k];
+        r.weight[(size_t(k) * 3 + co) * r.c + ci] = w;
+        if (with_bf16) r.weight_bf16[(size_t(k) * 3 + co) * r.c_bf16 + ci] = float_to_bf16(w);
+      }
   }
   return r;
 }

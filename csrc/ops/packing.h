@@ -35,11 +35,16 @@ struct HeadWeights {
 };
 HeadWeights pack_head(const float* weight /*[c_t][3][9][9]*/, const float* bias, const float* alpha, int c_t);
 
+// bf16 dot products take 32 channels per vector: the bf16 copy pads channels to a multiple of 32.
+constexpr int kBf16ChannelAlign = 32;
+
 struct TailWeights {
-  int c = 0;  // padded input channels
-  std::vector<float> weight;  // [9][9][3][c]
+  int c = 0;       // padded input channels
+  int c_bf16 = 0;  // padded input channels of weight_bf16
+  std::vector<float> weight;          // [9][9][3][c]
+  std::vector<uint16_t> weight_bf16;  // [9][9][3][c_bf16], or empty
   float bias[3] = {0, 0, 0};
 };
-TailWeights pack_tail(const float* weight /*[3][c_t][9][9]*/, const float* bias, int c_t);
+TailWeights pack_tail(const float* weight /*[3][c_t][9][9]*/, const float* bias, int c_t, bool with_bf16);
 
 }  // namespace srgan_fast

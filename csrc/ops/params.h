@@ -45,6 +45,7 @@ struct HeadParams {
 struct Conv3x3Params {
   FeatureMap in;    // [n, h, w, cin]
   FeatureMap out;   // [n, h, w, cout]  (shuffle: [n, 2h, 2w, cout/4])
+  FeatureMapBf16 out_bf16;  // shuffle only, when data is set: store there as bf16 instead of to out
   FeatureMap skip;  // bias_add_skip only: same geometry as out
   const PackedConv3x3* weights = nullptr;
   Epilogue epilogue = Epilogue::bias_prelu;
@@ -54,6 +55,8 @@ struct Conv3x3Params {
 struct TailParams {
   FeatureMap in;                  // [n, h, w, C]
   const float* weight = nullptr;  // [9][9][3][in.c]
+  FeatureMapBf16 in_bf16;         // tail_bf16: the input as bf16, channel stride a multiple of 32
+  const uint16_t* weight_bf16 = nullptr;  // tail_bf16: [9][9][3][in_bf16.c]
   float bias[3] = {0, 0, 0};
   void* out = nullptr;            // [n, h, w, 3] C-contiguous
   DType dtype = DType::f32;

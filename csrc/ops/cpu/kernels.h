@@ -38,6 +38,7 @@ struct CpuKernels {
   void (*conv3x3)(const Conv3x3Params&, const ExecContext&);       // fp32 Winograd F(4x4, 3x3)
   void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&);  // bf16 products; null without AVX512_BF16
   void (*tail)(const TailParams&, const ExecContext&);
+  void (*tail_bf16)(const TailParams&, const ExecContext&);  // bf16 products; null without AVX512_BF16
 };
 
 const CpuKernels& kernels_scalar();

@@ -9,7 +9,7 @@ namespace srgan_fast::cpu {
 const CpuKernels& kernels_avx2() {
   using Simd = avx2::Simd;
   static const CpuKernels table{"avx2", &head<Simd>, &conv3x3_winograd<Simd, float>,
-                                nullptr, &tail<Simd>};
+                                nullptr, &tail<Simd, false>, nullptr};
   return table;
 }
 

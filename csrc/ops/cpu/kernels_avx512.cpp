@@ -9,7 +9,8 @@ namespace srgan_fast::cpu {
 const CpuKernels& kernels_avx512() {
   using Simd = avx512::Simd;
   static const CpuKernels table{"avx512", &head<Simd>, &conv3x3_winograd<Simd, float>,
-                                &conv3x3_winograd<Simd, uint16_t>, &tail<Simd>};
+                                &conv3x3_winograd<Simd, uint16_t>, &tail<Simd, false>,
+                                &tail<Simd, true>};
   return table;
 }
 

@@ -9,7 +9,7 @@ namespace srgan_fast::cpu {
 const CpuKernels& kernels_scalar() {
   using Simd = portable::Simd;
   static const CpuKernels table{"scalar", &head<Simd>, &conv3x3_winograd<Simd, float>,
-                                nullptr, &tail<Simd>};
+                                nullptr, &tail<Simd, false>, nullptr};
   return table;
 }
 

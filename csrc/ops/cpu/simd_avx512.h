@@ -11,6 +11,7 @@ namespace srgan_fast::cpu::avx512 {
 struct Simd {
   static constexpr int W = 16;
   static constexpr int kGemmRows = 6, kGemmVecs = 4;  // 24 accumulators + 4 weights + broadcasts of 32 zmm
+  static constexpr bool kHasBf16 = true;  // bf16 dot products (store_bf16, load_pairs, dot_bf16)
   static constexpr int kHeadPixels = 6, kTailPixels = 8;
   using vf = __m512;
   using vpairs = __m512i;  // 16 pairs of bf16 (two input channels per 32-bit lane)

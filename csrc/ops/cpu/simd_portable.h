@@ -6,6 +6,7 @@ namespace srgan_fast::cpu::portable {
 struct Simd {
   static constexpr int W = 8;
   static constexpr int kGemmRows = 4, kGemmVecs = 2;  // Winograd GEMM micro-kernel: rows x (vecs * W)
+  static constexpr bool kHasBf16 = false;  // bf16 dot products (store_bf16, load_pairs, dot_bf16)
   static constexpr int kHeadPixels = 3, kTailPixels = 4;
   struct vf { float v[W]; };
 

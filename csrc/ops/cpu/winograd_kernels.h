@@ -207,9 +207,17 @@ void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, 
           const int sub = co / group, ch = co % group, i = sub / 2, j = sub % 2;
           const vf slope = S::load(wt.alpha + ch);
           for (int r = 0; r < ny; ++r)
-            for (int k = 0; k < nx; ++k)
-              S::store(p.out.at(tc.image, 2 * (tc.y + r) + i, 2 * (tc.x + k) + j) + ch,
-                       S::prelu(S::add(y[r][k], bias), slope));
+            for (int k = 0; k < nx; ++k) {
+              const vf value = S::prelu(S::add(y[r][k], bias), slope);
+              const int oy = 2 * (tc.y + r) + i, ox = 2 * (tc.x + k) + j;
+              if constexpr (S::kHasBf16) {
+                if (p.out_bf16.data) {
+                  S::store_bf16(p.out_bf16.at(tc.image, oy, ox) + ch, value);
+                  continue;
+                }
+              }
+              S::store(p.out.at(tc.image, oy, ox) + ch, value);
+            }
           break;
         }
       }
