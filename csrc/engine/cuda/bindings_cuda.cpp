@@ -58,9 +58,9 @@ std::string tiles_dtype(const py::array& tiles) {
     throw std::invalid_argument("CUDA engine: expected tiles of shape [N, h, w, 3], got shape " + shape_text(tiles));
   if (!(tiles.flags() & py::array::c_style))
     throw std::invalid_argument("CUDA engine: expected C-contiguous tiles, got a strided array");
-  if (tiles.dtype().is(py::dtype::of<uint8_t>())) return "uint8";
-  if (tiles.dtype().is(py::dtype::of<uint16_t>())) return "uint16";
-  if (tiles.dtype().is(py::dtype::of<float>())) return "float32";
+  if (py::isinstance<py::array_t<uint8_t>>(tiles)) return "uint8";
+  if (py::isinstance<py::array_t<uint16_t>>(tiles)) return "uint16";
+  if (py::isinstance<py::array_t<float>>(tiles)) return "float32";
   throw std::invalid_argument("CUDA engine: expected uint8, uint16 or float32 tiles, got " +
                               std::string(py::str(tiles.dtype())));
 }

@@ -139,6 +139,8 @@ std::unique_ptr<CudaEngine::Plan> CudaEngine::make_plan(int n, int h, int w, Inp
       slot.host_out = PinnedBuffer(n * plan->out_tile_bytes);
     }
   }
+  // The memsets ran on the legacy stream, which our non-blocking streams do not wait for.
+  CUDA_CHECK(cudaDeviceSynchronize());
   return plan;
 }
 
