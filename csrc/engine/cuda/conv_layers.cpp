@@ -12,7 +12,7 @@ int round_up(int value, int multiple) { return (value + multiple - 1) / multiple
 
 DeviceBuffer upload_to_device(const void* data, size_t bytes) {
   DeviceBuffer buffer(bytes);
-  CUDA_CHECK(cudaMemcpy(buffer.get(), data, bytes, cudaMemcpyHostToDevice));
+  copy_host_to_device(buffer.get(), data, bytes);
   return buffer;
 }
 

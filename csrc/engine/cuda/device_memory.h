@@ -25,6 +25,13 @@ class DeviceGuard {
   int previous_ = 0;
 };
 
+// A host-to-device copy that is complete on return. cudaMemcpy from pageable memory may return before the
+// DMA lands, and the engine's non-blocking streams are not ordered after the legacy stream it runs on.
+inline void copy_host_to_device(void* device, const void* host, size_t bytes) {
+  CUDA_CHECK(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 // Move-only owner of one allocation made by Alloc/freed by Free (device or pinned host memory).
 template <cudaError_t (*Free)(void*)>
 class Buffer {

@@ -106,7 +106,7 @@ SelfCheckReport CudaEngine::self_check_locked(int h, int w) {
   // The same kernels and buffer layout as a run (launched eagerly), float32 in and unclamped float32 out.
   auto plan = make_plan(1, h, w, InputKind::kFloat32, OutputKind::kFloat32Unclamped, /*with_staging=*/false);
   Slot& slot = plan->slots[0];
-  CUDA_CHECK(cudaMemcpy(slot.in.get(), tile.data(), tile.size() * sizeof(float), cudaMemcpyHostToDevice));
+  copy_host_to_device(slot.in.get(), tile.data(), tile.size() * sizeof(float));
   enqueue_forward(*plan, slot.in.get(), slot.out.get(), compute_->get());
   const size_t out_count = size_t(16) * h * w * 3;
   DeviceBuffer reference(out_count * sizeof(float));
