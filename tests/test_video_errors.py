@@ -187,3 +187,13 @@ def test_cli_success_and_failure(tmp_path, video, small_weights, capsys):
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: cannot read") and err.count("\n") == 1
     assert not (tmp_path / "x.mkv").exists()
+
+
+def test_cli_bitrate_parsing(tmp_path, video, capsys):
+    from srgan_fast.video.cli import _bitrate
+
+    assert (_bitrate("8M"), _bitrate("2500k"), _bitrate("800000")) == (8_000_000, 2_500_000, 800_000)
+    with pytest.raises(SystemExit) as exited:
+        main(["video", video.path, "-o", str(tmp_path / "out.mp4"), "--bitrate", "fast"])
+    assert exited.value.code == 2
+    assert "expected a bitrate such as 8M, 2500k or 800000, got 'fast'" in capsys.readouterr().err

@@ -61,6 +61,7 @@ class FrameDecoder:
         self.source, self.start_frame, self.end_frame = source, start_frame, end_frame
         # 16-bit work reads through planar gbrp16le: FFmpeg 8's swscale garbles 4:2:0 -> packed rgb48le at odd
         # widths, and the planar path upsamples chroma more accurately (to_ndarray returns it as H×W×RGB).
+        # Conversions run with one swscale thread, as on the encode side (see FrameEncoder.encode).
         self.rgb_format = "rgb24" if work_dtype == np.uint8 else "gbrp16le"
         self.on_corrupt, self.emit = on_corrupt, emit
         self.stats = DecodeStats(packets_copied={s.index: 0 for s in source.copied})
@@ -150,7 +151,8 @@ class FrameDecoder:
         if self.stats.frames_selected == 0:
             look = FrameLook.of(frame)
         shift = round(self.offset / self.time_base)
-        item = DecodedFrame(index, frame.to_ndarray(format=self.rgb_format), pts - shift, frame.duration, look)
+        rgb = frame.to_ndarray(format=self.rgb_format, threads=1)
+        item = DecodedFrame(index, rgb, pts - shift, frame.duration, look)
         self.stats.frames_selected += 1
         if not self.emit(item):
             return False

@@ -188,7 +188,10 @@ class FrameEncoder:
         """rgb: [4H, 4W, 3] uint8 or uint16; pts and duration in ``time_base`` (the input stream's)."""
         rgb_format = "rgb24" if rgb.dtype == np.uint8 else "rgb48le"
         frame = self._video_frame.from_ndarray(rgb, format=rgb_format)
-        frame = frame.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
+        # One swscale thread: FFmpeg 8.1's auto-threaded RGB -> 10-bit YUV garbles bands of small frames at
+        # random (seen at 72x56 and 68x52); the pipeline's own threads already keep the cores busy.
+        frame = frame.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range,
+                               threads=1)
         frame.colorspace, frame.color_range = self.look.colorspace, self.look.color_range
         frame.color_primaries, frame.color_trc = self.look.color_primaries, self.look.color_trc
         frame.pts, frame.time_base = pts, time_base
