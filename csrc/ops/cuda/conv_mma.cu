@@ -9,8 +9,8 @@
 //
 // Fragment layouts and the shared staging helpers: mma_tiles.cuh.
 //
-// Deliberately simple for a first, verifiable version (no cp.async pipeline, no ldmatrix, scalar stores);
-// docs/cuda.md lists the tuning steps.
+// Deliberately simple for a first, verifiable version: a two-stage cp.async pipeline for the 3x3 convs, but
+// no ldmatrix, padded rows instead of a swizzle, scalar stores; docs/cuda.md lists the tuning steps.
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -28,10 +28,19 @@ constexpr int kTileW = 16;
 constexpr int kThreads = 128;     // 4 warps x 2 rows = kTileH
 constexpr int kPixelStride = kChunkStride;  // staged input pixels are rows of 16 channels, like the weights
 
+// 3x3 convs (the bulk of the network) double-buffer their staging with cp.async: chunk k+1 loads while
+// chunk k computes. The 9x9 head and tail keep one stage, which keeps their larger blocks within the
+// 99 KiB of shared memory that sm_86/sm_89 allow.
+template <int KSIZE>
+__host__ __device__ constexpr int stages() { return KSIZE == 3 ? 2 : 1; }
+
 template <int KSIZE, int NT>
-constexpr size_t shared_bytes() {
-  return size_t((kTileH + KSIZE - 1) * (kTileW + KSIZE - 1) + KSIZE * KSIZE * NT) * kPixelStride * 2;
+__host__ __device__ constexpr int stage_elements() {
+  return ((kTileH + KSIZE - 1) * (kTileW + KSIZE - 1) + KSIZE * KSIZE * NT) * kPixelStride;
 }
+
+template <int KSIZE, int NT>
+constexpr size_t shared_bytes() { return size_t(stages<KSIZE>()) * stage_elements<KSIZE, NT>() * 2; }
 
 template <InputKind IN>
 __device__ __forceinline__ float load_raw(const void* input, int64_t index) {
@@ -41,7 +50,7 @@ __device__ __forceinline__ float load_raw(const void* input, int64_t index) {
 }
 
 // Stage input channels [c0, c0+16) of the halo block into s_in [halo_h * halo_w][kPixelStride].
-template <typename T, int KSIZE, InputKind IN>
+template <typename T, int KSIZE, InputKind IN, bool ASYNC>
 __device__ void stage_input(const ConvParams& p, T* s_in, int b, int y0, int x0, int c0) {
   constexpr int kHaloH = kTileH + KSIZE - 1, kHaloW = kTileW + KSIZE - 1, kRadius = KSIZE / 2;
   if constexpr (IN == InputKind::kStorage) {
@@ -50,14 +59,13 @@ __device__ void stage_input(const ConvParams& p, T* s_in, int b, int y0, int x0,
     for (int i = threadIdx.x; i < kHaloH * kHaloW * 2; i += kThreads) {
       const int pixel = i >> 1, half = i & 1;
       const int gy = y0 + pixel / kHaloW - kRadius, gx = x0 + pixel % kHaloW - kRadius;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (gy >= 0 && gy < p.height && gx >= 0 && gx < p.width) {
-        const int64_t offset = ((int64_t(b) * p.height + gy) * p.width + gx) * p.in_channels + c0 + half * 8;
-        v = *reinterpret_cast<const uint4*>(input + offset);
-      }
-      *reinterpret_cast<uint4*>(s_in + pixel * kPixelStride + half * 8) = v;
+      const bool inside = gy >= 0 && gy < p.height && gx >= 0 && gx < p.width;
+      const T* source = inside ? input + ((int64_t(b) * p.height + gy) * p.width + gx) * p.in_channels + c0 + half * 8
+                               : input;  // zero padding: nothing is read
+      copy_16<ASYNC>(s_in + pixel * kPixelStride + half * 8, source, inside);
     }
   } else {
+    static_assert(!ASYNC, "raw images are converted while staging, which cp.async cannot do");
     // Raw image (head only): per value, converted to [0, 1] in fp32 then rounded to storage once.
     for (int i = threadIdx.x; i < kHaloH * kHaloW * kChunk; i += kThreads) {
       const int pixel = i / kChunk, c = c0 + i % kChunk;
@@ -103,56 +111,89 @@ __device__ __forceinline__ void store_output(const ConvParams& p, int b, int y, 
   }
 }
 
+// acc += this warp's two output rows x NT channels over one staged chunk (all taps).
+template <typename T, int KSIZE, int NT>
+__device__ __forceinline__ void multiply_chunk(const T* s_in, const T* s_w, float (&acc)[2][NT / 8][4], int warp,
+                                               int g, int t) {
+  constexpr int kHaloW = kTileW + KSIZE - 1;
+#pragma unroll(KSIZE == 3 ? 9 : 1)
+  for (int tap = 0; tap < KSIZE * KSIZE; ++tap) {
+    const int ky = tap / KSIZE, kx = tap % KSIZE;
+    uint32_t a[2][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) {
+      // Output row warp*2+mi, pixels g and g+8 of the tile row, shifted by the tap within the halo.
+      const T* row = s_in + ((warp * 2 + mi + ky) * kHaloW + kx) * kPixelStride + 2 * t;
+      load_a_fragment(a[mi], row + g * kPixelStride, row + (g + 8) * kPixelStride);
+    }
+#pragma unroll
+    for (int ni = 0; ni < NT / 8; ++ni) {
+      uint32_t b[2];
+      load_b_fragment<T, NT>(b, s_w, tap, ni, g, t);
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) StorageOps<T>::mma_16816(acc[mi][ni], a[mi], b);
+    }
+  }
+}
+
 template <typename T, int KSIZE, int NT, InputKind IN>
 __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) {
-  constexpr int kHaloW = kTileW + KSIZE - 1, kTaps = KSIZE * KSIZE, kNTiles = NT / 8;
+  constexpr int kHaloPixels = (kTileH + KSIZE - 1) * (kTileW + KSIZE - 1), kTaps = KSIZE * KSIZE;
+  constexpr bool kAsync = stages<KSIZE>() == 2;
   extern __shared__ uint4 shared_raw[];
-  T* s_in = reinterpret_cast<T*>(shared_raw);
-  T* s_w = s_in + (kTileH + KSIZE - 1) * kHaloW * kPixelStride;
+  // Stage s: s_in [kHaloPixels][kPixelStride] then s_w [kTaps * NT][kPixelStride], at stage_base(s).
+  const auto stage_base = [&](int s) { return reinterpret_cast<T*>(shared_raw) + s * stage_elements<KSIZE, NT>(); };
 
   const int n_blocks = p.cout_padded / NT;
   const int b = blockIdx.z / n_blocks, n0 = (blockIdx.z % n_blocks) * NT;
   const int y0 = blockIdx.y * kTileH, x0 = blockIdx.x * kTileW;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  const auto stage_chunk = [&](int s, int c0) {
+    stage_input<T, KSIZE, IN, kAsync>(p, stage_base(s), b, y0, x0, c0);
+    stage_weight_chunk<T, kTaps, NT, kThreads, kAsync>(static_cast<const T*>(p.weights), p.cin_padded, n0, c0,
+                                                       stage_base(s) + kHaloPixels * kPixelStride);
+  };
 
-  float acc[2][kNTiles][4];
+  float acc[2][NT / 8][4];
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < kNTiles; ++ni)
+    for (int ni = 0; ni < NT / 8; ++ni)
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[mi][ni][r] = 0.0f;
 
-  for (int c0 = 0; c0 < p.cin_padded; c0 += kChunk) {
-    stage_input<T, KSIZE, IN>(p, s_in, b, y0, x0, c0);
-    stage_weight_chunk<T, kTaps, NT, kThreads>(static_cast<const T*>(p.weights), p.cin_padded, n0, c0, s_w);
-    __syncthreads();
-#pragma unroll(KSIZE == 3 ? 9 : 1)
-    for (int tap = 0; tap < kTaps; ++tap) {
-      const int ky = tap / KSIZE, kx = tap % KSIZE;
-      uint32_t a[2][4];
-#pragma unroll
-      for (int mi = 0; mi < 2; ++mi) {
-        // Output row warp*2+mi, pixels g and g+8 of the tile row, shifted by the tap within the halo.
-        const T* row = s_in + ((warp * 2 + mi + ky) * kHaloW + kx) * kPixelStride + 2 * t;
-        load_a_fragment(a[mi], row + g * kPixelStride, row + (g + 8) * kPixelStride);
+  const int chunks = p.cin_padded / kChunk;
+  if constexpr (kAsync) {
+    stage_chunk(0, 0);
+    commit_async_copies();
+    for (int k = 0; k < chunks; ++k) {
+      if (k + 1 < chunks) {
+        // The other stage was last read in iteration k-1, which ended with a barrier.
+        stage_chunk((k + 1) & 1, (k + 1) * kChunk);
+        commit_async_copies();
+        wait_async_copies<1>();  // chunk k has landed (chunk k+1 may still be in flight)
+      } else {
+        wait_async_copies<0>();
       }
-#pragma unroll
-      for (int ni = 0; ni < kNTiles; ++ni) {
-        uint32_t b[2];
-        load_b_fragment<T, NT>(b, s_w, tap, ni, g, t);
-#pragma unroll
-        for (int mi = 0; mi < 2; ++mi) StorageOps<T>::mma_16816(acc[mi][ni], a[mi], b);
-      }
+      __syncthreads();
+      const T* s_in = stage_base(k & 1);
+      multiply_chunk<T, KSIZE, NT>(s_in, s_in + kHaloPixels * kPixelStride, acc, warp, g, t);
+      __syncthreads();
     }
-    __syncthreads();
+  } else {
+    for (int k = 0; k < chunks; ++k) {
+      stage_chunk(0, k * kChunk);
+      __syncthreads();
+      multiply_chunk<T, KSIZE, NT>(stage_base(0), stage_base(0) + kHaloPixels * kPixelStride, acc, warp, g, t);
+      __syncthreads();
+    }
   }
 
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi) {
     const int y = y0 + warp * 2 + mi;
 #pragma unroll
-    for (int ni = 0; ni < kNTiles; ++ni)
+    for (int ni = 0; ni < NT / 8; ++ni)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int x = x0 + g + (r >> 1) * 8, n = n0 + ni * 8 + 2 * t + (r & 1);

@@ -36,15 +36,52 @@ __device__ __forceinline__ void load_b_fragment(uint32_t (&b)[2], const T* s_w, 
   b[1] = *reinterpret_cast<const uint32_t*>(column + 8);
 }
 
+// 16 bytes global -> shared, asynchronously (cp.async, sm_80+); `valid` false writes 16 zero bytes instead
+// (src-size 0: nothing is read, `global` need only be some valid address).
+__device__ __forceinline__ void copy_16_async(void* shared, const void* global, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global), "r"(valid ? 16 : 0));
+#else
+  __trap();
+#endif
+}
+
+// Closes the group of copies issued since the last commit.
+__device__ __forceinline__ void commit_async_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most PENDING committed groups are still in flight (this thread's copies only: a
+// __syncthreads() must follow before other threads read the data).
+template <int PENDING>
+__device__ __forceinline__ void wait_async_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
+#endif
+}
+
+// 16 bytes global -> shared: synchronously, or with cp.async when ASYNC (see copy_16_async).
+template <bool ASYNC>
+__device__ __forceinline__ void copy_16(void* shared, const void* global, bool valid) {
+  if constexpr (ASYNC) {
+    copy_16_async(shared, global, valid);
+  } else {
+    *reinterpret_cast<uint4*>(shared) = valid ? *reinterpret_cast<const uint4*>(global) : make_uint4(0, 0, 0, 0);
+  }
+}
+
 // Stage packed weights [n0, n0+NT) x TAPS x channels [c0, c0+16) into s_w [TAPS * NT][kChunkStride].
 // `weights` is [cout_padded][TAPS][cin_padded] (pack_conv_weights), 16-byte aligned.
-template <typename T, int TAPS, int NT, int THREADS>
+template <typename T, int TAPS, int NT, int THREADS, bool ASYNC = false>
 __device__ __forceinline__ void stage_weight_chunk(const T* weights, int cin_padded, int n0, int c0, T* s_w) {
   for (int i = threadIdx.x; i < TAPS * NT * 2; i += THREADS) {
     const int row = i >> 1, half = i & 1;  // row = tap * NT + n
     const int tap = row / NT, n = row % NT;
     const int64_t offset = (int64_t(n0 + n) * TAPS + tap) * cin_padded + c0 + half * 8;
-    *reinterpret_cast<uint4*>(s_w + row * kChunkStride + half * 8) = *reinterpret_cast<const uint4*>(weights + offset);
+    copy_16<ASYNC>(s_w + row * kChunkStride + half * 8, weights + offset, true);
   }
 }
 
