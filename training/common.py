@@ -172,14 +172,20 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def run_training(name: str, config: dict, start: int, generator: torch.nn.Module, step_fn, save_fn,
-                 log: CsvLog) -> int:
+                 log: CsvLog, validate_at_start: bool = False) -> int:
     """The loop both phases share: batches from step ``start`` to ``config["steps"]``, progress bar, CSV rows,
     validation, checkpoints every ``ckpt_every`` steps, on Ctrl-C/SIGTERM and at the end.
 
     step_fn(lr_batch [B,3,h,w], hr_batch [B,3,4h,4w], step) -> dict of floats for the log ("loss" first);
-    save_fn(step) writes the checkpoint. Returns the step reached.
+    save_fn(step) writes the checkpoint. ``validate_at_start``: a fresh run logs the starting model's scores
+    as step 0 (phase 2 starts from a trained generator). Returns the step reached.
     """
     dataset, val_pairs = prepare_data(config)
+    if validate_at_start and start == 0:
+        scores = validate(generator, val_pairs, config)
+        log.write(step=0, **scores)
+        print(f"step 0: val PSNR-Y {scores['val_psnr_y']:.3f} dB (bicubic {scores['val_bicubic_psnr_y']:.3f}), "
+              f"gradient energy SR/HR {scores['val_grad_ratio']:.3f}")
     meter = RateMeter()
     step = start
     loader = training_loader(dataset, config["batch"], start, config["steps"], config["workers"])
