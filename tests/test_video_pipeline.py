@@ -164,3 +164,35 @@ def test_ten_bit_input_stays_ten_bit_and_is_upscaled_at_sixteen_bits(tmp_path):
         expected = np.repeat(np.repeat(low.to_ndarray(format="gbrp16le"), 4, 0), 4, 1).astype(int)
         # 10-bit 4:4:4 -> 16-bit RGB -> 10-bit 4:4:4: within a couple of 10-bit steps (64 in 16-bit units).
         assert np.abs(high.to_ndarray(format="gbrp16le").astype(int) - expected).max() <= 2 * 64
+
+
+def test_frame_encoder_converts_every_frame_exactly(tmp_path):
+    """RGB -> 10-bit YUV of small noisy frames, losslessly encoded, decodes to one fixed single-threaded conversion.
+
+    FFmpeg 8.1's auto-threaded swscale corrupted bands of such frames at random; FrameEncoder must not.
+    """
+    from srgan_fast.video.encode import ENCODERS, FrameEncoder, FrameLook, add_video_stream
+
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 65536, (56, 72, 3), dtype=np.uint16) for _ in range(40)]
+    look = FrameLook(color_range=1, color_primaries=1, color_trc=1, colorspace=1, display_matrix=None)
+    with av.open(str(tmp_path / "out.mkv"), "w") as output:
+        stream = add_video_stream(output, ENCODERS["ffv1"], width=72, height=56, pix_fmt="yuv444p10le",
+                                  time_base=Fraction(1, 1000), rate=Fraction(25), look=look, options={})
+        encoder = FrameEncoder(output, stream, look)
+        for index, rgb in enumerate(frames):
+            encoder.encode(rgb, 40 * index, 40, Fraction(1, 1000))
+        encoder.finish()
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        decoded = [planes(f) for f in container.decode(video=0)]
+    assert len(decoded) == len(frames)
+    for rgb, yuv in zip(frames, decoded):
+        reference = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+            format="yuv444p10le", dst_colorspace=1, dst_color_range=1, threads=1)
+        np.testing.assert_array_equal(yuv, planes(reference))
+
+
+def planes(frame):
+    """[3, H, W] uint16 samples of a 16-bit-container planar frame, without the rows' padding."""
+    return np.stack([np.frombuffer(p, np.uint16).reshape(-1, p.line_size // 2)[:p.height, :p.width]
+                     for p in frame.planes])
