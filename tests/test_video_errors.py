@@ -197,3 +197,21 @@ def test_cli_bitrate_parsing(tmp_path, video, capsys):
         main(["video", video.path, "-o", str(tmp_path / "out.mp4"), "--bitrate", "fast"])
     assert exited.value.code == 2
     assert "expected a bitrate such as 8M, 2500k or 800000, got 'fast'" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path, video):
+    """Ctrl-C arrives in the caller's thread while frames are being upscaled and encoded."""
+    import _thread
+
+    class SlowUpscaler(NearestUpscaler):
+        def upscale_batch(self, frames):
+            if self.calls == 4:
+                _thread.interrupt_main()  # as if the user pressed Ctrl-C now
+            time.sleep(0.05)
+            return super().upscale_batch(frames)
+
+    upscaler = SlowUpscaler()
+    with pytest.raises(KeyboardInterrupt):
+        run(video.path, tmp_path / "out.mkv", upscaler=upscaler, batch_size=1)
+    assert 4 <= upscaler.calls < 8
+    assert leftovers(tmp_path) == ["in.mkv"]
