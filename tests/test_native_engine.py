@@ -182,3 +182,33 @@ def test_build_info_describes_the_build():
     cpu = _C().cpu_info()
     assert cpu["paths_fp32"][:2] == ["reference", "scalar"]
     assert set(cpu["paths_bf16"]) <= {"avx512"}
+
+
+def test_steady_state_does_not_grow_memory(weights):
+    """Buffers are allocated for a tile size once: repeated calls of that size do not raise the peak RSS."""
+    import resource
+
+    e = engine(weights)
+    tiles = np.random.default_rng(30).integers(0, 256, (2, 48, 40, 3), dtype=np.uint8)
+    e.run(tiles)
+    e.run(tiles)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(5):
+        e.run(tiles)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 1024  # KiB: no new buffers
+    # The working set scales with the tile: 4x the pixels, about 4x the bytes (halos aside).
+    small, large = e.workspace_bytes(1, 32, 32), e.workspace_bytes(1, 64, 64)
+    assert 3.0 < large / small < 4.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_geometry_fast_paths_equal_reference_path(seed):
+    """Fresh weights and sizes each time: every fast path against the double-precision reference path."""
+    rng = np.random.default_rng(100 + seed)
+    channels = int(rng.choice([4, 8, 16, 20]))
+    weights = random_generator_weights(num_blocks=1, channels=channels, seed=200 + seed)
+    n, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 14)), int(rng.integers(1, 14))
+    tiles = rng.random((n, h, w, 3), dtype=np.float32)
+    reference = engine(weights, path="reference").run(tiles).astype(np.float64)
+    for path in _C().cpu_info()["paths_fp32"][1:]:
+        assert relative_error(engine(weights, path=path).run(tiles), reference) <= 1e-5, (path, n, h, w, channels)
