@@ -196,3 +196,19 @@ def planes(frame):
     """[3, H, W] uint16 samples of a 16-bit-container planar frame, without the rows' padding."""
     return np.stack([np.frombuffer(p, np.uint16).reshape(-1, p.line_size // 2)[:p.height, :p.width]
                      for p in frame.planes])
+
+
+def test_rgb_input_to_yuv_output(tmp_path):
+    """An RGB (bgr0) input: YUV output is not tagged with the RGB matrix, and its pixels match."""
+    src = write_test_video(tmp_path / "in.mkv", codec="ffv1", pix_fmt="bgr0", pts=[0, 40, 80],
+                           color={"colorspace": 0})
+    with av.open(src.path) as container:
+        assert container.streams.video[0].codec_context.colorspace == 0  # AVCOL_SPC_RGB
+    dst = tmp_path / "out.mkv"
+    result = upscale_video(src.path, dst, upscaler=NearestUpscaler(), codec="ffv1", pix_fmt="yuv444p",
+                           progress=False)
+    assert result.frames == 3
+    for (_, _, low), (_, _, high) in zip(video_frames(src.path), video_frames(dst), strict=True):
+        assert high.format.name == "yuv444p" and high.colorspace == 2  # unspecified, not "RGB"
+        expected = np.repeat(np.repeat(low.to_ndarray(format="rgb24"), 4, 0), 4, 1).astype(int)
+        assert np.abs(high.to_ndarray(format="rgb24").astype(int) - expected).max() <= 3

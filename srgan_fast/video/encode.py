@@ -5,6 +5,7 @@ input size (an 18×14 or a 17×13 input both give a valid yuv420p output).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -38,6 +39,7 @@ ALIASES = {"hevc": "h265", "libx264": "h264", "libx265": "h265", "libsvtav1": "a
 # FFmpeg AVColorSpace (what frames and streams carry) -> the swscale matrix constant that converts with it.
 # BT.2020 constant-luminance has no swscale matrix; the non-constant one is the closest.
 SWSCALE_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+RGB_MATRIX, UNSPECIFIED_MATRIX = 0, 2  # AVCOL_SPC_RGB, AVCOL_SPC_UNSPECIFIED
 
 
 def available_codecs() -> dict[str, str]:
@@ -116,6 +118,14 @@ class FrameLook:
             matrix = np.frombuffer(bytes(side), dtype=np.int32)[:9].tolist()
         return cls(int(frame.color_range), int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace),
                    matrix)
+
+    def for_output(self, pix_fmt: str) -> "FrameLook":
+        """The tags the output carries: an RGB input's "RGB" matrix tag would be false on YUV output, so YUV
+        output from RGB input says "unspecified" (and is converted with swscale's default matrix)."""
+        av = require_av()
+        if self.colorspace == RGB_MATRIX and not av.VideoFormat(pix_fmt).is_rgb:
+            return dataclasses.replace(self, colorspace=UNSPECIFIED_MATRIX)
+        return self
 
 
 def add_video_stream(output, spec: EncoderSpec, *, width: int, height: int, pix_fmt: str, time_base: Fraction,

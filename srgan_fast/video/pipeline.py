@@ -203,13 +203,14 @@ class _Run:
             height, width = first.rgb.shape[:2]
             batch = self.batch_size or default_batch_size(self.upscaler, (height, width))
             self.upscaled = queue.Queue(maxsize=max(4, 2 * batch))
+            look = first.look.for_output(self.pix_fmt)
             output = av.open(str(temporary), "w", format=self.format_name)
             stream = add_video_stream(output, self.spec, width=SCALE * width, height=SCALE * height,
                                       pix_fmt=self.pix_fmt, time_base=self.source.video.time_base,
-                                      rate=self.source.frame_rate, look=first.look, options=self.options)
+                                      rate=self.source.frame_rate, look=look, options=self.options)
             copies = add_copied_streams(output, self.source.copied)
             output.metadata.update(self.source.container.metadata)
-            encoder = FrameEncoder(output, stream, first.look)
+            encoder = FrameEncoder(output, stream, look)
             stages.append(_Stage("upscale", lambda: self._upscale(leading + [first], batch), self.upscaled,
                                  self.stop))
             stages[1].thread.start()
