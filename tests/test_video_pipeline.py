@@ -212,3 +212,15 @@ def test_rgb_input_to_yuv_output(tmp_path):
         assert high.format.name == "yuv444p" and high.colorspace == 2  # unspecified, not "RGB"
         expected = np.repeat(np.repeat(low.to_ndarray(format="rgb24"), 4, 0), 4, 1).astype(int)
         assert np.abs(high.to_ndarray(format="rgb24").astype(int) - expected).max() <= 3
+
+
+def test_streams_not_copied_are_reported(tmp_path, caplog):
+    import logging
+
+    src = write_test_video(tmp_path / "in.mkv", pts=[0, 40], audio=True, attachment=True)
+    with caplog.at_level(logging.WARNING, logger="srgan_fast.video"):
+        result = upscale_video(src.path, tmp_path / "out.mkv", upscaler=NearestUpscaler(), copy_audio=False,
+                               progress=False)
+    assert result.dropped == ["#1 audio (aac): left out as asked",
+                              "#2 attachment (notes.txt): attachment streams are not copied"]
+    assert "dropped stream #2 attachment" in caplog.text and "left out as asked" not in caplog.text

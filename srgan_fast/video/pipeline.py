@@ -232,7 +232,7 @@ class _Run:
         if stats.corrupt_skipped:
             log.warning("skipped %d corrupt video packet(s) or frame(s) in %s", stats.corrupt_skipped,
                         self.source.path)
-        for line in self.source.dropped:
+        for line in self.source.unasked:
             log.warning("dropped stream %s", line)
         return VideoResult(str(self.dst), frames, (SCALE * width, SCALE * height), self.spec.encoder, self.pix_fmt,
                            stats.corrupt_skipped, [f"#{s.index} {s.type} ({s.codec_context.name})"

@@ -22,8 +22,11 @@ def require_av():
 def describe_stream(stream) -> str:
     """'#1 audio (aac)': how a stream is named in messages."""
     context = stream.codec_context
-    codec = context.name if context is not None else (getattr(stream, "codec_tag", "") or "unknown codec")
-    return f"#{stream.index} {stream.type} ({codec})"
+    if context is not None:
+        return f"#{stream.index} {stream.type} ({context.name})"
+    # Attachments (fonts, cover files) have no codec: their file name says what they are.
+    what = stream.metadata.get("filename") or getattr(stream, "mimetype", None) or "unknown codec"
+    return f"#{stream.index} {stream.type} ({what})"
 
 
 def ffmpeg_reason(exc: BaseException) -> str:
@@ -44,6 +47,7 @@ class Source:
     video: object  # the av VideoStream upscaled
     copied: list = field(default_factory=list)  # av Streams remuxed as they are
     dropped: list[str] = field(default_factory=list)  # descriptions of streams left out, and why
+    unasked: list[str] = field(default_factory=list)  # the dropped ones the caller did not ask to leave out
 
     @property
     def bit_depth(self) -> int:
@@ -105,9 +109,10 @@ def open_source(src: str | os.PathLike, *, copy_audio: bool = True, copy_subtitl
         elif stream.type in wanted:
             source.dropped.append(f"{describe_stream(stream)}: left out as asked")
         elif stream in pictures:
-            source.dropped.append(f"{describe_stream(stream)}: cover picture, not copied")
+            source.unasked.append(f"{describe_stream(stream)}: cover picture, not copied")
         elif stream.type == "video":
-            source.dropped.append(f"{describe_stream(stream)}: only the first video stream is upscaled")
+            source.unasked.append(f"{describe_stream(stream)}: only the first video stream is upscaled")
         else:
-            source.dropped.append(f"{describe_stream(stream)}: {stream.type} streams are not copied")
+            source.unasked.append(f"{describe_stream(stream)}: {stream.type} streams are not copied")
+    source.dropped += source.unasked
     return source

@@ -50,13 +50,15 @@ def write_test_video(
     rotation: int = 0,
     audio: bool = False,
     subtitles: bool = False,
+    attachment: bool = False,
     corrupt_packet: int | None = None,
 ) -> SyntheticVideo:
     """Encode gradient frames at the given ``pts`` (default: 5 frames at ``rate``) into ``path``.
 
     ``audio`` adds a mono AAC track as long as the video; ``subtitles`` one subtitle packet (SubRip in
-    Matroska, mov_text in MP4). ``corrupt_packet`` replaces the bytes of that video packet (0-based, in
-    muxing order) with noise of the same length, as a damaged file would have.
+    Matroska, mov_text in MP4); ``attachment`` a file attached to a Matroska output. ``corrupt_packet``
+    replaces the bytes of that video packet (0-based, in muxing order) with noise of the same length, as a
+    damaged file would have.
     """
     import av
 
@@ -82,6 +84,9 @@ def write_test_video(
     if subtitles:
         subtitle_codec = "mov_text" if path.endswith((".mp4", ".mov")) else "subrip"
         subtitle_stream = out.add_mux_stream(subtitle_codec, time_base=Fraction(1, 1000))
+
+    if attachment:
+        out.add_attachment("notes.txt", "text/plain", b"attached to the video\n")
 
     rng = np.random.default_rng(len(pts))
     frames, muxed_video = [], 0
