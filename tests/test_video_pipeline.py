@@ -224,3 +224,13 @@ def test_streams_not_copied_are_reported(tmp_path, caplog):
     assert result.dropped == ["#1 audio (aac): left out as asked",
                               "#2 attachment (notes.txt): attachment streams are not copied"]
     assert "dropped stream #2 attachment" in caplog.text and "left out as asked" not in caplog.text
+
+
+def test_top_level_names():
+    import srgan_fast
+    from srgan_fast.video import available_codecs
+
+    assert srgan_fast.upscale_video is upscale_video
+    # This PyAV build's encoders: the software ones are always there; NVENC only where FFmpeg was built with it.
+    assert {"h264", "h265", "av1", "ffv1"} <= set(available_codecs())
+    assert set(available_codecs().values()) <= set(av.codecs_available)
