@@ -114,25 +114,18 @@ __device__ __forceinline__ void store_output(const ConvParams& p, int b, int y, 
 // acc += this warp's two output rows x NT channels over one staged chunk (all taps).
 template <typename T, int KSIZE, int NT>
 __device__ __forceinline__ void multiply_chunk(const T* s_in, const T* s_w, float (&acc)[2][NT / 8][4], int warp,
-                                               int g, int t) {
+                                               int lane) {
   constexpr int kHaloW = kTileW + KSIZE - 1;
+  // This lane's ldmatrix row: pixel a_fragment_row(lane) of the 16-pixel tile row, at its column offset.
+  const T* lane_row = s_in + a_fragment_row(lane) * kPixelStride + a_fragment_column(lane);
 #pragma unroll(KSIZE == 3 ? 9 : 1)
   for (int tap = 0; tap < KSIZE * KSIZE; ++tap) {
     const int ky = tap / KSIZE, kx = tap % KSIZE;
     uint32_t a[2][4];
 #pragma unroll
-    for (int mi = 0; mi < 2; ++mi) {
-      // Output row warp*2+mi, pixels g and g+8 of the tile row, shifted by the tap within the halo.
-      const T* row = s_in + ((warp * 2 + mi + ky) * kHaloW + kx) * kPixelStride + 2 * t;
-      load_a_fragment(a[mi], row + g * kPixelStride, row + (g + 8) * kPixelStride);
-    }
-#pragma unroll
-    for (int ni = 0; ni < NT / 8; ++ni) {
-      uint32_t b[2];
-      load_b_fragment<T, NT>(b, s_w, tap, ni, g, t);
-#pragma unroll
-      for (int mi = 0; mi < 2; ++mi) StorageOps<T>::mma_16816(acc[mi][ni], a[mi], b);
-    }
+    for (int mi = 0; mi < 2; ++mi)  // output row warp*2+mi, shifted by the tap within the halo
+      ldmatrix_x4(a[mi], lane_row + ((warp * 2 + mi + ky) * kHaloW + kx) * kPixelStride);
+    multiply_tiles<T, NT, 2>(acc, a, s_w, tap, lane);
   }
 }
 
@@ -177,14 +170,14 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
       }
       __syncthreads();
       const T* s_in = stage_base(k & 1);
-      multiply_chunk<T, KSIZE, NT>(s_in, s_in + kHaloPixels * kPixelStride, acc, warp, g, t);
+      multiply_chunk<T, KSIZE, NT>(s_in, s_in + kHaloPixels * kPixelStride, acc, warp, lane);
       __syncthreads();
     }
   } else {
     for (int k = 0; k < chunks; ++k) {
       stage_chunk(0, k * kChunk);
       __syncthreads();
-      multiply_chunk<T, KSIZE, NT>(stage_base(0), stage_base(0) + kHaloPixels * kPixelStride, acc, warp, g, t);
+      multiply_chunk<T, KSIZE, NT>(stage_base(0), stage_base(0) + kHaloPixels * kPixelStride, acc, warp, lane);
       __syncthreads();
     }
   }

@@ -58,16 +58,15 @@ __global__ void __launch_bounds__(kThreads) residual_block_kernel(const Residual
     *reinterpret_cast<uint4*>(s_in + pixel * kStride + vector * 8) = v;
   }
 
-  // 2. conv1 over the intermediate block. Each lane's two A rows per tile, as input-block pixel indices
-  // (before the tap offset); surplus rows of the last tile alias the last pixel and are never stored.
-  int a_pixel[kMidTilesPerWarp][2];
+  // 2. conv1 over the intermediate block. This lane's ldmatrix row of each of its tiles, as an input-block
+  // pixel index before the tap shift; surplus rows of the last tile alias the last pixel and are never stored.
+  int a_pixel[kMidTilesPerWarp];
 #pragma unroll
-  for (int mt = 0; mt < kMidTilesPerWarp; ++mt)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int m = min((warp * kMidTilesPerWarp + mt) * 16 + g + 8 * h, kMidPixels - 1);
-      a_pixel[mt][h] = (m / kMidW) * kInW + m % kMidW;
-    }
+  for (int mt = 0; mt < kMidTilesPerWarp; ++mt) {
+    const int m = min((warp * kMidTilesPerWarp + mt) * 16 + a_fragment_row(lane), kMidPixels - 1);
+    a_pixel[mt] = (m / kMidW) * kInW + m % kMidW;
+  }
+  const int a_column = a_fragment_column(lane);
   float acc1[kMidTilesPerWarp][kNTiles][4] = {};
   for (int c0 = 0; c0 < C; c0 += kChunk) {
     __syncthreads();  // the input block is staged / the previous weight chunk is no longer read
@@ -79,15 +78,8 @@ __global__ void __launch_bounds__(kThreads) residual_block_kernel(const Residual
       uint32_t a[kMidTilesPerWarp][4];
 #pragma unroll
       for (int mt = 0; mt < kMidTilesPerWarp; ++mt)
-        load_a_fragment(a[mt], s_in + (a_pixel[mt][0] + shift) * kStride + c0 + 2 * t,
-                        s_in + (a_pixel[mt][1] + shift) * kStride + c0 + 2 * t);
-#pragma unroll
-      for (int ni = 0; ni < kNTiles; ++ni) {
-        uint32_t bfrag[2];
-        load_b_fragment<T, C>(bfrag, s_w, tap, ni, g, t);
-#pragma unroll
-        for (int mt = 0; mt < kMidTilesPerWarp; ++mt) StorageOps<T>::mma_16816(acc1[mt][ni], a[mt], bfrag);
-      }
+        ldmatrix_x4(a[mt], s_in + (a_pixel[mt] + shift) * kStride + c0 + a_column);
+      multiply_tiles<T, C, kMidTilesPerWarp>(acc1, a, s_w, tap, lane);
     }
   }
 #pragma unroll
@@ -106,6 +98,7 @@ __global__ void __launch_bounds__(kThreads) residual_block_kernel(const Residual
 
   // 3. conv2 over the intermediate, 2 output rows per warp, then bias + skip.
   float acc2[2][kNTiles][4] = {};
+  const T* lane_row = s_mid + a_fragment_row(lane) * kStride + a_column;
   for (int c0 = 0; c0 < C; c0 += kChunk) {
     __syncthreads();  // the intermediate is complete / the previous weight chunk is no longer read
     stage_weight_chunk<T, 9, C, kThreads>(static_cast<const T*>(p.weights2), C, 0, c0, s_w);
@@ -115,17 +108,8 @@ __global__ void __launch_bounds__(kThreads) residual_block_kernel(const Residual
       const int ky = tap / 3, kx = tap % 3;
       uint32_t a[2][4];
 #pragma unroll
-      for (int mi = 0; mi < 2; ++mi) {
-        const T* row = s_mid + ((warp * 2 + mi + ky) * kMidW + kx) * kStride + c0 + 2 * t;
-        load_a_fragment(a[mi], row + g * kStride, row + (g + 8) * kStride);
-      }
-#pragma unroll
-      for (int ni = 0; ni < kNTiles; ++ni) {
-        uint32_t bfrag[2];
-        load_b_fragment<T, C>(bfrag, s_w, tap, ni, g, t);
-#pragma unroll
-        for (int mi = 0; mi < 2; ++mi) StorageOps<T>::mma_16816(acc2[mi][ni], a[mi], bfrag);
-      }
+      for (int mi = 0; mi < 2; ++mi) ldmatrix_x4(a[mi], lane_row + ((warp * 2 + mi + ky) * kMidW + kx) * kStride + c0);
+      multiply_tiles<T, C, 2>(acc2, a, s_w, tap, lane);
     }
   }
   T* output = static_cast<T*>(p.output);
