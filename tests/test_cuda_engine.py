@@ -173,6 +173,11 @@ def test_bad_host_tiles_are_named(tiles, message):
         CudaBackend(WEIGHTS, "cuda", "fp16").run(tiles)
 
 
+def test_an_empty_batch_gives_an_empty_result():
+    out = CudaBackend(WEIGHTS, "cuda", "fp16").run(np.zeros((0, 5, 6, 3), np.uint16))
+    assert out.shape == (0, 20, 24, 3) and out.dtype == np.uint16
+
+
 def test_bad_device_tiles_precision_and_device_are_named():
     backend = CudaBackend(WEIGHTS, "cuda", "fp16")
     with pytest.raises(ValueError, match=r"expected device tiles of shape \[N, h, w, 3\], got shape \(1, 3, 4, 4\)"):

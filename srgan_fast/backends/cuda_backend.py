@@ -98,6 +98,8 @@ class CudaBackend(Backend):
         if isinstance(tiles, np.ndarray):
             if tiles.dtype not in _DTYPES:
                 raise ValueError(f"expected uint8, uint16 or float32 tiles, got {tiles.dtype}")
+            if tiles.ndim == 4 and tiles.shape[0] == 0 and tiles.shape[3] == 3:
+                return np.empty((0, 4 * tiles.shape[1], 4 * tiles.shape[2], 3), tiles.dtype)
             return self._engine.run(np.ascontiguousarray(tiles))
         if hasattr(tiles, "__cuda_array_interface__") or hasattr(tiles, "__dlpack__"):
             return self._run_device(tiles)
