@@ -89,3 +89,17 @@ def test_kernel_params_are_validated_before_any_gpu_work():
                              ksize=3, input_kind="storage", output_kind="rgb")
     with pytest.raises(ValueError, match=r"pack_conv_weights: need cin_padded >= cin .* got cin 20 -> 16"):
         _C.cuda_ops.pack_conv_weights(np.zeros((16, 20, 3, 3), np.float32), 16, 16, "fp16")
+
+
+def test_profile_command_reports_why_it_cannot_run(fake_native, capsys):
+    import argparse
+
+    fake_native(types.SimpleNamespace(CudaEngine=object, cuda_device_count=lambda: 0))
+    parser = argparse.ArgumentParser()
+    cuda_backend.register_cli(parser.add_subparsers())
+    args = parser.parse_args(["cuda-profile", "--size", "64x96"])
+    assert args.func(args) == 1
+    assert capsys.readouterr().out.strip() == "error: the cuda backend cannot run here: no CUDA GPU found"
+    args = parser.parse_args(["cuda-profile", "--size", "64by96"])
+    assert args.func(args) == 2
+    assert "--size must be HxW, e.g. 540x960, got '64by96'" in capsys.readouterr().out

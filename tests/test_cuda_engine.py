@@ -216,3 +216,20 @@ def test_profile_times_the_forward_and_names_every_layer(fuse_blocks):
     c = WEIGHTS.channels
     flops = 2 * 24 * 40 * 2 * (3 * c * 81 + 2 * 2 * c * c * 9 + c * c * 9 + 4 * c * c * 9 * (1 + 4) + 16 * c * 3 * 81)
     assert report["forward_tflops"] == pytest.approx(flops / (report["forward_ms"] * 1e9), rel=1e-6)
+
+
+def test_profile_command_writes_the_result_json(tmp_path):
+    import argparse
+    import json
+
+    from srgan_fast.backends import cuda_backend
+
+    parser = argparse.ArgumentParser()
+    cuda_backend.register_cli(parser.add_subparsers())
+    target = tmp_path / "profile.json"
+    args = parser.parse_args(["cuda-profile", "--size", "20x36", "--blocks", "2", "--channels", "16", "--repeats",
+                              "2", "--json", str(target)])
+    assert args.func(args) == 0
+    result = json.loads(target.read_text())
+    assert {"device", "driver", "commit", "backend", "precision", "size", "ms"} <= set(result)
+    assert result["size"] == [20, 36] and result["ms"] > 0 and len(result["layers"]) == 9

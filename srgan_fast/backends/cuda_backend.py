@@ -159,3 +159,79 @@ class CudaBackend(Backend):
 
     def describe(self) -> str:
         return f"cuda ({self._engine.device_name}, {self.device}, {self.precision})"
+
+
+def _random_weights(num_blocks: int, channels: int) -> GeneratorWeights:
+    """The architecture with random weights: kernel timings do not depend on the values."""
+    from srgan_fast.weights import FORMAT, expected_tensor_shapes, tensors_sha256
+
+    rng = np.random.default_rng(0)
+    tensors = {name: (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+               if len(shape) == 4 else np.full(shape, 0.1, np.float32)
+               for name, shape in expected_tensor_shapes(num_blocks, channels).items()}
+    metadata = {"format": FORMAT, "name": "random", "num_blocks": str(num_blocks), "channels": str(channels),
+                "tensors_sha256": tensors_sha256(tensors)}
+    return GeneratorWeights(tensors, metadata)
+
+
+def _git_commit() -> str:
+    import subprocess
+    from pathlib import Path
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _profile_command(args) -> int:
+    import json
+    import os
+    import tempfile
+
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"error: --size must be HxW, e.g. 540x960, got {args.size!r}")
+        return 2
+    reason = CudaBackend.unavailable_reason()
+    if reason:
+        print(f"error: the cuda backend cannot run here: {reason}")
+        return 1
+    backend = CudaBackend(_random_weights(args.blocks, args.channels), args.device, args.precision,
+                          batch_size=args.batch, use_graphs=not args.no_graphs, fuse_blocks=args.fuse_blocks)
+    report = backend._engine.profile(args.batch, h, w, args.repeats)
+    _C = _native_module()
+    result = {"device": backend._engine.device_name, "driver": _C.cuda_driver_version(), "commit": _git_commit(),
+              "backend": "cuda", "precision": args.precision, "size": [h, w], "batch": args.batch,
+              "blocks": args.blocks, "channels": args.channels, "graphs": not args.no_graphs,
+              "fused_blocks": args.fuse_blocks, "ms": report["forward_ms"], "tflops": report["forward_tflops"],
+              "layers": report["layers"]}
+    print(f"{result['device']} {args.precision} {args.batch}x{h}x{w}: {report['forward_ms']:.3f} ms per batch, "
+          f"{report['forward_tflops']:.1f} TFLOP/s")
+    for layer in report["layers"]:
+        print(f"  {layer['name']:<22} {layer['ms']:8.3f} ms  {layer['tflops']:7.1f} TFLOP/s")
+    if args.json:
+        directory = os.path.dirname(os.path.abspath(args.json))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cuda-profile.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, args.json)
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """`srgan-fast cuda-profile`: the forward and each layer of the CUDA engine timed on this GPU."""
+    parser = subparsers.add_parser("cuda-profile", help="time the CUDA backend (whole forward and per layer)")
+    parser.add_argument("--size", default="540x960", help="input tile HxW (default 540x960: one 4K output frame)")
+    parser.add_argument("--batch", type=int, default=1, help="tiles per launch")
+    parser.add_argument("--precision", choices=("fp16", "bf16"), default="fp16")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--blocks", type=int, default=16, help="residual blocks of the random-weight model")
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--fuse-blocks", action="store_true", help="one fused kernel per residual block")
+    parser.add_argument("--no-graphs", action="store_true", help="launch kernel by kernel instead of a CUDA graph")
+    parser.add_argument("--json", help="also write the result here (e.g. benchmarks/results/<gpu>-cuda.json)")
+    parser.set_defaults(func=_profile_command)

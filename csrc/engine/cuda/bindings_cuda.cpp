@@ -304,6 +304,11 @@ void bind_cuda_engine(py::module_& m) {
     CUDA_CHECK(cudaGetDeviceCount(&count));
     return count;
   }, "Number of CUDA devices; raises RuntimeError naming the CUDA error when the driver is missing or broken.");
+  m.def("cuda_driver_version", [] {
+    int version = 0;
+    CUDA_CHECK(cudaDriverGetVersion(&version));
+    return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+  }, "The CUDA version the installed driver supports, e.g. '13.0'.");
   m.def("cuda_device_name", [](int device) {
     cudaDeviceProp properties{};
     CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
