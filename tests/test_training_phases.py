@@ -154,6 +154,19 @@ def test_checkpoint_then_resume_gives_the_same_next_steps(tmp_path, phase):
     assert got == expected  # the CSV holds repr-exact floats: bit-exact losses
 
 
+def test_max_minutes_checkpoints_and_stops_and_is_not_saved_in_the_config(tmp_path):
+    from training.checkpoint import read_checkpoint_meta
+
+    data = _write_images(tmp_path / "data")
+    run = tmp_path / "run"
+    train_srresnet.main(["--data", data, "--run-dir", str(run), "--steps", "50", "--max-minutes", "1e-6",
+                         "--num-blocks", "2", "--channels", "8", *TINY])
+    meta = read_checkpoint_meta(run / "last.safetensors")
+    assert meta["step"] == 1 and "max_minutes" not in meta["config"]
+    last = _log_rows(run)[-1]
+    assert last["step"] == "1" and last["val_psnr_y"]  # the stop is scored, too
+
+
 def test_stop_flag_turns_sigterm_into_a_request_and_restores_handlers():
     before = signal.getsignal(signal.SIGTERM)
     with StopFlag() as stop:

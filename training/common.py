@@ -35,10 +35,16 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-every", type=int, help="steps between validation PSNR")
     parser.add_argument("--log-every", type=int, help="steps between rows of RUN_DIR/log.csv")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
+    parser.add_argument("--max-minutes", type=float,
+                        help="checkpoint and stop after this much wall time (this invocation only; not saved)")
 
 
 COMMON_DEFAULTS = dict(batch=16, crop=96, precision="bf16", workers=1, seed=0, val_every_image=10,
                        ckpt_every=500, val_every=500, log_every=10)
+
+
+# Options that describe one invocation, not the run: never saved into (or taken from) a checkpoint's config.
+PER_INVOCATION = ("resume", "max_minutes")
 
 
 def resolve_config(args: argparse.Namespace, defaults: dict, saved: dict | None) -> dict:
@@ -46,7 +52,7 @@ def resolve_config(args: argparse.Namespace, defaults: dict, saved: dict | None)
     config = dict(defaults)
     if saved:
         config.update(saved)
-    config.update({k: v for k, v in vars(args).items() if v is not None and k != "resume"})
+    config.update({k: v for k, v in vars(args).items() if v is not None and k not in PER_INVOCATION})
     if config.get("device") is None:
         config["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     if not config.get("data"):
@@ -172,13 +178,14 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def run_training(name: str, config: dict, start: int, generator: torch.nn.Module, step_fn, save_fn,
-                 log: CsvLog, validate_at_start: bool = False) -> int:
+                 log: CsvLog, validate_at_start: bool = False, max_minutes: float | None = None) -> int:
     """The loop both phases share: batches from step ``start`` to ``config["steps"]``, progress bar, CSV rows,
     validation, checkpoints every ``ckpt_every`` steps, on Ctrl-C/SIGTERM and at the end.
 
     step_fn(lr_batch [B,3,h,w], hr_batch [B,3,4h,4w], step) -> dict of floats for the log ("loss" first);
     save_fn(step) writes the checkpoint. ``validate_at_start``: a fresh run logs the starting model's scores
-    as step 0 (phase 2 starts from a trained generator). Returns the step reached.
+    as step 0 (phase 2 starts from a trained generator). ``max_minutes``: stop as a SIGTERM would, once this
+    much wall time has passed. Returns the step reached.
     """
     dataset, val_pairs = prepare_data(config)
     if validate_at_start and start == 0:
@@ -187,6 +194,7 @@ def run_training(name: str, config: dict, start: int, generator: torch.nn.Module
         print(f"step 0: val PSNR-Y {scores['val_psnr_y']:.3f} dB (bicubic {scores['val_bicubic_psnr_y']:.3f}), "
               f"gradient energy SR/HR {scores['val_grad_ratio']:.3f}")
     meter = RateMeter()
+    deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else float("inf")
     step = start
     loader = training_loader(dataset, config["batch"], start, config["steps"], config["workers"])
     with StopFlag() as stop, tqdm(total=config["steps"], initial=start, desc=name, dynamic_ncols=True) as bar:
@@ -197,7 +205,10 @@ def run_training(name: str, config: dict, start: int, generator: torch.nn.Module
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", steps_per_s=f"{rate:.2f}")
             row = dict(step=step, steps_per_s=rate, **row)
-            if step % config["val_every"] == 0 or step == config["steps"]:
+            if time.monotonic() > deadline and not stop.requested:
+                stop.requested = True
+                bar.write(f"--max-minutes {max_minutes} reached: saving a checkpoint and stopping")
+            if step % config["val_every"] == 0 or step == config["steps"] or stop.requested:
                 row.update(validate(generator, val_pairs, config))
                 bar.write(f"step {step}: val PSNR-Y {row['val_psnr_y']:.3f} dB "
                           f"(bicubic {row['val_bicubic_psnr_y']:.3f}), gradient energy SR/HR "

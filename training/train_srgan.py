@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     step = run_training("srgan", config, start, nets["generator"],
                         lambda lr_batch, hr_batch, step: train_step(nets, optimizers, scalers, content_loss,
                                                                     lr_batch, hr_batch, config, step),
-                        checkpoint, log, validate_at_start=True)
+                        checkpoint, log, validate_at_start=True, max_minutes=args.max_minutes)
     print(f"stopped at step {step}; checkpoint {ckpt}")
 
 

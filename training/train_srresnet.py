@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     step = run_training("srresnet", config, start, generator,
                         lambda lr_batch, hr_batch, step: train_step(generator, optimizer, scaler, lr_batch,
                                                                     hr_batch, config, step),
-                        checkpoint, log)
+                        checkpoint, log, max_minutes=args.max_minutes)
     print(f"stopped at step {step}; checkpoint {ckpt}")
 
 
