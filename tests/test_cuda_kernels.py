@@ -27,8 +27,11 @@ def _exact_torch_reference():
     torch.backends.cudnn.allow_tf32 = previous
 
 
-def ptr(tensor) -> int:
-    return 0 if tensor is None else tensor.data_ptr()
+def call(op, **arguments):
+    """Call a cuda_ops kernel with tensors where it takes device pointers (None: null). The tensors stay referenced
+    until the (synchronous) call returns: a temporary's memory could otherwise be reused by the next argument."""
+    op(**{k: (0 if v is None else v.data_ptr()) if v is None or isinstance(v, torch.Tensor) else v
+          for k, v in arguments.items()})
 
 
 def random_conv(cin, cout, k, seed):
@@ -78,10 +81,10 @@ def test_conv3x3_with_fused_epilogue(precision, size, cin, cout, epilogue):
     residual32 = torch.randn(2, h, w, cout, device="cuda") if epilogue == "residual" else None
     x, residual = x32.to(dtype), None if residual32 is None else residual32.to(dtype)
     out = torch.empty(2, h, w, cout, device="cuda", dtype=dtype)
-    ops.conv_mma(precision=precision, input=ptr(x), weights=ptr(packed(weight, cin, cout, precision)),
-                 bias=ptr(bias.cuda()), alpha=ptr(None if alpha is None else alpha.cuda()), residual=ptr(residual),
-                 output=ptr(out), batch=2, height=h, width=w, in_channels=cin, cin_padded=cin, cout=cout,
-                 cout_padded=cout, ksize=3, input_kind="storage", output_kind="storage")
+    call(ops.conv_mma, precision=precision, input=x, weights=packed(weight, cin, cout, precision),
+         bias=bias.cuda(), alpha=None if alpha is None else alpha.cuda(), residual=residual,
+         output=out, batch=2, height=h, width=w, in_channels=cin, cin_padded=cin, cout=cout,
+         cout_padded=cout, ksize=3, input_kind="storage", output_kind="storage")
     reference = torch_conv_epilogue(x32, weight, bias, alpha, residual32)
     low = torch_conv_epilogue(x, weight, bias, alpha, residual, dtype=dtype)
     assert_at_most_twice_torch_error(out.cpu(), low.cpu(), reference.cpu(), f"conv3x3 {precision} {epilogue}")
@@ -99,10 +102,10 @@ def test_upsampler_conv_pixel_shuffle_prelu(precision, size, channels):
     x32 = torch.randn(1, h, w, channels, device="cuda")
     x = x32.to(dtype)
     out = torch.empty(1, 2 * h, 2 * w, channels, device="cuda", dtype=dtype)
-    ops.conv_mma(precision=precision, input=ptr(x), weights=ptr(packed(weight, channels, 4 * channels, precision)),
-                 bias=ptr(bias.cuda()), alpha=ptr(alpha.cuda()), residual=0, output=ptr(out), batch=1, height=h,
-                 width=w, in_channels=channels, cin_padded=channels, cout=4 * channels, cout_padded=4 * channels,
-                 ksize=3, input_kind="storage", output_kind="storage_shuffle2")
+    call(ops.conv_mma, precision=precision, input=x, weights=packed(weight, channels, 4 * channels, precision),
+         bias=bias.cuda(), alpha=alpha.cuda(), residual=None, output=out, batch=1, height=h,
+         width=w, in_channels=channels, cin_padded=channels, cout=4 * channels, cout_padded=4 * channels,
+         ksize=3, input_kind="storage", output_kind="storage_shuffle2")
 
     def shuffled(x_nhwc, dtype):
         y = F.conv2d(nchw(x_nhwc.to(dtype)), weight.cuda().to(dtype), bias.cuda().to(dtype), padding=1)
@@ -129,10 +132,10 @@ def test_head_9x9_reads_raw_images(precision, kind, size):
         image = torch.randint(0, 65536, (2, h, w, 3), device="cuda", dtype=torch.int32)
         raw = torch.from_numpy(image.cpu().numpy().astype(np.uint16).view(np.int16)).cuda()
     out = torch.empty(2, h, w, 16, device="cuda", dtype=dtype)
-    ops.conv_mma(precision=precision, input=ptr(raw), weights=ptr(packed(weight, 16, 16, precision)),
-                 bias=ptr(bias.cuda()), alpha=ptr(alpha.cuda()), residual=0, output=ptr(out), batch=2, height=h,
-                 width=w, in_channels=3, cin_padded=16, cout=16, cout_padded=16, ksize=9, input_kind=kind,
-                 output_kind="storage")
+    call(ops.conv_mma, precision=precision, input=raw, weights=packed(weight, 16, 16, precision),
+         bias=bias.cuda(), alpha=alpha.cuda(), residual=None, output=out, batch=2, height=h,
+         width=w, in_channels=3, cin_padded=16, cout=16, cout_padded=16, ksize=9, input_kind=kind,
+         output_kind="storage")
     unit = image.double() / full_scale
     reference = torch_conv_epilogue(unit, weight, bias, alpha)
     low = torch_conv_epilogue((image.float() / full_scale).to(dtype), weight, bias, alpha, dtype=dtype)
@@ -152,10 +155,10 @@ def test_tail_9x9_writes_images(precision, kind, channels):
     x = x32.to(dtype)
     out_dtype = {"uint8": torch.uint8, "uint16": torch.int16}.get(kind, torch.float32)
     out = torch.empty(2, h, w, 3, device="cuda", dtype=out_dtype)
-    ops.conv_mma(precision=precision, input=ptr(x), weights=ptr(packed(weight, channels, 8, precision)),
-                 bias=ptr(bias.cuda()), alpha=0, residual=0, output=ptr(out), batch=2, height=h, width=w,
-                 in_channels=channels, cin_padded=channels, cout=3, cout_padded=8, ksize=9, input_kind="storage",
-                 output_kind=kind)
+    call(ops.conv_mma, precision=precision, input=x, weights=packed(weight, channels, 8, precision),
+         bias=bias.cuda(), alpha=None, residual=None, output=out, batch=2, height=h, width=w,
+         in_channels=channels, cin_padded=channels, cout=3, cout_padded=8, ksize=9, input_kind="storage",
+         output_kind=kind)
     reference = torch_conv_epilogue(x32, weight, bias).cpu()
     low = torch_conv_epilogue(x, weight, bias, dtype=dtype).float().cpu()
     ours = out.cpu().numpy()
@@ -179,17 +182,17 @@ def test_conv_params_are_validated_with_the_field_named():
     ops = cuda_native().cuda_ops
     x = torch.zeros(1, 4, 4, 16, device="cuda", dtype=torch.float16)
     with pytest.raises(ValueError, match="cin_padded must be a positive multiple of 16, got 8"):
-        ops.conv_mma(precision="fp16", input=ptr(x), weights=ptr(x), bias=ptr(x), alpha=0, residual=0,
-                     output=ptr(x), batch=1, height=4, width=4, in_channels=8, cin_padded=8, cout=16,
-                     cout_padded=16, ksize=3, input_kind="storage", output_kind="storage")
+        call(ops.conv_mma, precision="fp16", input=x, weights=x, bias=x, alpha=None, residual=None,
+             output=x, batch=1, height=4, width=4, in_channels=8, cin_padded=8, cout=16,
+             cout_padded=16, ksize=3, input_kind="storage", output_kind="storage")
     with pytest.raises(ValueError, match="ksize must be 3 or 9, got 5"):
-        ops.conv_mma(precision="fp16", input=ptr(x), weights=ptr(x), bias=ptr(x), alpha=0, residual=0,
-                     output=ptr(x), batch=1, height=4, width=4, in_channels=16, cin_padded=16, cout=16,
-                     cout_padded=16, ksize=5, input_kind="storage", output_kind="storage")
+        call(ops.conv_mma, precision="fp16", input=x, weights=x, bias=x, alpha=None, residual=None,
+             output=x, batch=1, height=4, width=4, in_channels=16, cin_padded=16, cout=16,
+             cout_padded=16, ksize=5, input_kind="storage", output_kind="storage")
     with pytest.raises(ValueError, match="precision must be 'fp16' or 'bf16', got 'fp32'"):
-        ops.conv_mma(precision="fp32", input=ptr(x), weights=ptr(x), bias=ptr(x), alpha=0, residual=0,
-                     output=ptr(x), batch=1, height=4, width=4, in_channels=16, cin_padded=16, cout=16,
-                     cout_padded=16, ksize=3, input_kind="storage", output_kind="storage")
+        call(ops.conv_mma, precision="fp32", input=x, weights=x, bias=x, alpha=None, residual=None,
+             output=x, batch=1, height=4, width=4, in_channels=16, cin_padded=16, cout=16,
+             cout_padded=16, ksize=3, input_kind="storage", output_kind="storage")
 
 
 # --- the fp32 reference kernels against float64 torch ---------------------------------------------------------
@@ -205,9 +208,9 @@ def test_reference_conv2d(ksize, cin, cout, epilogue):
     residual = torch.randn(2, h, w, cout, device="cuda") if epilogue == "residual" else None
     out = torch.empty(2, h, w, cout, device="cuda")
     weight_cuda, bias_cuda = weight.cuda().contiguous(), bias.cuda()
-    ops.reference_conv2d(input=ptr(x), weights=ptr(weight_cuda), bias=ptr(bias_cuda), alpha=ptr(alpha),
-                         residual=ptr(residual), output=ptr(out), batch=2, height=h, width=w, cin=cin, cout=cout,
-                         ksize=ksize)
+    call(ops.reference_conv2d, input=x, weights=weight_cuda, bias=bias_cuda, alpha=alpha,
+         residual=residual, output=out, batch=2, height=h, width=w, cin=cin, cout=cout,
+         ksize=ksize)
     reference = torch_conv_epilogue(x, weight, bias, alpha, residual)
     torch32 = torch_conv_epilogue(x, weight, bias, alpha, residual, dtype=torch.float32)
     assert relative_error(out.cpu(), reference.cpu()) <= 2 * relative_error(torch32.cpu(), reference.cpu()) + 1e-7
@@ -218,8 +221,8 @@ def test_reference_pixel_shuffle_prelu_is_exact():
     x = torch.randn(2, 5, 7, 4 * 6, device="cuda")
     alpha = torch.rand(6, device="cuda")
     out = torch.empty(2, 10, 14, 6, device="cuda")
-    ops.reference_pixel_shuffle_prelu(input=ptr(x), alpha=ptr(alpha), output=ptr(out), batch=2, height=5, width=7,
-                                      channels=6)
+    call(ops.reference_pixel_shuffle_prelu, input=x, alpha=alpha, output=out, batch=2, height=5, width=7,
+         channels=6)
     expected = nhwc(F.prelu(F.pixel_shuffle(nchw(x), 2), alpha))
     assert torch.equal(out, expected)
 
@@ -228,11 +231,11 @@ def test_reference_image_conversions_match_torch_backend_rules():
     ops = cuda_native().cuda_ops
     image = torch.randint(0, 256, (1000,), device="cuda").to(torch.uint8)
     unit = torch.empty(1000, device="cuda")
-    ops.reference_input_to_float(input=ptr(image), kind="uint8", output=ptr(unit), count=1000)
+    call(ops.reference_input_to_float, input=image, kind="uint8", output=unit, count=1000)
     assert torch.equal(unit, image.float() / 255.0)
     values = torch.linspace(-0.5, 1.5, 1001, device="cuda")
     out8 = torch.empty(1001, device="cuda", dtype=torch.uint8)
-    ops.reference_output_from_float(input=ptr(values), kind="uint8", output=ptr(out8), count=1001)
+    call(ops.reference_output_from_float, input=values, kind="uint8", output=out8, count=1001)
     assert torch.equal(out8, torch.round(values.clamp(0, 1) * 255).to(torch.uint8))
 
 
@@ -250,17 +253,17 @@ def test_fused_residual_block_matches_torch_and_the_two_kernel_path(precision, c
     x32 = torch.randn(2, h, w, channels, device="cuda")
     x = x32.to(dtype)
     fused = torch.empty_like(x)
-    ops.residual_block_fused(precision=precision, input=ptr(x), weights1=ptr(packed1), bias1=ptr(bias1),
-                             alpha1=ptr(alpha1), weights2=ptr(packed2), bias2=ptr(bias2), output=ptr(fused), batch=2,
-                             height=h, width=w, channels=channels)
+    call(ops.residual_block_fused, precision=precision, input=x, weights1=packed1, bias1=bias1,
+         alpha1=alpha1, weights2=packed2, bias2=bias2, output=fused, batch=2,
+         height=h, width=w, channels=channels)
     # The same block as two conv_mma launches: the fused kernel promises identical rounding and K order.
     intermediate, two_kernel = torch.empty_like(x), torch.empty_like(x)
     common = dict(precision=precision, batch=2, height=h, width=w, in_channels=channels, cin_padded=channels,
                   cout=channels, cout_padded=channels, ksize=3, input_kind="storage", output_kind="storage")
-    ops.conv_mma(input=ptr(x), weights=ptr(packed1), bias=ptr(bias1), alpha=ptr(alpha1), residual=0,
-                 output=ptr(intermediate), **common)
-    ops.conv_mma(input=ptr(intermediate), weights=ptr(packed2), bias=ptr(bias2), alpha=0, residual=ptr(x),
-                 output=ptr(two_kernel), **common)
+    call(ops.conv_mma, input=x, weights=packed1, bias=bias1, alpha=alpha1, residual=None,
+         output=intermediate, **common)
+    call(ops.conv_mma, input=intermediate, weights=packed2, bias=bias2, alpha=None, residual=x,
+         output=two_kernel, **common)
     assert torch.equal(fused, two_kernel)
 
     def block(x_nhwc, dtype):
@@ -274,5 +277,5 @@ def test_fused_residual_block_matches_torch_and_the_two_kernel_path(precision, c
 def test_fused_residual_block_refuses_unsupported_channels():
     ops = cuda_native().cuda_ops
     with pytest.raises(ValueError, match="channels must be 16, 32 or 64, got 48"):
-        ops.residual_block_fused(precision="fp16", input=16, weights1=16, bias1=16, alpha1=16, weights2=16,
-                                 bias2=16, output=32, batch=1, height=4, width=4, channels=48)
+        call(ops.residual_block_fused, precision="fp16", input=16, weights1=16, bias1=16, alpha1=16, weights2=16,
+             bias2=16, output=32, batch=1, height=4, width=4, channels=48)
