@@ -181,7 +181,8 @@ void bind_ops(py::module_& ops) {
       [](py::array_t<float, py::array::c_style | py::array::forcecast> weights, int cin_padded, int cout_padded,
          const std::string& precision) {
         if (weights.ndim() != 4 || weights.shape(2) != weights.shape(3))
-          throw std::invalid_argument("pack_conv_weights: expected [cout, cin, k, k], got shape " + shape_text(weights));
+          throw std::invalid_argument("pack_conv_weights: expected [cout, cin, k, k], got shape " +
+                                      shape_text(weights));
         const int cout = int(weights.shape(0)), cin = int(weights.shape(1)), k = int(weights.shape(2));
         const auto packed = cuda::pack_conv_weights(weights.data(), cout, cin, k, cin_padded, cout_padded,
                                                     parse_precision(precision));

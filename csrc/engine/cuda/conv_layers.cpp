@@ -51,7 +51,8 @@ ConvLayer make_layer(const HostTensors& tensors, const std::string& prefix, cons
   layer.cout_padded = round_up(cout, ksize == 9 && cout < 8 ? 8 : 16);
   const auto& weight = require_tensor(tensors, prefix + ".weight", size_t(cout) * cin * ksize * ksize);
   const auto& bias = require_tensor(tensors, prefix + ".bias", size_t(cout));
-  const auto packed = pack_conv_weights(weight.data(), cout, cin, ksize, layer.cin_padded, layer.cout_padded, precision);
+  const auto packed =
+      pack_conv_weights(weight.data(), cout, cin, ksize, layer.cin_padded, layer.cout_padded, precision);
   layer.packed = upload_to_device(packed.data(), packed.size() * sizeof(uint16_t));
   layer.bias = upload_to_device(bias.data(), bias.size() * sizeof(float));
   layer.reference = upload_to_device(weight.data(), weight.size() * sizeof(float));

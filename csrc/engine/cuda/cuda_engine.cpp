@@ -209,7 +209,8 @@ void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* outp
     }
     current = next;
   }
-  conv("trunk_conv", L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(), h, w);
+  conv("trunk_conv", L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(), h,
+       w);
   conv("upsample.0", L.upsample[0], plan.tmp.get(), InputKind::kStorage, plan.up1.get(), OutputKind::kStorageShuffle2,
        nullptr, h, w);
   conv("upsample.1", L.upsample[1], plan.up1.get(), InputKind::kStorage, plan.up2.get(), OutputKind::kStorageShuffle2,

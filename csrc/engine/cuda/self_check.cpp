@@ -64,25 +64,27 @@ void CudaEngine::enqueue_reference(const void* input, InputKind in, float* outpu
       tmp(pixels * c * 4), wide1(pixels * 4 * c * 4), up1(pixels * 4 * c * 4), wide2(pixels * 16 * c * 4),
       up2(pixels * 16 * c * 4);
   reference_input_to_float(input, in, image.as<float>(), int64_t(pixels) * 3, stream);
-  reference_conv2d(reference_params(L.head, image.as<float>(), skip.as<float>(), L.head.alpha_or_null(), nullptr, n, h, w),
-                   stream);
+  const auto conv = [&](const ConvLayer& layer, const float* source, float* destination, const float* alpha,
+                        const float* residual, int height, int width) {
+    reference_conv2d(reference_params(layer, source, destination, alpha, residual, n, height, width), stream);
+  };
+  conv(L.head, image.as<float>(), skip.as<float>(), L.head.alpha_or_null(), nullptr, h, w);
   float* current = skip.as<float>();
   for (int i = 0; i < L.num_blocks; ++i) {
     float* next = current == a.as<float>() ? b.as<float>() : a.as<float>();
     const ConvLayer& conv1 = L.blocks[2 * i];
-    reference_conv2d(reference_params(conv1, current, tmp.as<float>(), conv1.alpha_or_null(), nullptr, n, h, w), stream);
-    reference_conv2d(reference_params(L.blocks[2 * i + 1], tmp.as<float>(), next, nullptr, current, n, h, w), stream);
+    conv(conv1, current, tmp.as<float>(), conv1.alpha_or_null(), nullptr, h, w);
+    conv(L.blocks[2 * i + 1], tmp.as<float>(), next, nullptr, current, h, w);
     current = next;
   }
-  reference_conv2d(reference_params(L.trunk, current, tmp.as<float>(), nullptr, skip.as<float>(), n, h, w), stream);
-  reference_conv2d(reference_params(L.upsample[0], tmp.as<float>(), wide1.as<float>(), nullptr, nullptr, n, h, w), stream);
+  conv(L.trunk, current, tmp.as<float>(), nullptr, skip.as<float>(), h, w);
+  conv(L.upsample[0], tmp.as<float>(), wide1.as<float>(), nullptr, nullptr, h, w);
   reference_pixel_shuffle_prelu(wide1.as<float>(), L.upsample[0].alpha_or_null(), up1.as<float>(), n, h, w, L.channels,
                                 stream);
-  reference_conv2d(reference_params(L.upsample[1], up1.as<float>(), wide2.as<float>(), nullptr, nullptr, n, 2 * h, 2 * w),
-                   stream);
+  conv(L.upsample[1], up1.as<float>(), wide2.as<float>(), nullptr, nullptr, 2 * h, 2 * w);
   reference_pixel_shuffle_prelu(wide2.as<float>(), L.upsample[1].alpha_or_null(), up2.as<float>(), n, 2 * h, 2 * w,
                                 L.channels, stream);
-  reference_conv2d(reference_params(L.tail, up2.as<float>(), output, nullptr, nullptr, n, 4 * h, 4 * w), stream);
+  conv(L.tail, up2.as<float>(), output, nullptr, nullptr, 4 * h, 4 * w);
   CUDA_CHECK(cudaStreamSynchronize(stream));  // the temporaries are freed on return
 }
 
@@ -134,7 +136,8 @@ SelfCheckReport CudaEngine::self_check_locked(int h, int w) {
   tolerances(precision_, &max_abs_relative, &rms_relative);
   report.max_abs_tolerance = max_abs_relative * std::max(1.0, report.max_abs_reference);
   report.rms_tolerance = rms_relative * std::max(0.1, report.rms_reference);
-  report.passed = finite && report.max_abs_error <= report.max_abs_tolerance && report.rms_error <= report.rms_tolerance;
+  report.passed =
+      finite && report.max_abs_error <= report.max_abs_tolerance && report.rms_error <= report.rms_tolerance;
   return report;
 }
 

@@ -13,7 +13,8 @@ constexpr int kThreads = 256;
 
 unsigned blocks_for(int64_t count) {
   const int64_t blocks = (count + kThreads - 1) / kThreads;
-  if (blocks > 0x7fffffff) throw std::invalid_argument("reference kernel: " + std::to_string(count) + " values is too many");
+  if (blocks > 0x7fffffff)
+    throw std::invalid_argument("reference kernel: " + std::to_string(count) + " values is too many");
   return unsigned(blocks);
 }
 

@@ -29,7 +29,8 @@ constexpr int kMidTilesPerWarp = kMidTiles / 4;
 static_assert(kMidTiles % 4 == 0, "the intermediate's m16 tiles must split evenly over the 4 warps");
 
 template <int C>
-__host__ __device__ constexpr int row_stride() { return C + 8; }  // +8 elements: fragment rows in distinct banks for C = 16, 32, 64
+// +8 elements: the 8 rows an ldmatrix phase reads fall in distinct banks for C = 16, 32, 64.
+__host__ __device__ constexpr int row_stride() { return C + 8; }
 
 template <int C>
 constexpr size_t shared_bytes() {
