@@ -34,11 +34,13 @@ ReferenceConvParams reference_params(const ConvLayer& layer, const float* input,
   return p;
 }
 
-// Error bounds on the unclamped output, relative to its scale. They sit well above the rounding error of
-// fp16/bf16 storage over the whole network and well below what a wrong index or fragment layout produces.
+// Error bounds on the unclamped output, relative to its scale. Storage rounding (2^-11 for fp16, 2^-8 for bf16
+// per layer) compounds over ~40 layers to rms errors of a few 1e-3 (fp16) and 1e-2 (bf16) of the output scale
+// in torch's own runs; the bounds leave several times that, and stay far below the O(1) relative error of a
+// wrong index, tap or fragment layout (the negated tail of `corrupt_for_test` gives about 2).
 void tolerances(Precision precision, double* max_abs, double* rms) {
-  *max_abs = precision == Precision::kFloat16 ? 0.05 : 0.2;
-  *rms = precision == Precision::kFloat16 ? 0.01 : 0.04;
+  *max_abs = precision == Precision::kFloat16 ? 0.1 : 0.3;
+  *rms = precision == Precision::kFloat16 ? 0.02 : 0.08;
 }
 
 const char* precision_name(Precision precision) { return precision == Precision::kFloat16 ? "fp16" : "bf16"; }
