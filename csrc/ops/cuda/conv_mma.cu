@@ -9,9 +9,8 @@
 //
 // Fragment layouts and the shared staging helpers: mma_tiles.cuh.
 //
-// Deliberately simple for a first, verifiable version: a two-stage cp.async pipeline for the 3x3 convs, but
-// no ldmatrix, padded rows instead of a swizzle, scalar stores; docs/cuda.md lists the tuning steps.
-#include <algorithm>
+// A first, verifiable version: ldmatrix fragment loads and a two-stage cp.async pipeline for the 3x3 convs,
+// but a small CTA tile, padded rows instead of a swizzle and scalar stores; docs/cuda.md lists tuning steps.
 #include <stdexcept>
 #include <string>
 
