@@ -147,7 +147,7 @@ py::array tail(const py::array& x, const py::array& weight, const py::array& bia
   else throw std::invalid_argument("dtype: expected 'uint8', 'uint16' or 'float32', got '" + dtype_name + "'");
   AlignedBuffer x_buffer, bf16_buffer;
   const FeatureMap fx = load_features(x, round_up(c, kChannelAlign), x_buffer);
-  OpCall call(path, precision, threads, 0);
+  OpCall call(path, precision, threads, cpu::tail_scratch_floats(round_up(c, kChannelAlign)));
   FeatureMapBf16 fb;
   if (bf16) {  // the engine's upsampler stores this map; here it is rounded from x
     bf16_buffer.reset_zero((feature_map_floats(fx.n, fx.h, fx.w, op.bf16_channels()) + 1) / 2);

@@ -197,7 +197,7 @@ def test_steady_state_does_not_grow_memory(weights):
         e.run(tiles)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 1024  # KiB: no new buffers
     # The working set scales with the tile: 4x the pixels, about 4x the bytes (halos aside).
-    small, large = e.workspace_bytes(1, 32, 32), e.workspace_bytes(1, 64, 64)
+    small, large = e.workspace_bytes(1, 64, 64), e.workspace_bytes(1, 128, 128)
     assert 3.0 < large / small < 4.0
 
 

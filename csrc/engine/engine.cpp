@@ -52,7 +52,8 @@ CpuEngine::CpuEngine(const TensorMap& tensors, int num_blocks, int channels, con
 size_t CpuEngine::scratch_floats_per_thread(int w) const {
   // Rounded to whole cache lines so that threads never share one.
   const size_t floats = std::max({cpu::conv3x3_scratch_floats(padded_, padded_),
-                                  cpu::conv3x3_scratch_floats(padded_, 4 * padded_), cpu::head_scratch_floats(w)});
+                                  cpu::conv3x3_scratch_floats(padded_, 4 * padded_), cpu::head_scratch_floats(w),
+                                  cpu::tail_scratch_floats(padded_)});
   return (floats + 15) / 16 * 16;
 }
 

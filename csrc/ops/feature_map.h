@@ -10,9 +10,10 @@
 
 namespace srgan_fast {
 
-// Every buffer carries this many zero pixels on each side: the 9x9 tail needs 4, and the 4x4-output Winograd
-// tiles read up to 1 + 3 pixels past the bottom/right edge of an image whose size is not a multiple of 4.
-constexpr int kHalo = 4;
+// Every buffer carries this many zero pixels on each side: the 9x9 tail's 3x3 Winograd patches start 4
+// pixels before the image and read up to 5 past its bottom/right edge (3 + 2 when the size is not a multiple
+// of 3); the 4x4-output Winograd tiles of the 3x3 convs read up to 1 + 3 past it.
+constexpr int kHalo = 6;
 // Channel counts are padded to this (the widest SIMD vector, in floats); the padding channels hold zeros.
 constexpr int kChannelAlign = 16;
 

@@ -49,7 +49,8 @@ void TailOp::run(const cpu::CpuKernels* kernels, Precision precision, const Feat
                  const FeatureMapBf16& in_bf16, void* out, DType dtype, const ExecContext& ctx) const {
   if (!kernels) return reference::tail(in, t_.raw(), out, dtype);
   TailParams p;
-  p.weight = packed_.weight.data(), p.out = out, p.dtype = dtype;
+  p.weight_winograd = packed_.weight_winograd.data();
+  p.out = out, p.dtype = dtype;
   for (int k = 0; k < 3; ++k) p.bias[k] = packed_.bias[k];
   if (precision != Precision::bf16) {
     p.in = in;

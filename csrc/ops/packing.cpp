@@ -12,6 +12,9 @@ constexpr double kG[6][3] = {{1.0 / 4, 0, 0},
                              {1.0 / 24, -1.0 / 12, 1.0 / 6},
                              {0, 0, 1}};
 
+// F(3x3, 3x3), points 0, 1, -1, 2, infinity: the tail's 3x3 sub-kernels.
+constexpr double kG3[5][3] = {{0.5, 0, 0}, {-0.5, -0.5, -0.5}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                              {1.0 / 6, 1.0 / 3, 2.0 / 3}, {0, 0, 1}};
 // F(2x2, 3x3), points 0, +-1, infinity: the bf16 path's transform.
 constexpr double kG2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
@@ -91,16 +94,26 @@ TailWeights pack_tail(const float* weight, const float* bias, int c_t, bool with
   TailWeights r;
   r.c = round_up(c_t, kChannelAlign);
   r.c_bf16 = round_up(c_t, kBf16ChannelAlign);
-  r.weight.assign(size_t(81) * 3 * r.c, 0.f);
+  r.weight_winograd.assign(size_t(9) * 25 * 3 * r.c, 0.f);
   if (with_bf16) r.weight_bf16.assign(size_t(81) * 3 * r.c_bf16, 0);
   for (int co = 0; co < 3; ++co) {
     r.bias[co] = bias[co];
-    for (int ci = 0; ci < c_t; ++ci)
+    for (int ci = 0; ci < c_t; ++ci) {
+      const float* g = weight + (size_t(co) * c_t + ci) * 81;
       for (int k = 0; k < 81; ++k) {
-        const float w = weight[(size_t(co) * c_t + ci) * 81 + k];
-        r.weight[(size_t(k) * 3 + co) * r.c + ci] = w;
-        if (with_bf16) r.weight_bf16[(size_t(k) * 3 + co) * r.c_bf16 + ci] = float_to_bf16(w);
+        if (with_bf16) r.weight_bf16[(size_t(k) * 3 + co) * r.c_bf16 + ci] = float_to_bf16(g[k]);
       }
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+          float sub[9];  // taps (3a + u, 3b + v)
+          for (int u = 0; u < 3; ++u)
+            for (int v = 0; v < 3; ++v) sub[u * 3 + v] = g[(3 * a + u) * 9 + 3 * b + v];
+          double transformed[25];
+          winograd_weight<5>(kG3, sub, transformed);
+          for (int pos = 0; pos < 25; ++pos)
+            r.weight_winograd[(((size_t(a) * 3 + b) * 25 + pos) * 3 + co) * r.c + ci] = float(transformed[pos]);
+        }
+    }
   }
   return r;
 }

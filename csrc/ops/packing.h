@@ -41,7 +41,7 @@ constexpr int kBf16ChannelAlign = 32;
 struct TailWeights {
   int c = 0;       // padded input channels
   int c_bf16 = 0;  // padded input channels of weight_bf16
-  std::vector<float> weight;          // [9][9][3][c]
+  std::vector<float> weight_winograd; // [9][25][3][c]: sub-kernel (a, b) = taps (3a.., 3b..), F(3x3, 3x3)
   std::vector<uint16_t> weight_bf16;  // [9][9][3][c_bf16], or empty
   float bias[3] = {0, 0, 0};
 };

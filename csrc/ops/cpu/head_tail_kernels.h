@@ -1,6 +1,7 @@
-// The 9x9 head (3 -> C, + bias + PReLU, reading the image dtype) and tail (C -> 3, + bias, writing the image
-// dtype), templated on the SIMD traits S of one instruction set. Both are direct convolutions: the head has
-// 3 input channels and the tail 3 outputs, too few for Winograd or a GEMM to pay off.
+// The 9x9 head (3 -> C, + bias + PReLU, reading the image dtype) and the bf16 tail (C -> 3, + bias, writing
+// the image dtype), templated on the SIMD traits S of one instruction set, as direct convolutions: the head
+// has only 3 input channels (0.7% of the network's arithmetic), and in bf16 Winograd's transforms would
+// amplify the rounding (see winograd_kernels.h).
 #pragma once
 
 #include <cmath>
@@ -98,42 +99,8 @@ void head(const HeadParams& p, const ExecContext& ctx) {
   else head_rows<S, 1>(p, ctx);
 }
 
-template <class S, class T>
-inline T to_image_value(float v, float scale) {  // clamp to [0, 1], scale, round half to even
-  v = v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
-  if constexpr (sizeof(T) == 4) return v;
-  else return T(std::nearbyint(v * scale));
-}
-
-// P pixels of one output row: 3 outputs each, accumulated over channels in vectors and reduced at the end.
-template <class S, int P, class T>
-inline void tail_pixels(const TailParams& p, int image, int y, int x0, T* out) {
-  using vf = typename S::vf;
-  const int C = p.in.c;
-  vf acc[P][3];
-  for (int i = 0; i < P; ++i) acc[i][0] = acc[i][1] = acc[i][2] = S::zero();
-  for (int ky = 0; ky < 9; ++ky) {
-    const float* src_row = p.in.at(image, y + ky - 4, x0 - 4);
-    for (int kx = 0; kx < 9; ++kx) {
-      const float* wp = p.weight + (ky * 9 + kx) * 3 * C;
-      const float* src = src_row + kx * C;
-      for (int c = 0; c < C; c += S::W) {
-        const vf w0 = S::load(wp + c), w1 = S::load(wp + C + c), w2 = S::load(wp + 2 * C + c);
-        for (int i = 0; i < P; ++i) {
-          const vf x = S::load(src + i * C + c);
-          acc[i][0] = S::fma(x, w0, acc[i][0]);
-          acc[i][1] = S::fma(x, w1, acc[i][1]);
-          acc[i][2] = S::fma(x, w2, acc[i][2]);
-        }
-      }
-    }
-  }
-  const float scale = full_scale(p.dtype);
-  for (int i = 0; i < P; ++i)
-    for (int k = 0; k < 3; ++k) out[(x0 + i) * 3 + k] = to_image_value<S, T>(S::hsum(acc[i][k]) + p.bias[k], scale);
-}
-
-// The same with bf16 products: 32 input channels per dot-product instruction, half the loads of fp32.
+// The bf16 tail, direct: P pixels of one output row, 3 outputs each, accumulated over channels with bf16 dot
+// products (32 channels per instruction) and reduced at the end. (fp32 uses tail_winograd_kernels.h.)
 template <class S, int P, class T>
 inline void tail_pixels_bf16(const TailParams& p, int image, int y, int x0, T* out) {
   using vf = typename S::vf;
@@ -158,11 +125,11 @@ inline void tail_pixels_bf16(const TailParams& p, int image, int y, int x0, T* o
   }
   const float scale = full_scale(p.dtype);
   for (int i = 0; i < P; ++i)
-    for (int k = 0; k < 3; ++k) out[(x0 + i) * 3 + k] = to_image_value<S, T>(S::hsum(acc[i][k]) + p.bias[k], scale);
+    for (int k = 0; k < 3; ++k) out[(x0 + i) * 3 + k] = image_value<S, T>(S::hsum(acc[i][k]) + p.bias[k], scale);
 }
 
-template <class S, class T, bool kBf16>
-void tail_typed(const TailParams& p, const ExecContext& ctx) {
+template <class S, class T>
+void tail_bf16_typed(const TailParams& p, const ExecContext& ctx) {
   const int64_t rows = int64_t(p.in.n) * p.in.h;
   constexpr int P = S::kTailPixels;
 #pragma omp parallel for num_threads(ctx.threads) schedule(static)
@@ -170,23 +137,18 @@ void tail_typed(const TailParams& p, const ExecContext& ctx) {
     const int image = int(r / p.in.h), y = int(r % p.in.h);
     T* out = static_cast<T*>(p.out) + r * p.in.w * 3;
     int x = 0;
-    if constexpr (kBf16) {
-      for (; x + P <= p.in.w; x += P) tail_pixels_bf16<S, P, T>(p, image, y, x, out);
-      for (; x < p.in.w; ++x) tail_pixels_bf16<S, 1, T>(p, image, y, x, out);
-    } else {
-      for (; x + P <= p.in.w; x += P) tail_pixels<S, P, T>(p, image, y, x, out);
-      for (; x < p.in.w; ++x) tail_pixels<S, 1, T>(p, image, y, x, out);
-    }
+    for (; x + P <= p.in.w; x += P) tail_pixels_bf16<S, P, T>(p, image, y, x, out);
+    for (; x < p.in.w; ++x) tail_pixels_bf16<S, 1, T>(p, image, y, x, out);
   }
 }
 
-// kBf16: read p.in_bf16 and p.weight_bf16 (p.in gives the geometry either way).
-template <class S, bool kBf16>
-void tail(const TailParams& p, const ExecContext& ctx) {
+// Reads p.in_bf16 and p.weight_bf16 (p.in gives the geometry).
+template <class S>
+void tail_bf16(const TailParams& p, const ExecContext& ctx) {
   switch (p.dtype) {
-    case DType::u8: tail_typed<S, uint8_t, kBf16>(p, ctx); break;
-    case DType::u16: tail_typed<S, uint16_t, kBf16>(p, ctx); break;
-    case DType::f32: tail_typed<S, float, kBf16>(p, ctx); break;
+    case DType::u8: tail_bf16_typed<S, uint8_t>(p, ctx); break;
+    case DType::u16: tail_bf16_typed<S, uint16_t>(p, ctx); break;
+    case DType::f32: tail_bf16_typed<S, float>(p, ctx); break;
   }
 }
 

@@ -1,6 +1,7 @@
 // The CPU kernel table: one instance per instruction set (kernels_<isa>.cpp), chosen at run time.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 #include "ops/params.h"
@@ -23,6 +24,12 @@ inline size_t conv3x3_scratch_floats(int cin, int cout) {
   return size_t(36) * kTileBlock * (cin + cout_chunk(cout)) + 64;
 }
 inline size_t head_scratch_floats(int w) { return size_t(9) * (w + 8) * 3 + 64; }
+// Winograd tail: tiles per block along a row (their transformed patches, 3 rows x (block + 2), stay in L2),
+// and tile rows per work item (a band transforms each patch row once, plus 2 rows at its top).
+constexpr int kTailTileBlock = 16, kTailRowBand = 16;
+inline size_t tail_scratch_floats(int c) {
+  return size_t(3) * (kTailTileBlock + 2) * 25 * c + size_t(kTailTileBlock) * 25 * 3 + 64;
+}
 
 inline int thread_index() {
 #ifdef _OPENMP
@@ -32,13 +39,22 @@ inline int thread_index() {
 #endif
 }
 
+// An output value in the image dtype: clamp to [0, 1], scale, round half to even. Templated on the SIMD
+// traits only so that each instruction set's file keeps its own copy.
+template <class S, class T>
+inline T image_value(float v, float scale) {
+  v = v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
+  if constexpr (sizeof(T) == 4) return v;
+  else return T(std::nearbyint(v * scale));
+}
+
 struct CpuKernels {
   const char* name;
   void (*head)(const HeadParams&, const ExecContext&);
   void (*conv3x3)(const Conv3x3Params&, const ExecContext&);       // fp32 Winograd F(4x4, 3x3)
   void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&);  // bf16 products; null without AVX512_BF16
-  void (*tail)(const TailParams&, const ExecContext&);
-  void (*tail_bf16)(const TailParams&, const ExecContext&);  // bf16 products; null without AVX512_BF16
+  void (*tail)(const TailParams&, const ExecContext&);       // fp32: nine 3x3 sub-kernels by Winograd F(3x3)
+  void (*tail_bf16)(const TailParams&, const ExecContext&);  // direct, bf16 products; null without AVX512_BF16
 };
 
 const CpuKernels& kernels_scalar();

@@ -2,6 +2,7 @@
 // this instruction set's SIMD traits (this file alone is compiled with its -m flags; see CMakeLists.txt).
 #include "ops/cpu/simd_portable.h"
 #include "ops/cpu/head_tail_kernels.h"
+#include "ops/cpu/tail_winograd_kernels.h"
 #include "ops/cpu/winograd_kernels.h"
 
 namespace srgan_fast::cpu {
@@ -9,7 +10,7 @@ namespace srgan_fast::cpu {
 const CpuKernels& kernels_scalar() {
   using Simd = portable::Simd;
   static const CpuKernels table{"scalar", &head<Simd>, &conv3x3_winograd<Simd, float>,
-                                nullptr, &tail<Simd, false>, nullptr};
+                                nullptr, &tail_winograd<Simd>, nullptr};
   return table;
 }
 
