@@ -77,7 +77,7 @@ void head_rows(const HeadParams& p, const ExecContext& ctx) {
   const int strip_stride = (p.w + 8) * 3;
   const int64_t rows = int64_t(p.n) * p.h;
   constexpr int P = S::kHeadPixels;
-#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
   for (int64_t r = 0; r < rows; ++r) {
     const int image = int(r / p.h), y = int(r % p.h);
     float* strip = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
@@ -132,7 +132,7 @@ template <class S, class T>
 void tail_bf16_typed(const TailParams& p, const ExecContext& ctx) {
   const int64_t rows = int64_t(p.in.n) * p.in.h;
   constexpr int P = S::kTailPixels;
-#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
   for (int64_t r = 0; r < rows; ++r) {
     const int image = int(r / p.in.h), y = int(r % p.in.h);
     T* out = static_cast<T*>(p.out) + r * p.in.w * 3;

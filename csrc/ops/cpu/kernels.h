@@ -31,6 +31,9 @@ inline size_t tail_scratch_floats(int c) {
   return size_t(3) * (kTailTileBlock + 2) * 25 * c + size_t(kTailTileBlock) * 25 * 3 + 64;
 }
 
+// The kernels' parallel loops use schedule(dynamic): on a machine shared with other jobs a descheduled
+// thread's share is taken over by the others instead of stalling everyone at the barrier. Work items write
+// disjoint outputs, so the result does not depend on which thread runs which item.
 inline int thread_index() {
 #ifdef _OPENMP
   return omp_get_thread_num();

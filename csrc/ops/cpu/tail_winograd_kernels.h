@@ -125,7 +125,7 @@ void tail_winograd_typed(const TailParams& p, const ExecContext& ctx) {
   const int64_t items = int64_t(p.in.n) * bands * col_blocks;
   const float scale = full_scale(p.dtype);
   const int64_t slot = int64_t(TB + 2) * 25 * C;  // one transformed patch row of a block
-#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
   for (int64_t item = 0; item < items; ++item) {
     const int image = int(item / (int64_t(bands) * col_blocks));
     const int rem = int(item % (int64_t(bands) * col_blocks));

@@ -236,7 +236,7 @@ void conv3x3_winograd(const Conv3x3Params& p, const ExecContext& ctx) {
   const int chunk = cout_chunk(wt.cout);
   // A chunk is a multiple of 16 channels; use the widest column block of the micro-kernel that divides it.
   const bool wide = chunk % (S::kGemmVecs * S::W) == 0;
-#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
   for (int64_t block = 0; block < blocks; ++block) {
     float* scratch = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
     Tv* v = reinterpret_cast<Tv*>(scratch);
