@@ -234,3 +234,28 @@ def test_profile_command_writes_the_result_json(tmp_path):
     result = json.loads(target.read_text())
     assert {"device", "driver", "commit", "backend", "precision", "size", "ms"} <= set(result)
     assert result["size"] == [20, 36] and result["ms"] > 0 and len(result["layers"]) == 9
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_shipped_models_keep_psnr_y_within_the_issue_target(precision):
+    """Issue 5's accuracy target on real weights and a real image: uint8 PSNR-Y within 0.05 dB of fp32 (bf16:
+    or within twice torch's own bf16 deviation, whichever is larger)."""
+    from PIL import Image
+
+    from srgan_fast.backends.torch_backend import TorchBackend
+    from srgan_fast.degradation import bicubic_downscale
+    from srgan_fast.metrics import psnr_y
+    from srgan_fast.samples import sample_path
+    from srgan_fast.weights import available_models, load_weights
+
+    if not available_models():
+        pytest.skip("no shipped model in srgan_fast/pretrained yet")
+    high = np.asarray(Image.open(sample_path()).convert("RGB"))
+    low = bicubic_downscale(high)[None]
+    for name in available_models():
+        weights = load_weights(name)
+        fp32 = psnr_y(TorchBackend(weights, "cpu", "fp32").run(low)[0], high)
+        ours = psnr_y(CudaBackend(weights, "cuda", precision).run(low)[0], high)
+        torch_low = psnr_y(TorchBackend(weights, "cuda", precision).run(low)[0], high)
+        bound = 0.05 if precision == "fp16" else max(0.05, 2 * abs(torch_low - fp32))
+        assert abs(ours - fp32) <= bound, f"{name} {precision}: PSNR-Y {ours:.3f} dB vs fp32 {fp32:.3f} dB"
