@@ -175,8 +175,11 @@ def test_bad_host_tiles_are_named(tiles, message):
 
 
 def test_an_empty_batch_gives_an_empty_result():
-    out = CudaBackend(WEIGHTS, "cuda", "fp16").run(np.zeros((0, 5, 6, 3), np.uint16))
+    backend = CudaBackend(WEIGHTS, "cuda", "fp16")
+    out = backend.run(np.zeros((0, 5, 6, 3), np.uint16))
     assert out.shape == (0, 20, 24, 3) and out.dtype == np.uint16
+    out = backend.run(torch.zeros(0, 5, 6, 3, dtype=torch.uint8, device="cuda"))
+    assert out.shape == (0, 20, 24, 3) and out.dtype == torch.uint8 and out.is_cuda
 
 
 def test_bad_device_tiles_precision_and_device_are_named():

@@ -123,6 +123,8 @@ class CudaBackend(Backend):
             raise ValueError(f"expected C-contiguous device tiles, got strides {interface['strides']}")
         n, h, w, _ = shape
         out = self._empty_like_device(tiles, (n, 4 * h, 4 * w, 3))
+        if n == 0:
+            return out
         self._engine.run_device(interface["data"][0], out.__cuda_array_interface__["data"][0], n, h, w, dtype,
                                 self._producer_stream(tiles, interface))
         return out
