@@ -117,7 +117,7 @@ __device__ __forceinline__ void multiply_chunk(const T* s_in, const T* s_w, floa
   constexpr int kHaloW = kTileW + KSIZE - 1;
   // This lane's ldmatrix row: pixel a_fragment_row(lane) of the 16-pixel tile row, at its column offset.
   const T* lane_row = s_in + a_fragment_row(lane) * kPixelStride + a_fragment_column(lane);
-#pragma unroll(KSIZE == 3 ? 9 : 1)
+#pragma unroll(KSIZE == 3 ? 9 : 3)
   for (int tap = 0; tap < KSIZE * KSIZE; ++tap) {
     const int ky = tap / KSIZE, kx = tap % KSIZE;
     uint32_t a[2][4];
