@@ -1,6 +1,9 @@
 """The training data pipeline: crops, ranges, determinism, the ×4 bicubic kernel, bad folders and files."""
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -93,6 +96,15 @@ def test_batches_are_the_same_for_any_worker_count_and_start_step(tmp_path):
         assert torch.equal(a[1], b[1])
     other_seed = next(iter(training_loader(RandomCropPairs(images, crop=32, seed=8), 3, 0, 1, workers=0)))
     assert not torch.equal(other_seed[1], serial[0][1])
+
+
+def test_ctrl_c_in_a_worker_does_not_break_the_loader(tmp_path):
+    images, _ = load_rgb_images(list_images([_write_images(tmp_path / "d")]), min_size=32)
+    loader = training_loader(RandomCropPairs(images, crop=32, seed=0), 2, 0, 8, workers=1)
+    batches = iter(loader)
+    first = next(batches)
+    os.kill(batches._workers[0].pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the worker
+    assert len([first, *batches]) == 8
 
 
 def test_split_holds_aside_every_nth_image_and_validation_pairs_are_fixed(tmp_path):

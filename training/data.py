@@ -11,6 +11,7 @@ benchmark uses. LR is in the generator's input range [0, 1], HR in its output ra
 from __future__ import annotations
 
 import logging
+import signal
 import warnings
 from pathlib import Path
 
@@ -120,11 +121,17 @@ class RangeSampler(Sampler):
         return self.stop - self.start
 
 
+def _ignore_interrupts(worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group. A worker that died of it would make the loader fail before the
+    # main process could checkpoint; the main process alone decides to stop, and then shuts the workers down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def training_loader(dataset: RandomCropPairs, batch_size: int, start_step: int, total_steps: int,
                     workers: int = 1) -> DataLoader:
     sampler = RangeSampler(start_step * batch_size, total_steps * batch_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      persistent_workers=False, drop_last=True)
+                      persistent_workers=False, drop_last=True, worker_init_fn=_ignore_interrupts)
 
 
 def validation_pairs(images: list[np.ndarray], crop: int = 256, scale: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
