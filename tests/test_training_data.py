@@ -7,6 +7,8 @@ import signal
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from srgan_fast.degradation import bicubic_downscale
@@ -81,6 +83,23 @@ def test_crop_pairs_shapes_ranges_and_lr_is_the_bicubic_of_hr(tmp_path):
         hr_uint8 = (hr.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
         expected_lr = bicubic_downscale(hr_uint8, 4)
         np.testing.assert_array_equal((lr.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8), expected_lr)
+
+
+def _symmetries(square: np.ndarray) -> list[np.ndarray]:
+    return [np.rot90(flipped, k) for flipped in (square, square[:, ::-1]) for k in range(4)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(8, 40), w=st.integers(8, 40), crop_quarters=st.integers(1, 2), index=st.integers(0, 10**9))
+def test_every_hr_crop_is_a_window_of_an_image_under_one_of_the_8_symmetries(h, w, crop_quarters, index):
+    crop = 4 * crop_quarters
+    rng = np.random.default_rng(index)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.integers(0, 256, (w, h, 3), dtype=np.uint8)]
+    hr = RandomCropPairs(images, crop=crop, seed=5).hr_crop(index)
+    assert hr.shape == (crop, crop, 3)
+    windows = [image[y : y + crop, x : x + crop] for image in images
+               for y in range(image.shape[0] - crop + 1) for x in range(image.shape[1] - crop + 1)]
+    assert any(np.array_equal(hr, s) for window in windows for s in _symmetries(window))
 
 
 def test_batches_are_the_same_for_any_worker_count_and_start_step(tmp_path):
