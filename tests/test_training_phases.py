@@ -196,6 +196,10 @@ def test_init_is_required_and_must_be_a_checkpoint_or_weights(tmp_path):
         train_srgan.main(["--data", data, "--run-dir", str(tmp_path / "r"), *TINY])
     with pytest.raises(SystemExit, match="--init 'no_such_model' is neither a training checkpoint nor a weights"):
         train_srgan.main(["--init", "no_such_model", "--data", data, "--run-dir", str(tmp_path / "r"), *TINY])
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(SystemExit, match=r"--init '.*junk\.safetensors' is neither .* unreadable safetensors file"):
+        train_srgan.main(["--init", str(tmp_path / "junk.safetensors"), "--data", data, "--run-dir",
+                          str(tmp_path / "r"), *TINY])
 
 
 def test_srgan_from_an_exported_file_trains_the_folded_generator(tmp_path, small_weights):

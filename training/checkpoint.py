@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 
@@ -72,8 +73,11 @@ def read_raw_metadata(path: str | Path) -> dict[str, str]:
 
 
 def is_checkpoint(path: str | Path) -> bool:
-    """A training checkpoint (as opposed to an exported weights file or another safetensors file)."""
-    meta = read_raw_metadata(path)
+    """A training checkpoint (as opposed to an exported weights file, another safetensors file or no such file)."""
+    try:
+        meta = read_raw_metadata(path)
+    except (SafetensorError, OSError):
+        return False
     return "step" in meta and "config" in meta
 
 

@@ -31,7 +31,8 @@ def describe_recipe(config: dict, step: int) -> str:
         milestones = f" halved at steps {config['lr_milestones']}" if config.get("lr_milestones") else ""
         return f"SRResNet: {config['loss']} loss, Adam(0.9, 0.999) lr {config['lr']}{milestones}, {batch}, {step} steps"
     init = config.get("init_config", {})
-    start = describe_recipe(init, config.get("init_step", 0)) if "loss" in init else init.get("exported", "?")
+    # A checkpoint's config (either phase) describes itself; an exported file left us its recipe text.
+    start = describe_recipe(init, config.get("init_step", 0)) if "batch" in init else init.get("exported", "?")
     drop = config["lr_drop_at"] if config["lr_drop_at"] is not None else config["steps"] // 2
     content = config.get("content_loss", "?")
     if content.startswith("pixel"):

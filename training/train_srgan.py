@@ -42,7 +42,9 @@ def init_generator(init: str) -> tuple[Generator, dict]:
         generator = Generator(source["num_blocks"], source["channels"], source.get("batch_norm", True))
         generator.load_state_dict(load_module_state(path, "generator"))
         return generator, dict(num_blocks=source["num_blocks"], channels=source["channels"],
-                               batch_norm=source.get("batch_norm", True), init_step=meta["step"], init_config=source)
+                               batch_norm=source.get("batch_norm", True), init_config=source,
+                               init_step=meta["step"] + (source.get("init_step", 0) if source.get("phase") == "srgan"
+                                                         else 0))
     try:
         weights = load_weights(init)
     except WeightsError as exc:
