@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_fast import channels
-from srgan_fast.backends import BackendUnavailable, choose_backend, get_backend_class
+from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.channels import InputError
 from srgan_fast.model import SCALE, receptive_radius
 from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
@@ -58,18 +58,9 @@ class Upscaler:
         device_kind = device.split(":")[0]
         if device_kind not in DEFAULT_MEMORY_BUDGET:
             raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
-        self.backend_name = choose_backend(device_kind) if backend == "auto" else backend
-        backend_class = get_backend_class(self.backend_name)
-        reason = backend_class.unavailable_reason()
-        if reason is not None:
-            raise BackendUnavailable(f"backend {self.backend_name!r} is not available: {reason}")
-        supported = backend_class.supported_precisions(device)
-        if precision is None:
-            precision = "fp16" if device_kind == "cuda" and "fp16" in supported else "fp32"
-        if precision not in supported:
-            raise ValueError(f"backend {self.backend_name!r} on {device} supports precision "
-                             f"{', '.join(supported)}; got {precision!r}")
-        self.backend = backend_class(self.weights, device, precision, **backend_options)
+        candidates = ranked_backends(device_kind) if backend == "auto" else [backend]
+        self.backend = self._first_working_backend(candidates, device, precision, backend_options)
+        self.backend_name = self.backend.name
         if backend == "auto":
             log.info("srgan_fast: auto picked backend %s", self.backend.describe())
         self.halo = math.ceil(receptive_radius(self.weights.num_blocks))
@@ -77,6 +68,33 @@ class Upscaler:
         self.batch_size = batch_size
         self.memory_budget = memory_budget or DEFAULT_MEMORY_BUDGET[device_kind]
         self._plans: dict[tuple[int, int], TilePlan] = {}
+
+    def _first_working_backend(self, candidates: list[str], device: str, precision: str | None,
+                               options: dict) -> Backend:
+        """Construct the first candidate that works; ``auto`` falls back past a backend that refuses at start
+        (e.g. a GPU engine whose self-check failed), a named backend reports why it cannot run."""
+        refusals = []
+        for name in candidates:
+            backend_class = get_backend_class(name)
+            reason = backend_class.unavailable_reason()
+            if reason is not None:
+                raise BackendUnavailable(f"backend {name!r} is not available: {reason}")
+            supported = backend_class.supported_precisions(device)
+            chosen = precision or ("fp16" if device.startswith("cuda") and "fp16" in supported else "fp32")
+            if chosen not in supported:
+                if len(candidates) > 1:
+                    refusals.append(f"{name}: no {chosen}")
+                    continue
+                raise ValueError(f"backend {name!r} on {device} supports precision {', '.join(supported)}; "
+                                 f"got {chosen!r}")
+            try:
+                return backend_class(self.weights, device, chosen, **options)
+            except BackendUnavailable as exc:
+                if len(candidates) == 1:
+                    raise
+                log.warning("srgan_fast: backend %s refused to start (%s); trying the next", name, exc)
+                refusals.append(f"{name}: {exc}")
+        raise BackendUnavailable(f"no backend could start on {device}: " + "; ".join(refusals))
 
     def describe(self) -> str:
         return f"model {self.weights.name} on {self.backend.describe()}"

@@ -13,7 +13,8 @@ from srgan_fast.imageio import DEFAULT_MAX_PIXELS, READ_SUFFIXES, WRITE_FORMATS,
 from srgan_fast.weights import DEFAULT_MODEL, WeightsError
 
 # Subcommands that live beside the parts they drive; each module has register_cli(subparsers).
-PLUGIN_MODULES = ("srgan_fast.onnx_export", "srgan_fast.tensorrt.cli", "srgan_fast.video.cli")
+PLUGIN_MODULES = ("srgan_fast.onnx_export", "srgan_fast.tensorrt.cli", "srgan_fast.video.cli",
+                  "srgan_fast.backends.cuda_backend")
 USER_ERRORS = (InputError, ImageFileError, WeightsError, BackendUnavailable, ValueError, OSError)
 
 

@@ -125,3 +125,28 @@ def test_unknown_backend_and_precision_are_explained():
         Upscaler(WEIGHTS, backend="fast", device="cpu")
     with pytest.raises(ValueError, match="supports precision fp32, bf16; got 'fp16'"):
         Upscaler(WEIGHTS, backend="torch", device="cpu", precision="fp16")
+
+
+def test_auto_falls_back_past_a_backend_that_refuses_to_start(monkeypatch):
+    from srgan_fast.backends import base
+
+    class Refusing(base.Backend):
+        name = "refusing"
+        auto_priority = {"cpu": 1000}
+
+        @classmethod
+        def unavailable_reason(cls):
+            return None
+
+        def __init__(self, *args, **kwargs):
+            raise base.BackendUnavailable("self-check failed")
+
+        def run(self, tiles):
+            raise AssertionError("never constructed")
+
+    monkeypatch.setitem(base._REGISTRY, "refusing", Refusing)
+    assert base.ranked_backends("cpu")[0] == "refusing"
+    upscaler = Upscaler(WEIGHTS, device="cpu")
+    assert upscaler.backend_name != "refusing"
+    with pytest.raises(base.BackendUnavailable, match="self-check failed"):
+        Upscaler(WEIGHTS, backend="refusing", device="cpu")

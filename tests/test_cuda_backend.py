@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import random_generator_weights
-from srgan_fast.backends import BackendUnavailable, availability, choose_backend, cuda_backend
+from srgan_fast.backends import BackendUnavailable, availability, ranked_backends, cuda_backend
 from srgan_fast.backends.cuda_backend import CudaBackend
 
 
@@ -54,7 +54,7 @@ def test_no_gpu(fake_native):
     assert availability()["cuda"] == reason
     with pytest.raises(BackendUnavailable, match="no CUDA GPU found"):
         CudaBackend(random_generator_weights(), "cuda", "fp16")
-    assert choose_backend("cuda") != "cuda"  # auto falls back (to torch, which reports its own availability)
+    assert ranked_backends("cuda")[0] != "cuda"  # auto falls back (to torch, which reports its own availability)
 
 
 def test_this_machine_reports_a_reason_or_runs():

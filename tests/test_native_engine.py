@@ -125,10 +125,10 @@ def test_backend_runs_without_torch(weights, tmp_path):
 
 
 def test_registered_backend_and_auto_prefers_it_on_cpu(weights):
-    from srgan_fast.backends import availability, choose_backend, get_backend_class
+    from srgan_fast.backends import availability, ranked_backends, get_backend_class
 
     assert availability()["native"] is None
-    assert choose_backend("cpu") == "native"
+    assert ranked_backends("cpu")[0] == "native"
     backend = get_backend_class("native")(weights, "cpu", "fp32", threads=1)
     tiles = np.random.default_rng(29).random((1, 4, 4, 3), dtype=np.float32)
     assert relative_error(backend.run(tiles), torch_output(weights, tiles)) <= 1e-5

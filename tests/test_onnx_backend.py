@@ -8,7 +8,7 @@ pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
 from conftest import random_generator_weights  # noqa: E402
-from srgan_fast.backends import BackendUnavailable, availability, backend_names, choose_backend  # noqa: E402
+from srgan_fast.backends import BackendUnavailable, availability, backend_names, ranked_backends  # noqa: E402
 from srgan_fast.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
 
@@ -71,7 +71,7 @@ def test_registered_below_torch_on_cpu():
     assert "onnxruntime" in backend_names()
     assert availability()["onnxruntime"] is None
     assert OnnxRuntimeBackend.auto_priority["cpu"] < 10
-    assert choose_backend("cpu") != "onnxruntime"
+    assert ranked_backends("cpu")[0] != "onnxruntime"
 
 
 @pytest.mark.parametrize("tiles, message", [

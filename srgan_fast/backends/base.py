@@ -77,8 +77,8 @@ def availability() -> dict[str, str | None]:
     return {name: cls.unavailable_reason() for name, cls in _REGISTRY.items()}
 
 
-def choose_backend(device_kind: str) -> str:
-    """The fastest backend available for a device kind ('cpu' or 'cuda'), by each backend's priority."""
+def ranked_backends(device_kind: str) -> list[str]:
+    """Backends available for a device kind ('cpu' or 'cuda'), fastest first by each backend's priority."""
     usable = [
         (cls.auto_priority[device_kind], name)
         for name, cls in _REGISTRY.items()
@@ -87,4 +87,4 @@ def choose_backend(device_kind: str) -> str:
     if not usable:
         raise BackendUnavailable(f"no backend can run on {device_kind}: " + "; ".join(
             f"{n}: {r}" for n, r in availability().items() if r))
-    return max(usable)[1]
+    return [name for _, name in sorted(usable, reverse=True)]
