@@ -212,3 +212,26 @@ def test_random_geometry_fast_paths_equal_reference_path(seed):
     reference = engine(weights, path="reference").run(tiles).astype(np.float64)
     for path in _C().cpu_info()["paths_fp32"][1:]:
         assert relative_error(engine(weights, path=path).run(tiles), reference) <= 1e-5, (path, n, h, w, channels)
+
+
+def test_unavailable_reason_reports_the_build_status(monkeypatch, tmp_path):
+    """Without the extension the backend says why, quoting setup.py's status file when there is one."""
+    from srgan_fast.backends import native_backend
+
+    def missing():
+        raise ImportError("No module named 'srgan_fast._C'")
+
+    monkeypatch.setattr(native_backend, "_native_module", missing)
+    monkeypatch.setattr(native_backend, "_BUILD_STATUS", tmp_path / "status.txt")
+    native_backend._probe.cache_clear()
+    try:
+        assert "not built or does not load (No module named 'srgan_fast._C')" in \
+            native_backend.NativeBackend.unavailable_reason()
+        (tmp_path / "status.txt").write_text("native build failed (cmake exited 1)\n")
+        native_backend._probe.cache_clear()
+        assert native_backend.NativeBackend.unavailable_reason() == \
+            "srgan_fast._C is not built: native build failed (cmake exited 1)"
+        assert native_backend.build_info() is None
+        assert native_backend.NativeBackend.supported_precisions("cpu") == ()
+    finally:
+        native_backend._probe.cache_clear()
