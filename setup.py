@@ -29,26 +29,34 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
+def _write_status(paths: list[Path], reason: str) -> None:
+    print(f"srgan_fast: {reason}", file=sys.stderr)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(reason + "\n")
+
+
 class CMakeBuild(build_ext):
     def run(self) -> None:
-        # Beside where _C would go: the build tree for a wheel, the source tree for an editable install.
-        status = Path(self.get_ext_fullpath("srgan_fast._C")).resolve().parent / STATUS_NAME
-        status.parent.mkdir(parents=True, exist_ok=True)
+        # Beside where _C goes: the build tree (packaged into a wheel) and, for an in-place or editable build,
+        # the source tree as well (setuptools may build into the build tree and copy _C over).
+        places = [Path(self.get_ext_fullpath("srgan_fast._C")).resolve().parent]
+        if self.inplace or getattr(self, "editable_mode", False):
+            places.append(ROOT / "srgan_fast")
+        statuses = [place / STATUS_NAME for place in places]
         if os.environ.get("SRGAN_FAST_BUILD_NATIVE", "1") == "0":
-            reason = "native engine not built (SRGAN_FAST_BUILD_NATIVE=0 at install time)"
-            print(f"srgan_fast: {reason}")
-            status.write_text(reason + "\n")
+            _write_status(statuses, "native engine not built (SRGAN_FAST_BUILD_NATIVE=0 at install time)")
             return
         try:
             super().run()
         except (subprocess.CalledProcessError, OSError) as exc:
             if os.environ.get("SRGAN_FAST_BUILD_NATIVE") == "require":
                 raise
-            reason = f"native build failed ({exc}); see the pip log (pip install -v) for the compiler output"
-            print(f"srgan_fast: {reason}", file=sys.stderr)
-            status.write_text(reason + "\n")
+            _write_status(statuses, f"native build failed ({exc}); see the pip log (pip install -v) for the "
+                                    "compiler output")
             return
-        status.unlink(missing_ok=True)
+        for status in statuses:
+            status.unlink(missing_ok=True)
 
     def build_extension(self, ext: CMakeExtension) -> None:
         import pybind11
