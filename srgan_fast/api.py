@@ -1,9 +1,11 @@
 """The public API: ``upscale(image)`` and the reusable ``Upscaler`` for loops over files and frames."""
 from __future__ import annotations
 
+import glob
 import importlib.util
 import logging
 import math
+import sys
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -12,7 +14,7 @@ from PIL import Image
 from srgan_fast import channels
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.channels import InputError
-from srgan_fast.model import SCALE, receptive_radius
+from srgan_fast.architecture import SCALE, receptive_radius
 from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
 
@@ -29,6 +31,8 @@ def gpu_present() -> bool:
             return True
     except ValueError:
         pass
+    if sys.platform.startswith("linux") and not glob.glob("/dev/nvidia[0-9]*"):
+        return False  # no NVIDIA device node: skip importing torch just to be told so
     if importlib.util.find_spec("torch") is None:
         return False
     import torch

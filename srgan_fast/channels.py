@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from srgan_fast.model import SCALE
+from srgan_fast.architecture import SCALE
 
 ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
 FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from srgan_fast.model import SCALE
+from srgan_fast.architecture import SCALE
 
 MIN_TILE = 16
 

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from srgan_fast.model import Discriminator, Generator, fold_batchnorm, receptive_radius
+from srgan_fast.architecture import receptive_radius
+from srgan_fast.model import Discriminator, Generator, fold_batchnorm
 
 
 def _randomise_batchnorm(model: torch.nn.Module) -> None:
