@@ -7,13 +7,14 @@ bombs) and report truncated or unreadable files as ``ImageFileError`` with the p
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import png
 from PIL import Image, UnidentifiedImageError
+
+from srgan_fast.atomic import atomic_output
 
 DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; the ×4 output is 16× that
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -99,24 +100,19 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
         raise ImageFileError(f"{path}: unknown output format {path.suffix!r}; expected one of "
                              f"{', '.join(sorted(WRITE_FORMATS))}")
     array = _fit_format(path, fmt, array)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        if fmt == "PNG" and array.dtype == np.uint16 and array.shape[2] > 1:
-            height, width, planes = array.shape
-            writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
-            with open(tmp, "wb") as f:
-                writer.write(f, array.reshape(height, width * planes))
-        else:
-            # Pillow maps uint16 H×W to its 16-bit gray mode "I;16" by itself.
-            image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-            image.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, (OSError, ValueError)):
-            raise ImageFileError(f"{path}: could not write ({exc})") from None
-        raise
+        with atomic_output(path, suffix=path.suffix) as tmp:
+            if fmt == "PNG" and array.dtype == np.uint16 and array.shape[2] > 1:
+                height, width, planes = array.shape
+                writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
+                with open(tmp, "wb") as f:
+                    writer.write(f, array.reshape(height, width * planes))
+            else:
+                # Pillow maps uint16 H×W to its 16-bit gray mode "I;16" by itself.
+                image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+                image.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    except (OSError, ValueError) as exc:
+        raise ImageFileError(f"{path}: could not write ({exc})") from None
 
 
 def _fit_format(path: Path, fmt: str, array: np.ndarray) -> np.ndarray:

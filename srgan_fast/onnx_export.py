@@ -16,13 +16,13 @@ Precisions: "fp32", "fp16", "bf16" (weights and activations in that type). For T
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from srgan_fast.atomic import write_bytes_atomically
 from srgan_fast.weights import FORMAT, GeneratorWeights, load_weights, tensors_sha256
 
 IO_MODES = ("float", "uint8")
@@ -292,14 +292,7 @@ def export_onnx(weights_or_model, path: str | os.PathLike, *, tile: tuple[int, i
     data = build_onnx_model(weights_or_model, tile=tile, batch=batch, precision=precision, io=io,
                             opset=opset).SerializeToString()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, data)
     return path
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from srgan_fast.atomic import atomic_output
 
 FORMAT = "srgan_fast.generator/1"
 DEFAULT_MODEL = "srgan"
@@ -171,13 +172,6 @@ def save_weights(path: str | os.PathLike, tensors: dict[str, np.ndarray], metada
     meta["format"] = FORMAT
     meta["tensors_sha256"] = tensors_sha256(tensors)
     _validate(tensors, meta, str(path))
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return file_sha256(path)

@@ -8,13 +8,13 @@ Written atomically so that a kill mid-write leaves the previous checkpoint intac
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
+from srgan_fast.atomic import atomic_output
 
 
 def _optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
@@ -57,14 +57,8 @@ def save_checkpoint(path: str | Path, step: int, config: dict, modules: dict[str
     tensors["rng/torch"] = torch.get_rng_state()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def read_raw_metadata(path: str | Path) -> dict[str, str]:

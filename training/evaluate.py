@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from srgan_fast.atomic import atomic_output
 from srgan_fast.backends.torch_backend import build_generator
 from srgan_fast.degradation import bicubic_downscale, bicubic_upscale, crop_to_multiple
 from srgan_fast.metrics import gradient_energy_y, psnr_y, ssim_y
@@ -67,14 +67,8 @@ def most_detailed_window(hr: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def write_png_atomically(path: Path, image: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def evaluate(generator: Generator, images: list[tuple[str, np.ndarray]], crops_dir: str | None = None,

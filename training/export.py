@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from srgan_fast.atomic import write_bytes_atomically
 from srgan_fast.weights import save_weights
 from training.checkpoint import read_checkpoint_meta
 from training.evaluate import evaluate, generator_from_checkpoint, validation_images
@@ -51,15 +50,7 @@ def write_manifest_entry(out_dir: Path, name: str, entry: dict) -> None:
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     manifest["models"][name] = entry
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".manifest.json.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, manifest_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
 def export(checkpoint: str, name: str, out_dir: str, data: list[str] | None = None,

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from srgan_fast.atomic import atomic_output
 
 # (out_channels per conv) per stage; a 2x2 max-pool closes every stage but the last.
 _STAGES = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
@@ -108,15 +109,8 @@ def convert(source: str, target: str) -> None:
 
     state = read_vgg_state_dict(source)
     load_vgg19_features(source)  # validates the layout before anything is written
-    target_path = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target_path.parent, prefix=f".{target_path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp)
-        os.replace(tmp, target_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
 
 
 def main(argv: list[str] | None = None) -> None:

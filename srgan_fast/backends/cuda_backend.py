@@ -14,6 +14,7 @@ import functools
 
 import numpy as np
 
+from srgan_fast.atomic import write_bytes_atomically
 from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
 from srgan_fast.weights import GeneratorWeights
 
@@ -189,9 +190,7 @@ def _git_commit() -> str:
 
 def _profile_command(args) -> int:
     import json
-    import os
-    import tempfile
-
+        
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -215,11 +214,7 @@ def _profile_command(args) -> int:
     for layer in report["layers"]:
         print(f"  {layer['name']:<22} {layer['ms']:8.3f} ms  {layer['tflops']:7.1f} TFLOP/s")
     if args.json:
-        directory = os.path.dirname(os.path.abspath(args.json))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cuda-profile.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.json)
+        write_bytes_atomically(args.json, json.dumps(result, indent=1).encode())
     return 0
 
 

@@ -21,6 +21,8 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
+from srgan_fast.atomic import write_bytes_atomically
+
 MAGIC = b"SRGFTRT\0"
 FRAME_VERSION = 1
 _PREFIX = struct.Struct("<8sII")  # magic, frame version, header length
@@ -60,17 +62,6 @@ def _usable_dir(preferred: Path) -> Path:
                       f"{fallback} for this process, so engines will be rebuilt next time. Set "
                       f"SRGAN_FAST_CACHE_DIR to a writable directory to keep them.", CacheWarning, stacklevel=3)
         return fallback
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def frame(key: str, fields: Mapping[str, object], payload: bytes) -> bytes:
@@ -137,5 +128,5 @@ class EngineCache:
 
     def store(self, key: str, fields: Mapping[str, object], engine: bytes) -> Path:
         path = self.path_for(key)
-        write_atomically(path, frame(key, fields, engine))
+        write_bytes_atomically(path, frame(key, fields, engine))
         return path
