@@ -201,12 +201,14 @@ def test_cli_bitrate_parsing(tmp_path, video, capsys):
 
 def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path, video):
     """Ctrl-C arrives in the caller's thread while frames are being upscaled and encoded."""
-    import _thread
+    import os
+    import signal
 
     class SlowUpscaler(NearestUpscaler):
         def upscale_batch(self, frames):
             if self.calls == 4:
-                _thread.interrupt_main()  # as if the user pressed Ctrl-C now
+                # A real SIGINT, as Ctrl-C sends: it wakes the main thread wherever it waits.
+                os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             return super().upscale_batch(frames)
 
