@@ -72,6 +72,7 @@ class Upscaler:
         self.batch_size = batch_size
         self.memory_budget = memory_budget or DEFAULT_MEMORY_BUDGET[device_kind]
         self._plans: dict[tuple[int, int], TilePlan] = {}
+        self._buffer: np.ndarray | None = None
 
     def _first_working_backend(self, candidates: list[str], device: str, precision: str | None,
                                options: dict) -> Backend:
@@ -117,8 +118,8 @@ class Upscaler:
         """H×W[×C] uint8/uint16/float32 array or PIL image -> the ×4 image, same type, dtype and channels."""
         if isinstance(image, Image.Image):
             array, mode = channels.from_pil(image)
-            return channels.to_pil(self.upscale_batch(channels.validate_array(array)[None])[0], mode)
-        return self.upscale_batch(channels.validate_array(image)[None])[0].reshape(
+            return channels.to_pil(self._upscale_frames(channels.validate_array(array)[None])[0], mode)
+        return self._upscale_frames(channels.validate_array(image)[None])[0].reshape(
             (SCALE * image.shape[0], SCALE * image.shape[1]) + image.shape[2:])
 
     def upscale_batch(self, frames: np.ndarray) -> np.ndarray:
@@ -130,28 +131,31 @@ class Upscaler:
             raise InputError(f"expected at least one frame, got shape {frames.shape}")
         for frame in frames:
             channels.validate_array(frame)
+        return self._upscale_frames(frames)
+
+    def _upscale_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Validated [N, H, W, C] -> [N, 4H, 4W, C]: gray and alpha around the RGB network."""
         count = frames.shape[3]
-        rgb = frames[..., :3] if count >= 3 else np.repeat(frames, 3, axis=3)
-        if count == 4:
-            rgb = np.stack([channels.fill_transparent(f[..., :3], f[..., 3]) for f in frames])
-        out_rgb = self._upscale_rgb(np.ascontiguousarray(rgb))
         if count == 1:
-            return channels.rgb_to_gray(out_rgb)
+            return channels.rgb_to_gray(self._upscale_rgb(np.repeat(frames, 3, axis=3)))
         if count == 3:
-            return out_rgb
+            return self._upscale_rgb(np.ascontiguousarray(frames))
+        rgb = np.stack([channels.fill_transparent(f[..., :3], f[..., 3]) for f in frames])
         alpha = np.stack([channels.upscale_alpha(f[..., 3]) for f in frames])
-        return np.concatenate([out_rgb, alpha[..., None]], axis=3)
+        return np.concatenate([self._upscale_rgb(rgb), alpha[..., None]], axis=3)
 
     def _upscale_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] -> [N, 4H, 4W, 3]: windows gathered into batches, cores scattered into the output."""
+        """[N, H, W, 3] contiguous -> [N, 4H, 4W, 3]: windows gathered into batches, cores scattered into the output."""
         n, h, w, _ = rgb.shape
         plan = self.plan((h, w))
-        out = np.empty((n, SCALE * h, SCALE * w, 3), dtype=rgb.dtype)
         wh, ww = plan.window_hw
         window_bytes = wh * ww * self.backend.bytes_per_input_pixel()
         batch = self.batch_size or max(1, min(self.memory_budget // window_bytes, 64))
+        if plan.num_windows == 1 and n <= batch:
+            return self.backend.run(rgb)  # the whole frames are the window: no gather, no scatter
+        out = np.empty((n, SCALE * h, SCALE * w, 3), dtype=rgb.dtype)
         jobs = [(i, window) for i in range(n) for window in plan.windows()]
-        buffer = np.empty((min(batch, len(jobs)), wh, ww, 3), dtype=rgb.dtype)
+        buffer = self._window_buffer((min(batch, len(jobs)), wh, ww, 3), rgb.dtype)
         for start in range(0, len(jobs), batch):
             chunk = jobs[start : start + batch]
             for slot, (i, (window, _, _)) in enumerate(chunk):
@@ -160,6 +164,12 @@ class Upscaler:
             for slot, (i, (_, in_window, in_image)) in enumerate(chunk):
                 out[i][in_image] = result[slot][in_window]
         return out
+
+    def _window_buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The gather buffer, kept while frames keep their size (a video reuses one for every frame)."""
+        if self._buffer is None or self._buffer.shape != shape or self._buffer.dtype != dtype:
+            self._buffer = np.empty(shape, dtype=dtype)
+        return self._buffer
 
     def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None) -> Iterator[np.ndarray]:
         """Frames in, ×4 frames out, in order; equal-size frames are batched (see srgan_fast.streaming)."""
