@@ -11,6 +11,17 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _new_file_mode() -> int:
+    """The mode an ordinary new file gets here (0666 less the umask); mkstemp's own 0600 would hide outputs."""
+    try:
+        with open("/proc/self/status") as status:  # reads the umask without changing it (thread-safe)
+            mask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yields a temporary path in the destination's folder; it replaces ``path`` when the block succeeds.
@@ -22,6 +33,7 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)  # only still there when the block failed

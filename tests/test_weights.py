@@ -74,3 +74,20 @@ def test_shipped_models_load_and_say_what_they_are():
         assert w.num_blocks == 16 and w.channels == 64
         assert {"training_steps", "training_data", "eval_psnr_y", "eval_bicubic_psnr_y"} <= set(w.metadata)
         assert w.metadata["name"] == name
+
+
+def test_atomic_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    from srgan_fast.atomic import write_bytes_atomically
+
+    old = os.umask(0o022)
+    try:
+        write_bytes_atomically(tmp_path / "new.bin", b"x")
+        assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "kept.bin").write_bytes(b"old")
+        (tmp_path / "kept.bin").chmod(0o640)
+        write_bytes_atomically(tmp_path / "kept.bin", b"new")
+        assert (tmp_path / "kept.bin").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
