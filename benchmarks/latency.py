@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
+from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.backends import availability, get_backend_class  # noqa: E402
 from srgan_fast.weights import (FORMAT, GeneratorWeights, expected_tensor_shapes, load_weights,  # noqa: E402
                                 tensors_sha256)
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.json) if args.json else (Path(__file__).parent / "results" /
                                              f"latency-{platform.node()}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_bytes_atomically(out, json.dumps(report, indent=2).encode())
     print(f"\nwrote {out}")
     return 0
 

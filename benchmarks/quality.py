@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
+from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.degradation import bicubic_downscale, bicubic_upscale, crop_to_multiple  # noqa: E402
 from srgan_fast.imageio import READ_SUFFIXES, read_image  # noqa: E402
 from srgan_fast.metrics import psnr_y, ssim_y  # noqa: E402
@@ -56,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['image'][:32]:32} {r['psnr_y']:8.3f} {r['bicubic_psnr_y']:8.3f} {r['ssim_y']:7.4f} "
               f"{r['bicubic_ssim_y']:7.4f}")
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
+    gain = mean["psnr_y"] - mean["bicubic_psnr_y"]
     print(f"{'mean (' + str(len(rows)) + ' images)':32} {mean['psnr_y']:8.3f} {mean['bicubic_psnr_y']:8.3f} "
-          f"{mean['ssim_y']:7.4f} {mean['bicubic_ssim_y']:7.4f}   gain {mean['psnr_y'] - mean['bicubic_psnr_y']:+.3f} dB")
+          f"{mean['ssim_y']:7.4f} {mean['bicubic_ssim_y']:7.4f}   gain {gain:+.3f} dB")
     if args.json:
-        Path(args.json).write_text(json.dumps({"upscaler": upscaler.describe(), "mean": mean, "images": rows}, indent=2))
+        report = {"upscaler": upscaler.describe(), "mean": mean, "images": rows}
+        write_bytes_atomically(args.json, json.dumps(report, indent=2).encode())
     return 0
 
 
