@@ -17,8 +17,9 @@ import logging
 import warnings
 from pathlib import Path
 
+from srgan_fast.atomic import write_bytes_atomically
 from srgan_fast.onnx_export import INPUT_NAME, build_onnx_model
-from srgan_fast.tensorrt.cache import CacheWarning, EngineCache, cache_key, write_atomically
+from srgan_fast.tensorrt.cache import CacheWarning, EngineCache, cache_key
 from srgan_fast.tensorrt.options import BuildOptions, DeviceInfo, check_device_supports, engine_fields
 from srgan_fast.tensorrt.runtime import SLOTS_PER_SHAPE
 from srgan_fast.weights import GeneratorWeights
@@ -94,7 +95,7 @@ def build_serialized_engine(onnx_bytes: bytes, options: BuildOptions, timing_cac
     if serialized is None:
         raise EngineBuildError(f"TensorRT failed to build an engine for {options} (see TensorRT's log above)")
     if timing_cache_path is not None and timing_cache is not None:
-        write_atomically(timing_cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
+        write_bytes_atomically(timing_cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
     return bytes(memoryview(serialized))
 
 

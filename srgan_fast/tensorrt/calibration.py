@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from srgan_fast.atomic import write_bytes_atomically
 from srgan_fast.onnx_export import build_onnx_model, quantized_conv_names
-from srgan_fast.tensorrt.cache import CacheWarning, cache_key, write_atomically
+from srgan_fast.tensorrt.cache import CacheWarning, cache_key
 from srgan_fast.weights import GeneratorWeights
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -154,5 +155,5 @@ def calibrate(weights: GeneratorWeights, images: str | Path, tile: tuple[int, in
     amax = measure_activation_amax(weights, calibration_tiles(files, tile, max_tiles, seed), kind)
     amax = {k: v if v > 0 else 1.0 for k, v in amax.items()}  # an all-zero input: any scale codes it exactly
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps({"key": key, "fields": fields, "amax": amax}, indent=1).encode())
+    write_bytes_atomically(path, json.dumps({"key": key, "fields": fields, "amax": amax}, indent=1).encode())
     return amax

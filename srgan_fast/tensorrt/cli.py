@@ -21,8 +21,9 @@ def _options(args):
 
 
 def _onnx_only(args, weights, options) -> int:
+    from srgan_fast.atomic import write_bytes_atomically
     from srgan_fast.tensorrt.builder import onnx_for_engine
-    from srgan_fast.tensorrt.cache import EngineCache, write_atomically
+    from srgan_fast.tensorrt.cache import EngineCache
     from srgan_fast.tensorrt.calibration import calibrate
 
     amax = None
@@ -31,15 +32,16 @@ def _onnx_only(args, weights, options) -> int:
             raise ValueError(f"{options.precision} needs --calibration-images DIR")
         directory = EngineCache(args.cache_dir).directory
         amax = calibrate(weights, args.calibration_images, options.tile, options.precision, directory)
-    write_atomically(Path(args.save_onnx), onnx_for_engine(weights, options, amax))
+    write_bytes_atomically(Path(args.save_onnx), onnx_for_engine(weights, options, amax))
     print(f"wrote {args.save_onnx} (the graph a {options.precision} engine is built from); no engine built")
     return 0
 
 
 def _build(args) -> int:
+    from srgan_fast.atomic import write_bytes_atomically
     from srgan_fast.backends.tensorrt_backend import TensorRTBackend
     from srgan_fast.tensorrt.builder import EngineBuildError, engine_for
-    from srgan_fast.tensorrt.cache import EngineCache, write_atomically
+    from srgan_fast.tensorrt.cache import EngineCache
     from srgan_fast.weights import WeightsError, load_weights
 
     try:
@@ -64,7 +66,7 @@ def _build(args) -> int:
     print(f"engine {cache.path_for(key)} ({len(engine) / 1e6:.1f} MB, {options.precision}, tile "
           f"{options.tile[0]}x{options.tile[1]}, batch {options.batch})")
     if args.output:
-        write_atomically(Path(args.output), engine)  # the bare plan, loadable by trtexec --loadEngine
+        write_bytes_atomically(Path(args.output), engine)  # the bare plan, loadable by trtexec --loadEngine
         print(f"wrote {args.output}")
     return 0
 
