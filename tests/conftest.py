@@ -38,6 +38,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(native_skip)
 
 
+def randomise_batchnorm_and_prelu(model, spread: float) -> None:
+    """BN statistics/affine and PReLU slopes away from their identity-like defaults, so that folding and
+    every per-channel path is exercised; ``spread`` bounds the mean and bias offsets."""
+    import torch
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-spread, spread)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-spread, spread)
+            if isinstance(module, torch.nn.PReLU):
+                module.weight.uniform_(0.05, 0.4)
+
+
 def random_generator_weights(num_blocks: int = 2, channels: int = 8, seed: int = 0):
     """A folded generator with random weights, as ``GeneratorWeights``: small and fast for tests.
 
@@ -51,15 +67,7 @@ def random_generator_weights(num_blocks: int = 2, channels: int = 8, seed: int =
 
     torch.manual_seed(seed)
     generator = Generator(num_blocks, channels, batch_norm=True)
-    with torch.no_grad():
-        for module in generator.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.1, 0.1)
-            if isinstance(module, torch.nn.PReLU):
-                module.weight.uniform_(0.05, 0.4)
+    randomise_batchnorm_and_prelu(generator, spread=0.1)
     folded = fold_batchnorm(generator.eval())
     tensors = {k: v.detach().numpy().astype(np.float32) for k, v in folded.state_dict().items()}
     metadata = {"format": FORMAT, "name": "random", "num_blocks": str(num_blocks), "channels": str(channels),

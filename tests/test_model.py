@@ -3,19 +3,10 @@ import math
 
 import pytest
 import torch
+from conftest import randomise_batchnorm_and_prelu
 
 from srgan_fast.architecture import receptive_radius
 from srgan_fast.model import Discriminator, Generator, fold_batchnorm
-
-
-def _randomise_batchnorm(model: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.2, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
 
 
 def test_generator_shapes_and_parameter_count():
@@ -33,7 +24,7 @@ def test_generator_shapes_and_parameter_count():
 def test_folded_generator_equals_eval_mode(blocks, channels):
     torch.manual_seed(blocks)
     g = Generator(blocks, channels)
-    _randomise_batchnorm(g)
+    randomise_batchnorm_and_prelu(g, spread=0.5)
     g.eval()
     folded = fold_batchnorm(g)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())

@@ -15,8 +15,16 @@ from tqdm import tqdm
 
 from srgan_fast.degradation import bicubic_upscale
 from srgan_fast.metrics import gradient_energy_y, psnr_y
-from training.data import (RandomCropPairs, list_images, load_rgb_images, split_train_val, to_tensor,
-                           training_loader, validation_pairs)
+from training.checkpoint import read_checkpoint_meta
+from training.data import (
+    RandomCropPairs,
+    list_images,
+    load_rgb_images,
+    split_train_val,
+    to_tensor,
+    training_loader,
+    validation_pairs,
+)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +66,17 @@ def resolve_config(args: argparse.Namespace, defaults: dict, saved: dict | None)
     if not config.get("data"):
         raise SystemExit("error: --data is required (folders of HR training images)")
     return config
+
+
+def open_run(args: argparse.Namespace, defaults: dict) -> tuple[Path, Path, dict]:
+    """(run folder, its checkpoint path, the run's config): a resumed run starts from its saved config."""
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / "last.safetensors"
+    if args.resume and not ckpt.exists():
+        raise SystemExit(f"error: --resume given but {ckpt} does not exist")
+    saved = read_checkpoint_meta(ckpt)["config"] if args.resume else None
+    return run_dir, ckpt, resolve_config(args, defaults, saved)
 
 
 def autocast(config: dict):

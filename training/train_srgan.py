@@ -18,13 +18,35 @@ import torch
 
 from srgan_fast.model import Discriminator, Generator
 from srgan_fast.weights import WeightsError, load_weights
-from training.checkpoint import (is_checkpoint, load_checkpoint, load_module_state, read_checkpoint_meta,
-                                 read_raw_metadata, save_checkpoint)
-from training.common import (COMMON_DEFAULTS, CsvLog, add_common_arguments, autocast, make_grad_scaler,
-                             optimizer_step, resolve_config, restore_scalers, run_training, save_config,
-                             scaler_metadata, set_learning_rate)
-from training.losses import (PixelFeatureMatchingLoss, VggContentLoss, discriminator_logits, discriminator_loss,
-                             generator_adversarial_loss)
+from training.checkpoint import (
+    is_checkpoint,
+    load_checkpoint,
+    load_module_state,
+    read_checkpoint_meta,
+    read_raw_metadata,
+    save_checkpoint,
+)
+from training.common import (
+    COMMON_DEFAULTS,
+    CsvLog,
+    add_common_arguments,
+    autocast,
+    make_grad_scaler,
+    open_run,
+    optimizer_step,
+    restore_scalers,
+    run_training,
+    save_config,
+    scaler_metadata,
+    set_learning_rate,
+)
+from training.losses import (
+    PixelFeatureMatchingLoss,
+    VggContentLoss,
+    discriminator_logits,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
 from training.vgg import HOW_TO_GET, VggWeightsError, load_vgg19_features
 
 DEFAULTS = dict(COMMON_DEFAULTS, steps=20000, lr=1e-4, lr_low=1e-5, lr_drop_at=None, adversarial_weight=1e-3,
@@ -129,13 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--disc-channels", type=int, help="discriminator base width (paper: 64)")
     args = parser.parse_args(argv)
 
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = run_dir / "last.safetensors"
-    if args.resume and not ckpt.exists():
-        raise SystemExit(f"error: --resume given but {ckpt} does not exist")
-    saved = read_checkpoint_meta(ckpt)["config"] if args.resume else None
-    config = resolve_config(args, DEFAULTS, saved)
+    run_dir, ckpt, config = open_run(args, DEFAULTS)
     if args.resume:
         generator = Generator(config["num_blocks"], config["channels"], config["batch_norm"])
     elif not config.get("init"):

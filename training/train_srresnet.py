@@ -9,16 +9,26 @@ route is L1 first, then MSE (resume with ``--loss mse --lr 1e-4``).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from srgan_fast.model import Generator
-from training.checkpoint import load_checkpoint, read_checkpoint_meta, read_raw_metadata, save_checkpoint
-from training.common import (COMMON_DEFAULTS, CsvLog, add_common_arguments, autocast, make_grad_scaler,
-                             optimizer_step, resolve_config, restore_scalers, run_training, save_config,
-                             scaler_metadata, set_learning_rate)
+from training.checkpoint import load_checkpoint, read_raw_metadata, save_checkpoint
+from training.common import (
+    COMMON_DEFAULTS,
+    CsvLog,
+    add_common_arguments,
+    autocast,
+    make_grad_scaler,
+    open_run,
+    optimizer_step,
+    restore_scalers,
+    run_training,
+    save_config,
+    scaler_metadata,
+    set_learning_rate,
+)
 
 DEFAULTS = dict(COMMON_DEFAULTS, steps=20000, lr=1e-4, loss="mse", lr_milestones=[], num_blocks=16, channels=64)
 PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
@@ -59,13 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int)
     args = parser.parse_args(argv)
 
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = run_dir / "last.safetensors"
-    if args.resume and not ckpt.exists():
-        raise SystemExit(f"error: --resume given but {ckpt} does not exist")
-    saved = read_checkpoint_meta(ckpt)["config"] if args.resume else None
-    config = resolve_config(args, DEFAULTS, saved)
+    run_dir, ckpt, config = open_run(args, DEFAULTS)
     save_config(run_dir, config)
 
     generator, optimizer = build(config)
