@@ -12,9 +12,9 @@ import numpy as np
 from PIL import Image
 
 from srgan_fast import channels
+from srgan_fast.architecture import SCALE, receptive_radius
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.channels import InputError
-from srgan_fast.architecture import SCALE, receptive_radius
 from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
 

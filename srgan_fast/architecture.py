@@ -11,6 +11,8 @@ from __future__ import annotations
 INPUT_RANGE = (0.0, 1.0)
 OUTPUT_RANGE = (0.0, 1.0)
 SCALE = 4
+# The integer full scale of each image dtype, which maps onto [0, 1]; float32 is taken as [0, 1] already.
+FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
 
 
 def receptive_radius(num_blocks: int) -> float:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from srgan_fast import architecture
 from srgan_fast.architecture import SCALE
 
 ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
-FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+FULL_SCALE = {np.dtype(name): value for name, value in architecture.FULL_SCALE.items()}
 # BT.601 luma, the weights PIL uses for RGB -> L: how the model's RGB output returns to gray.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # PIL modes and the array dtype they map to; other modes are converted to RGB(A) first.

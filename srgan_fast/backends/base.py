@@ -15,9 +15,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from srgan_fast import architecture
 from srgan_fast.weights import GeneratorWeights
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
+FULL_SCALE = {np.dtype(name): value for name, value in architecture.FULL_SCALE.items()}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
@@ -52,6 +54,22 @@ class Backend(abc.ABC):
 
     def describe(self) -> str:
         return f"{self.name} ({self.device}, {self.precision})"
+
+
+def tiles_to_unit_nchw(tiles: np.ndarray) -> np.ndarray:
+    """[N, h, w, 3] uint8/uint16/float32 -> float32 [N, 3, h, w] in [0, 1], for runtimes fed NCHW floats."""
+    if tiles.dtype not in FULL_SCALE:
+        raise ValueError(f"expected tiles of dtype uint8, uint16 or float32, got {tiles.dtype}")
+    x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2), dtype=np.float32)
+    full_scale = FULL_SCALE[tiles.dtype]
+    return x if full_scale == 1.0 else x / np.float32(full_scale)
+
+
+def unit_nchw_to_tiles(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float [N, 3, H, W] model output -> [N, H, W, 3] of ``dtype``, clamped (and rounded for integers)."""
+    y = np.ascontiguousarray(np.clip(y, 0.0, 1.0).transpose(0, 2, 3, 1), dtype=np.float32)
+    full_scale = FULL_SCALE[np.dtype(dtype)]
+    return y if full_scale == 1.0 else np.round(y * np.float32(full_scale)).astype(dtype)
 
 
 _REGISTRY: dict[str, type[Backend]] = {}

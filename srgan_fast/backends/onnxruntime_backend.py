@@ -13,10 +13,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
+from srgan_fast.backends.base import (
+    Backend,
+    BackendUnavailable,
+    register_backend,
+    tiles_to_unit_nchw,
+    unit_nchw_to_tiles,
+)
 from srgan_fast.weights import GeneratorWeights
 
-_FULL_SCALE = {np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 _MAX_SESSIONS = 4  # distinct tile shapes kept; a tiler uses one or two (interior and edge) per image size
 
 
@@ -123,17 +128,9 @@ class OnnxRuntimeBackend(Backend):
             # Conversion, clamp and rounding happen inside the graph.
             session = self._session("uint8", tiles.shape[1], tiles.shape[2])
             return session.run(None, {"image": np.ascontiguousarray(tiles)})[0]
-        if tiles.dtype not in _FULL_SCALE:
-            raise ValueError(f"expected tiles of dtype uint8, uint16 or float32, got {tiles.dtype}")
-        full_scale = _FULL_SCALE[tiles.dtype]
-        x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2), dtype=np.float32)
-        if full_scale != 1.0:
-            x /= np.float32(full_scale)
+        x = tiles_to_unit_nchw(tiles)
         y = self._session("float", tiles.shape[1], tiles.shape[2]).run(None, {"image": x})[0]
-        y = np.ascontiguousarray(np.clip(y, 0.0, 1.0).transpose(0, 2, 3, 1))
-        if full_scale == 1.0:
-            return y
-        return np.round(y * np.float32(full_scale)).astype(tiles.dtype)
+        return unit_nchw_to_tiles(y, tiles.dtype)
 
     def bytes_per_input_pixel(self) -> int:
         # Like torch: the widest live set is about 36 C values per input pixel, plus onnxruntime's arena slack.

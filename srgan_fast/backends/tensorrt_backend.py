@@ -14,10 +14,14 @@ import importlib.util
 
 import numpy as np
 
-from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
+from srgan_fast.backends.base import (
+    Backend,
+    BackendUnavailable,
+    register_backend,
+    tiles_to_unit_nchw,
+    unit_nchw_to_tiles,
+)
 from srgan_fast.weights import GeneratorWeights
-
-_FULL_SCALE = {np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 
 
 @register_backend
@@ -119,12 +123,7 @@ class TensorRTBackend(Backend):
         _, h, w, _ = tiles.shape
         if tiles.dtype == np.uint8:
             return self._run_engine("uint8", tiles, h, w)
-        if tiles.dtype not in _FULL_SCALE:
-            raise ValueError(f"expected tiles of dtype uint8, uint16 or float32, got {tiles.dtype}")
-        full_scale = _FULL_SCALE[tiles.dtype]
-        x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(full_scale)
-        y = np.ascontiguousarray(np.clip(self._run_engine("float", x, h, w), 0.0, 1.0).transpose(0, 2, 3, 1))
-        return y if full_scale == 1.0 else np.round(y * np.float32(full_scale)).astype(tiles.dtype)
+        return unit_nchw_to_tiles(self._run_engine("float", tiles_to_unit_nchw(tiles), h, w), tiles.dtype)
 
     def _run_device(self, tiles):
         """NHWC uint8 or float32 CUDA tensor (or DLPack array) -> torch CUDA tensor, never leaving the GPU."""

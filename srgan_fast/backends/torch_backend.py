@@ -5,12 +5,11 @@ import importlib.util
 
 import numpy as np
 
-from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
+from srgan_fast.backends.base import FULL_SCALE, Backend, BackendUnavailable, register_backend
 from srgan_fast.weights import GeneratorWeights
 
 _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # The integer full scale of each input dtype; float32 is already in [0, 1].
-_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 
 
 def build_generator(weights: GeneratorWeights):
@@ -56,9 +55,11 @@ class TorchBackend(Backend):
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
         torch = self._torch
-        full_scale = _FULL_SCALE[tiles.dtype]
+        full_scale = FULL_SCALE[tiles.dtype]
         # torch has no uint16 arithmetic on every device: widen it to int32 before upload.
         source = tiles.astype(np.int32) if tiles.dtype == np.uint16 else tiles
+        if not source.flags.writeable:  # torch tensors cannot be read-only; copy the (small) tile batch
+            source = source.copy()
         with torch.inference_mode():
             x = torch.from_numpy(source).to(self.device).permute(0, 3, 1, 2).float()
             # Scale in float32 (16-bit levels are not exact in bf16/fp16), then cast to the model's precision.

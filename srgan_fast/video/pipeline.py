@@ -23,8 +23,15 @@ import numpy as np
 
 from srgan_fast.streaming import default_batch_size, stream_frames
 from srgan_fast.video.decode import CORRUPT_POLICIES, CopyPacket, DecodedFrame, DecodeStats, FrameDecoder
-from srgan_fast.video.encode import (FrameEncoder, add_copied_streams, add_video_stream, choose_pix_fmt,
-                                     format_bits, quality_options, resolve_codec)
+from srgan_fast.video.encode import (
+    FrameEncoder,
+    add_copied_streams,
+    add_video_stream,
+    choose_pix_fmt,
+    format_bits,
+    quality_options,
+    resolve_codec,
+)
 from srgan_fast.video.probe import Source, VideoError, ffmpeg_reason, open_source, require_av
 from srgan_fast.weights import DEFAULT_MODEL
 
