@@ -9,6 +9,7 @@ whole image does). Tiled and untiled results differ only by float rounding.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -81,15 +82,30 @@ def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], halo: int
     return TilePlan(tuple(image_hw), (window_h, window_w), halo, rows, cols)
 
 
-def auto_tile(image_hw: tuple[int, int], halo: int, bytes_per_pixel: int, memory_budget: int) -> int:
-    """The largest core whose window fits the memory budget, split evenly over the image.
+def auto_tile(image_hw: tuple[int, int], halo: int, bytes_per_pixel: int, memory_budget: int) -> tuple[int, int]:
+    """The (rows, cols) core size whose plan computes the fewest pixels with every window inside the budget.
 
-    The window side S the budget allows gives n = ceil(L / (S - 2·halo)) cores per axis; cores of L / n then
-    keep every window within S while wasting as little as possible on halos.
+    Windows need not be square: a 1920×1080 frame is cheaper as 1×6 tall windows than as 12 squares, because
+    halos cost less where cores are longer. Every pair of per-axis splits into cores of at least MIN_TILE is
+    tried (a few thousand table lookups at 4K); ties go to fewer windows.
     """
-    side = int(math.sqrt(memory_budget / bytes_per_pixel))
-    core = max(side - 2 * halo, MIN_TILE)
-    longest = max(image_hw)
-    if longest <= core + 2 * halo:
-        return longest
-    return math.ceil(longest / math.ceil(longest / core))
+    max_pixels = memory_budget // bytes_per_pixel
+    best = None
+    for tile_h, window_h, count_h in axis_splits(image_hw[0], halo):
+        for tile_w, window_w, count_w in axis_splits(image_hw[1], halo):
+            if window_h * window_w <= max_pixels:
+                cost = (count_h * count_w * window_h * window_w, count_h * count_w)
+                if best is None or cost < best[0]:
+                    best = (cost, (tile_h, tile_w))
+    return best[1] if best else (MIN_TILE, MIN_TILE)  # nothing fits: the smallest windows there are
+
+
+@functools.lru_cache(maxsize=64)
+def axis_splits(length: int, halo: int) -> tuple[tuple[int, int, int], ...]:
+    """(core size, window length, window count) of ``plan_axis`` for each count of cores of >= MIN_TILE."""
+    splits = []
+    for count in range(1, math.ceil(length / MIN_TILE) + 1):
+        tile = math.ceil(length / count)
+        window, pieces = plan_axis(length, tile, halo)
+        splits.append((tile, window, len(pieces)))
+    return tuple(splits)

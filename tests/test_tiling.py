@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from conftest import random_generator_weights
 from srgan_fast.api import Upscaler
-from srgan_fast.tiling import auto_tile, plan_tiles
+from srgan_fast.tiling import MIN_TILE, auto_tile, plan_axis, plan_tiles
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8)
 
@@ -66,6 +66,30 @@ def test_auto_tile_respects_the_memory_budget():
         assert plan.window_hw[0] * plan.window_hw[1] * bpp <= budget
     small = plan_tiles((200, 300), auto_tile((200, 300), halo, bpp, budget), halo)
     assert small.num_windows == 1 and small.overhead == 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 400), st.integers(0, 40), st.integers(40 * 40, 300 * 300))
+def test_auto_tile_finds_the_cheapest_plan_that_fits(height, width, halo, max_pixels):
+    """Against a search over every pair of even splits: nothing that fits computes fewer pixels."""
+    plan = plan_tiles((height, width), auto_tile((height, width), halo, 1, max_pixels), halo)
+
+    def splits(length):  # (window length, window count) for every core size auto_tile may use
+        cores = range(min(MIN_TILE, length), length + 1)
+        return {(window, len(pieces)) for window, pieces in (plan_axis(length, t, halo) for t in cores)}
+
+    fitting = [nh * nw * wh * ww for wh, nh in splits(height) for ww, nw in splits(width) if wh * ww <= max_pixels]
+    if fitting:
+        assert plan.window_hw[0] * plan.window_hw[1] <= max_pixels
+        assert plan.num_windows * plan.window_hw[0] * plan.window_hw[1] == min(fitting)
+
+
+def test_auto_tile_uses_long_windows_where_they_halve_the_halo_cost():
+    # A 1920×1080 frame on the CPU budget: square 468² cores would need 12 windows (overhead 1.43).
+    halo, max_pixels = 40, 440_000
+    plan = plan_tiles((1080, 1920), auto_tile((1080, 1920), halo, 1, max_pixels), halo)
+    assert plan.window_hw[0] * plan.window_hw[1] <= max_pixels
+    assert plan.overhead < 1.3
 
 
 def test_plan_rejects_nonpositive_tiles():
