@@ -2,7 +2,8 @@
 
 Host tiles (NumPy) go through pinned staging with copies overlapped with compute; device tiles (anything with
 ``__cuda_array_interface__`` or ``__dlpack__``, e.g. a torch CUDA tensor) are read and written on the GPU
-without a round trip through the host, and the result comes back as the same kind of array.
+without a round trip through the host. A torch or CuPy input gives a result of its own kind; a DLPack-only
+input (e.g. a JAX array) is read through torch and comes back as a torch CUDA tensor.
 
 Before a tile shape is used the engine compares its fast kernels with its fp32 reference kernels on a random
 tile and refuses, with the measured errors in the message, if they disagree; construction runs that check

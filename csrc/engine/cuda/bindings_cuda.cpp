@@ -243,10 +243,11 @@ void bind_engine(py::module_& m) {
           [](cuda::CudaEngine& engine, const py::array& tiles) {
             const std::string dtype = tiles_dtype(tiles);
             const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2));
+            const void* input = tiles.data();  // read while the GIL is held
             std::vector<float> values;
             {
               py::gil_scoped_release release;
-              values = engine.run_reference(tiles.data(), n, h, w, parse_input_kind(dtype));
+              values = engine.run_reference(input, n, h, w, parse_input_kind(dtype));
             }
             py::array_t<float> result({py::ssize_t(n), py::ssize_t(4 * h), py::ssize_t(4 * w), py::ssize_t(3)});
             std::copy(values.begin(), values.end(), result.mutable_data());

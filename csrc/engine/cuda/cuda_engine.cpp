@@ -230,6 +230,10 @@ void CudaEngine::run_host(const void* tiles, void* result, int n, int h, int w, 
   ensure_checked(h, w);
   const int batch = std::min(n, options_.batch_size);
   Plan& plan = plan_for(batch, h, w, in, out);
+  // A run_device that returned without waiting may still be reading the slots' inputs; uploads run on
+  // another stream, so they start only once the compute stream has drained.
+  CUDA_CHECK(cudaEventRecord(done_->get(), compute_->get()));
+  CUDA_CHECK(cudaStreamWaitEvent(upload_->get(), done_->get(), 0));
   const int batches = (n + batch - 1) / batch;
   const auto count_of = [&](int i) { return std::min(batch, n - i * batch); };
   const auto finish = [&](int i) {
@@ -276,10 +280,10 @@ void CudaEngine::run_device(const void* input, void* output, int n, int h, int w
   const int batch = std::min(n, options_.batch_size);
   Plan& plan = plan_for(batch, h, w, in, out);
   cudaStream_t compute = compute_->get();
-  if (stream != nullptr) {
-    CUDA_CHECK(cudaEventRecord(caller_ready_->get(), stream));
-    CUDA_CHECK(cudaStreamWaitEvent(compute, caller_ready_->get(), 0));
-  }
+  // compute_ is non-blocking, so it is not ordered after the legacy default stream by itself: a caller that
+  // filled the input on stream 0 is waited for explicitly too.
+  CUDA_CHECK(cudaEventRecord(caller_ready_->get(), stream != nullptr ? stream : cudaStreamLegacy));
+  CUDA_CHECK(cudaStreamWaitEvent(compute, caller_ready_->get(), 0));
   // The graph reads and writes fixed buffers; the caller's tiles are copied in and out around it on the
   // device (a few bytes per pixel, against kilobytes of activation traffic per pixel inside the network).
   const Slot& slot = plan.slots[0];

@@ -207,7 +207,10 @@ void launch(const ConvParams& p, cudaStream_t stream) {
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared)));
   const int64_t grid_z = int64_t(p.batch) * (p.cout_padded / NT);
   require(grid_z <= 65535, "batch x output-channel blocks " + std::to_string(grid_z) + " exceeds 65535");
-  const dim3 grid((p.width + kTileW - 1) / kTileW, (p.height + kTileH - 1) / kTileH, unsigned(grid_z));
+  const int64_t grid_y = (int64_t(p.height) + kTileH - 1) / kTileH;
+  require(grid_y <= 65535, "height " + std::to_string(p.height) + " exceeds " + std::to_string(65535 * kTileH) +
+                               " rows (the launch grid's y limit)");
+  const dim3 grid((p.width + kTileW - 1) / kTileW, unsigned(grid_y), unsigned(grid_z));
   kernel<<<grid, kThreads, kShared, stream>>>(p);
   CUDA_CHECK_LAUNCH("conv_mma_kernel");
 }

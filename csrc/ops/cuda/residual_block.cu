@@ -134,7 +134,12 @@ void launch(const ResidualBlockParams& p, cudaStream_t stream) {
   constexpr size_t kShared = shared_bytes<C>();
   auto kernel = residual_block_kernel<T, C>;
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared)));
-  const dim3 grid((p.width + kTileW - 1) / kTileW, (p.height + kTileH - 1) / kTileH, unsigned(p.batch));
+  const int64_t grid_y = (int64_t(p.height) + kTileH - 1) / kTileH;
+  if (grid_y > 65535 || p.batch > 65535)
+    throw std::invalid_argument("residual_block: height " + std::to_string(p.height) + " or batch " +
+                                std::to_string(p.batch) + " exceeds the launch grid (at most " +
+                                std::to_string(65535 * kTileH) + " rows, 65535 tiles)");
+  const dim3 grid((p.width + kTileW - 1) / kTileW, unsigned(grid_y), unsigned(p.batch));
   kernel<<<grid, kThreads, kShared, stream>>>(p);
   CUDA_CHECK_LAUNCH("residual_block_kernel");
 }
