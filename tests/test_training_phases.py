@@ -2,7 +2,6 @@
 resume bit-exactly, signals stop cleanly, and a missing VGG file is explained."""
 from __future__ import annotations
 
-import copy
 import csv
 import math
 import os
@@ -13,10 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import randomise_batchnorm_and_prelu
-from srgan_fast.model import Generator, fold_batchnorm
+from srgan_fast.model import Generator
 from training import train_srgan, train_srresnet
-from training import common
 from training.common import StopFlag, make_grad_scaler
 from training.losses import (PixelFeatureMatchingLoss, VggContentLoss, discriminator_loss,
                              generator_adversarial_loss)
@@ -67,28 +64,6 @@ def test_srresnet_steps_reduce_the_pixel_loss_on_a_fixed_batch():
     lr, hr = _fixed_batch()
     losses = [train_srresnet.train_step(generator, optimizer, scaler, lr, hr, config, s)["loss"] for s in range(15)]
     assert losses[-1] < 0.5 * losses[0], losses
-
-
-def test_frozen_bn_trains_the_exported_function_and_keeps_its_statistics():
-    config = _config(train_srresnet.DEFAULTS, lr=1e-3, loss="mse", freeze_bn=True)
-    generator, optimizer = train_srresnet.build(config)
-    randomise_batchnorm_and_prelu(generator, spread=0.1)
-    bns = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    stats = [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
-    scales = [m.weight.detach().clone() for m in bns]
-    lr, hr = _fixed_batch()
-    with torch.no_grad():  # the step's loss is the loss of the eval-mode (exported) network
-        exported_loss = torch.nn.functional.mse_loss(fold_batchnorm(copy.deepcopy(generator).eval())(lr), hr)
-    first = train_srresnet.train_step(generator, optimizer, make_grad_scaler(config), lr, hr, config, 0)["loss"]
-    assert first == pytest.approx(exported_loss.item(), rel=1e-4)
-    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    common.validate(generator, common.validation_pairs([noise]), config)
-    for s in range(1, 5):  # validation must hand the generator back still frozen
-        train_srresnet.train_step(generator, optimizer, make_grad_scaler(config), lr, hr, config, s)
-    assert all(not m.training for m in bns) and generator.training
-    for m, (mean, var), scale in zip(bns, stats, scales):
-        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
-        assert not torch.equal(m.weight, scale)  # the affine part still learns
 
 
 @pytest.mark.parametrize("content", ["pixel_fm", "vgg"])

@@ -42,15 +42,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
     parser.add_argument("--val-every", type=int, help="steps between validation PSNR")
     parser.add_argument("--log-every", type=int, help="steps between rows of RUN_DIR/log.csv")
-    parser.add_argument("--freeze-bn", action="store_true", default=None,
-                        help="train the generator with its BatchNorm layers in eval mode (see set_training_mode)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
     parser.add_argument("--max-minutes", type=float,
                         help="checkpoint and stop after this much wall time (this invocation only; not saved)")
 
 
 COMMON_DEFAULTS = dict(batch=16, crop=96, precision="bf16", workers=1, seed=0, val_every_image=10,
-                       ckpt_every=500, val_every=500, log_every=10, freeze_bn=False)
+                       ckpt_every=500, val_every=500, log_every=10)
 
 
 # Options that describe one invocation, not the run: never saved into (or taken from) a checkpoint's config.
@@ -79,21 +77,6 @@ def open_run(args: argparse.Namespace, defaults: dict) -> tuple[Path, Path, dict
         raise SystemExit(f"error: --resume given but {ckpt} does not exist")
     saved = read_checkpoint_meta(ckpt)["config"] if args.resume else None
     return run_dir, ckpt, resolve_config(args, defaults, saved)
-
-
-def set_training_mode(generator: torch.nn.Module, config: dict) -> None:
-    """Training mode; with ``freeze_bn`` the BatchNorm layers stay in eval mode.
-
-    Frozen, they normalise with their saved running statistics (so training optimises exactly the function
-    the BN-folded export computes) and stop updating them, while their scale and shift keep learning. Batch
-    statistics of random crops are noisy, and a generator trained on them scores up to ±0.4 dB apart
-    from one validation to the next; a late stage with frozen statistics removes that lottery.
-    """
-    generator.train()
-    if config.get("freeze_bn"):
-        for module in generator.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.eval()
 
 
 def autocast(config: dict):
@@ -130,8 +113,7 @@ def validate(generator: torch.nn.Module, pairs: list, config: dict) -> dict[str,
         bicubic_psnr.append(psnr_y(bicubic_upscale(lr), hr))
         sr_energy.append(gradient_energy_y(sr))
         hr_energy.append(gradient_energy_y(hr))
-    if was_training:
-        set_training_mode(generator, config)
+    generator.train(was_training)
     return dict(val_psnr_y=float(np.mean(model_psnr)), val_bicubic_psnr_y=float(np.mean(bicubic_psnr)),
                 val_grad_ratio=float(np.mean(sr_energy) / np.mean(hr_energy)))
 

@@ -39,7 +39,6 @@ from training.common import (
     save_config,
     scaler_metadata,
     set_learning_rate,
-    set_training_mode,
 )
 from training.losses import (
     PixelFeatureMatchingLoss,
@@ -107,7 +106,6 @@ def build(config: dict, generator: Generator):
     nets = {"generator": generator, "discriminator": discriminator}
     for net in nets.values():
         net.to(config["device"]).to(memory_format=torch.channels_last).train()
-    set_training_mode(generator, config)
     optimizers = {name: torch.optim.Adam(net.parameters(), lr=config["lr"], betas=(0.9, 0.999))
                   for name, net in nets.items()}
     return nets, optimizers

@@ -28,7 +28,6 @@ from training.common import (
     save_config,
     scaler_metadata,
     set_learning_rate,
-    set_training_mode,
 )
 
 DEFAULTS = dict(COMMON_DEFAULTS, steps=20000, lr=1e-4, loss="mse", lr_milestones=[], num_blocks=16, channels=64)
@@ -38,8 +37,7 @@ PIXEL_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 def build(config: dict) -> tuple[Generator, torch.optim.Adam]:
     torch.manual_seed(config["seed"])
     generator = Generator(config["num_blocks"], config["channels"]).to(config["device"])
-    generator = generator.to(memory_format=torch.channels_last)
-    set_training_mode(generator, config)
+    generator = generator.to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.Adam(generator.parameters(), lr=config["lr"], betas=(0.9, 0.999))
     return generator, optimizer
 
