@@ -84,7 +84,7 @@ def test_auto_tile_finds_the_cheapest_plan_that_fits(height, width, halo, max_pi
         assert plan.num_windows * plan.window_hw[0] * plan.window_hw[1] == min(fitting)
 
 
-def test_auto_tile_uses_long_windows_where_they_halve_the_halo_cost():
+def test_auto_tile_uses_long_windows_where_they_cut_the_halo_cost():
     # A 1920×1080 frame on the CPU budget: square 468² cores would need 12 windows (overhead 1.43).
     halo, max_pixels = 40, 440_000
     plan = plan_tiles((1080, 1920), auto_tile((1080, 1920), halo, 1, max_pixels), halo)
