@@ -191,7 +191,7 @@ def _git_commit() -> str:
 
 def _profile_command(args) -> int:
     import json
-        
+
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
     except ValueError:

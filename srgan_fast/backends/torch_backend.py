@@ -9,7 +9,6 @@ from srgan_fast.backends.base import FULL_SCALE, Backend, BackendUnavailable, re
 from srgan_fast.weights import GeneratorWeights
 
 _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-# The integer full scale of each input dtype; float32 is already in [0, 1].
 
 
 def build_generator(weights: GeneratorWeights):
