@@ -1,6 +1,7 @@
 """Latency of ``Upscaler.upscale`` for every available backend × precision × input size, side by side.
 
     python benchmarks/latency.py --sizes 128 512 --repeats 5 [--device cpu] [--json out.json]
+    python benchmarks/latency.py --device cuda --backends cuda torch --precisions fp16 --sizes 540x960
 
 Each configuration is warmed up, then the configurations are timed in interleaved rounds (one call of each per
 round), so that a change in machine load hits all of them alike; the median per configuration is reported.
@@ -80,6 +81,17 @@ def configurations(device: str, backends: list[str] | None, precisions: list[str
     return rows
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'512' (square) or 'HxW' (e.g. 540x960, one 4K output frame) -> (h, w)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x")) if "x" in text.lower() else (int(text),) * 2
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size N or HxW (e.g. 512 or 540x960), got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return h, w
+
+
 def machine_description(device: str) -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "processor": platform.processor()}
@@ -109,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="srresnet",
                         help="shipped model name, .safetensors path, or 'random' (the architecture, random values)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 512], help="square input sizes")
+    parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(128, 128), (512, 512)],
+                        help="input sizes: N (square) or HxW")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backends", nargs="*", help="only these backends")
     parser.add_argument("--precisions", nargs="*", help="only these precisions")
@@ -128,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                                                             precision=precision, tile=args.tile, **options)
     results = []
     rng = np.random.default_rng(0)
-    for size in args.sizes:
-        image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    for h, w in args.sizes:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         times: dict[tuple, list[float]] = {key: [] for key in upscalers}
         for key, upscaler in upscalers.items():
             for _ in range(args.warmup):
@@ -141,12 +154,13 @@ def main(argv: list[str] | None = None) -> int:
                 times[key].append(time.perf_counter() - start)
         for key, samples in times.items():
             ms = statistics.median(samples) * 1e3
-            plan = upscalers[key].plan((size, size))
+            plan = upscalers[key].plan((h, w))
+            size = h if h == w else f"{h}x{w}"
             results.append({"backend": key[0], "precision": key[1], "variant": key[2], "size": size,
                             "ms": round(ms, 2), "ms_min": round(min(samples) * 1e3, 2),
-                            "megapixels_per_s": round(size * size / ms / 1e3, 4),
-                            "output_megapixels_per_s": round(16 * size * size / ms / 1e3, 4),
-                            "effective_gflops": round(flops * size * size / ms / 1e6, 1),
+                            "megapixels_per_s": round(h * w / ms / 1e3, 4),
+                            "output_megapixels_per_s": round(16 * h * w / ms / 1e3, 4),
+                            "effective_gflops": round(flops * h * w / ms / 1e6, 1),
                             "tile_windows": plan.num_windows, "tile_window_hw": list(plan.window_hw),
                             "tiling_overhead": round(plan.overhead, 3), "repeats": args.repeats})
 
@@ -163,16 +177,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(results: list[dict]) -> None:
-    header = (f"{'size':>6} {'backend':12} {'precision':9} {'variant':14} {'median ms':>10} {'MP/s in':>8} "
+    header = (f"{'size':>9} {'backend':12} {'precision':9} {'variant':14} {'median ms':>10} {'MP/s in':>8} "
               f"{'GFLOP/s':>8} {'vs base':>8} {'windows':>8} {'overhead':>8}")
     print(header)
     print("-" * len(header))
-    for size in sorted({r["size"] for r in results}):
+    for size in dict.fromkeys(r["size"] for r in results):
         rows = [r for r in results if r["size"] == size]
         base = next((r["ms"] for r in rows if (r["backend"], r["precision"], r["variant"]) == BASELINE), None)
         for r in sorted(rows, key=lambda r: r["ms"]):
             ratio = f"{base / r['ms']:.2f}x" if base else "-"
-            print(f"{size:>6} {r['backend']:12} {r['precision']:9} {r['variant']:14} {r['ms']:>10.1f} "
+            print(f"{size!s:>9} {r['backend']:12} {r['precision']:9} {r['variant']:14} {r['ms']:>10.1f} "
                   f"{r['megapixels_per_s']:>8.3f} {r['effective_gflops']:>8.1f} {ratio:>8} {r['tile_windows']:>8} "
                   f"{r['tiling_overhead']:>8.3f}")
 

@@ -212,10 +212,13 @@ def run_training(name: str, config: dict, start: int, generator: torch.nn.Module
         log.write(step=0, **scores)
         print(f"step 0: val PSNR-Y {scores['val_psnr_y']:.3f} dB (bicubic {scores['val_bicubic_psnr_y']:.3f}), "
               f"gradient energy SR/HR {scores['val_grad_ratio']:.3f}")
+    on_cuda = torch.device(config["device"]).type == "cuda"
+    # Every training batch has one shape, so cuDNN's per-shape algorithm search pays for itself at once.
+    torch.backends.cudnn.benchmark = on_cuda
     meter = RateMeter()
     deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else float("inf")
     step = start
-    loader = training_loader(dataset, config["batch"], start, config["steps"], config["workers"])
+    loader = training_loader(dataset, config["batch"], start, config["steps"], config["workers"], pin_memory=on_cuda)
     with StopFlag() as stop, tqdm(total=config["steps"], initial=start, desc=name, dynamic_ncols=True) as bar:
         for lr_batch, hr_batch in loader:
             row = step_fn(lr_batch, hr_batch, step)

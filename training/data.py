@@ -128,9 +128,10 @@ def _ignore_interrupts(worker_id: int) -> None:
 
 
 def training_loader(dataset: RandomCropPairs, batch_size: int, start_step: int, total_steps: int,
-                    workers: int = 1) -> DataLoader:
+                    workers: int = 1, pin_memory: bool = False) -> DataLoader:
+    """``pin_memory`` (for a CUDA device): page-locked batches, so that the copy to the GPU can be asynchronous."""
     sampler = RangeSampler(start_step * batch_size, total_steps * batch_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
                       persistent_workers=False, drop_last=True, worker_init_fn=_ignore_interrupts)
 
 

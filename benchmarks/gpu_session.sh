@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# What one short session on a lent GPU machine runs, in phases; each phase logs under $OUT.
+#
+#   benchmarks/gpu_session.sh build test bench      build for this GPU, run the cuda tests, time the backend
+#   benchmarks/gpu_session.sh train SECONDS         resume srresnet training from the committed checkpoint
+#
+#   build   the extension in place, CUDA code for this GPU's compute capability only (fast to compile)
+#   test    every test marked `cuda` (kernels, engine, backend against the torch reference)
+#   bench   `srgan-fast cuda-profile` (fp16/bf16; per-layer and fused-block variants) and benchmarks/latency.py,
+#           the cuda backend beside torch fp16/bf16 channels_last (cuDNN) in one run, on a 540x960 -> 4K frame
+#   train   training.train_srresnet on $DATA (default /root/sfdata: the training folders, copied there first)
+#           for about SECONDS, with the lr schedule sized from a measured steps/s; the checkpoint comes back in
+#           15 MB pieces (the device tool returns files of at most 16 MB): cat ckpt.part.* > last.safetensors
+#
+# The machine runs its own python3 (with torch) and nvcc; nothing is installed. Phases keep going after a
+# failure so that one call reports as much as it can; the exit status is that of the last failed phase.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/results/gpu-session}
+DATA=${DATA:-/root/sfdata}
+RUN=${RUN:-/root/sfrun}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+status=0
+
+phase_build() {
+  local arch
+  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
+  python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
+  nvcc --version | tail -2
+  SRGAN_FAST_BUILD_NATIVE=require SRGAN_FAST_CUDA=ON SRGAN_FAST_CUDA_ARCHITECTURES="$arch" MAX_JOBS=16 \
+    python3 setup.py build_ext --inplace >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
+  grep -E "warning|ptxas" "$OUT/build.log" | head -20
+  python3 -m srgan_fast.cli info
+}
+
+phase_test() {
+  timeout 240 python3 -m pytest -q -m cuda -rfE --tb=short -p no:cacheprovider tests 2>&1 | tee "$OUT/tests.log" \
+    | tail -60
+}
+
+phase_bench() {
+  local precision fused
+  for precision in fp16 bf16; do
+    for fused in "" --fuse-blocks; do
+      timeout 60 python3 -m srgan_fast.cli cuda-profile --precision "$precision" --size 540x960 --repeats 20 $fused \
+        --json "$OUT/profile-$precision${fused:+-fused}.json" || return 1
+    done
+  done
+  python3 - "$OUT" <<'EOF'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+parts = sorted(out.glob("profile-*.json"))
+(out / "cuda-profile.json").write_text(json.dumps([json.loads(p.read_text()) for p in parts], indent=1))
+for p in parts:
+    p.unlink()
+EOF
+  timeout 180 python3 benchmarks/latency.py --model random --device cuda --backends cuda torch \
+    --precisions fp16 bf16 --sizes 540x960 128 --repeats 20 --warmup 3 --json "$OUT/latency-cuda.json"
+}
+
+phase_train() {
+  local seconds=$1 images rate steps start
+  images=$(find "$DATA" -type f | wc -l)
+  [ "$images" -eq 180 ] || { echo "expected the 180 training/validation images in $DATA, found $images"; return 1; }
+  mkdir -p "$RUN"
+  cp training/checkpoints/srresnet_phase1_step18128.safetensors "$RUN/last.safetensors"
+  start=18128
+  # Steps/s without data loading; the loop itself runs a little slower, so plan on 70% of it.
+  timeout 90 python3 -m training.speed --device cuda --phase srresnet --precision fp32 bf16 --batch 16 --crop 96 \
+    --steps 30 | tee "$OUT/train.log"
+  rate=$(timeout 60 python3 -m training.speed --device cuda --phase srresnet --precision bf16 --batch 32 --crop 128 \
+    --steps 40 | tee -a "$OUT/train.log" | awk '/steps\/s/ {print $(NF-1)}')
+  steps=$(python3 -c "print(int(0.7 * $rate * ($seconds - 60)))")
+  # A fresh MSE cycle: lr 1e-4, halved at 40/60/75/85/93% of the planned steps.
+  milestones=$(python3 -c "print(' '.join(str($start + int(f * $steps)) for f in (0.4, 0.6, 0.75, 0.85, 0.93)))")
+  echo "planned: $steps steps at batch 32 x 128^2 from step $start; lr halved at $milestones" | tee -a "$OUT/train.log"
+  timeout $((seconds + 60)) python3 -m training.train_srresnet --data "$DATA" --run-dir "$RUN" --resume \
+    --device cuda --precision bf16 --batch 32 --crop 128 --loss mse --lr 1e-4 --lr-milestones $milestones \
+    --steps $((start + steps)) --workers 12 --val-every 1000 --ckpt-every 1000 --log-every 50 \
+    --max-minutes "$(python3 -c "print(($seconds - 30) / 60)")" 2>&1 | tr '\r' '\n' | grep -v "it/s\]$" \
+    | tee -a "$OUT/train.log" | grep -E "^step |resumed|data:|stopped|Error|error|signal|reached"
+  cp "$RUN/log.csv" "$OUT/train-log.csv"
+  split -b 15M "$RUN/last.safetensors" "$OUT/ckpt.part."
+}
+
+while [ $# -gt 0 ]; do
+  phase=$1
+  shift
+  echo "=== $phase ($(date -u +%T))"
+  case $phase in
+    build | test | bench) "phase_$phase" || status=$? ;;
+    train) phase_train "$1" || status=$?; shift ;;
+    *) echo "unknown phase $phase (build, test, bench, train SECONDS)"; exit 2 ;;
+  esac
+done
+echo "=== done ($(date -u +%T)), status $status"
+exit $status
