@@ -3,12 +3,17 @@
 #
 #   benchmarks/gpu_session.sh build test bench      build for this GPU, run the cuda tests, time the backend
 #   benchmarks/gpu_session.sh train SECONDS         resume srresnet training from the committed checkpoint
+#   benchmarks/gpu_session.sh variants DIR          A/B-test kernel variants
 #
 #   build   the extension in place, CUDA code for this GPU's compute capability only (fast to compile)
 #   test    every test marked `cuda` (kernels, engine, backend against the torch reference)
 #   bench   `srgan-fast cuda-profile` (fp16/bf16; per-layer and fused-block variants) and benchmarks/latency.py,
 #           the cuda backend beside torch fp16/bf16 channels_last (cuDNN) in one run, on a 540x960 -> 4K frame
-#   train   training.train_srresnet on $DATA (default /root/sfdata: the training folders, copied there first)
+#   variants DIR   A/B kernel variants in one call: DIR holds one folder per variant with the files that replace
+#           the working tree's (e.g. DIR/v0/csrc/ops/cuda/conv_mma.cu); each is built in its own copy, its cuda
+#           kernel and engine tests run, and it is profiled (fp16, fused and two-kernel blocks): variants.json
+#   train   training.train_srresnet from the newest training/checkpoints/srresnet_step*.safetensors (or $CKPT)
+#           on $DATA (default /root/sfdata: the training folders, copied there first)
 #           for about SECONDS, with the lr schedule sized from a measured steps/s; the checkpoint comes back in
 #           15 MB pieces (the device tool returns files of at most 16 MB): cat ckpt.part.* > last.safetensors
 #
@@ -16,7 +21,7 @@
 # failure so that one call reports as much as it can; the exit status is that of the last failed phase.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-benchmarks/results/gpu-session}
+OUT=$(realpath -m "${OUT:-benchmarks/results/gpu-session}")
 DATA=${DATA:-/root/sfdata}
 RUN=${RUN:-/root/sfrun}
 mkdir -p "$OUT"
@@ -41,11 +46,11 @@ phase_test() {
 }
 
 phase_bench() {
-  local precision fused
+  local precision unfused
   for precision in fp16 bf16; do
-    for fused in "" --fuse-blocks; do
-      timeout 60 python3 -m srgan_fast.cli cuda-profile --precision "$precision" --size 540x960 --repeats 20 $fused \
-        --json "$OUT/profile-$precision${fused:+-fused}.json" || return 1
+    for unfused in "" --unfused-blocks; do
+      timeout 60 python3 -m srgan_fast.cli cuda-profile --precision "$precision" --size 540x960 --repeats 20 $unfused \
+        --json "$OUT/profile-$precision${unfused:+-unfused}.json" || return 1
     done
   done
   python3 - "$OUT" <<'EOF'
@@ -60,13 +65,48 @@ EOF
     --precisions fp16 bf16 --sizes 540x960 128 --repeats 20 --warmup 3 --json "$OUT/latency-cuda.json"
 }
 
+phase_variants() {
+  local dir=$1 name arch
+  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
+  for variant in "$dir"/*/; do
+    name=$(basename "$variant")
+    rm -rf "/tmp/variant-$name" && mkdir -p "/tmp/variant-$name"
+    tar --exclude=./build --exclude=./.gpudata -cf - . | tar -xf - -C "/tmp/variant-$name"
+    cp -r "$variant". "/tmp/variant-$name/"
+    (cd "/tmp/variant-$name" && SRGAN_FAST_BUILD_NATIVE=require SRGAN_FAST_CUDA=ON \
+      SRGAN_FAST_CUDA_ARCHITECTURES="$arch" MAX_JOBS=6 python3 setup.py build_ext --inplace >build.log 2>&1 \
+      || echo "variant $name: build failed") &
+  done
+  wait
+  for variant in "$dir"/*/; do
+    name=$(basename "$variant")
+    echo "--- variant $name" | tee -a "$OUT/variants.log"
+    (cd "/tmp/variant-$name" && tail -3 build.log && \
+      timeout 120 python3 -m pytest -q -m cuda -p no:cacheprovider --tb=line tests/test_cuda_kernels.py \
+        tests/test_cuda_engine.py 2>&1 | tail -8 | sed "s/^/$name: /"
+      for unfused in "" --unfused-blocks; do
+        timeout 60 python3 -m srgan_fast.cli cuda-profile --precision fp16 --size 540x960 --repeats 20 $unfused \
+          --json "$OUT/variant-$name${unfused:+-unfused}.json" | sed -n "1s/^/$name: /p"
+      done) 2>&1 | tee -a "$OUT/variants.log"
+  done
+  python3 - "$OUT" <<'EOF2'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+parts = sorted(out.glob("variant-*.json"))
+(out / "variants.json").write_text(json.dumps({p.stem: json.loads(p.read_text()) for p in parts}, indent=1))
+for p in parts:
+    p.unlink()
+EOF2
+}
+
 phase_train() {
-  local seconds=$1 images rate steps start
+  local seconds=$1 images rate steps start ckpt
   images=$(find "$DATA" -type f | wc -l)
   [ "$images" -eq 180 ] || { echo "expected the 180 training/validation images in $DATA, found $images"; return 1; }
   mkdir -p "$RUN"
-  cp training/checkpoints/srresnet_phase1_step18128.safetensors "$RUN/last.safetensors"
-  start=18128
+  ckpt=${CKPT:-$(ls training/checkpoints/srresnet_step*.safetensors | sort -V | tail -1)}
+  cp "$ckpt" "$RUN/last.safetensors"
+  start=$(python3 -c "from training.checkpoint import read_checkpoint_meta as m; print(m('$ckpt')['step'])")
   # Steps/s without data loading; the loop itself runs a little slower, so plan on 70% of it.
   timeout 90 python3 -m training.speed --device cuda --phase srresnet --precision fp32 bf16 --batch 16 --crop 96 \
     --steps 30 | tee "$OUT/train.log"
@@ -92,7 +132,8 @@ while [ $# -gt 0 ]; do
   case $phase in
     build | test | bench) "phase_$phase" || status=$? ;;
     train) phase_train "$1" || status=$?; shift ;;
-    *) echo "unknown phase $phase (build, test, bench, train SECONDS)"; exit 2 ;;
+    variants) phase_variants "$1" || status=$?; shift ;;
+    *) echo "unknown phase $phase (build, test, bench, variants DIR, train SECONDS)"; exit 2 ;;
   esac
 done
 echo "=== done ($(date -u +%T)), status $status"

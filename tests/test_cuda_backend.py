@@ -91,6 +91,23 @@ def test_kernel_params_are_validated_before_any_gpu_work():
         _C.cuda_ops.pack_conv_weights(np.zeros((16, 20, 3, 3), np.float32), 16, 16, "fp16")
 
 
+def test_subpixel_major_packing_puts_torch_channel_4c_plus_s_at_row_s_c():
+    """The upsampler's packing (what the PixelShuffle(2) store expects); needs the CUDA build, not a GPU."""
+    from srgan_fast import _C
+
+    if not hasattr(_C, "cuda_ops"):
+        pytest.skip("srgan_fast._C built without CUDA")
+    channels, cin = 8, 16
+    weight = np.random.default_rng(0).integers(-8, 8, (4 * channels, cin, 3, 3)).astype(np.float32)
+    plain = _C.cuda_ops.pack_conv_weights(weight, cin, 4 * channels, "fp16")
+    shuffled = _C.cuda_ops.pack_conv_weights(weight, cin, 4 * channels, "fp16", subpixel_major=True)
+    for c in range(channels):
+        for s in range(4):
+            np.testing.assert_array_equal(shuffled[s * channels + c], plain[4 * c + s])
+    with pytest.raises(ValueError, match="sub-pixel-major packing needs cout % 4 == 0, got 6"):
+        _C.cuda_ops.pack_conv_weights(np.zeros((6, 16, 3, 3), np.float32), 16, 8, "fp16", subpixel_major=True)
+
+
 def test_profile_command_reports_why_it_cannot_run(fake_native, capsys):
     import argparse
 

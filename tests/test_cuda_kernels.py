@@ -43,8 +43,9 @@ def random_conv(cin, cout, k, seed):
     return weight, bias, alpha
 
 
-def packed(weight, cin_padded, cout_padded, precision):
-    bits = cuda_native().cuda_ops.pack_conv_weights(weight.numpy(), cin_padded, cout_padded, precision)
+def packed(weight, cin_padded, cout_padded, precision, subpixel_major=False):
+    bits = cuda_native().cuda_ops.pack_conv_weights(weight.numpy(), cin_padded, cout_padded, precision,
+                                                    subpixel_major=subpixel_major)
     return torch.from_numpy(bits.view(np.int16)).cuda()
 
 
@@ -102,7 +103,8 @@ def test_upsampler_conv_pixel_shuffle_prelu(precision, size, channels):
     x32 = torch.randn(1, h, w, channels, device="cuda")
     x = x32.to(dtype)
     out = torch.empty(1, 2 * h, 2 * w, channels, device="cuda", dtype=dtype)
-    call(ops.conv_mma, precision=precision, input=x, weights=packed(weight, channels, 4 * channels, precision),
+    weights = packed(weight, channels, 4 * channels, precision, subpixel_major=True)
+    call(ops.conv_mma, precision=precision, input=x, weights=weights,
          bias=bias.cuda(), alpha=alpha.cuda(), residual=None, output=out, batch=1, height=h,
          width=w, in_channels=channels, cin_padded=channels, cout=4 * channels, cout_padded=4 * channels,
          ksize=3, input_kind="storage", output_kind="storage_shuffle2")

@@ -179,19 +179,21 @@ void bind_ops(py::module_& ops) {
   ops.def(
       "pack_conv_weights",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> weights, int cin_padded, int cout_padded,
-         const std::string& precision) {
+         const std::string& precision, bool subpixel_major) {
         if (weights.ndim() != 4 || weights.shape(2) != weights.shape(3))
           throw std::invalid_argument("pack_conv_weights: expected [cout, cin, k, k], got shape " +
                                       shape_text(weights));
         const int cout = int(weights.shape(0)), cin = int(weights.shape(1)), k = int(weights.shape(2));
         const auto packed = cuda::pack_conv_weights(weights.data(), cout, cin, k, cin_padded, cout_padded,
-                                                    parse_precision(precision));
+                                                    parse_precision(precision), subpixel_major);
         py::array_t<uint16_t> result({py::ssize_t(cout_padded), py::ssize_t(k * k), py::ssize_t(cin_padded)});
         std::copy(packed.begin(), packed.end(), result.mutable_data());
         return result;
       },
-      "torch [cout, cin, k, k] float32 -> [cout_padded, k*k, cin_padded] fp16/bf16 bits as uint16.",
-      py::arg("weights"), py::arg("cin_padded"), py::arg("cout_padded"), py::arg("precision"));
+      "torch [cout, cin, k, k] float32 -> [cout_padded, k*k, cin_padded] fp16/bf16 bits as uint16; "
+      "subpixel_major: the order the PixelShuffle(2) store (output_kind storage_shuffle2) expects.",
+      py::arg("weights"), py::arg("cin_padded"), py::arg("cout_padded"), py::arg("precision"),
+      py::arg("subpixel_major") = false);
 }
 
 void bind_engine(py::module_& m) {

@@ -41,7 +41,7 @@ const std::vector<float>& require_tensor(const HostTensors& tensors, const std::
 
 // `prefix` names the conv ("blocks.0.conv1"); `prelu` names its PReLU weight or is empty.
 ConvLayer make_layer(const HostTensors& tensors, const std::string& prefix, const std::string& prelu, int cin,
-                     int cout, int ksize, Precision precision, int prelu_channels) {
+                     int cout, int ksize, Precision precision, int prelu_channels, bool subpixel_major = false) {
   ConvLayer layer;
   layer.cin = cin;
   layer.cout = cout;
@@ -52,7 +52,8 @@ ConvLayer make_layer(const HostTensors& tensors, const std::string& prefix, cons
   const auto& weight = require_tensor(tensors, prefix + ".weight", size_t(cout) * cin * ksize * ksize);
   const auto& bias = require_tensor(tensors, prefix + ".bias", size_t(cout));
   const auto packed =
-      pack_conv_weights(weight.data(), cout, cin, ksize, layer.cin_padded, layer.cout_padded, precision);
+      pack_conv_weights(weight.data(), cout, cin, ksize, layer.cin_padded, layer.cout_padded, precision,
+                        subpixel_major);
   layer.packed = upload_to_device(packed.data(), packed.size() * sizeof(uint16_t));
   layer.bias = upload_to_device(bias.data(), bias.size() * sizeof(float));
   layer.reference = upload_to_device(weight.data(), weight.size() * sizeof(float));
@@ -66,19 +67,24 @@ ConvLayer make_layer(const HostTensors& tensors, const std::string& prefix, cons
 }  // namespace
 
 std::vector<uint16_t> pack_conv_weights(const float* weights, int cout, int cin, int ksize, int cin_padded,
-                                        int cout_padded, Precision precision) {
+                                        int cout_padded, Precision precision, bool subpixel_major) {
   if (cin_padded < cin || cin_padded % 16 != 0 || cout_padded < cout || cout_padded % 8 != 0)
     throw std::invalid_argument("pack_conv_weights: need cin_padded >= cin (multiple of 16) and cout_padded >= "
                                 "cout (multiple of 8), got cin " + std::to_string(cin) + " -> " +
                                 std::to_string(cin_padded) + ", cout " + std::to_string(cout) + " -> " +
                                 std::to_string(cout_padded));
-  const int taps = ksize * ksize;
+  if (subpixel_major && cout % 4 != 0)
+    throw std::invalid_argument("pack_conv_weights: sub-pixel-major packing needs cout % 4 == 0, got " +
+                                std::to_string(cout));
+  const int taps = ksize * ksize, group = cout / 4;
   std::vector<uint16_t> packed(size_t(cout_padded) * taps * cin_padded, to_storage_bits(0.0f, precision));
-  for (int o = 0; o < cout; ++o)
+  for (int o = 0; o < cout; ++o) {
+    const int row = subpixel_major ? (o % 4) * group + o / 4 : o;  // torch channel o = 4c + s -> s * C + c
     for (int i = 0; i < cin; ++i)
       for (int tap = 0; tap < taps; ++tap)
-        packed[(size_t(o) * taps + tap) * cin_padded + i] =
+        packed[(size_t(row) * taps + tap) * cin_padded + i] =
             to_storage_bits(weights[(size_t(o) * cin + i) * taps + tap], precision);
+  }
   return packed;
 }
 
@@ -97,7 +103,8 @@ GeneratorLayers::GeneratorLayers(const HostTensors& tensors, int num_blocks_, in
   trunk = make_layer(tensors, "trunk_conv", "", c, c, 3, precision, c);
   for (int j = 0; j < 2; ++j) {
     const std::string stage = "upsample." + std::to_string(j);
-    upsample[j] = make_layer(tensors, stage + ".conv", stage + ".prelu.weight", c, 4 * c, 3, precision, c);
+    upsample[j] =
+        make_layer(tensors, stage + ".conv", stage + ".prelu.weight", c, 4 * c, 3, precision, c, /*subpixel_major=*/true);
   }
   tail = make_layer(tensors, "tail", "", c, 3, 9, precision, 0);
 }

@@ -16,8 +16,10 @@ using HostTensors = std::map<std::string, std::vector<float>>;
 
 // torch [cout, cin, k, k] float32 -> [cout_padded][k*k][cin_padded] fp16/bf16 bits (zeros in the padding),
 // round to nearest even: the layout conv_mma reads (16 consecutive input channels per 16-byte vector).
+// `subpixel_major` (the upsampler convs, whose output goes through PixelShuffle(2)): row s * cout/4 + c holds
+// torch channel 4c + s, so that the shuffled store writes adjacent channels of one output pixel together.
 std::vector<uint16_t> pack_conv_weights(const float* weights, int cout, int cin, int ksize, int cin_padded,
-                                        int cout_padded, Precision precision);
+                                        int cout_padded, Precision precision, bool subpixel_major = false);
 
 int round_up(int value, int multiple);
 

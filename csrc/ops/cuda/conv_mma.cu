@@ -77,35 +77,50 @@ __device__ void stage_input(const ConvParams& p, T* s_in, int b, int y0, int x0,
   }
 }
 
-// One accumulator value of output pixel (b, y, x), conv channel n: the fused epilogue (see conv_params.h).
+// Conv channels n and n+1 (n even) of output pixel (b, y, x) into an activation map, two channels per 32-bit
+// store: bias, PReLU, then the residual (kStorage), or bias and PReLU into the PixelShuffle(2) position
+// (kStorageShuffle2). There the weights are packed sub-pixel-major (pack_conv_weights), so GEMM column n is
+// shuffled channel n % C at sub-pixel position n / C (C = cout / 4), and n, n+1 are adjacent channels of one
+// output pixel; bias stays in torch's order (channel c at sub-pixel s is torch channel 4c + s).
 template <typename T>
-__device__ __forceinline__ void store_output(const ConvParams& p, int b, int y, int x, int n, float v) {
-  v += p.bias[n];
+__device__ __forceinline__ void store_activation_pair(const ConvParams& p, int b, int y, int x, int n, float v0,
+                                                      float v1) {
   const int64_t pixel = (int64_t(b) * p.height + y) * p.width + x;
+  if (p.output_kind == OutputKind::kStorageShuffle2) {
+    const int group = p.cout >> 2, s = n / group, c = n - s * group;
+    v0 = prelu(v0 + p.bias[4 * c + s], p.alpha, c);
+    v1 = prelu(v1 + p.bias[4 * c + 4 + s], p.alpha, c + 1);
+    const int64_t index =
+        ((int64_t(b) * 2 * p.height + 2 * y + (s >> 1)) * 2 * p.width + 2 * x + (s & 1)) * group + c;
+    StorageOps<T>::store_pair(static_cast<T*>(p.output) + index, v0, v1);
+    return;
+  }
+  v0 = prelu(v0 + p.bias[n], p.alpha, n);
+  v1 = prelu(v1 + p.bias[n + 1], p.alpha, n + 1);
+  if (p.residual != nullptr) {
+    const float2 r = StorageOps<T>::load_pair(static_cast<const T*>(p.residual) + pixel * p.cout + n);
+    v0 += r.x;
+    v1 += r.y;
+  }
+  StorageOps<T>::store_pair(static_cast<T*>(p.output) + pixel * p.cout + n, v0, v1);
+}
+
+// One value of output pixel (b, y, x), channel n, as an image (the tail): + bias, clamp, scale, round.
+__device__ __forceinline__ void store_image_value(const ConvParams& p, int b, int y, int x, int n, float v) {
+  v += p.bias[n];
+  const int64_t index = ((int64_t(b) * p.height + y) * p.width + x) * p.cout + n;
   switch (p.output_kind) {
-    case OutputKind::kStorageShuffle2: {
-      const int c = n >> 2, i = (n >> 1) & 1, j = n & 1, out_channels = p.cout >> 2;
-      v = prelu(v, p.alpha, c);
-      const int64_t index = ((int64_t(b) * 2 * p.height + 2 * y + i) * 2 * p.width + 2 * x + j) * out_channels + c;
-      static_cast<T*>(p.output)[index] = StorageOps<T>::from_float(v);
-      return;
-    }
-    case OutputKind::kStorage:
-      v = prelu(v, p.alpha, n);
-      if (p.residual != nullptr) v += StorageOps<T>::to_float(static_cast<const T*>(p.residual)[pixel * p.cout + n]);
-      static_cast<T*>(p.output)[pixel * p.cout + n] = StorageOps<T>::from_float(v);
-      return;
     case OutputKind::kUint8:
-      static_cast<uint8_t*>(p.output)[pixel * p.cout + n] = uint8_t(rintf(fminf(fmaxf(v, 0.0f), 1.0f) * 255.0f));
+      static_cast<uint8_t*>(p.output)[index] = uint8_t(rintf(fminf(fmaxf(v, 0.0f), 1.0f) * 255.0f));
       return;
     case OutputKind::kUint16:
-      static_cast<uint16_t*>(p.output)[pixel * p.cout + n] = uint16_t(rintf(fminf(fmaxf(v, 0.0f), 1.0f) * 65535.0f));
+      static_cast<uint16_t*>(p.output)[index] = uint16_t(rintf(fminf(fmaxf(v, 0.0f), 1.0f) * 65535.0f));
       return;
     case OutputKind::kFloat32:
-      static_cast<float*>(p.output)[pixel * p.cout + n] = fminf(fmaxf(v, 0.0f), 1.0f);
+      static_cast<float*>(p.output)[index] = fminf(fmaxf(v, 0.0f), 1.0f);
       return;
-    case OutputKind::kFloat32Unclamped:
-      static_cast<float*>(p.output)[pixel * p.cout + n] = v;
+    default:  // kFloat32Unclamped (the storage kinds never get here)
+      static_cast<float*>(p.output)[index] = v;
       return;
   }
 }
@@ -128,7 +143,9 @@ __device__ __forceinline__ void multiply_chunk(const T* s_in, const T* s_w, floa
   }
 }
 
-template <typename T, int KSIZE, int NT, InputKind IN>
+// IMAGE_OUT: the epilogue writes an image (the tail), else an activation map; a compile-time choice, so that
+// each kernel carries one epilogue (with both, the 64-channel 3x3 kernel's accumulators went to local memory).
+template <typename T, int KSIZE, int NT, InputKind IN, bool IMAGE_OUT>
 __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) {
   constexpr int kHaloPixels = (kTileH + KSIZE - 1) * (kTileW + KSIZE - 1), kTaps = KSIZE * KSIZE;
   constexpr bool kAsync = stages<KSIZE>() == 2;
@@ -181,15 +198,24 @@ __global__ void __launch_bounds__(kThreads) conv_mma_kernel(const ConvParams p) 
     }
   }
 
+  // acc[mi][ni][2h + e] is pixel column g + 8h of row mi, channel n0 + 8ni + 2t + e (the C fragment layout).
 #pragma unroll
   for (int mi = 0; mi < 2; ++mi) {
     const int y = y0 + warp * 2 + mi;
 #pragma unroll
     for (int ni = 0; ni < NT / 8; ++ni)
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int x = x0 + g + (r >> 1) * 8, n = n0 + ni * 8 + 2 * t + (r & 1);
-        if (y < p.height && x < p.width && n < p.cout) store_output<T>(p, b, y, x, n, acc[mi][ni][r]);
+      for (int h = 0; h < 2; ++h) {
+        const int x = x0 + g + h * 8, n = n0 + ni * 8 + 2 * t;
+        const float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        if (y < p.height && x < p.width && n < p.cout) {
+          if constexpr (IMAGE_OUT) {
+            store_image_value(p, b, y, x, n, v0);
+            if (n + 1 < p.cout) store_image_value(p, b, y, x, n + 1, v1);
+          } else {  // cout is even here (validated), so n + 1 < cout
+            store_activation_pair<T>(p, b, y, x, n, v0, v1);
+          }
+        }
       }
   }
 }
@@ -198,10 +224,10 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument("conv_mma: " + message);
 }
 
-template <typename T, int KSIZE, int NT, InputKind IN>
+template <typename T, int KSIZE, int NT, InputKind IN, bool IMAGE_OUT = false>
 void launch(const ConvParams& p, cudaStream_t stream) {
   constexpr size_t kShared = shared_bytes<KSIZE, NT>();
-  auto kernel = conv_mma_kernel<T, KSIZE, NT, IN>;
+  auto kernel = conv_mma_kernel<T, KSIZE, NT, IN, IMAGE_OUT>;
   // Above 48 KiB dynamic shared memory must be opted into; the attribute is per function, cheap to set,
   // and not a stream operation, so it is also fine while a CUDA graph is being captured.
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared)));
@@ -223,10 +249,14 @@ void dispatch(const ConvParams& p, cudaStream_t stream) {
     if (p.cout_padded % 32 == 0) return launch<T, 3, 32, InputKind::kStorage>(p, stream);
     return launch<T, 3, 16, InputKind::kStorage>(p, stream);
   }
+  const bool image_out = p.output_kind != OutputKind::kStorage && p.output_kind != OutputKind::kStorageShuffle2;
   switch (p.input_kind) {
     case InputKind::kStorage:
-      if (p.cout_padded % 16 == 0) return launch<T, 9, 16, InputKind::kStorage>(p, stream);
-      return launch<T, 9, 8, InputKind::kStorage>(p, stream);
+      if (p.cout_padded % 16 == 0)
+        return image_out ? launch<T, 9, 16, InputKind::kStorage, true>(p, stream)
+                         : launch<T, 9, 16, InputKind::kStorage>(p, stream);
+      return image_out ? launch<T, 9, 8, InputKind::kStorage, true>(p, stream)
+                       : launch<T, 9, 8, InputKind::kStorage>(p, stream);
     case InputKind::kUint8: return launch<T, 9, 16, InputKind::kUint8>(p, stream);
     case InputKind::kUint16: return launch<T, 9, 16, InputKind::kUint16>(p, stream);
     case InputKind::kFloat32: return launch<T, 9, 16, InputKind::kFloat32>(p, stream);
@@ -253,10 +283,14 @@ void validate(const ConvParams& p) {
   require(p.ksize == 9 || p.cout_padded % 16 == 0, "a 3x3 conv needs cout_padded % 16 == 0");
   require(p.input_kind == InputKind::kStorage || p.cout_padded % 16 == 0, "the head needs cout_padded % 16 == 0");
   const bool shuffle = p.output_kind == OutputKind::kStorageShuffle2;
-  require(!shuffle || (p.cout % 4 == 0 && p.residual == nullptr),
-          "the PixelShuffle(2) store needs cout % 4 == 0 and no residual");
+  require(!shuffle || (p.cout % 8 == 0 && p.residual == nullptr),
+          "the PixelShuffle(2) store needs cout % 8 == 0 and no residual");
+  require(p.output_kind != OutputKind::kStorage || p.cout % 2 == 0,
+          "activation outputs are stored two channels at a time: cout must be even, got " + std::to_string(p.cout));
   const bool raw_out = p.output_kind != OutputKind::kStorage && !shuffle;
   require(!raw_out || (p.alpha == nullptr && p.residual == nullptr), "image outputs take no PReLU or residual");
+  require(!raw_out || (p.ksize == 9 && p.input_kind == InputKind::kStorage),
+          "image outputs come from a 9x9 conv over activations (the tail) only");
   require(p.input != nullptr && p.weights != nullptr && p.bias != nullptr && p.output != nullptr,
           "input, weights, bias and output must be set");
   require(is_aligned16(p.weights) && (p.input_kind != InputKind::kStorage || is_aligned16(p.input)),

@@ -19,8 +19,9 @@ enum class InputKind : int { kStorage = 0, kUint8 = 1, kUint16 = 2, kFloat32 = 3
 
 // What the epilogue writes.
 //   kStorage          [N, H, W, cout] in the storage type
-//   kStorageShuffle2  PixelShuffle(2) folded into the addresses: conv channel c*4 + i*2 + j goes to
-//                     [N, 2H, 2W, cout/4] at (2y + i, 2x + j, c), and PReLU uses alpha[c] (torch's order)
+//   kStorageShuffle2  PixelShuffle(2) folded into the addresses: torch conv channel c*4 + i*2 + j goes to
+//                     [N, 2H, 2W, cout/4] at (2y + i, 2x + j, c), and PReLU uses alpha[c] (torch's order);
+//                     the weights must be packed sub-pixel-major (pack_conv_weights), bias stays torch's
 //   kUint8/kUint16    clamp to [0, 1], scale to the full range, round half to even (torch's round)
 //   kFloat32          clamp to [0, 1]
 //   kFloat32Unclamped no clamp: the self-check compares the raw network output
@@ -31,7 +32,8 @@ enum class OutputKind : int {
 // out = epilogue(conv_KxK(input) + bias): then PReLU (if alpha), then + residual (if residual).
 struct ConvParams {
   const void* input;     // [batch, height, width, in_channels] of InputKind
-  const void* weights;   // packed [cout_padded][ksize*ksize][cin_padded], storage type (pack_conv_weights)
+  const void* weights;   // packed [cout_padded][ksize*ksize][cin_padded], storage type (pack_conv_weights;
+                         // sub-pixel-major rows for kStorageShuffle2)
   const float* bias;     // [cout]
   const float* alpha;    // PReLU slopes: [cout], or [cout/4] for kStorageShuffle2; nullptr: no PReLU
   const void* residual;  // [batch, height, width, cout] storage type, added last; nullptr: none

@@ -15,6 +15,13 @@ template <>
 struct StorageOps<__half> {
   static __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
   static __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+  // Two adjacent channels in one 32-bit access (the address must be 4-byte aligned).
+  static __device__ __forceinline__ void store_pair(__half* at, float v0, float v1) {
+    *reinterpret_cast<__half2*>(at) = __floats2half2_rn(v0, v1);
+  }
+  static __device__ __forceinline__ float2 load_pair(const __half* at) {
+    return __half22float2(*reinterpret_cast<const __half2*>(at));
+  }
   // D[16x8] += A[16x16] (row) * B[16x8] (col), fp32 accumulate. Fragment layouts: see conv_mma.cu.
   static __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -32,6 +39,12 @@ template <>
 struct StorageOps<__nv_bfloat16> {
   static __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
   static __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+  static __device__ __forceinline__ void store_pair(__nv_bfloat16* at, float v0, float v1) {
+    *reinterpret_cast<__nv_bfloat162*>(at) = __floats2bfloat162_rn(v0, v1);
+  }
+  static __device__ __forceinline__ float2 load_pair(const __nv_bfloat16* at) {
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(at));
+  }
   static __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm volatile(
