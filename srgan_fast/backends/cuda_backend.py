@@ -72,7 +72,7 @@ class CudaBackend(Backend):
         return ("fp16", "bf16")
 
     def __init__(self, weights: GeneratorWeights, device: str = "cuda", precision: str = "fp16", *,
-                 batch_size: int = 8, use_graphs: bool = True, fuse_blocks: bool = True):
+                 batch_size: int = 8, use_graphs: bool = True, fuse_blocks: bool = False):
         reason = self.unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
@@ -202,14 +202,13 @@ def _profile_command(args) -> int:
         print(f"error: the cuda backend cannot run here: {reason}")
         return 1
     backend = CudaBackend(_random_weights(args.blocks, args.channels), args.device, args.precision,
-                          batch_size=args.batch, use_graphs=not args.no_graphs,
-                          fuse_blocks=not args.unfused_blocks)
+                          batch_size=args.batch, use_graphs=not args.no_graphs, fuse_blocks=args.fuse_blocks)
     report = backend._engine.profile(args.batch, h, w, args.repeats)
     _C = _native_module()
     result = {"device": backend._engine.device_name, "driver": _C.cuda_driver_version(), "commit": _git_commit(),
               "backend": "cuda", "precision": args.precision, "size": [h, w], "batch": args.batch,
               "blocks": args.blocks, "channels": args.channels, "graphs": not args.no_graphs,
-              "fused_blocks": not args.unfused_blocks, "ms": report["forward_ms"], "tflops": report["forward_tflops"],
+              "fused_blocks": args.fuse_blocks, "ms": report["forward_ms"], "tflops": report["forward_tflops"],
               "layers": report["layers"]}
     print(f"{result['device']} {args.precision} {args.batch}x{h}x{w}: {report['forward_ms']:.3f} ms per batch, "
           f"{report['forward_tflops']:.1f} TFLOP/s")
@@ -230,8 +229,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--blocks", type=int, default=16, help="residual blocks of the random-weight model")
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--unfused-blocks", action="store_true",
-                        help="two conv kernels per residual block instead of the fused one")
+    parser.add_argument("--fuse-blocks", action="store_true", help="one fused kernel per residual block")
     parser.add_argument("--no-graphs", action="store_true", help="launch kernel by kernel instead of a CUDA graph")
     parser.add_argument("--json", help="also write the result here (e.g. benchmarks/results/<gpu>-cuda.json)")
     parser.set_defaults(func=_profile_command)

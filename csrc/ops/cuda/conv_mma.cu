@@ -1,16 +1,18 @@
 // Implicit-GEMM KxK convolution on tensor cores, NHWC, fp16/bf16 storage, fp32 accumulation, fused epilogue.
 //
-// GEMM view: M = output pixels, N = output channels, K = taps x input channels. One CTA computes an
-// 8 x 16 block of output pixels (kTileH x kTileW) for NT output channels of one image; 4 warps, each owning
+// GEMM view: M = output pixels, N = output channels, K = taps x input channels. One CTA computes a
+// 16 x 16 block of output pixels (kTileH x kTileW) for NT output channels of one image; 8 warps, each owning
 // two output rows (two m16 tiles: 16 consecutive pixels of one row) and all NT channels (NT/8 n8 tiles).
+// (16 x 16 rather than 8 x 16: each staged weight chunk serves twice the pixels. On an H200 that took the
+// whole 540x960 forward from 20.6 to 18.6 ms although only one such CTA fits per SM; benchmarks/results.)
 // K is walked in chunks of 16 input channels: the input halo block (tile + K-1 border, zero outside the
 // image = the conv's zero padding) and the weights for those 16 channels are staged in shared memory, then
 // every tap is one k16 step of mma.sync.m16n8k16 (A = shifted window of the halo, B = that tap's weights).
 //
 // Fragment layouts and the shared staging helpers: mma_tiles.cuh.
 //
-// A first, verifiable version: ldmatrix fragment loads and a two-stage cp.async pipeline for the 3x3 convs,
-// but a small CTA tile, padded rows instead of a swizzle and scalar stores; docs/cuda.md lists tuning steps.
+// ldmatrix fragment loads, a two-stage cp.async pipeline for the 3x3 convs and two-channel epilogue stores;
+// still padded rows instead of a swizzle and mma.sync rather than wgmma: docs/cuda.md lists the next steps.
 #include <stdexcept>
 #include <string>
 
@@ -22,9 +24,9 @@
 namespace srgan_fast::cuda {
 namespace {
 
-constexpr int kTileH = 8;
+constexpr int kTileH = 16;
 constexpr int kTileW = 16;
-constexpr int kThreads = 128;     // 4 warps x 2 rows = kTileH
+constexpr int kThreads = 256;     // 8 warps x 2 rows = kTileH
 constexpr int kPixelStride = kChunkStride;  // staged input pixels are rows of 16 channels, like the weights
 
 // 3x3 convs (the bulk of the network) double-buffer their staging with cp.async: chunk k+1 loads while
