@@ -13,7 +13,8 @@ from cuda_helpers import assert_at_most_twice_torch_error, cuda_native, relative
 pytestmark = pytest.mark.cuda
 
 STORAGE = {"fp16": torch.float16, "bf16": torch.bfloat16}
-# Odd sizes hit partial 8x16 thread blocks and every border; 8x16 is exactly one block; 1x1 is all border.
+# Odd sizes hit partial thread blocks (16x16 in conv_mma, 8x16 in the fused block) and every border; 8x16 is
+# exactly one fused-block tile and half a conv_mma tile; 1x1 is all border.
 SIZES = [(13, 21), (8, 16), (1, 1), (17, 35)]
 RAW = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}  # full scale of each image kind
 
