@@ -20,8 +20,10 @@
 #           for about SECONDS, with the lr schedule sized from a measured steps/s; the checkpoint comes back in
 #           15 MB pieces (the device tool returns files of at most 16 MB): cat ckpt.part.* > last.safetensors
 #
-# The machine runs its own python3 (with torch) and nvcc; nothing is installed. Phases keep going after a
-# failure so that one call reports as much as it can; the exit status is that of the last failed phase.
+# The machine runs its own python3 (with torch) and nvcc; nothing is installed. Its python must have the core
+# dependencies: on the lent H200s of 2026-11-26 pypng was missing, so its wheel travelled with the call and went
+# on PYTHONPATH first. Phases keep going after a failure so that one call reports as much as it can; the exit
+# status is that of the last failed phase.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${OUT:-benchmarks/results/gpu-session}")
