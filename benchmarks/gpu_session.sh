@@ -16,7 +16,7 @@
 #           too, while the same code passed in the working tree; cause not found. Its timings stand, but a
 #           variant counts as tested only after `test` passes with it in the working tree.
 #   train   training.train_srresnet from the newest training/checkpoints/srresnet_step*.safetensors (or $CKPT)
-#           on $DATA (default /root/sfdata: the training folders, copied there first)
+#           on $DATA (default /root/sfdata: the training folders, copied there first; EXPECT_IMAGES files, 180)
 #           for about SECONDS, with the lr schedule sized from a measured steps/s; the checkpoint comes back in
 #           15 MB pieces (the device tool returns files of at most 16 MB): cat ckpt.part.* > last.safetensors
 #
@@ -106,8 +106,10 @@ EOF2
 
 phase_train() {
   local seconds=$1 images rate steps start ckpt
+  # The images reach the machine in several calls (each call's transfer is capped): refuse a partial copy.
   images=$(find "$DATA" -type f | wc -l)
-  [ "$images" -eq 180 ] || { echo "expected the 180 training/validation images in $DATA, found $images"; return 1; }
+  [ "$images" -eq "${EXPECT_IMAGES:-180}" ] ||
+    { echo "expected ${EXPECT_IMAGES:-180} training/validation images in $DATA, found $images"; return 1; }
   mkdir -p "$RUN"
   ckpt=${CKPT:-$(ls training/checkpoints/srresnet_step*.safetensors | sort -V | tail -1)}
   cp "$ckpt" "$RUN/last.safetensors"
@@ -124,7 +126,7 @@ phase_train() {
   timeout $((seconds + 60)) python3 -m training.train_srresnet --data "$DATA" --run-dir "$RUN" --resume \
     --device cuda --precision bf16 --batch 32 --crop 128 --loss mse --lr 1e-4 --lr-milestones $milestones \
     --steps $((start + steps)) --workers 12 --val-every 1000 --ckpt-every 1000 --log-every 50 \
-    --max-minutes "$(python3 -c "print(($seconds - 30) / 60)")" 2>&1 | tr '\r' '\n' | grep -v "it/s\]$" \
+    --max-minutes "$(python3 -c "print(($seconds - 30) / 60)")" 2>&1 | tr '\r' '\n' \
     | tee -a "$OUT/train.log" | grep -E "^step |resumed|data:|stopped|Error|error|signal|reached"
   cp "$RUN/log.csv" "$OUT/train-log.csv"
   split -b 15M "$RUN/last.safetensors" "$OUT/ckpt.part."
