@@ -49,8 +49,11 @@ ConvLayer make_layer(const HostTensors& tensors, const std::string& prefix, cons
   layer.cin_padded = round_up(cin, 16);
   // The tail's 3 outputs use one n8 tile; everything else is a multiple of 16 already (channels % 16 == 0).
   layer.cout_padded = round_up(cout, ksize == 9 && cout < 8 ? 8 : 16);
-  const auto& weight = require_tensor(tensors, prefix + ".weight", size_t(cout) * cin * ksize * ksize);
-  const auto& bias = require_tensor(tensors, prefix + ".bias", size_t(cout));
+  // Named strings, not temporaries: GCC 13 warns that a reference returned by a call taking a temporary
+  // string may dangle (it does not here: the reference is into `tensors`).
+  const std::string weight_name = prefix + ".weight", bias_name = prefix + ".bias";
+  const auto& weight = require_tensor(tensors, weight_name, size_t(cout) * cin * ksize * ksize);
+  const auto& bias = require_tensor(tensors, bias_name, size_t(cout));
   const auto packed =
       pack_conv_weights(weight.data(), cout, cin, ksize, layer.cin_padded, layer.cout_padded, precision,
                         subpixel_major);
