@@ -106,8 +106,8 @@ GeneratorLayers::GeneratorLayers(const HostTensors& tensors, int num_blocks_, in
   trunk = make_layer(tensors, "trunk_conv", "", c, c, 3, precision, c);
   for (int j = 0; j < 2; ++j) {
     const std::string stage = "upsample." + std::to_string(j);
-    upsample[j] =
-        make_layer(tensors, stage + ".conv", stage + ".prelu.weight", c, 4 * c, 3, precision, c, /*subpixel_major=*/true);
+    upsample[j] = make_layer(tensors, stage + ".conv", stage + ".prelu.weight", c, 4 * c, 3, precision, c,
+                             /*subpixel_major=*/true);
   }
   tail = make_layer(tensors, "tail", "", c, 3, 9, precision, 0);
 }
