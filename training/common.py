@@ -86,6 +86,12 @@ def autocast(config: dict):
     return torch.autocast(torch.device(config["device"]).type, dtype=dtype)
 
 
+def batch_to_device(batch: torch.Tensor, config: dict) -> torch.Tensor:
+    """A loader batch [B, 3, h, w] on the run's device, channels_last. Non-blocking: on CUDA the loader pins its
+    batches (run_training), so the copy overlaps the host's work; elsewhere it is an ordinary copy."""
+    return batch.to(config["device"], non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+
 def prepare_data(config: dict) -> tuple[RandomCropPairs, list]:
     files = list_images(config["data"])
     train_files, val_files = split_train_val(files, config["val_every_image"])

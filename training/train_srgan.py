@@ -31,6 +31,7 @@ from training.common import (
     CsvLog,
     add_common_arguments,
     autocast,
+    batch_to_device,
     make_grad_scaler,
     open_run,
     optimizer_step,
@@ -117,8 +118,7 @@ def train_step(nets, optimizers, scalers, content_loss, lr_batch, hr_batch, conf
     lr = learning_rate(config, step)
     for optimizer in optimizers.values():
         set_learning_rate(optimizer, lr)
-    lr_batch = lr_batch.to(config["device"]).contiguous(memory_format=torch.channels_last)
-    hr_batch = hr_batch.to(config["device"]).contiguous(memory_format=torch.channels_last)
+    lr_batch, hr_batch = batch_to_device(lr_batch, config), batch_to_device(hr_batch, config)
     with autocast(config):
         sr = generator(lr_batch)
         real_logits = discriminator(hr_batch)

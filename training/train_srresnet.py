@@ -20,6 +20,7 @@ from training.common import (
     CsvLog,
     add_common_arguments,
     autocast,
+    batch_to_device,
     make_grad_scaler,
     open_run,
     optimizer_step,
@@ -51,8 +52,7 @@ def train_step(generator, optimizer, scaler, lr_batch, hr_batch, config: dict, s
     """One Adam step on a batch: LR [B, 3, h, w], HR [B, 3, 4h, 4w], both in [0, 1]."""
     lr = learning_rate(config, step)
     set_learning_rate(optimizer, lr)
-    lr_batch = lr_batch.to(config["device"], non_blocking=True).contiguous(memory_format=torch.channels_last)
-    hr_batch = hr_batch.to(config["device"], non_blocking=True).contiguous(memory_format=torch.channels_last)
+    lr_batch, hr_batch = batch_to_device(lr_batch, config), batch_to_device(hr_batch, config)
     with autocast(config):
         sr = generator(lr_batch)
     loss = PIXEL_LOSSES[config["loss"]](sr.float(), hr_batch)
