@@ -33,6 +33,19 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 status=0
 
+# merge_json PATTERN TARGET: the JSON files under $OUT matching PATTERN become one object {file stem: content}
+# in $OUT/TARGET (the device tool returns only a few files per call).
+merge_json() {
+  python3 - "$OUT" "$1" "$2" <<'EOF'
+import json, pathlib, sys
+out, pattern, target = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+parts = sorted(out.glob(pattern))
+(out / target).write_text(json.dumps({p.stem: json.loads(p.read_text()) for p in parts}, indent=1))
+for p in parts:
+    p.unlink()
+EOF
+}
+
 phase_build() {
   local arch
   arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
@@ -58,14 +71,7 @@ phase_bench() {
         --json "$OUT/profile-$precision${fused:+-fused}.json" || return 1
     done
   done
-  python3 - "$OUT" <<'EOF'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-parts = sorted(out.glob("profile-*.json"))
-(out / "cuda-profile.json").write_text(json.dumps([json.loads(p.read_text()) for p in parts], indent=1))
-for p in parts:
-    p.unlink()
-EOF
+  merge_json "profile-*.json" cuda-profile.json
   timeout 180 python3 benchmarks/latency.py --model random --device cuda --backends cuda torch \
     --precisions fp16 bf16 --sizes 540x960 128 --repeats 20 --warmup 3 --json "$OUT/latency-cuda.json"
 }
@@ -94,14 +100,7 @@ phase_variants() {
           --json "$OUT/variant-$name${fused:+-fused}.json" | sed -n "1s/^/$name: /p"
       done) 2>&1 | tee -a "$OUT/variants.log"
   done
-  python3 - "$OUT" <<'EOF2'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-parts = sorted(out.glob("variant-*.json"))
-(out / "variants.json").write_text(json.dumps({p.stem: json.loads(p.read_text()) for p in parts}, indent=1))
-for p in parts:
-    p.unlink()
-EOF2
+  merge_json "variant-*.json" variants.json
 }
 
 phase_train() {
