@@ -46,14 +46,20 @@ for p in parts:
 EOF
 }
 
-phase_build() {
+# build_here JOBS LOG: the extension in place in the current directory, CUDA for this GPU's compute capability
+# only (one architecture compiles in a fraction of the time of CI's four).
+build_here() {
   local arch
   arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
+  SRGAN_FAST_BUILD_NATIVE=require SRGAN_FAST_CUDA=ON SRGAN_FAST_CUDA_ARCHITECTURES="$arch" MAX_JOBS="$1" \
+    python3 setup.py build_ext --inplace >"$2" 2>&1
+}
+
+phase_build() {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
   python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
   nvcc --version | tail -2
-  SRGAN_FAST_BUILD_NATIVE=require SRGAN_FAST_CUDA=ON SRGAN_FAST_CUDA_ARCHITECTURES="$arch" MAX_JOBS=16 \
-    python3 setup.py build_ext --inplace >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
+  build_here 16 "$OUT/build.log" || { tail -40 "$OUT/build.log"; return 1; }
   grep -E "warning|ptxas" "$OUT/build.log" | head -20
   python3 -m srgan_fast.cli info
 }
@@ -77,16 +83,13 @@ phase_bench() {
 }
 
 phase_variants() {
-  local dir=$1 name arch
-  arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
+  local dir=$1 name
   for variant in "$dir"/*/; do
     name=$(basename "$variant")
     rm -rf "/tmp/variant-$name" && mkdir -p "/tmp/variant-$name"
     tar --exclude=./build --exclude=./.gpudata -cf - . | tar -xf - -C "/tmp/variant-$name"
     cp -r "$variant". "/tmp/variant-$name/"
-    (cd "/tmp/variant-$name" && SRGAN_FAST_BUILD_NATIVE=require SRGAN_FAST_CUDA=ON \
-      SRGAN_FAST_CUDA_ARCHITECTURES="$arch" MAX_JOBS=6 python3 setup.py build_ext --inplace >build.log 2>&1 \
-      || echo "variant $name: build failed") &
+    (cd "/tmp/variant-$name" && build_here 6 build.log || echo "variant $name: build failed") &
   done
   wait
   for variant in "$dir"/*/; do
