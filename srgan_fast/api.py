@@ -5,7 +5,9 @@ import glob
 import importlib.util
 import logging
 import math
+import os
 import sys
+import threading
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -40,8 +42,37 @@ def gpu_present() -> bool:
     return torch.cuda.is_available()
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this process could still get (MemAvailable on Linux, else physical memory), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
 class Upscaler:
     """A loaded model on a backend, ready for many images: ``Upscaler()(image)`` is ``upscale(image)``.
+
+    Thread safety: one Upscaler may be called from any number of threads at once, and each call returns
+    exactly (bit for bit) what it returns when called alone. Gathering tiles, scattering results, gray,
+    alpha and dtype conversions run in parallel in the calling threads; the backend's own compute is
+    serialised where the backend requires it (the native and CUDA engines run one batch at a time, each
+    batch using every core or the whole GPU; a TensorRT execution context runs one launch at a time).
 
     model: a shipped model name ("srgan", "srresnet") or a path to a .safetensors file, or GeneratorWeights.
     backend: "auto" (the fastest available for the device, reported in ``describe()``) or a registered name.
@@ -49,6 +80,8 @@ class Upscaler:
     precision: "fp32", "fp16", "bf16" (as the backend supports); None: fp16 on GPUs, fp32 on CPUs.
     tile: core size in input pixels of each tile (int or (h, w)); None sizes tiles from ``memory_budget``.
     batch_size: tiles per backend call; None fills ``memory_budget``.
+    memory_budget: bytes of working memory the tiler lets the backend use per call (default 3 GiB on CPUs,
+        4 GiB on GPUs); lower it when a call runs out of memory.
     backend_options: passed to the backend (e.g. channels_last=False for torch, threads=N for native).
     """
 
@@ -70,9 +103,14 @@ class Upscaler:
         self.halo = math.ceil(receptive_radius(self.weights.num_blocks))
         self.tile = tile
         self.batch_size = batch_size
+        if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):
+            raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
         self.memory_budget = memory_budget or DEFAULT_MEMORY_BUDGET[device_kind]
         self._plans: dict[tuple[int, int], TilePlan] = {}
-        self._buffer: np.ndarray | None = None
+        self._plans_lock = threading.Lock()
+        # Gather buffers are per thread: the engine reads a batch with the GIL released, so a buffer shared
+        # between threads would be refilled under it by another call.
+        self._thread_state = threading.local()
 
     def _first_working_backend(self, candidates: list[str], device: str, precision: str | None,
                                options: dict) -> Backend:
@@ -109,18 +147,23 @@ class Upscaler:
 
     def plan(self, image_hw: tuple[int, int]) -> TilePlan:
         """The tiling used for images of this size (made once per size)."""
-        if image_hw not in self._plans:
-            tile = self.tile or auto_tile(image_hw, self.halo, self.backend.bytes_per_input_pixel(), self.memory_budget)
-            self._plans[image_hw] = plan_tiles(image_hw, tile, self.halo)
-        return self._plans[image_hw]
+        with self._plans_lock:
+            if image_hw not in self._plans:
+                tile = self.tile or auto_tile(image_hw, self.halo, self.backend.bytes_per_input_pixel(),
+                                              self.memory_budget)
+                self._plans[image_hw] = plan_tiles(image_hw, tile, self.halo)
+            return self._plans[image_hw]
 
     def upscale(self, image):
         """H×W[×C] uint8/uint16/float32 array or PIL image -> the ×4 image, same type, dtype and channels."""
         if isinstance(image, Image.Image):
             array, mode = channels.from_pil(image)
-            return channels.to_pil(self._upscale_frames(channels.validate_array(array)[None])[0], mode)
-        return self._upscale_frames(channels.validate_array(image)[None])[0].reshape(
-            (SCALE * image.shape[0], SCALE * image.shape[1]) + image.shape[2:])
+            result = channels.to_pil(self._upscale_frames(channels.validate_array(array)[None])[0], mode)
+            channels.copy_pil_metadata(image, result)
+            return result
+        array = channels.validate_array(image)
+        return self._upscale_frames(array[None])[0].reshape(
+            (SCALE * array.shape[0], SCALE * array.shape[1]) + image.shape[2:])
 
     def upscale_batch(self, frames: np.ndarray) -> np.ndarray:
         """[N, H, W, C] equal-size frames (C in 1, 3, 4) -> [N, 4H, 4W, C]: tiles of all frames share batches."""
@@ -134,6 +177,33 @@ class Upscaler:
         return self._upscale_frames(frames)
 
     def _upscale_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Validated [N, H, W, C] -> [N, 4H, 4W, C]; memory errors say what to lower."""
+        self._check_output_fits(frames.shape, frames.dtype)
+        try:
+            return self._upscale_channels(frames)
+        except MemoryError:
+            _, h, w, c = frames.shape
+            output = format_bytes(self._output_bytes(frames.shape, frames.dtype))
+            raise MemoryError(f"out of memory upscaling {h}×{w}×{c} {frames.dtype} (output {output}) with a memory "
+                              f"budget of {format_bytes(self.memory_budget)}: lower it with memory_budget= "
+                              "(--memory-budget) or pass a smaller tile") from None
+
+    @staticmethod
+    def _output_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+        n, h, w, c = shape
+        return n * SCALE * h * SCALE * w * c * np.dtype(dtype).itemsize
+
+    def _check_output_fits(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Refuse, before allocating anything, an input whose ×4 output alone exceeds the memory there is."""
+        needed = self._output_bytes(shape, dtype)
+        available = available_memory()
+        if available is not None and needed > available:
+            n, h, w, c = shape
+            what = f"{h}×{w}×{c} {np.dtype(dtype)}" + (f" frames ×{n}" if n > 1 else " image")
+            raise InputError(f"the ×{SCALE} output of a {what} needs {format_bytes(needed)}, more than the "
+                             f"{format_bytes(available)} of memory available; upscale it in parts")
+
+    def _upscale_channels(self, frames: np.ndarray) -> np.ndarray:
         """Validated [N, H, W, C] -> [N, 4H, 4W, C]: gray and alpha around the RGB network."""
         count = frames.shape[3]
         if count == 1:
@@ -155,7 +225,7 @@ class Upscaler:
             return self.backend.run(rgb)  # the whole frames are the window: no gather, no scatter
         out = np.empty((n, SCALE * h, SCALE * w, 3), dtype=rgb.dtype)
         jobs = [(i, window) for i in range(n) for window in plan.windows()]
-        buffer = self._window_buffer((min(batch, len(jobs)), wh, ww, 3), rgb.dtype)
+        buffer = self._gather_buffer((min(batch, len(jobs)), wh, ww, 3), rgb.dtype)
         for start in range(0, len(jobs), batch):
             chunk = jobs[start : start + batch]
             for slot, (i, (window, _, _)) in enumerate(chunk):
@@ -165,11 +235,12 @@ class Upscaler:
                 out[i][in_image] = result[slot][in_window]
         return out
 
-    def _window_buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """The gather buffer, kept while frames keep their size (a video reuses one for every frame)."""
-        if self._buffer is None or self._buffer.shape != shape or self._buffer.dtype != dtype:
-            self._buffer = np.empty(shape, dtype=dtype)
-        return self._buffer
+    def _gather_buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """This thread's gather buffer, kept while frames keep their size (a video reuses one for every frame)."""
+        buffer = getattr(self._thread_state, "buffer", None)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._thread_state.buffer = np.empty(shape, dtype=dtype)
+        return buffer
 
     def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None) -> Iterator[np.ndarray]:
         """Frames in, ×4 frames out, in order; equal-size frames are batched (see srgan_fast.streaming)."""
@@ -178,14 +249,22 @@ class Upscaler:
         return stream_frames(self, frames, batch_size=batch_size)
 
 
-_cache: dict[tuple, Upscaler] = {}
+_cached: tuple[tuple, Upscaler] | None = None
+_cache_lock = threading.Lock()
 
 
 def upscale(image, *, model: str = DEFAULT_MODEL, backend: str = "auto", device: str | None = None,
-            precision: str | None = None, tile: int | None = None):
-    """Upscale one image ×4 (see ``Upscaler``); the loaded model is kept for the next call with the same options."""
-    key = (str(model), backend, device, precision, tile)
-    if key not in _cache:
-        _cache.clear()  # keep one model resident, not one per option set ever used
-        _cache[key] = Upscaler(model, backend=backend, device=device, precision=precision, tile=tile)
-    return _cache[key].upscale(image)
+            precision: str | None = None, tile: int | tuple[int, int] | None = None, memory_budget: int | None = None):
+    """Upscale one image ×4 (see ``Upscaler``); the loaded model is kept for the next call with the same options.
+
+    Safe from any number of threads: calls with the same options share one Upscaler; a call with other
+    options replaces it for later calls, while calls already running finish on the one they took.
+    """
+    global _cached
+    key = (str(model), backend, device, precision, tile, memory_budget)
+    with _cache_lock:  # one model resident, not one per option set ever used
+        if _cached is None or _cached[0] != key:
+            _cached = (key, Upscaler(model, backend=backend, device=device, precision=precision, tile=tile,
+                                     memory_budget=memory_budget))
+        upscaler = _cached[1]
+    return upscaler.upscale(image)

@@ -15,8 +15,15 @@ ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
 FULL_SCALE = {np.dtype(name): value for name, value in architecture.FULL_SCALE.items()}
 # BT.601 luma, the weights PIL uses for RGB -> L: how the model's RGB output returns to gray.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-# PIL modes and the array dtype they map to; other modes are converted to RGB(A) first.
-PIL_MODES = {"L": np.uint8, "RGB": np.uint8, "RGBA": np.uint8, "I;16": np.uint16}
+# PIL modes read as arrays directly, and the array dtype they map to.
+PIL_MODES = {"L": np.uint8, "RGB": np.uint8, "RGBA": np.uint8, "I;16": np.uint16, "I;16L": np.uint16,
+             "I;16B": np.uint16}
+# PIL modes converted first: mode -> (the mode the model's input is made in, the mode given back).
+PIL_CONVERTED_MODES = {"1": ("L", "L"), "LA": ("RGBA", "LA"), "La": ("LA", "LA"), "P": ("RGB", "RGB"),
+                       "PA": ("RGBA", "RGBA"), "RGBa": ("RGBA", "RGBA"), "RGBX": ("RGB", "RGB"),
+                       "CMYK": ("RGB", "RGB"), "YCbCr": ("RGB", "RGB"), "HSV": ("RGB", "RGB")}
+# Image.info entries that still describe the upscaled image (a resolution in dpi, say, would not).
+PIL_METADATA_KEYS = ("icc_profile", "exif")
 
 
 class InputError(ValueError):
@@ -27,6 +34,8 @@ def validate_array(image: np.ndarray) -> np.ndarray:
     """Check shape, dtype and values; returns the image as H×W×C (C in 1, 3, 4)."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a NumPy array or PIL image, got {type(image).__name__}")
+    if image.dtype.byteorder not in "=|" and image.dtype.newbyteorder("=") in ACCEPTED_DTYPES:
+        image = image.astype(image.dtype.newbyteorder("="))  # the other byte order of an accepted dtype
     if image.dtype not in ACCEPTED_DTYPES:
         hint = " (convert with .astype(np.float32))" if image.dtype.kind == "f" else ""
         raise InputError(f"expected dtype uint8, uint16 or float32, got {image.dtype}{hint}")
@@ -46,24 +55,36 @@ def validate_array(image: np.ndarray) -> np.ndarray:
 
 
 def from_pil(image: Image.Image) -> tuple[np.ndarray, str]:
-    """PIL image -> (H×W×C array, mode to give back). Palette and 1-bit images come back as RGB(A)/L."""
+    """PIL image -> (H×W×C array, mode to give back). Palette, 1-bit and other colour spaces come back as
+    RGB(A)/L (``PIL_CONVERTED_MODES``); premultiplied La/RGBa come back straight (LA/RGBA)."""
     mode = image.mode
     if mode in PIL_MODES:
-        array = np.asarray(image)
-        if mode == "I;16":
-            array = array.astype(np.uint16)
-        return array, mode
-    if mode in ("1", "LA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"):
-        has_alpha = "A" in mode or "a" in mode or (mode == "P" and "transparency" in image.info)
-        target = "RGBA" if has_alpha else ("L" if mode == "1" else "RGB")
-        return np.asarray(image.convert(target)), (mode if mode == "LA" else target)
-    raise InputError(f"unsupported PIL image mode {mode!r}: expected one of 1, L, LA, P, RGB, RGBA, I;16, CMYK")
+        return np.asarray(image).astype(PIL_MODES[mode]), ("I;16" if PIL_MODES[mode] == np.uint16 else mode)
+    if mode in PIL_CONVERTED_MODES:
+        target, give_back = PIL_CONVERTED_MODES[mode]
+        if mode == "P" and "transparency" in image.info:
+            target = give_back = "RGBA"
+        if mode == "La":  # Pillow converts La only to LA; LA then goes the LA way
+            image, mode, (target, give_back) = image.convert("LA"), "LA", PIL_CONVERTED_MODES["LA"]
+        return np.asarray(image.convert(target)), give_back
+    if mode == "LAB":
+        raise InputError("unsupported PIL image mode 'LAB': CIELAB needs a colour transform to become RGB; "
+                         "convert it with PIL.ImageCms first")
+    accepted = ", ".join(list(PIL_MODES) + list(PIL_CONVERTED_MODES))
+    raise InputError(f"unsupported PIL image mode {mode!r}: expected one of {accepted}")
 
 
 def to_pil(array: np.ndarray, mode: str) -> Image.Image:
     if mode == "LA":
         return Image.fromarray(array).convert("LA")
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def copy_pil_metadata(source: Image.Image, result: Image.Image) -> None:
+    """Carry the colour profile and EXIF of ``source`` onto its upscaled ``result``."""
+    for key in PIL_METADATA_KEYS:
+        if key in source.info:
+            result.info[key] = source.info[key]
 
 
 def gray_to_rgb(image: np.ndarray) -> np.ndarray:

@@ -27,6 +27,10 @@ from srgan_fast.atomic import atomic_output
 
 FORMAT = "srgan_fast.generator/1"
 DEFAULT_MODEL = "srgan"
+# Bounds on the architecture a file may declare, checked before anything is allocated for it (the paper's
+# network has 16 blocks of 64 channels; these leave room for far larger ones and refuse absurd metadata).
+MAX_BLOCKS = 256
+MAX_CHANNELS = 1024
 
 
 class WeightsError(ValueError):
@@ -95,23 +99,43 @@ def expected_tensor_shapes(num_blocks: int, channels: int) -> dict[str, tuple[in
     return shapes
 
 
-def _validate(tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str) -> None:
+def _declared_shapes(metadata: dict[str, str], source: str) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes the metadata's architecture implies, after bounding its numbers."""
     if metadata.get("format") != FORMAT:
         raise WeightsError(f"{source}: not an srgan_fast generator file (format {metadata.get('format')!r}, "
                            f"expected {FORMAT!r})")
     try:
-        expected = expected_tensor_shapes(int(metadata["num_blocks"]), int(metadata["channels"]))
+        num_blocks, channels = int(metadata["num_blocks"]), int(metadata["channels"])
     except (KeyError, ValueError) as exc:
         raise WeightsError(f"{source}: metadata lacks a valid num_blocks/channels ({exc})") from None
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if not (0 <= num_blocks <= MAX_BLOCKS and 1 <= channels <= MAX_CHANNELS):
+        raise WeightsError(f"{source}: metadata declares num_blocks={num_blocks}, channels={channels}; expected "
+                           f"0..{MAX_BLOCKS} blocks of 1..{MAX_CHANNELS} channels")
+    return expected_tensor_shapes(num_blocks, channels)
+
+
+def _check_shapes(got: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], source: str) -> None:
     if got != expected:
         missing = sorted(set(expected) - set(got))[:3]
         extra = sorted(set(got) - set(expected))[:3]
         wrong = [k for k in expected if k in got and got[k] != expected[k]][:3]
         raise WeightsError(f"{source}: tensors do not match the architecture in its metadata "
                            f"(missing {missing}, unexpected {extra}, wrong shape {wrong})")
+
+
+def _check_values(tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str) -> None:
+    """Finite values, then the sha256: a file can hash consistently and still hold NaN (black images)."""
+    bad = [name for name in sorted(tensors) if not np.isfinite(tensors[name]).all()]
+    if bad:
+        raise WeightsError(f"{source}: weights contain NaN or Inf (in {', '.join(bad[:3])}"
+                           f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''})")
     if tensors_sha256(tensors) != metadata.get("tensors_sha256"):
         raise WeightsError(f"{source}: corrupted weights (tensors sha256 does not match its metadata)")
+
+
+def _validate(tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str) -> None:
+    _check_shapes({k: tuple(v.shape) for k, v in tensors.items()}, _declared_shapes(metadata, source), source)
+    _check_values(tensors, metadata, source)
 
 
 def _pretrained_dir() -> Path:
@@ -141,8 +165,7 @@ def resolve_weights_path(model: str | os.PathLike) -> tuple[Path, str | None]:
 
 def load_weights(model: str | os.PathLike = DEFAULT_MODEL) -> GeneratorWeights:
     """Load a shipped model by name or a user's ``.safetensors`` file by path, verifying its integrity."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors import SafetensorError, safe_open
 
     path, expected_sha = resolve_weights_path(model)
     if not path.is_file():
@@ -151,15 +174,17 @@ def load_weights(model: str | os.PathLike = DEFAULT_MODEL) -> GeneratorWeights:
         raise WeightsError(f"{path}: corrupted weights (file sha256 does not match the package manifest); "
                            "reinstall srgan_fast")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
+        # Header first (metadata, names, shapes): a file is refused before any of its tensors is read.
         with safe_open(str(path), framework="numpy") as f:
             metadata = dict(f.metadata() or {})
+            expected = _declared_shapes(metadata, str(path))
+            _check_shapes({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, expected, str(path))
+            tensors = {k: np.ascontiguousarray(f.get_tensor(k), dtype=np.float32) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, WeightsError):
+            raise
         raise WeightsError(f"{path}: unreadable safetensors file ({exc})") from None
-    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
-    _validate(tensors, metadata, str(path))
+    _check_values(tensors, metadata, str(path))
     return GeneratorWeights(tensors, metadata, str(path))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -100,12 +101,18 @@ class OnnxRuntimeBackend(Backend):
         self.providers = providers if providers is not None else _providers_for(device)
         self.dynamic, self.threads = dynamic, threads
         self._sessions: OrderedDict[tuple, object] = OrderedDict()
+        # InferenceSession.run is thread-safe; the cache of sessions around it is not.
+        self._sessions_lock = threading.Lock()
 
     def _session(self, io: str, height: int, width: int):
         key = (io,) if self.dynamic else (io, height, width)
-        if key in self._sessions:
-            self._sessions.move_to_end(key)
-            return self._sessions[key]
+        with self._sessions_lock:
+            if key in self._sessions:
+                self._sessions.move_to_end(key)
+                return self._sessions[key]
+            return self._new_session(key, io, height, width)
+
+    def _new_session(self, key: tuple, io: str, height: int, width: int):
         import onnxruntime
 
         from srgan_fast.onnx_export import build_onnx_model

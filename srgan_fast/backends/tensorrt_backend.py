@@ -11,6 +11,7 @@ Not run yet on any GPU (see docs/tensorrt.md): the code follows TensorRT's docum
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 import numpy as np
 
@@ -77,11 +78,16 @@ class TensorRTBackend(Backend):
             raise ValueError(f"tensorrt {precision} needs calibration_images: a folder of sample images")
         self.cache = EngineCache(cache_dir)
         self._runners: dict[tuple, object] = {}
+        self._runners_lock = threading.Lock()  # one engine build per shape, however many threads ask for it
 
     def _runner(self, io: str, height: int, width: int):
         key = (io,) if self.dynamic else (io, height, width)
-        if key in self._runners:
+        with self._runners_lock:
+            if key not in self._runners:
+                self._runners[key] = self._new_runner(io, height, width)
             return self._runners[key]
+
+    def _new_runner(self, io: str, height: int, width: int):
         from srgan_fast.tensorrt.builder import engine_for
         from srgan_fast.tensorrt.options import BuildOptions
         from srgan_fast.tensorrt.runtime import EngineLoadError, EngineRunner
@@ -97,7 +103,6 @@ class TensorRTBackend(Backend):
             self.cache.discard(cache_key, str(exc))
             engine, _ = engine_for(self.weights, options, **build)
             runner = EngineRunner(engine, self.device_index, self.use_cuda_graph)
-        self._runners[key] = runner
         return runner
 
     def _launch_batches(self, x: np.ndarray) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ Nothing is imported from TensorRT, torch or CUDA until a runner is made.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -94,7 +95,9 @@ class _Slot:
 class EngineRunner:
     """A deserialized engine and its slots; runs batches in the engine's own I/O layout and dtype.
 
-    Static engines take exactly their built batch shape; the backend pads the last batch.
+    Static engines take exactly their built batch shape; the backend pads the last batch. One run at a time:
+    the slots' contexts, staging buffers and graphs are bound to fixed memory, so concurrent callers take turns
+    (the GPU would run their launches one after the other anyway).
     """
 
     def __init__(self, engine_bytes: bytes, device_index: int = 0, use_cuda_graph: bool = True):
@@ -117,6 +120,7 @@ class EngineRunner:
         self.dtypes = (_torch_dtype(self.engine.get_tensor_dtype(INPUT_NAME)),
                        _torch_dtype(self.engine.get_tensor_dtype(OUTPUT_NAME)))
         self._slots: dict[tuple[int, ...], list[_Slot]] = {}
+        self._lock = threading.Lock()
 
     def slots(self, input_shape: tuple[int, ...]) -> list[_Slot]:
         import torch
@@ -129,6 +133,10 @@ class EngineRunner:
 
     def run_host(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """Host arrays (each one launch, in the engine's layout) -> host outputs, copies overlapping compute."""
+        with self._lock:
+            return self._run_host(batches)
+
+    def _run_host(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         import torch
 
         results: list[np.ndarray | None] = [None] * len(batches)
@@ -158,6 +166,10 @@ class EngineRunner:
 
         Runs on the caller's current stream's order: the slot's stream waits for it, and it waits for the result.
         """
+        with self._lock:
+            return self._run_device(batch)
+
+    def _run_device(self, batch):
         import torch
 
         x = batch if isinstance(batch, torch.Tensor) else torch.from_dlpack(batch)
