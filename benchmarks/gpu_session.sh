@@ -8,7 +8,8 @@
 #   build   the extension in place, CUDA code for this GPU's compute capability only (fast to compile)
 #   test    every test marked `cuda` (kernels, engine, backend against the torch reference)
 #   bench   `srgan-fast cuda-profile` (fp16/bf16; per-layer and fused-block variants) and benchmarks/latency.py,
-#           the cuda backend beside torch fp16/bf16 channels_last (cuDNN) in one run, on a 540x960 -> 4K frame
+#           the cuda backend beside torch's three anchors (channels_last, + cudnn.benchmark, + torch.compile
+#           max-autotune) in one run, on a 540x960 -> 4K frame: host-to-host and GPU forward time of each
 #   variants DIR   A/B kernel variants in one call: DIR holds one folder per variant with the files that replace
 #           the working tree's (e.g. DIR/v0/csrc/ops/cuda/conv_mma.cu); each is built in its own copy, its cuda
 #           kernel and engine tests run, and it is profiled (fp16, fused and two-kernel blocks): variants.json.
@@ -78,8 +79,12 @@ phase_bench() {
     done
   done
   merge_json "profile-*.json" cuda-profile.json
-  timeout 180 python3 benchmarks/latency.py --model random --device cuda --backends cuda torch \
-    --precisions fp16 bf16 --sizes 540x960 128 --repeats 20 --warmup 3 --json "$OUT/latency-cuda.json"
+  # The torch anchors: channels_last, + cudnn.benchmark, + torch.compile max-autotune (minutes of autotuning
+  # for its one shape, hence fp16 at 4K only); then both precisions at 128^2 without the compiled anchor.
+  timeout 480 python3 benchmarks/latency.py --model random --device cuda --backends cuda torch \
+    --precisions fp16 --sizes 540x960 --repeats 20 --warmup 3 --json "$OUT/latency-cuda-4k.json"
+  timeout 120 python3 benchmarks/latency.py --model random --device cuda --backends cuda torch --no-compile \
+    --precisions fp16 bf16 --sizes 128 --repeats 20 --warmup 3 --json "$OUT/latency-cuda-128.json"
 }
 
 phase_variants() {

@@ -5,13 +5,20 @@
 
 Each configuration is warmed up, then the configurations are timed in interleaved rounds (one call of each per
 round), so that a change in machine load hits all of them alike; the median per configuration is reported.
-Ratios are against the baseline row (torch fp32 channels_last), measured in this same run. Effective GFLOP/s
-counts the network's 4.44 MFLOP per input pixel (16 blocks, 64 channels), not the tiling overhead, which is
-reported on its own.
+Ratios are against the baseline row (torch fp32 channels_last on CPUs; on GPUs the strongest torch anchor of
+the same precision, see below), measured in this same run. Effective GFLOP/s counts the network's 4.44 MFLOP
+per input pixel (16 blocks, 64 channels), not the tiling overhead, which is reported on its own.
+
+On a GPU, torch runs as a user who cares about speed would run it too: channels_last alone, with
+``torch.backends.cudnn.benchmark`` on (set around that configuration's calls only), and through
+``torch.compile(mode="max-autotune")`` (CUDA graphs on), each warmed up before timing. Every GPU row reports
+both host-to-host ``Upscaler.upscale`` (``ms``) and the GPU time of the forward alone (``gpu_forward_ms``:
+CUDA events around the model on a device tensor for torch; the engine's own graph-replay timing for cuda).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -33,6 +40,57 @@ from srgan_fast.weights import (FORMAT, GeneratorWeights, expected_tensor_shapes
                                 tensors_sha256)
 
 BASELINE = ("torch", "fp32", "channels_last")
+CUDNN_BENCHMARK = "channels_last+cudnn.benchmark"
+TORCH_GPU_ANCHORS = ("channels_last", CUDNN_BENCHMARK, "compile-max-autotune")
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(variant: str):
+    """cuDNN autotuning on for the configuration that asks for it, off for every other (it is a global flag)."""
+    import torch
+
+    torch.backends.cudnn.benchmark = variant == CUDNN_BENCHMARK
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = False
+
+
+def timed_upscale(key: tuple, upscaler: Upscaler, image: np.ndarray) -> float:
+    """Seconds of one host-to-host ``upscale``."""
+    context = cudnn_benchmark(key[2]) if key[0] == "torch" and upscaler.device.startswith("cuda") \
+        else contextlib.nullcontext()
+    with context:
+        start = time.perf_counter()
+        upscaler.upscale(image)
+        return time.perf_counter() - start
+
+
+def gpu_forward_ms(key: tuple, upscaler: Upscaler, h: int, w: int, repeats: int) -> float | None:
+    """Median GPU time of the forward alone on an h x w input already on the device, or None where there
+    is no such timing (CPU rows, tensorrt)."""
+    if not upscaler.device.startswith("cuda"):
+        return None
+    backend = upscaler.backend
+    if key[0] == "cuda":
+        return backend._engine.profile(1, h, w, repeats)["forward_ms"]
+    if key[0] != "torch":
+        return None
+    import torch
+
+    x = torch.rand(1, 3, h, w, device=upscaler.device).to(backend._dtype).contiguous(
+        memory_format=backend._memory_format)
+    samples = []
+    with cudnn_benchmark(key[2]), torch.inference_mode():
+        backend.model(x)  # warm-up (compiled models: already compiled for this shape by the upscale warm-up)
+        for _ in range(repeats):
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            backend.model(x)
+            stop.record()
+            stop.synchronize()
+            samples.append(start.elapsed_time(stop))
+    return statistics.median(samples)
 
 
 def flops_per_input_pixel(weights: GeneratorWeights) -> float:
@@ -60,7 +118,7 @@ def random_weights(num_blocks: int = 16, channels: int = 64) -> GeneratorWeights
     return GeneratorWeights(tensors, metadata)
 
 
-def configurations(device: str, backends: list[str] | None, precisions: list[str] | None):
+def configurations(device: str, backends: list[str] | None, precisions: list[str] | None, compile_torch: bool):
     """(backend, precision, variant, backend options) for everything runnable here."""
     rows = []
     for name, reason in availability().items():
@@ -76,6 +134,11 @@ def configurations(device: str, backends: list[str] | None, precisions: list[str
                 rows.append((name, precision, "channels_last", {"channels_last": True}))
                 if precision == "fp32":
                     rows.append((name, precision, "nchw", {"channels_last": False}))
+                if device.startswith("cuda") and precision != "fp32":
+                    rows.append((name, precision, CUDNN_BENCHMARK, {"channels_last": True}))
+                    if compile_torch:
+                        rows.append((name, precision, "compile-max-autotune",
+                                     {"channels_last": True, "compile_mode": "max-autotune"}))
             else:
                 rows.append((name, precision, "", {}))
     return rows
@@ -129,12 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--tile", type=int, help="tile core size (default: automatic)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="leave out the torch.compile anchor on GPUs (its autotuning takes minutes per shape)")
     parser.add_argument("--json", help="write results here (default: benchmarks/results/latency-<host>-<time>.json)")
     args = parser.parse_args(argv)
 
     weights = random_weights() if args.model == "random" else load_weights(args.model)
     flops = flops_per_input_pixel(weights)
-    configs = configurations(args.device, args.backends, args.precisions)
+    configs = configurations(args.device, args.backends, args.precisions, compile_torch=not args.no_compile)
     upscalers = {}
     for backend, precision, variant, options in configs:
         upscalers[(backend, precision, variant)] = Upscaler(weights, backend=backend, device=args.device,
@@ -146,12 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[tuple, list[float]] = {key: [] for key in upscalers}
         for key, upscaler in upscalers.items():
             for _ in range(args.warmup):
-                upscaler.upscale(image)
+                timed_upscale(key, upscaler, image)
         for _ in range(args.repeats):
             for key, upscaler in upscalers.items():
-                start = time.perf_counter()
-                upscaler.upscale(image)
-                times[key].append(time.perf_counter() - start)
+                times[key].append(timed_upscale(key, upscaler, image))
         for key, samples in times.items():
             ms = statistics.median(samples) * 1e3
             plan = upscalers[key].plan((h, w))
@@ -163,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                             "effective_gflops": round(flops * h * w / ms / 1e6, 1),
                             "tile_windows": plan.num_windows, "tile_window_hw": list(plan.window_hw),
                             "tiling_overhead": round(plan.overhead, 3), "repeats": args.repeats})
+            forward = gpu_forward_ms(key, upscalers[key], h, w, args.repeats)
+            if forward is not None:
+                results[-1]["gpu_forward_ms"] = round(forward, 3)
 
     print_table(results)
     report = {"machine": machine_description(args.device), "device": args.device, "model": weights.name,
@@ -176,18 +242,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def baseline_ms(rows: list[dict], precision: str, field: str) -> float | None:
+    """The anchor a row is compared with: on GPUs the fastest torch anchor of its precision (or of fp16 for
+    precisions torch does not run there), else torch fp32 channels_last."""
+    gpu = any("gpu_forward_ms" in r for r in rows)
+    if not gpu:
+        return next((r.get(field) for r in rows if (r["backend"], r["precision"], r["variant"]) == BASELINE), None)
+    anchors = [r[field] for r in rows if r["backend"] == "torch" and r["variant"] in TORCH_GPU_ANCHORS
+               and field in r and r["precision"] == precision]
+    if not anchors and precision != "fp16":
+        return baseline_ms(rows, "fp16", field)
+    return min(anchors, default=None)
+
+
 def print_table(results: list[dict]) -> None:
-    header = (f"{'size':>9} {'backend':12} {'precision':9} {'variant':14} {'median ms':>10} {'MP/s in':>8} "
-              f"{'GFLOP/s':>8} {'vs base':>8} {'windows':>8} {'overhead':>8}")
+    header = (f"{'size':>9} {'backend':12} {'precision':9} {'variant':30} {'median ms':>10} {'GPU fwd ms':>10} "
+              f"{'MP/s in':>8} {'GFLOP/s':>8} {'vs base':>8} {'fwd vs':>8} {'windows':>8} {'overhead':>8}")
     print(header)
     print("-" * len(header))
     for size in dict.fromkeys(r["size"] for r in results):
         rows = [r for r in results if r["size"] == size]
-        base = next((r["ms"] for r in rows if (r["backend"], r["precision"], r["variant"]) == BASELINE), None)
         for r in sorted(rows, key=lambda r: r["ms"]):
+            base = baseline_ms(rows, r["precision"], "ms")
+            base_forward = baseline_ms(rows, r["precision"], "gpu_forward_ms")
             ratio = f"{base / r['ms']:.2f}x" if base else "-"
-            print(f"{size!s:>9} {r['backend']:12} {r['precision']:9} {r['variant']:14} {r['ms']:>10.1f} "
-                  f"{r['megapixels_per_s']:>8.3f} {r['effective_gflops']:>8.1f} {ratio:>8} {r['tile_windows']:>8} "
+            forward = r.get("gpu_forward_ms")
+            forward_ratio = f"{base_forward / forward:.2f}x" if forward and base_forward else "-"
+            print(f"{size!s:>9} {r['backend']:12} {r['precision']:9} {r['variant']:30} {r['ms']:>10.1f} "
+                  f"{forward if forward is not None else '-':>10} {r['megapixels_per_s']:>8.3f} "
+                  f"{r['effective_gflops']:>8.1f} {ratio:>8} {forward_ratio:>8} {r['tile_windows']:>8} "
                   f"{r['tiling_overhead']:>8.3f}")
 
 

@@ -37,7 +37,10 @@ class TorchBackend(Backend):
     def supported_precisions(cls, device: str) -> tuple[str, ...]:
         return ("fp32", "fp16", "bf16") if device.startswith("cuda") else ("fp32", "bf16")
 
-    def __init__(self, weights: GeneratorWeights, device: str, precision: str, channels_last: bool = True):
+    def __init__(self, weights: GeneratorWeights, device: str, precision: str, channels_last: bool = True,
+                 compile_mode: str | None = None):
+        """compile_mode: run the model through ``torch.compile(mode=compile_mode)``, e.g. "max-autotune"
+        (which also replays CUDA graphs on GPUs); each new tile shape compiles once, which takes minutes."""
         reason = self.unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
@@ -51,6 +54,9 @@ class TorchBackend(Backend):
         self._dtype = getattr(torch, _TORCH_DTYPES[precision])
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = build_generator(weights).to(device=device, dtype=self._dtype, memory_format=self._memory_format)
+        self.compile_mode = compile_mode
+        if compile_mode is not None:
+            self.model = torch.compile(self.model, mode=compile_mode)
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -74,3 +80,8 @@ class TorchBackend(Backend):
         # shuffled result (C at 4x): about 36 C values per input pixel.
         element = 4 if self.precision == "fp32" else 2
         return 36 * self.weights.channels * element + 64
+
+    def describe(self) -> str:
+        layout = "channels_last" if self.channels_last else "NCHW"
+        compiled = f", torch.compile {self.compile_mode}" if self.compile_mode else ""
+        return f"torch ({self.device}, {self.precision}, {layout}{compiled})"
