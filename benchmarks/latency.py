@@ -34,10 +34,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
+from srgan_fast.architecture import srresnet  # noqa: E402
 from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.backends import availability, get_backend_class  # noqa: E402
-from srgan_fast.weights import (FORMAT, GeneratorWeights, expected_tensor_shapes, load_weights,  # noqa: E402
-                                tensors_sha256)
+from srgan_fast.weights import load_weights, random_weights  # noqa: E402
 
 BASELINE = ("torch", "fp32", "channels_last")
 CUDNN_BENCHMARK = "channels_last+cudnn.benchmark"
@@ -91,31 +91,6 @@ def gpu_forward_ms(key: tuple, upscaler: Upscaler, h: int, w: int, repeats: int)
             stop.synchronize()
             samples.append(start.elapsed_time(stop))
     return statistics.median(samples)
-
-
-def flops_per_input_pixel(weights: GeneratorWeights) -> float:
-    """Multiply-adds × 2 of every conv, per input pixel, counting each conv at the resolution it runs at."""
-    total = 0.0
-    for name, tensor in weights.tensors.items():
-        if tensor.ndim != 4:
-            continue
-        out_ch, in_ch, kh, kw = tensor.shape
-        pixels = {"upsample.1": 4, "tail": 16}.get(name.rsplit(".", 2)[0], 1)
-        total += 2.0 * out_ch * in_ch * kh * kw * pixels
-    return total
-
-
-def random_weights(num_blocks: int = 16, channels: int = 64) -> GeneratorWeights:
-    """The real architecture with random weights: timing does not depend on the values."""
-    rng = np.random.default_rng(0)
-    tensors = {}
-    for name, shape in expected_tensor_shapes(num_blocks, channels).items():
-        fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else 1
-        tensors[name] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32) if len(shape) == 4 \
-            else np.full(shape, 0.1, np.float32)
-    metadata = {"format": FORMAT, "name": "random", "num_blocks": str(num_blocks), "channels": str(channels),
-                "tensors_sha256": tensors_sha256(tensors)}
-    return GeneratorWeights(tensors, metadata)
 
 
 def configurations(device: str, backends: list[str] | None, precisions: list[str] | None, compile_torch: bool):
@@ -197,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write results here (default: benchmarks/results/latency-<host>-<time>.json)")
     args = parser.parse_args(argv)
 
-    weights = random_weights() if args.model == "random" else load_weights(args.model)
-    flops = flops_per_input_pixel(weights)
+    weights = random_weights(srresnet()) if args.model == "random" else load_weights(args.model)
+    flops = weights.network.flops_per_input_pixel()
     configs = configurations(args.device, args.backends, args.precisions, compile_torch=not args.no_compile)
     upscalers = {}
     for backend, precision, variant, options in configs:

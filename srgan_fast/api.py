@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_fast import channels
-from srgan_fast.architecture import SCALE, receptive_radius
+from srgan_fast.architecture import SCALE
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.channels import InputError
 from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
@@ -100,7 +100,7 @@ class Upscaler:
         self.backend_name = self.backend.name
         if backend == "auto":
             log.info("srgan_fast: auto picked backend %s", self.backend.describe())
-        self.halo = math.ceil(receptive_radius(self.weights.num_blocks))
+        self.halo = math.ceil(self.weights.network.receptive_radius())
         self.tile = tile
         self.batch_size = batch_size
         if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):

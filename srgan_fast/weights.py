@@ -1,19 +1,22 @@
-"""Generator weights: safetensors files (no pickle, nothing runs on load) with metadata, loaded without torch.
+"""Network weights: safetensors files (no pickle, nothing runs on load) with metadata, loaded without torch.
 
-A weights file holds the BN-folded generator (``fold_batchnorm``), float32, under the parameter names of
-``Generator(batch_norm=False).state_dict()``. Its metadata (all strings, as safetensors requires):
+A weights file holds the folded (inference) network, float32, under the tensor names of its description
+(``srgan_fast.architecture``). Its metadata (all strings, as safetensors requires):
 
-  format           "srgan_fast.generator/1"
-  name             model name, e.g. "srresnet"
-  num_blocks       "16"              channels "64"            scale "4"
-  input_range      "0,1"             output_range "0,1"
-  tensors_sha256   sha256 over the tensors (names, shapes, bytes in name order): detects corruption in any file
-  training_*, eval_* free-form facts written by ``training.export`` (data, steps, PSNR scored)
+  format              "srgan_fast.generator/1"
+  name                model name, e.g. "srresnet"
+  architecture        "srresnet" | "msrresnet" | "srvgg_compact"
+  architecture_params JSON of the architecture's parameters, e.g. {"num_blocks": 16, "channels": 64, "scale": 4};
+                      absent in files written before it existed: then num_blocks/channels/scale (srresnet)
+  scale "4"  input_range "0,1"  output_range "0,1"
+  tensors_sha256      sha256 over the tensors (names, shapes, bytes in name order): detects corruption in any file
+  training_*, eval_*  free-form facts written by ``training.export`` (data, steps, PSNR scored)
 
 Named models ship in ``srgan_fast/pretrained/`` beside ``manifest.json``, which also records each file's sha256.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,14 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from srgan_fast.architecture import Network, build, srresnet
 from srgan_fast.atomic import atomic_output
 
 FORMAT = "srgan_fast.generator/1"
 DEFAULT_MODEL = "srgan"
-# Bounds on the architecture a file may declare, checked before anything is allocated for it (the paper's
-# network has 16 blocks of 64 channels; these leave room for far larger ones and refuse absurd metadata).
-MAX_BLOCKS = 256
-MAX_CHANNELS = 1024
 
 
 class WeightsError(ValueError):
@@ -45,13 +45,22 @@ class GeneratorWeights:
     metadata: dict[str, str] = field(default_factory=dict)
     source: str = "<memory>"
 
-    @property
-    def num_blocks(self) -> int:
-        return int(self.metadata["num_blocks"])
+    @functools.cached_property
+    def network(self) -> Network:
+        """The description of the network these tensors belong to (from the metadata)."""
+        return network_from_metadata(self.metadata, self.source)
 
     @property
     def channels(self) -> int:
-        return int(self.metadata["channels"])
+        return self.network.channels
+
+    @property
+    def num_blocks(self) -> int:  # transitional, until every engine reads the description
+        return self.network.params["num_blocks"]
+
+    @property
+    def scale(self) -> int:
+        return self.network.scale
 
     @property
     def name(self) -> str:
@@ -79,39 +88,28 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def expected_tensor_shapes(num_blocks: int, channels: int) -> dict[str, tuple[int, ...]]:
-    """The parameter names and shapes of a folded generator, for validating files without torch."""
-    c = channels
-    shapes: dict[str, tuple[int, ...]] = {
-        "head.weight": (c, 3, 9, 9), "head.bias": (c,), "head_prelu.weight": (c,),
-        "trunk_conv.weight": (c, c, 3, 3), "trunk_conv.bias": (c,),
-        "tail.weight": (3, c, 9, 9), "tail.bias": (3,),
-    }
-    for i in range(num_blocks):
-        for conv in ("conv1", "conv2"):
-            shapes[f"blocks.{i}.{conv}.weight"] = (c, c, 3, 3)
-            shapes[f"blocks.{i}.{conv}.bias"] = (c,)
-        shapes[f"blocks.{i}.prelu.weight"] = (c,)
-    for j in range(2):
-        shapes[f"upsample.{j}.conv.weight"] = (4 * c, c, 3, 3)
-        shapes[f"upsample.{j}.conv.bias"] = (4 * c,)
-        shapes[f"upsample.{j}.prelu.weight"] = (c,)
-    return shapes
+def architecture_metadata(network: Network) -> dict[str, str]:
+    """The metadata entries that record which network a file holds."""
+    return {"architecture": network.architecture, "architecture_params": json.dumps(network.params),
+            "scale": str(network.scale)}
 
 
-def _declared_shapes(metadata: dict[str, str], source: str) -> dict[str, tuple[int, ...]]:
-    """The tensor shapes the metadata's architecture implies, after bounding its numbers."""
+def network_from_metadata(metadata: dict[str, str], source: str) -> Network:
+    """The description a file's metadata declares; its numbers are bounded before anything is built."""
     if metadata.get("format") != FORMAT:
         raise WeightsError(f"{source}: not an srgan_fast generator file (format {metadata.get('format')!r}, "
                            f"expected {FORMAT!r})")
     try:
+        if "architecture_params" in metadata:
+            params = json.loads(metadata["architecture_params"])
+            if not isinstance(params, dict):
+                raise ValueError(f"architecture_params must be a JSON object, got {metadata['architecture_params']!r}")
+            return build(metadata.get("architecture", ""), params)
+        # Files from before architecture_params: the paper's network, by its two numbers.
         num_blocks, channels = int(metadata["num_blocks"]), int(metadata["channels"])
+        return srresnet(num_blocks, channels, int(metadata.get("scale", "4")))
     except (KeyError, ValueError) as exc:
-        raise WeightsError(f"{source}: metadata lacks a valid num_blocks/channels ({exc})") from None
-    if not (0 <= num_blocks <= MAX_BLOCKS and 1 <= channels <= MAX_CHANNELS):
-        raise WeightsError(f"{source}: metadata declares num_blocks={num_blocks}, channels={channels}; expected "
-                           f"0..{MAX_BLOCKS} blocks of 1..{MAX_CHANNELS} channels")
-    return expected_tensor_shapes(num_blocks, channels)
+        raise WeightsError(f"{source}: metadata does not declare a valid network ({exc})") from None
 
 
 def _check_shapes(got: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], source: str) -> None:
@@ -134,7 +132,8 @@ def _check_values(tensors: dict[str, np.ndarray], metadata: dict[str, str], sour
 
 
 def _validate(tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str) -> None:
-    _check_shapes({k: tuple(v.shape) for k, v in tensors.items()}, _declared_shapes(metadata, source), source)
+    expected = network_from_metadata(metadata, source).tensor_shapes()
+    _check_shapes({k: tuple(v.shape) for k, v in tensors.items()}, expected, source)
     _check_values(tensors, metadata, source)
 
 
@@ -177,7 +176,7 @@ def load_weights(model: str | os.PathLike = DEFAULT_MODEL) -> GeneratorWeights:
         # Header first (metadata, names, shapes): a file is refused before any of its tensors is read.
         with safe_open(str(path), framework="numpy") as f:
             metadata = dict(f.metadata() or {})
-            expected = _declared_shapes(metadata, str(path))
+            expected = network_from_metadata(metadata, str(path)).tensor_shapes()
             _check_shapes({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, expected, str(path))
             tensors = {k: np.ascontiguousarray(f.get_tensor(k), dtype=np.float32) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
@@ -200,3 +199,27 @@ def save_weights(path: str | os.PathLike, tensors: dict[str, np.ndarray], metada
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return file_sha256(path)
+
+
+def weights_for(network: Network, tensors: dict[str, np.ndarray], name: str,
+                extra_metadata: dict[str, str] | None = None, source: str = "<memory>") -> GeneratorWeights:
+    """In-memory weights of ``network`` with the metadata a file of them would carry (checked like a file)."""
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
+    metadata = {**(extra_metadata or {}), "format": FORMAT, "name": name, **architecture_metadata(network),
+                "input_range": "0,1", "output_range": "0,1", "tensors_sha256": tensors_sha256(tensors)}
+    _validate(tensors, metadata, source)
+    return GeneratorWeights(tensors, metadata, source)
+
+
+def random_weights(network: Network, seed: int = 0) -> GeneratorWeights:
+    """``network`` with random values scaled by fan-in (activations stay O(1)): for timing and tests."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in network.tensor_shapes().items():
+        if len(shape) == 4:  # conv weights
+            tensors[name] = rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))
+        elif name.endswith(".bias"):
+            tensors[name] = rng.uniform(-0.05, 0.05, shape)
+        else:  # PReLU slopes
+            tensors[name] = rng.uniform(0.05, 0.3, shape)
+    return weights_for(network, tensors, "random")

@@ -17,7 +17,8 @@ import numpy as np
 
 from srgan_fast.atomic import write_bytes_atomically
 from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
-from srgan_fast.weights import GeneratorWeights
+from srgan_fast.architecture import srresnet
+from srgan_fast.weights import GeneratorWeights, random_weights
 
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16", np.dtype(np.float32): "float32"}
 # __cuda_array_interface__ typestr (byte order '<' or '|') -> dtype name the engine takes.
@@ -165,19 +166,6 @@ class CudaBackend(Backend):
         return f"cuda ({self._engine.device_name}, {self.device}, {self.precision})"
 
 
-def _random_weights(num_blocks: int, channels: int) -> GeneratorWeights:
-    """The architecture with random weights: kernel timings do not depend on the values."""
-    from srgan_fast.weights import FORMAT, expected_tensor_shapes, tensors_sha256
-
-    rng = np.random.default_rng(0)
-    tensors = {name: (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
-               if len(shape) == 4 else np.full(shape, 0.1, np.float32)
-               for name, shape in expected_tensor_shapes(num_blocks, channels).items()}
-    metadata = {"format": FORMAT, "name": "random", "num_blocks": str(num_blocks), "channels": str(channels),
-                "tensors_sha256": tensors_sha256(tensors)}
-    return GeneratorWeights(tensors, metadata)
-
-
 def _git_commit() -> str:
     import subprocess
     from pathlib import Path
@@ -201,7 +189,7 @@ def _profile_command(args) -> int:
     if reason:
         print(f"error: the cuda backend cannot run here: {reason}")
         return 1
-    backend = CudaBackend(_random_weights(args.blocks, args.channels), args.device, args.precision,
+    backend = CudaBackend(random_weights(srresnet(args.blocks, args.channels)), args.device, args.precision,
                           batch_size=args.batch, use_graphs=not args.no_graphs, fuse_blocks=args.fuse_blocks)
     report = backend._engine.profile(args.batch, h, w, args.repeats)
     _C = _native_module()
