@@ -57,32 +57,20 @@ py::dict cpu_info() {
   return d;
 }
 
-TensorMap tensors_from_dict(const py::dict& tensors) {
-  TensorMap map;
-  for (const auto& [key, value] : tensors) {
-    if (!py::isinstance<py::str>(key))
-      throw std::invalid_argument("weights: expected tensor names as str, got " +
-                                  py::str(py::type::of(key)).cast<std::string>());
-    const std::string name = key.cast<std::string>();
-    map[name] = tensor_from_array(value, name);
-  }
-  return map;
-}
-
-std::unique_ptr<CpuEngine> make_engine(const py::dict& tensors, int num_blocks, int channels,
+std::unique_ptr<CpuEngine> make_engine(const py::list& layers, int scale, const std::string& image_skip,
                                        const std::string& precision, int threads, const std::string& path) {
   EngineOptions options;
   options.precision = parse_precision(precision);
   options.threads = threads;
   options.path = path;
-  return std::make_unique<CpuEngine>(tensors_from_dict(tensors), num_blocks, channels, options);
+  return std::make_unique<CpuEngine>(network_from_records(layers, scale, image_skip), options);
 }
 
 py::array run_engine(CpuEngine& engine, const py::array& tiles) {
   const DType dtype = image_dtype(tiles, "tiles");
   check_nhwc(tiles, 3, "tiles");
-  const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2));
-  py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{n, 4 * h, 4 * w, 3});
+  const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2)), s = engine.scale();
+  py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{n, s * h, s * w, 3});
   const void* in_ptr = tiles.data();
   void* out_ptr = out.mutable_data();
   {
@@ -102,20 +90,20 @@ PYBIND11_MODULE(_C, m) {
   m.def("build_info", &build_info, "How this module was built: compiler, CPU paths compiled, OpenMP, CUDA.");
   m.def("cpu_info", &cpu_info, "This CPU's features and the kernel paths runnable at each precision.");
 
-  py::class_<CpuEngine>(m, "Engine", "The generator on CPU: run([N, h, w, 3] tiles) -> [N, 4h, 4w, 3].")
-      .def(py::init(&make_engine), py::arg("tensors"), py::arg("num_blocks"), py::arg("channels"),
+  py::class_<CpuEngine>(m, "Engine", "A network on CPU: run([N, h, w, 3] tiles) -> [N, s*h, s*w, 3].")
+      .def(py::init(&make_engine), py::arg("layers"), py::arg("scale"), py::arg("image_skip") = "none",
            py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
-           "tensors: name -> float32 array of the folded generator (weights.expected_tensor_shapes); "
-           "precision: 'fp32' | 'bf16'; threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | "
-           "'avx2' | 'avx512'.")
+           "layers: the description's layer records (srgan_fast.backends.base.engine_layers); scale: the "
+           "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16'; threads: 0 = "
+           "every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'.")
       .def("run", &run_engine, py::arg("tiles"),
-           "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, 4h, 4w, 3] of the same dtype")
+           "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same dtype")
       .def("workspace_bytes", &CpuEngine::workspace_bytes, py::arg("n"), py::arg("h"), py::arg("w"))
       .def_property_readonly("precision", [](const CpuEngine& e) { return precision_name(e.precision()); })
       .def_property_readonly("path", &CpuEngine::path)
       .def_property_readonly("threads", &CpuEngine::threads)
-      .def_property_readonly("num_blocks", &CpuEngine::num_blocks)
-      .def_property_readonly("channels", &CpuEngine::channels);
+      .def_property_readonly("scale", &CpuEngine::scale)
+      .def_property_readonly("num_layers", &CpuEngine::num_layers);
 
   py::module_ ops = m.def_submodule("ops", "Each fused op alone, for tests: NHWC float32 feature maps.");
   bind_ops(ops);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/model_weights.h"
+#include "engine/network_spec.h"
 #include "ops/params.h"
 
 namespace srgan_fast::bindings {
@@ -66,6 +66,11 @@ inline void check_nhwc(const py::array& a, int channels, const char* what) {
                                 shape_of(a));
 }
 
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
 // A float32 tensor of exactly `shape`, copied.
 inline Tensor tensor_from_array(const py::handle& obj, const std::string& name,
                                 const std::vector<int64_t>* expected_shape = nullptr) {
@@ -86,6 +91,38 @@ inline Tensor tensor_from_array(const py::handle& obj, const std::string& name,
   const auto contiguous = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
   t.data.assign(contiguous.data(), contiguous.data() + contiguous.size());
   return t;
+}
+
+// The layer records of srgan_fast.backends.base.engine_layers (a list of dicts, one per layer of the
+// description, each with its weight, bias and slopes arrays) -> the engines' NetworkSpec, validated.
+inline NetworkSpec network_from_records(const py::list& layers, int scale, const std::string& image_skip) {
+  NetworkSpec network;
+  network.scale = scale;
+  network.image_skip = parse_image_skip(image_skip);
+  for (const py::handle& item : layers) {
+    if (!py::isinstance<py::dict>(item))
+      throw std::invalid_argument("layers: expected dicts (engine_layers), got " +
+                                  py::str(py::type::of(item)).cast<std::string>());
+    const py::dict d = py::reinterpret_borrow<py::dict>(item);
+    const auto field = [&](const char* key) -> py::object {
+      if (!d.contains(key)) throw std::invalid_argument(std::string("layers: a layer record lacks '") + key + "'");
+      return d[key];
+    };
+    LayerSpec l;
+    l.name = field("name").cast<std::string>();
+    l.in_channels = field("in_channels").cast<int>(), l.out_channels = field("out_channels").cast<int>();
+    l.kernel = field("kernel").cast<int>(), l.level = field("level").cast<int>();
+    l.source = field("source").cast<int>(), l.shuffle = field("shuffle").cast<int>();
+    l.residual = field("residual").cast<int>();
+    const std::vector<int64_t> weight_shape{l.out_channels, l.in_channels, l.kernel, l.kernel}, bias_shape{l.out_channels};
+    l.weight = tensor_from_array(field("weight"), l.name + ".weight", &weight_shape).data;
+    l.bias = tensor_from_array(field("bias"), l.name + ".bias", &bias_shape).data;
+    const py::object slopes = field("slopes");
+    if (!slopes.is_none()) l.slopes = tensor_from_array(slopes, l.name + " slopes").data;
+    network.layers.push_back(std::move(l));
+  }
+  validate_network(network);
+  return network;
 }
 
 }  // namespace srgan_fast::bindings

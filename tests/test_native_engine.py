@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import random_generator_weights
+from srgan_fast.backends.base import engine_layers
 
 pytestmark = pytest.mark.native
 torch = pytest.importorskip("torch")
@@ -37,7 +38,8 @@ def torch_output(weights, tiles: np.ndarray, dtype=torch.float64) -> np.ndarray:
 
 
 def engine(weights, **options):
-    return _C().Engine(weights.tensors, weights.num_blocks, weights.channels, **options)
+    network = weights.network
+    return _C().Engine(engine_layers(weights), network.scale, network.image_skip or "none", **options)
 
 
 @pytest.fixture(scope="module")
@@ -155,24 +157,35 @@ def test_bad_tiles_raise_clear_errors(weights):
             e.run(tiles)
 
 
-def test_mismatched_weights_and_options_raise_clear_errors(weights):
-    C, t = _C(), dict(weights.tensors)
-    with pytest.raises(ValueError, match=r"missing \[blocks.2.conv1.bias, .*\]"):
-        C.Engine(t, 3, 8)
-    with pytest.raises(ValueError, match=r"wrong shape \[blocks.0.conv1.bias \(8,\) != \(16,\), .* \(\+19 more\)\]"):
-        C.Engine(t, 2, 16)
-    with pytest.raises(ValueError, match=r"unexpected \[extra\]"):
-        C.Engine({**t, "extra": np.zeros(1, np.float32)}, 2, 8)
+def test_mismatched_layers_and_options_raise_clear_errors(weights):
+    C, layers, scale = _C(), engine_layers(weights), weights.network.scale
+
+    def changed(index, **fields):
+        return [dict(layer, **fields) if i == index else layer for i, layer in enumerate(layers)]
+
+    with pytest.raises(ValueError, match=r"layer 2 'blocks.0.conv2': its input does not have 16 channels at level 1"):
+        C.Engine(changed(2, in_channels=16, weight=np.zeros((8, 16, 3, 3), np.float32)), scale)
+    with pytest.raises(ValueError, match="layer 1 'blocks.0.conv1': source and residual must be earlier layers"):
+        C.Engine(changed(1, source=5), scale)
+    with pytest.raises(ValueError, match="weights tensor 'tail.bias': expected shape \\(3,\\), got \\(4,\\)"):
+        C.Engine(changed(len(layers) - 1, bias=np.zeros(4, np.float32)), scale)
     with pytest.raises(ValueError, match="weights tensor 'tail.bias': expected dtype float32, got float64"):
-        C.Engine({**t, "tail.bias": t["tail.bias"].astype(np.float64)}, 2, 8)
+        C.Engine(changed(len(layers) - 1, bias=np.zeros(3)), scale)
     with pytest.raises(ValueError, match="weights tensor 'tail.bias': expected a numpy float32 array, got <class 'list'>"):
-        C.Engine({**t, "tail.bias": [0.0, 0.0, 0.0]}, 2, 8)
+        C.Engine(changed(len(layers) - 1, bias=[0.0, 0.0, 0.0]), scale)
+    with pytest.raises(ValueError, match="the last layer must give 3 channels at level 2"):
+        C.Engine(layers, 2)
+    with pytest.raises(ValueError, match="unknown image_skip 'cubic'"):
+        C.Engine(layers, scale, "cubic")
     with pytest.raises(ValueError, match="unknown precision 'int4': expected 'fp32' or 'bf16'"):
-        C.Engine(t, 2, 8, precision="int4")
+        C.Engine(layers, scale, precision="int4")
     with pytest.raises(ValueError, match="unknown cpu path 'neon'"):
-        C.Engine(t, 2, 8, path="neon")
+        C.Engine(layers, scale, path="neon")
     with pytest.raises(ValueError, match=r"threads must be >= 0 \(0: every core\), got -2"):
-        C.Engine(t, 2, 8, threads=-2)
+        C.Engine(layers, scale, threads=-2)
+    with pytest.raises(ValueError, match="cannot run layer 1 'blocks.0.conv1': the CPU ops run 3x3 convs anywhere "
+                                         "and 9x9 convs only from the image or to RGB at the end, got a 5x5 conv"):
+        C.Engine(changed(1, kernel=5, weight=np.zeros((8, 8, 5, 5), np.float32)), scale)
 
 
 def test_build_info_describes_the_build():

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "ops/cpu/image_output.h"
+
 namespace srgan_fast {
 namespace {
 
@@ -23,62 +25,196 @@ int checked_threads(int threads) {
   return threads == 0 ? default_threads() : threads;
 }
 
+// A k x k kernel (k odd, k <= 9) centred in a 9 x 9 one: the head kernel is 9 x 9, and the zero taps add
+// exact zeros, so a 3 x 3 first conv (3 input channels: a few percent of a network's work) runs on it.
+std::vector<float> padded_to_9x9(const std::vector<float>& weight, int cout, int cin, int k) {
+  if (k == 9) return weight;
+  std::vector<float> padded(size_t(cout) * cin * 81, 0.f);
+  const int offset = (9 - k) / 2;
+  for (int o = 0; o < cout; ++o)
+    for (int i = 0; i < cin; ++i)
+      for (int y = 0; y < k; ++y)
+        for (int x = 0; x < k; ++x)
+          padded[((size_t(o) * cin + i) * 9 + y + offset) * 9 + x + offset] =
+              weight[((size_t(o) * cin + i) * k + y) * k + x];
+  return padded;
+}
+
+// The slopes of the activation applied before a pixel shuffle by `shuffle` that equal those applied after it
+// (an elementwise activation commutes with the shuffle); no activation is a slope of 1.
+std::vector<float> slopes_before_shuffle(const LayerSpec& l, int shuffle) {
+  const int group = shuffle * shuffle;
+  std::vector<float> slopes(size_t(l.result_channels()) * group, 1.f);
+  if (!l.slopes.empty())
+    for (size_t c = 0; c < slopes.size(); ++c) slopes[c] = l.slopes[c / group];
+  return slopes;
+}
+
 }  // namespace
 
-CpuEngine::CpuEngine(const TensorMap& tensors, int num_blocks, int channels, const EngineOptions& options)
-    : precision_((validate_generator_tensors(tensors, num_blocks, channels), options.precision)),
+CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
+    : precision_((validate_network(network), options.precision)),
       path_(cpu::resolve_path(options.path, options.precision)),
       kernels_(cpu::kernels_for(path_)),
       threads_(checked_threads(options.threads)),
-      channels_(channels),
-      padded_(round_up(channels, kChannelAlign)),
-      head_(conv_tensors(tensors, "head", "head_prelu.weight")),
-      trunk_(conv_tensors(tensors, "trunk_conv"), Epilogue::bias_add_skip, precision_ == Precision::bf16),
-      tail_(conv_tensors(tensors, "tail"), precision_ == Precision::bf16) {
+      scale_(network.scale),
+      image_skip_(network.image_skip) {
+  // Reserve so that ops are never moved while being added (they own their packed weights).
+  heads_.reserve(network.layers.size()), convs_.reserve(network.layers.size()), tails_.reserve(1);
+  for (int i = 0; i < int(network.layers.size()); ++i) add_layer(network, i);
+  plan_buffers(network);
+}
+
+void CpuEngine::add_layer(const NetworkSpec& network, int index) {
+  const LayerSpec& l = network.layers[index];
+  const bool last = index + 1 == int(network.layers.size());
+  const auto refuse = [&](const std::string& why) {
+    throw std::invalid_argument("the native engine cannot run layer " + std::to_string(index) + " '" + l.name +
+                                "': " + why);
+  };
+  ConvTensors t;
+  t.cout = l.out_channels, t.cin = l.in_channels, t.k = l.kernel, t.weight = l.weight, t.bias = l.bias;
   const bool bf16 = precision_ == Precision::bf16;
-  blocks_.reserve(num_blocks);
-  for (int i = 0; i < num_blocks; ++i) {
-    const std::string b = "blocks." + std::to_string(i) + ".";
-    blocks_.emplace_back(conv_tensors(tensors, b + "conv1", b + "prelu.weight"), conv_tensors(tensors, b + "conv2"),
-                         bf16);
+  Step step;
+  step.source = l.source, step.residual = l.residual, step.output = index;
+  MapInfo map;
+  map.level = l.result_level();
+  if (l.source < 0) {
+    if (l.in_channels != 3 || l.kernel > 9 || l.shuffle != 1 || l.residual >= 0 || last)
+      refuse("a layer reading the image must be a conv from 3 channels, kernel <= 9, without pixel shuffle or "
+             "residual, followed by other layers");
+    t.weight = padded_to_9x9(l.weight, l.out_channels, l.in_channels, l.kernel), t.k = 9;
+    t.alpha = slopes_before_shuffle(l, 1);
+    heads_.emplace_back(std::move(t));
+    step.kind = StepKind::head, step.op = int(heads_.size()) - 1;
+    map.channels = heads_.back().out_channels();
+  } else if (last && l.kernel == 9) {
+    if (l.out_channels != 3 || l.shuffle != 1 || !l.slopes.empty() || l.residual >= 0 ||
+        network.image_skip != ImageSkip::none)
+      refuse("a 9x9 last conv must go straight to RGB (no shuffle, activation, residual or image skip)");
+    tails_.emplace_back(std::move(t), bf16);
+    step.kind = StepKind::tail, step.op = 0, step.output = -1;
+  } else if (l.kernel == 3) {
+    // The last layer's pixel shuffle (any factor) happens in the image store; a ×2 shuffle inside the
+    // network in the conv's own epilogue.
+    const int shuffle_in_store = last ? l.shuffle : 1;
+    Epilogue epilogue = Epilogue::bias_prelu;
+    if (l.shuffle == 2 && !last) {
+      if (l.residual >= 0) refuse("a residual add after a pixel shuffle is not fused");
+      epilogue = Epilogue::bias_shuffle_prelu;
+      t.alpha = slopes_before_shuffle(l, 1);
+    } else if (l.shuffle != shuffle_in_store) {
+      refuse("inside the network the 3x3 convs pixel-shuffle by 2 only");
+    } else if (l.residual >= 0) {
+      if (!l.slopes.empty()) refuse("an activation and a residual add on one conv are not fused");
+      if (l.shuffle != 1) refuse("a residual add after a pixel shuffle is not fused");
+      epilogue = Epilogue::bias_add_skip;
+    } else {
+      t.alpha = slopes_before_shuffle(l, l.shuffle);
+    }
+    convs_.emplace_back(std::move(t), epilogue, bf16);
+    step.kind = StepKind::conv3x3, step.op = int(convs_.size()) - 1;
+    const Conv3x3Op& op = convs_.back();
+    map.channels = epilogue == Epilogue::bias_shuffle_prelu ? op.out_channels() / 4 : op.out_channels();
+    if (last) map.level = l.level, output_shuffle_ = l.shuffle;
+  } else {
+    refuse("the CPU ops run 3x3 convs anywhere and 9x9 convs only from the image or to RGB at the end, got a " +
+           std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + " conv");
   }
-  for (int j = 0; j < 2; ++j) {
-    const std::string u = "upsample." + std::to_string(j) + ".";
-    upsample_.emplace_back(conv_tensors(tensors, u + "conv", u + "prelu.weight"), Epilogue::bias_shuffle_prelu,
-                           bf16);
+  steps_.push_back(step);
+  maps_.push_back(map);
+}
+
+void CpuEngine::plan_buffers(const NetworkSpec& network) {
+  const int count = int(steps_.size());
+  std::vector<int> last_use(count, -1);
+  for (int i = 0; i < count; ++i) {
+    if (steps_[i].source >= 0) last_use[steps_[i].source] = i;
+    if (steps_[i].residual >= 0) last_use[steps_[i].residual] = i;
   }
+  if (output_shuffle_ > 0) last_use[count - 1] = count;  // read by the image store after the last step
+  // At bf16 the tail reads bf16 products: the map it reads is stored as bf16 when it is the output of an
+  // upsampler conv (whose epilogue can store bf16) and nothing else reads it.
+  const Step& final_step = steps_.back();
+  if (final_step.kind == StepKind::tail && precision_ == Precision::bf16 && kernels_) {
+    const int source = final_step.source;
+    if (steps_[source].kind == StepKind::conv3x3 && network.layers[source].shuffle == 2 &&
+        last_use[source] == count - 1) {
+      maps_[source].bf16 = true;
+      maps_[source].channels = tails_[0].bf16_channels();
+    }
+  }
+  std::vector<int> free_buffers;
+  std::vector<bool> released(count, false);
+  const auto same_shape = [&](const BufferInfo& b, const MapInfo& m) {
+    return b.level == m.level && b.channels == m.channels && b.bf16 == m.bf16;
+  };
+  for (int i = 0; i < count; ++i) {
+    for (int m = 0; m < i; ++m)
+      if (!released[m] && last_use[m] < i && maps_[m].buffer >= 0) {
+        free_buffers.push_back(maps_[m].buffer);
+        released[m] = true;
+      }
+    const int out = steps_[i].output;
+    if (out < 0) continue;
+    MapInfo& map = maps_[out];
+    const int residual = steps_[i].residual;
+    if (residual >= 0 && last_use[residual] == i && !released[residual] &&
+        same_shape(buffer_infos_[maps_[residual].buffer], map)) {
+      map.buffer = maps_[residual].buffer;  // the skip add in place: nothing reads the skip afterwards
+      released[residual] = true;
+      continue;
+    }
+    const auto reusable = std::find_if(free_buffers.begin(), free_buffers.end(),
+                                       [&](int b) { return same_shape(buffer_infos_[b], map); });
+    if (reusable != free_buffers.end()) {
+      map.buffer = *reusable;
+      free_buffers.erase(reusable);
+    } else {
+      map.buffer = int(buffer_infos_.size());
+      buffer_infos_.push_back({map.level, map.channels, map.bf16});
+      buffers_.push_back(std::make_unique<AlignedBuffer>());
+    }
+  }
+}
+
+size_t CpuEngine::buffer_floats(const BufferInfo& b, int n, int h, int w) const {
+  const size_t values = feature_map_floats(n, b.level * h, b.level * w, b.channels);
+  return b.bf16 ? (values + 1) / 2 : values;
 }
 
 size_t CpuEngine::scratch_floats_per_thread(int w) const {
-  // Rounded to whole cache lines so that threads never share one.
-  const size_t floats = std::max({cpu::conv3x3_scratch_floats(padded_, padded_),
-                                  cpu::conv3x3_scratch_floats(padded_, 4 * padded_), cpu::head_scratch_floats(w),
-                                  cpu::tail_scratch_floats(padded_)});
-  return (floats + 15) / 16 * 16;
-}
-
-size_t CpuEngine::hr2_floats(int n, int h, int w) const {
-  if (precision_ == Precision::bf16) return (feature_map_floats(n, 4 * h, 4 * w, tail_.bf16_channels()) + 1) / 2;
-  return feature_map_floats(n, 4 * h, 4 * w, padded_);
+  size_t floats = 0;
+  for (const Conv3x3Op& op : convs_) floats = std::max(floats, cpu::conv3x3_scratch_floats(op.in_channels(),
+                                                                                           op.out_channels()));
+  if (!heads_.empty()) floats = std::max(floats, cpu::head_scratch_floats(w));
+  for (const TailOp& op : tails_) floats = std::max(floats, cpu::tail_scratch_floats(op.in_channels()));
+  return (floats + 15) / 16 * 16;  // whole cache lines, so that threads never share one
 }
 
 size_t CpuEngine::workspace_bytes(int n, int h, int w) const {
-  const size_t lr = feature_map_floats(n, h, w, padded_);
-  const size_t floats = 3 * lr + feature_map_floats(n, 2 * h, 2 * w, padded_) + hr2_floats(n, h, w) +
-                        threads_ * scratch_floats_per_thread(w);
+  size_t floats = size_t(threads_) * scratch_floats_per_thread(w);
+  for (const BufferInfo& b : buffer_infos_) floats += buffer_floats(b, n, h, w);
   return floats * sizeof(float);
 }
 
 void CpuEngine::prepare(int n, int h, int w) {
   // Same tile size and no more images than before: the layout and its zero halos are still valid.
   if (h == h_ && w == w_ && n <= capacity_n_) return;
-  x_.reset_zero(feature_map_floats(n, h, w, padded_));
-  tmp_.reset_zero(feature_map_floats(n, h, w, padded_));
-  skip_.reset_zero(feature_map_floats(n, h, w, padded_));
-  hr1_.reset_zero(feature_map_floats(n, 2 * h, 2 * w, padded_));
-  hr2_.reset_zero(hr2_floats(n, h, w));
+  for (size_t b = 0; b < buffers_.size(); ++b) buffers_[b]->reset_zero(buffer_floats(buffer_infos_[b], n, h, w));
   scratch_.reset_zero(size_t(threads_) * scratch_floats_per_thread(w));
   capacity_n_ = n, h_ = h, w_ = w;
+}
+
+FeatureMap CpuEngine::map_view(int map, int n, int h, int w) const {
+  const MapInfo& m = maps_[map];
+  return make_feature_map(buffers_[m.buffer]->data(), n, m.level * h, m.level * w, m.channels);
+}
+
+FeatureMapBf16 CpuEngine::map_view_bf16(int map, int n, int h, int w) const {
+  const MapInfo& m = maps_[map];
+  return make_feature_map(reinterpret_cast<uint16_t*>(buffers_[m.buffer]->data()), n, m.level * h, m.level * w,
+                          m.channels);
 }
 
 void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out) {
@@ -88,24 +224,39 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
   ctx.threads = threads_;
   ctx.scratch = scratch_.data();
   ctx.scratch_floats_per_thread = scratch_floats_per_thread(w);
-  const int c = padded_;
-  const FeatureMap x = make_feature_map(x_.data(), n, h, w, c);
-  const FeatureMap tmp = make_feature_map(tmp_.data(), n, h, w, c);
-  const FeatureMap skip = make_feature_map(skip_.data(), n, h, w, c);
-  const FeatureMap hr1 = make_feature_map(hr1_.data(), n, 2 * h, 2 * w, c);
-  FeatureMap hr2;
-  FeatureMapBf16 hr2_bf16;
-  if (precision_ == Precision::bf16 && kernels_)
-    hr2_bf16 = make_feature_map(reinterpret_cast<uint16_t*>(hr2_.data()), n, 4 * h, 4 * w, tail_.bf16_channels());
-  else
-    hr2 = make_feature_map(hr2_.data(), n, 4 * h, 4 * w, c);
-
-  head_.run(kernels_, images, dtype, n, h, w, x, skip, ctx);
-  for (const ResidualBlockOp& block : blocks_) block.run(kernels_, precision_, x, tmp, ctx);
-  trunk_.run(kernels_, precision_, x, skip, skip, ctx);  // skip <- skip + trunk_conv(x)
-  upsample_[0].run(kernels_, precision_, skip, FeatureMap{}, hr1, ctx);
-  upsample_[1].run(kernels_, precision_, hr1, FeatureMap{}, hr2, ctx, hr2_bf16);
-  tail_.run(kernels_, precision_, hr2, hr2_bf16, out, dtype, ctx);
+  for (const Step& step : steps_) {
+    switch (step.kind) {
+      case StepKind::head:
+        heads_[step.op].run(kernels_, images, dtype, n, h, w, map_view(step.output, n, h, w), FeatureMap{}, ctx);
+        break;
+      case StepKind::conv3x3: {
+        const FeatureMap in = map_view(step.source, n, h, w);
+        if (maps_[step.output].bf16) {
+          convs_[step.op].run(kernels_, precision_, in, FeatureMap{}, FeatureMap{}, ctx,
+                              map_view_bf16(step.output, n, h, w));
+        } else {
+          const FeatureMap skip = step.residual >= 0 ? map_view(step.residual, n, h, w) : FeatureMap{};
+          convs_[step.op].run(kernels_, precision_, in, skip, map_view(step.output, n, h, w), ctx);
+        }
+        break;
+      }
+      case StepKind::tail:
+        if (maps_[step.source].bf16)
+          tails_[step.op].run(kernels_, Precision::bf16, FeatureMap{}, map_view_bf16(step.source, n, h, w), out,
+                              dtype, ctx);
+        else
+          tails_[step.op].run(kernels_, Precision::fp32, map_view(step.source, n, h, w), FeatureMapBf16{}, out,
+                              dtype, ctx);
+        break;
+    }
+  }
+  if (output_shuffle_ > 0) {
+    ImageOutputParams p;
+    p.in = map_view(int(steps_.size()) - 1, n, h, w);
+    p.shuffle = output_shuffle_, p.image = images, p.skip = image_skip_;
+    p.n = n, p.h = h, p.w = w, p.scale = scale_, p.out = out, p.dtype = dtype;
+    cpu::image_output(p, ctx);
+  }
 }
 
 }  // namespace srgan_fast

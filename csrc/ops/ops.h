@@ -70,6 +70,7 @@ class ResidualBlockOp {
 class TailOp {
  public:
   TailOp(ConvTensors t, bool with_bf16);
+  int in_channels() const { return packed_.c; }
   int bf16_channels() const { return packed_.c_bf16; }
   void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
            const FeatureMapBf16& in_bf16, void* out, DType dtype, const ExecContext& ctx) const;

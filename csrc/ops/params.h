@@ -62,6 +62,20 @@ struct TailParams {
   DType dtype = DType::f32;
 };
 
+enum class ImageSkip { none, nearest, bilinear };  // the input upsampled and added to the network's output
+
+// The network's last step when it ends in a feature map rather than the tail: PixelShuffle(shuffle) of `in`,
+// plus the input image upsampled ×scale (``skip``), clamped to [0, 1], scaled, rounded, stored in `dtype`.
+struct ImageOutputParams {
+  FeatureMap in;               // [n, h*scale/shuffle, w*scale/shuffle, >= 3*shuffle^2]
+  int shuffle = 1;             // output channel c of sub-pixel (i, j) is input channel c*shuffle^2 + i*shuffle + j
+  const void* image = nullptr; // [n, h, w, 3] the network's input, C-contiguous, of `dtype`
+  ImageSkip skip = ImageSkip::none;
+  int n = 0, h = 0, w = 0, scale = 1;
+  void* out = nullptr;         // [n, h*scale, w*scale, 3] C-contiguous
+  DType dtype = DType::f32;
+};
+
 // Per-call execution settings shared by the kernels.
 struct ExecContext {
   int threads = 1;

@@ -56,6 +56,26 @@ class Backend(abc.ABC):
         return f"{self.name} ({self.device}, {self.precision})"
 
 
+def engine_layers(weights: GeneratorWeights) -> list[dict]:
+    """The description's layers with their tensors attached, as the native and CUDA engines take them: layer
+    references as indices (-1: the image), activations as slope arrays (fixed slopes filled in)."""
+    network = weights.network
+    index = {conv.name: i for i, conv in enumerate(network.layers)}
+    records = []
+    for conv in network.layers:
+        slopes = None
+        if conv.activation is not None:
+            slopes = (weights.tensors[conv.activation.slopes_tensor] if conv.activation.slopes_tensor is not None
+                      else np.full(conv.result_channels, conv.activation.slope, np.float32))
+        records.append({"name": conv.name, "in_channels": conv.in_channels, "out_channels": conv.out_channels,
+                        "kernel": conv.kernel, "level": conv.level, "shuffle": conv.shuffle,
+                        "source": -1 if conv.source == architecture.IMAGE else index[conv.source],
+                        "residual": -1 if conv.residual is None else index[conv.residual],
+                        "weight": weights.tensors[f"{conv.name}.weight"], "bias": weights.tensors[f"{conv.name}.bias"],
+                        "slopes": slopes})
+    return records
+
+
 def tiles_to_unit_nchw(tiles: np.ndarray) -> np.ndarray:
     """[N, h, w, 3] uint8/uint16/float32 -> float32 [N, 3, h, w] in [0, 1], for runtimes fed NCHW floats."""
     if tiles.dtype not in FULL_SCALE:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
+from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.weights import GeneratorWeights
 
 # Written by setup.py when the native build was skipped or failed: the reason, for `srgan-fast info`.
@@ -72,16 +72,24 @@ class NativeBackend(Backend):
             raise ValueError(f"the native backend on this CPU supports precision {' or '.join(supported)}, "
                              f"got {precision!r}")
         super().__init__(weights, device, precision)
-        self.engine = _native_module().Engine(weights.tensors, weights.num_blocks, weights.channels,
-                                              precision=precision, threads=threads, path=path)
+        network = weights.network
+        try:
+            self.engine = _native_module().Engine(engine_layers(weights), network.scale, network.image_skip or "none",
+                                                  precision=precision, threads=threads, path=path)
+        except ValueError as exc:
+            if "cannot run layer" in str(exc):
+                raise BackendUnavailable(f"{network.architecture}: {exc}") from None
+            raise
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
         return self.engine.run(tiles)
 
     def bytes_per_input_pixel(self) -> int:
-        # Feature maps at 1x, 2x and 4x, measured on a 64x64 tile (halos make small tiles a little dearer).
+        # The engine's planned feature maps and scratch for a 64x64 tile (halos make small tiles a little
+        # dearer), plus the float32 output at most.
         side = 64
-        return int(np.ceil(self.engine.workspace_bytes(1, side, side) / side**2)) + 16 * 3 * 4
+        scale = self.weights.network.scale
+        return int(np.ceil(self.engine.workspace_bytes(1, side, side) / side**2)) + scale * scale * 3 * 4
 
     def describe(self) -> str:
         return f"native (cpu, {self.precision}, {self.engine.path}, {self.engine.threads} threads)"

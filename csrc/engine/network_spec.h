@@ -1,0 +1,39 @@
+// The network as the engines receive it: the description's layer list (srgan_fast/architecture/layers.py),
+// with each layer's tensors attached. The engines hold no network knowledge of their own; they map these
+// layers onto the fused ops their kernels carry, and refuse (naming the layer) what they cannot run.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ops/params.h"
+
+namespace srgan_fast {
+
+// One conv and its fused epilogue: y = act(shuffle(conv(source) + bias)) + residual.
+struct LayerSpec {
+  std::string name;
+  int in_channels = 0, out_channels = 0, kernel = 0;
+  int level = 1;      // the input's resolution in multiples of the image's
+  int source = -1;    // index of an earlier layer, or -1: the image
+  int shuffle = 1;    // PixelShuffle factor after the bias
+  int residual = -1;  // index of an earlier layer whose output is added last, or -1
+  std::vector<float> weight;  // [out][in][k][k]
+  std::vector<float> bias;    // [out]
+  std::vector<float> slopes;  // [out / shuffle^2]: PReLU slopes (fixed slopes arrive filled in); empty: none
+
+  int result_channels() const { return out_channels / (shuffle * shuffle); }
+  int result_level() const { return level * shuffle; }
+};
+
+struct NetworkSpec {
+  int scale = 4;
+  ImageSkip image_skip = ImageSkip::none;
+  std::vector<LayerSpec> layers;
+};
+
+// Throws std::invalid_argument naming the first layer whose wiring or tensor sizes are inconsistent.
+void validate_network(const NetworkSpec& network);
+ImageSkip parse_image_skip(const std::string& name);
+
+}  // namespace srgan_fast
