@@ -11,6 +11,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from conftest import random_generator_weights  # noqa: E402
 from cuda_helpers import assert_at_most_twice_torch_error, cuda_native, relative_error  # noqa: E402
+from srgan_fast.backends.base import engine_layers  # noqa: E402
 from srgan_fast.backends.cuda_backend import CudaBackend  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
 
@@ -145,11 +146,12 @@ def test_reference_network_matches_float64_torch():
 
 def test_self_check_passes_and_catches_wrong_kernels():
     _C = cuda_native()
-    good = _C.CudaEngine(WEIGHTS.tensors, WEIGHTS.num_blocks, WEIGHTS.channels, "fp16")
+    layers, scale = engine_layers(WEIGHTS), WEIGHTS.network.scale
+    good = _C.CudaEngine(layers, scale, "none", "fp16")
     report = good.self_check(17, 23)
     assert report["passed"] and report["max_abs_error"] <= report["max_abs_tolerance"], report["text"]
     assert report["max_abs_error"] > 0  # fp16 storage really ran: the comparison is not vacuous
-    broken = _C.CudaEngine(WEIGHTS.tensors, WEIGHTS.num_blocks, WEIGHTS.channels, "fp16", corrupt_for_test=True)
+    broken = _C.CudaEngine(layers, scale, "none", "fp16", corrupt_for_test=True)
     assert not broken.self_check(17, 23)["passed"]
     with pytest.raises(RuntimeError, match="self-check failed .*refusing to run, use another backend"):
         broken.run(random_tiles((1, 17, 23, 3), np.uint8))
@@ -203,7 +205,7 @@ def test_bad_device_tiles_precision_and_device_are_named():
 def test_channel_counts_the_kernels_cannot_run_are_refused_with_the_reason():
     from srgan_fast.backends import BackendUnavailable
 
-    with pytest.raises(BackendUnavailable, match="multiple of 16, model 'random' has 8"):
+    with pytest.raises(BackendUnavailable, match="model 'random' .*a channel count that is a multiple of 16, got 8"):
         CudaBackend(random_generator_weights(num_blocks=1, channels=8), "cuda", "fp16")
 
 
@@ -211,10 +213,10 @@ def test_channel_counts_the_kernels_cannot_run_are_refused_with_the_reason():
 def test_profile_times_the_forward_and_names_every_layer(fuse_blocks):
     engine = CudaBackend(WEIGHTS, "cuda", "fp16", fuse_blocks=fuse_blocks)._engine
     report = engine.profile(2, 24, 40, repeats=3)
-    blocks = (["blocks.0 (fused)", "blocks.1 (fused)"] if fuse_blocks
+    blocks = (["blocks.0.conv1 + blocks.0.conv2 (fused)", "blocks.1.conv1 + blocks.1.conv2 (fused)"] if fuse_blocks
               else ["blocks.0.conv1", "blocks.0.conv2", "blocks.1.conv1", "blocks.1.conv2"])
     assert [layer["name"] for layer in report["layers"]] == \
-        ["head", *blocks, "trunk_conv", "upsample.0", "upsample.1", "tail"]
+        ["head", *blocks, "trunk_conv", "upsample.0.conv", "upsample.1.conv", "tail"]
     assert report["forward_ms"] > 0 and all(layer["ms"] > 0 for layer in report["layers"])
     # 4.44 MFLOP per input pixel at 16 blocks x 64 channels scales with the architecture; recount it here.
     c = WEIGHTS.channels

@@ -16,8 +16,8 @@ import functools
 import numpy as np
 
 from srgan_fast.atomic import write_bytes_atomically
-from srgan_fast.backends.base import Backend, BackendUnavailable, register_backend
 from srgan_fast.architecture import srresnet
+from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.weights import GeneratorWeights, random_weights
 
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16", np.dtype(np.float32): "float32"}
@@ -81,14 +81,14 @@ class CudaBackend(Backend):
             raise ValueError(f"the cuda backend runs fp16 or bf16, got precision {precision!r}")
         index = _device_index(device)
         super().__init__(weights, device, precision)
-        if weights.channels % 16:
-            raise BackendUnavailable(f"the CUDA kernels need a channel count that is a multiple of 16, "
-                                     f"model {weights.name!r} has {weights.channels}")
         _C = _native_module()
+        network = weights.network
         try:
-            self._engine = _C.CudaEngine(weights.tensors, weights.num_blocks, weights.channels, precision,
-                                         device=index, batch_size=batch_size, use_graphs=use_graphs,
+            self._engine = _C.CudaEngine(engine_layers(weights), network.scale, network.image_skip or "none",
+                                         precision, device=index, batch_size=batch_size, use_graphs=use_graphs,
                                          fuse_residual_blocks=fuse_blocks)
+        except ValueError as exc:  # a layout the CUDA kernels do not run (yet)
+            raise BackendUnavailable(f"model {weights.name!r} ({network.architecture}): {exc}") from None
         except RuntimeError as exc:
             raise BackendUnavailable(f"CUDA engine could not start on {device}: {exc}") from None
         report = self._engine.self_check(*_CHECK_TILE)

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "bindings_common.h"
 #include "cuda_engine.h"
 #include "ops/cuda/residual_block.h"
 
@@ -63,16 +64,6 @@ std::string tiles_dtype(const py::array& tiles) {
   if (py::isinstance<py::array_t<float>>(tiles)) return "float32";
   throw std::invalid_argument("CUDA engine: expected uint8, uint16 or float32 tiles, got " +
                               std::string(py::str(tiles.dtype())));
-}
-
-cuda::HostTensors to_host_tensors(const py::dict& tensors) {
-  cuda::HostTensors result;
-  for (const auto& [key, value] : tensors) {
-    const auto array = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(value);
-    if (!array) throw std::invalid_argument("CUDA engine: tensor '" + std::string(py::str(key)) + "' is not an array");
-    result[std::string(py::str(key))] = std::vector<float>(array.data(), array.data() + array.size());
-  }
-  return result;
 }
 
 template <typename T>
@@ -198,18 +189,18 @@ void bind_ops(py::module_& ops) {
 
 void bind_engine(py::module_& m) {
   py::class_<cuda::CudaEngine>(m, "CudaEngine", "The generator on one CUDA GPU (see csrc/engine/cuda/cuda_engine.h).")
-      .def(py::init([](const py::dict& tensors, int num_blocks, int channels, const std::string& precision, int device,
-                       int batch_size, bool use_graphs, bool fuse_residual_blocks, bool corrupt_for_test) {
+      .def(py::init([](const py::list& layers, int scale, const std::string& image_skip, const std::string& precision,
+                       int device, int batch_size, bool use_graphs, bool fuse_residual_blocks, bool corrupt_for_test) {
              cuda::EngineOptions options;
              options.device = device;
              options.batch_size = batch_size;
              options.use_graphs = use_graphs;
              options.fuse_residual_blocks = fuse_residual_blocks;
              options.corrupt_for_test = corrupt_for_test;
-             return std::make_unique<cuda::CudaEngine>(to_host_tensors(tensors), num_blocks, channels,
+             return std::make_unique<cuda::CudaEngine>(bindings::network_from_records(layers, scale, image_skip),
                                                        parse_precision(precision), options);
            }),
-           py::arg("tensors"), py::arg("num_blocks"), py::arg("channels"), py::arg("precision"), py::arg("device") = 0,
+           py::arg("layers"), py::arg("scale"), py::arg("image_skip"), py::arg("precision"), py::arg("device") = 0,
            py::arg("batch_size") = 8, py::arg("use_graphs") = true, py::arg("fuse_residual_blocks") = false,
            py::arg("corrupt_for_test") = false)
       .def(

@@ -30,41 +30,40 @@ uint16_t to_storage_bits(float value, Precision precision) {
   return bits;
 }
 
-const std::vector<float>& require_tensor(const HostTensors& tensors, const std::string& name, size_t count) {
-  const auto it = tensors.find(name);
-  if (it == tensors.end()) throw std::invalid_argument("CUDA engine: weights lack tensor '" + name + "'");
-  if (it->second.size() != count)
-    throw std::invalid_argument("CUDA engine: tensor '" + name + "' has " + std::to_string(it->second.size()) +
-                                " values, expected " + std::to_string(count));
-  return it->second;
+ConvLayer make_layer(const LayerSpec& spec, Precision precision, bool subpixel_major = false) {
+  ConvLayer layer;
+  layer.name = spec.name;
+  layer.cin = spec.in_channels;
+  layer.cout = spec.out_channels;
+  layer.ksize = spec.kernel;
+  layer.cin_padded = round_up(layer.cin, 16);
+  // The tail's 3 outputs use one n8 tile; everything else is a multiple of 16 already (channels % 16 == 0).
+  layer.cout_padded = round_up(layer.cout, layer.ksize == 9 && layer.cout < 8 ? 8 : 16);
+  const auto packed = pack_conv_weights(spec.weight.data(), layer.cout, layer.cin, layer.ksize, layer.cin_padded,
+                                        layer.cout_padded, precision, subpixel_major);
+  layer.packed = upload_to_device(packed.data(), packed.size() * sizeof(uint16_t));
+  layer.bias = upload_to_device(spec.bias.data(), spec.bias.size() * sizeof(float));
+  layer.reference = upload_to_device(spec.weight.data(), spec.weight.size() * sizeof(float));
+  if (!spec.slopes.empty()) layer.alpha = upload_to_device(spec.slopes.data(), spec.slopes.size() * sizeof(float));
+  return layer;
 }
 
-// `prefix` names the conv ("blocks.0.conv1"); `prelu` names its PReLU weight or is empty.
-ConvLayer make_layer(const HostTensors& tensors, const std::string& prefix, const std::string& prelu, int cin,
-                     int cout, int ksize, Precision precision, int prelu_channels, bool subpixel_major = false) {
-  ConvLayer layer;
-  layer.cin = cin;
-  layer.cout = cout;
-  layer.ksize = ksize;
-  layer.cin_padded = round_up(cin, 16);
-  // The tail's 3 outputs use one n8 tile; everything else is a multiple of 16 already (channels % 16 == 0).
-  layer.cout_padded = round_up(cout, ksize == 9 && cout < 8 ? 8 : 16);
-  // Named strings, not temporaries: GCC 13 warns that a reference returned by a call taking a temporary
-  // string may dangle (it does not here: the reference is into `tensors`).
-  const std::string weight_name = prefix + ".weight", bias_name = prefix + ".bias";
-  const auto& weight = require_tensor(tensors, weight_name, size_t(cout) * cin * ksize * ksize);
-  const auto& bias = require_tensor(tensors, bias_name, size_t(cout));
-  const auto packed =
-      pack_conv_weights(weight.data(), cout, cin, ksize, layer.cin_padded, layer.cout_padded, precision,
-                        subpixel_major);
-  layer.packed = upload_to_device(packed.data(), packed.size() * sizeof(uint16_t));
-  layer.bias = upload_to_device(bias.data(), bias.size() * sizeof(float));
-  layer.reference = upload_to_device(weight.data(), weight.size() * sizeof(float));
-  if (!prelu.empty()) {
-    const auto& alpha = require_tensor(tensors, prelu, size_t(prelu_channels));
-    layer.alpha = upload_to_device(alpha.data(), alpha.size() * sizeof(float));
-  }
-  return layer;
+// Checks that layer `index` is a conv of this form, else says what the CUDA schedule expected there.
+void expect_layer(const NetworkSpec& network, int index, const char* role, int kernel, int cin, int cout,
+                  int source, int shuffle, bool slopes, int residual) {
+  const auto refuse = [&](const std::string& what) {
+    throw std::invalid_argument("the CUDA kernels run the SRResNet layout only: expected the " + std::string(role) +
+                                " at layer " + std::to_string(index) + what);
+  };
+  if (index >= int(network.layers.size())) refuse(", but the network has only " +
+                                                  std::to_string(network.layers.size()) + " layers");
+  const LayerSpec& l = network.layers[index];
+  if (l.kernel != kernel || l.in_channels != cin || l.out_channels != cout || l.source != source ||
+      l.shuffle != shuffle || l.slopes.empty() == slopes || l.residual != residual)
+    refuse(" ('" + l.name + "'): a " + std::to_string(kernel) + "x" + std::to_string(kernel) + " conv " +
+           std::to_string(cin) + " -> " + std::to_string(cout) + (shuffle > 1 ? " + PixelShuffle(2)" : "") +
+           (slopes ? " + PReLU" : "") + (residual >= 0 ? " + layer " + std::to_string(residual) : "") +
+           " reading layer " + std::to_string(source));
 }
 
 }  // namespace
@@ -91,25 +90,39 @@ std::vector<uint16_t> pack_conv_weights(const float* weights, int cout, int cin,
   return packed;
 }
 
-GeneratorLayers::GeneratorLayers(const HostTensors& tensors, int num_blocks_, int channels_, Precision precision)
-    : num_blocks(num_blocks_), channels(channels_) {
-  const int c = channels;
+GeneratorLayers::GeneratorLayers(const NetworkSpec& network, Precision precision) {
+  const auto& layers = network.layers;
+  const int c = channels = layers.front().out_channels;
   if (c <= 0 || c % 16 != 0)
-    throw std::invalid_argument("CUDA engine: channels must be a positive multiple of 16, got " + std::to_string(c));
-  if (num_blocks < 0) throw std::invalid_argument("CUDA engine: num_blocks must be >= 0");
-  head = make_layer(tensors, "head", "head_prelu.weight", 3, c, 9, precision, c);
+    throw std::invalid_argument("the CUDA kernels need a channel count that is a multiple of 16, got " +
+                                std::to_string(c));
+  // head, 2 per block, trunk, 2 upsamplers, tail
+  num_blocks = (int(layers.size()) - 5) / 2;
+  if (network.scale != 4 || network.image_skip != ImageSkip::none || num_blocks < 0 ||
+      int(layers.size()) != 2 * num_blocks + 5)
+    throw std::invalid_argument("the CUDA kernels run the SRResNet layout only (x4, no image skip, head + residual "
+                                "blocks + trunk + two x2 upsamplers + tail), got " + std::to_string(layers.size()) +
+                                " layers at x" + std::to_string(network.scale));
+  expect_layer(network, 0, "head", 9, 3, c, -1, 1, true, -1);
+  head = make_layer(layers[0], precision);
+  int previous = 0;
   for (int i = 0; i < num_blocks; ++i) {
-    const std::string block = "blocks." + std::to_string(i);
-    blocks.push_back(make_layer(tensors, block + ".conv1", block + ".prelu.weight", c, c, 3, precision, c));
-    blocks.push_back(make_layer(tensors, block + ".conv2", "", c, c, 3, precision, c));
+    const int first = 1 + 2 * i;
+    expect_layer(network, first, "first conv of a residual block", 3, c, c, previous, 1, true, -1);
+    expect_layer(network, first + 1, "second conv of a residual block", 3, c, c, first, 1, false, previous);
+    blocks.push_back(make_layer(layers[first], precision));
+    blocks.push_back(make_layer(layers[first + 1], precision));
+    previous = first + 1;
   }
-  trunk = make_layer(tensors, "trunk_conv", "", c, c, 3, precision, c);
+  const int trunk_index = 1 + 2 * num_blocks;
+  expect_layer(network, trunk_index, "trunk conv", 3, c, c, previous, 1, false, 0);
+  trunk = make_layer(layers[trunk_index], precision);
   for (int j = 0; j < 2; ++j) {
-    const std::string stage = "upsample." + std::to_string(j);
-    upsample[j] = make_layer(tensors, stage + ".conv", stage + ".prelu.weight", c, 4 * c, 3, precision, c,
-                             /*subpixel_major=*/true);
+    expect_layer(network, trunk_index + 1 + j, "upsampler", 3, c, 4 * c, trunk_index + j, 2, true, -1);
+    upsample[j] = make_layer(layers[trunk_index + 1 + j], precision, /*subpixel_major=*/true);
   }
-  tail = make_layer(tensors, "tail", "", c, 3, 9, precision, 0);
+  expect_layer(network, trunk_index + 3, "tail", 9, c, 3, trunk_index + 2, 1, false, -1);
+  tail = make_layer(layers[trunk_index + 3], precision);
 }
 
 }  // namespace srgan_fast::cuda

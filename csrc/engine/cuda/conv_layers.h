@@ -1,18 +1,15 @@
-// The generator's convolutions on one GPU: packed fast-path weights and fp32 reference weights, uploaded once.
+// The network's convolutions on one GPU: packed fast-path weights and fp32 reference weights, uploaded once.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "device_memory.h"
+#include "engine/network_spec.h"
 #include "ops/cuda/conv_params.h"
 
 namespace srgan_fast::cuda {
-
-// Generator parameters by torch state_dict name, float32, torch layout (conv weight [out, in, k, k]).
-using HostTensors = std::map<std::string, std::vector<float>>;
 
 // torch [cout, cin, k, k] float32 -> [cout_padded][k*k][cin_padded] fp16/bf16 bits (zeros in the padding),
 // round to nearest even: the layout conv_mma reads (16 consecutive input channels per 16-byte vector).
@@ -27,6 +24,7 @@ int round_up(int value, int multiple);
 DeviceBuffer upload_to_device(const void* data, size_t bytes);
 
 struct ConvLayer {
+  std::string name;  // the description's layer name
   int cin = 0, cout = 0, ksize = 0, cin_padded = 0, cout_padded = 0;
   DeviceBuffer packed;     // fast path, see pack_conv_weights
   DeviceBuffer bias;       // [cout] float32
@@ -36,17 +34,24 @@ struct ConvLayer {
   const float* alpha_or_null() const { return alpha.bytes() ? alpha.as<float>() : nullptr; }
 };
 
-// All convolutions of a folded SRResNet generator (see srgan_fast/model.py for names and order).
+// A description's layers in the form the CUDA kernels' schedule runs (the SRResNet layout):
+//   head      3 -> C, 9x9, PReLU, from the image
+//   blocks    pairs: conv1 3x3 + PReLU, conv2 3x3 + the pair's input
+//   trunk     3x3 + the head's output
+//   upsample  two 3x3 C -> 4C + PixelShuffle(2) + PReLU
+//   tail      C -> 3, 9x9, to the image, no image skip
+// Other layouts are refused (std::invalid_argument naming the first layer that does not fit); C must be a
+// multiple of 16.
 struct GeneratorLayers {
   int num_blocks = 0, channels = 0;
-  ConvLayer head;                 // 3 -> C, 9x9, PReLU
-  std::vector<ConvLayer> blocks;  // 2 per residual block: conv1 (PReLU), conv2
-  ConvLayer trunk;                // C -> C, 3x3
-  ConvLayer upsample[2];          // C -> 4C, 3x3, PixelShuffle(2), PReLU
-  ConvLayer tail;                 // C -> 3, 9x9
+  ConvLayer head;
+  std::vector<ConvLayer> blocks;  // 2 per residual block
+  ConvLayer trunk;
+  ConvLayer upsample[2];
+  ConvLayer tail;
 
-  // Validates names and sizes (std::invalid_argument naming the tensor) and uploads to the current device.
-  GeneratorLayers(const HostTensors& tensors, int num_blocks, int channels, Precision precision);
+  // Uploads to the current device.
+  GeneratorLayers(const NetworkSpec& network, Precision precision);
 };
 
 }  // namespace srgan_fast::cuda

@@ -64,8 +64,7 @@ void require_shape(int n, int h, int w) {
 
 }  // namespace
 
-CudaEngine::CudaEngine(const HostTensors& tensors, int num_blocks, int channels, Precision precision,
-                       const EngineOptions& options)
+CudaEngine::CudaEngine(const NetworkSpec& network, Precision precision, const EngineOptions& options)
     : options_(options), precision_(precision) {
   int count = 0;
   CUDA_CHECK(cudaGetDeviceCount(&count));
@@ -82,9 +81,9 @@ CudaEngine::CudaEngine(const HostTensors& tensors, int num_blocks, int channels,
                              "device " + std::to_string(options.device) + " (" + device_name_ + ") is " +
                              std::to_string(properties.major) + "." + std::to_string(properties.minor));
   DeviceGuard guard(options.device);
-  layers_ = std::make_unique<GeneratorLayers>(tensors, num_blocks, channels, precision);
+  layers_ = std::make_unique<GeneratorLayers>(network, precision);
   if (options.corrupt_for_test) {
-    std::vector<float> negated = tensors.at("tail.weight");
+    std::vector<float> negated = network.layers.back().weight;
     for (float& v : negated) v = -v;
     const ConvLayer& tail = layers_->tail;
     const auto packed = pack_conv_weights(negated.data(), tail.cout, tail.cin, tail.ksize, tail.cin_padded,
@@ -189,33 +188,33 @@ void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* outp
     if (after_layer)
       after_layer(name, 2.0 * n * height * width * layer.cout * layer.cin * layer.ksize * layer.ksize);
   };
-  conv("head", L.head, input, plan.in, plan.skip.get(), OutputKind::kStorage, nullptr, h, w);
+  conv(L.head.name, L.head, input, plan.in, plan.skip.get(), OutputKind::kStorage, nullptr, h, w);
   const bool fused = options_.fuse_residual_blocks && residual_block_fused_supports(L.channels);
   const void* current = plan.skip.get();
   for (int i = 0; i < L.num_blocks; ++i) {
     void* next = current == plan.a.get() ? plan.b.get() : plan.a.get();
     const ConvLayer &conv1 = L.blocks[2 * i], &conv2 = L.blocks[2 * i + 1];
-    const std::string block = "blocks." + std::to_string(i);
     if (fused) {
       const ResidualBlockParams p{current, conv1.packed.get(), conv1.bias.as<float>(), conv1.alpha_or_null(),
                                   conv2.packed.get(), conv2.bias.as<float>(), next, n, h, w, L.channels};
       residual_block_fused(p, precision_, stream);
-      if (after_layer) after_layer(block + " (fused)", 2 * 2.0 * n * h * w * L.channels * L.channels * 9);
+      if (after_layer)
+        after_layer(conv1.name + " + " + conv2.name + " (fused)", 2 * 2.0 * n * h * w * L.channels * L.channels * 9);
     } else {
-      conv(block + ".conv1", conv1, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage,
+      conv(conv1.name, conv1, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage,
            nullptr, h, w);
-      conv(block + ".conv2", conv2, plan.tmp.get(), InputKind::kStorage, next, OutputKind::kStorage, current,
+      conv(conv2.name, conv2, plan.tmp.get(), InputKind::kStorage, next, OutputKind::kStorage, current,
            h, w);
     }
     current = next;
   }
-  conv("trunk_conv", L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(), h,
+  conv(L.trunk.name, L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(), h,
        w);
-  conv("upsample.0", L.upsample[0], plan.tmp.get(), InputKind::kStorage, plan.up1.get(), OutputKind::kStorageShuffle2,
+  conv(L.upsample[0].name, L.upsample[0], plan.tmp.get(), InputKind::kStorage, plan.up1.get(), OutputKind::kStorageShuffle2,
        nullptr, h, w);
-  conv("upsample.1", L.upsample[1], plan.up1.get(), InputKind::kStorage, plan.up2.get(), OutputKind::kStorageShuffle2,
+  conv(L.upsample[1].name, L.upsample[1], plan.up1.get(), InputKind::kStorage, plan.up2.get(), OutputKind::kStorageShuffle2,
        nullptr, 2 * h, 2 * w);
-  conv("tail", L.tail, plan.up2.get(), InputKind::kStorage, output, plan.out, nullptr, 4 * h, 4 * w);
+  conv(L.tail.name, L.tail, plan.up2.get(), InputKind::kStorage, output, plan.out, nullptr, 4 * h, 4 * w);
 }
 
 void CudaEngine::launch(const Plan& plan, const Slot& slot, cudaStream_t stream) const {

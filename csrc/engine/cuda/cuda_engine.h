@@ -55,8 +55,8 @@ size_t element_size(OutputKind kind);
 
 class CudaEngine {
  public:
-  CudaEngine(const HostTensors& tensors, int num_blocks, int channels, Precision precision,
-             const EngineOptions& options);
+  // Throws std::invalid_argument when the network is not the layout the CUDA kernels run (GeneratorLayers).
+  CudaEngine(const NetworkSpec& network, Precision precision, const EngineOptions& options);
   ~CudaEngine();
 
   // tiles: host [n, h, w, 3] of `in`; result: host [n, 4h, 4w, 3] of `out`. Copies go through pinned
