@@ -14,7 +14,6 @@ import numpy as np
 from PIL import Image
 
 from srgan_fast import channels
-from srgan_fast.architecture import SCALE
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.channels import InputError
 from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
@@ -100,6 +99,7 @@ class Upscaler:
         self.backend_name = self.backend.name
         if backend == "auto":
             log.info("srgan_fast: auto picked backend %s", self.backend.describe())
+        self.scale = self.weights.network.scale
         self.halo = math.ceil(self.weights.network.receptive_radius())
         self.tile = tile
         self.batch_size = batch_size
@@ -155,7 +155,7 @@ class Upscaler:
             return self._plans[image_hw]
 
     def upscale(self, image):
-        """H×W[×C] uint8/uint16/float32 array or PIL image -> the ×4 image, same type, dtype and channels."""
+        """H×W[×C] uint8/uint16/float32 array or PIL image -> the ×scale image, same type, dtype and channels."""
         if isinstance(image, Image.Image):
             array, mode = channels.from_pil(image)
             result = channels.to_pil(self._upscale_frames(channels.validate_array(array)[None])[0], mode)
@@ -163,10 +163,10 @@ class Upscaler:
             return result
         array = channels.validate_array(image)
         return self._upscale_frames(array[None])[0].reshape(
-            (SCALE * array.shape[0], SCALE * array.shape[1]) + image.shape[2:])
+            (self.scale * array.shape[0], self.scale * array.shape[1]) + image.shape[2:])
 
     def upscale_batch(self, frames: np.ndarray) -> np.ndarray:
-        """[N, H, W, C] equal-size frames (C in 1, 3, 4) -> [N, 4H, 4W, C]: tiles of all frames share batches."""
+        """[N, H, W, C] equal-size frames (C in 1, 3, 4) -> [N, sH, sW, C]: tiles of all frames share batches."""
         if not isinstance(frames, np.ndarray) or frames.ndim != 4:
             raise InputError(f"expected an N×H×W×C array of frames, got "
                              f"{getattr(frames, 'shape', type(frames).__name__)}")
@@ -177,7 +177,7 @@ class Upscaler:
         return self._upscale_frames(frames)
 
     def _upscale_frames(self, frames: np.ndarray) -> np.ndarray:
-        """Validated [N, H, W, C] -> [N, 4H, 4W, C]; memory errors say what to lower."""
+        """Validated [N, H, W, C] -> [N, sH, sW, C]; memory errors say what to lower."""
         self._check_output_fits(frames.shape, frames.dtype)
         try:
             return self._upscale_channels(frames)
@@ -188,10 +188,9 @@ class Upscaler:
                               f"budget of {format_bytes(self.memory_budget)}: lower it with memory_budget= "
                               "(--memory-budget) or pass a smaller tile") from None
 
-    @staticmethod
-    def _output_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    def _output_bytes(self, shape: tuple[int, ...], dtype: np.dtype) -> int:
         n, h, w, c = shape
-        return n * SCALE * h * SCALE * w * c * np.dtype(dtype).itemsize
+        return n * self.scale * h * self.scale * w * c * np.dtype(dtype).itemsize
 
     def _check_output_fits(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
         """Refuse, before allocating anything, an input whose ×4 output alone exceeds the memory there is."""
@@ -200,22 +199,22 @@ class Upscaler:
         if available is not None and needed > available:
             n, h, w, c = shape
             what = f"{h}×{w}×{c} {np.dtype(dtype)}" + (f" frames ×{n}" if n > 1 else " image")
-            raise InputError(f"the ×{SCALE} output of a {what} needs {format_bytes(needed)}, more than the "
+            raise InputError(f"the ×{self.scale} output of a {what} needs {format_bytes(needed)}, more than the "
                              f"{format_bytes(available)} of memory available; upscale it in parts")
 
     def _upscale_channels(self, frames: np.ndarray) -> np.ndarray:
-        """Validated [N, H, W, C] -> [N, 4H, 4W, C]: gray and alpha around the RGB network."""
+        """Validated [N, H, W, C] -> [N, sH, sW, C]: gray and alpha around the RGB network."""
         count = frames.shape[3]
         if count == 1:
             return channels.rgb_to_gray(self._upscale_rgb(np.repeat(frames, 3, axis=3)))
         if count == 3:
             return self._upscale_rgb(np.ascontiguousarray(frames))
         rgb = np.stack([channels.fill_transparent(f[..., :3], f[..., 3]) for f in frames])
-        alpha = np.stack([channels.upscale_alpha(f[..., 3]) for f in frames])
+        alpha = np.stack([channels.upscale_alpha(f[..., 3], self.scale) for f in frames])
         return np.concatenate([self._upscale_rgb(rgb), alpha[..., None]], axis=3)
 
     def _upscale_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] contiguous -> [N, 4H, 4W, 3]: windows gathered into batches, cores scattered into the output."""
+        """[N, H, W, 3] contiguous -> [N, sH, sW, 3]: windows gathered into batches, cores scattered into the output."""
         n, h, w, _ = rgb.shape
         plan = self.plan((h, w))
         wh, ww = plan.window_hw
@@ -223,8 +222,8 @@ class Upscaler:
         batch = self.batch_size or max(1, min(self.memory_budget // window_bytes, 64))
         if plan.num_windows == 1 and n <= batch:
             return self.backend.run(rgb)  # the whole frames are the window: no gather, no scatter
-        out = np.empty((n, SCALE * h, SCALE * w, 3), dtype=rgb.dtype)
-        jobs = [(i, window) for i in range(n) for window in plan.windows()]
+        out = np.empty((n, self.scale * h, self.scale * w, 3), dtype=rgb.dtype)
+        jobs = [(i, window) for i in range(n) for window in plan.windows(self.scale)]
         buffer = self._gather_buffer((min(batch, len(jobs)), wh, ww, 3), rgb.dtype)
         for start in range(0, len(jobs), batch):
             chunk = jobs[start : start + batch]

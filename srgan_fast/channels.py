@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 
 from srgan_fast import architecture
-from srgan_fast.architecture import SCALE
 
 ACCEPTED_DTYPES = (np.uint8, np.uint16, np.float32)
 FULL_SCALE = {np.dtype(name): value for name, value in architecture.FULL_SCALE.items()}
@@ -138,9 +137,9 @@ def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.where((weight > 0)[..., None], colour, up)
 
 
-def upscale_alpha(alpha: np.ndarray) -> np.ndarray:
-    """[H, W] -> [4H, 4W] of the same dtype: bicubic in float, clamped (alpha has no texture to invent)."""
+def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """[H, W] -> [sH, sW] of the same dtype: bicubic in float, clamped (alpha has no texture to invent)."""
     values = Image.fromarray(alpha.astype(np.float32) / FULL_SCALE[alpha.dtype])  # mode "F"
     h, w = alpha.shape
-    up = np.asarray(values.resize((SCALE * w, SCALE * h), Image.Resampling.BICUBIC))
+    up = np.asarray(values.resize((scale * w, scale * h), Image.Resampling.BICUBIC))
     return _cast_like(up * FULL_SCALE[alpha.dtype], alpha.dtype)

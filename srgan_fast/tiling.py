@@ -13,8 +13,6 @@ import functools
 import math
 from dataclasses import dataclass
 
-from srgan_fast.architecture import SCALE
-
 MIN_TILE = 16
 
 
@@ -43,16 +41,17 @@ class TilePlan:
         computed = self.num_windows * self.window_hw[0] * self.window_hw[1]
         return computed / (self.image_hw[0] * self.image_hw[1])
 
-    def windows(self):
-        """(input window slices, output slices of the kept core in the window, output slices in the image)."""
+    def windows(self, scale: int):
+        """(input window slices, output slices of the kept core in the window, output slices in the image),
+        the output ones for a network that upscales ×``scale``."""
         for r in self.rows:
             for c in self.cols:
                 window = (slice(r.window_start, r.window_start + self.window_hw[0]),
                           slice(c.window_start, c.window_start + self.window_hw[1]))
-                in_window = (slice(SCALE * (r.core_start - r.window_start), SCALE * (r.core_stop - r.window_start)),
-                             slice(SCALE * (c.core_start - c.window_start), SCALE * (c.core_stop - c.window_start)))
-                in_image = (slice(SCALE * r.core_start, SCALE * r.core_stop),
-                            slice(SCALE * c.core_start, SCALE * c.core_stop))
+                in_window = (slice(scale * (r.core_start - r.window_start), scale * (r.core_stop - r.window_start)),
+                             slice(scale * (c.core_start - c.window_start), scale * (c.core_stop - c.window_start)))
+                in_image = (slice(scale * r.core_start, scale * r.core_stop),
+                            slice(scale * c.core_start, scale * c.core_stop))
                 yield window, in_window, in_image
 
 

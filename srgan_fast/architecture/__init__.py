@@ -16,9 +16,3 @@ FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
 __all__ = ["ARCHITECTURES", "FULL_SCALE", "IMAGE", "INPUT_RANGE", "OUTPUT_RANGE", "Activation", "Conv", "Network",
            "build", "msrresnet", "srresnet", "srvgg_compact"]
 
-# Transitional: the callers below move to the description (network.scale, network.receptive_radius()).
-SCALE = 4
-
-
-def receptive_radius(num_blocks: int) -> float:
-    return srresnet(num_blocks, 8).receptive_radius()

@@ -113,6 +113,32 @@ class Network:
             reach[conv.name] = radius
         return max(reach[self.layers[-1].name], IMAGE_SKIP_RADIUS[self.image_skip])
 
+    def peak_activation_values_per_input_pixel(self) -> float:
+        """The most feature-map values alive at once, per pixel of the input image, when the layers run in
+        order and each output is freed after its last reader (as the torch reference and onnxruntime do).
+
+        While a layer runs, the live set is the image, every earlier output still to be read (its own inputs
+        among them), and its conv result; the epilogue's steps (shuffle, activation, residual add) each make a
+        new tensor of that size from the previous one, so two of them exist at once. The image skip at the
+        end holds the last output, the upsampled image and their sum.
+        """
+        values = {IMAGE: 3.0}  # name -> values per input pixel
+        last_reader: dict[str, int] = {}
+        for index, conv in enumerate(self.layers):
+            last_reader[conv.source] = index
+            if conv.residual is not None:
+                last_reader[conv.residual] = index
+        peak = 0.0
+        for index, conv in enumerate(self.layers):
+            live = sum(v for name, v in values.items() if name == IMAGE or last_reader.get(name, -1) >= index)
+            result = conv.out_channels * conv.level**2
+            has_epilogue = conv.shuffle > 1 or conv.activation is not None or conv.residual is not None
+            peak = max(peak, live + (2 if has_epilogue else 1) * result)
+            values[conv.name] = float(result)
+        if self.image_skip is not None:
+            peak = max(peak, values[IMAGE] + 3 * values[self.layers[-1].name])
+        return peak
+
     def flops_per_input_pixel(self) -> float:
         """2 × multiply-adds of every conv, per input pixel (the usual convention for GFLOP/s)."""
         return 2.0 * sum(conv.multiply_adds_per_input_pixel() for conv in self.layers)

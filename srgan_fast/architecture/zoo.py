@@ -13,7 +13,6 @@ from srgan_fast.architecture.layers import IMAGE, Activation, Conv, Network
 # published configuration, far below what would exhaust memory while building the description.
 MAX_LAYERS = 512
 MAX_CHANNELS = 1024
-MAX_SCALE = 8
 
 
 def _check_params(architecture: str, scale: int, channels: int, layers: int, scales: tuple[int, ...]) -> None:

@@ -36,7 +36,6 @@ from srgan_fast.video.probe import Source, VideoError, ffmpeg_reason, open_sourc
 from srgan_fast.weights import DEFAULT_MODEL
 
 log = logging.getLogger("srgan_fast.video")
-SCALE = 4
 POLL_SECONDS = 0.1  # how often a waiting stage looks at the stop flag
 
 
@@ -129,7 +128,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
                   progress: bool = True, **backend_options) -> VideoResult:
     """Upscale every frame of ``src`` ×4 into ``dst``, keeping timestamps, rotation, colour tags, audio, subtitles.
 
-    upscaler: an ``Upscaler`` (or any object with ``upscale(frame)``) to use; else one is made from model,
+    upscaler: an ``Upscaler`` (or any object with ``upscale(frame)`` and ``scale``) to use; else one is made from model,
         backend, device, precision, tile and backend_options, once for all frames.
     codec: h264 (libx264), h265 (libx265), av1 (libsvtav1), ffv1 (lossless), h264_nvenc, hevc_nvenc, av1_nvenc.
     crf / bitrate: constant quality (lower is better; default per codec) or average bits per second.
@@ -212,7 +211,8 @@ class _Run:
             self.upscaled = queue.Queue(maxsize=max(4, 2 * batch))
             look = first.look.for_output(self.pix_fmt)
             output = av.open(str(temporary), "w", format=self.format_name)
-            stream = add_video_stream(output, self.spec, width=SCALE * width, height=SCALE * height,
+            stream = add_video_stream(output, self.spec, width=self.upscaler.scale * width,
+                                      height=self.upscaler.scale * height,
                                       pix_fmt=self.pix_fmt, time_base=self.source.video.time_base,
                                       rate=self.source.frame_rate, look=look, options=self.options)
             copies = add_copied_streams(output, self.source.copied)
@@ -241,7 +241,7 @@ class _Run:
                         self.source.path)
         for line in self.source.unasked:
             log.warning("dropped stream %s", line)
-        return VideoResult(str(self.dst), frames, (SCALE * width, SCALE * height), self.spec.encoder, self.pix_fmt,
+        return VideoResult(str(self.dst), frames, (self.upscaler.scale * width, self.upscaler.scale * height), self.spec.encoder, self.pix_fmt,
                            stats.corrupt_skipped, [f"#{s.index} {s.type} ({s.codec_context.name})"
                                                    for s in self.source.copied],
                            list(self.source.dropped), time.perf_counter() - started)

@@ -148,6 +148,7 @@ class NearestUpscaler:
     """A stand-in for ``Upscaler`` that repeats each pixel 4×4: exact, instant, for testing the plumbing."""
 
     device = "cpu"
+    scale = 4
 
     def __init__(self, fail_at: int | None = None, error: BaseException | None = None):
         self.calls = 0  # frames upscaled so far
@@ -161,4 +162,4 @@ class NearestUpscaler:
         if self.fail_at is not None and self.calls + len(frames) > self.fail_at:
             raise self.error or RuntimeError(f"injected failure at frame {self.fail_at}")
         self.calls += len(frames)
-        return np.repeat(np.repeat(frames, 4, axis=1), 4, axis=2)
+        return np.repeat(np.repeat(frames, self.scale, axis=1), self.scale, axis=2)
