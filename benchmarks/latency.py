@@ -6,8 +6,9 @@
 Each configuration is warmed up, then the configurations are timed in interleaved rounds (one call of each per
 round), so that a change in machine load hits all of them alike; the median per configuration is reported.
 Ratios are against the baseline row (torch fp32 channels_last on CPUs; on GPUs the strongest torch anchor of
-the same precision, see below), measured in this same run. Effective GFLOP/s counts the network's 4.44 MFLOP
-per input pixel (16 blocks, 64 channels), not the tiling overhead, which is reported on its own.
+the same precision, see below), measured in this same run. Effective GFLOP/s counts the network's FLOPs per input
+pixel from its description (4.44 MFLOP for SRResNet-16, 64 channels), not the tiling overhead, which is reported
+on its own.
 
 On a GPU, torch runs as a user who cares about speed would run it too: channels_last alone, with
 ``torch.backends.cudnn.benchmark`` on (set around that configuration's calls only), and through
@@ -34,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
-from srgan_fast.architecture import srresnet  # noqa: E402
+from srgan_fast.architecture import ARCHITECTURES, build  # noqa: E402
 from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.backends import availability, get_backend_class  # noqa: E402
 from srgan_fast.weights import load_weights, random_weights  # noqa: E402
@@ -158,7 +159,9 @@ def machine_description(device: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="srresnet",
-                        help="shipped model name, .safetensors path, or 'random' (the architecture, random values)")
+                        help="shipped model name, .safetensors path, or 'random' (--architecture, random values)")
+    parser.add_argument("--architecture", default="srresnet", choices=sorted(ARCHITECTURES),
+                        help="the architecture of --model random, at its default parameters (default: %(default)s)")
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(128, 128), (512, 512)],
                         help="input sizes: N (square) or HxW")
     parser.add_argument("--device", default="cpu")
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write results here (default: benchmarks/results/latency-<host>-<time>.json)")
     args = parser.parse_args(argv)
 
-    weights = random_weights(srresnet()) if args.model == "random" else load_weights(args.model)
+    weights = random_weights(build(args.architecture, {})) if args.model == "random" else load_weights(args.model)
     flops = weights.network.flops_per_input_pixel()
     configs = configurations(args.device, args.backends, args.precisions, compile_torch=not args.no_compile)
     upscalers = {}
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(results)
     report = {"machine": machine_description(args.device), "device": args.device, "model": weights.name,
+              "network": weights.network.describe(),
               "flops_per_input_pixel": flops, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "results": results}
     out = Path(args.json) if args.json else (Path(__file__).parent / "results" /
