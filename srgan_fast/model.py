@@ -1,84 +1,35 @@
-"""The networks of SRGAN (Ledig et al., 2017) in PyTorch: the reference every fast path is tested against.
+"""The networks of SRGAN (Ledig et al., 2017) in PyTorch: the generator by its parameters, and the discriminator.
 
-Value ranges, scale and receptive radius live in ``srgan_fast.architecture`` (no torch needed there).
+The generator's layers come from its description (``srgan_fast.architecture.srresnet``) through
+``srgan_fast.reference``; value ranges, scale and receptive radius live in ``srgan_fast.architecture``.
 """
 from __future__ import annotations
-
-import copy
-import math
 
 import torch
 from torch import nn
 
-from srgan_fast.architecture import SCALE
+from srgan_fast.architecture import srresnet
+from srgan_fast.reference import NetworkModule, fold_batchnorm
+
+__all__ = ["Discriminator", "Generator", "fold_batchnorm"]
 
 
-def _conv(in_ch: int, out_ch: int, k: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
-    # "same" zero padding, as the paper: the image border is treated as black beyond the edge.
-    return nn.Conv2d(in_ch, out_ch, k, stride=stride, padding=k // 2, bias=bias)
-
-
-def _bn_or_identity(channels: int, batch_norm: bool) -> nn.Module:
-    return nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
-
-
-class ResidualBlock(nn.Module):
-    """conv3x3 - BN - PReLU - conv3x3 - BN, plus the block input."""
-
-    def __init__(self, channels: int, batch_norm: bool = True):
-        super().__init__()
-        self.conv1 = _conv(channels, channels, 3, bias=not batch_norm)
-        self.bn1 = _bn_or_identity(channels, batch_norm)
-        self.prelu = nn.PReLU(channels)
-        self.conv2 = _conv(channels, channels, 3, bias=not batch_norm)
-        self.bn2 = _bn_or_identity(channels, batch_norm)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.prelu(self.bn1(self.conv1(x)))
-        return x + self.bn2(self.conv2(y))
-
-
-class UpsampleStage(nn.Module):
-    """conv3x3 C->4C, PixelShuffle(2), PReLU: doubles the resolution."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = _conv(channels, 4 * channels, 3)
-        self.shuffle = nn.PixelShuffle(2)
-        self.prelu = nn.PReLU(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(self.shuffle(self.conv(x)))
-
-
-class Generator(nn.Module):
-    """SRResNet: the SRGAN generator. ``batch_norm=False`` is the inference form (BN folded into the convs).
+class Generator(NetworkModule):
+    """SRResNet, the SRGAN generator, as training code names it. ``batch_norm=False`` is the inference form.
 
     x: [N, 3, H, W] in INPUT_RANGE -> [N, 3, 4H, 4W] in OUTPUT_RANGE (not clamped).
     """
 
     def __init__(self, num_blocks: int = 16, channels: int = 64, batch_norm: bool = True):
-        super().__init__()
-        self.num_blocks = num_blocks
-        self.channels = channels
-        self.batch_norm = batch_norm
-        self.head = _conv(3, channels, 9)
-        self.head_prelu = nn.PReLU(channels)
-        self.blocks = nn.ModuleList(ResidualBlock(channels, batch_norm) for _ in range(num_blocks))
-        self.trunk_conv = _conv(channels, channels, 3, bias=not batch_norm)
-        self.trunk_bn = _bn_or_identity(channels, batch_norm)
-        self.upsample = nn.ModuleList(UpsampleStage(channels) for _ in range(int(math.log2(SCALE))))
-        self.tail = _conv(channels, 3, 9)
+        super().__init__(srresnet(num_blocks, channels), batch_norm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = self.head_prelu(self.head(x))
-        y = skip
-        for block in self.blocks:
-            y = block(y)
-        y = skip + self.trunk_bn(self.trunk_conv(y))
-        for stage in self.upsample:
-            y = stage(y)
-        return self.tail(y)
+    @property
+    def num_blocks(self) -> int:
+        return self.network.params["num_blocks"]
+
+    @property
+    def channels(self) -> int:
+        return self.network.params["channels"]
 
 
 class Discriminator(nn.Module):
@@ -95,7 +46,7 @@ class Discriminator(nn.Module):
         in_ch = 3
         for i, out_ch in enumerate(widths):
             stride = 2 if i % 2 == 1 else 1
-            layers.append(_conv(in_ch, out_ch, 3, stride=stride, bias=(i == 0)))
+            layers.append(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=(i == 0)))
             if i > 0:
                 layers.append(nn.BatchNorm2d(out_ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
@@ -117,35 +68,3 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x))).squeeze(1)
-
-
-def _fold_conv_bn(conv: nn.Conv2d, bn: nn.Module, target: nn.Conv2d) -> None:
-    weight = conv.weight.detach().double()
-    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
-    if isinstance(bn, nn.BatchNorm2d):
-        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        weight = weight * scale[:, None, None, None]
-        bias = (bias - bn.running_mean.double()) * scale + bn.bias.detach().double()
-    target.weight.data.copy_(weight)
-    target.bias.data.copy_(bias)
-
-
-def fold_batchnorm(generator: Generator) -> Generator:
-    """The inference form: a ``Generator(batch_norm=False)`` equal to ``generator.eval()``.
-
-    BN is an affine map per channel in eval mode, so it folds into the conv before it (computed in float64).
-    """
-    if not generator.batch_norm:
-        return copy.deepcopy(generator).eval()
-    folded = Generator(generator.num_blocks, generator.channels, batch_norm=False)
-    source = generator
-    _fold_conv_bn(source.head, nn.Identity(), folded.head)
-    folded.head_prelu.load_state_dict(source.head_prelu.state_dict())
-    for src, dst in zip(source.blocks, folded.blocks):
-        _fold_conv_bn(src.conv1, src.bn1, dst.conv1)
-        _fold_conv_bn(src.conv2, src.bn2, dst.conv2)
-        dst.prelu.load_state_dict(src.prelu.state_dict())
-    _fold_conv_bn(source.trunk_conv, source.trunk_bn, folded.trunk_conv)
-    folded.upsample.load_state_dict(source.upsample.state_dict())
-    folded.tail.load_state_dict(source.tail.state_dict())
-    return folded.eval()

@@ -1,20 +1,24 @@
 """The folded generator as an ONNX graph: for onnxruntime, TensorRT and any other ONNX consumer.
 
-The graph is written node by node from the weights (no torch needed, so a TensorRT machine without PyTorch can
-export), and it mirrors ``srgan_fast.model.Generator(batch_norm=False)`` layer for layer; PixelShuffle is
-DepthToSpace in CRD mode, which is the same permutation. Tests compare it with the torch reference.
+The graph is written node by node from the weights' network description (no torch needed, so a TensorRT
+machine without PyTorch can export), one layer after another as ``srgan_fast.architecture.layers`` defines
+them: Conv, then DepthToSpace in CRD mode (PixelShuffle's permutation), PRelu for learned slopes or
+LeakyRelu/Relu for fixed ones, Add for the residual; the image skip is a Resize of the input added at the end.
+Tests compare it with the torch reference of the same description.
 
-Layouts and value ranges at the graph's edges (``io``):
-  "float"  input  "image"  [N, 3, H, W]   float32 in [0, 1]    output "upscaled" [N, 3, 4H, 4W] float32, not clamped
-  "uint8"  input  "image"  [N, H, W, 3]   uint8 (0..255)       output "upscaled" [N, 4H, 4W, 3] uint8, rounded+clamped
+Layouts and value ranges at the graph's edges (``io``), s the network's scale:
+  "float"  input  "image"  [N, 3, H, W]   float32 in [0, 1]    output "upscaled" [N, 3, sH, sW] float32, not clamped
+  "uint8"  input  "image"  [N, H, W, 3]   uint8 (0..255)       output "upscaled" [N, sH, sW, 3] uint8, rounded+clamped
 The edges stay float32/uint8 whatever the precision: casts to fp16/bf16 happen inside the graph, where a fused
-engine can fold them into the first and last kernels.
+engine can fold them into the first and last kernels. The image skip is computed and added in float32, after
+the cast back, as the CPU engine's image store (``csrc/ops/cpu/image_output.cpp``) adds it.
 
 Precisions: "fp32", "fp16", "bf16" (weights and activations in that type). For TensorRT's int8/fp8, a
 ``QuantSpec`` adds explicit Quantize/DequantizeLinear pairs around the body convs (see srgan_fast.tensorrt).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +26,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from srgan_fast.architecture import IMAGE, Conv, Network
 from srgan_fast.atomic import write_bytes_atomically
-from srgan_fast.weights import FORMAT, GeneratorWeights, load_weights, tensors_sha256
+from srgan_fast.weights import GeneratorWeights, load_weights, weights_for
 
 IO_MODES = ("float", "uint8")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -41,35 +46,34 @@ class QuantSpec:
     """Explicit quantization of the body convs: int8 (symmetric, per-channel weights) or fp8 E4M3.
 
     activation_amax: conv name (see ``quantized_conv_names``) -> largest |value| its input may take; inputs
-    beyond it saturate. Head and tail convs stay in the float precision: they see the image itself, whose
-    8-bit levels a symmetric int8 code would halve.
+    beyond it saturate. The first and last convs stay in the float precision: they read and write the image
+    itself, whose 8-bit levels a symmetric int8 code would halve.
     """
 
     kind: str
     activation_amax: Mapping[str, float] = field(default_factory=dict)
 
 
-def quantized_conv_names(num_blocks: int) -> list[str]:
-    names = [f"blocks.{i}.conv{j}" for i in range(num_blocks) for j in (1, 2)]
-    return names + ["trunk_conv", "upsample.0.conv", "upsample.1.conv"]
+def quantized_conv_names(network: Network) -> list[str]:
+    """The convs whose input is quantized, in layer order: all but the first and the last (see QuantSpec)."""
+    return [conv.name for conv in network.layers[1:-1]]
 
 
 def as_weights(weights_or_model) -> GeneratorWeights:
-    """GeneratorWeights, a model name / .safetensors path, or a torch ``Generator`` (folded here if it has BN)."""
+    """GeneratorWeights, a model name / .safetensors path, or a torch module of a network description
+    (``srgan_fast.reference.NetworkModule``, e.g. a training ``Generator``; folded here if it has BN)."""
     if isinstance(weights_or_model, GeneratorWeights):
         return weights_or_model
     if isinstance(weights_or_model, (str, os.PathLike)):
         return load_weights(weights_or_model)
-    if hasattr(weights_or_model, "state_dict") and hasattr(weights_or_model, "num_blocks"):
-        from srgan_fast.model import fold_batchnorm
+    if hasattr(weights_or_model, "state_dict") and isinstance(getattr(weights_or_model, "network", None), Network):
+        from srgan_fast.reference import fold_batchnorm
 
         folded = fold_batchnorm(weights_or_model)
         tensors = {k: v.detach().cpu().float().numpy() for k, v in folded.state_dict().items()}
-        metadata = {"format": FORMAT, "name": "torch-module", "num_blocks": str(folded.num_blocks),
-                    "channels": str(folded.channels), "scale": "4", "tensors_sha256": tensors_sha256(tensors)}
-        return GeneratorWeights(tensors, metadata, "<torch module>")
-    raise TypeError(f"expected GeneratorWeights, a model name, a .safetensors path or a srgan_fast Generator, "
-                    f"got {type(weights_or_model).__name__}")
+        return weights_for(folded.network, tensors, "torch-module", source="<torch module>")
+    raise TypeError(f"expected GeneratorWeights, a model name, a .safetensors path or a srgan_fast network "
+                    f"module, got {type(weights_or_model).__name__}")
 
 
 def default_opset(precision: str, quant: QuantSpec | None = None) -> int:
@@ -140,13 +144,19 @@ class _GraphWriter:
             w = self.param(f"{prefix}.weight")
         return self.node("Conv", [x, w, self.param(f"{prefix}.bias")], f"{prefix}.out", pads=[pad] * 4)
 
-    def prelu(self, x: str, prefix: str) -> str:
-        # ONNX PRelu broadcasts the slope from the right: [C, 1, 1] against [N, C, H, W].
-        slope = self.weights.tensors[f"{prefix}.weight"].reshape(-1, 1, 1).astype(self.np_float)
-        return self.node("PRelu", [x, self.constant(f"{prefix}.weight", slope)], f"{prefix}.out")
+    def activation(self, x: str, conv: Conv) -> str:
+        output = f"{conv.name}.act"
+        if conv.activation.slopes_tensor is not None:
+            # ONNX PRelu broadcasts the slope from the right: [C, 1, 1] against [N, C, H, W].
+            name = conv.activation.slopes_tensor
+            slope = self.weights.tensors[name].reshape(-1, 1, 1).astype(self.np_float)
+            return self.node("PRelu", [x, self.constant(name, slope)], output)
+        if conv.activation.slope == 0.0:
+            return self.node("Relu", [x], output)
+        return self.node("LeakyRelu", [x], output, alpha=float(conv.activation.slope))
 
     def _quantizes(self, prefix: str) -> bool:
-        return self.quant is not None and prefix in quantized_conv_names(self.weights.num_blocks)
+        return self.quant is not None and prefix in quantized_conv_names(self.weights.network)
 
     def _code_type(self):
         return self.onnx.TensorProto.INT8 if self.quant.kind == "int8" else self.onnx.TensorProto.FLOAT8E4M3FN
@@ -161,7 +171,7 @@ class _GraphWriter:
             amax = float(self.quant.activation_amax[prefix])
         except KeyError:
             raise ValueError(f"QuantSpec.activation_amax lacks {prefix!r} (expected every name of "
-                             f"quantized_conv_names({self.weights.num_blocks}))") from None
+                             f"quantized_conv_names(network))") from None
         code_max = 127.0 if self.quant.kind == "int8" else FP8_E4M3_MAX
         scale = self.constant(f"{prefix}.input_scale", np.array(max(amax, 1e-8) / code_max, dtype=self.np_float))
         zero = self._zero_point(f"{prefix}.input_zero")
@@ -197,18 +207,39 @@ def _numpy_dtype(precision: str):
 
 
 def _generator_body(g: _GraphWriter, x: str) -> str:
-    """The network itself, NCHW in the graph's float precision: mirrors ``Generator.forward``."""
-    skip = g.prelu(g.conv(x, "head"), "head_prelu")
-    y = skip
-    for i in range(g.weights.num_blocks):
-        inner = g.prelu(g.conv(y, f"blocks.{i}.conv1"), f"blocks.{i}.prelu")
-        y = g.node("Add", [y, g.conv(inner, f"blocks.{i}.conv2")], f"blocks.{i}.out")
-    y = g.node("Add", [skip, g.conv(y, "trunk_conv")], "trunk.out")
-    for j in range(2):
-        shuffled = g.node("DepthToSpace", [g.conv(y, f"upsample.{j}.conv")], f"upsample.{j}.shuffle",
-                          blocksize=2, mode="CRD")
-        y = g.prelu(shuffled, f"upsample.{j}.prelu")
-    return g.conv(y, "tail")
+    """The network's layers, NCHW in the graph's float precision, in the epilogue order of
+    ``srgan_fast.architecture.layers``: conv + bias, pixel shuffle, activation, + residual."""
+    outputs = {IMAGE: x}
+    for conv in g.weights.network.layers:
+        y = g.conv(outputs[conv.source], conv.name)
+        if conv.shuffle > 1:
+            y = g.node("DepthToSpace", [y], f"{conv.name}.shuffle", blocksize=conv.shuffle, mode="CRD")
+        if conv.activation is not None:
+            y = g.activation(y, conv)
+        if conv.residual is not None:
+            y = g.node("Add", [outputs[conv.residual], y], f"{conv.name}.sum")
+        outputs[conv.name] = y
+    return y
+
+
+def _add_image_skip(g: _GraphWriter, image: str, y: str) -> str:
+    """y + the float32 input upsampled as torch's ``interpolate`` does (``srgan_fast._torch_impl.image_skip``).
+
+    nearest: torch takes source pixel floor(dst / scale), ONNX's "asymmetric" transform with "floor".
+    bilinear (align_corners=False): source (dst + 0.5) / scale - 0.5, clamped at 0: ONNX "half_pixel" linear
+    (onnxruntime clamps the same way; tests compare the borders with torch).
+    """
+    network = g.weights.network
+    if network.image_skip is None:
+        return y
+    scales = g.constant("image_skip.scales", np.array([1, 1, network.scale, network.scale], np.float32))
+    if network.image_skip == "nearest":
+        upsampled = g.node("Resize", [image, "", scales], "image_skip.upsampled", mode="nearest",
+                           coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        upsampled = g.node("Resize", [image, "", scales], "image_skip.upsampled", mode="linear",
+                           coordinate_transformation_mode="half_pixel")
+    return g.node("Add", [y, upsampled], "image_skip.sum")
 
 
 def build_onnx_model(weights_or_model, *, tile: tuple[int, int] | None = None, batch: int | None = None,
@@ -229,7 +260,8 @@ def build_onnx_model(weights_or_model, *, tile: tuple[int, int] | None = None, b
     g = _GraphWriter(weights, precision, quant, expose)
     n = batch if batch is not None else "batch"
     h, w = tile if tile is not None else ("height", "width")
-    out_h, out_w = (4 * h, 4 * w) if tile is not None else ("height_x4", "width_x4")
+    scale = weights.network.scale
+    out_h, out_w = (scale * h, scale * w) if tile is not None else (f"height_x{scale}", f"width_x{scale}")
 
     if io == "uint8":
         image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [n, h, w, 3])
@@ -241,11 +273,13 @@ def build_onnx_model(weights_or_model, *, tile: tuple[int, int] | None = None, b
     else:
         image = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [n, 3, h, w])
         x = INPUT_NAME
+    image_float = x
     if g.float_type != TensorProto.FLOAT:
         x = g.node("Cast", [x], "image.lowp", to=g.float_type)
     y = _generator_body(g, x)
     if g.float_type != TensorProto.FLOAT:
-        y = g.node("Cast", [y], "tail.float", to=TensorProto.FLOAT)
+        y = g.node("Cast", [y], "body.float", to=TensorProto.FLOAT)
+    y = _add_image_skip(g, image_float, y)
     if io == "uint8":
         clamped = g.node("Clip", [y, g.constant("zero", np.array(0.0, np.float32)),
                                   g.constant("one", np.array(1.0, np.float32))], "upscaled.clamped")
@@ -270,9 +304,10 @@ def build_onnx_model(weights_or_model, *, tile: tuple[int, int] | None = None, b
     # The oldest IR version that has this opset: parsers built against older onnx releases (TensorRT's) accept it.
     model = helper.make_model(graph, opset_imports=opsets, producer_name="srgan_fast",
                               ir_version=helper.find_min_ir_version_for(opsets))
-    metadata = {"model_name": weights.name, "weights_sha256": weights.sha256, "scale": "4", "io": io,
+    metadata = {"model_name": weights.name, "weights_sha256": weights.sha256, "scale": str(scale), "io": io,
                 "precision": quant.kind if quant else precision, "float_precision": precision,
-                "num_blocks": str(weights.num_blocks), "channels": str(weights.channels),
+                "architecture": weights.network.architecture,
+                "architecture_params": json.dumps(weights.network.params),
                 "tile": "dynamic" if tile is None else f"{h}x{w}",
                 "batch": "dynamic" if batch is None else str(batch), "format": "srgan_fast.onnx/1"}
     helper.set_model_props(model, metadata)
@@ -285,7 +320,7 @@ def export_onnx(weights_or_model, path: str | os.PathLike, *, tile: tuple[int, i
                 opset: int | None = None) -> Path:
     """Write the generator as a checked ONNX file, atomically (temp file + rename). Returns the path.
 
-    weights_or_model: GeneratorWeights, a model name, a .safetensors path or a srgan_fast ``Generator``.
+    weights_or_model: GeneratorWeights, a model name, a .safetensors path or a srgan_fast network module.
     tile: static (H, W) or None for dynamic H/W; precision: fp32 | fp16 | bf16; io: "float" (NCHW float32)
     or "uint8" (NHWC uint8 with the conversions inside the graph); opset: None for the lowest that works.
     """

@@ -9,7 +9,8 @@ from conftest import random_generator_weights
 
 pytestmark = pytest.mark.native
 torch = pytest.importorskip("torch")
-F = torch.nn.functional
+
+from srgan_fast._torch_impl import conv_epilogue  # noqa: E402
 
 SHAPES = [(1, 1, 1), (2, 5, 7), (1, 9, 4), (1, 13, 17)]  # [N, h, w]: 1x1, partial Winograd tiles, batches
 
@@ -50,22 +51,25 @@ def t(w: np.ndarray, dtype) -> torch.Tensor:
     return torch.from_numpy(w).to(dtype)
 
 
-# Torch mirrors of each op, in any dtype (float64 for the reference, bfloat16 for torch's own bf16 error).
+# Each op as srgan_fast._torch_impl composes it, in any dtype (float64 for the reference, bfloat16 for
+# torch's own bf16 error).
+def torch_layer(x, w, conv: str, dtype, **epilogue):
+    return conv_epilogue(x, t(w[f"{conv}.weight"], dtype), t(w[f"{conv}.bias"], dtype), **epilogue)
+
+
 def torch_residual_block(x, w, dtype):
     x = nchw(x, dtype)
-    y = F.prelu(F.conv2d(x, t(w["blocks.0.conv1.weight"], dtype), t(w["blocks.0.conv1.bias"], dtype), padding=1),
-                t(w["blocks.0.prelu.weight"], dtype))
-    return nhwc(x + F.conv2d(y, t(w["blocks.0.conv2.weight"], dtype), t(w["blocks.0.conv2.bias"], dtype), padding=1))
+    y = torch_layer(x, w, "blocks.0.conv1", dtype, slopes=t(w["blocks.0.prelu.weight"], dtype))
+    return nhwc(torch_layer(y, w, "blocks.0.conv2", dtype, residual=x))
 
 
 def torch_conv3x3_add(x, skip, w, dtype):
-    y = F.conv2d(nchw(x, dtype), t(w["trunk_conv.weight"], dtype), t(w["trunk_conv.bias"], dtype), padding=1)
-    return nhwc(nchw(skip, dtype) + y)
+    return nhwc(torch_layer(nchw(x, dtype), w, "trunk_conv", dtype, residual=nchw(skip, dtype)))
 
 
 def torch_upsampler(x, w, dtype):
-    y = F.conv2d(nchw(x, dtype), t(w["upsample.0.conv.weight"], dtype), t(w["upsample.0.conv.bias"], dtype), padding=1)
-    return nhwc(F.prelu(F.pixel_shuffle(y, 2), t(w["upsample.0.prelu.weight"], dtype)))
+    return nhwc(torch_layer(nchw(x, dtype), w, "upsample.0.conv", dtype, shuffle=2,
+                            slopes=t(w["upsample.0.prelu.weight"], dtype)))
 
 
 def features(shape, channels, seed):
@@ -83,8 +87,7 @@ def test_head_matches_torch(shape, dtype):
         info = np.iinfo(dtype)
         image, scale = rng.integers(0, info.max + 1, (*shape, 3)).astype(dtype), float(info.max)
     x = nchw(image, torch.float64) / scale
-    ref = nhwc(F.prelu(F.conv2d(x, t(w["head.weight"], torch.float64), t(w["head.bias"], torch.float64), padding=4),
-                       t(w["head_prelu.weight"], torch.float64)))
+    ref = nhwc(torch_layer(x, w, "head", torch.float64, slopes=t(w["head_prelu.weight"], torch.float64)))
     for path in fp32_paths():
         got = _C().ops.head(image, w["head.weight"], w["head.bias"], w["head_prelu.weight"], path=path, threads=2)
         assert got.shape == ref.shape and got.dtype == np.float32
@@ -144,8 +147,7 @@ def test_upsampler_matches_torch(shape, channels):
 def test_tail_matches_torch(shape, dtype):
     w = tensors(16, seed=10)
     x = features(shape, 16, seed=11) * 0.3  # outputs spread over [0, 1] and beyond, to exercise the clamp
-    y = F.conv2d(nchw(x, torch.float64), t(w["tail.weight"], torch.float64), t(w["tail.bias"], torch.float64),
-                 padding=4)
+    y = torch_layer(nchw(x, torch.float64), w, "tail", torch.float64)
     ref = nhwc(y).clip(0, 1)
     assert (nhwc(y) < 0).any() or (nhwc(y) > 1).any() or shape == (1, 1, 1)
     for path in fp32_paths():
@@ -168,8 +170,7 @@ def test_tail_bf16_is_within_twice_torch_bf16_error(channels):
     x = features((2, 11, 9), channels, seed=15) * 0.3
 
     def torch_tail(dtype):
-        y = F.conv2d(nchw(x, dtype), t(w["tail.weight"], dtype), t(w["tail.bias"], dtype), padding=4)
-        return nhwc(y.clamp(0, 1))
+        return nhwc(torch_layer(nchw(x, dtype), w, "tail", dtype).clamp(0, 1))
 
     ref = torch_tail(torch.float64)
     torch_error = relative_error(torch_tail(torch.bfloat16), ref)

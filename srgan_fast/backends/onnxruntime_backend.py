@@ -140,6 +140,6 @@ class OnnxRuntimeBackend(Backend):
         return unit_nchw_to_tiles(y, tiles.dtype)
 
     def bytes_per_input_pixel(self) -> int:
-        # Like torch: the widest live set is about 36 C values per input pixel, plus onnxruntime's arena slack.
+        # Like torch: the description's peak live set, plus a third for onnxruntime's arena slack.
         element = 4 if self.precision == "fp32" else 2
-        return 48 * self.weights.channels * element + 64
+        return int(self.weights.network.peak_activation_values_per_input_pixel() * element * 4 / 3) + 64

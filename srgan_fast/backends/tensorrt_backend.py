@@ -152,9 +152,9 @@ class TensorRTBackend(Backend):
         return y if io == "uint8" else y.clamp_(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
 
     def bytes_per_input_pixel(self) -> int:
-        # As torch: about 36 C activations per input pixel at the widest point, in the engine's float type.
+        # As torch: the description's peak live set of feature maps, in the engine's float type.
         element = 4 if self.precision == "fp32" else 2
-        return 36 * self.weights.channels * element + 64
+        return int(self.weights.network.peak_activation_values_per_input_pixel() * element) + 64
 
     def describe(self) -> str:
         shape = "dynamic shapes" if self.dynamic else "static shapes"

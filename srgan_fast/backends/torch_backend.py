@@ -12,14 +12,14 @@ _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def build_generator(weights: GeneratorWeights):
-    """The folded torch ``Generator`` holding these weights (float32, eval mode)."""
+    """The torch module of ``weights.network`` holding these weights (float32, eval mode)."""
     import torch
 
-    from srgan_fast.model import Generator
+    from srgan_fast.reference import build_module
 
-    generator = Generator(weights.num_blocks, weights.channels, batch_norm=False)
-    generator.load_state_dict({k: torch.from_numpy(v) for k, v in weights.tensors.items()})
-    return generator.eval()
+    module = build_module(weights.network)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.tensors.items()})
+    return module.eval()
 
 
 @register_backend
@@ -76,10 +76,10 @@ class TorchBackend(Backend):
             return y.to(torch.int32).cpu().numpy().astype(tiles.dtype)
 
     def bytes_per_input_pixel(self) -> int:
-        # Widest live set: the second upsampling conv's input (C at 2x) and output (4C at 2x) plus the
-        # shuffled result (C at 4x): about 36 C values per input pixel.
+        # The module frees each output after its last reader, so the description's peak live set is its
+        # working set; 64 bytes of headroom for the tile's own pixels, as before.
         element = 4 if self.precision == "fp32" else 2
-        return 36 * self.weights.channels * element + 64
+        return int(self.weights.network.peak_activation_values_per_input_pixel() * element) + 64
 
     def describe(self) -> str:
         layout = "channels_last" if self.channels_last else "NCHW"

@@ -104,7 +104,7 @@ def measure_activation_amax(weights: GeneratorWeights, tiles: np.ndarray, kind: 
     """Conv name -> amax for its input, from fp32 runs over ``tiles`` ([n, h, w, 3] float32 in [0, 1])."""
     import onnxruntime
 
-    names = quantized_conv_names(weights.num_blocks)
+    names = quantized_conv_names(weights.network)
     model = build_onnx_model(weights, tile=tiles.shape[1:3], precision="fp32", io="float", expose=names)
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     output_names = [o.name for o in session.get_outputs()][1:]
@@ -141,7 +141,7 @@ def calibrate(weights: GeneratorWeights, images: str | Path, tile: tuple[int, in
               "images_sha256": images_sha256(files), "tile": list(tile), "max_tiles": max_tiles, "seed": seed}
     key = cache_key(fields)
     path = Path(cache_dir) / f"calibration-{key}.json"
-    names = set(quantized_conv_names(weights.num_blocks))
+    names = set(quantized_conv_names(weights.network))
     if path.exists():
         try:
             table = json.loads(path.read_text())
