@@ -2,11 +2,11 @@
 #include <pybind11/stl.h>
 
 #include "bindings_common.h"
-#include "engine/cpu_features.h"
+#include "ops/cpu/cpu_features.h"
 #include "engine/engine.h"
 
 #ifdef SRGAN_FAST_WITH_CUDA
-#include "engine/cuda/bindings_cuda.h"
+#include "bindings_cuda.h"
 #endif
 
 namespace srgan_fast::bindings {

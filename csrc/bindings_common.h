@@ -24,14 +24,6 @@ inline std::string shape_of(const py::array& a) {
 
 inline std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
-inline Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  throw std::invalid_argument("unknown precision '" + name + "': expected 'fp32' or 'bf16'");
-}
-
-inline std::string precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
-
 inline DType image_dtype(const py::array& a, const char* what) {
   if (py::isinstance<py::array_t<uint8_t>>(a)) return DType::u8;
   if (py::isinstance<py::array_t<uint16_t>>(a)) return DType::u16;

@@ -28,7 +28,11 @@ struct FeatureMapT {
   int64_t row_stride = 0;     // elements from one row to the next: (w + 2 * kHalo) * c
   int64_t image_stride = 0;   // elements from one image to the next: (h + 2 * kHalo) * row_stride
 
-  T* at(int image, int y, int x) const { return data + image * image_stride + y * row_stride + int64_t(x) * c; }
+  // Always inlined: the per-instruction-set kernels call it, and an out-of-line copy compiled with AVX-512
+  // flags must never be what another path's call resolves to.
+  __attribute__((always_inline)) T* at(int image, int y, int x) const {
+    return data + image * image_stride + y * row_stride + int64_t(x) * c;
+  }
 };
 using FeatureMap = FeatureMapT<float>;
 using FeatureMapBf16 = FeatureMapT<uint16_t>;

@@ -4,14 +4,15 @@
 #include <cstdint>
 
 #include "ops/feature_map.h"
+#include "ops/precision.h"
 
 namespace srgan_fast {
 
 enum class DType { u8, u16, f32 };  // image element types at the engine's boundary
-enum class Precision { fp32, bf16 };
 
-// The full-scale value that maps to 1.0 (uint8: 255, uint16: 65535, float32: 1).
-inline float full_scale(DType t) { return t == DType::u8 ? 255.f : t == DType::u16 ? 65535.f : 1.f; }
+// The full-scale value that maps to 1.0 (uint8: 255, uint16: 65535, float32: 1). Static: the per-instruction-set
+// kernels use it too, each with its own copy.
+static inline float full_scale(DType t) { return t == DType::u8 ? 255.f : t == DType::u16 ? 65535.f : 1.f; }
 
 // What a 3x3 convolution does with its result before storing it.
 enum class Epilogue {

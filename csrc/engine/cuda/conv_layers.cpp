@@ -20,7 +20,7 @@ namespace {
 
 uint16_t to_storage_bits(float value, Precision precision) {
   uint16_t bits;
-  if (precision == Precision::kFloat16) {
+  if (precision == Precision::fp16) {
     const __half h = __float2half_rn(value);
     std::memcpy(&bits, &h, sizeof bits);
   } else {

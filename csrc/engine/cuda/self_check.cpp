@@ -39,11 +39,10 @@ ReferenceConvParams reference_params(const ConvLayer& layer, const float* input,
 // in torch's own runs; the bounds leave several times that, and stay far below the O(1) relative error of a
 // wrong index, tap or fragment layout (the negated tail of `corrupt_for_test` gives about 2).
 void tolerances(Precision precision, double* max_abs, double* rms) {
-  *max_abs = precision == Precision::kFloat16 ? 0.1 : 0.3;
-  *rms = precision == Precision::kFloat16 ? 0.02 : 0.08;
+  *max_abs = precision == Precision::fp16 ? 0.1 : 0.3;
+  *rms = precision == Precision::fp16 ? 0.02 : 0.08;
 }
 
-const char* precision_name(Precision precision) { return precision == Precision::kFloat16 ? "fp16" : "bf16"; }
 
 }  // namespace
 

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "engine/cpu_features.h"
+#include "ops/cpu/cpu_features.h"
 
 namespace srgan_fast::cpu {
 namespace {
@@ -24,6 +24,7 @@ bool compiled(Path path) {
 // Why `path` cannot run here at `precision`, or "" when it can.
 std::string unavailable(Path path, Precision precision) {
   const CpuFeatures& cpu = cpu_features();
+  if (precision == Precision::fp16) return "the CPU kernels run fp32 or bf16";
   if (!compiled(path)) return "this build has no " + path_name(path) + " kernels";
   if (path == Path::avx2 && !cpu.avx2_fma) return "this CPU lacks AVX2/FMA";
   if (path == Path::avx512 && !cpu.avx512) return "this CPU lacks AVX-512";
@@ -56,6 +57,8 @@ std::vector<std::string> available_paths(Precision precision) {
 }
 
 Path resolve_path(const std::string& name, Precision precision) {
+  if (precision == Precision::fp16)
+    throw std::invalid_argument("the CPU engine runs precision 'fp32' or 'bf16', got 'fp16'");
   const std::vector<std::string> names = available_paths(precision);
   std::string listed;
   for (const std::string& n : names) listed += (listed.empty() ? "" : ", ") + n;

@@ -9,7 +9,13 @@
 
 #include "ops/cpu/kernels.h"
 
-namespace srgan_fast::cpu {
+#ifndef SRGAN_FAST_ISA
+#error "define SRGAN_FAST_ISA (the instruction set's namespace) before including the kernel templates"
+#endif
+
+// Inside the instruction set's own namespace: every function here, template or not, gets a distinct symbol per
+// instruction set, so the linker can never pick an AVX-512 copy for a path that runs on an AVX2-only CPU.
+namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
 // One image row converted to float in [0, 1], 3 channels, with 4 zero pixels on each side.
 template <class S>
@@ -152,4 +158,4 @@ void tail_bf16(const TailParams& p, const ExecContext& ctx) {
   }
 }
 
-}  // namespace srgan_fast::cpu
+}  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

@@ -17,24 +17,26 @@ namespace srgan_fast::cpu {
 // micro-kernel's row count (6, 4, 3).
 constexpr int kTileBlock = 24;
 // Output channels per pass over a tile block: the upsampler's 4C outputs go in C-wide chunks.
-inline int cout_chunk(int cout) { return cout % 64 == 0 ? 64 : cout; }
+// Helpers used both here and inside the per-instruction-set kernels have internal linkage (static): each
+// translation unit keeps its own copy, compiled with its own flags.
+static inline int cout_chunk(int cout) { return cout % 64 == 0 ? 64 : cout; }
 
 // Floats of scratch one thread needs for each op (the engine allocates the maximum once).
-inline size_t conv3x3_scratch_floats(int cin, int cout) {
+static inline size_t conv3x3_scratch_floats(int cin, int cout) {
   return size_t(36) * kTileBlock * (cin + cout_chunk(cout)) + 64;
 }
-inline size_t head_scratch_floats(int w) { return size_t(9) * (w + 8) * 3 + 64; }
+static inline size_t head_scratch_floats(int w) { return size_t(9) * (w + 8) * 3 + 64; }
 // Winograd tail: tiles per block along a row (their transformed patches, 3 rows x (block + 2), stay in L2),
 // and tile rows per work item (a band transforms each patch row once, plus 2 rows at its top).
 constexpr int kTailTileBlock = 16, kTailRowBand = 16;
-inline size_t tail_scratch_floats(int c) {
+static inline size_t tail_scratch_floats(int c) {
   return size_t(3) * (kTailTileBlock + 2) * 25 * c + size_t(kTailTileBlock) * 25 * 3 + 64;
 }
 
 // The kernels' parallel loops use schedule(dynamic): on a machine shared with other jobs a descheduled
 // thread's share is taken over by the others instead of stalling everyone at the barrier. Work items write
 // disjoint outputs, so the result does not depend on which thread runs which item.
-inline int thread_index() {
+static inline int thread_index() {
 #ifdef _OPENMP
   return omp_get_thread_num();
 #else

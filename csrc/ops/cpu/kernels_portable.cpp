@@ -1,5 +1,6 @@
 // The scalar kernel table: the templates of winograd_kernels.h and head_tail_kernels.h instantiated with
 // this instruction set's SIMD traits (this file alone is compiled with its -m flags; see CMakeLists.txt).
+#define SRGAN_FAST_ISA portable
 #include "ops/cpu/simd_portable.h"
 #include "ops/cpu/head_tail_kernels.h"
 #include "ops/cpu/tail_winograd_kernels.h"
@@ -9,8 +10,8 @@ namespace srgan_fast::cpu {
 
 const CpuKernels& kernels_scalar() {
   using Simd = portable::Simd;
-  static const CpuKernels table{"scalar", &head<Simd>, &conv3x3_winograd<Simd, float>,
-                                nullptr, &tail_winograd<Simd>, nullptr};
+  static const CpuKernels table{"scalar", &portable::head<Simd>, &portable::conv3x3_winograd<Simd, float>,
+                                nullptr, &portable::tail_winograd<Simd>, nullptr};
   return table;
 }
 

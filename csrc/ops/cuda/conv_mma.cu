@@ -303,7 +303,7 @@ void validate(const ConvParams& p) {
 
 void conv_mma(const ConvParams& params, Precision precision, cudaStream_t stream) {
   validate(params);
-  if (precision == Precision::kFloat16) return dispatch<__half>(params, stream);
+  if (precision == Precision::fp16) return dispatch<__half>(params, stream);
   return dispatch<__nv_bfloat16>(params, stream);
 }
 

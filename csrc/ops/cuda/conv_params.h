@@ -9,9 +9,11 @@
 
 #include <cstdint>
 
+#include "ops/precision.h"
+
 namespace srgan_fast::cuda {
 
-enum class Precision : int { kFloat16 = 0, kBFloat16 = 1 };
+using srgan_fast::Precision;  // fp16 or bf16 here: the tensor-core kernels store activations in 16 bits
 
 // What the first kernel reads: the activation storage type, or a raw image whose integer range is mapped
 // to [0, 1] while loading (uint8 / 255, uint16 / 65535, float32 as is).

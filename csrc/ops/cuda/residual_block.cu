@@ -169,7 +169,7 @@ void residual_block_fused(const ResidualBlockParams& p, Precision precision, cud
   for (const void* pointer : {p.input, p.weights1, p.weights2})
     if (reinterpret_cast<uintptr_t>(pointer) % 16 != 0) fail("input and weights must be 16-byte aligned");
   if (p.input == p.output) fail("output must not be the input (other blocks still read it)");
-  if (precision == Precision::kFloat16) return dispatch<__half>(p, stream);
+  if (precision == Precision::fp16) return dispatch<__half>(p, stream);
   return dispatch<__nv_bfloat16>(p, stream);
 }
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "bindings_common.h"
-#include "cuda_engine.h"
+#include "engine/cuda/cuda_engine.h"
 #include "ops/cuda/residual_block.h"
 
 namespace py = pybind11;
@@ -18,12 +18,13 @@ namespace {
 
 using cuda::InputKind;
 using cuda::OutputKind;
-using cuda::Precision;
 
-Precision parse_precision(const std::string& name) {
-  if (name == "fp16") return Precision::kFloat16;
-  if (name == "bf16") return Precision::kBFloat16;
-  throw std::invalid_argument("CUDA engine: precision must be 'fp16' or 'bf16', got '" + name + "'");
+// The tensor-core kernels store activations in 16 bits: fp16 or bf16.
+Precision parse_cuda_precision(const std::string& name) {
+  const Precision precision = parse_precision(name);
+  if (precision == Precision::fp32)
+    throw std::invalid_argument("CUDA engine: precision must be 'fp16' or 'bf16', got '" + name + "'");
+  return precision;
 }
 
 InputKind parse_input_kind(const std::string& name) {
@@ -107,7 +108,7 @@ void bind_ops(py::module_& ops) {
         p.ksize = ksize;
         p.input_kind = parse_input_kind(input_kind);
         p.output_kind = parse_output_kind(output_kind);
-        cuda::conv_mma(p, parse_precision(precision), nullptr);
+        cuda::conv_mma(p, parse_cuda_precision(precision), nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
       },
       "The tensor-core conv on device pointers (0 = none); synchronous. See csrc/ops/cuda/conv_params.h.",
@@ -122,7 +123,7 @@ void bind_ops(py::module_& ops) {
         const cuda::ResidualBlockParams p{pointer<void>(input), pointer<void>(weights1), pointer<float>(bias1),
                                           pointer<float>(alpha1), pointer<void>(weights2), pointer<float>(bias2),
                                           reinterpret_cast<void*>(output), batch, height, width, channels};
-        cuda::residual_block_fused(p, parse_precision(precision), nullptr);
+        cuda::residual_block_fused(p, parse_cuda_precision(precision), nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
       },
       "The fused residual block on device pointers; synchronous. See csrc/ops/cuda/residual_block.h.",
@@ -176,7 +177,7 @@ void bind_ops(py::module_& ops) {
                                       shape_text(weights));
         const int cout = int(weights.shape(0)), cin = int(weights.shape(1)), k = int(weights.shape(2));
         const auto packed = cuda::pack_conv_weights(weights.data(), cout, cin, k, cin_padded, cout_padded,
-                                                    parse_precision(precision), subpixel_major);
+                                                    parse_cuda_precision(precision), subpixel_major);
         py::array_t<uint16_t> result({py::ssize_t(cout_padded), py::ssize_t(k * k), py::ssize_t(cin_padded)});
         std::copy(packed.begin(), packed.end(), result.mutable_data());
         return result;
@@ -198,7 +199,7 @@ void bind_engine(py::module_& m) {
              options.fuse_residual_blocks = fuse_residual_blocks;
              options.corrupt_for_test = corrupt_for_test;
              return std::make_unique<cuda::CudaEngine>(bindings::network_from_records(layers, scale, image_skip),
-                                                       parse_precision(precision), options);
+                                                       parse_cuda_precision(precision), options);
            }),
            py::arg("layers"), py::arg("scale"), py::arg("image_skip"), py::arg("precision"), py::arg("device") = 0,
            py::arg("batch_size") = 8, py::arg("use_graphs") = true, py::arg("fuse_residual_blocks") = false,

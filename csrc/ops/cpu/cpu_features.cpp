@@ -1,4 +1,4 @@
-#include "engine/cpu_features.h"
+#include "ops/cpu/cpu_features.h"
 
 namespace srgan_fast {
 namespace {
