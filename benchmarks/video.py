@@ -25,17 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def random_model(folder: Path, blocks: int, channels: int) -> str:
-    import torch
+    from srgan_fast.architecture import srresnet
+    from srgan_fast.weights import random_weights, save_weights
 
-    from srgan_fast.model import Generator
-    from srgan_fast.weights import FORMAT, save_weights
-
-    torch.manual_seed(0)
-    tensors = {k: v.numpy() for k, v in Generator(blocks, channels, batch_norm=False).state_dict().items()}
+    weights = random_weights(srresnet(blocks, channels))
     path = folder / f"random_{blocks}x{channels}.safetensors"
-    save_weights(path, tensors, {"format": FORMAT, "name": f"random-{blocks}x{channels}", "num_blocks": str(blocks),
-                                 "channels": str(channels), "scale": "4", "input_range": "0,1",
-                                 "output_range": "0,1"})
+    save_weights(path, weights.tensors, dict(weights.metadata, name=f"random-{blocks}x{channels}"))
     return str(path)
 
 

@@ -63,16 +63,14 @@ def random_generator_weights(num_blocks: int = 2, channels: int = 8, seed: int =
     import torch
 
     from srgan_fast.model import Generator, fold_batchnorm
-    from srgan_fast.weights import FORMAT, GeneratorWeights, tensors_sha256
+    from srgan_fast.weights import weights_for
 
     torch.manual_seed(seed)
     generator = Generator(num_blocks, channels, batch_norm=True)
     randomise_batchnorm_and_prelu(generator, spread=0.1)
     folded = fold_batchnorm(generator.eval())
     tensors = {k: v.detach().numpy().astype(np.float32) for k, v in folded.state_dict().items()}
-    metadata = {"format": FORMAT, "name": "random", "num_blocks": str(num_blocks), "channels": str(channels),
-                "scale": "4", "input_range": "0,1", "output_range": "0,1", "tensors_sha256": tensors_sha256(tensors)}
-    return GeneratorWeights(tensors, metadata, "<random>")
+    return weights_for(folded.network, tensors, "random", source="<random>")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from srgan_fast.atomic import write_bytes_atomically
-from srgan_fast.weights import save_weights
+from srgan_fast.weights import architecture_metadata, save_weights
 from training.checkpoint import read_checkpoint_meta
 from training.evaluate import evaluate, generator_from_checkpoint, validation_images
 
@@ -62,8 +62,7 @@ def export(checkpoint: str, name: str, out_dir: str, data: list[str] | None = No
     data = data or config["data"]
     val_every_image = val_every_image or config["val_every_image"]
     metadata = {
-        "name": name, "architecture": "srresnet", "num_blocks": str(generator.num_blocks),
-        "channels": str(generator.channels), "scale": "4", "input_range": "0,1", "output_range": "0,1",
+        "name": name, **architecture_metadata(generator.network), "input_range": "0,1", "output_range": "0,1",
         "training_phase": config.get("phase", "srresnet"),
         "training_data": f"HR folders {', '.join(map(str, data))}; one image in every {val_every_image} (by sorted "
                          "path) held aside for validation",
@@ -88,7 +87,8 @@ def export(checkpoint: str, name: str, out_dir: str, data: list[str] | None = No
     sha256 = save_weights(out / f"{name}.safetensors", tensors, metadata)
     if description is None:
         kind = "perceptual (adversarial)" if metadata["training_phase"] == "srgan" else "PSNR-oriented"
-        description = f"{kind} x4 SRResNet, {generator.num_blocks} blocks x {generator.channels} channels"
+        description = (f"{kind} x{generator.network.scale} SRResNet, {generator.num_blocks} blocks x "
+                       f"{generator.channels} channels")
         if not skip_eval:
             gain = float(metadata["eval_psnr_y"]) - float(metadata["eval_bicubic_psnr_y"])
             description += (f"; validation PSNR-Y {metadata['eval_psnr_y']} dB ({gain:+.2f} over bicubic), "

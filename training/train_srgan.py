@@ -73,9 +73,13 @@ def init_generator(init: str) -> tuple[Generator, dict]:
     except WeightsError as exc:
         raise SystemExit(f"error: --init {init!r} is neither a training checkpoint nor a weights file "
                          f"({exc})") from None
-    generator = Generator(weights.num_blocks, weights.channels, batch_norm=False)
+    if weights.network.architecture != "srresnet":
+        raise SystemExit(f"error: --init {init!r} holds a {weights.network.architecture}; phase 2 trains the SRGAN "
+                         "generator (srresnet)")
+    num_blocks, channels = weights.network.params["num_blocks"], weights.network.params["channels"]
+    generator = Generator(num_blocks, channels, batch_norm=False)
     generator.load_state_dict({k: torch.from_numpy(v) for k, v in weights.tensors.items()})
-    return generator, dict(num_blocks=weights.num_blocks, channels=weights.channels, batch_norm=False,
+    return generator, dict(num_blocks=num_blocks, channels=channels, batch_norm=False,
                            init_step=int(weights.metadata.get("training_steps", 0)),
                            init_config={"exported": weights.metadata.get("training_recipe", weights.source)})
 
