@@ -1,13 +1,18 @@
-"""Image files in and out for the CLI: 8- and 16-bit, gray/RGB/alpha, guarded reads, atomic writes.
+"""Image files in and out for the CLI: 8- and 16-bit, gray/RGB/alpha, animations, EXIF and ICC, guarded reads,
+atomic writes.
 
 Pillow reads and writes everything except 16-bit colour PNG, which Pillow cannot hold without dropping to
 8 bits; those go through pypng. Reads refuse images above ``max_pixels`` before decoding them (decompression
-bombs) and report truncated or unreadable files as ``ImageFileError`` with the path and the reason.
+bombs), turn photos upright by their EXIF orientation, and report any file that fails to decode as
+``ImageFileError`` with the path and the reason. Writes keep what the format can hold (16 bits, alpha, frames,
+ICC profile, EXIF) and say what they had to drop.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,57 +20,136 @@ import png
 from PIL import Image, UnidentifiedImageError
 
 from srgan_fast.atomic import atomic_output
+from srgan_fast.imagemeta import (PngWriterWithChunks, orientation_and_carried_exif, pillow_limit,
+                                  png_metadata_chunks, upright)
 
-DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; the ×4 output is 16× that
+DEFAULT_MAX_PIXELS = 50_000_000  # input pixels, all frames together; the ×4 output is 16× that
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-                 ".bmp": "BMP"}
-READ_SUFFIXES = set(WRITE_FORMATS) | {".gif", ".ppm", ".pgm", ".tga"}
+                 ".bmp": "BMP", ".gif": "GIF"}
+READ_SUFFIXES = set(WRITE_FORMATS) | {".ppm", ".pgm", ".tga"}
+MULTI_FRAME_FORMATS = {"GIF": ".gif", "PNG": ".png (APNG)", "WEBP": ".webp", "TIFF": ".tif (pages)"}
+_TIMED_FORMATS = {"GIF", "PNG", "WEBP"}  # the multi-frame formats that hold frame durations and a loop count
+_ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
+_EXIF_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
 
 
 class ImageFileError(ValueError):
     """An image file that cannot be read or written; the message names the file and why."""
 
 
-def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise ImageFileError(f"{path}: {width}x{height} = {width * height} pixels exceeds the limit of {max_pixels} "
+@dataclass
+class ImageFile:
+    """The pixels of an image file, still or animated, and the metadata worth carrying into an upscaled copy."""
+
+    frames: list[np.ndarray]  # each H×W×C (C in 1, 3, 4) uint8 or uint16; one element for a still image
+    format: str  # Pillow's name for the source's format: "PNG", "JPEG", "GIF", "WEBP", "TIFF", ...
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # without orientation (the frames are upright) or thumbnail; None if none
+    durations_ms: list[int] | None = None  # per frame, animations only
+    loop: int | None = None  # animations only: 0 = forever, None = played once
+
+    @property
+    def animated(self) -> bool:
+        return len(self.frames) > 1
+
+    def with_frames(self, frames: list[np.ndarray]) -> ImageFile:
+        """The same metadata around new pixels (the upscaled frames)."""
+        return dataclasses.replace(self, frames=frames)
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int, frames: int = 1) -> None:
+    pixels = width * height * frames
+    if pixels > max_pixels:
+        size = f"{frames} frames of {width}x{height}" if frames > 1 else f"{width}x{height}"
+        raise ImageFileError(f"{path}: {size} = {pixels} pixels exceeds the limit of {max_pixels} "
                              "(a decompression bomb or a very large image; raise --max-pixels to allow it)")
 
 
-def _read_png16(path: Path, max_pixels: int) -> np.ndarray | None:
-    """A 16-bit PNG as uint16 H×W×C, or None when the PNG is 8-bit or less (Pillow reads those)."""
-    reader = png.Reader(filename=str(path))
-    width, height, rows, info = reader.asDirect()
-    if info["bitdepth"] != 16:
-        return None
-    _check_size(path, width, height, max_pixels)
-    planes = info["planes"]
-    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return array.reshape(height, width, planes)
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An image file -> H×W×C array (C in 1, 2→4, 3, 4) of uint8, or uint16 for 16-bit files."""
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFile:
+    """An image file, every frame upright, as H×W×C arrays (C in 1, 3, 4) of uint8, or uint16 for 16-bit files.
+
+    ``max_pixels`` bounds all frames together, since they are all held (and upscaled) at once; it is the only
+    limit: Pillow's own is raised for the read when ``max_pixels`` exceeds it. Any failure to decode becomes
+    ``ImageFileError``; ``MemoryError`` is let through for the caller to report with its memory budget.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"{path}: no such file")
     try:
-        if path.suffix.lower() == ".png":
-            array = _read_png16(path, max_pixels)
-            if array is not None:
-                return _expand_gray_alpha(array)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_size(path, image.width, image.height, max_pixels)
-                image.load()
-                return _expand_gray_alpha(_pil_to_array(image))
-    except ImageFileError:
+        with pillow_limit.at_least(max_pixels), open(path, "rb") as file:
+            if not file.read(1):
+                raise ImageFileError(f"{path}: unreadable or truncated image (empty file)")
+            with Image.open(file) as image:
+                loaded, orientation = _decode(path, file, image, max_pixels)
+    except (ImageFileError, MemoryError):
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageFileError(f"{path}: refused as a possible decompression bomb ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, png.Error) as exc:
-        raise ImageFileError(f"{path}: unreadable or truncated image ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageFileError(f"{path}: unreadable or truncated image (not in any format Pillow knows)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(f"{path}: exceeds the limit of {max_pixels} pixels ({_one_line(exc)}; "
+                             "raise --max-pixels to allow it)") from None
+    except Exception as exc:  # a broken file fails anywhere in the decoders, with any exception type
+        raise ImageFileError(f"{path}: unreadable or truncated image ({_one_line(exc)})") from None
+    # Turned upright after the decoder is closed, so that its copy of the pixels is gone by then.
+    for index, frame in enumerate(loaded.frames):
+        loaded.frames[index] = upright(frame, orientation)
+    return loaded
+
+
+def _decode(path: Path, file, image: Image.Image, max_pixels: int) -> tuple[ImageFile, int]:
+    """The frames and metadata of an opened file, and its EXIF orientation (not applied yet)."""
+    # An MPO is a camera JPEG whose further pictures are previews or a stereo view, not frames to play.
+    frame_count = 1 if image.format == "MPO" else getattr(image, "n_frames", 1)
+    _check_size(path, image.width, image.height, max_pixels, frame_count)
+    durations = None
+    if frame_count == 1 and image.format == "PNG" and _png_bit_depth(file) == 16:
+        frames = [_read_png16(path, file)]
+    else:
+        frames, durations = _decode_frames(path, image, frame_count, max_pixels)
+    # Pillow's PNG getexif() decodes the image to look for an eXIf chunk after the pixels; a PNG decoded here by
+    # Pillow already has it in info, and one decoded by pypng is not decoded a second time for it.
+    exif = image.getexif() if image.format != "PNG" or "exif" in image.info else Image.Exif()
+    orientation, carried_exif = orientation_and_carried_exif(exif)
+    loop = image.info.get("loop") if frame_count > 1 else None
+    return ImageFile(frames, image.format, image.info.get("icc_profile") or None, carried_exif, durations,
+                     loop), orientation
+
+
+def _png_bit_depth(file) -> int:
+    file.seek(24)  # IHDR's bit depth: after the 8-byte signature, chunk length and type, width and height
+    return file.read(1)[0]
+
+
+def _read_png16(path: Path, file) -> np.ndarray:
+    file.seek(0)
+    width, height, rows, info = png.Reader(file=file).asDirect()
+    array = np.empty((height, width * info["planes"]), dtype=np.uint16)  # filled row by row: no second copy
+    count = 0
+    for count, row in enumerate(rows, start=1):
+        array[count - 1] = row
+    if count != height:  # pypng stops quietly where the image data ends
+        raise ImageFileError(f"{path}: unreadable or truncated image (image data ends after {count} of "
+                             f"{height} rows)")
+    return _expand_gray_alpha(array.reshape(height, width, info["planes"]))
+
+
+def _decode_frames(path: Path, image: Image.Image, frame_count: int,
+                   max_pixels: int) -> tuple[list[np.ndarray], list[int] | None]:
+    frames, durations = [], []
+    for index in range(frame_count):
+        if index:
+            image.seek(index)
+            # A GIF frame may grow the canvas past the size checked at open.
+            _check_size(path, image.width, image.height, max_pixels, frame_count)
+        frames.append(_expand_gray_alpha(_pil_to_array(image)))
+        durations.append(round(image.info.get("duration") or 0))  # WebP sets it only once the frame is loaded
+    if frame_count == 1:
+        return frames, None
+    return _same_channels(frames), durations if image.format in _TIMED_FORMATS else None
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
@@ -76,7 +160,7 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     has_alpha = "A" in image.mode or (image.mode == "P" and "transparency" in image.info)
     if image.mode in ("L", "RGB", "RGBA", "LA"):
         return np.asarray(image)
-    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # CMYK, YCbCr, palette, 1-bit, ...
 
 
 def _expand_gray_alpha(array: np.ndarray) -> np.ndarray:
@@ -88,41 +172,136 @@ def _expand_gray_alpha(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write H×W×C uint8/uint16 atomically (temp file in the same folder, then rename).
+def _same_channels(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Frames of one animation in one layout: a GIF's first frame may be gray or opaque and later ones not."""
+    channels = max(frame.shape[2] for frame in frames)
+    for index, frame in enumerate(frames):
+        if frame.shape[2] == 1 and channels > 1:
+            frame = np.repeat(frame, 3, axis=2)
+        if frame.shape[2] == 3 and channels == 4:
+            frame = np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, frame.dtype)], axis=2)
+        frames[index] = frame
+    return frames
 
-    16-bit and alpha are kept where the format can hold them (PNG: both; TIFF: 16-bit gray, 8-bit alpha;
-    WebP: alpha); elsewhere 16-bit is reduced to 8 and alpha is dropped, with a warning.
-    """
-    path = Path(path)
+
+def _output_format(path: Path) -> str:
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageFileError(f"{path}: unknown output format {path.suffix!r}; expected one of "
                              f"{', '.join(sorted(WRITE_FORMATS))}")
-    array = _fit_format(path, fmt, array)
+    return fmt
+
+
+def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
+    """Write an image file atomically (temp file in the same folder, then rename); returns the warnings.
+
+    16-bit and alpha are kept where the format can hold them (PNG: both; TIFF: 16-bit gray, 8-bit alpha; WebP:
+    alpha; GIF: alpha as a transparent colour); elsewhere 16-bit is reduced to 8 and alpha is dropped. Frames
+    go into GIF, APNG, WebP or TIFF pages; any other format refuses more than one. The ICC profile and the EXIF
+    go wherever the format holds them. Each thing dropped is one warning, as a string, for the caller to show.
+    """
+    path = Path(path)
+    fmt = _output_format(path)
+    if not image.frames:
+        raise ImageFileError(f"{path}: no frames to write")
+    if image.animated and fmt not in MULTI_FRAME_FORMATS:
+        raise ImageFileError(f"{path}: the source has {len(image.frames)} frames and {fmt} holds one; write "
+                             f"{', '.join(MULTI_FRAME_FORMATS.values())} to keep them")
+    notes: list[str] = []
+    frames = [_fit_format(path, fmt, frame, image.animated, notes) for frame in image.frames]
+    icc_profile, exif = image.icc_profile, image.exif
+    if icc_profile and fmt not in _ICC_FORMATS:
+        notes.append(f"{path}: ICC profile dropped: {fmt} cannot hold one")
+        icc_profile = None
+    if exif and fmt not in _EXIF_FORMATS:
+        notes.append(f"{path}: EXIF dropped: {fmt} cannot hold it")
+        exif = None
+    if image.animated and image.durations_ms and fmt not in _TIMED_FORMATS:
+        notes.append(f"{path}: frame durations dropped: {fmt} pages have none")
     try:
         with atomic_output(path, suffix=path.suffix) as tmp:
-            if fmt == "PNG" and array.dtype == np.uint16 and array.shape[2] > 1:
-                height, width, planes = array.shape
-                writer = png.Writer(width, height, bitdepth=16, greyscale=False, alpha=planes == 4)
-                with open(tmp, "wb") as f:
-                    writer.write(f, array.reshape(height, width * planes))
+            if fmt == "PNG" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
+                _write_png16(tmp, frames[0], icc_profile, exif)
             else:
-                # Pillow maps uint16 H×W to its 16-bit gray mode "I;16" by itself.
-                image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-                image.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-    except (OSError, ValueError) as exc:
-        raise ImageFileError(f"{path}: could not write ({exc})") from None
+                _write_pillow(tmp, fmt, frames, image, icc_profile, exif)
+    except MemoryError:
+        raise
+    except Exception as exc:  # encoders fail with any exception type
+        raise ImageFileError(f"{path}: could not write ({_one_line(exc)})") from None
+    return notes
 
 
-def _fit_format(path: Path, fmt: str, array: np.ndarray) -> np.ndarray:
-    keeps_16bit = fmt == "PNG" or (fmt == "TIFF" and array.shape[2] == 1)
-    keeps_alpha = fmt in ("PNG", "WEBP", "TIFF")
-    if array.dtype == np.uint16 and not keeps_16bit:
-        warnings.warn(f"{path}: {fmt} cannot hold this 16-bit image; writing 8 bits")
-        array = (array.astype(np.uint32) * 255 + 32767) // 65535
-        array = array.astype(np.uint8)
-    if array.shape[2] == 4 and not keeps_alpha:
-        warnings.warn(f"{path}: {fmt} has no alpha channel; dropping it")
-        array = np.ascontiguousarray(array[:, :, :3])
-    return array
+def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: list[str]) -> np.ndarray:
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or frame.dtype not in (np.uint8, np.uint16):
+        raise ImageFileError(f"{path}: expected H×W×C uint8 or uint16 frames with C in 1, 3, 4, got shape "
+                             f"{frame.shape} {frame.dtype}")
+    keeps_16bit = (fmt == "PNG" and not animated) or (fmt == "TIFF" and frame.shape[2] == 1)
+    keeps_alpha = fmt in ("PNG", "WEBP", "TIFF", "GIF")
+    if frame.dtype == np.uint16 and not keeps_16bit:
+        _note(notes, f"{path}: {fmt} cannot hold this 16-bit {'animation' if animated else 'image'}; "
+                     "writing 8 bits")
+        frame = _to_8bit(frame)
+    if frame.shape[2] == 4 and not keeps_alpha:
+        _note(notes, f"{path}: {fmt} has no alpha channel; dropping it")
+        frame = np.ascontiguousarray(frame[:, :, :3])
+    return frame
+
+
+def _note(notes: list[str], message: str) -> None:
+    if message not in notes:  # once per file, not once per frame
+        notes.append(message)
+
+
+def _to_8bit(array: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8, rounded, in blocks of rows so that the uint32 temporaries stay small."""
+    result = np.empty(array.shape, dtype=np.uint8)
+    step = max(1, (1 << 22) // max(1, array[0].size))
+    for start in range(0, len(array), step):
+        block = array[start:start + step].astype(np.uint32)
+        result[start:start + step] = (block * 255 + 32767) // 65535
+    return result
+
+
+def _write_png16(tmp: Path, array: np.ndarray, icc_profile: bytes | None, exif: bytes | None) -> None:
+    height, width, planes = array.shape
+    writer = PngWriterWithChunks(width, height, bitdepth=16, greyscale=False, alpha=planes == 4,
+                                 extra_chunks=png_metadata_chunks(icc_profile, exif))
+    with open(tmp, "wb") as file:
+        # Packed big-endian rows, one at a time: pypng's own per-value packing is slow on large images.
+        writer.write_packed(file, (row.astype(">u2").tobytes() for row in array.reshape(height, width * planes)))
+
+
+def _write_pillow(tmp: Path, fmt: str, frames: list[np.ndarray], image: ImageFile, icc_profile: bytes | None,
+                  exif: bytes | None) -> None:
+    # Pillow maps uint16 H×W to its 16-bit gray mode "I;16" by itself.
+    pictures = [Image.fromarray(frame[:, :, 0] if frame.shape[2] == 1 else frame) for frame in frames]
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    if exif:
+        options["exif"] = exif
+    if len(pictures) > 1:
+        options.update(save_all=True, append_images=pictures[1:])
+        if fmt in _TIMED_FORMATS:
+            if image.durations_ms:
+                options["duration"] = image.durations_ms
+            # GIF without a loop count plays once; APNG and WebP need 1 for that.
+            if image.loop is not None or fmt != "GIF":
+                options["loop"] = 1 if image.loop is None else image.loop
+    pictures[0].save(tmp, format=fmt, **options)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A still image file -> H×W×C array (C in 1, 3, 4) of uint8, or uint16 for 16-bit files; upright."""
+    image = load_image(path, max_pixels)
+    if image.animated:
+        raise ImageFileError(f"{path}: has {len(image.frames)} frames; read it with load_image")
+    return image.frames[0]
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, *, icc_profile: bytes | None = None,
+                exif: bytes | None = None) -> None:
+    """Write one H×W×C uint8/uint16 array atomically, as ``save_image`` does; what it drops is a warning."""
+    image = ImageFile([array], _output_format(Path(path)), icc_profile, exif)
+    for message in save_image(path, image):
+        warnings.warn(message, stacklevel=2)
