@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-F = torch.nn.functional
 
 from cuda_helpers import assert_at_most_twice_torch_error, cuda_native, relative_error  # noqa: E402
+from srgan_fast._torch_impl import conv_epilogue  # noqa: E402
 
 pytestmark = pytest.mark.cuda
 
@@ -58,14 +58,13 @@ def nhwc(x):
     return x.permute(0, 2, 3, 1).contiguous()
 
 
-def torch_conv_epilogue(x_nhwc, weight, bias, alpha=None, residual=None, dtype=torch.float64):
-    """The torch ops the fused kernel replaces, at `dtype` (float64 reference or the low precision)."""
-    x = nchw(x_nhwc.to(dtype))
-    y = F.conv2d(x, weight.to(x.device, dtype), bias.to(x.device, dtype), padding=weight.shape[-1] // 2)
-    if alpha is not None:
-        y = F.prelu(y, alpha.to(x.device, dtype))
-    if residual is not None:
-        y = y + nchw(residual.to(dtype))
+def torch_conv_epilogue(x_nhwc, weight, bias, alpha=None, residual=None, dtype=torch.float64, shuffle=1):
+    """The fused op's torch reference (srgan_fast._torch_impl) on NHWC tensors, at `dtype` (float64 reference
+    or the low precision)."""
+    device = x_nhwc.device
+    y = conv_epilogue(nchw(x_nhwc.to(dtype)), weight.to(device, dtype), bias.to(device, dtype), shuffle=shuffle,
+                      slopes=None if alpha is None else alpha.to(device, dtype),
+                      residual=None if residual is None else nchw(residual.to(dtype)))
     return nhwc(y)
 
 
@@ -111,8 +110,7 @@ def test_upsampler_conv_pixel_shuffle_prelu(precision, size, channels):
          ksize=3, input_kind="storage", output_kind="storage_shuffle2")
 
     def shuffled(x_nhwc, dtype):
-        y = F.conv2d(nchw(x_nhwc.to(dtype)), weight.cuda().to(dtype), bias.cuda().to(dtype), padding=1)
-        return nhwc(F.prelu(F.pixel_shuffle(y, 2), alpha.cuda().to(dtype)))
+        return torch_conv_epilogue(x_nhwc, weight, bias, alpha, dtype=dtype, shuffle=2)
 
     assert_at_most_twice_torch_error(out.cpu(), shuffled(x, dtype).cpu(), shuffled(x32, torch.float64).cpu(),
                                      f"upsampler {precision}")
@@ -229,7 +227,10 @@ def test_reference_pixel_shuffle_prelu_is_exact():
     out = torch.empty(2, 10, 14, 6, device="cuda")
     call(ops.reference_pixel_shuffle_prelu, input=x, alpha=alpha, output=out, batch=2, height=5, width=7,
          channels=6)
-    expected = nhwc(F.prelu(F.pixel_shuffle(nchw(x), 2), alpha))
+    # A 1x1 identity conv leaves only the epilogue's shuffle and PReLU, computed exactly.
+    identity = torch.zeros(4 * 6, 4 * 6, 1, 1, device="cuda")
+    identity[range(24), range(24)] = 1.0
+    expected = torch_conv_epilogue(x, identity, torch.zeros(24, device="cuda"), alpha, dtype=torch.float32, shuffle=2)
     assert torch.equal(out, expected)
 
 
