@@ -16,6 +16,8 @@ from PIL import Image
 from srgan_fast import channels
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.channels import InputError
+from srgan_fast.ensemble import self_ensemble
+from srgan_fast.output_size import OutputSize, resize
 from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
 
@@ -81,12 +83,16 @@ class Upscaler:
     batch_size: tiles per backend call; None fills ``memory_budget``.
     memory_budget: bytes of working memory the tiler lets the backend use per call (default 3 GiB on CPUs,
         4 GiB on GPUs); lower it when a call runs out of memory.
+    tta: self-ensemble, the mean of the 8 flipped and rotated runs (8× the time; see srgan_fast.ensemble).
+    outscale / size / width / height: the default output size of every call (see ``upscale``).
     backend_options: passed to the backend (e.g. channels_last=False for torch, threads=N for native).
     """
 
     def __init__(self, model: str | GeneratorWeights = DEFAULT_MODEL, *, backend: str = "auto",
                  device: str | None = None, precision: str | None = None, tile: int | tuple[int, int] | None = None,
-                 batch_size: int | None = None, memory_budget: int | None = None, **backend_options):
+                 batch_size: int | None = None, memory_budget: int | None = None, tta: bool = False,
+                 outscale: float | None = None, size: tuple[int, int] | None = None, width: int | None = None,
+                 height: int | None = None, **backend_options):
         self.weights = model if isinstance(model, GeneratorWeights) else load_weights(model)
         if device is None:
             device = "cuda" if gpu_present() else "cpu"
@@ -106,6 +112,8 @@ class Upscaler:
         if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):
             raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
         self.memory_budget = memory_budget or DEFAULT_MEMORY_BUDGET[device_kind]
+        self.tta = bool(tta)
+        self.output_size = OutputSize(outscale, size, width, height)
         self._plans: dict[tuple[int, int], TilePlan] = {}
         self._plans_lock = threading.Lock()
         # Gather buffers are per thread: the engine reads a batch with the GIL released, so a buffer shared
@@ -140,10 +148,15 @@ class Upscaler:
         raise BackendUnavailable(f"no backend could start on {device}: " + "; ".join(refusals))
 
     def describe(self) -> str:
-        return f"model {self.weights.name} on {self.backend.describe()}"
+        return f"model {self.weights.name} on {self.backend.describe()}" + (", self-ensemble x8" if self.tta else "")
 
-    def __call__(self, image):
-        return self.upscale(image)
+    def __call__(self, image, **output_size):
+        return self.upscale(image, **output_size)
+
+    def output_hw(self, input_hw: tuple[int, int], output_size: OutputSize | None = None) -> tuple[int, int]:
+        """The (height, width) that an input of ``input_hw`` comes out at."""
+        target = (output_size or self.output_size).target(input_hw, self.scale)
+        return target or (self.scale * input_hw[0], self.scale * input_hw[1])
 
     def plan(self, image_hw: tuple[int, int]) -> TilePlan:
         """The tiling used for images of this size (made once per size)."""
@@ -154,16 +167,24 @@ class Upscaler:
                 self._plans[image_hw] = plan_tiles(image_hw, tile, self.halo)
             return self._plans[image_hw]
 
-    def upscale(self, image):
-        """H×W[×C] uint8/uint16/float32 array or PIL image -> the ×scale image, same type, dtype and channels."""
+    def upscale(self, image, *, outscale: float | None = None, size: tuple[int, int] | None = None,
+                width: int | None = None, height: int | None = None):
+        """H×W[×C] uint8/uint16/float32 array or PIL image -> the upscaled image, same type, dtype and channels.
+
+        The output is ×scale (the model's), or: ``outscale`` × the input, exactly ``size`` = (height, width), or
+        ``width`` / ``height`` with the aspect ratio kept; the network runs at its own scale and its result is
+        resized (Lanczos, see srgan_fast.output_size). Smaller than the input is refused with ``InputError``.
+        """
+        requested = OutputSize(outscale, size, width, height)
+        output_size = self.output_size if requested.native else requested
         if isinstance(image, Image.Image):
             array, mode = channels.from_pil(image)
-            result = channels.to_pil(self._upscale_frames(channels.validate_array(array)[None])[0], mode)
+            result = channels.to_pil(self._upscale_frames(channels.validate_array(array)[None], output_size)[0], mode)
             channels.copy_pil_metadata(image, result)
             return result
         array = channels.validate_array(image)
-        return self._upscale_frames(array[None])[0].reshape(
-            (self.scale * array.shape[0], self.scale * array.shape[1]) + image.shape[2:])
+        out = self._upscale_frames(array[None], output_size)[0]
+        return out.reshape(out.shape[:2] + image.shape[2:])
 
     def upscale_batch(self, frames: np.ndarray) -> np.ndarray:
         """[N, H, W, C] equal-size frames (C in 1, 3, 4) -> [N, sH, sW, C]: tiles of all frames share batches."""
@@ -174,13 +195,15 @@ class Upscaler:
             raise InputError(f"expected at least one frame, got shape {frames.shape}")
         for frame in frames:
             channels.validate_array(frame)
-        return self._upscale_frames(frames)
+        return self._upscale_frames(frames, self.output_size)
 
-    def _upscale_frames(self, frames: np.ndarray) -> np.ndarray:
-        """Validated [N, H, W, C] -> [N, sH, sW, C]; memory errors say what to lower."""
+    def _upscale_frames(self, frames: np.ndarray, output_size: OutputSize) -> np.ndarray:
+        """Validated [N, H, W, C] -> [N, H', W', C] at ``output_size``; memory errors say what to lower."""
+        target = output_size.target(frames.shape[1:3], self.scale)
         self._check_output_fits(frames.shape, frames.dtype)
         try:
-            return self._upscale_channels(frames)
+            upscaled = self._upscale_channels(frames)
+            return upscaled if target is None else np.stack([resize(frame, target) for frame in upscaled])
         except MemoryError:
             _, h, w, c = frames.shape
             output = format_bytes(self._output_bytes(frames.shape, frames.dtype))
@@ -206,12 +229,18 @@ class Upscaler:
         """Validated [N, H, W, C] -> [N, sH, sW, C]: gray and alpha around the RGB network."""
         count = frames.shape[3]
         if count == 1:
-            return channels.rgb_to_gray(self._upscale_rgb(np.repeat(frames, 3, axis=3)))
+            return channels.rgb_to_gray(self._network_rgb(np.repeat(frames, 3, axis=3)))
         if count == 3:
-            return self._upscale_rgb(np.ascontiguousarray(frames))
+            return self._network_rgb(np.ascontiguousarray(frames))
         rgb = np.stack([channels.fill_transparent(f[..., :3], f[..., 3]) for f in frames])
         alpha = np.stack([channels.upscale_alpha(f[..., 3], self.scale) for f in frames])
-        return np.concatenate([self._upscale_rgb(rgb), alpha[..., None]], axis=3)
+        return np.concatenate([self._network_rgb(rgb), alpha[..., None]], axis=3)
+
+    def _network_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] contiguous -> [N, sH, sW, 3] through the network, once or as the 8-way self-ensemble."""
+        if self.tta:
+            return self_ensemble(rgb, self._upscale_rgb)
+        return self._upscale_rgb(rgb)
 
     def _upscale_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """[N, H, W, 3] contiguous -> [N, sH, sW, 3]: windows gathered into batches, cores scattered into the output."""
@@ -253,17 +282,20 @@ _cache_lock = threading.Lock()
 
 
 def upscale(image, *, model: str = DEFAULT_MODEL, backend: str = "auto", device: str | None = None,
-            precision: str | None = None, tile: int | tuple[int, int] | None = None, memory_budget: int | None = None):
-    """Upscale one image ×4 (see ``Upscaler``); the loaded model is kept for the next call with the same options.
+            precision: str | None = None, tile: int | tuple[int, int] | None = None, memory_budget: int | None = None,
+            tta: bool = False, outscale: float | None = None, size: tuple[int, int] | None = None,
+            width: int | None = None, height: int | None = None):
+    """Upscale one image (see ``Upscaler`` and ``Upscaler.upscale``); the loaded model is kept for the next call
+    with the same options.
 
     Safe from any number of threads: calls with the same options share one Upscaler; a call with other
     options replaces it for later calls, while calls already running finish on the one they took.
     """
     global _cached
-    key = (str(model), backend, device, precision, tile, memory_budget)
+    key = (str(model), backend, device, precision, tile, memory_budget, tta)
     with _cache_lock:  # one model resident, not one per option set ever used
         if _cached is None or _cached[0] != key:
             _cached = (key, Upscaler(model, backend=backend, device=device, precision=precision, tile=tile,
-                                     memory_budget=memory_budget))
+                                     memory_budget=memory_budget, tta=tta))
         upscaler = _cached[1]
-    return upscaler.upscale(image)
+    return upscaler.upscale(image, outscale=outscale, size=size, width=width, height=height)
