@@ -1,11 +1,11 @@
 """Image files in and out for the CLI: 8- and 16-bit, gray/RGB/alpha, animations, EXIF and ICC, guarded reads,
 atomic writes.
 
-Pillow reads and writes everything except 16-bit colour PNG, which Pillow cannot hold without dropping to
-8 bits; those go through pypng. Reads refuse images above ``max_pixels`` before decoding them (decompression
-bombs), turn photos upright by their EXIF orientation, and report any file that fails to decode as
-``ImageFileError`` with the path and the reason. Writes keep what the format can hold (16 bits, alpha, frames,
-ICC profile, EXIF) and say what they had to drop.
+Pillow reads and writes everything except 16-bit colour PNG and TIFF, which Pillow cannot hold without
+dropping to 8 bits; those go through pypng and tifffile. Reads refuse images above ``max_pixels`` before
+decoding them (decompression bombs), turn photos upright by their EXIF orientation, and report any file that
+fails to decode as ``ImageFileError`` with the path and the reason. Writes keep what the format can hold
+(16 bits, alpha, frames, ICC profile, EXIF) and say what they had to drop.
 """
 from __future__ import annotations
 
@@ -108,6 +108,8 @@ def _decode(path: Path, file, image: Image.Image, max_pixels: int) -> tuple[Imag
     durations = None
     if frame_count == 1 and image.format == "PNG" and _png_bit_depth(file) == 16:
         frames = [_read_png16(path, file)]
+    elif image.format == "TIFF" and _is_16bit_colour_tiff(image):
+        frames = _read_tiff16(file, frame_count)
     else:
         frames, durations = _decode_frames(path, image, frame_count, max_pixels)
     # Pillow's PNG getexif() decodes the image to look for an eXIf chunk after the pixels; a PNG decoded here by
@@ -117,6 +119,20 @@ def _decode(path: Path, file, image: Image.Image, max_pixels: int) -> tuple[Imag
     loop = image.info.get("loop") if frame_count > 1 else None
     return ImageFile(frames, image.format, image.info.get("icc_profile") or None, carried_exif, durations,
                      loop), orientation
+
+
+def _is_16bit_colour_tiff(image: Image.Image) -> bool:
+    """Pillow decodes 16-bit RGB(A) TIFFs to 8 bits; those go through tifffile instead (16-bit gray Pillow keeps)."""
+    bits = image.tag_v2.get(258, (8,))  # BitsPerSample
+    return image.mode not in ("I;16", "I;16B", "I;16L", "I") and tuple(bits)[:1] == (16,) and len(tuple(bits)) > 1
+
+
+def _read_tiff16(file, frame_count: int) -> list[np.ndarray]:
+    import tifffile
+
+    file.seek(0)
+    with tifffile.TiffFile(file) as tiff:
+        return [_expand_gray_alpha(tiff.pages[index].asarray()) for index in range(frame_count)]
 
 
 def _png_bit_depth(file) -> int:
@@ -195,7 +211,8 @@ def _output_format(path: Path) -> str:
 def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
     """Write an image file atomically (temp file in the same folder, then rename); returns the warnings.
 
-    16-bit and alpha are kept where the format can hold them (PNG: both; TIFF: 16-bit gray, 8-bit alpha; WebP:
+    16-bit and alpha are kept where the format can hold them (PNG and TIFF: both, 16-bit colour TIFF through
+    tifffile; WebP:
     alpha; GIF: alpha as a transparent colour); elsewhere 16-bit is reduced to 8 and alpha is dropped. Frames
     go into GIF, APNG, WebP or TIFF pages; any other format refuses more than one. The ICC profile and the EXIF
     go wherever the format holds them. Each thing dropped is one warning, as a string, for the caller to show.
@@ -222,6 +239,10 @@ def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
         with atomic_output(path, suffix=path.suffix) as tmp:
             if fmt == "PNG" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
                 _write_png16(tmp, frames[0], icc_profile, exif)
+            elif fmt == "TIFF" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
+                if exif:
+                    notes.append(f"{path}: EXIF dropped: the 16-bit colour TIFF writer does not carry it")
+                _write_tiff16(tmp, frames, icc_profile)
             else:
                 _write_pillow(tmp, fmt, frames, image, icc_profile, exif)
     except MemoryError:
@@ -235,7 +256,7 @@ def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: 
     if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or frame.dtype not in (np.uint8, np.uint16):
         raise ImageFileError(f"{path}: expected H×W×C uint8 or uint16 frames with C in 1, 3, 4, got shape "
                              f"{frame.shape} {frame.dtype}")
-    keeps_16bit = (fmt == "PNG" and not animated) or (fmt == "TIFF" and frame.shape[2] == 1)
+    keeps_16bit = (fmt == "PNG" and not animated) or fmt == "TIFF"
     keeps_alpha = fmt in ("PNG", "WEBP", "TIFF", "GIF")
     if frame.dtype == np.uint16 and not keeps_16bit:
         _note(notes, f"{path}: {fmt} cannot hold this 16-bit {'animation' if animated else 'image'}; "
@@ -269,6 +290,17 @@ def _write_png16(tmp: Path, array: np.ndarray, icc_profile: bytes | None, exif: 
     with open(tmp, "wb") as file:
         # Packed big-endian rows, one at a time: pypng's own per-value packing is slow on large images.
         writer.write_packed(file, (row.astype(">u2").tobytes() for row in array.reshape(height, width * planes)))
+
+
+def _write_tiff16(tmp: Path, frames: list[np.ndarray], icc_profile: bytes | None) -> None:
+    """16-bit RGB(A) TIFF pages, deflate-compressed, alpha as unassociated extra samples, with the ICC profile."""
+    import tifffile
+
+    extratags = [(34675, 7, len(icc_profile), icc_profile, True)] if icc_profile else []  # InterColorProfile
+    with tifffile.TiffWriter(tmp) as tiff:
+        for frame in frames:
+            alpha = ("unassalpha",) * (frame.shape[2] - 3)
+            tiff.write(frame, photometric="rgb", compression="zlib", extrasamples=alpha, extratags=extratags)
 
 
 def _write_pillow(tmp: Path, fmt: str, frames: list[np.ndarray], image: ImageFile, icc_profile: bytes | None,

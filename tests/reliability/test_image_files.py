@@ -334,3 +334,18 @@ def test_write_failures_are_image_file_errors(tmp_path):
     with pytest.raises(ImageFileError, match="out.png: no frames to write"):
         save_image(tmp_path / "out.png", ImageFile([], "PNG"))
     assert list(tmp_path.iterdir()) == []  # no temporary files left behind
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("pages", [1, 2])
+def test_16bit_colour_tiff_round_trips_with_its_icc_profile(tmp_path, channels, pages):
+    rng = np.random.default_rng(channels + pages)
+    # Odd values: an 8-bit step anywhere would lose them.
+    frames = [(rng.integers(0, 32768, (7, 9, channels), dtype=np.uint16) * 2 + 1) for _ in range(pages)]
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "deep.tif"
+    assert save_image(path, ImageFile(frames, "TIFF", icc)) == []
+    loaded = load_image(path)
+    assert len(loaded.frames) == pages and loaded.icc_profile == icc
+    for got, expected in zip(loaded.frames, frames):
+        assert got.dtype == np.uint16 and np.array_equal(got, expected)
