@@ -38,6 +38,7 @@ from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.architecture import ARCHITECTURES, build  # noqa: E402
 from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.backends import availability, get_backend_class  # noqa: E402
+from srgan_fast.options import parse_size  # noqa: E402
 from srgan_fast.weights import load_weights, random_weights  # noqa: E402
 
 BASELINE = ("torch", "fp32", "channels_last")
@@ -120,15 +121,11 @@ def configurations(device: str, backends: list[str] | None, precisions: list[str
     return rows
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'512' (square) or 'HxW' (e.g. 540x960, one 4K output frame) -> (h, w)."""
+def size_argument(text: str) -> tuple[int, int]:
     try:
-        h, w = (int(v) for v in text.lower().split("x")) if "x" in text.lower() else (int(text),) * 2
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size N or HxW (e.g. 512 or 540x960), got {text!r}") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
-    return h, w
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def machine_description(device: str) -> dict:
@@ -162,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="shipped model name, .safetensors path, or 'random' (--architecture, random values)")
     parser.add_argument("--architecture", default="srresnet", choices=sorted(ARCHITECTURES),
                         help="the architecture of --model random, at its default parameters (default: %(default)s)")
-    parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(128, 128), (512, 512)],
+    parser.add_argument("--sizes", type=size_argument, nargs="+", default=[(128, 128), (512, 512)],
                         help="input sizes: N (square) or HxW")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backends", nargs="*", help="only these backends")

@@ -17,6 +17,7 @@ from srgan_fast import channels
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.channels import InputError
 from srgan_fast.ensemble import self_ensemble
+from srgan_fast.options import parse_device, parse_tile
 from srgan_fast.output_size import OutputSize, resize
 from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
@@ -94,12 +95,9 @@ class Upscaler:
                  outscale: float | None = None, size: tuple[int, int] | None = None, width: int | None = None,
                  height: int | None = None, **backend_options):
         self.weights = model if isinstance(model, GeneratorWeights) else load_weights(model)
-        if device is None:
-            device = "cuda" if gpu_present() else "cpu"
-        self.device = device
-        device_kind = device.split(":")[0]
-        if device_kind not in DEFAULT_MEMORY_BUDGET:
-            raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        parsed_device = parse_device("cuda" if device is None and gpu_present() else device or "cpu")
+        self.device = device = str(parsed_device)
+        device_kind = parsed_device.kind
         candidates = ranked_backends(device_kind) if backend == "auto" else [backend]
         self.backend = self._first_working_backend(candidates, device, precision, backend_options)
         self.backend_name = self.backend.name
@@ -107,7 +105,7 @@ class Upscaler:
             log.info("srgan_fast: auto picked backend %s", self.backend.describe())
         self.scale = self.weights.network.scale
         self.halo = math.ceil(self.weights.network.receptive_radius())
-        self.tile = tile
+        self.tile = parse_tile(tile)
         self.batch_size = batch_size
         if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):
             raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")

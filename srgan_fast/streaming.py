@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from srgan_fast.channels import InputError
+from srgan_fast.options import parse_device
 
 # Input pixels per batch when the caller gives no batch size: enough that tiny frames do not each pay a
 # backend call, small enough that large frames go one at a time (they already fill a batch of tiles).
@@ -20,7 +21,7 @@ MAX_DEFAULT_BATCH = 16
 
 def default_batch_size(upscaler, frame_hw: tuple[int, int]) -> int:
     """Frames per ``upscale_batch`` call for frames of this size on this upscaler's device."""
-    device_kind = str(getattr(upscaler, "device", "cpu")).split(":")[0]
+    device_kind = parse_device(getattr(upscaler, "device", "cpu")).kind
     target = DEFAULT_BATCH_PIXELS.get(device_kind, DEFAULT_BATCH_PIXELS["cpu"])
     return int(max(1, min(MAX_DEFAULT_BATCH, target // max(1, frame_hw[0] * frame_hw[1]))))
 

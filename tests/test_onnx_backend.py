@@ -88,7 +88,7 @@ def test_bad_tiles_are_named(tiles, message):
 def test_bad_precision_and_device_are_named():
     with pytest.raises(ValueError, match="precision must be one of fp32, fp16, got 'int8'"):
         OnnxRuntimeBackend(WEIGHTS, "cpu", "int8")
-    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda\\[:N\\]', got 'tpu'"):
+    with pytest.raises(ValueError, match="unknown device 'tpu': expected 'cpu', 'cuda' or 'cuda:N'"):
         OnnxRuntimeBackend(WEIGHTS, "tpu", "fp32")
 
 

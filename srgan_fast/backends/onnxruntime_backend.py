@@ -21,6 +21,7 @@ from srgan_fast.backends.base import (
     tiles_to_unit_nchw,
     unit_nchw_to_tiles,
 )
+from srgan_fast.options import parse_device
 from srgan_fast.weights import GeneratorWeights
 
 _MAX_SESSIONS = 4  # distinct tile shapes kept; a tiler uses one or two (interior and edge) per image size
@@ -59,16 +60,14 @@ class _ProviderPriority(Mapping):
 
 
 def _providers_for(device: str) -> list:
-    available = _available_providers()
-    if device == "cpu":
+    parsed = parse_device(device)
+    if parsed.kind == "cpu":
         return ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in available:
-            raise BackendUnavailable(f"device {device!r} requested but this onnxruntime has no CUDA provider "
-                                     f"(has {', '.join(available)}; pip install onnxruntime-gpu)")
-        device_id = int(device.partition(":")[2] or 0)
-        return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
-    raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    available = _available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise BackendUnavailable(f"device {device!r} requested but this onnxruntime has no CUDA provider "
+                                 f"(has {', '.join(available)}; pip install onnxruntime-gpu)")
+    return [("CUDAExecutionProvider", {"device_id": parsed.gpu_index}), "CPUExecutionProvider"]
 
 
 @register_backend

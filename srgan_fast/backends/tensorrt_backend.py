@@ -22,6 +22,7 @@ from srgan_fast.backends.base import (
     tiles_to_unit_nchw,
     unit_nchw_to_tiles,
 )
+from srgan_fast.options import parse_device
 from srgan_fast.weights import GeneratorWeights
 
 
@@ -66,7 +67,7 @@ class TensorRTBackend(Backend):
         from srgan_fast.tensorrt.options import BuildOptions, check_device_supports
 
         super().__init__(weights, device, precision)
-        self.device_index = int(device.partition(":")[2] or 0)
+        self.device_index = parse_device(device).gpu_index
         self.engine_batch, self.dynamic = engine_batch, dynamic
         self.calibration_images, self.use_cuda_graph = calibration_images, use_cuda_graph
         self._option_args = {"precision": precision, "batch": engine_batch, "optimization_level": optimization_level,

@@ -1,0 +1,92 @@
+"""One vocabulary: each option users give as text is parsed here, once, and carried as a value afterwards.
+
+A device ("cpu", "cuda", "cuda:N"), a precision, a tile ("auto", "256", "256x384"), a size ("540x960") and a
+byte count ("2G", "512MiB"). Every parser raises ``ValueError`` with one line naming what it got and what it
+accepts, so the API and both command lines refuse the same things with the same words.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEVICE_KINDS = ("cpu", "cuda")
+# Every precision some backend runs; which ones a backend runs on a device is its own supported_precisions.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+_BYTE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str                 # "cpu" or "cuda"
+    index: int | None = None  # the GPU's number; None: the default one (or the CPU)
+
+    @property
+    def gpu_index(self) -> int:
+        return self.index or 0
+
+    def __str__(self) -> str:
+        return self.kind if self.index is None else f"{self.kind}:{self.index}"
+
+
+def parse_device(text: str | Device) -> Device:
+    if isinstance(text, Device):
+        return text
+    kind, colon, index = str(text).strip().lower().partition(":")
+    if kind in DEVICE_KINDS and not colon:
+        return Device(kind)
+    if kind == "cuda" and index.isdigit():
+        return Device(kind, int(index))
+    raise ValueError(f"unknown device {text!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def parse_precision(text: str) -> str:
+    precision = str(text).strip().lower()
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {text!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' (e.g. 540x960) or 'N' (square) -> (height, width), both positive."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*", str(text).lower())
+    if not match:
+        raise ValueError(f"expected a size N or HxW (e.g. 512 or 540x960), got {text!r}")
+    h = int(match.group(1))
+    w = int(match.group(2)) if match.group(2) is not None else h
+    if h <= 0 or w <= 0:
+        raise ValueError(f"expected positive sizes, got {text!r}")
+    return h, w
+
+
+def parse_tile(text: str | int | tuple[int, int] | None) -> int | tuple[int, int] | None:
+    """'auto' or None -> None (sized from the memory budget); '256' -> 256; '256x384' -> (256, 384)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == "auto"):
+        return None
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text <= 0:
+            raise ValueError(f"tile must be 'auto' or a positive size, got {text}")
+        return text
+    if isinstance(text, tuple):
+        if len(text) != 2 or not all(isinstance(v, int) and v > 0 for v in text):
+            raise ValueError(f"tile must be (rows, cols) of positive ints, got {text!r}")
+        return text
+    try:
+        h, w = parse_size(text)
+    except ValueError:
+        raise ValueError(f"tile must be 'auto', N or HxW (e.g. 256 or 256x384), got {text!r}") from None
+    return h if "x" not in str(text).lower() and "×" not in str(text) else (h, w)
+
+
+def parse_bytes(text: str | int) -> int:
+    """'2G', '512M', '1.5GiB', '3000000' -> a positive number of bytes (k/M/G decimal, KiB/MiB/GiB binary)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        count = text
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*", str(text).lower())
+        if not match:
+            raise ValueError(f"expected a size in bytes such as 2G, 512M, 1.5GiB or 3000000, got {text!r}")
+        count = int(float(match.group(1)) * _BYTE_UNITS[match.group(2) or ""])
+    if count <= 0:
+        raise ValueError(f"expected a positive size in bytes, got {text!r}")
+    return count

@@ -1,0 +1,57 @@
+"""The one parser of each option string: what each accepts, and the line each refusal says."""
+import pytest
+
+from srgan_fast.options import Device, parse_bytes, parse_device, parse_precision, parse_size, parse_tile
+
+
+@pytest.mark.parametrize("text, expected", [("cpu", Device("cpu")), ("cuda", Device("cuda")),
+                                            ("cuda:1", Device("cuda", 1)), (" CUDA:0 ", Device("cuda", 0))])
+def test_devices(text, expected):
+    assert parse_device(text) == expected and str(parse_device(str(expected))) == str(expected)
+
+
+@pytest.mark.parametrize("text", ["gpu", "cuda:", "cuda:x", "cpu:0", ""])
+def test_bad_devices(text):
+    with pytest.raises(ValueError, match=f"unknown device {text!r}: expected 'cpu', 'cuda' or 'cuda:N'"):
+        parse_device(text)
+
+
+def test_precisions():
+    assert parse_precision("BF16") == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp64': expected one of fp32, fp16, bf16, int8, fp8"):
+        parse_precision("fp64")
+
+
+@pytest.mark.parametrize("text, expected", [("512", (512, 512)), ("540x960", (540, 960)), ("540×960", (540, 960))])
+def test_sizes(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0x5", "12x", "x", "-3", "1.5x2"])
+def test_bad_sizes(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("text, expected", [("auto", None), (None, None), ("256", 256), ("256x384", (256, 384)),
+                                            (64, 64), ((8, 16), (8, 16))])
+def test_tiles(text, expected):
+    assert parse_tile(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", 0, "-4", "big", (0, 4)])
+def test_bad_tiles(text):
+    with pytest.raises(ValueError, match="tile must be"):
+        parse_tile(text)
+
+
+@pytest.mark.parametrize("text, expected", [("2G", 2 * 10**9), ("512M", 512 * 10**6), ("1.5GiB", 3 * 2**29),
+                                            ("3000000", 3_000_000), ("64MiB", 64 * 2**20), (4096, 4096)])
+def test_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2Q", "-1G", "0", "lots"])
+def test_bad_bytes(text):
+    with pytest.raises(ValueError, match="expected a"):
+        parse_bytes(text)
