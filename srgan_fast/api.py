@@ -76,7 +76,8 @@ class Upscaler:
     serialised where the backend requires it (the native and CUDA engines run one batch at a time, each
     batch using every core or the whole GPU; a TensorRT execution context runs one launch at a time).
 
-    model: a shipped model name ("srgan", "srresnet") or a path to a .safetensors file, or GeneratorWeights.
+    model: a shipped model name ("srgan", "srresnet"), a path to weights (ours, or another project's .pth or
+        .safetensors: the architecture is detected from the tensors), or GeneratorWeights.
     backend: "auto" (the fastest available for the device, reported in ``describe()``) or a registered name.
     device: "cpu", "cuda" or "cuda:N"; None picks a GPU when there is one.
     precision: "fp32", "fp16", "bf16" (as the backend supports); None: fp16 on GPUs, fp32 on CPUs.
@@ -146,7 +147,8 @@ class Upscaler:
         raise BackendUnavailable(f"no backend could start on {device}: " + "; ".join(refusals))
 
     def describe(self) -> str:
-        return f"model {self.weights.name} on {self.backend.describe()}" + (", self-ensemble x8" if self.tta else "")
+        return (f"model {self.weights.name} ({self.weights.describe()}) on {self.backend.describe()}"
+                + (", self-ensemble x8" if self.tta else ""))
 
     def __call__(self, image, **output_size):
         return self.upscale(image, **output_size)
