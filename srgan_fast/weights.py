@@ -64,10 +64,6 @@ class GeneratorWeights:
         return self.network.channels
 
     @property
-    def num_blocks(self) -> int:  # transitional, until every engine reads the description
-        return self.network.params["num_blocks"]
-
-    @property
     def scale(self) -> int:
         return self.network.scale
 

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import random_generator_weights
 from srgan_fast import weights as weights_module
+from srgan_fast.architecture import srresnet
 from srgan_fast.weights import WeightsError, available_models, load_weights, save_weights
 
 
@@ -14,7 +15,7 @@ def test_save_then_load_round_trips(tmp_path):
     path = tmp_path / "w.safetensors"
     save_weights(path, original.tensors, original.metadata | {"name": "mine"})
     loaded = load_weights(path)
-    assert loaded.name == "mine" and loaded.num_blocks == 2 and loaded.channels == 8
+    assert loaded.name == "mine" and loaded.network == srresnet(2, 8)
     assert all(np.array_equal(loaded.tensors[k], v) for k, v in original.tensors.items())
     assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temporary file
 
@@ -71,7 +72,7 @@ def test_shipped_models_load_and_say_what_they_are():
     assert {"srresnet", "srgan"} <= set(models), f"shipped models: {sorted(models)}"
     for name in models:
         w = load_weights(name)
-        assert w.num_blocks == 16 and w.channels == 64
+        assert w.network == srresnet(16, 64)
         assert {"training_steps", "training_data", "eval_psnr_y", "eval_bicubic_psnr_y"} <= set(w.metadata)
         assert w.metadata["name"] == name
 
