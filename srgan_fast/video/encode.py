@@ -1,17 +1,22 @@
 """The output side: which encoder a codec name means, its quality and pixel format, and the output streams.
 
 Output frames are 4W×4H, so their sides are always even and every 4:2:0 encoder accepts them, whatever the
-input size (an 18×14 or a 17×13 input both give a valid yuv420p output).
+input size (an 18×14 or a 17×13 input both give a valid yuv420p output). The output keeps the input's pixel
+format, hence its bit depth, unless asked otherwise; colour tags and HDR metadata: see ``srgan_fast.video.hdr``.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
+from srgan_fast.video.hdr import HdrMetadata, hdr_encoder_options
 from srgan_fast.video.probe import VideoError, describe_stream, ffmpeg_reason, require_av
+
+log = logging.getLogger("srgan_fast.video")
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def quality_options(spec: EncoderSpec, crf: int | None, bitrate: int | None) -> 
 
 def choose_pix_fmt(spec: EncoderSpec, requested: str | None, source_pix_fmt: str | None, source_bits: int) -> str:
     """The output pixel format: the requested one, else the input's if the encoder takes it, else 4:2:0 at the
-    input's depth (8 or 10 bits)."""
+    input's depth, else at 10 bits (with a warning when that is fewer bits than the input's)."""
     av = require_av()
     accepted = [f.name for f in (av.Codec(spec.encoder, "w").video_formats or [])]
     if requested is not None:
@@ -90,8 +95,16 @@ def choose_pix_fmt(spec: EncoderSpec, requested: str | None, source_pix_fmt: str
         return requested
     if source_pix_fmt in accepted:
         return source_pix_fmt
-    preferred = spec.ten_bit_format if source_bits > 8 else ("yuv420p" if "yuv420p" in accepted else "nv12")
-    return preferred if preferred in accepted else accepted[0]
+    if source_bits > 8:
+        same_depth = f"yuv420p{source_bits}le"
+        preferred = same_depth if same_depth in accepted else spec.ten_bit_format
+    else:
+        preferred = "yuv420p" if "yuv420p" in accepted else "nv12"
+    chosen = preferred if preferred in accepted else accepted[0]
+    if format_bits(chosen) < source_bits:
+        log.warning("%s has no %d-bit pixel format: writing %s, %d of the input's %d bits (codec ffv1 keeps up "
+                    "to 16 bits, h265 up to 12)", spec.encoder, source_bits, chosen, format_bits(chosen), source_bits)
+    return chosen
 
 
 def format_bits(pix_fmt: str) -> int:
@@ -108,6 +121,7 @@ class FrameLook:
     color_trc: int
     colorspace: int
     display_matrix: list[int] | None  # 9 int32 in FFmpeg's AV_PKT_DATA_DISPLAYMATRIX layout
+    hdr: HdrMetadata = field(default_factory=HdrMetadata)
 
     @classmethod
     def of(cls, frame) -> "FrameLook":
@@ -117,7 +131,7 @@ class FrameLook:
         if side is not None:
             matrix = np.frombuffer(bytes(side), dtype=np.int32)[:9].tolist()
         return cls(int(frame.color_range), int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace),
-                   matrix)
+                   matrix, HdrMetadata.of(frame))
 
     def for_output(self, pix_fmt: str) -> "FrameLook":
         """The tags the output carries: an RGB input's "RGB" matrix tag would be false on YUV output, so YUV
@@ -128,12 +142,35 @@ class FrameLook:
         return self
 
 
+def _parse_params(text: str) -> dict[str, str | None]:
+    """'a=1:b=2:c' -> {"a": "1", "b": "2", "c": None}, the key=value list of x264/x265/svtav1-params."""
+    items: dict[str, str | None] = {}
+    for item in filter(None, text.split(":")):
+        key, sep, value = item.partition("=")
+        items[key] = value if sep else None
+    return items
+
+
+def merge_encoder_options(*layers: dict[str, str]) -> dict[str, str]:
+    """Later layers win; the key=value lists of the ``*-params`` options are merged key by key, so that the
+    caller's ``x265-params`` adds to the quiet and HDR settings instead of replacing them."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key.endswith("-params") and key in merged:
+                items = {**_parse_params(merged[key]), **_parse_params(value)}
+                value = ":".join(k if v is None else f"{k}={v}" for k, v in items.items())
+            merged[key] = value
+    return merged
+
+
 def add_video_stream(output, spec: EncoderSpec, *, width: int, height: int, pix_fmt: str, time_base: Fraction,
                      rate: Fraction | None, look: FrameLook, options: dict[str, str]):
     """The output video stream, its encoder opened now so that a bad combination fails before any work.
 
     The encoder runs in the input stream's time base, so input timestamps pass through unchanged
-    (variable frame rate included).
+    (variable frame rate included). HDR metadata goes into the encoder's options where it has a place there;
+    what cannot be carried is named in one warning once the encoder is open.
     """
     av = require_av()
     try:
@@ -148,7 +185,8 @@ def add_video_stream(output, spec: EncoderSpec, *, width: int, height: int, pix_
         context.framerate = rate
     context.color_range, context.color_primaries = look.color_range, look.color_primaries
     context.color_trc, context.colorspace = look.color_trc, look.colorspace
-    context.options = {**spec.quiet_options, **options}
+    hdr_options, hdr_note = hdr_encoder_options(spec.encoder, look.hdr)
+    context.options = merge_encoder_options(spec.quiet_options, hdr_options, options)
     if look.display_matrix is not None and any(look.display_matrix):
         stream.set_display_matrix(look.display_matrix)
     previous_level = av.logging.get_level()
@@ -160,6 +198,8 @@ def add_video_stream(output, spec: EncoderSpec, *, width: int, height: int, pix_
                          f"{ffmpeg_reason(exc)}") from exc
     finally:
         av.logging.set_level(previous_level)
+    if hdr_note:
+        log.warning(hdr_note)
     return stream
 
 

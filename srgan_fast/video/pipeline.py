@@ -133,7 +133,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
     codec: h264 (libx264), h265 (libx265), av1 (libsvtav1), ffv1 (lossless), h264_nvenc, hevc_nvenc, av1_nvenc.
     crf / bitrate: constant quality (lower is better; default per codec) or average bits per second.
     pix_fmt: e.g. yuv420p (8-bit) or yuv420p10le (10-bit); default: the input's if the encoder takes it, else
-        4:2:0 at the input's bit depth.
+        4:2:0 at the input's bit depth. 10- and 12-bit input is upscaled as 16-bit RGB, with no 8-bit step; PQ and
+        HLG pictures are upscaled as coded, in their transfer domain. HDR10 mastering display and content light
+        level metadata go through the encoder where it takes them (h265, h264, av1), else a warning says they
+        were dropped: see ``srgan_fast.video.hdr``.
     encoder_options: extra FFmpeg encoder options, e.g. {"preset": "slow"}.
     start_frame, end_frame: the frame range [start, end) in decoded frame numbers.
     batch_size: frames per upscale call (default from the frame size and device, see srgan_fast.streaming).

@@ -1,7 +1,8 @@
 """Small synthetic videos for tests and benchmarks: chosen sizes, timestamps, colour tags, audio and subtitles.
 
 The frames are smooth colour gradients that move from frame to frame, so that lossy codecs keep them close
-and a wrong colour matrix or a swapped frame shows up as a large error.
+and a wrong colour matrix or a swapped frame shows up as a large error. ``write_hdr_test_video`` makes
+10/12-bit HDR-tagged videos whose luma is a ramp through every code, written as coded samples (no RGB step).
 """
 from __future__ import annotations
 
@@ -11,8 +12,21 @@ from fractions import Fraction
 
 import numpy as np
 
+from srgan_fast.video.encode import merge_encoder_options
+from srgan_fast.video.hdr import ContentLight, HdrMetadata, MasteringDisplay, hdr_encoder_options
+
 # The colour tags of BT.709 limited-range video, as FFmpeg enum values (range, primaries, transfer, matrix).
 BT709_TV = {"color_range": 1, "color_primaries": 1, "color_trc": 1, "colorspace": 1}
+# HDR10 and HLG: limited range, BT.2020 primaries and non-constant-luminance matrix, PQ or HLG transfer.
+HDR10_PQ = {"color_range": 1, "color_primaries": 9, "color_trc": 16, "colorspace": 9}
+HLG = {"color_range": 1, "color_primaries": 9, "color_trc": 18, "colorspace": 9}
+# A P3-D65 display of 0.005-1000 cd/m², on x264/x265's grid (1/50000, 1/10000 cd/m²) so that it survives exactly.
+TEST_MASTERING = MasteringDisplay(
+    primaries=((Fraction(34000, 50000), Fraction(16000, 50000)), (Fraction(13250, 50000), Fraction(34500, 50000)),
+               (Fraction(7500, 50000), Fraction(3000, 50000))),
+    white_point=(Fraction(15635, 50000), Fraction(16450, 50000)),
+    luminance=(Fraction(50, 10000), Fraction(1000)))
+TEST_CONTENT_LIGHT = ContentLight(max_cll=1000, max_fall=400)
 
 
 @dataclass
@@ -163,3 +177,95 @@ class NearestUpscaler:
             raise self.error or RuntimeError(f"injected failure at frame {self.fail_at}")
         self.calls += len(frames)
         return np.repeat(np.repeat(frames, self.scale, axis=1), self.scale, axis=2)
+
+
+@dataclass
+class SyntheticHdrVideo:
+    path: str
+    pix_fmt: str
+    planes: list[list[np.ndarray]]  # per frame, the coded samples of each plane (Y, Cb, Cr), uint16 or uint8
+    color: dict[str, int]
+    hdr: HdrMetadata
+
+
+def coded_planes(frame) -> list[np.ndarray]:
+    """The samples of each plane of a planar frame, without the rows' padding."""
+    dtype = np.uint8 if max(c.bits for c in frame.format.components) <= 8 else np.uint16
+    itemsize = np.dtype(dtype).itemsize
+    return [np.frombuffer(plane, dtype).reshape(-1, plane.line_size // itemsize)[:plane.height, :plane.width]
+            for plane in frame.planes]
+
+
+def luma_ramp_planes(width: int, height: int, pix_fmt: str, index: int, *, chroma: bool) -> list[np.ndarray]:
+    """Limited-range Y through every code once per ``width*height`` samples, shifted by ``index``, in steps of 7
+    codes so that neighbours differ (a moved or blurred sample shows); Cb and Cr neutral. With ``chroma``, Cb and
+    Cr are sawtooth ramps within 20 8-bit steps of neutral and Y keeps to the middle half of its range, so that
+    every sample is a colour RGB can hold (the test of a colour matrix)."""
+    import av
+
+    video_format = av.VideoFormat(pix_fmt)
+    bits = max(c.bits for c in video_format.components)
+    step = 1 << (bits - 8)
+    low, high = 16 * step, 235 * step
+    if chroma:
+        quarter = (high - low) // 4
+        low, high = low + quarter, high - quarter
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    luma = low + (np.arange(width * height) * 7 + index * 97) % (high - low + 1)
+    planes = [luma.reshape(height, width).astype(dtype)]
+    y, x = np.mgrid[0:video_format.chroma_height(height), 0:video_format.chroma_width(width)]
+    for gradient in (x, y):
+        swing = (gradient * 3 + index) % 40 - 20 if chroma else np.zeros_like(gradient)
+        planes.append((128 * step + swing * step).astype(dtype))
+    return planes
+
+
+def write_hdr_test_video(
+    path: str | os.PathLike,
+    *,
+    width: int = 32,
+    height: int = 28,
+    frames: int = 3,
+    pix_fmt: str = "yuv420p10le",
+    codec: str = "libx265",
+    color: dict[str, int] | None = None,
+    hdr: HdrMetadata | None = None,
+    chroma: bool = False,
+) -> SyntheticHdrVideo:
+    """A lossless (libx265 lossless=1, or ffv1) video of ``luma_ramp_planes`` frames at 25 fps, tagged ``color``
+    (default HDR10 PQ) and carrying ``hdr`` (default: TEST_MASTERING and TEST_CONTENT_LIGHT for libx265, none for
+    ffv1, which has no place for it). The 32×28 default holds every 10-bit luma code; 64×56 every 12-bit one."""
+    import av
+
+    path = os.fspath(path)
+    color = HDR10_PQ if color is None else color
+    if hdr is None:
+        hdr = HdrMetadata(TEST_MASTERING, TEST_CONTENT_LIGHT) if codec == "libx265" else HdrMetadata()
+    lossless = {"libx265": {"x265-params": "lossless=1:log-level=error"}, "ffv1": {}}
+    if codec not in lossless:
+        raise ValueError(f"expected codec libx265 or ffv1 (lossless), got {codec!r}")
+    hdr_options, note = hdr_encoder_options(codec, hdr)
+    if note:
+        raise ValueError(f"cannot write this test video: {note}")
+    out = av.open(path, "w")
+    video = out.add_stream(codec, rate=25)
+    video.width, video.height, video.pix_fmt = width, height, pix_fmt
+    for name, value in color.items():
+        setattr(video.codec_context, name, value)
+    video.codec_context.options = merge_encoder_options(lossless[codec], hdr_options)
+    written = []
+    for index in range(frames):
+        planes = luma_ramp_planes(width, height, pix_fmt, index, chroma=chroma)
+        frame = av.VideoFrame(width, height, pix_fmt)
+        for target, samples in zip(coded_planes(frame), planes):
+            target[...] = samples
+        for name, value in color.items():
+            setattr(frame, name, value)
+        frame.pts = index
+        written.append(planes)
+        for packet in video.encode(frame):
+            out.mux(packet)
+    for packet in video.encode(None):
+        out.mux(packet)
+    out.close()
+    return SyntheticHdrVideo(path, pix_fmt, written, dict(color), hdr)
