@@ -1,0 +1,17 @@
+"""srgan_fast on a Ray cluster (the ``ray`` extra): ``upscale_files`` for folders and buckets of images.
+
+Imported lazily, so that the command line can offer ``--ray`` where Ray (and pyarrow) are not installed.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {"upscale_files": "images", "RunSummary": "report", "FileResult": "report",
+            "register_ray_options": "cli", "run_upscale_on_ray": "cli"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

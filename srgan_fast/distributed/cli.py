@@ -1,0 +1,82 @@
+"""``srgan-fast upscale ... --ray [ADDRESS]``: the options of a run on Ray, and the run from parsed arguments."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _positive_int(text: str) -> int:
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+
+
+def _gpu_share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if value >= 0:
+        return value
+    raise argparse.ArgumentTypeError(f"expected a number of GPUs of 0 or more (0.5 shares one GPU between two "
+                                     f"workers), got {text!r}")
+
+
+def register_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the options that only a run on Ray has, as a group of the upscale command."""
+    group = parser.add_argument_group("many machines (Ray; pip install 'srgan_fast[ray]')")
+    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help="run on a Ray cluster: ADDRESS (auto, ray://head:10001), or alone: the one RAY_ADDRESS "
+                            "names, else a local one; inputs and outputs may be s3://, gs://, ... URIs")
+    group.add_argument("--workers", type=_positive_int, help="actors, each with its own model (default: "
+                       "autoscaled up to what the cluster holds)")
+    group.add_argument("--gpus-per-worker", type=_gpu_share, default=0.0, metavar="GPUS",
+                       help="GPUs each worker reserves, e.g. 1 or 0.5 (default: 0, CPU workers)")
+    group.add_argument("--threads-per-worker", type=_positive_int, metavar="N",
+                       help="CPUs each CPU worker reserves and its native threads (default: 1)")
+    group.add_argument("--files-per-batch", type=_positive_int, default=1, metavar="N",
+                       help="files per Ray task; a worker that dies redoes its batch (default: %(default)s)")
+    group.add_argument("--report", metavar="PATH", help="JSON-lines report, one line per file (default: "
+                       ".srgan-fast-report.jsonl in the output folder)")
+    group.add_argument("--no-resume", dest="resume", action="store_false",
+                       help="report existing outputs as failed instead of skipping them as done")
+
+
+def run_upscale_on_ray(args: argparse.Namespace) -> int:
+    """The upscale command on Ray: 0 when every file is done or skipped, 1 when any failed, 2 for a usage error."""
+    try:
+        if getattr(args, "device", None):
+            raise ValueError(f"--device {args.device} does not apply with --ray: workers run on GPUs with "
+                             "--gpus-per-worker and on CPUs without it")
+        import ray
+
+        from srgan_fast.distributed.images import upscale_files
+        from srgan_fast.distributed.report import FAILED
+    except ImportError as exc:
+        print(f"error: --ray needs Ray Data ({exc}); install it with pip install 'srgan_fast[ray]'", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = upscale_files(
+            args.inputs, args.output, address=args.ray or None, model=args.model, backend=args.backend,
+            precision=args.precision, tile=args.tile, memory_budget=getattr(args, "memory_budget", None),
+            output_format=args.format, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+            threads_per_worker=args.threads_per_worker, files_per_batch=args.files_per_batch,
+            overwrite=args.overwrite, resume=args.resume, report=args.report, max_pixels=args.max_pixels)
+    except (ValueError, OSError) as exc:  # the inputs or output as given cannot be used
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except ray.exceptions.RayError as exc:  # the workers could not start (their first line says why)
+        print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    for line in summary.problems:
+        print(f"error: {line}", file=sys.stderr)
+    for result in summary.results:
+        for note in result.warnings:
+            print(f"warning: {note}", file=sys.stderr)
+        if result.status == FAILED:
+            print(f"error: {result.cause}", file=sys.stderr)
+    print(summary.line(), file=sys.stderr)
+    return 1 if summary.failed or summary.problems else 0

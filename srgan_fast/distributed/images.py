@@ -1,0 +1,188 @@
+"""Folders of images across a Ray cluster: a Ray Data dataset of paths, mapped by a pool of Upscaler actors."""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from typing import Iterator
+
+from srgan_fast.distributed import storage
+from srgan_fast.distributed.jobs import Job, collect_jobs, existing_destinations
+from srgan_fast.distributed.report import FAILED, SKIPPED, FileResult, RunSummary, default_report_location, write_report
+from srgan_fast.distributed.worker import UpscaleWorker, result_of
+from srgan_fast.imageio import DEFAULT_MAX_PIXELS
+from srgan_fast.weights import DEFAULT_MODEL, resolve_weights_path
+
+# Attempts of a batch beyond the first when its worker dies (killed, out of memory, node lost). Bounded, so that a
+# file that kills every worker that reads it (a decoder crash) ends as a failed row instead of looping forever.
+WORKER_DEATH_RETRIES = 3
+# Ray Data keeps a little state per block; past this many, batches share blocks (and a retry redoes a block).
+MAX_BLOCKS = 10_000
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise ImportError(f"running on Ray needs Ray Data ({exc}); install it with pip install 'srgan_fast[ray]'") \
+            from None
+    return ray
+
+
+@contextlib.contextmanager
+def _ray_connected(ray, address: str | None) -> Iterator[None]:
+    """Use the Ray this process is already connected to, or connect (or start a local one) for this run only."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _data_context(ray) -> Iterator[None]:
+    """Datasets copy the current DataContext when they are made; the setting is restored for the caller after."""
+    context = ray.data.DataContext.get_current()
+    saved = context.max_errored_blocks
+    # A block only fails when its worker died on every attempt (each file's own failure is a row): go on with
+    # the others, and report that block's files as failed.
+    context.max_errored_blocks = -1
+    try:
+        yield
+    finally:
+        context.max_errored_blocks = saved
+
+
+def _pool_size(ray, workers: int | None, gpus_per_worker: float, threads_per_worker: int, batches: int):
+    """A fixed pool of ``workers``, or one autoscaled up to what the cluster holds now."""
+    if workers is not None:
+        return ray.data.ActorPoolStrategy(size=workers)
+    resources = ray.cluster_resources()
+    if gpus_per_worker:
+        capacity = int(resources.get("GPU", 0) // gpus_per_worker)
+    else:
+        capacity = int(resources.get("CPU", 1) // threads_per_worker)
+    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(capacity, batches)))
+
+
+def _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch) -> None:
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive number of actors or None (autoscaled), got {workers!r}")
+    if gpus_per_worker < 0:
+        raise ValueError(f"gpus_per_worker must be 0 (CPU workers) or more, got {gpus_per_worker!r}")
+    if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
+        raise ValueError(f"threads_per_worker must be a positive number of threads, got {threads_per_worker!r}")
+    if not isinstance(files_per_batch, int) or files_per_batch < 1:
+        raise ValueError(f"files_per_batch must be a positive number of files, got {files_per_batch!r}")
+
+
+def _decided_on_driver(jobs: list[Job], existing: set[str], overwrite: bool,
+                       resume: bool) -> tuple[list[Job], list[FileResult]]:
+    """The jobs to send, and the results known from the paths alone: existing outputs, and a destination that
+    two inputs map to (written once: workers run at the same time, so "the first" would be a race)."""
+    pending, known = [], []
+    writer_of: dict[str, str] = {}
+    for job in jobs:
+        if job.destination in writer_of:
+            known.append(FileResult(job.source, job.destination, FAILED,
+                                    f"{job.destination}: also the output of {writer_of[job.destination]}"))
+            continue
+        writer_of[job.destination] = job.source
+        if job.destination in existing and not overwrite:
+            known.append(FileResult(job.source, job.destination, SKIPPED, "exists (an earlier run wrote it)")
+                         if resume else FileResult(job.source, job.destination, FAILED,
+                                                   f"{job.destination}: exists (pass --overwrite to replace it)"))
+        else:
+            pending.append(job)
+    return pending, known
+
+
+def _run_on_ray(ray, pending: list[Job], upscaler_options: dict, file_options: dict, *, workers, gpus_per_worker,
+                threads_per_worker: int, files_per_batch: int) -> list[FileResult]:
+    batches = math.ceil(len(pending) / files_per_batch)
+    dataset = ray.data.from_items([{"source": job.source, "destination": job.destination} for job in pending],
+                                  override_num_blocks=min(batches, MAX_BLOCKS))
+    resources = ({"num_gpus": gpus_per_worker, "num_cpus": 1} if gpus_per_worker
+                 else {"num_cpus": threads_per_worker})
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates remote arguments without a named replacement for this one; Ray Data's default,
+        # retrying without limit, would let one file that kills every worker reading it hold the run forever.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        results = dataset.map_batches(
+            UpscaleWorker, fn_constructor_kwargs={"upscaler_options": upscaler_options, "file_options": file_options},
+            batch_size=files_per_batch, compute=_pool_size(ray, workers, gpus_per_worker, threads_per_worker, batches),
+            # Ray Data restarts a dead actor (which loads its model again) and sends it the batch it died in.
+            max_task_retries=WORKER_DEATH_RETRIES, **resources)
+    return [result_of(row) for row in results.iter_rows()]
+
+
+def upscale_files(inputs: list[str], output: str, *, address: str | None = None, model: str = DEFAULT_MODEL,
+                  backend: str = "auto", precision: str | None = None, tile=None, memory_budget: int | None = None,
+                  output_format: str | None = None, workers: int | None = None, gpus_per_worker: float = 0,
+                  threads_per_worker: int | None = None, files_per_batch: int = 1, overwrite: bool = False,
+                  resume: bool = True, report: str | None = None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> RunSummary:
+    """Upscale image files and folders on a Ray cluster, as ``srgan-fast upscale`` does on one machine.
+
+    inputs, output: local paths (on a cluster, a mount every node shares) or URIs pyarrow.fs opens (s3://,
+        gs://, abfs://). Folders, relative paths, hidden files and the output folder are treated as locally
+        (see ``srgan_fast.distributed.jobs``). The driver only lists paths; workers read, upscale and write.
+    address: the Ray cluster ("auto", "ray://head:10001"); None: the one this process is connected to, else
+        RAY_ADDRESS or a local instance. Every node needs srgan_fast installed and ``model`` readable.
+    model, backend, precision, tile, memory_budget: as for ``Upscaler``, one per worker.
+    output_format: "png", ".webp", ...: the outputs' format (default: the input's, or PNG where not writable).
+    workers: a fixed number of actors; None autoscales from 1 to what the cluster holds.
+    gpus_per_worker: GPUs each actor reserves (0.5 puts two on a GPU); 0: CPU workers.
+    threads_per_worker: CPUs a CPU actor reserves and the native engine's threads (default 1: one worker per
+        core is the fastest way through many files).
+    files_per_batch: files per Ray task; a worker that dies redoes its batch.
+    overwrite: replace existing outputs. Otherwise, with ``resume`` (the default), an existing output counts as
+        done and is skipped: outputs are written to a temporary file and renamed into place whole, so one that
+        exists is complete, and a run that was stopped is finished by running it again. ``resume=False``
+        reports each existing output as failed, as the local command does.
+    report: where to write the JSON-lines report (default: ``.srgan-fast-report.jsonl`` in the output folder,
+        or beside an output file); one line per file: source, destination, status (done, skipped, failed),
+        cause, seconds, output_megapixels, warnings. Written whole at the end.
+    max_pixels: inputs above this are refused (as ``load_image``).
+
+    Failures: a file that cannot be read, is too large or runs out of memory is one failed result with its
+    cause; the others go on. A worker that dies mid-file is restarted and its batch retried by Ray (up to
+    ``WORKER_DEATH_RETRIES`` times, then its files are failed results); the temporary files killed workers
+    leave are removed at the end of the run, so no half-written file remains. One run per output at a time.
+    """
+    ray = _import_ray()
+    _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch)
+    resolve_weights_path(model)  # an unknown model name is refused before any worker starts
+    started = time.perf_counter()
+    threads_per_worker = threads_per_worker or 1
+    inputs, output = [storage.as_given(str(item)) for item in inputs], storage.as_given(str(output))
+    plan = collect_jobs(inputs, output, output_format and "." + output_format.lstrip("."))
+    pending, results = _decided_on_driver(plan.jobs, existing_destinations(plan, output), overwrite, resume)
+    upscaler_options = {"model": str(model), "backend": backend, "device": "cuda" if gpus_per_worker else "cpu",
+                        "precision": precision, "tile": tile, "memory_budget": memory_budget,
+                        "threads": None if gpus_per_worker else threads_per_worker}
+    file_options = {"overwrite": overwrite, "resume": resume, "max_pixels": max_pixels}
+    worker_results = []
+    try:
+        if pending:
+            with _ray_connected(ray, address), _data_context(ray):
+                worker_results = _run_on_ray(ray, pending, upscaler_options, file_options, workers=workers,
+                                             gpus_per_worker=gpus_per_worker, threads_per_worker=threads_per_worker,
+                                             files_per_batch=files_per_batch)
+    finally:
+        storage.remove_abandoned_temporaries([job.destination for job in pending])
+    answered = {result.destination for result in worker_results}
+    results += worker_results + [
+        FileResult(job.source, job.destination, FAILED, f"{job.source}: its worker died on each of "
+                   f"{WORKER_DEATH_RETRIES + 1} attempts (killed, out of memory or a lost node)")
+        for job in pending if job.destination not in answered]
+    order = {(job.source, job.destination): index for index, job in enumerate(plan.jobs)}
+    results.sort(key=lambda result: order[result.source, result.destination])
+    report = storage.as_given(str(report)) if report else default_report_location(output, plan.output_is_file)
+    write_report(report, results)
+    return RunSummary.of(results, time.perf_counter() - started, report, plan.problems)

@@ -1,0 +1,228 @@
+"""srgan_fast.distributed on a local Ray (2 CPUs): the same files as the local command, failures as rows, resume,
+overwrite, a killed worker retried, and the command's exit statuses."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'srgan_fast[ray]')")
+
+from conftest import random_generator_weights  # noqa: E402
+
+from srgan_fast import cli  # noqa: E402
+from srgan_fast.distributed import register_ray_options, run_upscale_on_ray, upscale_files  # noqa: E402
+from srgan_fast.distributed.images import WORKER_DEATH_RETRIES  # noqa: E402
+from srgan_fast.distributed.jobs import collect_jobs  # noqa: E402
+from srgan_fast.distributed.report import REPORT_NAME  # noqa: E402
+from srgan_fast.distributed.storage import local_copy, local_target, remove_abandoned_temporaries  # noqa: E402
+from srgan_fast.distributed.worker import KILLS_ENV  # noqa: E402
+from srgan_fast.imageio import ImageFile, save_image  # noqa: E402
+from srgan_fast.weights import save_weights  # noqa: E402
+
+pytestmark = pytest.mark.native
+IMAGES = {"a.png", "nested/deeper/rgba.png", "deep16.png", "nested/photo.jpg"}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A folder of every kind of file the rules and the writers treat apart, and the local command's result."""
+    root = tmp_path_factory.mktemp("distributed")
+    weights = random_generator_weights(num_blocks=1, channels=8)
+    save_weights(root / "tiny.safetensors", weights.tensors, weights.metadata)
+    rng = np.random.default_rng(3)
+    photos = root / "photos"
+    (photos / "nested" / "deeper").mkdir(parents=True)
+    (photos / ".cache").mkdir()
+    save_image(photos / "a.png", ImageFile([rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)], "PNG"))
+    save_image(photos / "nested/deeper/rgba.png", ImageFile([rng.integers(0, 256, (9, 7, 4), dtype=np.uint8)], "PNG"))
+    save_image(photos / "deep16.png", ImageFile([rng.integers(0, 65536, (8, 8, 3), dtype=np.uint16)], "PNG"))
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    save_image(photos / "nested/photo.jpg",
+               ImageFile([rng.integers(0, 256, (11, 9, 3), dtype=np.uint8)], "JPEG", icc_profile=icc))
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    Image.new("RGB", (4, 4)).save(photos / ".hidden.png")
+    Image.new("RGB", (4, 4)).save(photos / ".cache" / "thumb.png")
+    (photos / "notes.txt").write_text("not an image")
+    local = root / "local"
+    status = cli.main(["upscale", str(photos), "-o", str(local), "--model", str(root / "tiny.safetensors"),
+                       "--backend", "native", "--precision", "fp32"])
+    assert status == 1  # the broken file
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_ray(tree):
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {KILLS_ENV: str(tree / "kills")}})
+    yield
+    ray.shutdown()
+
+
+def run(tree, output, **options):
+    return upscale_files([tree / "photos"], output, model=tree / "tiny.safetensors", backend="native",
+                         precision="fp32", **options)
+
+
+@pytest.fixture(scope="module")
+def first_run(tree, local_ray):
+    return run(tree, tree / "first", workers=2)
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def report_lines(summary) -> list[dict]:
+    return [json.loads(line) for line in Path(summary.report).read_text().splitlines()]
+
+
+def test_outputs_equal_the_local_command_byte_for_byte(tree, first_run):
+    written = files_under(tree / "first")
+    assert written.pop(REPORT_NAME)
+    assert written == files_under(tree / "local")
+    assert set(written) == IMAGES  # relative paths kept; hidden files, text and the broken file not written
+
+
+def test_broken_file_is_one_failed_row_and_the_report_is_right(tree, first_run):
+    assert (first_run.done, first_run.skipped, first_run.failed) == (4, 0, 1)
+    assert first_run.report == str(tree / "first" / REPORT_NAME)
+    lines = {Path(line["source"]).relative_to(tree / "photos").as_posix(): line for line in report_lines(first_run)}
+    assert set(lines) == IMAGES | {"broken.png"}
+    broken = lines.pop("broken.png")
+    assert broken["status"] == "failed"
+    assert broken["cause"].startswith(f"{tree / 'photos' / 'broken.png'}: unreadable or truncated image")
+    for relative, line in lines.items():
+        assert line["status"] == "done" and line["cause"] == "" and line["seconds"] > 0
+        assert line["destination"] == str(tree / "first" / relative)
+        with Image.open(line["destination"]) as output:
+            assert line["output_megapixels"] == pytest.approx(output.width * output.height / 1e6)
+    assert first_run.output_megapixels == pytest.approx(sum(line["output_megapixels"] for line in lines.values()))
+    assert "4 done, 0 skipped, 1 failed" in first_run.line()
+
+
+def test_a_second_run_skips_every_output_and_overwrite_rewrites_them(tree, first_run):
+    output = tree / "again"
+    shutil.copytree(tree / "first", output)
+    before = {p: p.stat().st_ino for p in output.rglob("*") if p.is_file()}
+    resumed = run(tree, output, workers=1)
+    assert (resumed.done, resumed.skipped, resumed.failed) == (0, 4, 1)
+    assert all(p.stat().st_ino == inode for p, inode in before.items() if p.name != REPORT_NAME)
+    assert {line["status"] for line in report_lines(resumed)} == {"skipped", "failed"}
+
+    rewritten = run(tree, output, workers=1, overwrite=True)
+    assert (rewritten.done, rewritten.skipped, rewritten.failed) == (4, 0, 1)
+    assert all(p.stat().st_ino != inode for p, inode in before.items() if p.name != REPORT_NAME)
+    assert files_under(output) | {REPORT_NAME: b""} == files_under(tree / "local") | {REPORT_NAME: b""}
+
+
+def arm_kills(tree, count: int) -> Path:
+    kills = tree / "kills"
+    kills.mkdir(exist_ok=True)
+    for index in range(count):
+        (kills / str(index)).touch()
+    return kills
+
+
+def test_a_worker_killed_mid_write_is_retried_and_leaves_nothing_half_written(tree, local_ray):
+    kills = arm_kills(tree, 1)  # the first worker to reach a write dies in it
+    killed = run(tree, tree / "killed", workers=1)
+    assert not any(kills.iterdir())
+    assert (killed.done, killed.skipped, killed.failed) == (4, 0, 1)
+    written = files_under(tree / "killed")
+    written.pop(REPORT_NAME)
+    assert written == files_under(tree / "local")  # no temporary file left beside any output
+
+
+def test_a_file_whose_worker_dies_on_every_attempt_is_a_failed_row(tree, local_ray):
+    kills = arm_kills(tree, WORKER_DEATH_RETRIES + 1)
+    lost = run(tree, tree / "lost", workers=1)
+    assert not any(kills.iterdir())
+    lines = report_lines(lost)
+    gave_up = [line for line in lines if "its worker died on each of" in line["cause"]]
+    assert gave_up and all(line["status"] == "failed" for line in gave_up)
+    assert (lost.done, lost.failed) == (4 - len(gave_up), 1 + len(gave_up))
+    written = files_under(tree / "lost")
+    written.pop(REPORT_NAME)
+    local = files_under(tree / "local")
+    assert all(local[name] == data for name, data in written.items())  # every output present is complete
+
+
+def namespace(tree, inputs, output, **changes):
+    args = argparse.Namespace(inputs=[str(p) for p in inputs], output=str(output), model=str(tree / "tiny.safetensors"),
+                              backend="native", precision="fp32", tile=None, memory_budget=None, device=None,
+                              format=None, overwrite=False, max_pixels=10**6, ray="", workers=1, gpus_per_worker=0.0,
+                              threads_per_worker=None, files_per_batch=1, report=None, resume=True)
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+def test_command_exit_statuses(tree, local_ray, capsys):
+    photos = tree / "photos"
+    assert run_upscale_on_ray(namespace(tree, [photos / "a.png"], tree / "one" / "a.png")) == 0
+    assert (tree / "one" / "a.png").read_bytes() == (tree / "local" / "a.png").read_bytes()
+    assert (tree / "one" / REPORT_NAME).exists()
+    assert run_upscale_on_ray(namespace(tree, [photos / "broken.png"], tree / "bad")) == 1
+    assert f"error: {photos / 'broken.png'}: unreadable" in capsys.readouterr().err
+    usage = [namespace(tree, [photos], tree / "out.png"), namespace(tree, [photos], tree / "x", device="cuda"),
+             namespace(tree, [photos], tree / "x", model="no-such-model")]
+    for args in usage:
+        assert run_upscale_on_ray(args) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == (f"error: output {tree / 'out.png'} names a file, which takes one input file; got the "
+                         f"folder {photos} (give an output folder: an existing one or a name without an extension)")
+    assert errors[1].startswith("error: --device cuda does not apply with --ray")
+    assert errors[2].startswith("error: unknown model 'no-such-model'")
+
+
+def test_ray_options_parse_and_refuse_bad_values(capsys):
+    parser = argparse.ArgumentParser(prog="srgan-fast upscale")
+    register_ray_options(parser)
+    assert parser.parse_args(["--ray"]).ray == "" and parser.parse_args([]).ray is None
+    parsed = parser.parse_args(["--ray", "auto", "--workers", "3", "--gpus-per-worker", "0.5", "--no-resume"])
+    assert (parsed.ray, parsed.workers, parsed.gpus_per_worker, parsed.resume) == ("auto", 3, 0.5, False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--workers", "0"])
+    assert "expected a positive whole number, got '0'" in capsys.readouterr().err
+
+
+def test_job_rules_skip_hidden_files_and_the_output_folder_inside_the_input(tmp_path):
+    (tmp_path / "in" / ".git").mkdir(parents=True)
+    for name in ("x.png", "y.tga", ".git/z.png", "out/old.png", "sub/.h.png"):
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).touch()
+    plan = collect_jobs([str(tmp_path / "in")], str(tmp_path / "in" / "out"))
+    assert [(Path(j.source).name, Path(j.destination).relative_to(tmp_path / "in" / "out").as_posix())
+            for j in plan.jobs] == [("x.png", "x.png"), ("y.tga", "y.png")]
+    assert str(tmp_path / "o" / "x.webp") in {job.destination for job in
+                                              collect_jobs([str(tmp_path / "in")], str(tmp_path / "o"), ".webp").jobs}
+    (tmp_path / "empty").mkdir()
+    assert collect_jobs([str(tmp_path / "empty")], str(tmp_path / "o")).problems[0].startswith(
+        f"{tmp_path / 'empty'}: no images found")
+
+
+def test_only_the_temporaries_of_these_destinations_are_removed(tmp_path):
+    for name in (".a.png.k3j_9x0q.png", ".a.png.short.png", ".b.png.k3j_9x0q.png", "a.png", ".keep"):
+        (tmp_path / name).touch()
+    assert remove_abandoned_temporaries([str(tmp_path / "a.png")]) == [str(tmp_path / ".a.png.k3j_9x0q.png")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.png.short.png", ".b.png.k3j_9x0q.png", ".keep",
+                                                          "a.png"]
+
+
+def test_remote_locations_are_staged_and_copied_up_whole(tmp_path):
+    source = tmp_path / "in.png"
+    source.write_bytes(b"pixels")
+    with local_copy(f"file://{source}") as staged:
+        assert staged != str(source) and Path(staged).read_bytes() == b"pixels"
+    target = tmp_path / "made" / "here" / "out.png"
+    with pytest.raises(RuntimeError), local_target(f"file://{target}") as staged:
+        Path(staged).write_bytes(b"half")
+        raise RuntimeError("the encoder failed")
+    assert not target.exists()
+    with local_target(f"file://{target}") as staged:
+        Path(staged).write_bytes(b"whole")
+    assert target.read_bytes() == b"whole"
