@@ -1,4 +1,5 @@
 """srgan-fast end to end on generated images: files, folders, 16-bit and alpha, failures in a batch."""
+import argparse
 import subprocess
 import sys
 
@@ -7,7 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import random_generator_weights
-from srgan_fast.cli import main
+from srgan_fast.backends import cuda_backend
+from srgan_fast.cli import main, parse_size, parse_tile
 from srgan_fast.imageio import read_image, write_image
 from srgan_fast.weights import save_weights
 
@@ -90,6 +92,58 @@ def test_demo_and_info_run_as_a_program(tmp_path, model_path):
     assert read_image(out).shape == (256, 3 * 256 + 16, 3)
     info = subprocess.run([sys.executable, "-m", "srgan_fast.cli", "info"], capture_output=True, text=True, timeout=300)
     assert info.returncode == 0 and "torch" in info.stdout and "backends:" in info.stdout
+
+
+@pytest.mark.parametrize("text, size", [("2G", 2 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29), ("64k", 65536),
+                                        ("1000000", 1_000_000), ("100 MB", 100 << 20), ("7b", 7)])
+def test_sizes(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "G", "2X", "-1G", "0", "1e9", "2 GiBs", "1.5.2M"])
+def test_bad_sizes(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"expected a size such as 2G, 512M, 1.5GiB or a number "
+                                                         rf"of bytes, got '{text}'"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("text, tile", [("auto", None), ("AUTO", None), ("256", 256), ("256x384", (256, 384)),
+                                        ("16×8", (16, 8)), (" 32 X 48 ", (32, 48))])
+def test_tiles(text, tile):
+    assert parse_tile(text) == tile
+
+
+@pytest.mark.parametrize("text", ["0", "0x8", "8x0", "-8", "8x8x8", "x8", "8.5", "big", "²"])
+def test_bad_tiles(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"expected auto, .* got '{text}'"):
+        parse_tile(text)
+
+
+@pytest.mark.parametrize("driver, code, reason", [
+    (False, "cudaErrorInsufficientDriver (CUDA driver version is insufficient for CUDA runtime version)",
+     "no NVIDIA driver found"),
+    (True, "cudaErrorInsufficientDriver (CUDA driver version is insufficient for CUDA runtime version)",
+     "the NVIDIA driver is older than the CUDA runtime this build uses (update the driver)"),
+    (True, "cudaErrorNoDevice (no CUDA-capable device is detected)", "no CUDA GPU found"),
+    (True, "cudaErrorUnknown (unknown error)", "the NVIDIA driver did not start: cudaErrorUnknown (unknown error)"),
+])
+def test_cuda_runtime_errors_are_said_in_words(monkeypatch, driver, code, reason):
+    monkeypatch.setattr(cuda_backend, "_nvidia_driver_present", lambda: driver)
+    message = f"CUDA error in cudaGetDeviceCount(&count) at /build/csrc/bindings_cuda.cpp:300: {code}"
+    assert cuda_backend._driver_problem(message) == reason
+
+
+@pytest.mark.skipif(cuda_backend._nvidia_driver_present(), reason="this machine has an NVIDIA driver")
+def test_info_without_a_driver_says_so(capsys):
+    cuda_backend._probe.cache_clear()
+    try:
+        assert main(["info"]) == 0
+    finally:
+        cuda_backend._probe.cache_clear()
+    cuda_line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("cuda "))
+    reason = cuda_line.split(None, 1)[1]
+    # Or, where the build has no CUDA at all, that reason: either way no CUDA runtime error with a build path.
+    assert reason == "unavailable: no NVIDIA driver found" or reason.startswith("unavailable: srgan_fast._C "), reason
 
 
 def test_sixteen_bit_png_is_lossless(tmp_path):

@@ -11,7 +11,10 @@ once so that ``auto`` can fall back to another backend.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import re
+import sys
 
 import numpy as np
 
@@ -46,10 +49,32 @@ def _probe() -> str | None:
     try:
         count = _C.cuda_device_count()
     except RuntimeError as exc:
-        return f"no usable CUDA driver: {exc}"
+        return _driver_problem(str(exc))
     if count == 0:
         return "no CUDA GPU found"
     return None
+
+
+def _nvidia_driver_present() -> bool:
+    """Whether the driver's user-space library (what the CUDA runtime loads) is installed."""
+    try:
+        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def _driver_problem(runtime_error: str) -> str:
+    """Why CUDA did not start, in a user's words: the runtime's message names a build path and an error code
+    (it says "driver version is insufficient" also when there is no driver at all)."""
+    if "cudaErrorNoDevice" in runtime_error:
+        return "no CUDA GPU found"
+    if not _nvidia_driver_present():
+        return "no NVIDIA driver found"
+    if "cudaErrorInsufficientDriver" in runtime_error:
+        return "the NVIDIA driver is older than the CUDA runtime this build uses (update the driver)"
+    code = re.search(r"cudaError\w+.*", runtime_error)  # the code and its description, without the build path
+    return f"the NVIDIA driver did not start: {code[0] if code else runtime_error}"
 
 
 def _device_index(device: str) -> int:

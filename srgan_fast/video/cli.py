@@ -57,6 +57,7 @@ def register_cli(subparsers) -> None:
 def run_video(args: argparse.Namespace) -> int:
     from srgan_fast.backends import BackendUnavailable
     from srgan_fast.channels import InputError
+    from srgan_fast.signals import Stopped
     from srgan_fast.video.pipeline import upscale_video
     from srgan_fast.video.probe import VideoError
     from srgan_fast.weights import WeightsError
@@ -69,13 +70,15 @@ def run_video(args: argparse.Namespace) -> int:
             pix_fmt=args.pix_fmt, encoder_options=dict(args.encoder_option), start_frame=args.start_frame,
             end_frame=args.end_frame, batch_size=args.batch_size, on_corrupt=args.on_corrupt,
             copy_audio=not args.no_audio, copy_subtitles=not args.no_subtitles, overwrite=args.overwrite,
-            progress=not args.no_progress)
+            progress=not args.no_progress, memory_budget=args.memory_budget)
     except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted: no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        stop = Stopped.from_interrupt(interrupt)
+        print(f"srgan-fast: stopped by {stop.signal_name}; {args.output} not written, no partial file left",
+              file=sys.stderr)
+        return stop.exit_status
     skipped = f", {result.corrupt_skipped} corrupt skipped" if result.corrupt_skipped else ""
     copied = f"; copied {', '.join(result.copied)}" if result.copied else ""
     print(f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "

@@ -1,0 +1,241 @@
+"""``srgan-fast upscale`` over folders of other people's files: every broken file is one error line and the batch
+goes on; hidden files, temporary files and the output folder are never taken as inputs; bad options are one
+line. Every file is made here; the model is a tiny random one, run in-process on the native backend.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import png
+import pytest
+from PIL import Image
+
+from conftest import random_generator_weights
+from srgan_fast.api import Upscaler
+from srgan_fast.cli import main
+from srgan_fast.imageio import load_image, read_image, write_image
+from srgan_fast.weights import save_weights
+
+pytestmark = pytest.mark.native
+
+
+@pytest.fixture(scope="module")
+def options(tmp_path_factory):
+    weights = random_generator_weights(1, 4)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_weights(path, weights.tensors, weights.metadata)
+    return ["--model", str(path), "--backend", "native", "--device", "cpu"]
+
+
+def noise(height, width, channels=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+
+
+def encoded(array, fmt, **save_options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **save_options)
+    return buffer.getvalue()
+
+
+def png16_with_corrupt_zlib_stream(height=24, width=20) -> bytes:
+    """A valid 16-bit RGB PNG (written by pypng) whose IDAT payload has bytes flipped, with the CRC made right
+    again, so that only the zlib stream is wrong."""
+    rows = (np.arange(height * width * 3).reshape(height, width * 3) * 97 % 65536).astype(np.uint16)
+    buffer = io.BytesIO()
+    png.Writer(width, height, bitdepth=16, greyscale=False).write(buffer, rows.tolist())
+    data = bytearray(buffer.getvalue())
+    position = 8
+    while True:
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        if kind == b"IDAT":
+            break
+        position += 12 + length
+    payload = position + 8
+    for index in range(payload + 10, payload + length - 6, 7):
+        data[index] ^= 0xFF
+    crc = zlib.crc32(bytes(data[position + 4:payload + length]))  # over the chunk type and payload
+    data[payload + length:payload + length + 4] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def broken_corpus() -> dict[str, bytes]:
+    """File name -> contents, each one unreadable in its own way."""
+    good_png, good_jpeg = encoded(noise(32, 32), "PNG"), encoded(noise(32, 32), "JPEG")
+    corpus = {"empty.png": b"", "corrupt_zlib_16bit.png": png16_with_corrupt_zlib_stream(),
+              "text.jpg": b"not a picture at all\n" * 10}
+    for cut in (8, 33, 60, len(good_png) // 2):  # signature only, IHDR only, inside IDAT, halfway
+        corpus[f"png_cut_at_{cut}.png"] = good_png[:cut]
+    for cut in (2, 100, len(good_jpeg) // 2, len(good_jpeg) - 2):
+        corpus[f"jpeg_cut_at_{cut}.jpg"] = good_jpeg[:cut]
+    return corpus
+
+
+def snapshot(folder):
+    return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def hidden_or_temporary(folder):
+    return [path for path in folder.rglob("*") if path.name.startswith(".") or path.suffix in (".tmp", ".partial")]
+
+
+def error_lines(err):
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def test_every_broken_file_is_one_error_line_and_the_batch_goes_on(tmp_path, options, capsys):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    corpus = broken_corpus()
+    for name, data in corpus.items():
+        (src / name).write_bytes(data)
+    write_image(src / "one_pixel.png", noise(1, 1))
+    Image.new("CMYK", (8, 6), (10, 80, 160, 20)).save(src / "cmyk.jpg")
+    write_image(src / "zz_good.png", noise(10, 12))  # last in the batch
+    before = snapshot(src)
+
+    code = main(["upscale", str(src), "-o", str(out), *options])
+    err = capsys.readouterr().err
+
+    assert code == 1
+    errors = error_lines(err)
+    assert len(errors) == len(corpus), err
+    for name in corpus:
+        assert sum(f"{src / name}:" in line for line in errors) == 1, (name, err)
+    assert f"{len(corpus)} of {len(corpus) + 3} images failed" in err
+    assert "Traceback" not in err
+    assert read_image(out / "one_pixel.png").shape == (4, 4, 3)
+    assert load_image(out / "cmyk.jpg").frames[0].shape == (24, 32, 3)
+    assert read_image(out / "zz_good.png").shape == (40, 48, 3)
+    assert f"wrote {out / 'zz_good.png'}" in err
+    assert sorted(p.name for p in out.iterdir()) == ["cmyk.jpg", "one_pixel.png", "zz_good.png"]
+    assert hidden_or_temporary(out) == []
+    assert snapshot(src) == before
+
+
+def test_failures_inside_the_upscaler_are_per_file(tmp_path, options, capsys, monkeypatch):
+    """A bare MemoryError (as NumPy raises) and an exception of no expected type: one line each, batch goes on."""
+    failures = {(5, 5): MemoryError(), (6, 6): RuntimeError("engine lost its way")}
+    real_upscale = Upscaler.upscale
+
+    def upscale(self, image, **kwargs):
+        if image.shape[:2] in failures:
+            raise failures[image.shape[:2]]
+        return real_upscale(self, image, **kwargs)
+
+    monkeypatch.setattr(Upscaler, "upscale", upscale)
+    write_image(tmp_path / "a.png", noise(5, 5))
+    write_image(tmp_path / "b.png", noise(6, 6))
+    write_image(tmp_path / "c.png", noise(7, 7))
+    code = main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(tmp_path / "c.png"),
+                 "-o", str(tmp_path / "out"), "--memory-budget", "64M", *options])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert error_lines(err) == [
+        (f"error: {tmp_path / 'a.png'}: out of memory with a memory budget of 64.0 MiB: lower it with "
+         "--memory-budget or pass a smaller --tile"),
+        f"error: {tmp_path / 'b.png'}: RuntimeError: engine lost its way"]
+    assert read_image(tmp_path / "out" / "c.png").shape == (28, 28, 3)
+
+
+def test_an_animation_to_a_still_format_is_a_per_file_error(tmp_path, options, capsys):
+    frames = [Image.fromarray(noise(6, 6, seed=seed)) for seed in range(3)]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    write_image(tmp_path / "still.png", noise(6, 6))
+    out = tmp_path / "out"
+    code = main(["upscale", str(tmp_path / "moving.gif"), str(tmp_path / "still.png"), "-o", str(out),
+                 "--format", "jpg", *options])
+    errors = error_lines(capsys.readouterr().err)
+    assert code == 1
+    assert len(errors) == 1 and errors[0].startswith(f"error: {out / 'moving.jpg'}: the source has 3 frames")
+    assert read_image(out / "still.jpg").shape == (24, 24, 3)
+    assert hidden_or_temporary(out) == []
+
+
+def test_hidden_files_and_folders_are_not_inputs(tmp_path, options, capsys):
+    src = tmp_path / "src"
+    (src / ".cache").mkdir(parents=True)
+    write_image(src / "visible.png", noise(6, 6))
+    write_image(src / ".cache" / "thumb.png", noise(6, 6))
+    write_image(src / ".dotfile.png", noise(6, 6))
+    (src / ".visible.png.k2j4x9q1.png").write_bytes(b"\x89PNG\r\n")  # a temporary file left by a killed run
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-o", str(out), *options]) == 0
+    assert "error" not in capsys.readouterr().err
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*")] == ["visible.png"]
+
+
+def test_the_output_folder_inside_the_input_folder_is_not_an_input(tmp_path, options, capsys, monkeypatch):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    write_image(shots / "a.png", noise(6, 6))
+    write_image(shots / "b.jpg", noise(6, 6))
+    monkeypatch.chdir(shots)
+    assert main(["upscale", ".", "-o", "out", *options]) == 0
+    # Again, naming the same folders another way: the results of the first run must not become inputs.
+    assert main(["upscale", str(shots), "-o", "out", "--overwrite", *options]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["upscale", "shots", "-o", str(shots / "out"), "--overwrite", *options]) == 0
+    err = capsys.readouterr().err
+    assert "error" not in err and err.count(f"wrote {shots / 'out' / 'a.png'}") == 1
+    assert sorted(p.relative_to(shots).as_posix() for p in shots.rglob("*")) == [
+        "a.png", "b.jpg", "out", "out/a.png", "out/b.jpg"]
+
+
+def test_a_folder_without_images_is_an_error_line(tmp_path, options, capsys):
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    empty.mkdir()
+    full.mkdir()
+    write_image(empty / ".hidden.png", noise(4, 4))
+    write_image(full / "a.png", noise(4, 4))
+    code = main(["upscale", str(empty), str(full), "-o", str(tmp_path / "out"), *options])
+    errors = error_lines(capsys.readouterr().err)
+    assert code == 1
+    assert len(errors) == 1 and errors[0].startswith(f"error: {empty}: no images found (looked for .bmp, ")
+    assert read_image(tmp_path / "out" / "a.png").shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("inputs, received", [(["a.png", "b.png"], "got 2 inputs"),
+                                              (["folder"], "got the folder")])
+def test_an_output_file_name_needs_one_input_file(tmp_path, options, capsys, inputs, received):
+    write_image(tmp_path / "a.png", noise(4, 4))
+    write_image(tmp_path / "b.png", noise(4, 4))
+    (tmp_path / "folder").mkdir()
+    write_image(tmp_path / "folder" / "c.png", noise(4, 4))
+    code = main(["upscale", *(str(tmp_path / name) for name in inputs), "-o", str(tmp_path / "x.png"), *options])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"error: -o {tmp_path / 'x.png'} names a file, which takes "
+                                                   f"one input file; {received}")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("option, value, accepted", [
+    ("--tile", "0", "auto, a tile size in input pixels such as 256, or ROWSxCOLS"),
+    ("--tile", "8x0", "auto, a tile size in input pixels such as 256, or ROWSxCOLS"),
+    ("--tile", "-3", "auto, a tile size in input pixels such as 256, or ROWSxCOLS"),
+    ("--memory-budget", "64Q", "a size such as 2G, 512M, 1.5GiB or a number of bytes"),
+    ("--memory-budget", "0", "a size such as 2G, 512M, 1.5GiB or a number of bytes"),
+])
+def test_bad_option_values_are_refused_in_one_line(tmp_path, options, capsys, option, value, accepted):
+    write_image(tmp_path / "a.png", noise(4, 4))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out.png"), *options, f"{option}={value}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1
+    assert f"argument {option}: expected {accepted}" in err and f"got {value!r}" in err
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("extra", [["--tile", "auto"], ["--tile", "3"], ["--tile", "3x5"],
+                                   ["--memory-budget", "64M"], ["--memory-budget", "1.5GiB"]])
+def test_tile_and_memory_budget_values_are_accepted(tmp_path, options, capsys, extra):
+    image = noise(9, 11)
+    write_image(tmp_path / "a.png", image)
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out.png"), *options, *extra]) == 0
+    untiled = Upscaler(options[1], backend="native", device="cpu").upscale(image).astype(int)
+    assert np.abs(read_image(tmp_path / "out.png") - untiled).max() <= 1  # tiles differ by float rounding only
+    assert f"wrote {tmp_path / 'out.png'}" in capsys.readouterr().err
