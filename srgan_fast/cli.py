@@ -3,149 +3,74 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import re
 import sys
-from pathlib import Path
 
 from srgan_fast.api import DEFAULT_MEMORY_BUDGET, format_bytes
-from srgan_fast.backends import BackendUnavailable
+from srgan_fast.backends import BackendUnavailable, backend_names
 from srgan_fast.channels import InputError
-from srgan_fast.imageio import (DEFAULT_MAX_PIXELS, READ_SUFFIXES, WRITE_FORMATS, ImageFileError, load_image,
-                                read_image, save_image, write_image)
+from srgan_fast.batch import collect_jobs, failure_line, upscale_file
+from srgan_fast.imageio import DEFAULT_MAX_PIXELS, ImageFileError, read_image, write_image
+from srgan_fast.distributed.cli import register_ray_options
+from srgan_fast.options import PRECISIONS, parse_bytes, parse_device, parse_tile
 from srgan_fast.signals import Stopped, stop_on_signals
 from srgan_fast.weights import DEFAULT_MODEL, WeightsError
 
 # Subcommands that live beside the parts they drive; each module has register_cli(subparsers).
-PLUGIN_MODULES = ("srgan_fast.onnx_export", "srgan_fast.tensorrt.cli", "srgan_fast.video.cli",
-                  "srgan_fast.backends.cuda_backend")
+PLUGIN_MODULES = ("srgan_fast.commands.export_onnx", "srgan_fast.tensorrt.cli", "srgan_fast.video.cli",
+                  "srgan_fast.commands.cuda_profile", "srgan_fast.convert")
 USER_ERRORS = (InputError, ImageFileError, WeightsError, BackendUnavailable, ValueError, OSError)
-_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])i?)?b?", re.IGNORECASE | re.ASCII)
-_SIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_TILE = re.compile(r"(\d+)(?:\s*[x×]\s*(\d+))?", re.IGNORECASE | re.ASCII)
 
 
-def parse_size(text: str) -> int:
-    """'2G', '512M', '1.5GiB', '64k' or '1000000' -> bytes; K, M, G and T are powers of 1024, as for memory."""
-    match = _SIZE.fullmatch(text.strip())
-    if match:
-        count = int(float(match[1]) * _SIZE_UNITS[match[2] and match[2].lower()])
-        if count > 0:
-            return count
-    raise argparse.ArgumentTypeError(f"expected a size such as 2G, 512M, 1.5GiB or a number of bytes, got {text!r}")
-
-
-def parse_tile(text: str) -> int | tuple[int, int] | None:
-    """'auto' -> None (sized from the memory budget), '256' -> 256, '256x384' -> (256, 384) as rows × columns."""
-    if text.strip().lower() == "auto":
-        return None
-    match = _TILE.fullmatch(text.strip())
-    if match and int(match[1]) > 0 and (match[2] is None or int(match[2]) > 0):
-        return int(match[1]) if match[2] is None else (int(match[1]), int(match[2]))
-    raise argparse.ArgumentTypeError(f"expected auto, a tile size in input pixels such as 256, or ROWSxCOLS such "
-                                     f"as 256x384, all above 0, got {text!r}")
+def _argument(parse):
+    """An options.py parser as an argparse type: its ValueError becomes argparse's one-line usage error."""
+    def parse_argument(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse_argument.__name__ = parse.__name__
+    return parse_argument
 
 
 def add_upscaler_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that builds an Upscaler shares (also used by the video command)."""
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or a .safetensors path "
-                        "(default: %(default)s)")
-    parser.add_argument("--backend", default="auto", help="auto, torch, native, cuda, tensorrt, onnxruntime")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU if present)")
-    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8"])
-    parser.add_argument("--tile", type=parse_tile, default=None, metavar="auto|N|ROWSxCOLS",
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name, or a path to weights: ours "
+                        "(.safetensors) or another project's (.pth, .safetensors) (default: %(default)s)")
+    parser.add_argument("--backend", default="auto", choices=["auto", *backend_names()],
+                        help="default: the fastest available for the device")
+    parser.add_argument("--device", type=_argument(lambda text: str(parse_device(text))),
+                        help="cpu, cuda or cuda:N (default: a GPU if present)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="as the backend supports (default: fp16 on GPUs, "
+                        "fp32 on CPUs)")
+    parser.add_argument("--tile", type=_argument(parse_tile), default=None, metavar="auto|N|ROWSxCOLS",
                         help="tile core size in input pixels (default: auto, from the memory budget)")
     defaults = ", ".join(f"{format_bytes(size)} on {kind}" for kind, size in DEFAULT_MEMORY_BUDGET.items())
-    parser.add_argument("--memory-budget", type=parse_size, metavar="SIZE",
+    parser.add_argument("--memory-budget", type=_argument(parse_bytes), metavar="SIZE",
                         help=f"working memory the tiler may use, e.g. 2G or 512M (default: {defaults})")
+    parser.add_argument("--tta", action="store_true", help="self-ensemble: average the 8 flipped and rotated runs "
+                        "(about 8x the time, a little sharper and more exact)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("-s", "--outscale", type=float, help="output scale (e.g. 2.5; default: the model's); the "
+                      "model's result is resized with Lanczos")
+    size.add_argument("--width", type=int, help="output width in pixels, aspect ratio kept")
+    size.add_argument("--height", type=int, help="output height in pixels, aspect ratio kept")
 
 
 def make_upscaler(args: argparse.Namespace):
     from srgan_fast.api import Upscaler
 
     return Upscaler(args.model, backend=args.backend, device=args.device, precision=args.precision, tile=args.tile,
-                    memory_budget=args.memory_budget)
-
-
-def image_files(folder: Path, output: Path) -> list[Path]:
-    """The images under ``folder``, sorted. Hidden files and folders are skipped (this tool's own temporary
-    files among them), and so is ``output`` where it lies inside ``folder``: a second run must not upscale the
-    first run's results."""
-    output = output.resolve()
-    found = []
-    for parent, folders, files in os.walk(folder):
-        here = Path(parent)
-        folders[:] = [name for name in folders if not name.startswith(".") and (here / name).resolve() != output]
-        found += [here / name for name in files
-                  if not name.startswith(".") and Path(name).suffix.lower() in READ_SUFFIXES]
-    return sorted(found)
-
-
-def collect_jobs(inputs: list[str], output: str, suffix: str | None) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(source, destination) pairs, and an error line for each input folder without images.
-
-    Several inputs or a folder need an output folder; one file may name a file (any name with an extension
-    that is not an existing folder). Raises ValueError when the output names a file the inputs cannot go to.
-    """
-    out = Path(output)
-    folders = [item for item in map(Path, inputs) if item.is_dir()]
-    if out.suffix and not out.is_dir():
-        if len(inputs) == 1 and not folders:
-            return [(Path(inputs[0]), out)], []
-        received = f"{len(inputs)} inputs" if len(inputs) > 1 else f"the folder {folders[0]}"
-        raise ValueError(f"-o {output} names a file, which takes one input file; got {received} (give an output "
-                         "folder: an existing one or a name without an extension)")
-    sources: list[tuple[Path, Path]] = []  # (file, path relative to the output folder)
-    problems = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files = image_files(item, out)
-            if not files:
-                problems.append(f"{item}: no images found (looked for {', '.join(sorted(READ_SUFFIXES))}; hidden "
-                                "files and the output folder are skipped)")
-            sources += [(f, f.relative_to(item)) for f in files]
-        else:
-            sources.append((item, Path(item.name)))
-    jobs = []
-    for source, relative in sources:
-        name = relative.with_suffix(suffix or relative.suffix)
-        if relative.suffix.lower() not in WRITE_FORMATS and not suffix:
-            name = relative.with_suffix(".png")
-        jobs.append((source, out / name))
-    return jobs, problems
-
-
-def upscale_file(upscaler, source: Path, destination: Path, args: argparse.Namespace) -> list[str]:
-    """One file, every frame, written atomically; returns the warnings. A call of its own, so that one
-    file's pixels are freed before the next file is read."""
-    if destination.exists() and not args.overwrite:
-        raise ImageFileError(f"{destination}: exists (pass --overwrite to replace it)")
-    if destination.resolve() == source.resolve():
-        raise ImageFileError(f"{destination}: would overwrite its own input")
-    loaded = load_image(source, max_pixels=args.max_pixels)
-    result = loaded.with_frames([upscaler.upscale(frame) for frame in loaded.frames])
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    return save_image(destination, result)
-
-
-def failure_line(source: Path, error: Exception, memory_budget: int) -> str:
-    """One line naming the file and the cause, whatever failed."""
-    message = " ".join(str(error).split())
-    if isinstance(error, MemoryError):
-        if "--memory-budget" in message:  # the Upscaler's own, which already names the budget and what to lower
-            return f"{source}: {message}"
-        cause = f" ({message})" if message else ""
-        return (f"{source}: out of memory{cause} with a memory budget of {format_bytes(memory_budget)}: lower it "
-                "with --memory-budget or pass a smaller --tile")
-    if isinstance(error, ImageFileError):
-        return message  # names the file itself
-    if isinstance(error, (InputError, OSError)):
-        return f"{source}: {message}"
-    return f"{source}: {type(error).__name__}: {message}"
+                    memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale, width=args.width,
+                    height=args.height)
 
 
 def run_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    if args.ray is not None:
+        from srgan_fast.distributed.cli import run_upscale_on_ray
+
+        return run_upscale_on_ray(args)
 
     def say(line: str) -> None:
         tqdm.write(line, file=sys.stderr)  # above the progress bar, not through it
@@ -169,7 +94,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         say(f"srgan-fast: {upscaler.describe()}")
         for source, destination in tqdm(jobs, disable=len(jobs) < 2, unit="image", file=sys.stderr):
             try:
-                notes = upscale_file(upscaler, source, destination, args)
+                notes = upscale_file(upscaler, source, destination, overwrite=args.overwrite,
+                                     max_pixels=args.max_pixels)
             except Exception as exc:  # noqa: BLE001 - no failure of one file ends the batch; signals still do
                 failures += 1
                 say(f"error: {failure_line(source, exc, upscaler.memory_budget)}")
@@ -198,7 +124,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         original = read_image(sample_path())[:, :, :3]
         low = bicubic_downscale(original)
-        model = make_upscaler(args).upscale(low)
+        model = make_upscaler(args).upscale(low, size=original.shape[:2])  # side by side with the original
         gap = np.full((original.shape[0], 8, 3), 255, dtype=np.uint8)
         write_image(args.output, np.concatenate([bicubic_upscale(low), gap, model, gap, original], axis=1))
     except USER_ERRORS as exc:
@@ -210,6 +136,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     import srgan_fast
+    from srgan_fast.architecture import ARCHITECTURES
     from srgan_fast.backends import availability
     from srgan_fast.weights import available_models
 
@@ -217,6 +144,9 @@ def run_info(args: argparse.Namespace) -> int:
     print("models:")
     for name, entry in available_models().items():
         print(f"  {name:10s} {entry.get('description', '')}")
+    print("architectures (for other projects' weights; see srgan-fast convert):")
+    for name, build in ARCHITECTURES.items():
+        print(f"  {name:14s} {build().describe()}")
     print("backends:")
     for name, reason in availability().items():
         print(f"  {name:12s} {'available' if reason is None else 'unavailable: ' + reason}")
@@ -248,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--overwrite", action="store_true", help="replace existing output files")
     up.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs")
     add_upscaler_options(up)
+    register_ray_options(up)
     up.set_defaults(func=run_upscale)
 
     demo = sub.add_parser("demo", help="write bicubic | model | original of a bundled sample")

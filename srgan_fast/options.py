@@ -12,8 +12,8 @@ from dataclasses import dataclass
 DEVICE_KINDS = ("cpu", "cuda")
 # Every precision some backend runs; which ones a backend runs on a device is its own supported_precisions.
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
-_BYTE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+# Memory sizes: K, M, G and T are powers of 1024 with or without the "i", as memory is counted.
+_BYTE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def parse_precision(text: str) -> str:
 
 def parse_size(text: str) -> tuple[int, int]:
     """'HxW' (e.g. 540x960) or 'N' (square) -> (height, width), both positive."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*", str(text).lower())
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*", str(text).lower(), re.ASCII)
     if not match:
         raise ValueError(f"expected a size N or HxW (e.g. 512 or 540x960), got {text!r}")
     h = int(match.group(1))
@@ -79,14 +79,14 @@ def parse_tile(text: str | int | tuple[int, int] | None) -> int | tuple[int, int
 
 
 def parse_bytes(text: str | int) -> int:
-    """'2G', '512M', '1.5GiB', '3000000' -> a positive number of bytes (k/M/G decimal, KiB/MiB/GiB binary)."""
+    """'2G', '512M', '1.5GiB', '64k', '3000000' -> a positive number of bytes (K, M, G, T: powers of 1024)."""
+    count = 0
     if isinstance(text, int) and not isinstance(text, bool):
         count = text
     else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*", str(text).lower())
-        if not match:
-            raise ValueError(f"expected a size in bytes such as 2G, 512M, 1.5GiB or 3000000, got {text!r}")
-        count = int(float(match.group(1)) * _BYTE_UNITS[match.group(2) or ""])
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])i?)?b?\s*", str(text).lower(), re.ASCII)
+        if match:
+            count = int(float(match.group(1)) * _BYTE_UNITS[match.group(2) or ""])
     if count <= 0:
-        raise ValueError(f"expected a positive size in bytes, got {text!r}")
+        raise ValueError(f"expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000, got {text!r}")
     return count

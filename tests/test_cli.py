@@ -1,5 +1,4 @@
 """srgan-fast end to end on generated images: files, folders, 16-bit and alpha, failures in a batch."""
-import argparse
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ from PIL import Image
 
 from conftest import random_generator_weights
 from srgan_fast.backends import cuda_backend
-from srgan_fast.cli import main, parse_size, parse_tile
+from srgan_fast.cli import main
 from srgan_fast.imageio import read_image, write_image
 from srgan_fast.weights import save_weights
 
@@ -94,31 +93,6 @@ def test_demo_and_info_run_as_a_program(tmp_path, model_path):
     assert info.returncode == 0 and "torch" in info.stdout and "backends:" in info.stdout
 
 
-@pytest.mark.parametrize("text, size", [("2G", 2 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29), ("64k", 65536),
-                                        ("1000000", 1_000_000), ("100 MB", 100 << 20), ("7b", 7)])
-def test_sizes(text, size):
-    assert parse_size(text) == size
-
-
-@pytest.mark.parametrize("text", ["", "G", "2X", "-1G", "0", "1e9", "2 GiBs", "1.5.2M"])
-def test_bad_sizes(text):
-    with pytest.raises(argparse.ArgumentTypeError, match=rf"expected a size such as 2G, 512M, 1.5GiB or a number "
-                                                         rf"of bytes, got '{text}'"):
-        parse_size(text)
-
-
-@pytest.mark.parametrize("text, tile", [("auto", None), ("AUTO", None), ("256", 256), ("256x384", (256, 384)),
-                                        ("16×8", (16, 8)), (" 32 X 48 ", (32, 48))])
-def test_tiles(text, tile):
-    assert parse_tile(text) == tile
-
-
-@pytest.mark.parametrize("text", ["0", "0x8", "8x0", "-8", "8x8x8", "x8", "8.5", "big", "²"])
-def test_bad_tiles(text):
-    with pytest.raises(argparse.ArgumentTypeError, match=rf"expected auto, .* got '{text}'"):
-        parse_tile(text)
-
-
 @pytest.mark.parametrize("driver, code, reason", [
     (False, "cudaErrorInsufficientDriver (CUDA driver version is insufficient for CUDA runtime version)",
      "no NVIDIA driver found"),
@@ -150,3 +124,23 @@ def test_sixteen_bit_png_is_lossless(tmp_path):
     image = _image((5, 7, 4), np.uint16, seed=3)
     write_image(tmp_path / "x.png", image)
     assert np.array_equal(read_image(tmp_path / "x.png"), image)
+
+
+def test_output_size_and_tta_options(tmp_path):
+    from srgan_fast import Upscaler
+
+    weights = random_generator_weights(num_blocks=1, channels=8)
+    model = tmp_path / "tiny.safetensors"
+    save_weights(model, weights.tensors, weights.metadata)
+    image = _image((10, 12, 3), np.uint8)
+    write_image(tmp_path / "in.png", image)
+    common = ["--model", str(model), "--backend", "native", "--device", "cpu"]
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "s.png"), "-s", "2.5", *common]) == 0
+    assert read_image(tmp_path / "s.png").shape == (25, 30, 3)
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "w.png"), "--width", "18", *common]) == 0
+    assert read_image(tmp_path / "w.png").shape == (15, 18, 3)
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "t.png"), "--tta", *common]) == 0
+    expected = Upscaler(weights, backend="native", device="cpu", tta=True)(image)
+    assert np.array_equal(read_image(tmp_path / "t.png"), expected)
+    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.png"), "-s", "0.5", *common]) == 1
+    assert not (tmp_path / "x.png").exists()

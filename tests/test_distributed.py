@@ -173,7 +173,7 @@ def test_command_exit_statuses(tree, local_ray, capsys):
     for args in usage:
         assert run_upscale_on_ray(args) == 2
     errors = capsys.readouterr().err.splitlines()
-    assert errors[0] == (f"error: output {tree / 'out.png'} names a file, which takes one input file; got the "
+    assert errors[0] == (f"error: -o {tree / 'out.png'} names a file, which takes one input file; got the "
                          f"folder {photos} (give an output folder: an existing one or a name without an extension)")
     assert errors[1].startswith("error: --device cuda does not apply with --ray")
     assert errors[2].startswith("error: unknown model 'no-such-model'")

@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
 from srgan_fast.architecture import srvgg_compact  # noqa: E402
-from srgan_fast.onnx_export import build_onnx_model, export_onnx, quantized_conv_names, register_cli  # noqa: E402
+from srgan_fast.commands.export_onnx import register_cli  # noqa: E402
+from srgan_fast.onnx_export import build_onnx_model, export_onnx, quantized_conv_names  # noqa: E402
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8, seed=3)
 FP32_RELATIVE_TOLERANCE = 1e-4

@@ -33,25 +33,27 @@ def test_bad_sizes(text):
         parse_size(text)
 
 
-@pytest.mark.parametrize("text, expected", [("auto", None), (None, None), ("256", 256), ("256x384", (256, 384)),
+@pytest.mark.parametrize("text, expected", [("auto", None), ("AUTO", None), (None, None), ("256", 256),
+                                            ("256x384", (256, 384)), ("16×8", (16, 8)), (" 32 X 48 ", (32, 48)),
                                             (64, 64), ((8, 16), (8, 16))])
 def test_tiles(text, expected):
     assert parse_tile(text) == expected
 
 
-@pytest.mark.parametrize("text", ["0", 0, "-4", "big", (0, 4)])
+@pytest.mark.parametrize("text", ["0", 0, "-4", "big", (0, 4), "0x8", "8x0", "8x8x8", "x8", "8.5", "²", "٣"])
 def test_bad_tiles(text):
     with pytest.raises(ValueError, match="tile must be"):
         parse_tile(text)
 
 
-@pytest.mark.parametrize("text, expected", [("2G", 2 * 10**9), ("512M", 512 * 10**6), ("1.5GiB", 3 * 2**29),
-                                            ("3000000", 3_000_000), ("64MiB", 64 * 2**20), (4096, 4096)])
+@pytest.mark.parametrize("text, expected", [("2G", 2 * 2**30), ("512M", 512 * 2**20), ("1.5GiB", 3 * 2**29),
+                                            ("3000000", 3_000_000), ("64MiB", 64 * 2**20), ("100 MB", 100 * 2**20),
+                                            ("64k", 64 * 2**10), ("7b", 7), (4096, 4096)])
 def test_bytes(text, expected):
     assert parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "2Q", "-1G", "0", "lots"])
+@pytest.mark.parametrize("text", ["", "2Q", "-1G", "0", "lots", "G", "1e9", "2 GiBs", "1.5.2M"])
 def test_bad_bytes(text):
-    with pytest.raises(ValueError, match="expected a"):
+    with pytest.raises(ValueError, match="expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000"):
         parse_bytes(text)

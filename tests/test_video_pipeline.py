@@ -234,3 +234,20 @@ def test_top_level_names():
     # This PyAV build's encoders: the software ones are always there; NVENC only where FFmpeg was built with it.
     assert {"h264", "h265", "av1", "ffv1"} <= set(available_codecs())
     assert set(available_codecs().values()) <= set(av.codecs_available)
+
+
+def test_outscale_resizes_every_frame_to_even_sides(tmp_path):
+    """-s/--width/--height in video: the model's result resized, sides rounded down to even for 4:2:0."""
+    from conftest import random_generator_weights
+    from srgan_fast.weights import save_weights
+
+    weights = random_generator_weights(num_blocks=1, channels=8)
+    model = tmp_path / "tiny.safetensors"
+    save_weights(model, weights.tensors, weights.metadata)
+    src = write_test_video(tmp_path / "in.mkv", width=20, height=14)
+    result = upscale_video(src.path, tmp_path / "out.mkv", model=str(model), backend="native", device="cpu",
+                           outscale=2.3, progress=False)
+    assert result.size == (46, 32) and result.frames == len(src.frames)  # 20x14 x2.3 = 46x32.2 -> 46x32
+    width = upscale_video(src.path, tmp_path / "w.mkv", model=str(model), backend="native", device="cpu", width=31,
+                          progress=False)
+    assert width.size == (30, 22)  # 31 x round(21.7) -> even sides

@@ -1,10 +1,7 @@
 """The (source, destination) pairs of a run, from paths alone: nothing is opened or decoded here.
 
-This mirrors the folder rules of the local command (``srgan_fast.cli.collect_jobs``) over pyarrow filesystems,
-so that a folder in a bucket is walked as a local one is: folders are searched recursively and their relative
-paths kept; hidden files and folders are skipped (this tool's temporary files and reports among them); the output
-folder is not descended into where it lies inside an input folder; a source whose format cannot be written gets
-a .png; one input file may name an output file; a folder without images is a problem line, not an error.
+The rules are those of a local run (``srgan_fast.batch``), applied over pyarrow filesystems so that a folder in
+a bucket is walked as a local one is; a folder without images is a problem line, not an error.
 """
 from __future__ import annotations
 
@@ -13,8 +10,8 @@ from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
 
+from srgan_fast.batch import is_hidden, is_image_name, no_images_line, output_file_refusal, output_name
 from srgan_fast.distributed import storage
-from srgan_fast.imageio import READ_SUFFIXES, WRITE_FORMATS
 
 
 @dataclass(frozen=True)
@@ -30,16 +27,12 @@ class Plan:
     output_is_file: bool
 
 
-def _is_hidden(relative: str) -> bool:
-    return any(part.startswith(".") for part in PurePosixPath(relative).parts)
-
-
 def _images_in(folder: str, output: str) -> list[str]:
     # Compared as paths under the folder's resolved place: one lookup per folder, not one per file.
     folder_place, output_place = storage.place(folder), storage.place(output)
     found = []
     for relative in storage.relative_files(folder):
-        if _is_hidden(relative) or PurePosixPath(relative).suffix.lower() not in READ_SUFFIXES:
+        if is_hidden(PurePosixPath(relative)) or not is_image_name(PurePosixPath(relative)):
             continue
         if f"{folder_place}/{relative}".startswith(output_place + "/"):
             continue  # a first run's results
@@ -47,12 +40,8 @@ def _images_in(folder: str, output: str) -> list[str]:
     return sorted(found)
 
 
-def output_name(relative: str, output_suffix: str | None) -> str:
-    """The output's path relative to the output folder: the source's, with the requested or a writable suffix."""
-    path = PurePosixPath(relative)
-    if output_suffix:
-        return str(path.with_suffix(output_suffix))
-    return str(path if path.suffix.lower() in WRITE_FORMATS else path.with_suffix(".png"))
+def _output_name(relative: str, output_suffix: str | None) -> str:
+    return str(output_name(PurePosixPath(relative), output_suffix))
 
 
 def collect_jobs(inputs: list[str], output: str, output_suffix: str | None = None) -> Plan:
@@ -65,21 +54,18 @@ def collect_jobs(inputs: list[str], output: str, output_suffix: str | None = Non
     if output_is_file:
         if len(inputs) == 1 and not folders:
             return Plan([Job(inputs[0], output)], [], True)
-        received = f"{len(inputs)} inputs" if len(inputs) > 1 else f"the folder {folders[0]}"
-        raise ValueError(f"output {output} names a file, which takes one input file; got {received} (give an "
-                         "output folder: an existing one or a name without an extension)")
+        raise ValueError(output_file_refusal(output, len(inputs), folders))
     jobs, problems = [], []
     for item in inputs:
         if item in folders:
             relatives = _images_in(item, output)
             if not relatives:
-                problems.append(f"{item}: no images found (looked for {', '.join(sorted(READ_SUFFIXES))}; hidden "
-                                "files and the output folder are skipped)")
-            jobs += [Job(storage.join(item, relative), storage.join(output, output_name(relative, output_suffix)))
+                problems.append(no_images_line(item))
+            jobs += [Job(storage.join(item, relative), storage.join(output, _output_name(relative, output_suffix)))
                      for relative in relatives]
         else:
             name = PurePosixPath(storage.resolve(item)[1]).name
-            jobs.append(Job(item, storage.join(output, output_name(name, output_suffix))))
+            jobs.append(Job(item, storage.join(output, _output_name(name, output_suffix))))
     return Plan(jobs, problems, False)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from srgan_fast.channels import InputError
+from srgan_fast.batch import failure_line
 from srgan_fast.distributed import storage
 from srgan_fast.distributed.report import DONE, FAILED, SKIPPED, FileResult
 from srgan_fast.imageio import ImageFileError, load_image, save_image
@@ -22,24 +22,6 @@ from srgan_fast.imageio import ImageFileError, load_image, save_image
 KILLS_ENV = "SRGAN_FAST_TEST_WORKER_KILLS"
 # The columns of the rows UpscaleWorker hands back to Ray Data, one row per file.
 COLUMNS = ("source", "destination", "status", "cause", "seconds", "output_megapixels", "warnings")
-
-
-def failure_cause(source: str, error: Exception, memory_budget: int) -> str:
-    """One line naming the file and the cause, worded as the local command words it."""
-    from srgan_fast.api import format_bytes
-
-    message = " ".join(str(error).split())
-    if isinstance(error, MemoryError):
-        if "--memory-budget" in message:  # the Upscaler's own, which names the budget and what to lower
-            return f"{source}: {message}"
-        cause = f" ({message})" if message else ""
-        return (f"{source}: out of memory{cause} with a memory budget of {format_bytes(memory_budget)}: lower it "
-                "with --memory-budget or pass a smaller --tile")
-    if isinstance(error, ImageFileError):
-        return message  # names the file itself
-    if isinstance(error, (InputError, OSError)):
-        return f"{source}: {message}"
-    return f"{source}: {type(error).__name__}: {message}"
 
 
 def _named(error: ImageFileError, local: str, location: str) -> ImageFileError:
@@ -88,7 +70,7 @@ def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, res
                 raise _named(error, local_destination, destination) from None
             notes = [note.replace(local_destination, destination) for note in notes]
     except Exception as error:  # noqa: BLE001 - one file's failure is its row; the batch goes on
-        return FileResult(source, destination, FAILED, failure_cause(source, error, upscaler.memory_budget),
+        return FileResult(source, destination, FAILED, failure_line(source, error, upscaler.memory_budget),
                           time.perf_counter() - started)
     megapixels = sum(frame.shape[0] * frame.shape[1] for frame in result.frames) / 1e6
     return FileResult(source, destination, DONE, "", time.perf_counter() - started, megapixels, notes)

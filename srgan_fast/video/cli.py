@@ -70,7 +70,8 @@ def run_video(args: argparse.Namespace) -> int:
             pix_fmt=args.pix_fmt, encoder_options=dict(args.encoder_option), start_frame=args.start_frame,
             end_frame=args.end_frame, batch_size=args.batch_size, on_corrupt=args.on_corrupt,
             copy_audio=not args.no_audio, copy_subtitles=not args.no_subtitles, overwrite=args.overwrite,
-            progress=not args.no_progress, memory_budget=args.memory_budget)
+            progress=not args.no_progress, memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale,
+            width=args.width, height=args.height)
     except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

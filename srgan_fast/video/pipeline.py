@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from srgan_fast.output_size import OutputSize
 from srgan_fast.streaming import default_batch_size, stream_frames
 from srgan_fast.video.decode import CORRUPT_POLICIES, CopyPacket, DecodedFrame, DecodeStats, FrameDecoder
 from srgan_fast.video.encode import (
@@ -125,11 +126,14 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
                   pix_fmt: str | None = None, encoder_options: dict[str, str] | None = None, start_frame: int = 0,
                   end_frame: int | None = None, batch_size: int | None = None, on_corrupt: str = "skip",
                   copy_audio: bool = True, copy_subtitles: bool = True, overwrite: bool = False,
-                  progress: bool = True, **backend_options) -> VideoResult:
-    """Upscale every frame of ``src`` ×4 into ``dst``, keeping timestamps, rotation, colour tags, audio, subtitles.
+                  progress: bool = True, tta: bool = False, outscale: float | None = None, width: int | None = None,
+                  height: int | None = None, **backend_options) -> VideoResult:
+    """Upscale every frame of ``src`` into ``dst``, keeping timestamps, rotation, colour tags, audio, subtitles.
 
-    upscaler: an ``Upscaler`` (or any object with ``upscale(frame)`` and ``scale``) to use; else one is made from model,
-        backend, device, precision, tile and backend_options, once for all frames.
+    upscaler: an ``Upscaler`` (or any object with ``upscale_batch(frames)`` and ``output_hw(hw)``) to use; else one
+        is made from model, backend, device, precision, tile, tta and backend_options, once for all frames.
+    outscale / width / height: the output size as for images (the model's result resized with Lanczos), rounded
+        down to even sides, which 4:2:0 and 4:2:2 encoders need; default: the model's scale.
     codec: h264 (libx264), h265 (libx265), av1 (libsvtav1), ffv1 (lossless), h264_nvenc, hevc_nvenc, av1_nvenc.
     crf / bitrate: constant quality (lower is better; default per codec) or average bits per second.
     pix_fmt: e.g. yuv420p (8-bit) or yuv420p10le (10-bit); default: the input's if the encoder takes it, else
@@ -167,8 +171,13 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
         if upscaler is None:
             from srgan_fast.api import Upscaler
 
-            upscaler = Upscaler(model, backend=backend, device=device, precision=precision, tile=tile,
+            upscaler = Upscaler(model, backend=backend, device=device, precision=precision, tile=tile, tta=tta,
                                 **backend_options)
+            if (outscale, width, height) != (None, None, None):
+                context = source.video.codec_context
+                target = upscaler.output_hw((context.height, context.width),
+                                            OutputSize(outscale=outscale, width=width, height=height))
+                upscaler.output_size = OutputSize(size=(target[0] // 2 * 2, target[1] // 2 * 2))
         out_pix_fmt = choose_pix_fmt(spec, pix_fmt, source.video.codec_context.pix_fmt, source.bit_depth)
         # Upscale at 16 bits when either side has more than 8, so that 10-bit output gets the model's precision.
         work_dtype = np.uint16 if max(source.bit_depth, format_bits(out_pix_fmt)) > 8 else np.uint8
@@ -214,8 +223,8 @@ class _Run:
             self.upscaled = queue.Queue(maxsize=max(4, 2 * batch))
             look = first.look.for_output(self.pix_fmt)
             output = av.open(str(temporary), "w", format=self.format_name)
-            stream = add_video_stream(output, self.spec, width=self.upscaler.scale * width,
-                                      height=self.upscaler.scale * height,
+            out_height, out_width = self.upscaler.output_hw((height, width))
+            stream = add_video_stream(output, self.spec, width=out_width, height=out_height,
                                       pix_fmt=self.pix_fmt, time_base=self.source.video.time_base,
                                       rate=self.source.frame_rate, look=look, options=self.options)
             copies = add_copied_streams(output, self.source.copied)
@@ -244,7 +253,8 @@ class _Run:
                         self.source.path)
         for line in self.source.unasked:
             log.warning("dropped stream %s", line)
-        return VideoResult(str(self.dst), frames, (self.upscaler.scale * width, self.upscaler.scale * height), self.spec.encoder, self.pix_fmt,
+        out_size = self.upscaler.output_hw((height, width))[::-1]  # (width, height)
+        return VideoResult(str(self.dst), frames, out_size, self.spec.encoder, self.pix_fmt,
                            stats.corrupt_skipped, [f"#{s.index} {s.type} ({s.codec_context.name})"
                                                    for s in self.source.copied],
                            list(self.source.dropped), time.perf_counter() - started)

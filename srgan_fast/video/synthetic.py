@@ -168,6 +168,9 @@ class NearestUpscaler:
         self.calls = 0  # frames upscaled so far
         self.fail_at, self.error = fail_at, error
 
+    def output_hw(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+        return self.scale * input_hw[0], self.scale * input_hw[1]
+
     def upscale(self, image: np.ndarray) -> np.ndarray:
         return self.upscale_batch(np.asarray(image)[None])[0]
 

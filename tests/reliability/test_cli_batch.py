@@ -213,11 +213,11 @@ def test_an_output_file_name_needs_one_input_file(tmp_path, options, capsys, inp
 
 
 @pytest.mark.parametrize("option, value, accepted", [
-    ("--tile", "0", "auto, a tile size in input pixels such as 256, or ROWSxCOLS"),
-    ("--tile", "8x0", "auto, a tile size in input pixels such as 256, or ROWSxCOLS"),
-    ("--tile", "-3", "auto, a tile size in input pixels such as 256, or ROWSxCOLS"),
-    ("--memory-budget", "64Q", "a size such as 2G, 512M, 1.5GiB or a number of bytes"),
-    ("--memory-budget", "0", "a size such as 2G, 512M, 1.5GiB or a number of bytes"),
+    ("--tile", "0", "tile must be 'auto', N or HxW (e.g. 256 or 256x384)"),
+    ("--tile", "8x0", "tile must be 'auto', N or HxW (e.g. 256 or 256x384)"),
+    ("--tile", "-3", "tile must be 'auto', N or HxW (e.g. 256 or 256x384)"),
+    ("--memory-budget", "64Q", "expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000"),
+    ("--memory-budget", "0", "expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000"),
 ])
 def test_bad_option_values_are_refused_in_one_line(tmp_path, options, capsys, option, value, accepted):
     write_image(tmp_path / "a.png", noise(4, 4))
@@ -226,7 +226,7 @@ def test_bad_option_values_are_refused_in_one_line(tmp_path, options, capsys, op
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.count("\n") == 1
-    assert f"argument {option}: expected {accepted}" in err and f"got {value!r}" in err
+    assert f"argument {option}: {accepted}" in err and f"got {value!r}" in err
     assert not (tmp_path / "out.png").exists()
 
 
