@@ -64,7 +64,8 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
             precision=args.precision, tile=args.tile, memory_budget=getattr(args, "memory_budget", None),
             output_format=args.format, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
             threads_per_worker=args.threads_per_worker, files_per_batch=args.files_per_batch,
-            overwrite=args.overwrite, resume=args.resume, report=args.report, max_pixels=args.max_pixels)
+            overwrite=args.overwrite, resume=args.resume, report=args.report, max_pixels=args.max_pixels,
+            tta=args.tta, outscale=args.outscale, width=args.width, height=args.height)
     except (ValueError, OSError) as exc:  # the inputs or output as given cannot be used
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -125,8 +125,9 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
                   backend: str = "auto", precision: str | None = None, tile=None, memory_budget: int | None = None,
                   output_format: str | None = None, workers: int | None = None, gpus_per_worker: float = 0,
                   threads_per_worker: int | None = None, files_per_batch: int = 1, overwrite: bool = False,
-                  resume: bool = True, report: str | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> RunSummary:
+                  resume: bool = True, report: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  tta: bool = False, outscale: float | None = None, width: int | None = None,
+                  height: int | None = None) -> RunSummary:
     """Upscale image files and folders on a Ray cluster, as ``srgan-fast upscale`` does on one machine.
 
     inputs, output: local paths (on a cluster, a mount every node shares) or URIs pyarrow.fs opens (s3://,
@@ -149,6 +150,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
         or beside an output file); one line per file: source, destination, status (done, skipped, failed),
         cause, seconds, output_megapixels, warnings. Written whole at the end.
     max_pixels: inputs above this are refused (as ``load_image``).
+    tta, outscale, width, height: self-ensemble and the output size, as for ``Upscaler``.
 
     Failures: a file that cannot be read, is too large or runs out of memory is one failed result with its
     cause; the others go on. A worker that dies mid-file is restarted and its batch retried by Ray (up to
@@ -165,7 +167,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     pending, results = _decided_on_driver(plan.jobs, existing_destinations(plan, output), overwrite, resume)
     upscaler_options = {"model": str(model), "backend": backend, "device": "cuda" if gpus_per_worker else "cpu",
                         "precision": precision, "tile": tile, "memory_budget": memory_budget,
-                        "threads": None if gpus_per_worker else threads_per_worker}
+                        "threads": None if gpus_per_worker else threads_per_worker, "tta": tta,
+                        "outscale": outscale, "width": width, "height": height}
     file_options = {"overwrite": overwrite, "resume": resume, "max_pixels": max_pixels}
     worker_results = []
     try:

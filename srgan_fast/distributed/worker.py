@@ -77,9 +77,10 @@ def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, res
 
 
 def make_upscaler(model: str, *, backend: str, device: str, precision: str | None, tile, memory_budget: int | None,
-                  threads: int | None):
-    """The worker's Upscaler. A thread count goes to a backend that takes one (native, onnxruntime); ``auto``
-    is resolved here for that, since the options of one candidate would be refused by another."""
+                  threads: int | None, **output_options):
+    """The worker's Upscaler (``output_options``: tta and the output size). A thread count goes to a backend that
+    takes one (native, onnxruntime); ``auto`` is resolved here for that, since the options of one candidate would
+    be refused by another."""
     from srgan_fast.api import Upscaler
     from srgan_fast.backends import get_backend_class, ranked_backends
 
@@ -89,7 +90,7 @@ def make_upscaler(model: str, *, backend: str, device: str, precision: str | Non
         if "threads" in inspect.signature(get_backend_class(name).__init__).parameters:
             backend, options["threads"] = name, threads
     return Upscaler(model, backend=backend, device=device, precision=precision, tile=tile,
-                    memory_budget=memory_budget, **options)
+                    memory_budget=memory_budget, **output_options, **options)
 
 
 def rows(results: list[FileResult]) -> dict[str, list]:
