@@ -154,10 +154,10 @@ def test_a_file_whose_worker_dies_on_every_attempt_is_a_failed_row(tree, local_r
 
 
 def namespace(tree, inputs, output, **changes):
-    args = argparse.Namespace(inputs=[str(p) for p in inputs], output=str(output), model=str(tree / "tiny.safetensors"),
-                              backend="native", precision="fp32", tile=None, memory_budget=None, device=None,
-                              format=None, overwrite=False, max_pixels=10**6, ray="", workers=1, gpus_per_worker=0.0,
-                              threads_per_worker=None, files_per_batch=1, report=None, resume=True)
+    """The upscale command's arguments as its own parser makes them, with ``changes`` applied."""
+    args = cli.build_parser().parse_args(["upscale", *map(str, inputs), "-o", str(output), "--model",
+                                          str(tree / "tiny.safetensors"), "--backend", "native", "--precision",
+                                          "fp32", "--max-pixels", str(10**6), "--ray", "--workers", "1"])
     return argparse.Namespace(**{**vars(args), **changes})
 
 
