@@ -231,13 +231,15 @@ class Upscaler:
         if count == 1:
             return channels.rgb_to_gray(self._network_rgb(np.repeat(frames, 3, axis=3)))
         if count == 3:
-            return self._network_rgb(np.ascontiguousarray(frames))
+            return self._network_rgb(frames)
         rgb = np.stack([channels.fill_transparent(f[..., :3], f[..., 3]) for f in frames])
         alpha = np.stack([channels.upscale_alpha(f[..., 3], self.scale) for f in frames])
         return np.concatenate([self._network_rgb(rgb), alpha[..., None]], axis=3)
 
     def _network_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] contiguous -> [N, sH, sW, 3] through the network, once or as the 8-way self-ensemble."""
+        """[N, H, W, 3] -> [N, sH, sW, 3] through the network, once or as the 8-way self-ensemble."""
+        # The backends take C-contiguous tiles; stacking Fortran-ordered frames (say) keeps their order.
+        rgb = np.ascontiguousarray(rgb)
         if self.tta:
             return self_ensemble(rgb, self._upscale_rgb)
         return self._upscale_rgb(rgb)

@@ -76,3 +76,14 @@ def random_generator_weights(num_blocks: int = 2, channels: int = 8, seed: int =
 @pytest.fixture
 def small_weights():
     return random_generator_weights()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> str:
+    """A one-block, four-channel model in a weights file, for tests that load models by path (CLI, workers)."""
+    from srgan_fast.weights import save_weights
+
+    weights = random_generator_weights(1, 4)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_weights(path, weights.tensors, weights.metadata)
+    return str(path)

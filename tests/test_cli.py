@@ -14,11 +14,8 @@ from srgan_fast.weights import save_weights
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    w = random_generator_weights(1, 4)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_weights(path, w.tensors, w.metadata)
-    return str(path)
+def model_path(tiny_model_path):
+    return tiny_model_path
 
 
 def _opts(model_path):

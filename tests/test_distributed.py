@@ -121,11 +121,12 @@ def test_a_second_run_skips_every_output_and_overwrite_rewrites_them(tree, first
     assert files_under(output) | {REPORT_NAME: b""} == files_under(tree / "local") | {REPORT_NAME: b""}
 
 
-def arm_kills(tree, count: int) -> Path:
+def arm_kills(tree, count: int, target: str = "") -> Path:
+    """``count`` worker deaths, at the first writes to come, or at every write of the output named ``target``."""
     kills = tree / "kills"
     kills.mkdir(exist_ok=True)
     for index in range(count):
-        (kills / str(index)).touch()
+        (kills / str(index)).write_text(target)
     return kills
 
 
@@ -140,7 +141,7 @@ def test_a_worker_killed_mid_write_is_retried_and_leaves_nothing_half_written(tr
 
 
 def test_a_file_whose_worker_dies_on_every_attempt_is_a_failed_row(tree, local_ray):
-    kills = arm_kills(tree, WORKER_DEATH_RETRIES + 1)
+    kills = arm_kills(tree, WORKER_DEATH_RETRIES + 1, target="a.png")
     lost = run(tree, tree / "lost", workers=1)
     assert not any(kills.iterdir())
     lines = report_lines(lost)

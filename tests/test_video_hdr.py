@@ -17,6 +17,7 @@ from srgan_fast.video.synthetic import (  # noqa: E402
     HLG,
     TEST_CONTENT_LIGHT,
     TEST_MASTERING,
+    DtypeRecorder,
     NearestUpscaler,
     coded_planes,
     write_hdr_test_video,
@@ -26,14 +27,6 @@ from srgan_fast.video.synthetic import (  # noqa: E402
 LOSSLESS_H265 = {"x265-params": "lossless=1"}
 
 
-class DtypeRecorder(NearestUpscaler):
-    def __init__(self):
-        super().__init__()
-        self.dtypes: set = set()
-
-    def upscale_batch(self, frames):
-        self.dtypes.add(frames.dtype)
-        return super().upscale_batch(frames)
 
 
 def decoded(path) -> list:

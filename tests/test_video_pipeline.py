@@ -9,7 +9,7 @@ import pytest
 av = pytest.importorskip("av")
 
 from srgan_fast.video import upscale_video  # noqa: E402
-from srgan_fast.video.synthetic import BT709_TV, NearestUpscaler, write_test_video  # noqa: E402
+from srgan_fast.video.synthetic import BT709_TV, DtypeRecorder, NearestUpscaler, write_test_video  # noqa: E402
 
 VFR_PTS = [0, 40, 100, 120, 200, 330]  # ms: irregular gaps, as a phone or screen recording has
 
@@ -145,15 +145,6 @@ def test_real_upscaler_torch_backend(tmp_path, small_weights):
 
 
 def test_ten_bit_input_stays_ten_bit_and_is_upscaled_at_sixteen_bits(tmp_path):
-    class DtypeRecorder(NearestUpscaler):
-        def __init__(self):
-            super().__init__()
-            self.dtypes: set = set()
-
-        def upscale_batch(self, frames):
-            self.dtypes.add(frames.dtype)
-            return super().upscale_batch(frames)
-
     # Six frames: FFmpeg 8.1's auto-threaded swscale garbled most 10-bit frames this small; the pipeline must not.
     src = write_test_video(tmp_path / "in.mkv", codec="ffv1", pix_fmt="yuv444p10le", pts=[i * 40 for i in range(6)])
     upscaler = DtypeRecorder()

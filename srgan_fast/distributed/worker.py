@@ -18,7 +18,9 @@ from srgan_fast.distributed.report import DONE, FAILED, SKIPPED, FileResult
 from srgan_fast.imageio import ImageFileError, load_image, save_image
 
 # Fault injection for the tests of worker deaths: each file in the folder this names is one death; the worker that
-# removes one dies mid-write, leaving a partial temporary file as a kill does. Unset, it costs nothing.
+# removes one dies mid-write, leaving a partial temporary file as a kill does. A file that holds a name is a death
+# only while writing the output of that name, so that a test can aim every death at one file whatever order Ray
+# retries batches in. Unset, it costs nothing.
 KILLS_ENV = "SRGAN_FAST_TEST_WORKER_KILLS"
 # The columns of the rows UpscaleWorker hands back to Ray Data, one row per file.
 COLUMNS = ("source", "destination", "status", "cause", "seconds", "output_megapixels", "warnings")
@@ -35,6 +37,9 @@ def _die_here_if_armed(destination: str) -> None:
         return
     for kill in sorted(Path(kills).glob("*")):
         try:
+            target = kill.read_text().strip()
+            if target and target != Path(destination).name:
+                continue
             kill.unlink()
         except FileNotFoundError:
             continue  # another worker took this one

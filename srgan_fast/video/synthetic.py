@@ -272,3 +272,15 @@ def write_hdr_test_video(
         out.mux(packet)
     out.close()
     return SyntheticHdrVideo(path, pix_fmt, written, dict(color), hdr)
+
+
+class DtypeRecorder(NearestUpscaler):
+    """NearestUpscaler that records the dtype of every batch it is given (to prove no 8-bit step)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes: set = set()
+
+    def upscale_batch(self, frames: np.ndarray) -> np.ndarray:
+        self.dtypes.add(frames.dtype)
+        return super().upscale_batch(frames)

@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import random_generator_weights
-from srgan_fast.weights import save_weights
 
 pytestmark = [pytest.mark.native,
               pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals (SIGHUP) needed")]
@@ -29,11 +27,8 @@ TRIES = [(signal.SIGINT, 0.0), (signal.SIGINT, 1.0), (signal.SIGTERM, 0.0), (sig
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    weights = random_generator_weights(1, 4)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_weights(path, weights.tensors, weights.metadata)
-    return str(path)
+def model(tiny_model_path):
+    return tiny_model_path
 
 
 @pytest.fixture(scope="module")
