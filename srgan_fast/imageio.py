@@ -2,10 +2,11 @@
 atomic writes.
 
 Pillow reads and writes everything except 16-bit colour PNG and TIFF, which Pillow cannot hold without
-dropping to 8 bits; those go through pypng and tifffile. Reads refuse images above ``max_pixels`` before
-decoding them (decompression bombs), turn photos upright by their EXIF orientation, and report any file that
-fails to decode as ``ImageFileError`` with the path and the reason. Writes keep what the format can hold
-(16 bits, alpha, frames, ICC profile, EXIF) and say what they had to drop.
+dropping to 8 bits; those go through pypng and tifffile. HEIF and AVIF, where installed, go through
+``srgan_fast.heif`` (pillow-heif, or Pillow's own 8-bit AVIF), their 10 and 12 bits kept. Reads refuse images
+above ``max_pixels`` before decoding them (decompression bombs), turn photos upright by their EXIF orientation,
+and report any file that fails to decode as ``ImageFileError`` with the path and the reason. Writes keep what
+the format can hold (16 bits, alpha, frames, ICC profile, EXIF) and say what they had to drop.
 """
 from __future__ import annotations
 
@@ -19,18 +20,19 @@ import numpy as np
 import png
 from PIL import Image, UnidentifiedImageError
 
+from srgan_fast import heif
 from srgan_fast.atomic import atomic_output
 from srgan_fast.imagemeta import (PngWriterWithChunks, orientation_and_carried_exif, pillow_limit,
                                   png_metadata_chunks, upright)
 
 DEFAULT_MAX_PIXELS = 50_000_000  # input pixels, all frames together; the ×4 output is 16× that
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-                 ".bmp": "BMP", ".gif": "GIF"}
+                 ".bmp": "BMP", ".gif": "GIF", **heif.suffixes()}
 READ_SUFFIXES = set(WRITE_FORMATS) | {".ppm", ".pgm", ".tga"}
 MULTI_FRAME_FORMATS = {"GIF": ".gif", "PNG": ".png (APNG)", "WEBP": ".webp", "TIFF": ".tif (pages)"}
 _TIMED_FORMATS = {"GIF", "PNG", "WEBP"}  # the multi-frame formats that hold frame durations and a loop count
-_ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
-_EXIF_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
+_ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "HEIF", "AVIF"}
+_EXIF_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "HEIF", "AVIF"}
 
 
 class ImageFileError(ValueError):
@@ -47,6 +49,9 @@ class ImageFile:
     exif: bytes | None = None  # without orientation (the frames are upright) or thumbnail; None if none
     durations_ms: list[int] | None = None  # per frame, animations only
     loop: int | None = None  # animations only: 0 = forever, None = played once
+    # A 10- or 12-bit source (HEIF, AVIF), its frames uint16 over the full range; HEIF/AVIF outputs keep it.
+    # None where the dtype tells the depth.
+    bit_depth: int | None = None
 
     @property
     def animated(self) -> bool:
@@ -70,7 +75,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFile:
-    """An image file, every frame upright, as H×W×C arrays (C in 1, 3, 4) of uint8, or uint16 for 16-bit files.
+    """An image file, every frame upright, as H×W×C arrays (C in 1, 3, 4) of uint8, or uint16 for 16-bit files
+    and for 10/12-bit HEIF and AVIF (scaled to the full 16-bit range, ``bit_depth`` saying how many they had).
 
     ``max_pixels`` bounds all frames together, since they are all held (and upscaled) at once; it is the only
     limit: Pillow's own is raised for the read when ``max_pixels`` exceeds it. Any failure to decode becomes
@@ -81,10 +87,16 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageFileError(f"{path}: no such file")
     try:
         with pillow_limit.at_least(max_pixels), open(path, "rb") as file:
-            if not file.read(1):
+            head = file.read(64)
+            if not head:
                 raise ImageFileError(f"{path}: unreadable or truncated image (empty file)")
-            with Image.open(file) as image:
-                loaded, orientation = _decode(path, file, image, max_pixels)
+            file.seek(0)
+            container = heif.container_format(head)
+            if container is not None and heif.library(container) != "Pillow":
+                loaded, orientation = _decode_heif(path, file, container, max_pixels), 1
+            else:
+                with Image.open(file) as image:
+                    loaded, orientation = _decode(path, file, image, max_pixels)
     except (ImageFileError, MemoryError):
         raise
     except UnidentifiedImageError:
@@ -119,6 +131,20 @@ def _decode(path: Path, file, image: Image.Image, max_pixels: int) -> tuple[Imag
     loop = image.info.get("loop") if frame_count > 1 else None
     return ImageFile(frames, image.format, image.info.get("icc_profile") or None, carried_exif, durations,
                      loop), orientation
+
+
+def _decode_heif(path: Path, file, fmt: str, max_pixels: int) -> ImageFile:
+    """A HEIF/AVIF file's primary image through pillow-heif, upright already: libheif applies irot/imir."""
+    if heif.library(fmt) is None:
+        raise ImageFileError(f"{path}: {heif.missing(fmt)}")
+    pixels, bits, icc_profile, exif_bytes = heif.decode(
+        file, lambda width, height: _check_size(path, width, height, max_pixels))
+    exif = Image.Exif()
+    if exif_bytes:
+        exif.load(exif_bytes)
+    _, carried_exif = orientation_and_carried_exif(exif)  # the orientation says what libheif has done
+    return ImageFile([_expand_gray_alpha(pixels)], fmt, icc_profile, carried_exif,
+                     bit_depth=bits if 8 < bits < 16 else None)
 
 
 def _is_16bit_colour_tiff(image: Image.Image) -> bool:
@@ -201,7 +227,10 @@ def _same_channels(frames: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _output_format(path: Path) -> str:
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    if suffix in heif.SUFFIXES and heif.library(heif.SUFFIXES[suffix], writing=True) is None:
+        raise ImageFileError(f"{path}: {heif.missing(heif.SUFFIXES[suffix], writing=True)}")
+    fmt = WRITE_FORMATS.get(suffix)
     if fmt is None:
         raise ImageFileError(f"{path}: unknown output format {path.suffix!r}; expected one of "
                              f"{', '.join(sorted(WRITE_FORMATS))}")
@@ -212,10 +241,11 @@ def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
     """Write an image file atomically (temp file in the same folder, then rename); returns the warnings.
 
     16-bit and alpha are kept where the format can hold them (PNG and TIFF: both, 16-bit colour TIFF through
-    tifffile; WebP:
-    alpha; GIF: alpha as a transparent colour); elsewhere 16-bit is reduced to 8 and alpha is dropped. Frames
-    go into GIF, APNG, WebP or TIFF pages; any other format refuses more than one. The ICC profile and the EXIF
-    go wherever the format holds them. Each thing dropped is one warning, as a string, for the caller to show.
+    tifffile; HEIF, and AVIF through pillow-heif: alpha and 10 bits, 12 for a 12-bit source; WebP and
+    Pillow's AVIF: alpha; GIF: alpha as a transparent colour); elsewhere 16-bit is reduced to 8 and alpha is
+    dropped. Frames go into GIF, APNG, WebP or TIFF pages; any other format refuses more than one. The ICC
+    profile and the EXIF go wherever the format holds them. Each thing dropped is one warning, as a string, for
+    the caller to show.
     """
     path = Path(path)
     fmt = _output_format(path)
@@ -235,6 +265,7 @@ def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
         exif = None
     if image.animated and image.durations_ms and fmt not in _TIMED_FORMATS:
         notes.append(f"{path}: frame durations dropped: {fmt} pages have none")
+    bits = _heif_bits(path, fmt, frames[0], image.bit_depth, notes) if fmt in heif.FORMATS else None
     try:
         with atomic_output(path, suffix=path.suffix) as tmp:
             if fmt == "PNG" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
@@ -243,6 +274,8 @@ def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
                 if exif:
                     notes.append(f"{path}: EXIF dropped: the 16-bit colour TIFF writer does not carry it")
                 _write_tiff16(tmp, frames, icc_profile)
+            elif fmt in heif.FORMATS:
+                heif.encode(tmp, fmt, frames[0], bits, icc_profile, exif)
             else:
                 _write_pillow(tmp, fmt, frames, image, icc_profile, exif)
     except MemoryError:
@@ -256,16 +289,31 @@ def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: 
     if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or frame.dtype not in (np.uint8, np.uint16):
         raise ImageFileError(f"{path}: expected H×W×C uint8 or uint16 frames with C in 1, 3, 4, got shape "
                              f"{frame.shape} {frame.dtype}")
-    keeps_16bit = (fmt == "PNG" and not animated) or fmt == "TIFF"
-    keeps_alpha = fmt in ("PNG", "WEBP", "TIFF", "GIF")
+    keeps_16bit = (fmt == "PNG" and not animated) or fmt == "TIFF" or heif.holds_deep(fmt)
+    keeps_alpha = fmt in ("PNG", "WEBP", "TIFF", "GIF", "HEIF", "AVIF")
     if frame.dtype == np.uint16 and not keeps_16bit:
-        _note(notes, f"{path}: {fmt} cannot hold this 16-bit {'animation' if animated else 'image'}; "
-                     "writing 8 bits")
+        if fmt == "AVIF":  # the format holds 12 bits, the encoder installed here 8
+            _note(notes, f"{path}: Pillow's AVIF encoder writes 8 bits; writing 8 bits of this 16-bit image "
+                         "(.heic, .png or .tif keep more)")
+        else:
+            _note(notes, f"{path}: {fmt} cannot hold this 16-bit {'animation' if animated else 'image'}; "
+                         "writing 8 bits")
         frame = _to_8bit(frame)
     if frame.shape[2] == 4 and not keeps_alpha:
         _note(notes, f"{path}: {fmt} has no alpha channel; dropping it")
         frame = np.ascontiguousarray(frame[:, :, :3])
     return frame
+
+
+def _heif_bits(path: Path, fmt: str, frame: np.ndarray, source_bits: int | None, notes: list[str]) -> int:
+    """The bit depth of a HEIF/AVIF output: 8 for uint8; 12 for a 12-bit source, else 10, which every
+    10-bit decoder takes (HEVC Main 10, AV1 Main)."""
+    if frame.dtype == np.uint8:
+        return 8
+    bits = 12 if source_bits == 12 else 10
+    if source_bits is None or source_bits > bits:
+        notes.append(f"{path}: writing this 16-bit image as {bits}-bit {fmt} (.png or .tif keep 16 bits)")
+    return bits
 
 
 def _note(notes: list[str], message: str) -> None:
