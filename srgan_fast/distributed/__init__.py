@@ -1,4 +1,5 @@
-"""srgan_fast on a Ray cluster (the ``ray`` extra): ``upscale_files`` for folders and buckets of images.
+"""srgan_fast on a Ray cluster (the ``ray`` extra): ``upscale_files`` for folders and buckets of images,
+``upscale_video`` for a long video in segments.
 
 Imported lazily, so that the command line can offer ``--ray`` where Ray (and pyarrow) are not installed.
 """
@@ -7,7 +8,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {"upscale_files": "images", "RunSummary": "report", "FileResult": "report",
-            "register_ray_options": "cli", "run_upscale_on_ray": "cli"}
+            "register_ray_options": "cli", "run_upscale_on_ray": "cli", "upscale_video": "video",
+            "SegmentedVideoResult": "video", "register_video_ray_options": "cli", "run_video_on_ray": "cli"}
 __all__ = list(_EXPORTS)
 
 

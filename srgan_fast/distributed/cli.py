@@ -81,3 +81,87 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
             print(f"error: {result.cause}", file=sys.stderr)
     print(summary.line(), file=sys.stderr)
     return 1 if summary.failed or summary.problems else 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if value > 0:
+        return value
+    raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+
+
+def register_video_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the options that only a video run on Ray has, as a group of the video command."""
+    from srgan_fast.distributed.segments import DEFAULT_SEGMENT_SECONDS
+
+    group = parser.add_argument_group("many machines (Ray; pip install 'srgan_fast[ray]')")
+    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help="cut the video at keyframes and upscale the segments on a Ray cluster: ADDRESS (auto, "
+                            "ray://head:10001), or alone: the one RAY_ADDRESS names, else a local one; input and "
+                            "output on a mount every node shares")
+    group.add_argument("--segment-seconds", type=_positive_seconds, default=DEFAULT_SEGMENT_SECONDS, metavar="N",
+                       help="segment length: each starts at the first keyframe N seconds or more after the previous "
+                            "segment's start (default: %(default)s)")
+    group.add_argument("--workers", type=_positive_int, help="actors, each with its own model (default: as many "
+                       "as the cluster holds, at most one per segment)")
+    group.add_argument("--gpus-per-worker", type=_gpu_share, default=0.0, metavar="GPUS",
+                       help="GPUs each worker reserves, e.g. 1 or 0.5 (default: 0, CPU workers)")
+    group.add_argument("--threads-per-worker", type=_positive_int, metavar="N",
+                       help="CPUs each CPU worker reserves and its native threads (default: 1)")
+
+
+def run_video_on_ray(args: argparse.Namespace) -> int:
+    """The video command on Ray: 0 when written, 1 when the run failed, 2 for a usage error."""
+    import logging
+
+    from srgan_fast.signals import Stopped
+
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    if args.device:
+        print(f"error: --device {args.device} does not apply with --ray: workers run on GPUs with --gpus-per-worker "
+              "and on CPUs without it", file=sys.stderr)
+        return 2
+    if args.start_frame != 0 or args.end_frame is not None:
+        print("error: --start-frame and --end-frame do not apply with --ray: it upscales the whole video",
+              file=sys.stderr)
+        return 2
+    try:
+        import ray
+
+        from srgan_fast.backends import BackendUnavailable
+        from srgan_fast.channels import InputError
+        from srgan_fast.distributed.video import upscale_video
+        from srgan_fast.video.probe import VideoError
+        from srgan_fast.weights import WeightsError
+    except ImportError as exc:
+        print(f"error: --ray needs Ray Data ({exc}); install it with pip install 'srgan_fast[ray]'", file=sys.stderr)
+        return 2
+    try:
+        result = upscale_video(
+            args.input, args.output, address=args.ray or None, segment_seconds=args.segment_seconds,
+            model=args.model, backend=args.backend, precision=args.precision, tile=args.tile,
+            memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale, width=args.width,
+            height=args.height, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
+            encoder_options=dict(args.encoder_option), batch_size=args.batch_size, on_corrupt=args.on_corrupt,
+            copy_audio=not args.no_audio, copy_subtitles=not args.no_subtitles, overwrite=args.overwrite,
+            workers=args.workers, gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker,
+            progress=not args.no_progress)
+    except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except ray.exceptions.RayError as exc:  # Ray itself could not start or reach the cluster
+        print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as interrupt:
+        stop = Stopped.from_interrupt(interrupt)
+        print(f"srgan-fast: stopped by {stop.signal_name}; {args.output} not written, no segment files left",
+              file=sys.stderr)
+        return stop.exit_status
+    copied = f"; copied {', '.join(result.copied)}" if result.copied else ""
+    print(f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "
+          f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps, {result.segments} segments){copied}",
+          file=sys.stderr)
+    return 0

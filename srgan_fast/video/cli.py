@@ -28,6 +28,7 @@ def _bitrate(text: str) -> int:
 
 def register_cli(subparsers) -> None:
     from srgan_fast.cli import add_upscaler_options
+    from srgan_fast.distributed.cli import register_video_ray_options
 
     parser = subparsers.add_parser("video", help="upscale a video ×4, keeping its timing, audio and subtitles",
                                    description="Decode, upscale every frame ×4 and encode; audio and subtitle "
@@ -51,10 +52,15 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_upscaler_options(parser)
+    register_video_ray_options(parser)
     parser.set_defaults(func=run_video)
 
 
 def run_video(args: argparse.Namespace) -> int:
+    if args.ray is not None:
+        from srgan_fast.distributed.cli import run_video_on_ray
+
+        return run_video_on_ray(args)
     from srgan_fast.backends import BackendUnavailable
     from srgan_fast.channels import InputError
     from srgan_fast.signals import Stopped

@@ -2,7 +2,9 @@
 
 Frame numbers count decoded frames in presentation order from 0; ``end_frame`` is exclusive. A range that
 does not start at frame 0 moves every stream's timestamps so that the first kept frame is at time 0, and
-keeps the audio and subtitle packets that overlap the kept frames' time span.
+keeps the audio and subtitle packets that overlap the kept frames' time span. A range of timestamps instead
+(``pts_range``, for a part of a video cut at keyframes) starts decoding at the keyframe it begins with and keeps
+the timestamps as they are, so that the parts join into the whole again.
 """
 from __future__ import annotations
 
@@ -57,8 +59,10 @@ class FrameDecoder:
     """Runs in the decode thread; ``emit(item)`` hands items on and returns False once the run is cancelled."""
 
     def __init__(self, source: Source, *, start_frame: int, end_frame: int | None, work_dtype: type,
-                 on_corrupt: str, emit: Callable[[object], bool]):
+                 on_corrupt: str, emit: Callable[[object], bool],
+                 pts_range: tuple[int | None, int | None] = (None, None)):
         self.source, self.start_frame, self.end_frame = source, start_frame, end_frame
+        self.start_pts, self.end_pts = pts_range  # in the video stream's time base; None: open on that side
         # 16-bit work reads through planar gbrp16le: FFmpeg 8's swscale garbles 4:2:0 -> packed rgb48le at odd
         # widths, and the planar path upsamples chroma more accurately (to_ndarray returns it as H×W×RGB).
         # Conversions run with one swscale thread, as on the encode side (see FrameEncoder.encode).
@@ -80,6 +84,9 @@ class FrameDecoder:
         # the message). Decoding the small input costs far less than upscaling it, so this does not limit speed.
         video.thread_type = "SLICE"
         copied = {s.index for s in self.source.copied}
+        if self.start_pts is not None:
+            # To the keyframe at or before the first frame, not through the frames before it (another part's).
+            self.source.container.seek(self.start_pts, stream=video)
         for packet in self.source.container.demux(video, *self.source.copied):
             if packet.stream.index in copied:
                 if packet.size and not self._copy(packet):
@@ -132,11 +139,13 @@ class FrameDecoder:
         index = self.stats.frames_decoded
         self.stats.frames_decoded += 1
         seconds = pts * self.time_base
-        if index < self.start_frame:
+        before_start = self.start_pts is not None and pts < self.start_pts
+        if before_start or index < self.start_frame:
             # Copied packets that end before this frame end before the range's first frame too.
             self.held = [p for p in self.held if (_packet_times(p)[1] or 0) > seconds]
             return True
-        if self.end_frame is not None and index >= self.end_frame:
+        past_end = self.end_pts is not None and pts >= self.end_pts
+        if past_end or (self.end_frame is not None and index >= self.end_frame):
             self.end_time = seconds
             return True
         hw = (frame.height, frame.width)
@@ -150,6 +159,9 @@ class FrameDecoder:
             self.offset = seconds
         if self.stats.frames_selected == 0:
             look = FrameLook.of(frame)
+            if self.start_pts is not None and pts > self.start_pts:  # frames between would be lost unseen
+                raise VideoError(f"seeking {self.source.path!r} to timestamp {self.start_pts} landed after it, at "
+                                 f"{pts}: this file cannot be cut there")
         shift = round(self.offset / self.time_base)
         rgb = frame.to_ndarray(format=self.rgb_format, threads=1)
         item = DecodedFrame(index, rgb, pts - shift, frame.duration, look)

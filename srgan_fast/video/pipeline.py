@@ -104,13 +104,19 @@ def get(q: queue.Queue, stop: threading.Event):
     return None
 
 
-def _check_options(start_frame, end_frame, batch_size, on_corrupt) -> None:
+def _check_options(start_frame, end_frame, batch_size, on_corrupt, pts_range, copying: bool) -> None:
     if not isinstance(start_frame, int) or start_frame < 0:
         raise VideoError(f"expected start_frame to be a non-negative integer, got {start_frame!r}")
     if end_frame is not None and (not isinstance(end_frame, int) or end_frame <= start_frame):
         raise VideoError(f"expected end_frame to be an integer above start_frame={start_frame}, got {end_frame!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise VideoError(f"expected batch_size to be a positive integer, got {batch_size!r}")
+    if pts_range != (None, None):
+        if (start_frame, end_frame) != (0, None):
+            raise VideoError(f"give a frame range or pts_range, not both (got start_frame={start_frame}, "
+                             f"end_frame={end_frame}, pts_range={pts_range!r})")
+        if copying:
+            raise VideoError("a pts_range part holds video only: pass copy_audio=False and copy_subtitles=False")
     if on_corrupt not in CORRUPT_POLICIES:
         raise VideoError(f"expected on_corrupt to be one of {', '.join(CORRUPT_POLICIES)}, got {on_corrupt!r}")
 
@@ -120,6 +126,32 @@ def _temporary_path(dst: Path) -> Path:
     return dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.partial")
 
 
+def output_format(src: Path, dst: Path, overwrite: bool) -> str:
+    """The container format ``dst`` is to be written in, once it is known that it may be written."""
+    av = require_av()
+    if dst.exists() and not overwrite:
+        raise VideoError(f"output {str(dst)!r} exists (pass overwrite=True / --overwrite to replace it)")
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise VideoError(f"output {str(dst)!r} is the input itself")
+    if not dst.parent.is_dir():
+        raise VideoError(f"output folder {str(dst.parent)!r} does not exist")
+    try:
+        named = av.open(str(dst), "w")  # the format guessed from the name; opening writes nothing
+        format_name = named.format.name
+        named.close()
+    except ValueError as exc:
+        raise VideoError(f"cannot tell the container format from the output name {dst.name!r} ({exc}): "
+                         f"use an extension such as .mp4 or .mkv") from exc
+    return format_name
+
+
+def fit_output_size(upscaler, input_hw: tuple[int, int], output_size: OutputSize) -> None:
+    """Make ``upscaler`` write ``output_size`` for frames of ``input_hw``, its sides rounded down to even ones,
+    which 4:2:0 and 4:2:2 encoders need."""
+    target = upscaler.output_hw(input_hw, output_size)
+    upscaler.output_size = OutputSize(size=(target[0] // 2 * 2, target[1] // 2 * 2))
+
+
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=None, model=DEFAULT_MODEL,
                   backend: str = "auto", device: str | None = None, precision: str | None = None,
                   tile: int | None = None, codec: str = "h264", crf: int | None = None, bitrate: int | None = None,
@@ -127,7 +159,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
                   end_frame: int | None = None, batch_size: int | None = None, on_corrupt: str = "skip",
                   copy_audio: bool = True, copy_subtitles: bool = True, overwrite: bool = False,
                   progress: bool = True, tta: bool = False, outscale: float | None = None, width: int | None = None,
-                  height: int | None = None, **backend_options) -> VideoResult:
+                  height: int | None = None, pts_range: tuple[int | None, int | None] = (None, None),
+                  **backend_options) -> VideoResult:
     """Upscale every frame of ``src`` into ``dst``, keeping timestamps, rotation, colour tags, audio, subtitles.
 
     upscaler: an ``Upscaler`` (or any object with ``upscale_batch(frames)`` and ``output_hw(hw)``) to use; else one
@@ -145,27 +178,17 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
     start_frame, end_frame: the frame range [start, end) in decoded frame numbers.
     batch_size: frames per upscale call (default from the frame size and device, see srgan_fast.streaming).
     on_corrupt: "skip" damaged frames with a warning (counted in the result) or "stop" with an error.
+    pts_range: (start, end): only the frames whose timestamps lie in [start, end), in the input video stream's time
+        base (None: open on that side), decoded from the keyframe at or before start, their timestamps kept as
+        they are; video only (copy_audio=False, copy_subtitles=False). Parts of a video cut at its keyframes, so
+        written, join into what the whole run writes (``srgan_fast.distributed.upscale_video``).
     Raises VideoError (one line) for inputs or options that cannot work; nothing is left at ``dst`` then.
     """
-    av = require_av()
-    _check_options(start_frame, end_frame, batch_size, on_corrupt)
+    _check_options(start_frame, end_frame, batch_size, on_corrupt, pts_range, copy_audio or copy_subtitles)
     spec = resolve_codec(codec)
     options = {**quality_options(spec, crf, bitrate), **(encoder_options or {})}
     src_path, dst_path = Path(src), Path(dst)
-    if dst_path.exists() and not overwrite:
-        raise VideoError(f"output {str(dst_path)!r} exists (pass overwrite=True / --overwrite to replace it)")
-    if dst_path.exists() and src_path.exists() and dst_path.resolve() == src_path.resolve():
-        raise VideoError(f"output {str(dst_path)!r} is the input itself")
-    if not dst_path.parent.is_dir():
-        raise VideoError(f"output folder {str(dst_path.parent)!r} does not exist")
-    try:
-        named = av.open(str(dst_path), "w")  # the format guessed from the name; opening writes nothing
-        format_name = named.format.name
-        named.close()
-    except ValueError as exc:
-        raise VideoError(f"cannot tell the container format from the output name {dst_path.name!r} ({exc}): "
-                         f"use an extension such as .mp4 or .mkv") from exc
-
+    format_name = output_format(src_path, dst_path, overwrite)
     source = open_source(src_path, copy_audio=copy_audio, copy_subtitles=copy_subtitles)
     try:
         if upscaler is None:
@@ -175,14 +198,13 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
                                 **backend_options)
             if (outscale, width, height) != (None, None, None):
                 context = source.video.codec_context
-                target = upscaler.output_hw((context.height, context.width),
-                                            OutputSize(outscale=outscale, width=width, height=height))
-                upscaler.output_size = OutputSize(size=(target[0] // 2 * 2, target[1] // 2 * 2))
+                fit_output_size(upscaler, (context.height, context.width),
+                                OutputSize(outscale=outscale, width=width, height=height))
         out_pix_fmt = choose_pix_fmt(spec, pix_fmt, source.video.codec_context.pix_fmt, source.bit_depth)
         # Upscale at 16 bits when either side has more than 8, so that 10-bit output gets the model's precision.
         work_dtype = np.uint16 if max(source.bit_depth, format_bits(out_pix_fmt)) > 8 else np.uint8
         run = _Run(source, upscaler, dst_path, format_name, spec, options, out_pix_fmt, batch_size, progress)
-        return run.execute(start_frame, end_frame, work_dtype, on_corrupt)
+        return run.execute(start_frame, end_frame, work_dtype, on_corrupt, pts_range)
     finally:
         source.close()
 
@@ -199,11 +221,13 @@ class _Run:
         self.decoded: queue.Queue = queue.Queue(maxsize=16)
         self.upscaled: queue.Queue | None = None  # sized once the batch size is known
 
-    def execute(self, start_frame: int, end_frame: int | None, work_dtype, on_corrupt: str) -> VideoResult:
+    def execute(self, start_frame: int, end_frame: int | None, work_dtype, on_corrupt: str,
+                pts_range: tuple[int | None, int | None]) -> VideoResult:
         av = require_av()
         started = time.perf_counter()
         decoder = FrameDecoder(self.source, start_frame=start_frame, end_frame=end_frame, work_dtype=work_dtype,
-                               on_corrupt=on_corrupt, emit=lambda item: put(self.decoded, item, self.stop))
+                               on_corrupt=on_corrupt, emit=lambda item: put(self.decoded, item, self.stop),
+                               pts_range=pts_range)
 
         def decode() -> None:
             try:
@@ -217,7 +241,7 @@ class _Run:
         temporary = _temporary_path(self.dst)
         output = None
         try:
-            leading, first = self._first_frame(start_frame)
+            leading, first = self._first_frame(start_frame, pts_range)
             height, width = first.rgb.shape[:2]
             batch = self.batch_size or default_batch_size(self.upscaler, (height, width))
             self.upscaled = queue.Queue(maxsize=max(4, 2 * batch))
@@ -265,7 +289,7 @@ class _Run:
             raise item.error
         return item
 
-    def _first_frame(self, start_frame: int) -> tuple[list, DecodedFrame]:
+    def _first_frame(self, start_frame: int, pts_range) -> tuple[list, DecodedFrame]:
         """Copied packets that come before the first kept frame, and that frame (it sets up the output)."""
         leading = []
         while True:
@@ -277,6 +301,9 @@ class _Run:
                 if decoded == 0:
                     skipped = f" ({item.stats.corrupt_skipped} corrupt skipped)" if item.stats.corrupt_skipped else ""
                     raise VideoError(f"{self.source.path!r} contains no decodable video frames{skipped}")
+                if pts_range != (None, None):
+                    raise VideoError(f"{self.source.path!r} has no frames with timestamps in [{pts_range[0]}, "
+                                     f"{pts_range[1]})")
                 raise VideoError(f"start_frame={start_frame} is past the end: {self.source.path!r} has "
                                  f"{decoded} frames")
             leading.append(item)
