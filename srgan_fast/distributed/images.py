@@ -21,7 +21,7 @@ WORKER_DEATH_RETRIES = 3
 MAX_BLOCKS = 10_000
 
 
-def _import_ray():
+def import_ray():
     try:
         import ray
         import ray.data
@@ -32,7 +32,7 @@ def _import_ray():
 
 
 @contextlib.contextmanager
-def _ray_connected(ray, address: str | None) -> Iterator[None]:
+def ray_connected(ray, address: str | None) -> Iterator[None]:
     """Use the Ray this process is already connected to, or connect (or start a local one) for this run only."""
     if ray.is_initialized():
         yield
@@ -157,7 +157,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     ``WORKER_DEATH_RETRIES`` times, then its files are failed results); the temporary files killed workers
     leave are removed at the end of the run, so no half-written file remains. One run per output at a time.
     """
-    ray = _import_ray()
+    ray = import_ray()
     _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch)
     resolve_weights_path(model)  # an unknown model name is refused before any worker starts
     started = time.perf_counter()
@@ -173,7 +173,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     worker_results = []
     try:
         if pending:
-            with _ray_connected(ray, address), _data_context(ray):
+            with ray_connected(ray, address), _data_context(ray):
                 worker_results = _run_on_ray(ray, pending, upscaler_options, file_options, workers=workers,
                                              gpus_per_worker=gpus_per_worker, threads_per_worker=threads_per_worker,
                                              files_per_batch=files_per_batch)

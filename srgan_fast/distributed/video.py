@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srgan_fast.distributed.images import _import_ray, _ray_connected
+from srgan_fast.distributed.images import import_ray, ray_connected
 from srgan_fast.distributed.segments import (
     DEFAULT_SEGMENT_SECONDS,
     Segment,
@@ -20,7 +20,7 @@ from srgan_fast.distributed.segments import (
     segment_path,
     upscale_segment,
 )
-from srgan_fast.distributed.worker import _die_here_if_armed, make_upscaler
+from srgan_fast.distributed.worker import die_here_if_armed, make_upscaler
 from srgan_fast.output_size import OutputSize
 from srgan_fast.video.encode import (
     add_copied_streams,
@@ -73,7 +73,7 @@ class SegmentWorker:
     def upscale(self, src: str, path: str, segment: Segment, encoding: dict):
         if self.refusal is not None:
             return self.refusal
-        _die_here_if_armed(path)
+        die_here_if_armed(path)
         try:
             return upscale_segment(self.upscaler, src, path, segment, encoding)
         except VideoError as error:
@@ -190,7 +190,7 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
     fails for good ends the run with a VideoError naming the segment and the cause. The output is renamed into
     place only when complete; a run that fails leaves no output and removes its segment folder.
     """
-    ray = _import_ray()
+    ray = import_ray()
     _check_options(workers, gpus_per_worker, threads_per_worker)
     started = time.perf_counter()
     src_path, dst_path = Path(src), Path(dst)
@@ -218,7 +218,7 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
     resources = {"num_gpus": gpus_per_worker, "num_cpus": 1} if gpus_per_worker else {"num_cpus": threads_per_worker}
     folder = Path(tempfile.mkdtemp(prefix=f".{dst_path.name}.segments.", dir=dst_path.parent))
     try:
-        with _ray_connected(ray, address):
+        with ray_connected(ray, address):
             actor_class = ray.remote(SegmentWorker).options(max_restarts=SEGMENT_RETRIES,
                                                             max_task_retries=SEGMENT_RETRIES, **resources)
             count = _worker_count(ray, workers, gpus_per_worker, threads_per_worker, len(segments))

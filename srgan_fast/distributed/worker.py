@@ -31,7 +31,7 @@ def _named(error: ImageFileError, local: str, location: str) -> ImageFileError:
     return ImageFileError(str(error).replace(local, location)) if local != location else error
 
 
-def _die_here_if_armed(destination: str) -> None:
+def die_here_if_armed(destination: str) -> None:
     kills = os.environ.get(KILLS_ENV)
     if not kills:
         return
@@ -68,7 +68,7 @@ def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, res
         result = loaded.with_frames([upscaler.upscale(frame) for frame in loaded.frames])
         del loaded  # the input's pixels are not needed while the output is encoded
         with storage.local_target(destination) as local_destination:
-            _die_here_if_armed(local_destination)
+            die_here_if_armed(local_destination)
             try:
                 notes = save_image(local_destination, result)
             except ImageFileError as error:
