@@ -1,4 +1,5 @@
-"""Images/s on Ray against one machine, in one run: the same folder upscaled locally and with 1 and 2 workers.
+"""Images/s and video on Ray against one machine, in one run: the same folder, and the same video, upscaled
+locally and with 1 and 2 workers.
 
     python benchmarks/distributed.py [--count 4] [--size 1080x1920] [--model srgan] [--json out.json]
     python benchmarks/distributed.py --address auto --workers 1 2 4 8 --gpus-per-worker 1   # on a GPU cluster
@@ -7,7 +8,10 @@ The folder is generated (``--count`` photo-like random images of ``--size``). Ro
 same per-file code the CLI uses, with the native engine on one thread (the yardstick for one worker) and on
 every core (the CLI's default); then ``upscale_files`` with N workers, one native thread each. The Ray overhead
 per image is (time with 1 worker − local time on one thread) / images: listing, scheduling, moving results.
-Without ``--address`` a local Ray instance with as many CPUs as this machine is started for the run.
+The video (``--video-frames`` frames of ``--video-size``, a keyframe every ``--gop`` frames, cut into segments of
+one GOP) likewise, locally on one thread and on Ray; its overhead per segment is (time with 1 worker − local
+time) / segments: the cut, each segment's decoder and encoder start, the join. Without ``--address`` a local
+Ray instance with as many CPUs as this machine is started for the run.
 """
 from __future__ import annotations
 
@@ -51,6 +55,30 @@ def local_run(model: str, folder: Path, output: Path, threads: int) -> float:
     return time.perf_counter() - started
 
 
+def video_runs(args, root: Path, workers_list: list[int]) -> list[dict]:
+    """The same generated video, locally on one thread and on Ray with each worker count (lossless ffv1)."""
+    from srgan_fast.distributed import upscale_video as upscale_video_on_ray
+    from srgan_fast.video import upscale_video
+    from srgan_fast.video.synthetic import write_test_video
+
+    fps = 25
+    h, w = args.video_size
+    source = root / "source.mkv"
+    write_test_video(source, width=w, height=h, pts=[i * 40 for i in range(args.video_frames)],
+                     encoder_options={"g": str(args.gop)})
+    started = time.perf_counter()
+    upscale_video(source, root / "local.mkv", model=args.model, backend="native", device="cpu", codec="ffv1",
+                  progress=False, threads=1)
+    rows = [{"run": "local, 1 thread", "seconds": time.perf_counter() - started, "segments": 1}]
+    for workers in workers_list:
+        result = upscale_video_on_ray(source, root / f"ray{workers}.mkv", segment_seconds=args.gop / fps,
+                                      model=args.model, backend="native", codec="ffv1", workers=workers,
+                                      threads_per_worker=1, progress=False)
+        rows.append({"run": f"ray, {workers} worker(s) x 1 thread", "seconds": result.seconds,
+                     "segments": result.segments})
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=4)
@@ -59,6 +87,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--address", help="a running Ray cluster (default: a local instance)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--video-frames", type=int, default=24, help="0: no video rows")
+    parser.add_argument("--video-size", type=parse_size, default=(135, 240))
+    parser.add_argument("--gop", type=int, default=8, help="frames per keyframe, and so per segment")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -84,6 +115,7 @@ def main() -> int:
             if summary.failed:
                 raise SystemExit(f"{summary.failed} files failed on Ray: {summary.line()}")
             rows.append({"run": f"ray, {workers} worker(s) x 1 thread", "seconds": summary.seconds})
+        video_rows = video_runs(args, root, args.workers) if args.video_frames else []
         ray.shutdown()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -98,9 +130,16 @@ def main() -> int:
     if local_one is not None and ray_one is not None:
         overhead = (ray_one - local_one) / args.count * 1e3
         print(f"  Ray overhead per image (1 worker against local on 1 thread): {overhead:.0f} ms")
+    for row in video_rows:
+        print(f"  video: {row['run']:25} {row['seconds']:8.2f} s  {row['segments']} segment(s)")
+    segment_overhead = None
+    if len(video_rows) > 1:
+        segment_overhead = (video_rows[1]["seconds"] - video_rows[0]["seconds"]) / video_rows[1]["segments"] * 1e3
+        print(f"  Ray overhead per video segment (1 worker against local on 1 thread): {segment_overhead:.0f} ms")
     if args.json:
         report = {"count": args.count, "size": list(args.size), "model": args.model, "rows": rows,
-                  "ray_overhead_ms_per_image": overhead}
+                  "ray_overhead_ms_per_image": overhead, "video_rows": video_rows,
+                  "ray_overhead_ms_per_segment": segment_overhead}
         write_bytes_atomically(args.json, json.dumps(report, indent=1).encode())
     return 0
 
