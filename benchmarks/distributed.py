@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument("--address", help="a running Ray cluster (default: a local instance)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
     parser.add_argument("--video-frames", type=int, default=24, help="0: no video rows")
-    parser.add_argument("--video-size", type=parse_size, default=(135, 240))
+    parser.add_argument("--video-size", type=parse_size, default=(136, 240), help="HxW, even sides (4:2:0)")
     parser.add_argument("--gop", type=int, default=8, help="frames per keyframe, and so per segment")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
