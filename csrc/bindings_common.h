@@ -16,10 +16,15 @@ namespace srgan_fast::bindings {
 
 namespace py = pybind11;
 
-inline std::string shape_of(const py::array& a) {
+// A shape as Python writes a tuple: "(3, 64, 64)", "(3,)".
+inline std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+inline std::string shape_of(const py::array& a) {
+  return shape_string(std::vector<int64_t>(a.shape(), a.shape() + a.ndim()));
 }
 
 inline std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
@@ -74,12 +79,9 @@ inline Tensor tensor_from_array(const py::handle& obj, const std::string& name,
     throw std::invalid_argument("weights tensor '" + name + "': expected dtype float32, got " + dtype_name(a));
   Tensor t;
   for (py::ssize_t i = 0; i < a.ndim(); ++i) t.shape.push_back(a.shape(i));
-  if (expected_shape && t.shape != *expected_shape) {
-    std::string want = "(";
-    for (size_t i = 0; i < expected_shape->size(); ++i) want += (i ? ", " : "") + std::to_string((*expected_shape)[i]);
-    throw std::invalid_argument("weights tensor '" + name + "': expected shape " + want +
-                                (expected_shape->size() == 1 ? ",)" : ")") + ", got " + shape_of(a));
-  }
+  if (expected_shape && t.shape != *expected_shape)
+    throw std::invalid_argument("weights tensor '" + name + "': expected shape " + shape_string(*expected_shape) +
+                                ", got " + shape_of(a));
   const auto contiguous = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
   t.data.assign(contiguous.data(), contiguous.data() + contiguous.size());
   return t;
