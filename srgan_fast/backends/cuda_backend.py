@@ -125,7 +125,8 @@ class CudaBackend(Backend):
             if tiles.dtype not in _DTYPES:
                 raise ValueError(f"expected uint8, uint16 or float32 tiles, got {tiles.dtype}")
             if tiles.ndim == 4 and tiles.shape[0] == 0 and tiles.shape[3] == 3:
-                return np.empty((0, 4 * tiles.shape[1], 4 * tiles.shape[2], 3), tiles.dtype)
+                scale = self.weights.scale
+                return np.empty((0, scale * tiles.shape[1], scale * tiles.shape[2], 3), tiles.dtype)
             return self._engine.run(np.ascontiguousarray(tiles))
         if hasattr(tiles, "__cuda_array_interface__") or hasattr(tiles, "__dlpack__"):
             return self._run_device(tiles)
@@ -148,7 +149,8 @@ class CudaBackend(Backend):
         if interface.get("strides") not in (None, contiguous):
             raise ValueError(f"expected C-contiguous device tiles, got strides {interface['strides']}")
         n, h, w, _ = shape
-        out = self._empty_like_device(tiles, (n, 4 * h, 4 * w, 3))
+        scale = self.weights.scale
+        out = self._empty_like_device(tiles, (n, scale * h, scale * w, 3))
         if n == 0:
             return out
         self._engine.run_device(interface["data"][0], out.__cuda_array_interface__["data"][0], n, h, w, dtype,
