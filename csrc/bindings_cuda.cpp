@@ -192,14 +192,15 @@ void bind_engine(py::module_& m) {
   py::class_<cuda::CudaEngine>(m, "CudaEngine", "The generator on one CUDA GPU (see csrc/engine/cuda/cuda_engine.h).")
       .def(py::init([](const py::list& layers, int scale, const std::string& image_skip, const std::string& precision,
                        int device, int batch_size, bool use_graphs, bool fuse_residual_blocks, bool corrupt_for_test) {
-             cuda::EngineOptions options;
+             EngineOptions options;
+             options.precision = parse_cuda_precision(precision);
              options.device = device;
              options.batch_size = batch_size;
              options.use_graphs = use_graphs;
              options.fuse_residual_blocks = fuse_residual_blocks;
              options.corrupt_for_test = corrupt_for_test;
              return std::make_unique<cuda::CudaEngine>(bindings::network_from_records(layers, scale, image_skip),
-                                                       parse_cuda_precision(precision), options);
+                                                       options);
            }),
            py::arg("layers"), py::arg("scale"), py::arg("image_skip"), py::arg("precision"), py::arg("device") = 0,
            py::arg("batch_size") = 8, py::arg("use_graphs") = true, py::arg("fuse_residual_blocks") = false,

@@ -10,17 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine_options.h"
 #include "engine/network_spec.h"
 #include "ops/cpu/dispatch.h"
 #include "ops/ops.h"
 
 namespace srgan_fast {
 
-struct EngineOptions {
-  Precision precision = Precision::fp32;
-  std::string path = "auto";  // see cpu::resolve_path
-  int threads = 0;            // 0: every core
-};
 
 class CpuEngine {
  public:

@@ -64,8 +64,10 @@ void require_shape(int n, int h, int w) {
 
 }  // namespace
 
-CudaEngine::CudaEngine(const NetworkSpec& network, Precision precision, const EngineOptions& options)
-    : options_(options), precision_(precision) {
+CudaEngine::CudaEngine(const NetworkSpec& network, const EngineOptions& options)
+    : options_(options), precision_(options.precision) {
+  if (precision_ == Precision::fp32)
+    throw std::invalid_argument("CUDA engine: precision must be 'fp16' or 'bf16', got 'fp32'");
   int count = 0;
   CUDA_CHECK(cudaGetDeviceCount(&count));
   if (options.device < 0 || options.device >= count)
@@ -81,13 +83,13 @@ CudaEngine::CudaEngine(const NetworkSpec& network, Precision precision, const En
                              "device " + std::to_string(options.device) + " (" + device_name_ + ") is " +
                              std::to_string(properties.major) + "." + std::to_string(properties.minor));
   DeviceGuard guard(options.device);
-  layers_ = std::make_unique<GeneratorLayers>(network, precision);
+  layers_ = std::make_unique<GeneratorLayers>(network, precision_);
   if (options.corrupt_for_test) {
     std::vector<float> negated = network.layers.back().weight;
     for (float& v : negated) v = -v;
     const ConvLayer& tail = layers_->tail;
     const auto packed = pack_conv_weights(negated.data(), tail.cout, tail.cin, tail.ksize, tail.cin_padded,
-                                          tail.cout_padded, precision);
+                                          tail.cout_padded, precision_);
     layers_->tail.packed = upload_to_device(packed.data(), packed.size() * sizeof(uint16_t));
   }
   compute_ = std::make_unique<Stream>();

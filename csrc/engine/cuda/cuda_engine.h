@@ -17,18 +17,12 @@
 
 #include "conv_layers.h"
 #include "device_memory.h"
+#include "engine/engine_options.h"
 #include "ops/cuda/conv_params.h"
 
 namespace srgan_fast::cuda {
 
-struct EngineOptions {
-  int device = 0;
-  int batch_size = 8;           // tiles per launch (a larger call is split into batches of this size)
-  bool use_graphs = true;       // replay a captured CUDA graph per plan instead of launching kernel by kernel
-  bool fuse_residual_blocks = false;  // one kernel per residual block (residual_block.h) where the channel
-                                      // count allows; off until it has been validated on a GPU
-  bool corrupt_for_test = false;  // negate the tail's fast-path weights: the self-check must then refuse
-};
+using srgan_fast::EngineOptions;
 
 // The fast path against the reference kernels on one random tile (float32 in, unclamped float32 out).
 struct SelfCheckReport {
@@ -56,7 +50,8 @@ size_t element_size(OutputKind kind);
 class CudaEngine {
  public:
   // Throws std::invalid_argument when the network is not the layout the CUDA kernels run (GeneratorLayers).
-  CudaEngine(const NetworkSpec& network, Precision precision, const EngineOptions& options);
+  // options.precision: fp16 or bf16.
+  CudaEngine(const NetworkSpec& network, const EngineOptions& options);
   ~CudaEngine();
 
   // tiles: host [n, h, w, 3] of `in`; result: host [n, 4h, 4w, 3] of `out`. Copies go through pinned
