@@ -22,18 +22,24 @@ def _gpu_share(text: str) -> float:
                                      f"workers), got {text!r}")
 
 
-def register_ray_options(parser: argparse.ArgumentParser) -> None:
-    """``--ray [ADDRESS]`` and the options that only a run on Ray has, as a group of the upscale command."""
+def _ray_group(parser: argparse.ArgumentParser, what: str, workers: str) -> argparse._ArgumentGroup:
+    """The options every command on Ray has: ``--ray [ADDRESS]`` and the workers'."""
     group = parser.add_argument_group("many machines (Ray; pip install 'srgan_fast[ray]')")
     group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                       help="run on a Ray cluster: ADDRESS (auto, ray://head:10001), or alone: the one RAY_ADDRESS "
-                            "names, else a local one; inputs and outputs may be s3://, gs://, ... URIs")
-    group.add_argument("--workers", type=_positive_int, help="actors, each with its own model (default: "
-                       "autoscaled up to what the cluster holds)")
+                       help=f"{what}: ADDRESS (auto, ray://head:10001), or alone: the one RAY_ADDRESS names, else "
+                            "a local one")
+    group.add_argument("--workers", type=_positive_int, help=f"actors, each with its own model (default: {workers})")
     group.add_argument("--gpus-per-worker", type=_gpu_share, default=0.0, metavar="GPUS",
                        help="GPUs each worker reserves, e.g. 1 or 0.5 (default: 0, CPU workers)")
     group.add_argument("--threads-per-worker", type=_positive_int, metavar="N",
                        help="CPUs each CPU worker reserves and its native threads (default: 1)")
+    return group
+
+
+def register_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the options that only a run on Ray has, as a group of the upscale command."""
+    group = _ray_group(parser, "run on a Ray cluster, inputs and outputs may be s3://, gs://, ... URIs",
+                       "autoscaled up to what the cluster holds")
     group.add_argument("--files-per-batch", type=_positive_int, default=1, metavar="N",
                        help="files per Ray task; a worker that dies redoes its batch (default: %(default)s)")
     group.add_argument("--report", metavar="PATH", help="JSON-lines report, one line per file (default: "
@@ -97,20 +103,11 @@ def register_video_ray_options(parser: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]`` and the options that only a video run on Ray has, as a group of the video command."""
     from srgan_fast.distributed.segments import DEFAULT_SEGMENT_SECONDS
 
-    group = parser.add_argument_group("many machines (Ray; pip install 'srgan_fast[ray]')")
-    group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                       help="cut the video at keyframes and upscale the segments on a Ray cluster: ADDRESS (auto, "
-                            "ray://head:10001), or alone: the one RAY_ADDRESS names, else a local one; input and "
-                            "output on a mount every node shares")
+    group = _ray_group(parser, "cut the video at keyframes and upscale the segments on a Ray cluster (input and "
+                       "output on a mount every node shares)", "as many as the cluster holds, at most one per segment")
     group.add_argument("--segment-seconds", type=_positive_seconds, default=DEFAULT_SEGMENT_SECONDS, metavar="N",
                        help="segment length: each starts at the first keyframe N seconds or more after the previous "
                             "segment's start (default: %(default)s)")
-    group.add_argument("--workers", type=_positive_int, help="actors, each with its own model (default: as many "
-                       "as the cluster holds, at most one per segment)")
-    group.add_argument("--gpus-per-worker", type=_gpu_share, default=0.0, metavar="GPUS",
-                       help="GPUs each worker reserves, e.g. 1 or 0.5 (default: 0, CPU workers)")
-    group.add_argument("--threads-per-worker", type=_positive_int, metavar="N",
-                       help="CPUs each CPU worker reserves and its native threads (default: 1)")
 
 
 def run_video_on_ray(args: argparse.Namespace) -> int:
@@ -160,8 +157,7 @@ def run_video_on_ray(args: argparse.Namespace) -> int:
         print(f"srgan-fast: stopped by {stop.signal_name}; {args.output} not written, no segment files left",
               file=sys.stderr)
         return stop.exit_status
-    copied = f"; copied {', '.join(result.copied)}" if result.copied else ""
-    print(f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "
-          f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps, {result.segments} segments){copied}",
-          file=sys.stderr)
+    from srgan_fast.video.cli import summary_line
+
+    print(summary_line(result, f", {result.segments} segments"), file=sys.stderr)
     return 0

@@ -87,7 +87,12 @@ def run_video(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return stop.exit_status
     skipped = f", {result.corrupt_skipped} corrupt skipped" if result.corrupt_skipped else ""
-    copied = f"; copied {', '.join(result.copied)}" if result.copied else ""
-    print(f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "
-          f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps{skipped}){copied}", file=sys.stderr)
+    print(summary_line(result, skipped), file=sys.stderr)
     return 0
+
+
+def summary_line(result, detail: str = "") -> str:
+    """The one line a finished video run prints; ``detail`` goes after its frame rate."""
+    copied = f"; copied {', '.join(result.copied)}" if result.copied else ""
+    return (f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "
+            f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps{detail}){copied}")
