@@ -95,6 +95,13 @@ class Upscaler:
                  batch_size: int | None = None, memory_budget: int | None = None, tta: bool = False,
                  outscale: float | None = None, size: tuple[int, int] | None = None, width: int | None = None,
                  height: int | None = None, **backend_options):
+        # The options first: a mistake in one is told before any model is loaded or engine built.
+        self.tile = parse_tile(tile)
+        if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):
+            raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+        self.output_size = OutputSize(outscale, size, width, height)
+        self.tta = bool(tta)
+        self.batch_size = batch_size
         self.weights = model if isinstance(model, GeneratorWeights) else load_weights(model)
         parsed_device = parse_device("cuda" if device is None and gpu_present() else device or "cpu")
         self.device = device = str(parsed_device)
@@ -106,13 +113,7 @@ class Upscaler:
             log.info("srgan_fast: auto picked backend %s", self.backend.describe())
         self.scale = self.weights.network.scale
         self.halo = math.ceil(self.weights.network.receptive_radius())
-        self.tile = parse_tile(tile)
-        self.batch_size = batch_size
-        if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):
-            raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
         self.memory_budget = memory_budget or DEFAULT_MEMORY_BUDGET[device_kind]
-        self.tta = bool(tta)
-        self.output_size = OutputSize(outscale, size, width, height)
         self._plans: dict[tuple[int, int], TilePlan] = {}
         self._plans_lock = threading.Lock()
         # Gather buffers are per thread: the engine reads a batch with the GIL released, so a buffer shared
