@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from srgan_fast.signals import stop_signals_deferred
+
 
 def _new_file_mode() -> int:
     """The mode an ordinary new file gets here (0666 less the umask); mkstemp's own 0600 would hide outputs."""
@@ -29,14 +31,19 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
     ``suffix`` lets writers that infer the format from the name (Pillow) see the right extension.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    tmp = None
     try:
+        # A stop signal while the file is being created raises only once ``tmp`` names it, inside the ``try``
+        # whose ``finally`` removes it.
+        with stop_signals_deferred():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+            os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)  # only still there when the block failed
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)  # only still there when the block failed
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:

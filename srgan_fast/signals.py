@@ -16,6 +16,16 @@ from collections.abc import Iterator
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+class _Deferral:
+    """Blocks of the main thread in which a stop signal waits (see ``stop_signals_deferred``)."""
+
+    depth = 0
+    pending: int | None = None
+
+
+_deferral = _Deferral()
+
+
 class Stopped(KeyboardInterrupt):
     """A stop signal, raised in the main thread; ``exit_status`` is the shell's 128 + signal number."""
 
@@ -53,6 +63,9 @@ def stop_on_signals() -> Iterator[None]:
     def raise_stopped(signum, frame) -> None:
         if not received:
             received.append(signum)
+            if _deferral.depth:
+                _deferral.pending = signum  # raised when the deferring block ends
+                return
             raise Stopped(signum)
 
     previous = {}
@@ -65,3 +78,24 @@ def stop_on_signals() -> Iterator[None]:
         for signum, handler in previous.items():
             # None: a handler installed outside Python, which cannot be put back; the default is the nearest.
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """A stop signal that ``stop_on_signals`` turns into ``Stopped`` during this block raises when it ends.
+
+    For a few statements that must not be cut in two, such as creating a temporary file and recording its
+    name for the cleanup that removes it. Handlers always run in the main thread, so that is where it matters;
+    elsewhere it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _deferral.depth += 1
+    try:
+        yield
+    finally:
+        _deferral.depth -= 1
+        if not _deferral.depth and _deferral.pending is not None:
+            signum, _deferral.pending = _deferral.pending, None
+            raise Stopped(signum)

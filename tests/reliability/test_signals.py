@@ -174,3 +174,25 @@ def test_video_stopped_by_sigterm_leaves_no_output_and_no_partial_file(tmp_path,
     assert err.strip().splitlines()[-1] == (f"srgan-fast: stopped by SIGTERM; {tmp_path / 'out.mkv'} not written, "
                                             "no partial file left")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_a_signal_while_the_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """The narrowest window: SIGTERM arrives inside mkstemp, after the file exists but before anyone holds its
+    name. The signal waits until the name is held, then stops the write, and the file is removed."""
+    import tempfile
+
+    from srgan_fast.atomic import atomic_output
+    from srgan_fast.signals import Stopped, stop_on_signals
+
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_signal(*args, **kwargs):
+        created = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return created
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+    with pytest.raises(Stopped), stop_on_signals():
+        with atomic_output(tmp_path / "out.png", suffix=".png") as tmp:
+            tmp.write_bytes(b"never reached")
+    assert list(tmp_path.iterdir()) == []
