@@ -93,13 +93,25 @@ def gray_to_rgb(image: np.ndarray) -> np.ndarray:
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
     """[..., 3] -> [..., 1] of the same dtype, BT.601 luma."""
     gray = rgb.astype(np.float32) @ LUMA_WEIGHTS
-    return _cast_like(gray[..., None], rgb.dtype)
+    return cast_like(gray[..., None], rgb.dtype)
 
 
-def _cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float values in ``dtype``'s own range (0..255, 0..65535, 0..1) -> that dtype, rounded and clamped."""
     if dtype == np.float32:
         return np.clip(values, 0.0, 1.0).astype(np.float32)
     return np.clip(np.rint(values), 0, FULL_SCALE[np.dtype(dtype)]).astype(dtype)
+
+
+def rescale_levels(array: np.ndarray, from_max: int, to_max: int, dtype) -> np.ndarray:
+    """Integer levels 0..from_max -> 0..to_max of ``dtype``, rounded to nearest, exactly (integer arithmetic),
+    in blocks of rows so that the uint32 temporaries stay small (e.g. 16 -> 8 bits, 10 bits -> full 16)."""
+    result = np.empty(array.shape, dtype=dtype)
+    step = max(1, (1 << 22) // max(1, array[0].size))
+    for start in range(0, len(array), step):
+        block = array[start:start + step].astype(np.uint32)
+        result[start:start + step] = (block * to_max + from_max // 2) // from_max
+    return result
 
 
 def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -116,7 +128,7 @@ def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     colour = rgb.astype(np.float32)
     filled = _push_pull(colour * weight[..., None], weight)
     out = np.where((weight > 0)[..., None], colour, filled)
-    return _cast_like(out, rgb.dtype)
+    return cast_like(out, rgb.dtype)
 
 
 def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -142,4 +154,4 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     values = Image.fromarray(alpha.astype(np.float32) / FULL_SCALE[alpha.dtype])  # mode "F"
     h, w = alpha.shape
     up = np.asarray(values.resize((scale * w, scale * h), Image.Resampling.BICUBIC))
-    return _cast_like(up * FULL_SCALE[alpha.dtype], alpha.dtype)
+    return cast_like(up * FULL_SCALE[alpha.dtype], alpha.dtype)

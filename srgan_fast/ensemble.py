@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from srgan_fast.channels import FULL_SCALE
+from srgan_fast.channels import FULL_SCALE, cast_like
 
 # (transpose first, quarter turns): the 8 elements of the dihedral group D4.
 TRANSFORMS = tuple((transpose, turns) for transpose in (False, True) for turns in range(4))
@@ -36,7 +36,7 @@ def self_ensemble(rgb: np.ndarray, upscale_rgb: Callable[[np.ndarray], np.ndarra
     ``upscale_rgb`` takes [M, h, w, 3] float32 in [0, 1] and returns [M, sh, sw, 3] float32 (clamped, unrounded).
     """
     full_scale = FULL_SCALE[rgb.dtype]
-    unit = rgb.astype(np.float32) if rgb.dtype == np.float32 else rgb.astype(np.float32) / np.float32(full_scale)
+    unit = rgb.astype(np.float32) / np.float32(full_scale)  # as the backends divide (float32 divides by 1)
     total = None
     # A transform swaps height and width when exactly one of "transpose" and "odd turns" holds: group by that.
     by_shape: dict[bool, list[tuple[bool, int]]] = {}
@@ -49,7 +49,4 @@ def self_ensemble(rgb: np.ndarray, upscale_rgb: Callable[[np.ndarray], np.ndarra
         for (transpose, turns), result in zip(transforms, upscaled):
             restored = inverse(result, transpose, turns)
             total = restored.astype(np.float32) if total is None else total + restored
-    mean = total / np.float32(len(TRANSFORMS))
-    if rgb.dtype == np.float32:
-        return np.clip(mean, 0.0, 1.0)
-    return np.clip(np.rint(mean * np.float32(full_scale)), 0, full_scale).astype(rgb.dtype)
+    return cast_like(total / np.float32(len(TRANSFORMS)) * np.float32(full_scale), rgb.dtype)

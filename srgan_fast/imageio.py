@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from srgan_fast import heif
 from srgan_fast.atomic import atomic_output
+from srgan_fast.channels import rescale_levels
 from srgan_fast.imagemeta import (PngWriterWithChunks, orientation_and_carried_exif, pillow_limit,
                                   png_metadata_chunks, upright)
 
@@ -298,7 +299,7 @@ def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: 
         else:
             _note(notes, f"{path}: {fmt} cannot hold this 16-bit {'animation' if animated else 'image'}; "
                          "writing 8 bits")
-        frame = _to_8bit(frame)
+        frame = rescale_levels(frame, 65535, 255, np.uint8)
     if frame.shape[2] == 4 and not keeps_alpha:
         _note(notes, f"{path}: {fmt} has no alpha channel; dropping it")
         frame = np.ascontiguousarray(frame[:, :, :3])
@@ -319,16 +320,6 @@ def _heif_bits(path: Path, fmt: str, frame: np.ndarray, source_bits: int | None,
 def _note(notes: list[str], message: str) -> None:
     if message not in notes:  # once per file, not once per frame
         notes.append(message)
-
-
-def _to_8bit(array: np.ndarray) -> np.ndarray:
-    """uint16 -> uint8, rounded, in blocks of rows so that the uint32 temporaries stay small."""
-    result = np.empty(array.shape, dtype=np.uint8)
-    step = max(1, (1 << 22) // max(1, array[0].size))
-    for start in range(0, len(array), step):
-        block = array[start:start + step].astype(np.uint32)
-        result[start:start + step] = (block * 255 + 32767) // 65535
-    return result
 
 
 def _write_png16(tmp: Path, array: np.ndarray, icc_profile: bytes | None, exif: bytes | None) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from srgan_fast.channels import FULL_SCALE, InputError
+from srgan_fast.channels import InputError, cast_like
 
 RESIZE_FILTER = Image.Resampling.LANCZOS
 
@@ -77,13 +77,8 @@ class OutputSize:
 def resize(image: np.ndarray, target_hw: tuple[int, int]) -> np.ndarray:
     """[H, W, C] uint8/uint16/float32 -> [h, w, C] of the same dtype, Lanczos per channel in float32."""
     height, width = target_hw
-    full_scale = FULL_SCALE[image.dtype]
     out = np.empty((height, width, image.shape[2]), dtype=image.dtype)
     for c in range(image.shape[2]):
         channel = Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32))  # mode "F"
-        values = np.asarray(channel.resize((width, height), RESIZE_FILTER))
-        if image.dtype == np.float32:
-            out[:, :, c] = np.clip(values, 0.0, 1.0)
-        else:
-            out[:, :, c] = np.clip(np.rint(values), 0, full_scale)
+        out[:, :, c] = cast_like(np.asarray(channel.resize((width, height), RESIZE_FILTER)), image.dtype)
     return out
