@@ -194,6 +194,7 @@ class Upscaler:
                              f"{getattr(frames, 'shape', type(frames).__name__)}")
         if frames.shape[0] == 0:
             raise InputError(f"expected at least one frame, got shape {frames.shape}")
+        frames = channels.native_byte_order(frames)
         for frame in frames:
             channels.validate_array(frame)
         return self._upscale_frames(frames, self.output_size)
@@ -217,7 +218,7 @@ class Upscaler:
         return n * self.scale * h * self.scale * w * c * np.dtype(dtype).itemsize
 
     def _check_output_fits(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """Refuse, before allocating anything, an input whose ×4 output alone exceeds the memory there is."""
+        """Refuse, before allocating anything, an input whose output alone exceeds the memory there is."""
         needed = self._output_bytes(shape, dtype)
         available = available_memory()
         if available is not None and needed > available:

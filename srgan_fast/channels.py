@@ -29,12 +29,18 @@ class InputError(ValueError):
     """An image that srgan_fast cannot upscale; the message names what was received and what is accepted."""
 
 
+def native_byte_order(image: np.ndarray) -> np.ndarray:
+    """An accepted dtype in the other byte order (e.g. '>u2' from a big-endian file) as this machine's."""
+    if image.dtype.byteorder not in "=|" and image.dtype.newbyteorder("=") in ACCEPTED_DTYPES:
+        return image.astype(image.dtype.newbyteorder("="))
+    return image
+
+
 def validate_array(image: np.ndarray) -> np.ndarray:
     """Check shape, dtype and values; returns the image as H×W×C (C in 1, 3, 4)."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a NumPy array or PIL image, got {type(image).__name__}")
-    if image.dtype.byteorder not in "=|" and image.dtype.newbyteorder("=") in ACCEPTED_DTYPES:
-        image = image.astype(image.dtype.newbyteorder("="))  # the other byte order of an accepted dtype
+    image = native_byte_order(image)
     if image.dtype not in ACCEPTED_DTYPES:
         hint = " (convert with .astype(np.float32))" if image.dtype.kind == "f" else ""
         raise InputError(f"expected dtype uint8, uint16 or float32, got {image.dtype}{hint}")

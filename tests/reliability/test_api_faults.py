@@ -113,3 +113,9 @@ def test_la_is_upscaled_and_lab_is_refused_with_a_reason(upscaler):
     lab = Image.new("LAB", (5, 6))
     with pytest.raises(InputError, match="unsupported PIL image mode 'LAB': CIELAB needs a colour transform"):
         upscaler(lab)
+
+
+def test_big_endian_frames_go_through_upscale_batch(upscaler):
+    frames = np.random.default_rng(7).integers(0, 65536, (2, 6, 5, 3), dtype=np.uint16)
+    out = upscaler.upscale_batch(frames.astype(">u2"))
+    assert out.dtype == np.uint16 and np.array_equal(out, upscaler.upscale_batch(frames))
