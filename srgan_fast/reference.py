@@ -39,14 +39,9 @@ def _prelu_module_name(conv: Conv) -> str | None:
 
 def _release_after(network: Network) -> list[list[str]]:
     """For each layer, the outputs nobody reads after it: dropped there, so memory follows the live set."""
-    last_reader = {IMAGE: len(network.layers)}  # the caller owns the image; never dropped
-    for index, conv in enumerate(network.layers):
-        for name in (conv.source, conv.residual):
-            if name is not None and name != IMAGE:
-                last_reader[name] = index
     release: list[list[str]] = [[] for _ in network.layers]
-    for name, index in last_reader.items():
-        if index < len(network.layers):
+    for name, index in network.last_readers().items():
+        if name != IMAGE:  # the caller owns the image, and the image skip reads it at the end
             release[index].append(name)
     return release
 

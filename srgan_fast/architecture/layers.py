@@ -113,6 +113,16 @@ class Network:
             reach[conv.name] = radius
         return max(reach[self.layers[-1].name], IMAGE_SKIP_RADIUS[self.image_skip])
 
+    def last_readers(self) -> dict[str, int]:
+        """Name (IMAGE or a layer) -> index of the last layer that reads it as its source or residual; a layer
+        nobody reads (the last) is absent."""
+        last_reader: dict[str, int] = {}
+        for index, conv in enumerate(self.layers):
+            last_reader[conv.source] = index
+            if conv.residual is not None:
+                last_reader[conv.residual] = index
+        return last_reader
+
     def peak_activation_values_per_input_pixel(self) -> float:
         """The most feature-map values alive at once, per pixel of the input image, when the layers run in
         order and each output is freed after its last reader (as the torch reference and onnxruntime do).
@@ -123,11 +133,7 @@ class Network:
         end holds the last output, the upsampled image and their sum.
         """
         values = {IMAGE: 3.0}  # name -> values per input pixel
-        last_reader: dict[str, int] = {}
-        for index, conv in enumerate(self.layers):
-            last_reader[conv.source] = index
-            if conv.residual is not None:
-                last_reader[conv.residual] = index
+        last_reader = self.last_readers()
         peak = 0.0
         for index, conv in enumerate(self.layers):
             live = sum(v for name, v in values.items() if name == IMAGE or last_reader.get(name, -1) >= index)
