@@ -63,28 +63,20 @@ inline void check_nhwc(const py::array& a, int channels, const char* what) {
                                 shape_of(a));
 }
 
-struct Tensor {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
-
-// A float32 tensor of exactly `shape`, copied.
-inline Tensor tensor_from_array(const py::handle& obj, const std::string& name,
-                                const std::vector<int64_t>* expected_shape = nullptr) {
+// The values of a float32 array of exactly `expected_shape` (any shape when null), copied.
+inline std::vector<float> tensor_from_array(const py::handle& obj, const std::string& name,
+                                            const std::vector<int64_t>* expected_shape = nullptr) {
   if (!py::isinstance<py::array>(obj))
     throw std::invalid_argument("weights tensor '" + name + "': expected a numpy float32 array, got " +
                                 py::str(py::type::of(obj)).cast<std::string>());
   const py::array a = py::reinterpret_borrow<py::array>(obj);
   if (!py::isinstance<py::array_t<float>>(a))
     throw std::invalid_argument("weights tensor '" + name + "': expected dtype float32, got " + dtype_name(a));
-  Tensor t;
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) t.shape.push_back(a.shape(i));
-  if (expected_shape && t.shape != *expected_shape)
+  if (expected_shape && std::vector<int64_t>(a.shape(), a.shape() + a.ndim()) != *expected_shape)
     throw std::invalid_argument("weights tensor '" + name + "': expected shape " + shape_string(*expected_shape) +
                                 ", got " + shape_of(a));
   const auto contiguous = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
-  t.data.assign(contiguous.data(), contiguous.data() + contiguous.size());
-  return t;
+  return std::vector<float>(contiguous.data(), contiguous.data() + contiguous.size());
 }
 
 // The layer records of srgan_fast.backends.base.engine_layers (a list of dicts, one per layer of the
@@ -109,10 +101,10 @@ inline NetworkSpec network_from_records(const py::list& layers, int scale, const
     l.source = field("source").cast<int>(), l.shuffle = field("shuffle").cast<int>();
     l.residual = field("residual").cast<int>();
     const std::vector<int64_t> weight_shape{l.out_channels, l.in_channels, l.kernel, l.kernel}, bias_shape{l.out_channels};
-    l.weight = tensor_from_array(field("weight"), l.name + ".weight", &weight_shape).data;
-    l.bias = tensor_from_array(field("bias"), l.name + ".bias", &bias_shape).data;
+    l.weight = tensor_from_array(field("weight"), l.name + ".weight", &weight_shape);
+    l.bias = tensor_from_array(field("bias"), l.name + ".bias", &bias_shape);
     const py::object slopes = field("slopes");
-    if (!slopes.is_none()) l.slopes = tensor_from_array(slopes, l.name + " slopes").data;
+    if (!slopes.is_none()) l.slopes = tensor_from_array(slopes, l.name + " slopes");
     network.layers.push_back(std::move(l));
   }
   validate_network(network);

@@ -32,9 +32,9 @@ ConvTensors conv_from_arrays(const py::array& weight, const py::array& bias, con
   ConvTensors t;
   t.cout = cout, t.cin = cin, t.k = k;
   const std::vector<int64_t> wshape{cout, cin, k, k}, bshape{cout}, ashape{slopes};
-  t.weight = tensor_from_array(weight, "weight", &wshape).data;
-  t.bias = tensor_from_array(bias, "bias", &bshape).data;
-  if (!alpha.is_none()) t.alpha = tensor_from_array(alpha, "alpha", &ashape).data;
+  t.weight = tensor_from_array(weight, "weight", &wshape);
+  t.bias = tensor_from_array(bias, "bias", &bshape);
+  if (!alpha.is_none()) t.alpha = tensor_from_array(alpha, "alpha", &ashape);
   return t;
 }
 
