@@ -71,7 +71,7 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int, frames: in
                              "(a decompression bomb or a very large image; raise --max-pixels to allow it)")
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -103,10 +103,10 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except UnidentifiedImageError:
         raise ImageFileError(f"{path}: unreadable or truncated image (not in any format Pillow knows)") from None
     except Image.DecompressionBombError as exc:
-        raise ImageFileError(f"{path}: exceeds the limit of {max_pixels} pixels ({_one_line(exc)}; "
+        raise ImageFileError(f"{path}: exceeds the limit of {max_pixels} pixels ({one_line(exc)}; "
                              "raise --max-pixels to allow it)") from None
     except Exception as exc:  # a broken file fails anywhere in the decoders, with any exception type
-        raise ImageFileError(f"{path}: unreadable or truncated image ({_one_line(exc)})") from None
+        raise ImageFileError(f"{path}: unreadable or truncated image ({one_line(exc)})") from None
     # Turned upright after the decoder is closed, so that its copy of the pixels is gone by then.
     for index, frame in enumerate(loaded.frames):
         loaded.frames[index] = upright(frame, orientation)
@@ -282,7 +282,7 @@ def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
     except MemoryError:
         raise
     except Exception as exc:  # encoders fail with any exception type
-        raise ImageFileError(f"{path}: could not write ({_one_line(exc)})") from None
+        raise ImageFileError(f"{path}: could not write ({one_line(exc)})") from None
     return notes
 
 

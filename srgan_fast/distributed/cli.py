@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from srgan_fast.imageio import one_line
+
 
 def _positive_int(text: str) -> int:
     if text.isdigit() and int(text) > 0:
@@ -73,7 +75,7 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
             overwrite=args.overwrite, resume=args.resume, report=args.report, max_pixels=args.max_pixels,
             tta=args.tta, outscale=args.outscale, width=args.width, height=args.height)
     except (ValueError, OSError) as exc:  # the inputs or output as given cannot be used
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except ray.exceptions.RayError as exc:  # the workers could not start (their first line says why)
         print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
@@ -147,7 +149,7 @@ def run_video_on_ray(args: argparse.Namespace) -> int:
             workers=args.workers, gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker,
             progress=not args.no_progress)
     except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     except ray.exceptions.RayError as exc:  # Ray itself could not start or reach the cluster
         print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)

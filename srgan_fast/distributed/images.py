@@ -8,6 +8,7 @@ import warnings
 from typing import Iterator
 
 from srgan_fast.distributed import storage
+from srgan_fast.distributed.cluster import check_worker_options, cluster_capacity, import_ray, ray_connected
 from srgan_fast.distributed.jobs import Job, collect_jobs, existing_destinations
 from srgan_fast.distributed.report import FAILED, SKIPPED, FileResult, RunSummary, default_report_location, write_report
 from srgan_fast.distributed.worker import UpscaleWorker, result_of
@@ -19,29 +20,6 @@ from srgan_fast.weights import DEFAULT_MODEL, resolve_weights_path
 WORKER_DEATH_RETRIES = 3
 # Ray Data keeps a little state per block; past this many, batches share blocks (and a retry redoes a block).
 MAX_BLOCKS = 10_000
-
-
-def import_ray():
-    try:
-        import ray
-        import ray.data
-    except ImportError as exc:
-        raise ImportError(f"running on Ray needs Ray Data ({exc}); install it with pip install 'srgan_fast[ray]'") \
-            from None
-    return ray
-
-
-@contextlib.contextmanager
-def ray_connected(ray, address: str | None) -> Iterator[None]:
-    """Use the Ray this process is already connected to, or connect (or start a local one) for this run only."""
-    if ray.is_initialized():
-        yield
-        return
-    ray.init(address=address)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 @contextlib.contextmanager
@@ -62,21 +40,12 @@ def _pool_size(ray, workers: int | None, gpus_per_worker: float, threads_per_wor
     """A fixed pool of ``workers``, or one autoscaled up to what the cluster holds now."""
     if workers is not None:
         return ray.data.ActorPoolStrategy(size=workers)
-    resources = ray.cluster_resources()
-    if gpus_per_worker:
-        capacity = int(resources.get("GPU", 0) // gpus_per_worker)
-    else:
-        capacity = int(resources.get("CPU", 1) // threads_per_worker)
+    capacity = cluster_capacity(ray, gpus_per_worker, threads_per_worker)
     return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(capacity, batches)))
 
 
 def _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch) -> None:
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive number of actors or None (autoscaled), got {workers!r}")
-    if gpus_per_worker < 0:
-        raise ValueError(f"gpus_per_worker must be 0 (CPU workers) or more, got {gpus_per_worker!r}")
-    if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
-        raise ValueError(f"threads_per_worker must be a positive number of threads, got {threads_per_worker!r}")
+    check_worker_options(workers, gpus_per_worker, threads_per_worker)
     if not isinstance(files_per_batch, int) or files_per_batch < 1:
         raise ValueError(f"files_per_batch must be a positive number of files, got {files_per_batch!r}")
 

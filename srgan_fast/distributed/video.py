@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srgan_fast.distributed.images import import_ray, ray_connected
+from srgan_fast.distributed.cluster import check_worker_options, cluster_capacity, import_ray, ray_connected
 from srgan_fast.distributed.segments import (
     DEFAULT_SEGMENT_SECONDS,
     Segment,
@@ -21,6 +21,7 @@ from srgan_fast.distributed.segments import (
     upscale_segment,
 )
 from srgan_fast.distributed.worker import die_here_if_armed, make_upscaler
+from srgan_fast.imageio import one_line
 from srgan_fast.output_size import OutputSize
 from srgan_fast.video.encode import (
     add_copied_streams,
@@ -68,7 +69,7 @@ class SegmentWorker:
             if not output_size.native:
                 fit_output_size(self.upscaler, input_hw, output_size)
         except Exception as error:  # noqa: BLE001 - an actor restarted would fail the same; said with its segment
-            self.refusal = _Refused(f"its worker could not make its Upscaler: {_one_line(error)}")
+            self.refusal = _Refused(f"its worker could not make its Upscaler: {one_line(error)}")
 
     def upscale(self, src: str, path: str, segment: Segment, encoding: dict):
         if self.refusal is not None:
@@ -80,27 +81,10 @@ class SegmentWorker:
             return _Refused(str(error))
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def _check_options(workers, gpus_per_worker, threads_per_worker) -> None:
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive number of actors or None (from the cluster), got {workers!r}")
-    if gpus_per_worker < 0:
-        raise ValueError(f"gpus_per_worker must be 0 (CPU workers) or more, got {gpus_per_worker!r}")
-    if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
-        raise ValueError(f"threads_per_worker must be a positive number of threads, got {threads_per_worker!r}")
-
-
 def _worker_count(ray, workers: int | None, gpus_per_worker: float, threads_per_worker: int, segments: int) -> int:
     """``workers``, or as many as the cluster holds now; never more than there are segments."""
     if workers is None:
-        resources = ray.cluster_resources()
-        if gpus_per_worker:
-            workers = int(resources.get("GPU", 0) // gpus_per_worker)
-        else:
-            workers = int(resources.get("CPU", 1) // threads_per_worker)
+        workers = cluster_capacity(ray, gpus_per_worker, threads_per_worker)
     return max(1, min(workers, segments))
 
 
@@ -111,7 +95,7 @@ def _outcome(ray, ref, segment: Segment, time_base) -> VideoResult:
         outcome = ray.get(ref)
     except ray.exceptions.RayTaskError as error:
         cause = getattr(error, "cause", None) or error
-        raise VideoError(f"{where} failed on each of {SEGMENT_RETRIES + 1} attempts: {_one_line(cause)}") from None
+        raise VideoError(f"{where} failed on each of {SEGMENT_RETRIES + 1} attempts: {one_line(cause)}") from None
     except ray.exceptions.RayError as error:  # its worker died each time: killed, out of memory, a lost node
         raise VideoError(f"{where}: its worker died ({str(error).strip().splitlines()[0]})") from None
     if isinstance(outcome, _Refused):
@@ -191,7 +175,7 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
     place only when complete; a run that fails leaves no output and removes its segment folder.
     """
     ray = import_ray()
-    _check_options(workers, gpus_per_worker, threads_per_worker)
+    check_worker_options(workers, gpus_per_worker, threads_per_worker)
     started = time.perf_counter()
     src_path, dst_path = Path(src), Path(dst)
     format_name = output_format(src_path, dst_path, overwrite)
