@@ -20,7 +20,7 @@ from pathlib import Path
 THIS_TREE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(THIS_TREE))
 
-from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
+from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 
 # Runs inside each tree's process: only the public API both trees share.
 TIMER = """

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.architecture import ARCHITECTURES, build  # noqa: E402
-from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
+from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.backends import availability, get_backend_class  # noqa: E402
 from srgan_fast.options import parse_size  # noqa: E402
 from srgan_fast.weights import load_weights, random_weights  # noqa: E402

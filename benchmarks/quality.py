@@ -18,9 +18,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
-from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
+from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.degradation import bicubic_downscale, bicubic_upscale, crop_to_multiple  # noqa: E402
-from srgan_fast.imageio import READ_SUFFIXES, read_image  # noqa: E402
+from srgan_fast.io.images import READ_SUFFIXES, read_image  # noqa: E402
 from srgan_fast.metrics import psnr_y, ssim_y  # noqa: E402
 
 

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
-from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
+from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 
 WARMUP_CALLS = 20
 

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
-from srgan_fast.atomic import write_bytes_atomically  # noqa: E402
+from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.degradation import bicubic_downscale, crop_to_multiple  # noqa: E402
 from srgan_fast.metrics import psnr_y, ssim_y  # noqa: E402
 from training.evaluate import validation_images  # noqa: E402

@@ -6,7 +6,7 @@
 """
 from srgan_fast.api import Upscaler, upscale
 from srgan_fast.backends import BackendUnavailable, availability
-from srgan_fast.channels import InputError
+from srgan_fast.tiler.channels import InputError
 from srgan_fast.weights import GeneratorWeights, WeightsError, available_models, load_weights
 
 __version__ = "0.1.0"
@@ -17,7 +17,7 @@ __all__ = ["Upscaler", "upscale", "load_weights", "available_models", "availabil
 def __getattr__(name):
     # Optional parts import their heavy dependencies (onnx, PyAV) only when used.
     if name == "export_onnx":
-        from srgan_fast.onnx_export import export_onnx
+        from srgan_fast.backends.onnx_graph import export_onnx
 
         return export_onnx
     if name == "upscale_video":

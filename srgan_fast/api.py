@@ -13,13 +13,13 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from srgan_fast import channels
+from srgan_fast.tiler import channels
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
-from srgan_fast.channels import InputError
-from srgan_fast.ensemble import self_ensemble
-from srgan_fast.options import parse_device, parse_tile
-from srgan_fast.output_size import OutputSize, resize
-from srgan_fast.tiling import TilePlan, auto_tile, plan_tiles
+from srgan_fast.tiler.channels import InputError
+from srgan_fast.tiler.ensemble import self_ensemble
+from srgan_fast.options import format_bytes, parse_device, parse_tile
+from srgan_fast.tiler.output_size import OutputSize, resize
+from srgan_fast.tiler.plan import TilePlan, auto_tile, plan_tiles
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
 
 log = logging.getLogger("srgan_fast")
@@ -59,14 +59,6 @@ def available_memory() -> int | None:
         return None
 
 
-def format_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
-
-
 class Upscaler:
     """A loaded model on a backend, ready for many images: ``Upscaler()(image)`` is ``upscale(image)``.
 
@@ -85,7 +77,7 @@ class Upscaler:
     batch_size: tiles per backend call; None fills ``memory_budget``.
     memory_budget: bytes of working memory the tiler lets the backend use per call (default 3 GiB on CPUs,
         4 GiB on GPUs); lower it when a call runs out of memory.
-    tta: self-ensemble, the mean of the 8 flipped and rotated runs (8× the time; see srgan_fast.ensemble).
+    tta: self-ensemble, the mean of the 8 flipped and rotated runs (8× the time; see srgan_fast.tiler.ensemble).
     outscale / size / width / height: the default output size of every call (see ``upscale``).
     backend_options: passed to the backend (e.g. channels_last=False for torch, threads=N for native).
     """
@@ -174,7 +166,7 @@ class Upscaler:
 
         The output is ×scale (the model's), or: ``outscale`` × the input, exactly ``size`` = (height, width), or
         ``width`` / ``height`` with the aspect ratio kept; the network runs at its own scale and its result is
-        resized (Lanczos, see srgan_fast.output_size). Smaller than the input is refused with ``InputError``.
+        resized (Lanczos, see srgan_fast.tiler.output_size). Smaller than the input is refused with ``InputError``.
         """
         requested = OutputSize(outscale, size, width, height)
         output_size = self.output_size if requested.native else requested
@@ -275,8 +267,8 @@ class Upscaler:
         return buffer
 
     def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None) -> Iterator[np.ndarray]:
-        """Frames in, ×4 frames out, in order; equal-size frames are batched (see srgan_fast.streaming)."""
-        from srgan_fast.streaming import stream_frames
+        """Frames in, ×4 frames out, in order; equal-size frames are batched (see srgan_fast.tiler.streaming)."""
+        from srgan_fast.tiler.streaming import stream_frames
 
         return stream_frames(self, frames, batch_size=batch_size)
 

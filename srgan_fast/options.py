@@ -90,3 +90,12 @@ def parse_bytes(text: str | int) -> int:
     if count <= 0:
         raise ValueError(f"expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000, got {text!r}")
     return count
+
+
+def format_bytes(count: float) -> str:
+    """A byte count as people read it: 512 B, 3.0 GiB (the inverse of parse_bytes, to one decimal)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")

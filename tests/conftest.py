@@ -62,7 +62,7 @@ def random_generator_weights(num_blocks: int = 2, channels: int = 8, seed: int =
     """
     import torch
 
-    from srgan_fast.model import Generator, fold_batchnorm
+    from srgan_fast.reference.model import Generator, fold_batchnorm
     from srgan_fast.weights import weights_for
 
     torch.manual_seed(seed)

@@ -5,7 +5,7 @@ from PIL import Image
 
 from conftest import random_generator_weights
 from srgan_fast import InputError, Upscaler, upscale
-from srgan_fast.channels import fill_transparent
+from srgan_fast.tiler.channels import fill_transparent
 
 WEIGHTS = random_generator_weights(num_blocks=1, channels=8)
 

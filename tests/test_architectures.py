@@ -21,8 +21,8 @@ from torch.utils._pytree import tree_flatten  # noqa: E402
 
 from conftest import randomise_batchnorm_and_prelu  # noqa: E402
 from srgan_fast.architecture import msrresnet, srresnet, srvgg_compact  # noqa: E402
-from srgan_fast.onnx_export import build_onnx_model  # noqa: E402
-from srgan_fast.reference import build_module, fold_batchnorm  # noqa: E402
+from srgan_fast.backends.onnx_graph import build_onnx_model  # noqa: E402
+from srgan_fast.reference.module import build_module, fold_batchnorm  # noqa: E402
 from srgan_fast.weights import random_weights, weights_for  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def conv(x, t, name):
 
 
 def srresnet_oracle(t, x, num_blocks, channels, scale):
-    """SRGAN's generator with BN folded, as srgan_fast.model.Generator wrote it out before the description."""
+    """SRGAN's generator with BN folded, as srgan_fast.reference.model.Generator wrote it out before the description."""
     head = F.prelu(conv(x, t, "head"), t["head_prelu.weight"])
     y = head
     for i in range(num_blocks):

@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 from test_detect import BasicSRMSRResNet, LornatangSRResNet, SRVGGNetCompact, numpy_state, randomised  # noqa: E402
 
 from srgan_fast import Upscaler  # noqa: E402
-from srgan_fast.convert import convert, register_cli  # noqa: E402
+from srgan_fast.cli.convert import register
+from srgan_fast.weights.convert import convert  # noqa: E402
 from srgan_fast.weights import FORMAT, WeightsError, load_weights  # noqa: E402
 
 
@@ -113,7 +114,7 @@ def test_foreign_safetensors_and_our_training_checkpoint_are_detected(tmp_path):
     from safetensors.numpy import save_file
 
     from srgan_fast.architecture import srresnet
-    from srgan_fast.reference import build_module
+    from srgan_fast.reference.module import build_module
 
     save_file(numpy_state(BasicSRMSRResNet(8, 1, 3)), str(tmp_path / "msr.safetensors"), metadata={"format": "pt"})
     assert load_weights(tmp_path / "msr.safetensors").describe() == ("msrresnet(num_blocks=1, channels=8, scale=3), "
@@ -147,7 +148,7 @@ def test_convert_round_trip_reads_back_without_torch(tmp_path, monkeypatch):
 
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="srgan-fast")
-    register_cli(parser.add_subparsers())
+    register(parser.add_subparsers())
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -105,10 +105,10 @@ def test_profile_command_reports_why_it_cannot_run(fake_native, capsys):
     import argparse
 
     fake_native(types.SimpleNamespace(CudaEngine=object, cuda_device_count=lambda: 0))
-    from srgan_fast.commands import cuda_profile
+    from srgan_fast.cli import cuda_profile
 
     parser = argparse.ArgumentParser()
-    cuda_profile.register_cli(parser.add_subparsers())
+    cuda_profile.register(parser.add_subparsers())
     args = parser.parse_args(["cuda-profile", "--size", "64x96"])
     assert args.func(args) == 1
     assert capsys.readouterr().out.strip() == "error: the cuda backend cannot run here: no CUDA GPU found"

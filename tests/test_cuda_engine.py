@@ -228,10 +228,10 @@ def test_profile_command_writes_the_result_json(tmp_path):
     import argparse
     import json
 
-    from srgan_fast.commands import cuda_profile
+    from srgan_fast.cli import cuda_profile
 
     parser = argparse.ArgumentParser()
-    cuda_profile.register_cli(parser.add_subparsers())
+    cuda_profile.register(parser.add_subparsers())
     target = tmp_path / "profile.json"
     args = parser.parse_args(["cuda-profile", "--size", "20x36", "--blocks", "2", "--channels", "16", "--repeats",
                               "2", "--json", str(target)])

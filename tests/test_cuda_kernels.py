@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cuda_helpers import assert_at_most_twice_torch_error, cuda_native, relative_error  # noqa: E402
-from srgan_fast._torch_impl import conv_epilogue  # noqa: E402
+from srgan_fast.reference.ops import conv_epilogue  # noqa: E402
 
 pytestmark = pytest.mark.cuda
 
@@ -59,7 +59,7 @@ def nhwc(x):
 
 
 def torch_conv_epilogue(x_nhwc, weight, bias, alpha=None, residual=None, dtype=torch.float64, shuffle=1):
-    """The fused op's torch reference (srgan_fast._torch_impl) on NHWC tensors, at `dtype` (float64 reference
+    """The fused op's torch reference (srgan_fast.reference.ops) on NHWC tensors, at `dtype` (float64 reference
     or the low precision)."""
     device = x_nhwc.device
     y = conv_epilogue(nchw(x_nhwc.to(dtype)), weight.to(device, dtype), bias.to(device, dtype), shuffle=shuffle,

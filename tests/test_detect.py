@@ -17,9 +17,9 @@ F = torch.nn.functional
 from conftest import randomise_batchnorm_and_prelu  # noqa: E402
 
 from srgan_fast.architecture import srresnet  # noqa: E402
-from srgan_fast.architecture.detect import detect  # noqa: E402
+from srgan_fast.weights.detect import detect  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
-from srgan_fast.reference import build_module  # noqa: E402
+from srgan_fast.reference.module import build_module  # noqa: E402
 from srgan_fast.weights import WeightsError, random_weights, weights_for  # noqa: E402
 
 

@@ -15,14 +15,15 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'srga
 
 from conftest import random_generator_weights  # noqa: E402
 
-from srgan_fast import cli  # noqa: E402
-from srgan_fast.distributed import register_ray_options, run_upscale_on_ray, upscale_files  # noqa: E402
+from srgan_fast.cli import main as cli  # noqa: E402
+from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray  # noqa: E402
+from srgan_fast.distributed import upscale_files  # noqa: E402
 from srgan_fast.distributed.images import WORKER_DEATH_RETRIES  # noqa: E402
 from srgan_fast.distributed.jobs import collect_jobs  # noqa: E402
 from srgan_fast.distributed.report import REPORT_NAME  # noqa: E402
 from srgan_fast.distributed.storage import local_copy, local_target, remove_abandoned_temporaries  # noqa: E402
 from srgan_fast.distributed.worker import KILLS_ENV  # noqa: E402
-from srgan_fast.imageio import ImageFile, save_image  # noqa: E402
+from srgan_fast.io.images import ImageFile, save_image  # noqa: E402
 from srgan_fast.weights import save_weights  # noqa: E402
 
 pytestmark = pytest.mark.native

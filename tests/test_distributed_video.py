@@ -11,7 +11,7 @@ av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'srgan
 
 from conftest import random_generator_weights  # noqa: E402
 
-from srgan_fast import cli  # noqa: E402
+from srgan_fast.cli import main as cli  # noqa: E402
 from srgan_fast.distributed import upscale_video  # noqa: E402
 from srgan_fast.distributed.segments import plan_segments  # noqa: E402
 from srgan_fast.distributed.video import SEGMENT_RETRIES  # noqa: E402

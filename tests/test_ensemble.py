@@ -7,7 +7,7 @@ import pytest
 
 from srgan_fast import Upscaler
 from srgan_fast.architecture import srvgg_compact
-from srgan_fast.ensemble import TRANSFORMS, forward, inverse
+from srgan_fast.tiler.ensemble import TRANSFORMS, forward, inverse
 from srgan_fast.weights import random_weights
 
 torch = pytest.importorskip("torch")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
-from srgan_fast import heif
-from srgan_fast.imageio import READ_SUFFIXES, WRITE_FORMATS, ImageFile, ImageFileError, load_image, save_image
-from srgan_fast.imagemeta import upright
+from srgan_fast.io import heif
+from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFile, ImageFileError, load_image, save_image
+from srgan_fast.io.metadata import upright
 
 pillow_heif = pytest.importorskip("pillow_heif",
                                   reason="pillow-heif is not installed (pip install 'srgan_fast[heif]')")
@@ -64,7 +64,7 @@ def test_the_heif_suffixes_are_listed_where_pillow_heif_is_installed():
 
 def test_the_suffix_lists_leave_out_what_nothing_here_handles(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    monkeypatch.setattr("srgan_fast.heif._pillow_avif", lambda: False)
+    monkeypatch.setattr("srgan_fast.io.heif._pillow_avif", lambda: False)
     assert heif.suffixes() == {}
 
 
@@ -224,7 +224,7 @@ def test_without_pillow_heif_heif_is_one_line_naming_the_extra(tmp_path, monkeyp
 
 def test_without_any_avif_library_avif_is_one_line_saying_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pillow_heif", None)
-    monkeypatch.setattr("srgan_fast.heif._pillow_avif", lambda: False)
+    monkeypatch.setattr("srgan_fast.io.heif._pillow_avif", lambda: False)
     with pytest.raises(ImageFileError, match=r"out.avif: AVIF needs Pillow >= 11.3 built with AVIF "
                                              r"\(pip install -U Pillow\) or pillow-heif < 1.0$"):
         save_image(tmp_path / "out.avif", ImageFile([_smooth((16, 16, 3))], "PNG"))

@@ -8,7 +8,7 @@ import torch
 from conftest import randomise_batchnorm_and_prelu
 
 from srgan_fast.architecture import srresnet
-from srgan_fast.model import Discriminator, Generator, fold_batchnorm
+from srgan_fast.reference.model import Discriminator, Generator, fold_batchnorm
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "training" / "checkpoints"
 

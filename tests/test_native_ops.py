@@ -10,7 +10,7 @@ from conftest import random_generator_weights
 pytestmark = pytest.mark.native
 torch = pytest.importorskip("torch")
 
-from srgan_fast._torch_impl import conv_epilogue  # noqa: E402
+from srgan_fast.reference.ops import conv_epilogue  # noqa: E402
 
 SHAPES = [(1, 1, 1), (2, 5, 7), (1, 9, 4), (1, 13, 17)]  # [N, h, w]: 1x1, partial Winograd tiles, batches
 
@@ -51,7 +51,7 @@ def t(w: np.ndarray, dtype) -> torch.Tensor:
     return torch.from_numpy(w).to(dtype)
 
 
-# Each op as srgan_fast._torch_impl composes it, in any dtype (float64 for the reference, bfloat16 for
+# Each op as srgan_fast.reference.ops composes it, in any dtype (float64 for the reference, bfloat16 for
 # torch's own bf16 error).
 def torch_layer(x, w, conv: str, dtype, **epilogue):
     return conv_epilogue(x, t(w[f"{conv}.weight"], dtype), t(w[f"{conv}.bias"], dtype), **epilogue)

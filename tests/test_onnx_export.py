@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
 from srgan_fast.architecture import srvgg_compact  # noqa: E402
-from srgan_fast.commands.export_onnx import register_cli  # noqa: E402
-from srgan_fast.onnx_export import build_onnx_model, export_onnx, quantized_conv_names  # noqa: E402
+from srgan_fast.cli.export_onnx import register  # noqa: E402
+from srgan_fast.backends.onnx_graph import build_onnx_model, export_onnx, quantized_conv_names  # noqa: E402
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8, seed=3)
 FP32_RELATIVE_TOLERANCE = 1e-4
@@ -159,7 +159,7 @@ def test_quantized_convs_are_all_but_the_first_and_last():
 
 
 def test_torch_generator_with_batchnorm_is_folded_on_export():
-    from srgan_fast.model import Generator
+    from srgan_fast.reference.model import Generator
 
     torch.manual_seed(0)
     generator = Generator(num_blocks=1, channels=8, batch_norm=True).eval()
@@ -209,7 +209,7 @@ def test_unknown_model_type_is_named():
 
 def _cli():
     parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers())
+    register(parser.add_subparsers())
     return parser
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import random_generator_weights
 from srgan_fast import InputError, Upscaler, upscale
-from srgan_fast.output_size import OutputSize
+from srgan_fast.tiler.output_size import OutputSize
 
 WEIGHTS = random_generator_weights(num_blocks=1, channels=8, seed=9)
 DTYPES = [np.uint8, np.uint16, np.float32]

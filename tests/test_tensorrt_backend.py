@@ -15,8 +15,8 @@ from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.backends import tensorrt_backend  # noqa: E402
 from srgan_fast.backends.tensorrt_backend import TensorRTBackend  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
-from srgan_fast.tensorrt import builder, runtime  # noqa: E402
-from srgan_fast.tensorrt.options import DeviceInfo  # noqa: E402
+from srgan_fast.backends.tensorrt import builder, runtime  # noqa: E402
+from srgan_fast.backends.tensorrt.options import DeviceInfo  # noqa: E402
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8, seed=4)
 

@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("onnx")
 
 from conftest import random_generator_weights  # noqa: E402
-from srgan_fast.tensorrt.builder import EngineBuildError, build_serialized_engine, onnx_for_engine  # noqa: E402
-from srgan_fast.tensorrt.cache import CacheWarning  # noqa: E402
-from srgan_fast.tensorrt.options import BuildOptions  # noqa: E402
+from srgan_fast.backends.tensorrt.builder import EngineBuildError, build_serialized_engine, onnx_for_engine  # noqa: E402
+from srgan_fast.backends.tensorrt.cache import CacheWarning  # noqa: E402
+from srgan_fast.backends.tensorrt.options import BuildOptions  # noqa: E402
 
 WEIGHTS = random_generator_weights(num_blocks=1, channels=8, seed=2)
 

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from srgan_fast.tensorrt.cache import (CacheWarning, EngineCache, cache_key, default_cache_dir, frame, unframe)
-from srgan_fast.tensorrt.options import BuildOptions, DeviceInfo, check_device_supports, engine_fields
+from srgan_fast.backends.tensorrt.cache import (CacheWarning, EngineCache, cache_key, default_cache_dir, frame, unframe)
+from srgan_fast.backends.tensorrt.options import BuildOptions, DeviceInfo, check_device_supports, engine_fields
 
 DEVICE = DeviceInfo("NVIDIA H100 80GB HBM3", (9, 0))
 FIELDS = {"weights_sha256": "ab" * 32, "precision": "fp16"}

@@ -16,10 +16,10 @@ torch = pytest.importorskip("torch")
 
 from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
-from srgan_fast.onnx_export import QuantSpec, build_onnx_model, quantized_conv_names  # noqa: E402
-from srgan_fast.tensorrt import calibration  # noqa: E402
-from srgan_fast.tensorrt.cache import CacheWarning  # noqa: E402
-from srgan_fast.tensorrt.calibration import (calibrate, calibration_tiles, entropy_threshold, image_files,  # noqa: E402
+from srgan_fast.backends.onnx_graph import QuantSpec, build_onnx_model, quantized_conv_names  # noqa: E402
+from srgan_fast.backends.tensorrt import calibration  # noqa: E402
+from srgan_fast.backends.tensorrt.cache import CacheWarning  # noqa: E402
+from srgan_fast.backends.tensorrt.calibration import (calibrate, calibration_tiles, entropy_threshold, image_files,  # noqa: E402
                                              measure_activation_amax)
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8, seed=5)
@@ -165,12 +165,12 @@ def test_calibration_key_follows_the_images(image_dir, tmp_path):
 def test_build_engine_cli_writes_the_int8_graph_without_tensorrt(image_dir, tmp_path):
     from safetensors.numpy import save_file
 
-    from srgan_fast.tensorrt.cli import register_cli
+    from srgan_fast.cli.tensorrt import register
 
     weights_path = tmp_path / "w.safetensors"
     save_file(WEIGHTS.tensors, str(weights_path), metadata=WEIGHTS.metadata)
     parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers())
+    register(parser.add_subparsers())
     out = tmp_path / "int8.onnx"
     args = parser.parse_args(["build-engine", str(weights_path), "--precision", "int8", "--tile", "20", "20",
                               "--batch", "2", "--calibration-images", str(image_dir), "--cache-dir",
@@ -188,14 +188,14 @@ def test_build_engine_cli_says_why_it_cannot_build(tmp_path, capsys):
     from safetensors.numpy import save_file
 
     from srgan_fast.backends.tensorrt_backend import TensorRTBackend
-    from srgan_fast.tensorrt.cli import register_cli
+    from srgan_fast.cli.tensorrt import register
 
     if TensorRTBackend.unavailable_reason() is None:
         pytest.skip("TensorRT can build here")
     weights_path = tmp_path / "w.safetensors"
     save_file(WEIGHTS.tensors, str(weights_path), metadata=WEIGHTS.metadata)
     parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers())
+    register(parser.add_subparsers())
     args = parser.parse_args(["build-engine", str(weights_path), "--cache-dir", str(tmp_path)])
     assert args.func(args) == 2
     assert "cannot build an engine here: TensorRT is not installed" in capsys.readouterr().err

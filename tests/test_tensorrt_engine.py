@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 
 from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
-from srgan_fast.tensorrt import builder  # noqa: E402
-from srgan_fast.tensorrt.cache import CacheWarning, EngineCache  # noqa: E402
-from srgan_fast.tensorrt.options import BuildOptions, DeviceInfo  # noqa: E402
+from srgan_fast.backends.tensorrt import builder  # noqa: E402
+from srgan_fast.backends.tensorrt.cache import CacheWarning, EngineCache  # noqa: E402
+from srgan_fast.backends.tensorrt.options import BuildOptions, DeviceInfo  # noqa: E402
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8, seed=9)
 
@@ -173,8 +173,8 @@ def test_int8_engine_agrees_with_the_same_qdq_graph_in_onnxruntime(tmp_path):
     y = backend.run(tiles)
     ref = _reference_unit(tiles)
     # The same calibration table (now cached) in the same Q/DQ graph, run by onnxruntime on the CPU.
-    from srgan_fast.onnx_export import QuantSpec, build_onnx_model
-    from srgan_fast.tensorrt.calibration import calibrate
+    from srgan_fast.backends.onnx_graph import QuantSpec, build_onnx_model
+    from srgan_fast.backends.tensorrt.calibration import calibrate
 
     amax = calibrate(WEIGHTS, images, (32, 32), "int8", backend.cache.directory)
     model = build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", amax))

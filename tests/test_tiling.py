@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from conftest import random_generator_weights
 from srgan_fast.api import Upscaler
-from srgan_fast.tiling import MIN_TILE, auto_tile, plan_axis, plan_tiles
+from srgan_fast.tiler.plan import MIN_TILE, auto_tile, plan_axis, plan_tiles
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8)
 

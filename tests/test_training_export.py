@@ -11,7 +11,7 @@ from PIL import Image
 from srgan_fast.backends.torch_backend import TorchBackend, build_generator
 from srgan_fast.degradation import bicubic_downscale, bicubic_upscale
 from srgan_fast.metrics import gradient_energy_y, psnr_y
-from srgan_fast.model import Generator
+from srgan_fast.reference.model import Generator
 from srgan_fast.weights import file_sha256, load_weights
 from training import train_srresnet
 from training.checkpoint import load_module_state

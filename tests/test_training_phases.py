@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from srgan_fast.model import Generator
+from srgan_fast.reference.model import Generator
 from training import train_srgan, train_srresnet
 from training.common import StopFlag, make_grad_scaler
 from training.losses import (PixelFeatureMatchingLoss, VggContentLoss, discriminator_loss,

@@ -8,7 +8,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from srgan_fast.cli import main  # noqa: E402
+from srgan_fast.cli.main import main  # noqa: E402
 from srgan_fast.video import VideoError, upscale_video  # noqa: E402
 from srgan_fast.video import encode as encode_module  # noqa: E402
 from srgan_fast.video.synthetic import NearestUpscaler, write_test_video  # noqa: E402
@@ -190,7 +190,7 @@ def test_cli_success_and_failure(tmp_path, video, small_weights, capsys):
 
 
 def test_cli_bitrate_parsing(tmp_path, video, capsys):
-    from srgan_fast.video.cli import _bitrate
+    from srgan_fast.cli.video import _bitrate
 
     assert (_bitrate("8M"), _bitrate("2500k"), _bitrate("800000")) == (8_000_000, 2_500_000, 800_000)
     with pytest.raises(SystemExit) as exited:

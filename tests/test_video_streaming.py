@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srgan_fast.channels import InputError
-from srgan_fast.streaming import default_batch_size, stream_frames
+from srgan_fast.tiler.channels import InputError
+from srgan_fast.tiler.streaming import default_batch_size, stream_frames
 from srgan_fast.video.synthetic import NearestUpscaler
 
 

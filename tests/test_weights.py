@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import random_generator_weights
-from srgan_fast import weights as weights_module
+from srgan_fast.weights import load as weights_module
 from srgan_fast.architecture import srresnet
 from srgan_fast.weights import WeightsError, available_models, load_weights, save_weights
 
@@ -80,7 +80,7 @@ def test_shipped_models_load_and_say_what_they_are():
 def test_atomic_outputs_get_ordinary_file_permissions(tmp_path):
     import os
 
-    from srgan_fast.atomic import write_bytes_atomically
+    from srgan_fast.io.atomic import write_bytes_atomically
 
     old = os.umask(0o022)
     try:

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from srgan_fast.atomic import atomic_output
+from srgan_fast.io.atomic import atomic_output
 from srgan_fast.backends.torch_backend import build_generator
 from srgan_fast.degradation import bicubic_downscale, bicubic_upscale, crop_to_multiple
 from srgan_fast.metrics import gradient_energy_y, psnr_y, ssim_y
-from srgan_fast.model import Generator, fold_batchnorm
+from srgan_fast.reference.model import Generator, fold_batchnorm
 from srgan_fast.weights import WeightsError, load_weights
 from training.checkpoint import load_module_state, read_checkpoint_meta
 from training.data import list_images, load_rgb_images, split_train_val

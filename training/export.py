@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from srgan_fast.atomic import write_bytes_atomically
+from srgan_fast.io.atomic import write_bytes_atomically
 from srgan_fast.weights import architecture_metadata, save_weights
 from training.checkpoint import read_checkpoint_meta
 from training.evaluate import evaluate, generator_from_checkpoint, validation_images

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srgan_fast.model import Discriminator
+from srgan_fast.reference.model import Discriminator
 from training.vgg import Vgg19Features
 
 

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from srgan_fast.model import Generator
+from srgan_fast.reference.model import Generator
 from training import train_srgan, train_srresnet
 from training.common import make_grad_scaler
 from training.losses import PixelFeatureMatchingLoss, VggContentLoss

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from srgan_fast.model import Discriminator, Generator
+from srgan_fast.reference.model import Discriminator, Generator
 from srgan_fast.weights import WeightsError, load_weights
 from training.checkpoint import (
     is_checkpoint,

@@ -13,7 +13,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from srgan_fast.model import Generator
+from srgan_fast.reference.model import Generator
 from training.checkpoint import load_checkpoint, read_raw_metadata, save_checkpoint
 from training.common import (
     COMMON_DEFAULTS,

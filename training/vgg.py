@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from srgan_fast.atomic import atomic_output
+from srgan_fast.io.atomic import atomic_output
 
 # (out_channels per conv) per stage; a 2x2 max-pool closes every stage but the last.
 _STAGES = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))

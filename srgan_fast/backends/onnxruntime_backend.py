@@ -1,4 +1,4 @@
-"""Backend "onnxruntime": the exported ONNX graph (srgan_fast.onnx_export) run by onnxruntime.
+"""Backend "onnxruntime": the exported ONNX graph (srgan_fast.backends.onnx_graph) run by onnxruntime.
 
 One graph per tile shape (static H/W, dynamic batch) so that onnxruntime can plan its memory once; or, with
 ``dynamic=True``, one graph for every shape. It runs on whichever execution providers this onnxruntime build has:
@@ -114,7 +114,7 @@ class OnnxRuntimeBackend(Backend):
     def _new_session(self, key: tuple, io: str, height: int, width: int):
         import onnxruntime
 
-        from srgan_fast.onnx_export import build_onnx_model
+        from srgan_fast.backends.onnx_graph import build_onnx_model
 
         model = build_onnx_model(self.weights, tile=None if self.dynamic else (height, width),
                                  precision=self.precision, io=io)

@@ -1,7 +1,7 @@
 """Backend "tensorrt": TensorRT engines built from the exported graph, cached on disk, run with CUDA graphs.
 
 One static engine per tile shape (and ``engine_batch``), built on first use and then loaded from the engine cache
-(srgan_fast.tensorrt.cache) in later processes; ``dynamic=((min_h, min_w), (max_h, max_w))`` builds one engine
+(srgan_fast.backends.tensorrt.cache) in later processes; ``dynamic=((min_h, min_w), (max_h, max_w))`` builds one engine
 for a range of tile shapes instead. uint8 tiles use an engine with the uint8 NHWC conversions inside; uint16
 and float32 tiles use the float engine, converted on the host. Device inputs (torch CUDA tensors or DLPack
 arrays, NHWC) stay on the GPU and come back as torch CUDA tensors.
@@ -46,7 +46,7 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def supported_precisions(cls, device: str) -> tuple[str, ...]:
-        from srgan_fast.tensorrt.options import PRECISIONS
+        from srgan_fast.backends.tensorrt.options import PRECISIONS
 
         return PRECISIONS if device.startswith("cuda") else ()
 
@@ -62,9 +62,9 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(reason)
         if not device.startswith("cuda"):
             raise ValueError(f"the tensorrt backend runs on 'cuda' or 'cuda:N', got device {device!r}")
-        from srgan_fast.tensorrt.builder import cuda_device_info
-        from srgan_fast.tensorrt.cache import EngineCache
-        from srgan_fast.tensorrt.options import BuildOptions, check_device_supports
+        from srgan_fast.backends.tensorrt.builder import cuda_device_info
+        from srgan_fast.backends.tensorrt.cache import EngineCache
+        from srgan_fast.backends.tensorrt.options import BuildOptions, check_device_supports
 
         super().__init__(weights, device, precision)
         self.device_index = parse_device(device).gpu_index
@@ -89,9 +89,9 @@ class TensorRTBackend(Backend):
             return self._runners[key]
 
     def _new_runner(self, io: str, height: int, width: int):
-        from srgan_fast.tensorrt.builder import engine_for
-        from srgan_fast.tensorrt.options import BuildOptions
-        from srgan_fast.tensorrt.runtime import EngineLoadError, EngineRunner
+        from srgan_fast.backends.tensorrt.builder import engine_for
+        from srgan_fast.backends.tensorrt.options import BuildOptions
+        from srgan_fast.backends.tensorrt.runtime import EngineLoadError, EngineRunner
 
         options = BuildOptions(tile=(height, width), io=io, dynamic=self.dynamic, **self._option_args)
         build = {"device_index": self.device_index, "cache": self.cache,

@@ -15,7 +15,7 @@ def build_generator(weights: GeneratorWeights):
     """The torch module of ``weights.network`` holding these weights (float32, eval mode)."""
     import torch
 
-    from srgan_fast.reference import build_module
+    from srgan_fast.reference.module import build_module
 
     module = build_module(weights.network)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.tensors.items()})

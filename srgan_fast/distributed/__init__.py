@@ -1,15 +1,15 @@
 """srgan_fast on a Ray cluster (the ``ray`` extra): ``upscale_files`` for folders and buckets of images,
 ``upscale_video`` for a long video in segments.
 
-Imported lazily, so that the command line can offer ``--ray`` where Ray (and pyarrow) are not installed.
+Imported lazily, so that the command line can offer ``--ray`` where Ray (and pyarrow) are not installed; the
+options and the runs from parsed arguments are in ``srgan_fast.cli.ray``.
 """
 from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"upscale_files": "images", "RunSummary": "report", "FileResult": "report",
-            "register_ray_options": "cli", "run_upscale_on_ray": "cli", "upscale_video": "video",
-            "SegmentedVideoResult": "video", "register_video_ray_options": "cli", "run_video_on_ray": "cli"}
+_EXPORTS = {"upscale_files": "images", "RunSummary": "report", "FileResult": "report", "upscale_video": "video",
+            "SegmentedVideoResult": "video"}
 __all__ = list(_EXPORTS)
 
 

@@ -12,7 +12,7 @@ from srgan_fast.distributed.cluster import check_worker_options, cluster_capacit
 from srgan_fast.distributed.jobs import Job, collect_jobs, existing_destinations
 from srgan_fast.distributed.report import FAILED, SKIPPED, FileResult, RunSummary, default_report_location, write_report
 from srgan_fast.distributed.worker import UpscaleWorker, result_of
-from srgan_fast.imageio import DEFAULT_MAX_PIXELS
+from srgan_fast.io.images import DEFAULT_MAX_PIXELS
 from srgan_fast.weights import DEFAULT_MODEL, resolve_weights_path
 
 # Attempts of a batch beyond the first when its worker dies (killed, out of memory, node lost). Bounded, so that a

@@ -1,6 +1,6 @@
 """The (source, destination) pairs of a run, from paths alone: nothing is opened or decoded here.
 
-The rules are those of a local run (``srgan_fast.batch``), applied over pyarrow filesystems so that a folder in
+The rules are those of a local run (``srgan_fast.io.batch``), applied over pyarrow filesystems so that a folder in
 a bucket is walked as a local one is; a folder without images is a problem line, not an error.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
 
-from srgan_fast.batch import is_hidden, is_image_name, no_images_line, output_file_refusal, output_name
+from srgan_fast.io.batch import is_hidden, is_image_name, no_images_line, output_file_refusal, output_name
 from srgan_fast.distributed import storage
 
 

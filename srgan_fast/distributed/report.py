@@ -5,7 +5,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from srgan_fast.atomic import write_bytes_atomically
+from srgan_fast.io.atomic import write_bytes_atomically
 from srgan_fast.distributed import storage
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"

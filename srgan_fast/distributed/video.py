@@ -21,8 +21,8 @@ from srgan_fast.distributed.segments import (
     upscale_segment,
 )
 from srgan_fast.distributed.worker import die_here_if_armed, make_upscaler
-from srgan_fast.imageio import one_line
-from srgan_fast.output_size import OutputSize
+from srgan_fast.io.images import one_line
+from srgan_fast.tiler.output_size import OutputSize
 from srgan_fast.video.encode import (
     add_copied_streams,
     choose_pix_fmt,

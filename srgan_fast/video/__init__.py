@@ -1,4 +1,5 @@
-"""Video upscaling with PyAV (FFmpeg): ``upscale_video(src, dst)`` and the ``srgan-fast video`` command.
+"""Video upscaling with PyAV (FFmpeg): ``upscale_video(src, dst)`` (its command line is
+``srgan_fast.cli.video``).
 
 PyAV is an optional dependency (``pip install 'srgan_fast[video]'``); it is imported on first use, so that
 ``srgan_fast`` and its command line work without it.

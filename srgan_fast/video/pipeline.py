@@ -21,8 +21,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from srgan_fast.output_size import OutputSize
-from srgan_fast.streaming import default_batch_size, stream_frames
+from srgan_fast.tiler.output_size import OutputSize
+from srgan_fast.tiler.streaming import default_batch_size, stream_frames
 from srgan_fast.video.decode import CORRUPT_POLICIES, CopyPacket, DecodedFrame, DecodeStats, FrameDecoder
 from srgan_fast.video.encode import (
     FrameEncoder,
@@ -176,7 +176,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
         were dropped: see ``srgan_fast.video.hdr``.
     encoder_options: extra FFmpeg encoder options, e.g. {"preset": "slow"}.
     start_frame, end_frame: the frame range [start, end) in decoded frame numbers.
-    batch_size: frames per upscale call (default from the frame size and device, see srgan_fast.streaming).
+    batch_size: frames per upscale call (default from the frame size and device, see srgan_fast.tiler.streaming).
     on_corrupt: "skip" damaged frames with a warning (counted in the result) or "stop" with an error.
     pts_range: (start, end): only the frames whose timestamps lie in [start, end), in the input video stream's time
         base (None: open on that side), decoded from the keyframe at or before start, their timestamps kept as

@@ -15,8 +15,8 @@ from PIL import Image
 
 from conftest import random_generator_weights
 from srgan_fast.api import Upscaler
-from srgan_fast.cli import main
-from srgan_fast.imageio import load_image, read_image, write_image
+from srgan_fast.cli.main import main
+from srgan_fast.io.images import load_image, read_image, write_image
 from srgan_fast.weights import save_weights
 
 pytestmark = pytest.mark.native

@@ -14,7 +14,7 @@ import png
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageOps
 
-from srgan_fast.imageio import ImageFile, ImageFileError, load_image, read_image, save_image, write_image
+from srgan_fast.io.images import ImageFile, ImageFileError, load_image, read_image, save_image, write_image
 
 ICC_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 ORIENTATION, MAKE, ARTIST = ExifTags.Base.Orientation, ExifTags.Base.Make, ExifTags.Base.Artist
@@ -116,7 +116,7 @@ def test_memory_errors_are_not_disguised_as_bad_files(tmp_path, monkeypatch):
     def out_of_memory(image):
         raise MemoryError
 
-    monkeypatch.setattr("srgan_fast.imageio._pil_to_array", out_of_memory)
+    monkeypatch.setattr("srgan_fast.io.images._pil_to_array", out_of_memory)
     with pytest.raises(MemoryError):
         load_image(tmp_path / "a.png")
 

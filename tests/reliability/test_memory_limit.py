@@ -30,7 +30,7 @@ def cli(*arguments, preexec_fn=None, program=None):
 
 PEAK_AFTER_A_RUN = """\
 import sys
-from srgan_fast.cli import main
+from srgan_fast.cli.main import main
 main(sys.argv[1:])
 print(next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmPeak:")))
 """

@@ -131,7 +131,7 @@ def test_importing_srgan_fast_leaves_handlers_alone(tmp_path):
     program = ("import signal\n"
                "def mine(signum, frame): pass\n"
                "signal.signal(signal.SIGTERM, mine)\n"
-               "import srgan_fast, srgan_fast.api, srgan_fast.cli, srgan_fast.video.cli\n"
+               "import srgan_fast, srgan_fast.api, srgan_fast.cli.main, srgan_fast.cli.video\n"
                "assert signal.getsignal(signal.SIGTERM) is mine\n"
                "assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL\n")
     run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
@@ -140,7 +140,7 @@ def test_importing_srgan_fast_leaves_handlers_alone(tmp_path):
 
 
 def test_main_restores_the_handlers_it_replaced(tmp_path, model):
-    from srgan_fast.cli import main
+    from srgan_fast.cli.main import main
 
     def mine(signum, frame):
         raise AssertionError("not called")
@@ -181,8 +181,8 @@ def test_a_signal_while_the_temporary_file_is_created_leaves_nothing(tmp_path, m
     name. The signal waits until the name is held, then stops the write, and the file is removed."""
     import tempfile
 
-    from srgan_fast.atomic import atomic_output
-    from srgan_fast.signals import Stopped, stop_on_signals
+    from srgan_fast.io.atomic import atomic_output
+    from srgan_fast.io.signals import Stopped, stop_on_signals
 
     real_mkstemp = tempfile.mkstemp
 

@@ -1,0 +1,74 @@
+"""What every sub-command shares: the Upscaler's options, how they become an Upscaler, and one-line errors.
+
+A leaf of the cli package: the command modules import it, it imports none of them.
+"""
+from __future__ import annotations
+
+import argparse
+
+from srgan_fast.api import DEFAULT_MEMORY_BUDGET
+from srgan_fast.backends import BackendUnavailable, backend_names
+from srgan_fast.io.images import ImageFileError
+from srgan_fast.options import PRECISIONS, format_bytes, parse_bytes, parse_device, parse_tile
+from srgan_fast.tiler.channels import InputError
+from srgan_fast.weights import DEFAULT_MODEL, WeightsError
+
+# What a user can get wrong (a file, a model, an option): reported on one line, never as a traceback.
+USER_ERRORS = (InputError, ImageFileError, WeightsError, BackendUnavailable, ValueError, OSError)
+
+
+def argument_type(parse):
+    """An options.py parser as an argparse type: its ValueError becomes argparse's one-line usage error."""
+    def parse_argument(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse_argument.__name__ = parse.__name__
+    return parse_argument
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other refusal: a command's full usage would bury the line that matters."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_upscaler_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that builds an Upscaler shares (also used by the video command)."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name, or a path to weights: ours "
+                        "(.safetensors) or another project's (.pth, .safetensors) (default: %(default)s)")
+    parser.add_argument("--backend", default="auto", choices=["auto", *backend_names()],
+                        help="default: the fastest available for the device")
+    parser.add_argument("--device", type=argument_type(lambda text: str(parse_device(text))),
+                        help="cpu, cuda or cuda:N (default: a GPU if present)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="as the backend supports (default: fp16 on GPUs, "
+                        "fp32 on CPUs)")
+    parser.add_argument("--tile", type=argument_type(parse_tile), default=None, metavar="auto|N|ROWSxCOLS",
+                        help="tile core size in input pixels (default: auto, from the memory budget)")
+    defaults = ", ".join(f"{format_bytes(size)} on {kind}" for kind, size in DEFAULT_MEMORY_BUDGET.items())
+    parser.add_argument("--memory-budget", type=argument_type(parse_bytes), metavar="SIZE",
+                        help=f"working memory the tiler may use, e.g. 2G or 512M (default: {defaults})")
+    parser.add_argument("--tta", action="store_true", help="self-ensemble: average the 8 flipped and rotated runs "
+                        "(about 8x the time, a little sharper and more exact)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("-s", "--outscale", type=float, help="output scale (e.g. 2.5; default: the model's); the "
+                      "model's result is resized with Lanczos")
+    size.add_argument("--width", type=int, help="output width in pixels, aspect ratio kept")
+    size.add_argument("--height", type=int, help="output height in pixels, aspect ratio kept")
+
+
+def make_upscaler(args: argparse.Namespace):
+    from srgan_fast.api import Upscaler
+
+    return Upscaler(args.model, backend=args.backend, device=args.device, precision=args.precision, tile=args.tile,
+                    memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale, width=args.width,
+                    height=args.height)
+
+
+def summary_line(result, detail: str = "") -> str:
+    """The one line a finished video run prints; ``detail`` goes after its frame rate."""
+    copied = f"; copied {', '.join(result.copied)}" if result.copied else ""
+    return (f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "
+            f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps{detail}){copied}")

@@ -1,0 +1,30 @@
+"""``srgan-fast``: the parser, one sub-command per module of this package, and the signal handling around a run."""
+from __future__ import annotations
+
+import sys
+
+from srgan_fast.cli import convert, cuda_profile, demo, export_onnx, info, tensorrt, upscale, video
+from srgan_fast.cli.common import OneLineErrorParser
+from srgan_fast.io.signals import Stopped, stop_on_signals
+
+COMMANDS = (upscale, video, demo, info, convert, export_onnx, tensorrt, cuda_profile)
+
+
+def build_parser() -> OneLineErrorParser:
+    parser = OneLineErrorParser(prog="srgan-fast", description="Fast ×4 super-resolution (SRGAN/SRResNet).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; SIGTERM and SIGHUP stop a command as Ctrl-C does, with the shell's 128 + N status."""
+    args = build_parser().parse_args(argv)
+    try:
+        with stop_on_signals():
+            return args.func(args)
+    except KeyboardInterrupt as interrupt:  # a command without its own summary of what it had done
+        stop = Stopped.from_interrupt(interrupt)
+        print(f"srgan-fast: stopped by {stop.signal_name}", file=sys.stderr)
+        return stop.exit_status

@@ -1,8 +1,0 @@
-"""TensorRT engines for the generator: build (``builder``), cache (``cache``), run (``runtime``).
-
-TensorRT, CUDA and torch are imported inside the functions that need them, so this package imports (and its
-options, cache and calibration are tested) on machines without a GPU. See docs/tensorrt.md.
-"""
-from srgan_fast.tensorrt.options import PRECISIONS, BuildOptions, DeviceInfo
-
-__all__ = ["PRECISIONS", "BuildOptions", "DeviceInfo"]
