@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import threading
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -17,7 +17,7 @@ from srgan_fast.tiler import channels
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.tiler.channels import InputError
 from srgan_fast.tiler.ensemble import self_ensemble
-from srgan_fast.options import format_bytes, parse_device, parse_tile
+from srgan_fast.options import format_bytes, parse_device, parse_precision, parse_tile
 from srgan_fast.tiler.output_size import OutputSize, resize
 from srgan_fast.tiler.plan import TilePlan, auto_tile, plan_tiles
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
@@ -89,6 +89,7 @@ class Upscaler:
                  height: int | None = None, **backend_options):
         # The options first: a mistake in one is told before any model is loaded or engine built.
         self.tile = parse_tile(tile)
+        precision = None if precision is None else parse_precision(precision)
         if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):
             raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
         self.output_size = OutputSize(outscale, size, width, height)
@@ -161,22 +162,31 @@ class Upscaler:
             return self._plans[image_hw]
 
     def upscale(self, image, *, outscale: float | None = None, size: tuple[int, int] | None = None,
-                width: int | None = None, height: int | None = None):
+                width: int | None = None, height: int | None = None, tta: bool | None = None,
+                run_windows: Callable[[np.ndarray, int], np.ndarray] | None = None):
         """H×W[×C] uint8/uint16/float32 array or PIL image -> the upscaled image, same type, dtype and channels.
 
         The output is ×scale (the model's), or: ``outscale`` × the input, exactly ``size`` = (height, width), or
         ``width`` / ``height`` with the aspect ratio kept; the network runs at its own scale and its result is
         resized (Lanczos, see srgan_fast.tiler.output_size). Smaller than the input is refused with ``InputError``.
+
+        tta: self-ensemble for this call (None: the Upscaler's own setting).
+        run_windows: the hook through which srgan_fast.serve batches windows of many requests into one backend
+            call: ``run_windows(windows [N, h, w, 3], max_batch) -> [N, sh, sw, 3]`` replaces each
+            ``backend.run`` of this call (max_batch: the most windows the memory budget lets one call take). It
+            must return what the backend returns for those windows; the result is then unchanged.
         """
         requested = OutputSize(outscale, size, width, height)
         output_size = self.output_size if requested.native else requested
+        network = _NetworkCall(self, self.tta if tta is None else bool(tta), run_windows)
         if isinstance(image, Image.Image):
             array, mode = channels.from_pil(image)
-            result = channels.to_pil(self._upscale_frames(channels.validate_array(array)[None], output_size)[0], mode)
+            frames = channels.validate_array(array)[None]
+            result = channels.to_pil(self._upscale_frames(frames, output_size, network)[0], mode)
             channels.copy_pil_metadata(image, result)
             return result
         array = channels.validate_array(image)
-        out = self._upscale_frames(array[None], output_size)[0]
+        out = self._upscale_frames(array[None], output_size, network)[0]
         return out.reshape(out.shape[:2] + image.shape[2:])
 
     def upscale_batch(self, frames: np.ndarray) -> np.ndarray:
@@ -189,14 +199,14 @@ class Upscaler:
         frames = channels.native_byte_order(frames)
         for frame in frames:
             channels.validate_array(frame)
-        return self._upscale_frames(frames, self.output_size)
+        return self._upscale_frames(frames, self.output_size, _NetworkCall(self, self.tta, None))
 
-    def _upscale_frames(self, frames: np.ndarray, output_size: OutputSize) -> np.ndarray:
+    def _upscale_frames(self, frames: np.ndarray, output_size: OutputSize, network: _NetworkCall) -> np.ndarray:
         """Validated [N, H, W, C] -> [N, H', W', C] at ``output_size``; memory errors say what to lower."""
         target = output_size.target(frames.shape[1:3], self.scale)
         self._check_output_fits(frames.shape, frames.dtype)
         try:
-            upscaled = self._upscale_channels(frames)
+            upscaled = self._upscale_channels(frames, network)
             return upscaled if target is None else np.stack([resize(frame, target) for frame in upscaled])
         except MemoryError:
             _, h, w, c = frames.shape
@@ -219,34 +229,28 @@ class Upscaler:
             raise InputError(f"the ×{self.scale} output of a {what} needs {format_bytes(needed)}, more than the "
                              f"{format_bytes(available)} of memory available; upscale it in parts")
 
-    def _upscale_channels(self, frames: np.ndarray) -> np.ndarray:
+    def _upscale_channels(self, frames: np.ndarray, network: _NetworkCall) -> np.ndarray:
         """Validated [N, H, W, C] -> [N, sH, sW, C]: gray and alpha around the RGB network."""
         count = frames.shape[3]
         if count == 1:
-            return channels.rgb_to_gray(self._network_rgb(np.repeat(frames, 3, axis=3)))
+            return channels.rgb_to_gray(network.rgb(np.repeat(frames, 3, axis=3)))
         if count == 3:
-            return self._network_rgb(frames)
+            return network.rgb(frames)
         rgb = np.stack([channels.fill_transparent(f[..., :3], f[..., 3]) for f in frames])
         alpha = np.stack([channels.upscale_alpha(f[..., 3], self.scale) for f in frames])
-        return np.concatenate([self._network_rgb(rgb), alpha[..., None]], axis=3)
+        return np.concatenate([network.rgb(rgb), alpha[..., None]], axis=3)
 
-    def _network_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] -> [N, sH, sW, 3] through the network, once or as the 8-way self-ensemble."""
-        # The backends take C-contiguous tiles; stacking Fortran-ordered frames (say) keeps their order.
-        rgb = np.ascontiguousarray(rgb)
-        if self.tta:
-            return self_ensemble(rgb, self._upscale_rgb)
-        return self._upscale_rgb(rgb)
-
-    def _upscale_rgb(self, rgb: np.ndarray) -> np.ndarray:
+    def _upscale_rgb(self, rgb: np.ndarray, run_windows: Callable[[np.ndarray, int], np.ndarray] | None = None
+                     ) -> np.ndarray:
         """[N, H, W, 3] contiguous -> [N, sH, sW, 3]: windows gathered into batches, cores scattered into the output."""
         n, h, w, _ = rgb.shape
         plan = self.plan((h, w))
         wh, ww = plan.window_hw
         window_bytes = wh * ww * self.backend.bytes_per_input_pixel()
         batch = self.batch_size or max(1, min(self.memory_budget // window_bytes, 64))
+        run = run_windows or (lambda windows, _: self.backend.run(windows))
         if plan.num_windows == 1 and n <= batch:
-            return self.backend.run(rgb)  # the whole frames are the window: no gather, no scatter
+            return run(rgb, batch)  # the whole frames are the window: no gather, no scatter
         out = np.empty((n, self.scale * h, self.scale * w, 3), dtype=rgb.dtype)
         jobs = [(i, window) for i in range(n) for window in plan.windows(self.scale)]
         buffer = self._gather_buffer((min(batch, len(jobs)), wh, ww, 3), rgb.dtype)
@@ -254,7 +258,7 @@ class Upscaler:
             chunk = jobs[start : start + batch]
             for slot, (i, (window, _, _)) in enumerate(chunk):
                 buffer[slot] = rgb[i][window]
-            result = self.backend.run(buffer[: len(chunk)])
+            result = run(buffer[: len(chunk)], batch)
             for slot, (i, (_, in_window, in_image)) in enumerate(chunk):
                 out[i][in_image] = result[slot][in_window]
         return out
@@ -271,6 +275,21 @@ class Upscaler:
         from srgan_fast.tiler.streaming import stream_frames
 
         return stream_frames(self, frames, batch_size=batch_size)
+
+
+class _NetworkCall:
+    """How one call runs the RGB network: with or without the self-ensemble, through the backend or a hook."""
+
+    def __init__(self, upscaler: Upscaler, tta: bool, run_windows):
+        self.upscaler, self.tta, self.run_windows = upscaler, tta, run_windows
+
+    def rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] -> [N, sH, sW, 3] through the network, once or as the 8-way self-ensemble."""
+        # The backends take C-contiguous tiles; stacking Fortran-ordered frames (say) keeps their order.
+        rgb = np.ascontiguousarray(rgb)
+        if self.tta:
+            return self_ensemble(rgb, lambda frames: self.upscaler._upscale_rgb(frames, self.run_windows))
+        return self.upscaler._upscale_rgb(rgb, self.run_windows)
 
 
 _cached: tuple[tuple, Upscaler] | None = None

@@ -10,7 +10,9 @@ the format can hold (16 bits, alpha, frames, ICC profile, EXIF) and say what the
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -40,6 +42,10 @@ class ImageFileError(ValueError):
     """An image file that cannot be read or written; the message names the file and why."""
 
 
+class ImageTooLarge(ImageFileError):
+    """An image over the ``max_pixels`` limit, refused before it is decoded (a server answers 413 for it)."""
+
+
 @dataclass
 class ImageFile:
     """The pixels of an image file, still or animated, and the metadata worth carrying into an upscaled copy."""
@@ -67,7 +73,7 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int, frames: in
     pixels = width * height * frames
     if pixels > max_pixels:
         size = f"{frames} frames of {width}x{height}" if frames > 1 else f"{width}x{height}"
-        raise ImageFileError(f"{path}: {size} = {pixels} pixels exceeds the limit of {max_pixels} "
+        raise ImageTooLarge(f"{path}: {size} = {pixels} pixels exceeds the limit of {max_pixels} "
                              "(a decompression bomb or a very large image; raise --max-pixels to allow it)")
 
 
@@ -86,8 +92,18 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"{path}: no such file")
+    return _load(lambda: open(path, "rb"), path, max_pixels)
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> ImageFile:
+    """``load_image`` of an image file's bytes (an upload, say); ``name`` stands for the path in messages."""
+    return _load(lambda: io.BytesIO(data), name, max_pixels)
+
+
+def _load(open_file, path: Path | str, max_pixels: int) -> ImageFile:
+    """The body of ``load_image`` for a binary file that ``open_file()`` opens; ``path`` names it in messages."""
     try:
-        with pillow_limit.at_least(max_pixels), open(path, "rb") as file:
+        with pillow_limit.at_least(max_pixels), open_file() as file:
             head = file.read(64)
             if not head:
                 raise ImageFileError(f"{path}: unreadable or truncated image (empty file)")
@@ -103,7 +119,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except UnidentifiedImageError:
         raise ImageFileError(f"{path}: unreadable or truncated image (not in any format Pillow knows)") from None
     except Image.DecompressionBombError as exc:
-        raise ImageFileError(f"{path}: exceeds the limit of {max_pixels} pixels ({one_line(exc)}; "
+        raise ImageTooLarge(f"{path}: exceeds the limit of {max_pixels} pixels ({one_line(exc)}; "
                              "raise --max-pixels to allow it)") from None
     except Exception as exc:  # a broken file fails anywhere in the decoders, with any exception type
         raise ImageFileError(f"{path}: unreadable or truncated image ({one_line(exc)})") from None
@@ -249,7 +265,37 @@ def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
     the caller to show.
     """
     path = Path(path)
-    fmt = _output_format(path)
+    write, notes = _encoder(path, _output_format(path), image)
+    try:
+        with atomic_output(path, suffix=path.suffix) as tmp:
+            write(tmp)
+    except MemoryError:
+        raise
+    except Exception as exc:  # encoders fail with any exception type
+        raise ImageFileError(f"{path}: could not write ({one_line(exc)})") from None
+    return notes
+
+
+def encode_image(image: ImageFile, fmt: str, *, quality: int | None = None, name: str = "image") -> tuple[bytes, list[str]]:
+    """The bytes of the file ``save_image`` writes, in Pillow's format ``fmt`` ("PNG", "JPEG", "WEBP", ...), and
+    its warnings; ``quality``: JPEG and WebP quality (default 95). ``name`` stands for the path in messages."""
+    formats = sorted(set(WRITE_FORMATS.values()))
+    if fmt not in formats:
+        raise ImageFileError(f"{name}: unknown output format {fmt!r}; expected one of {', '.join(formats)}")
+    write, notes = _encoder(name, fmt, image, quality)
+    buffer = io.BytesIO()
+    try:
+        write(buffer)
+    except MemoryError:
+        raise
+    except Exception as exc:  # encoders fail with any exception type
+        raise ImageFileError(f"{name}: could not encode ({one_line(exc)})") from None
+    return buffer.getvalue(), notes
+
+
+def _encoder(path: Path | str, fmt: str, image: ImageFile, quality: int | None = None):
+    """(write(target), warnings): what ``fmt`` can hold of ``image`` decided, ready to write to a path or a
+    binary file object; ``write`` adds any warning it finds while writing."""
     if not image.frames:
         raise ImageFileError(f"{path}: no frames to write")
     if image.animated and fmt not in MULTI_FRAME_FORMATS:
@@ -267,23 +313,19 @@ def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
     if image.animated and image.durations_ms and fmt not in _TIMED_FORMATS:
         notes.append(f"{path}: frame durations dropped: {fmt} pages have none")
     bits = _heif_bits(path, fmt, frames[0], image.bit_depth, notes) if fmt in heif.FORMATS else None
-    try:
-        with atomic_output(path, suffix=path.suffix) as tmp:
-            if fmt == "PNG" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
-                _write_png16(tmp, frames[0], icc_profile, exif)
-            elif fmt == "TIFF" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
-                if exif:
-                    notes.append(f"{path}: EXIF dropped: the 16-bit colour TIFF writer does not carry it")
-                _write_tiff16(tmp, frames, icc_profile)
-            elif fmt in heif.FORMATS:
-                heif.encode(tmp, fmt, frames[0], bits, icc_profile, exif)
-            else:
-                _write_pillow(tmp, fmt, frames, image, icc_profile, exif)
-    except MemoryError:
-        raise
-    except Exception as exc:  # encoders fail with any exception type
-        raise ImageFileError(f"{path}: could not write ({one_line(exc)})") from None
-    return notes
+
+    def write(target) -> None:
+        if fmt == "PNG" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
+            _write_png16(target, frames[0], icc_profile, exif)
+        elif fmt == "TIFF" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
+            if exif:
+                notes.append(f"{path}: EXIF dropped: the 16-bit colour TIFF writer does not carry it")
+            _write_tiff16(target, frames, icc_profile)
+        elif fmt in heif.FORMATS:
+            heif.encode(target, fmt, frames[0], bits, icc_profile, exif)
+        else:
+            _write_pillow(target, fmt, frames, image, icc_profile, exif, quality)
+    return write, notes
 
 
 def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: list[str]) -> np.ndarray:
@@ -326,7 +368,7 @@ def _write_png16(tmp: Path, array: np.ndarray, icc_profile: bytes | None, exif: 
     height, width, planes = array.shape
     writer = PngWriterWithChunks(width, height, bitdepth=16, greyscale=False, alpha=planes == 4,
                                  extra_chunks=png_metadata_chunks(icc_profile, exif))
-    with open(tmp, "wb") as file:
+    with open(tmp, "wb") if isinstance(tmp, (str, os.PathLike)) else contextlib.nullcontext(tmp) as file:
         # Packed big-endian rows, one at a time: pypng's own per-value packing is slow on large images.
         writer.write_packed(file, (row.astype(">u2").tobytes() for row in array.reshape(height, width * planes)))
 
@@ -343,10 +385,10 @@ def _write_tiff16(tmp: Path, frames: list[np.ndarray], icc_profile: bytes | None
 
 
 def _write_pillow(tmp: Path, fmt: str, frames: list[np.ndarray], image: ImageFile, icc_profile: bytes | None,
-                  exif: bytes | None) -> None:
+                  exif: bytes | None, quality: int | None = None) -> None:
     # Pillow maps uint16 H×W to its 16-bit gray mode "I;16" by itself.
     pictures = [Image.fromarray(frame[:, :, 0] if frame.shape[2] == 1 else frame) for frame in frames]
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    options = {"quality": quality or 95} if fmt in ("JPEG", "WEBP") else {}
     if icc_profile:
         options["icc_profile"] = icc_profile
     if exif:
