@@ -37,8 +37,18 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def add_upscaler_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that builds an Upscaler shares (also used by the video command)."""
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name, or a path to weights: ours "
-                        "(.safetensors) or another project's (.pth, .safetensors) (default: %(default)s)")
+    add_model_options(parser)
+    add_output_options(parser)
+
+
+def add_model_options(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    """The model, backend, device, precision, tile and memory budget; ``many``: --model may be repeated (a list)."""
+    if many:
+        parser.add_argument("--model", action="append", help="shipped model name, or a path to weights; repeat it "
+                            f"to load several, the first is the default (default: {DEFAULT_MODEL})")
+    else:
+        parser.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name, or a path to weights: ours "
+                            "(.safetensors) or another project's (.pth, .safetensors) (default: %(default)s)")
     parser.add_argument("--backend", default="auto", choices=["auto", *backend_names()],
                         help="default: the fastest available for the device")
     parser.add_argument("--device", type=argument_type(lambda text: str(parse_device(text))),
@@ -50,6 +60,10 @@ def add_upscaler_options(parser: argparse.ArgumentParser) -> None:
     defaults = ", ".join(f"{format_bytes(size)} on {kind}" for kind, size in DEFAULT_MEMORY_BUDGET.items())
     parser.add_argument("--memory-budget", type=argument_type(parse_bytes), metavar="SIZE",
                         help=f"working memory the tiler may use, e.g. 2G or 512M (default: {defaults})")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Self-ensemble and the output size."""
     parser.add_argument("--tta", action="store_true", help="self-ensemble: average the 8 flipped and rotated runs "
                         "(about 8x the time, a little sharper and more exact)")
     size = parser.add_mutually_exclusive_group()

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import sys
 
-from srgan_fast.cli import convert, cuda_profile, demo, export_onnx, info, tensorrt, upscale, video
+from srgan_fast.cli import convert, cuda_profile, demo, export_onnx, info, serve, tensorrt, upscale, video
 from srgan_fast.cli.common import OneLineErrorParser
 from srgan_fast.io.signals import Stopped, stop_on_signals
 
-COMMANDS = (upscale, video, demo, info, convert, export_onnx, tensorrt, cuda_profile)
+COMMANDS = (upscale, video, serve, demo, info, convert, export_onnx, tensorrt, cuda_profile)
 
 
 def build_parser() -> OneLineErrorParser:
