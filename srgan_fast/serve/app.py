@@ -8,6 +8,7 @@ shutdown (uvicorn's SIGTERM handling stops accepting and lets requests in flight
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from importlib import resources
 from typing import Mapping, Sequence
@@ -22,6 +23,8 @@ from srgan_fast.api import Upscaler
 from srgan_fast.serve.limits import Limits, Refusal, check_bearer
 from srgan_fast.serve.scheduler import Cancelled
 from srgan_fast.serve.service import Service, parse_options
+
+log = logging.getLogger("srgan_fast.serve")
 
 # Requests whose work runs at once in threads; each mostly waits on the scheduler, and the pixel-bounded queue,
 # not this, bounds the memory they hold. More wait for a thread, holding only their body.
@@ -44,8 +47,11 @@ def create_app(models: Sequence[str] | Mapping[str, Upscaler] = ("srgan",), *, b
     if isinstance(models, Mapping):
         upscalers = dict(models)
     else:
-        upscalers = {str(name): Upscaler(name, backend=backend, device=device, precision=precision, tile=tile,
-                                         memory_budget=memory_budget) for name in models}
+        upscalers = {}
+        for name in models:  # named by the weights' own name: a path's stem, not the path, goes in ?model=
+            up = Upscaler(name, backend=backend, device=device, precision=precision, tile=tile,
+                          memory_budget=memory_budget)
+            upscalers[up.weights.name] = up
     service = Service(upscalers, limits, express=express, max_wait_s=max_wait_s)
     service.warm_up()
     return build_app(service, api_key)
@@ -120,6 +126,14 @@ def build_app(service: Service, api_key: str | None = None) -> FastAPI:
         except Refusal as refusal:
             service.metrics.requests.labels(str(refusal.status)).inc()
             return error(refusal.status, refusal.message, refusal.headers)
+        except MemoryError as exc:
+            service.metrics.requests.labels("503").inc()
+            return error(503, f"out of memory for this request ({exc}); retry later or send a smaller image",
+                         {"Retry-After": "5"})
+        except Exception as exc:  # noqa: BLE001 - a bug: one line to the client, the traceback to the log
+            log.exception("srgan-fast serve: request failed")
+            service.metrics.requests.labels("500").inc()
+            return error(500, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
         if answer is None:  # the client went away: nobody reads an answer
             service.metrics.requests.labels("cancelled").inc()
             return Response(status_code=499)
@@ -160,6 +174,7 @@ async def run_watching_disconnect(request: Request, service: Service, body: byte
     """Run the request's work in a thread; if the client disconnects first, cancel its job and return None."""
     job = service.scheduler.job()
     gone = stopped = False
+    failure: BaseException | None = None  # raised after the task group, which would wrap it in a group
 
     async def watch():
         nonlocal gone
@@ -172,12 +187,17 @@ async def run_watching_disconnect(request: Request, service: Service, body: byte
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(watch)
+        answer = None
         try:
             answer = await anyio.to_thread.run_sync(service.process, body, options, job, limiter=workers)
         except Cancelled:
-            answer, stopped = None, not gone
+            stopped = not gone
+        except Exception as exc:  # noqa: BLE001 - re-raised below, outside the group
+            failure = exc
         finally:
             tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     if stopped:
         raise Refusal(503, "the server stopped before this request ran; retry", {"Retry-After": "1"})
     return None if gone else answer
