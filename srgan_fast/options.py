@@ -12,6 +12,8 @@ from dataclasses import dataclass
 DEVICE_KINDS = ("cpu", "cuda")
 # Every precision some backend runs; which ones a backend runs on a device is its own supported_precisions.
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+# Weights and activations in one float type; the quantized ones keep some layers in a float type beside them.
+FLOAT_PRECISIONS = ("fp32", "fp16", "bf16")
 # Memory sizes: K, M, G and T are powers of 1024 with or without the "i", as memory is counted.
 _BYTE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -40,10 +42,12 @@ def parse_device(text: str | Device) -> Device:
     raise ValueError(f"unknown device {text!r}: expected 'cpu', 'cuda' or 'cuda:N'")
 
 
-def parse_precision(text: str) -> str:
+def parse_precision(text: str, accepted: tuple[str, ...] = PRECISIONS, what: str = "precision") -> str:
+    """'BF16' -> 'bf16'; ``accepted`` narrows the list for a part that runs fewer (``what`` names that part)."""
     precision = str(text).strip().lower()
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {text!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision not in accepted:
+        known = "" if precision in PRECISIONS else "unknown "
+        raise ValueError(f"{known}{what} {text!r}: expected one of {', '.join(accepted)}")
     return precision
 
 

@@ -190,7 +190,7 @@ def test_export_writes_a_checked_file_atomically(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"tile": (0, 5)}, "tile must be (height, width) of positive ints or None for dynamic, got (0, 5)"),
     ({"tile": (8,)}, "got (8,)"),
-    ({"precision": "fp64"}, "precision must be one of fp32, fp16, bf16, got 'fp64'"),
+    ({"precision": "fp64"}, "unknown ONNX graph precision 'fp64': expected one of fp32, fp16, bf16"),
     ({"io": "rgb"}, "io must be one of float, uint8, got 'rgb'"),
     ({"opset": 13}, "opset must be >= 17, got 13"),
     ({"precision": "bf16", "opset": 17}, "bf16 needs opset >= 22 (bfloat16 Conv), got 17"),
@@ -220,7 +220,7 @@ def test_cli_exports_a_static_uint8_graph(tmp_path, capsys):
     save_file(WEIGHTS.tensors, str(weights_path), metadata=WEIGHTS.metadata)
     out = tmp_path / "g.onnx"
     args = _cli().parse_args(["export-onnx", str(weights_path), "-o", str(out), "--tile", "6", "10",
-                              "--io", "uint8", "--fp16"])
+                              "--io", "uint8", "--precision", "fp16"])
     assert args.func(args) == 0
     model = onnx.load(str(out))
     props = {p.key: p.value for p in model.metadata_props}

@@ -57,3 +57,23 @@ def test_bytes(text, expected):
 def test_bad_bytes(text):
     with pytest.raises(ValueError, match="expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000"):
         parse_bytes(text)
+
+
+def test_precision_narrowed_to_what_a_part_runs_names_that_part():
+    from srgan_fast.options import FLOAT_PRECISIONS
+
+    assert parse_precision(" FP16 ", FLOAT_PRECISIONS, "ONNX graph precision") == "fp16"
+    with pytest.raises(ValueError, match="^ONNX graph precision 'int8': expected one of fp32, fp16, bf16$"):
+        parse_precision("int8", FLOAT_PRECISIONS, "ONNX graph precision")
+
+
+def test_cli_and_api_refuse_an_unknown_precision_with_the_same_line(capsys):
+    from srgan_fast import Upscaler
+    from srgan_fast.cli.main import main
+
+    with pytest.raises(ValueError, match="unknown precision 'fp64': expected one of fp32, fp16, bf16, int8, fp8"):
+        Upscaler("srresnet", precision="fp64")
+    with pytest.raises(SystemExit) as stop:
+        main(["upscale", "in.png", "-o", "out.png", "--precision", "fp64"])
+    assert stop.value.code == 2
+    assert "unknown precision 'fp64': expected one of fp32, fp16, bf16, int8, fp8" in capsys.readouterr().err

@@ -126,7 +126,7 @@ def test_static_and_dynamic_profiles():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"precision": "int4"}, "TensorRT precision must be one of fp32, fp16, bf16, int8, fp8, got 'int4'"),
+    ({"precision": "int4"}, "unknown TensorRT precision 'int4': expected one of fp32, fp16, bf16, int8, fp8"),
     ({"tile": (0, 64)}, "tile must be (height, width) of positive ints, got (0, 64)"),
     ({"batch": 0}, "batch must be >= 1, got 0"),
     ({"io": "rgb"}, "io must be one of float, uint8, got 'rgb'"),

@@ -1,5 +1,6 @@
 """What a network is, without PyTorch: the layer-list description every path derives from, and the
-architectures (``srresnet``, ``msrresnet``, ``srvgg_compact``).
+architectures (``srresnet`` in ``paper``, ``msrresnet`` in ``basicsr``, ``srvgg_compact`` in ``realesrgan``),
+each beside the state-dict layouts other projects store it in.
 
 Value ranges are fixed here and only here:
   * network input: RGB in [0, 1] (``INPUT_RANGE``);

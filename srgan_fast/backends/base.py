@@ -20,7 +20,6 @@ from srgan_fast.weights import GeneratorWeights
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 FULL_SCALE = {np.dtype(name): value for name, value in architecture.FULL_SCALE.items()}
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 class BackendUnavailable(RuntimeError):

@@ -28,10 +28,10 @@ import numpy as np
 
 from srgan_fast.architecture import IMAGE, Conv, Network
 from srgan_fast.io.atomic import write_bytes_atomically
+from srgan_fast.options import FLOAT_PRECISIONS, parse_precision
 from srgan_fast.weights import GeneratorWeights, load_weights, weights_for
 
 IO_MODES = ("float", "uint8")
-PRECISIONS = ("fp32", "fp16", "bf16")
 QUANT_KINDS = ("int8", "fp8")
 MIN_OPSET = 17
 # QuantizeLinear with fp16 scales and float8 types arrived in opset 19, bfloat16 Conv in opset 22.
@@ -89,8 +89,7 @@ def _check_args(tile, batch, precision, io, opset, quant) -> None:
         raise ValueError(f"tile must be (height, width) of positive ints or None for dynamic, got {tile!r}")
     if batch is not None and not (isinstance(batch, (int, np.integer)) and batch > 0):
         raise ValueError(f"batch must be a positive int or None for dynamic, got {batch!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    parse_precision(precision, FLOAT_PRECISIONS, "ONNX graph precision")
     if io not in IO_MODES:
         raise ValueError(f"io must be one of {', '.join(IO_MODES)}, got {io!r}")
     if opset < MIN_OPSET:

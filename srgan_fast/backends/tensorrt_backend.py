@@ -46,7 +46,7 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def supported_precisions(cls, device: str) -> tuple[str, ...]:
-        from srgan_fast.backends.tensorrt.options import PRECISIONS
+        from srgan_fast.options import PRECISIONS  # TensorRT builds every one
 
         return PRECISIONS if device.startswith("cuda") else ()
 

@@ -9,7 +9,7 @@ import argparse
 from srgan_fast.api import DEFAULT_MEMORY_BUDGET
 from srgan_fast.backends import BackendUnavailable, backend_names
 from srgan_fast.io.images import ImageFileError
-from srgan_fast.options import PRECISIONS, format_bytes, parse_bytes, parse_device, parse_tile
+from srgan_fast.options import PRECISIONS, format_bytes, parse_bytes, parse_device, parse_precision, parse_tile
 from srgan_fast.tiler.channels import InputError
 from srgan_fast.weights import DEFAULT_MODEL, WeightsError
 
@@ -53,7 +53,8 @@ def add_model_options(parser: argparse.ArgumentParser, many: bool = False) -> No
                         help="default: the fastest available for the device")
     parser.add_argument("--device", type=argument_type(lambda text: str(parse_device(text))),
                         help="cpu, cuda or cuda:N (default: a GPU if present)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="as the backend supports (default: fp16 on GPUs, "
+    parser.add_argument("--precision", type=argument_type(parse_precision), metavar="|".join(PRECISIONS),
+                        help="as the backend supports (default: fp16 on GPUs, "
                         "fp32 on CPUs)")
     parser.add_argument("--tile", type=argument_type(parse_tile), default=None, metavar="auto|N|ROWSxCOLS",
                         help="tile core size in input pixels (default: auto, from the memory budget)")

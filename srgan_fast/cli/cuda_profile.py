@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("cuda-profile", help="time the CUDA backend (whole forward and per layer)")
     parser.add_argument("--size", default="540x960", help="input tile HxW (default 540x960: one 4K output frame)")
     parser.add_argument("--batch", type=int, default=1, help="tiles per launch")
-    parser.add_argument("--precision", choices=("fp16", "bf16"), default="fp16")
+    parser.add_argument("--precision", choices=CudaBackend.supported_precisions("cuda"), default="fp16")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--blocks", type=int, default=16, help="residual blocks of the random-weight model")
     parser.add_argument("--channels", type=int, default=64)

@@ -72,7 +72,7 @@ def _build(args) -> int:
 
 
 def register(subparsers) -> None:
-    from srgan_fast.backends.tensorrt.options import PRECISIONS
+    from srgan_fast.options import PRECISIONS
 
     p = subparsers.add_parser("build-engine", help="build and cache a TensorRT engine for a model and tile shape")
     p.add_argument("model", help="model name or path to a .safetensors weights file")

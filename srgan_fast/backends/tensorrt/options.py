@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Mapping
 
 from srgan_fast.backends.onnx_graph import IO_MODES, QuantSpec, default_opset
+from srgan_fast.options import PRECISIONS, parse_precision
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
 # The float type of the layers that are not quantized; int8/fp8 convs sit between fp16 layers.
 FLOAT_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "fp16", "fp8": "fp16"}
 # Lowest compute capability with hardware for each precision: bf16 needs Ampere, fp8 Ada or Hopper.
@@ -45,8 +45,7 @@ class BuildOptions:
     workspace_mib: int | None = None
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"TensorRT precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        object.__setattr__(self, "precision", parse_precision(self.precision, PRECISIONS, "TensorRT precision"))
         if len(tuple(self.tile)) != 2 or min(self.tile) < 1:
             raise ValueError(f"tile must be (height, width) of positive ints, got {self.tile!r}")
         object.__setattr__(self, "tile", tuple(int(v) for v in self.tile))
