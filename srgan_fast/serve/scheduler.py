@@ -254,6 +254,11 @@ class TileScheduler:
                     chunk.remaining -= 1
                 if chunk.remaining == 0:
                     chunk.finish()
+            # Served jobs go behind the ones that arrived while this batch ran: those lead the next batches.
+            for job in dict.fromkeys(chunk.job for chunk, _ in batch):
+                if job in self._jobs:
+                    self._jobs.remove(job)
+                    self._jobs.append(job)
         if self._on_batch is not None:
             h, w = first.tiles.shape[1:3]
             self._on_batch(BatchRecord(lane.name, len(batch), len({id(c.job) for c, _ in batch}), seconds,

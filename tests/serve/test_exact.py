@@ -51,6 +51,23 @@ def test_32_concurrent_mixed_requests_are_bit_exact(server, tiny_weights):
     batches = metric(server, "srgan_serve_batch_requests_count", 'lane="bulk"') - batches_before
     shared = metric(server, "srgan_serve_batch_requests_sum", 'lane="bulk"') - shared_before
     assert shared > batches, "no backend call carried windows of more than one request"
+    if "express" in httpx.get(f"{server}/readyz").json()["lanes"]:
+        assert metric(server, "srgan_serve_batch_tiles_count", 'lane="express"') > 0, "the express lane never ran"
+
+
+def test_shipped_model_by_name_is_bit_exact(tiny_weights):
+    """create_app's own loading: a shipped model named as in ?model=, answers equal to srgan_fast.upscale."""
+    import srgan_fast
+
+    rng = np.random.default_rng(9)
+    images = [random_image(rng, 24, 20), random_image(rng, 16, 28, 4, np.uint16)]
+    with running(create_app(["srgan"], backend="native")) as url:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda image: httpx.post(f"{url}/v1/upscale", params={"model": "srgan"},
+                                                             content=png_bytes(image), timeout=120), images))
+    for image, answer in zip(images, answers):
+        assert answer.status_code == 200, answer.text
+        assert np.array_equal(decoded(answer.content), srgan_fast.upscale(image, model="srgan", backend="native"))
 
 
 @pytest.mark.parametrize("query, options", [
