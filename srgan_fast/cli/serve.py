@@ -31,9 +31,11 @@ def register(subparsers) -> None:
                        help="how long a batch that is not full waits for windows of other requests (default: 5)")
     serve.add_argument("--no-express", action="store_true",
                        help="no express lane (a one-thread engine for small requests while big ones run)")
-    serve.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
-                       help="run as a Ray Serve app on the cluster at ADDRESS (default: auto, or a local instance)")
-    serve.add_argument("--replicas", type=int, help="Ray Serve replicas (default: one per GPU, else 1)")
+    serve.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help="run as a Ray Serve app on the cluster at ADDRESS (auto, ray://head:10001), or alone: "
+                       "the one RAY_ADDRESS names, else a local instance (pip install 'srgan_fast[serve-ray]')")
+    serve.add_argument("--replicas", type=argument_type(_replicas), metavar="N|auto",
+                       help="Ray Serve replicas, or auto (Ray Serve's autoscaling) (default: one per GPU, else 1)")
     serve.set_defaults(func=run_serve)
 
 
@@ -62,7 +64,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.ray is not None:
         from srgan_fast.serve.ray_serve import run_on_ray
 
-        return run_on_ray(args.ray, args.replicas, args.host, args.port, options)
+        return run_on_ray(args.ray or None, args.replicas, args.host, args.port, options)
     try:
         app = create_app(**options)
     except USER_ERRORS as exc:
@@ -93,3 +95,11 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _replicas(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    if text.strip().isdigit() and int(text) > 0:
+        return int(text)
+    raise ValueError(f"--replicas must be a positive number or auto, got {text!r}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import time
 from importlib import resources
 from typing import Mapping, Sequence
@@ -25,6 +27,9 @@ from srgan_fast.serve.scheduler import Cancelled
 from srgan_fast.serve.service import Service, parse_options
 
 log = logging.getLogger("srgan_fast.serve")
+
+# Which process answered, for load balancers and replicas (Ray Serve) to be told apart.
+SERVER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 # Requests whose work runs at once in threads; each mostly waits on the scheduler, and the pixel-bounded queue,
 # not this, bounds the memory they hold. More wait for a thread, holding only their body.
@@ -48,7 +53,7 @@ def create_app(models: Sequence[str] | Mapping[str, Upscaler] = ("srgan",), *, b
         upscalers = dict(models)
     else:
         upscalers = {}
-        for name in models:  # named by the weights' own name: a path's stem, not the path, goes in ?model=
+        for name in models:  # ?model= takes the weights' own name (shipped, or from the file's metadata), not a path
             up = Upscaler(name, backend=backend, device=device, precision=precision, tile=tile,
                           memory_budget=memory_budget)
             upscalers[up.weights.name] = up
@@ -139,7 +144,7 @@ def build_app(service: Service, api_key: str | None = None) -> FastAPI:
             return Response(status_code=499)
         service.metrics.requests.labels("200").inc()
         service.metrics.latency.observe(time.perf_counter() - started)
-        return Response(answer[0], media_type=answer[1])
+        return Response(answer[0], media_type=answer[1], headers={"X-Srgan-Server": SERVER_ID})
 
     return app
 
