@@ -1,12 +1,15 @@
 """One vocabulary: each option users give as text is parsed here, once, and carried as a value afterwards.
 
-A device ("cpu", "cuda", "cuda:N"), a precision, a tile ("auto", "256", "256x384"), a size ("540x960") and a
-byte count ("2G", "512MiB"). Every parser raises ``ValueError`` with one line naming what it got and what it
+A device ("cpu", "cuda", "cuda:N"), a precision, a tile ("auto", "256", "256x384"), a size ("540x960"), a
+byte count ("2G", "512MiB"), an output scale, a colour ("white", "#202020"), an encoder quality and an output name
+template ("{stem}_x4"). Every parser raises ``ValueError`` with one line naming what it got and what it
 accepts, so the API and both command lines refuse the same things with the same words.
 """
 from __future__ import annotations
 
+import math
 import re
+import string
 from dataclasses import dataclass
 
 DEVICE_KINDS = ("cpu", "cuda")
@@ -94,6 +97,61 @@ def parse_bytes(text: str | int) -> int:
     if count <= 0:
         raise ValueError(f"expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000, got {text!r}")
     return count
+
+
+def parse_outscale(text: str | float) -> float:
+    """'2.5' -> 2.5: the output's size over the input's, at least 1 (a smaller result is never an upscale)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(f"expected an output scale of 1 or more (e.g. 2 or 2.5), got {text!r}")
+    return value
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'white', '#ffffff', '#fff', 'rgb(255,255,255)' or any CSS colour name -> (r, g, b) of 0..255, opaque."""
+    from PIL import ImageColor
+
+    try:
+        colour = ImageColor.getrgb(str(text).strip())
+    except ValueError:
+        colour = None
+    if colour is None or len(colour) != 3:
+        raise ValueError(f"expected an opaque colour such as white, black, '#808080', '#888' or 'rgb(128,128,128)', "
+                         f"got {text!r}")
+    return colour
+
+
+def parse_quality(text: str | int) -> int:
+    """'90' -> 90: a JPEG/WebP encoder quality, 1 (smallest) to 100 (best)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        value = int(text) if str(text).strip().isdigit() else 0
+    if not 1 <= value <= 100:
+        raise ValueError(f"expected a quality from 1 to 100, got {text!r}")
+    return value
+
+
+NAME_FIELDS = ("stem", "ext")
+
+
+def parse_name(text: str) -> str:
+    """An output name template: '{stem}_x4' -> itself, once it is known to give a file name from {stem} (the
+    input's name without its extension) and {ext} (that extension, without the dot); the format's suffix follows."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        sample = text.format(stem="photo", ext="jpg")
+    except (ValueError, KeyError, IndexError):
+        fields, sample = {"?"}, ""
+    # A name starting with a dot would be hidden, and skipped by the next run's folder walk.
+    if fields - set(NAME_FIELDS) or not sample.strip(". ") or sample.startswith(".") or "/" in sample or \
+            "\\" in sample:
+        raise ValueError(f"expected a file name from {{stem}} and {{ext}} without folders, e.g. '{{stem}}_x4' or "
+                         f"'{{stem}}_{{ext}}', got {text!r}")
+    return text
 
 
 def format_bytes(count: float) -> str:

@@ -77,3 +77,36 @@ def test_cli_and_api_refuse_an_unknown_precision_with_the_same_line(capsys):
         main(["upscale", "in.png", "-o", "out.png", "--precision", "fp64"])
     assert stop.value.code == 2
     assert "unknown precision 'fp64': expected one of fp32, fp16, bf16, int8, fp8" in capsys.readouterr().err
+
+
+def test_output_scales_colours_qualities_and_name_templates():
+    from srgan_fast.options import parse_color, parse_name, parse_outscale, parse_quality
+
+    assert parse_outscale("2.5") == 2.5 and parse_outscale(1) == 1.0
+    assert parse_color("white") == (255, 255, 255) and parse_color("#102030") == (16, 32, 48)
+    assert parse_color("#888") == (136, 136, 136) and parse_color("rgb(1,2,3)") == (1, 2, 3)
+    assert parse_quality("90") == 90 and parse_name("{stem}_{ext}") == "{stem}_{ext}"
+
+
+@pytest.mark.parametrize("parse, text, message", [
+    ("parse_outscale", "0.5", "expected an output scale of 1 or more (e.g. 2 or 2.5), got '0.5'"),
+    ("parse_outscale", "nan", "expected an output scale of 1 or more (e.g. 2 or 2.5), got 'nan'"),
+    ("parse_color", "blurple", "expected an opaque colour such as white, black, '#808080', '#888' or "
+                               "'rgb(128,128,128)', got 'blurple'"),
+    ("parse_color", "#11223380", "expected an opaque colour such as white, black, '#808080', '#888' or "
+                                 "'rgb(128,128,128)', got '#11223380'"),
+    ("parse_quality", "0", "expected a quality from 1 to 100, got '0'"),
+    ("parse_quality", "high", "expected a quality from 1 to 100, got 'high'"),
+    ("parse_name", "{stem}/{ext}", "expected a file name from {stem} and {ext} without folders, e.g. '{stem}_x4' or "
+                                   "'{stem}_{ext}', got '{stem}/{ext}'"),
+    ("parse_name", "{size}", "expected a file name from {stem} and {ext} without folders, e.g. '{stem}_x4' or "
+                             "'{stem}_{ext}', got '{size}'"),
+    ("parse_name", ".{stem}", "expected a file name from {stem} and {ext} without folders, e.g. '{stem}_x4' or "
+                              "'{stem}_{ext}', got '.{stem}'"),
+])
+def test_bad_output_options_say_what_they_got(parse, text, message):
+    import srgan_fast.options
+
+    with pytest.raises(ValueError) as error:
+        getattr(srgan_fast.options, parse)(text)
+    assert str(error.value) == message

@@ -90,6 +90,33 @@ def missing(fmt: str, writing: bool = False) -> str:
     return _MISSING[fmt]
 
 
+def av1_bit_depth(file) -> int:
+    """The coded bit depth of an AVIF file, from its av1C boxes (AV1 codec configuration): 8, 10 or 12.
+
+    Read from the header alone, before any pixel is decoded; the deepest of the file's images (the colour and
+    an alpha plane may each have one). A file without the box reads as 8 bits, as its decoder would.
+    """
+    file.seek(0)
+    head = file.read(1 << 16)  # the meta box, which holds av1C, comes before the coded image in AVIF files
+    bits, start = 8, 0
+    while (found := head.find(b"av1C", start)) >= 4 and found + 7 <= len(head):
+        flags = head[found + 6]  # seq_tier_0, high_bitdepth, twelve_bit, ... after marker/version and profile/level
+        if flags & 0x40:
+            bits = max(bits, 12 if flags & 0x20 else 10)
+        start = found + 4
+    return bits
+
+
+def pillow_avif_refusal(file) -> str | None:
+    """Why Pillow's AVIF decoder may not read this file: it decodes a 10- or 12-bit AVIF to 8 bits without a word."""
+    bits = av1_bit_depth(file)
+    file.seek(0)
+    if bits <= 8:
+        return None
+    return (f"a {bits}-bit AVIF, which Pillow's AVIF decoder (the only one installed) would read at 8 bits; install "
+            f"pillow-heif < 1.0 (pip install 'pillow-heif<1') to read its {bits} bits, or convert it to a 16-bit PNG")
+
+
 def holds_deep(fmt: str) -> bool:
     """Whether ``fmt`` is written here at 10 or 12 bits (pillow-heif); Pillow's AVIF encoder holds 8."""
     return fmt in FORMATS and library(fmt, writing=True) == "pillow-heif"

@@ -2,15 +2,16 @@
 atomic writes.
 
 Pillow reads and writes everything except 16-bit colour PNG and TIFF, which Pillow cannot hold without
-dropping to 8 bits; those go through pypng and tifffile. HEIF and AVIF, where installed, go through
-``srgan_fast.io.heif`` (pillow-heif, or Pillow's own 8-bit AVIF), their 10 and 12 bits kept. Reads refuse images
+dropping to 8 bits; those go through pypng (``srgan_fast.io.png_files``) and tifffile. HEIF and AVIF, where
+installed, go through ``srgan_fast.io.heif`` (pillow-heif, or Pillow's own 8-bit AVIF), their 10 and 12 bits
+kept; a 10/12-bit AVIF that only Pillow could read is refused rather than read at 8 bits. Reads refuse images
 above ``max_pixels`` before decoding them (decompression bombs), turn photos upright by their EXIF orientation,
-and report any file that fails to decode as ``ImageFileError`` with the path and the reason. Writes keep what
-the format can hold (16 bits, alpha, frames, ICC profile, EXIF) and say what they had to drop.
+and report any file that fails to decode, or whose image data ends early (which Pillow would fill with black),
+as ``ImageFileError`` with the path and the reason. Writes keep what the format can hold (16 bits, alpha,
+frames, ICC profile, EXIF) and say what they had to drop.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import os
@@ -19,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import png
 from PIL import Image, UnidentifiedImageError
 
-from srgan_fast.io import heif
+from srgan_fast.io import heif, png_files
 from srgan_fast.io.atomic import atomic_output
-from srgan_fast.tiler.channels import rescale_levels
-from srgan_fast.io.metadata import (PngWriterWithChunks, orientation_and_carried_exif, pillow_limit,
-                                  png_metadata_chunks, upright)
+from srgan_fast.tiler.channels import flatten_alpha, rescale_levels
+from srgan_fast.io.metadata import orientation_and_carried_exif, pillow_limit, upright
 
 DEFAULT_MAX_PIXELS = 50_000_000  # input pixels, all frames together; the ×4 output is 16× that
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -36,6 +35,7 @@ MULTI_FRAME_FORMATS = {"GIF": ".gif", "PNG": ".png (APNG)", "WEBP": ".webp", "TI
 _TIMED_FORMATS = {"GIF", "PNG", "WEBP"}  # the multi-frame formats that hold frame durations and a loop count
 _ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "HEIF", "AVIF"}
 _EXIF_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "HEIF", "AVIF"}
+WHITE = (255, 255, 255)  # what transparency is laid over in formats without alpha, unless told otherwise
 
 
 class ImageFileError(ValueError):
@@ -112,6 +112,9 @@ def _load(open_file, path: Path | str, max_pixels: int) -> ImageFile:
             if container is not None and heif.library(container) != "Pillow":
                 loaded, orientation = _decode_heif(path, file, container, max_pixels), 1
             else:
+                refusal = heif.pillow_avif_refusal(file) if container == "AVIF" else None
+                if refusal:
+                    raise ImageFileError(f"{path}: {refusal}")
                 with Image.open(file) as image:
                     loaded, orientation = _decode(path, file, image, max_pixels)
     except (ImageFileError, MemoryError):
@@ -135,11 +138,14 @@ def _decode(path: Path, file, image: Image.Image, max_pixels: int) -> tuple[Imag
     frame_count = 1 if image.format == "MPO" else getattr(image, "n_frames", 1)
     _check_size(path, image.width, image.height, max_pixels, frame_count)
     durations = None
-    if frame_count == 1 and image.format == "PNG" and _png_bit_depth(file) == 16:
-        frames = [_read_png16(path, file)]
+    if image.format == "PNG" and frame_count == 1 and png_files.bit_depth(file) == 16:
+        frames = [_expand_gray_alpha(png_files.read_16bit(file))]
     elif image.format == "TIFF" and _is_16bit_colour_tiff(image):
         frames = _read_tiff16(file, frame_count)
     else:
+        missing = png_files.missing_rows(file) if image.format == "PNG" else None
+        if missing:
+            raise ValueError(missing)  # Pillow would fill the missing rows with black
         frames, durations = _decode_frames(path, image, frame_count, max_pixels)
     # Pillow's PNG getexif() decodes the image to look for an eXIf chunk after the pixels; a PNG decoded here by
     # Pillow already has it in info, and one decoded by pypng is not decoded a second time for it.
@@ -176,24 +182,6 @@ def _read_tiff16(file, frame_count: int) -> list[np.ndarray]:
     file.seek(0)
     with tifffile.TiffFile(file) as tiff:
         return [_expand_gray_alpha(tiff.pages[index].asarray()) for index in range(frame_count)]
-
-
-def _png_bit_depth(file) -> int:
-    file.seek(24)  # IHDR's bit depth: after the 8-byte signature, chunk length and type, width and height
-    return file.read(1)[0]
-
-
-def _read_png16(path: Path, file) -> np.ndarray:
-    file.seek(0)
-    width, height, rows, info = png.Reader(file=file).asDirect()
-    array = np.empty((height, width * info["planes"]), dtype=np.uint16)  # filled row by row: no second copy
-    count = 0
-    for count, row in enumerate(rows, start=1):
-        array[count - 1] = row
-    if count != height:  # pypng stops quietly where the image data ends
-        raise ImageFileError(f"{path}: unreadable or truncated image (image data ends after {count} of "
-                             f"{height} rows)")
-    return _expand_gray_alpha(array.reshape(height, width, info["planes"]))
 
 
 def _decode_frames(path: Path, image: Image.Image, frame_count: int,
@@ -254,22 +242,24 @@ def _output_format(path: Path) -> str:
     return fmt
 
 
-def save_image(path: str | os.PathLike, image: ImageFile) -> list[str]:
+def save_image(path: str | os.PathLike, image: ImageFile, *, replace: bool = True, quality: int | None = None,
+               background: tuple[int, int, int] = WHITE) -> list[str]:
     """Write an image file atomically (temp file in the same folder, then rename); returns the warnings.
 
     16-bit and alpha are kept where the format can hold them (PNG and TIFF: both, 16-bit colour TIFF through
     tifffile; HEIF, and AVIF through pillow-heif: alpha and 10 bits, 12 for a 12-bit source; WebP and
-    Pillow's AVIF: alpha; GIF: alpha as a transparent colour); elsewhere 16-bit is reduced to 8 and alpha is
-    dropped. Frames go into GIF, APNG, WebP or TIFF pages; any other format refuses more than one. The ICC
-    profile and the EXIF go wherever the format holds them. Each thing dropped is one warning, as a string, for
-    the caller to show.
+    Pillow's AVIF: alpha; GIF: alpha as a transparent colour); elsewhere 16-bit is reduced to 8 and the image
+    is laid over ``background`` (r, g, b of 0..255). Frames go into GIF, APNG, WebP or TIFF pages; any other
+    format refuses more than one. The ICC profile and the EXIF go wherever the format holds them. Each thing
+    dropped is one warning, as a string, for the caller to show. ``quality``: JPEG and WebP (default 95).
+    ``replace=False``: ``FileExistsError`` where a file is at ``path`` when the write is done, which stays.
     """
     path = Path(path)
-    write, notes = _encoder(path, _output_format(path), image)
+    write, notes = _encoder(path, _output_format(path), image, quality, background)
     try:
-        with atomic_output(path, suffix=path.suffix) as tmp:
+        with atomic_output(path, suffix=path.suffix, replace=replace) as tmp:
             write(tmp)
-    except MemoryError:
+    except (MemoryError, FileExistsError):
         raise
     except Exception as exc:  # encoders fail with any exception type
         raise ImageFileError(f"{path}: could not write ({one_line(exc)})") from None
@@ -293,7 +283,8 @@ def encode_image(image: ImageFile, fmt: str, *, quality: int | None = None, name
     return buffer.getvalue(), notes
 
 
-def _encoder(path: Path | str, fmt: str, image: ImageFile, quality: int | None = None):
+def _encoder(path: Path | str, fmt: str, image: ImageFile, quality: int | None = None,
+             background: tuple[int, int, int] = WHITE):
     """(write(target), warnings): what ``fmt`` can hold of ``image`` decided, ready to write to a path or a
     binary file object; ``write`` adds any warning it finds while writing."""
     if not image.frames:
@@ -302,7 +293,7 @@ def _encoder(path: Path | str, fmt: str, image: ImageFile, quality: int | None =
         raise ImageFileError(f"{path}: the source has {len(image.frames)} frames and {fmt} holds one; write "
                              f"{', '.join(MULTI_FRAME_FORMATS.values())} to keep them")
     notes: list[str] = []
-    frames = [_fit_format(path, fmt, frame, image.animated, notes) for frame in image.frames]
+    frames = [_fit_format(path, fmt, frame, image.animated, notes, background) for frame in image.frames]
     icc_profile, exif = image.icc_profile, image.exif
     if icc_profile and fmt not in _ICC_FORMATS:
         notes.append(f"{path}: ICC profile dropped: {fmt} cannot hold one")
@@ -316,7 +307,7 @@ def _encoder(path: Path | str, fmt: str, image: ImageFile, quality: int | None =
 
     def write(target) -> None:
         if fmt == "PNG" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
-            _write_png16(target, frames[0], icc_profile, exif)
+            png_files.write_16bit(target, frames[0], icc_profile, exif)
         elif fmt == "TIFF" and frames[0].dtype == np.uint16 and frames[0].shape[2] > 1:
             if exif:
                 notes.append(f"{path}: EXIF dropped: the 16-bit colour TIFF writer does not carry it")
@@ -328,12 +319,17 @@ def _encoder(path: Path | str, fmt: str, image: ImageFile, quality: int | None =
     return write, notes
 
 
-def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: list[str]) -> np.ndarray:
+def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: list[str],
+                background: tuple[int, int, int]) -> np.ndarray:
     if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or frame.dtype not in (np.uint8, np.uint16):
         raise ImageFileError(f"{path}: expected H×W×C uint8 or uint16 frames with C in 1, 3, 4, got shape "
                              f"{frame.shape} {frame.dtype}")
     keeps_16bit = (fmt == "PNG" and not animated) or fmt == "TIFF" or heif.holds_deep(fmt)
     keeps_alpha = fmt in ("PNG", "WEBP", "TIFF", "GIF", "HEIF", "AVIF")
+    if frame.shape[2] == 4 and not keeps_alpha:  # laid over the background at full depth, then reduced
+        _note(notes, f"{path}: {fmt} has no alpha channel; transparent areas laid over "
+                     f"#{''.join(f'{value:02x}' for value in background)}")
+        frame = flatten_alpha(frame, background)
     if frame.dtype == np.uint16 and not keeps_16bit:
         if fmt == "AVIF":  # the format holds 12 bits, the encoder installed here 8
             _note(notes, f"{path}: Pillow's AVIF encoder writes 8 bits; writing 8 bits of this 16-bit image "
@@ -342,9 +338,6 @@ def _fit_format(path: Path, fmt: str, frame: np.ndarray, animated: bool, notes: 
             _note(notes, f"{path}: {fmt} cannot hold this 16-bit {'animation' if animated else 'image'}; "
                          "writing 8 bits")
         frame = rescale_levels(frame, 65535, 255, np.uint8)
-    if frame.shape[2] == 4 and not keeps_alpha:
-        _note(notes, f"{path}: {fmt} has no alpha channel; dropping it")
-        frame = np.ascontiguousarray(frame[:, :, :3])
     return frame
 
 
@@ -362,15 +355,6 @@ def _heif_bits(path: Path, fmt: str, frame: np.ndarray, source_bits: int | None,
 def _note(notes: list[str], message: str) -> None:
     if message not in notes:  # once per file, not once per frame
         notes.append(message)
-
-
-def _write_png16(tmp: Path, array: np.ndarray, icc_profile: bytes | None, exif: bytes | None) -> None:
-    height, width, planes = array.shape
-    writer = PngWriterWithChunks(width, height, bitdepth=16, greyscale=False, alpha=planes == 4,
-                                 extra_chunks=png_metadata_chunks(icc_profile, exif))
-    with open(tmp, "wb") if isinstance(tmp, (str, os.PathLike)) else contextlib.nullcontext(tmp) as file:
-        # Packed big-endian rows, one at a time: pypng's own per-value packing is slow on large images.
-        writer.write_packed(file, (row.astype(">u2").tobytes() for row in array.reshape(height, width * planes)))
 
 
 def _write_tiff16(tmp: Path, frames: list[np.ndarray], icc_profile: bytes | None) -> None:

@@ -120,6 +120,21 @@ def rescale_levels(array: np.ndarray, from_max: int, to_max: int, dtype) -> np.n
     return result
 
 
+def flatten_alpha(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """H×W×4 uint8/uint16 -> H×W×3 of the same dtype: the image laid over an opaque ``background`` (0..255 per
+    channel), for formats without alpha. Fully transparent pixels become the background, so the colour the
+    upscaler gave them (``fill_transparent``) never shows. Integer arithmetic, rounded, in blocks of rows."""
+    top = int(np.iinfo(rgba.dtype).max)
+    colour = np.array(background, dtype=np.uint64) * (top // 255)  # 8-bit levels at this depth (x257 for 16 bits)
+    result = np.empty(rgba.shape[:2] + (3,), dtype=rgba.dtype)
+    step = max(1, (1 << 20) // max(1, rgba[0].size))
+    for start in range(0, len(rgba), step):
+        block = rgba[start:start + step].astype(np.uint64)
+        alpha = block[..., 3:]
+        result[start:start + step] = (block[..., :3] * alpha + colour * (top - alpha) + top // 2) // top
+    return result
+
+
 def fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Give fully transparent pixels the colour of their visible neighbourhood (push-pull over a pyramid).
 

@@ -211,8 +211,8 @@ def test_what_a_format_cannot_hold_is_a_warning(tmp_path):
     exif = load_image(tmp_path / "photo.jpg").exif
     image = ImageFile([_pixels((4, 4, 4), np.uint16)], "PNG", ICC_PROFILE, exif)
     out = tmp_path / "out.bmp"
-    assert save_image(out, image) == [f"{out}: BMP cannot hold this 16-bit image; writing 8 bits",
-                                      f"{out}: BMP has no alpha channel; dropping it",
+    assert save_image(out, image) == [f"{out}: BMP has no alpha channel; transparent areas laid over #ffffff",
+                                      f"{out}: BMP cannot hold this 16-bit image; writing 8 bits",
                                       f"{out}: ICC profile dropped: BMP cannot hold one",
                                       f"{out}: EXIF dropped: BMP cannot hold it"]
     assert read_image(out).shape == (4, 4, 3)
