@@ -296,6 +296,15 @@ _cached: tuple[tuple, Upscaler] | None = None
 _cache_lock = threading.Lock()
 
 
+def _new_cache_lock_in_child() -> None:
+    global _cache_lock
+    _cache_lock = threading.Lock()  # one held by another thread at a fork would stay held in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_cache_lock_in_child)
+
+
 def upscale(image, *, model: str = DEFAULT_MODEL, backend: str = "auto", device: str | None = None,
             precision: str | None = None, tile: int | tuple[int, int] | None = None, memory_budget: int | None = None,
             tta: bool = False, outscale: float | None = None, size: tuple[int, int] | None = None,

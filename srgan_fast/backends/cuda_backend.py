@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.weights import GeneratorWeights
 
@@ -26,6 +27,8 @@ _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16", np.dtype(
 _TYPESTRS = {"u1": "uint8", "u2": "uint16", "f4": "float32"}
 # The construction-time self-check tile: odd sizes, so partial thread blocks and all four borders are covered.
 _CHECK_TILE = (21, 27)
+# The fork generation (fork_safety.generation()) of the process that first initialised CUDA here, or None.
+_cuda_initialised_in: int | None = None
 
 
 def _native_module():
@@ -34,9 +37,20 @@ def _native_module():
     return _C
 
 
+def forked_after_cuda() -> str | None:
+    """Why CUDA cannot run in this process when it is a fork of one that had initialised CUDA, else None: the
+    driver's state does not survive a fork, and every CUDA call in the child would fail or hang."""
+    if _cuda_initialised_in is None or _cuda_initialised_in == fork_safety.generation():
+        return None
+    return (f"CUDA cannot run in a process forked (from pid {fork_safety.forked_from()}) after CUDA was "
+            "initialised; start workers with multiprocessing.get_context('spawn') or 'forkserver'")
+
+
 @functools.lru_cache(maxsize=1)
 def _probe() -> str | None:
-    """None when the extension has CUDA and sees a GPU, else why not (cached: the answer cannot change)."""
+    """None when the extension has CUDA and sees a GPU, else why not (cached: only a fork changes the answer,
+    and forked_after_cuda() is asked first)."""
+    global _cuda_initialised_in
     try:
         _C = _native_module()
     except ImportError as exc:
@@ -44,6 +58,7 @@ def _probe() -> str | None:
     if not hasattr(_C, "CudaEngine"):
         return ("srgan_fast._C was built without CUDA (rebuild with nvcc on PATH, e.g. "
                 "SRGAN_FAST_CUDA=ON pip install -e . --no-build-isolation)")
+    _cuda_initialised_in = fork_safety.generation()  # counting the GPUs starts the driver
     try:
         count = _C.cuda_device_count()
     except RuntimeError as exc:
@@ -89,7 +104,7 @@ class CudaBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        return _probe()
+        return forked_after_cuda() or _probe()
 
     @classmethod
     def supported_precisions(cls, device: str) -> tuple[str, ...]:
@@ -121,6 +136,9 @@ class CudaBackend(Backend):
 
     def run(self, tiles):
         """[N, h, w, 3] uint8/uint16/float32 (NumPy, or a CUDA device array) -> [N, 4h, 4w, 3] of the same kind."""
+        refusal = forked_after_cuda()
+        if refusal:
+            raise BackendUnavailable(refusal)
         if isinstance(tiles, np.ndarray):
             if tiles.dtype not in _DTYPES:
                 raise ValueError(f"expected uint8, uint16 or float32 tiles, got {tiles.dtype}")

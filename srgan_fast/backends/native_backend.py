@@ -3,6 +3,9 @@
 The engine packs the weights once (Winograd-domain 3x3 convs, fused epilogues, I/O conversion inside the
 first and last kernels) and reuses its feature maps while the tile size repeats, so the tiler should keep
 tiles one size. See docs/native.md.
+
+After ``os.fork()`` the engine is rebuilt in the child from its weights and runs on a thread born there
+(srgan_fast.backends.fork_safety says why), so a child or a fork ``multiprocessing.Pool`` gets the parent's results.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.weights import GeneratorWeights
 
@@ -72,17 +76,31 @@ class NativeBackend(Backend):
             raise ValueError(f"the native backend on this CPU supports precision {' or '.join(supported)}, "
                              f"got {precision!r}")
         super().__init__(weights, device, precision)
-        network = weights.network
+        self._engine_options = {"precision": precision, "threads": threads, "path": path}
+        self._engine, self._generation = self._build_engine(), fork_safety.generation()
+
+    def _build_engine(self):
+        network = self.weights.network
         try:
-            self.engine = _native_module().Engine(engine_layers(weights), network.scale, network.image_skip or "none",
-                                                  precision=precision, threads=threads, path=path)
+            return _native_module().Engine(engine_layers(self.weights), network.scale, network.image_skip or "none",
+                                           **self._engine_options)
         except ValueError as exc:
             if "cannot run layer" in str(exc):
                 raise BackendUnavailable(f"{network.architecture}: {exc}") from None
             raise
 
+    @property
+    def engine(self):
+        """The engine, rebuilt on first use in a forked child: the parent's may hold its lock for a run that
+        was in flight in another thread at the fork, and that thread does not exist here."""
+        if self._generation != fork_safety.generation():
+            with fork_safety.lock():
+                if self._generation != fork_safety.generation():
+                    self._engine, self._generation = self._build_engine(), fork_safety.generation()
+        return self._engine
+
     def run(self, tiles: np.ndarray) -> np.ndarray:
-        return self.engine.run(tiles)
+        return fork_safety.run_in_child(self.engine.run, tiles)
 
     def bytes_per_input_pixel(self) -> int:
         # The engine's planned feature maps and scratch for a 64x64 tile (halos make small tiles a little

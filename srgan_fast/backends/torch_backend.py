@@ -5,6 +5,7 @@ import importlib.util
 
 import numpy as np
 
+from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import FULL_SCALE, Backend, BackendUnavailable, register_backend
 from srgan_fast.weights import GeneratorWeights
 
@@ -59,6 +60,10 @@ class TorchBackend(Backend):
             self.model = torch.compile(self.model, mode=compile_mode)
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
+        # torch's CPU kernels run on OpenMP too, whose pool in the forking thread is stale in a forked child.
+        return fork_safety.run_in_child(self._run, tiles)
+
+    def _run(self, tiles: np.ndarray) -> np.ndarray:
         torch = self._torch
         full_scale = FULL_SCALE[tiles.dtype]
         # torch has no uint16 arithmetic on every device: widen it to int32 before upload.
