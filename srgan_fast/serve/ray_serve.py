@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 import threading
 
+from srgan_fast.io.signals import Stopped, stop_on_signals
+
 APP_NAME = "srgan_fast"
 
 
@@ -57,14 +59,15 @@ def run_on_ray(address: str | None, replicas: int | str | None, host: str, port:
         return 2
     ray.init(address=address)
     try:
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(serve_application(options, replicas), name=APP_NAME, route_prefix="/")
-        print(f"srgan-fast serve: on Ray Serve at http://{host}:{port}/ ({replicas or 'one per GPU, else 1'} "
-              "replicas); Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
-        threading.Event().wait()  # the main thread idles; a stop signal ends it as KeyboardInterrupt
+        # ray.init put its own SIGTERM handler in place, which aborts on the spot: take the stop signals back, so
+        # that they end the deployment (below) or this wait.
+        with stop_on_signals():
+            serve.start(http_options={"host": host, "port": port})
+            serve.run(serve_application(options, replicas), name=APP_NAME, route_prefix="/")
+            print(f"srgan-fast serve: on Ray Serve at http://{host}:{port}/ ({replicas or 'one per GPU, else 1'} "
+                  "replicas); Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
+            threading.Event().wait()
     except KeyboardInterrupt as interrupt:
-        from srgan_fast.io.signals import Stopped
-
         stop = Stopped.from_interrupt(interrupt)
         print(f"srgan-fast serve: stopped by {stop.signal_name}; shutting the deployment down", file=sys.stderr)
         return stop.exit_status
