@@ -7,11 +7,12 @@
 from srgan_fast.api import Upscaler, upscale
 from srgan_fast.backends import BackendUnavailable, availability
 from srgan_fast.tiler.channels import InputError
+from srgan_fast.tiler.streaming import StreamError
 from srgan_fast.weights import GeneratorWeights, WeightsError, available_models, load_weights
 
 __version__ = "0.1.0"
 __all__ = ["Upscaler", "upscale", "load_weights", "available_models", "availability", "GeneratorWeights",
-           "InputError", "WeightsError", "BackendUnavailable", "export_onnx", "upscale_video"]
+           "InputError", "StreamError", "WeightsError", "BackendUnavailable", "export_onnx", "upscale_video"]
 
 
 def __getattr__(name):

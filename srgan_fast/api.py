@@ -271,7 +271,10 @@ class Upscaler:
         return buffer
 
     def stream(self, frames: Iterable[np.ndarray], batch_size: int | None = None) -> Iterator[np.ndarray]:
-        """Frames in, ×4 frames out, in order; equal-size frames are batched (see srgan_fast.tiler.streaming)."""
+        """Frames in, ×4 frames out, in order; equal-size frames are batched (see srgan_fast.tiler.streaming).
+
+        A failure (the source raising, a bad frame) comes after every result before it, as ``StreamError``
+        naming the failing frame's index."""
         from srgan_fast.tiler.streaming import stream_frames
 
         return stream_frames(self, frames, batch_size=batch_size)

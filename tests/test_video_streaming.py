@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from srgan_fast.tiler.channels import InputError
-from srgan_fast.tiler.streaming import default_batch_size, stream_frames
+from srgan_fast.tiler.streaming import StreamError, StreamInputError, default_batch_size, stream_frames
 from srgan_fast.video.synthetic import NearestUpscaler
 
 
@@ -64,7 +64,7 @@ def test_default_batch_size_depends_on_frame_size():
     assert default_batch_size(upscaler, (256, 256)) == 4
 
 
-@pytest.mark.parametrize("bad", [0, -2, 1.5, "4"])
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "4", True, False])
 def test_bad_batch_size_message(bad):
     with pytest.raises(InputError, match=f"positive integer or None, got {bad!r}"):
         stream_frames(NearestUpscaler(), [], batch_size=bad)
@@ -89,3 +89,81 @@ def test_real_upscaler_stream_matches_upscale(tmp_path, small_weights):
         difference = np.abs(result.astype(np.int64) - upscaler.upscale(frame).astype(np.int64))
         assert difference.max() <= 1 and np.count_nonzero(difference) <= difference.size // 100
         assert result.dtype == frame.dtype and result.shape == (4 * frame.shape[0], 4 * frame.shape[1], 3)
+
+
+class ValidatingUpscaler(NearestUpscaler):
+    """Nearest ×4 that refuses bad frames as Upscaler does (every frame of a batch checked first)."""
+
+    def upscale_batch(self, frames):
+        from srgan_fast.tiler.channels import validate_array
+
+        for frame in frames:
+            validate_array(frame)
+        return super().upscale_batch(frames)
+
+
+def nearest(frame):
+    return np.repeat(np.repeat(frame, 4, 0), 4, 1)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 4, 16])
+def test_source_failure_delivers_every_frame_read_before_it(batch_size):
+    rng = np.random.default_rng(4)
+    frames = random_frames(rng, [(6, 5, 3)] * 5)
+
+    def source():
+        yield from frames
+        raise OSError("camera unplugged")
+
+    stream = stream_frames(ValidatingUpscaler(), source(), batch_size=batch_size)
+    delivered = []
+    with pytest.raises(StreamError, match=r"^frame 5: the frame source raised OSError: camera unplugged$") as error:
+        for result in stream:
+            delivered.append(result)
+    assert error.value.index == 5 and isinstance(error.value.__cause__, OSError)
+    assert len(delivered) == 5
+    for frame, result in zip(frames, delivered):
+        np.testing.assert_array_equal(result, nearest(frame))
+
+
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_bad_frame_in_a_batch_keeps_its_neighbours(batch_size):
+    rng = np.random.default_rng(5)
+    frames = random_frames(rng, [(6, 5, 3)] * 6, np.float32)
+    frames[3][0, 0, 0] = np.nan  # same shape and dtype as its neighbours: stacked with them
+    delivered = []
+    with pytest.raises(StreamInputError, match=r"^frame 3: float32 image contains NaN or Inf \(1 values\)$") as error:
+        for result in stream_frames(ValidatingUpscaler(), iter(frames), batch_size=batch_size):
+            delivered.append(result)
+    assert error.value.index == 3 and isinstance(error.value, InputError)
+    assert len(delivered) == 3
+    for frame, result in zip(frames, delivered):
+        np.testing.assert_array_equal(result, nearest(frame))
+
+
+def test_upscaler_stream_keeps_results_before_a_failure(small_weights):
+    """The real Upscaler, batched (the default batch size takes all 5 tiny frames at once)."""
+    from srgan_fast.api import Upscaler
+
+    upscaler = Upscaler(small_weights, backend="native" if _native_built() else "torch", device="cpu")
+    rng = np.random.default_rng(6)
+    frames = random_frames(rng, [(8, 10, 3)] * 5)
+
+    def source():
+        yield from frames
+        raise ValueError("decoder gave up")
+
+    delivered = []
+    with pytest.raises(StreamError, match="^frame 5: the frame source raised ValueError: decoder gave up$"):
+        for result in upscaler.stream(source()):
+            delivered.append(result)
+    assert len(delivered) == 5
+    batched = upscaler.upscale_batch(np.stack(frames))
+    for expected, result in zip(batched, delivered):
+        np.testing.assert_array_equal(result, expected)
+
+
+def _native_built() -> bool:
+    from srgan_fast.backends.native_backend import NativeBackend
+
+    return NativeBackend.unavailable_reason() is None

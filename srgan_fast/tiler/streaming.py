@@ -26,6 +26,19 @@ def default_batch_size(upscaler, frame_hw: tuple[int, int]) -> int:
     return int(max(1, min(MAX_DEFAULT_BATCH, target // max(1, frame_hw[0] * frame_hw[1]))))
 
 
+class StreamError(RuntimeError):
+    """A stream stopped at frame ``index`` (counted from 0): every result before it was delivered first. The
+    message names the frame and the cause; ``__cause__`` is the original exception."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(f"frame {index}: {message}")
+        self.index = index
+
+
+class StreamInputError(StreamError, InputError):
+    """Frame ``index`` of a stream is not a valid image: an ``InputError`` too, as ``upscale()`` raises."""
+
+
 def stream_frames(upscaler, frames: Iterable, batch_size: int | None = None) -> Iterator:
     """Upscale each item of ``frames`` ×4, yielding results in order (a generator: nothing runs until iterated).
 
@@ -34,34 +47,66 @@ def stream_frames(upscaler, frames: Iterable, batch_size: int | None = None) -> 
     frames: any iterable of what ``upscaler.upscale`` accepts: H×W[×C] uint8/uint16/float32 arrays, PIL images.
     batch_size: most frames held and upscaled together; None picks from the first frame's size and the device
         (``default_batch_size``). 1 gives the lowest latency for live sources.
+
+    A failure never costs the frames before it: when ``frames`` raises, or a frame cannot be upscaled, every
+    earlier result is yielded first, then ``StreamError`` (``StreamInputError`` for a bad frame) names the
+    failing frame's index. A bad frame stacked with others does not fail its neighbours: the batch is then
+    redone one frame at a time.
     """
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
         raise InputError(f"expected batch_size to be a positive integer or None, got {batch_size!r}")
     return _stream(upscaler, frames, batch_size)
+
+
+def _upscale_one(upscaler, frame, index: int):
+    try:
+        return upscaler.upscale(frame)
+    except InputError as exc:
+        raise StreamInputError(index, str(exc)) from exc
+    except Exception as exc:
+        raise StreamError(index, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _stream(upscaler, frames: Iterable, batch_size: int | None) -> Iterator:
     batch_upscale = getattr(upscaler, "upscale_batch", None)
     pending: list[np.ndarray] = []  # equal shape and dtype, at most batch_size of them
+    first = 0  # the stream index of pending[0]
 
-    def flush() -> list:
-        if not pending:
-            return []
-        if len(pending) == 1 or batch_upscale is None:
-            results = [upscaler.upscale(frame) for frame in pending]
-        elif pending[0].ndim == 2:
-            # Gray H×W frames batch as [N, H, W, 1] and come back as H×W, as upscale() gives them.
-            results = list(batch_upscale(np.stack(pending)[..., None])[..., 0])
-        else:
-            results = list(batch_upscale(np.stack(pending)))
+    def flush() -> Iterator:
+        nonlocal first
+        batch, start = list(pending), first
         pending.clear()
-        return results
+        first += len(batch)
+        if len(batch) > 1 and batch_upscale is not None:
+            try:
+                if batch[0].ndim == 2:
+                    # Gray H×W frames batch as [N, H, W, 1] and come back as H×W, as upscale() gives them.
+                    results = list(batch_upscale(np.stack(batch)[..., None])[..., 0])
+                else:
+                    results = list(batch_upscale(np.stack(batch)))
+            except Exception:
+                results = None  # one frame spoiled the batch, or it did not fit: each alone says which
+            if results is not None:
+                yield from results
+                return
+        for offset, frame in enumerate(batch):
+            yield _upscale_one(upscaler, frame, start + offset)
 
-    for frame in frames:
+    source = iter(frames)
+    while True:
+        try:
+            frame = next(source)
+        except StopIteration:
+            break
+        except Exception as exc:
+            yield from flush()
+            raise StreamError(first, f"the frame source raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3):
             # PIL images and malformed input go alone; upscale() converts them or says what is wrong.
             yield from flush()
-            yield upscaler.upscale(frame)
+            index, first = first, first + 1
+            yield _upscale_one(upscaler, frame, index)
             continue
         if pending and (frame.shape != pending[0].shape or frame.dtype != pending[0].dtype):
             yield from flush()

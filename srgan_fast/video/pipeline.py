@@ -312,12 +312,17 @@ class _Run:
         """Upscale thread: frames through ``stream_frames``; copied packets pass straight on."""
         timing: deque = deque()  # (pts, duration) of frames inside stream_frames, in order
         end = None  # the decode stage's _End, once it came
+        failure = None  # the decode stage's error: raised as it is, after the frames before it
 
         def frames() -> Iterator[np.ndarray]:
-            nonlocal end
+            nonlocal end, failure
             pending = deque(leading)
             while True:
-                item = pending.popleft() if pending else self._next_decoded()
+                try:
+                    item = pending.popleft() if pending else self._next_decoded()
+                except Exception as exc:
+                    failure = exc
+                    return
                 if item is None or isinstance(item, _End):
                     end = item
                     return
@@ -332,6 +337,8 @@ class _Run:
             pts, duration = timing.popleft()
             if not put(self.upscaled, (big, pts, duration), self.stop):
                 return
+        if failure is not None:
+            raise failure
         if end is not None:
             put(self.upscaled, end, self.stop)
 
