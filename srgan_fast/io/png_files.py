@@ -95,11 +95,13 @@ def read_16bit(file) -> np.ndarray:
     return array.reshape(height, width, info["planes"])
 
 
-def write_16bit(target, array: np.ndarray, icc_profile: bytes | None, exif: bytes | None) -> None:
-    """An H×W×3 or H×W×4 uint16 array as a 16-bit PNG, to a path or a binary file object."""
+def write_16bit(target, array: np.ndarray, icc_profile: bytes | None, exif: bytes | None,
+                compress_level: int | None = None) -> None:
+    """An H×W×3 or H×W×4 uint16 array as a 16-bit PNG, to a path or a binary file object (zlib level
+    ``compress_level``, default pypng's)."""
     height, width, planes = array.shape
     writer = PngWriterWithChunks(width, height, bitdepth=16, greyscale=False, alpha=planes == 4,
-                                 extra_chunks=png_metadata_chunks(icc_profile, exif))
+                                 extra_chunks=png_metadata_chunks(icc_profile, exif), compression=compress_level)
     with open(target, "wb") if isinstance(target, (str, os.PathLike)) else contextlib.nullcontext(target) as file:
         # Packed big-endian rows, one at a time: pypng's own per-value packing is slow on large images.
         writer.write_packed(file, (row.astype(">u2").tobytes() for row in array.reshape(height, width * planes)))

@@ -28,6 +28,9 @@ CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # The express lane (scheduler.py) takes windows up to this size: small requests, not 256² ones, whose batches
 # would then share the cores with the bulk lane's and gain nothing.
 EXPRESS_WINDOW_PIXELS = 160 * 160
+# zlib level of PNG answers: 1 encodes a 1024² result ~4x faster than the default 6 (0.07 s against 0.32 s on
+# a 2-core CPU, a third of a 256² upscale there) for ~15% more bytes; an answer is waited for, a file is kept.
+PNG_COMPRESS_LEVEL = 1
 OPTION_NAMES = ("model", "outscale", "width", "height", "tta", "format", "quality")
 
 
@@ -174,7 +177,8 @@ class Service:
         fmt = options.format or (source.format if source.format in CONTENT_TYPES else "PNG")
         if source.animated and fmt != source.format:
             fmt = source.format if source.format in ("PNG", "WEBP") else "PNG"  # keep every frame
-        data, _ = encode_image(source.with_frames(upscaled), fmt, quality=options.quality)
+        data, _ = encode_image(source.with_frames(upscaled), fmt, quality=options.quality,
+                               png_compress_level=PNG_COMPRESS_LEVEL)
         return data, CONTENT_TYPES.get(fmt, "application/octet-stream")
 
     def close(self) -> None:
