@@ -54,15 +54,37 @@ py::dict cpu_info() {
   d["avx512_bf16"] = f.avx512_bf16;
   d["paths_fp32"] = cpu::available_paths(Precision::fp32);
   d["paths_bf16"] = cpu::available_paths(Precision::bf16);
+  d["avx512_vnni"] = f.avx512_vnni;
+  d["paths_int8"] = cpu::available_paths(Precision::int8);
   return d;
 }
 
+// int8_outputs: one entry per layer, None or (scale, zero_point) of its output's codes.
+std::vector<QuantU8> quant_from_list(const py::object& entries) {
+  std::vector<QuantU8> out;
+  if (entries.is_none()) return out;
+  for (const py::handle& e : entries) {
+    QuantU8 q;
+    q.scale = 0.f;  // None: not calibrated
+    if (!e.is_none()) {
+      const auto pair = e.cast<std::pair<float, int>>();
+      if (!(pair.first > 0.f))
+        throw std::invalid_argument("int8_outputs: expected a positive scale, got " + std::to_string(pair.first));
+      q.scale = pair.first, q.zero_point = pair.second;
+    }
+    out.push_back(q);
+  }
+  return out;
+}
+
 std::unique_ptr<CpuEngine> make_engine(const py::list& layers, int scale, const std::string& image_skip,
-                                       const std::string& precision, int threads, const std::string& path) {
+                                       const std::string& precision, int threads, const std::string& path,
+                                       const py::object& int8_outputs) {
   EngineOptions options;
   options.precision = parse_precision(precision);
   options.threads = threads;
   options.path = path;
+  options.int8_outputs = quant_from_list(int8_outputs);
   return std::make_unique<CpuEngine>(network_from_records(layers, scale, image_skip), options);
 }
 
@@ -80,6 +102,40 @@ py::array run_engine(CpuEngine& engine, const py::array& tiles) {
   return out;
 }
 
+// An [n, h, w, channels] copy of a map's interior (channel padding dropped).
+template <class T>
+py::array copy_map(const FeatureMapT<T>& f, int channels) {
+  py::array_t<T> a(std::vector<py::ssize_t>{f.n, f.h, f.w, channels});
+  T* dst = a.mutable_data();
+  for (int b = 0; b < f.n; ++b)
+    for (int y = 0; y < f.h; ++y)
+      for (int x = 0; x < f.w; ++x, dst += channels) std::copy_n(f.at(b, y, x), channels, dst);
+  return a;
+}
+
+// run() that also calls observe(layer, values, codes) after each step with copies of the map it wrote
+// (float32 / uint8 arrays, or None): calibration reads the values, tests the codes.
+py::array run_observed(CpuEngine& engine, const py::array& tiles, const py::list& channels,
+                       const py::function& observe) {
+  const DType dtype = image_dtype(tiles, "tiles");
+  check_nhwc(tiles, 3, "tiles");
+  const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2)), s = engine.scale();
+  if (int(channels.size()) != engine.num_layers())
+    throw std::invalid_argument("channels: expected one count per layer (" + std::to_string(engine.num_layers()) +
+                                "), got " + std::to_string(channels.size()));
+  const std::vector<int> counts = channels.cast<std::vector<int>>();
+  py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{n, s * h, s * w, 3});
+  const void* in_ptr = tiles.data();
+  void* out_ptr = out.mutable_data();
+  py::gil_scoped_release release;
+  engine.run(in_ptr, dtype, n, h, w, out_ptr, [&](int layer, const FeatureMap* values, const FeatureMapU8* codes) {
+    py::gil_scoped_acquire acquire;
+    observe(layer, values ? copy_map(*values, counts[layer]) : py::object(py::none()),
+            codes ? copy_map(*codes, counts[layer]) : py::object(py::none()));
+  });
+  return out;
+}
+
 }  // namespace
 }  // namespace srgan_fast::bindings
 
@@ -93,14 +149,21 @@ PYBIND11_MODULE(_C, m) {
   py::class_<CpuEngine>(m, "Engine", "A network on CPU: run([N, h, w, 3] tiles) -> [N, s*h, s*w, 3].")
       .def(py::init(&make_engine), py::arg("layers"), py::arg("scale"), py::arg("image_skip") = "none",
            py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
+           py::arg("int8_outputs") = py::none(),
            "layers: the description's layer records (srgan_fast.backends.base.engine_layers); scale: the "
-           "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16'; threads: 0 = "
-           "every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'.")
+           "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16' | 'int8'; "
+           "threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'; int8_outputs "
+           "(int8): per layer None or (scale, zero_point) of its output's u8 codes.")
       .def("run", &run_engine, py::arg("tiles"),
            "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same dtype")
+      .def("run_observed", &run_observed, py::arg("tiles"), py::arg("channels"), py::arg("observe"),
+           "run(tiles), calling observe(layer, values, codes) after each step with copies of the map it wrote "
+           "(channels: each layer's output channel count)")
       .def("workspace_bytes", &CpuEngine::workspace_bytes, py::arg("n"), py::arg("h"), py::arg("w"))
       .def_property_readonly("precision", [](const CpuEngine& e) { return precision_name(e.precision()); })
       .def_property_readonly("path", &CpuEngine::path)
+      .def_property_readonly("float_precision", [](const CpuEngine& e) { return precision_name(e.float_precision()); })
+      .def_property_readonly("int8_weight_max", &CpuEngine::int8_weight_max)
       .def_property_readonly("threads", &CpuEngine::threads)
       .def_property_readonly("scale", &CpuEngine::scale)
       .def_property_readonly("num_layers", &CpuEngine::num_layers);

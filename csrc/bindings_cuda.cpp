@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -22,7 +23,7 @@ using cuda::OutputKind;
 // The tensor-core kernels store activations in 16 bits: fp16 or bf16.
 Precision parse_cuda_precision(const std::string& name) {
   const Precision precision = parse_precision(name);
-  if (precision == Precision::fp32)
+  if (precision != Precision::fp16 && precision != Precision::bf16)
     throw std::invalid_argument("CUDA engine: precision must be 'fp16' or 'bf16', got '" + name + "'");
   return precision;
 }
@@ -191,26 +192,30 @@ void bind_ops(py::module_& ops) {
 void bind_engine(py::module_& m) {
   py::class_<cuda::CudaEngine>(m, "CudaEngine", "The generator on one CUDA GPU (see csrc/engine/cuda/cuda_engine.h).")
       .def(py::init([](const py::list& layers, int scale, const std::string& image_skip, const std::string& precision,
-                       int device, int batch_size, bool use_graphs, bool fuse_residual_blocks, bool corrupt_for_test) {
+                       int device, int batch_size, bool use_graphs, bool fuse_residual_blocks,
+                       const std::optional<py::list>& reference_layers) {
              EngineOptions options;
              options.precision = parse_cuda_precision(precision);
              options.device = device;
              options.batch_size = batch_size;
              options.use_graphs = use_graphs;
              options.fuse_residual_blocks = fuse_residual_blocks;
-             options.corrupt_for_test = corrupt_for_test;
-             return std::make_unique<cuda::CudaEngine>(bindings::network_from_records(layers, scale, image_skip),
-                                                       options);
+             const NetworkSpec network = bindings::network_from_records(layers, scale, image_skip);
+             if (!reference_layers)
+               return std::make_unique<cuda::CudaEngine>(network, options);
+             const NetworkSpec reference = bindings::network_from_records(*reference_layers, scale, image_skip);
+             return std::make_unique<cuda::CudaEngine>(network, options, &reference);
            }),
            py::arg("layers"), py::arg("scale"), py::arg("image_skip"), py::arg("precision"), py::arg("device") = 0,
            py::arg("batch_size") = 8, py::arg("use_graphs") = true, py::arg("fuse_residual_blocks") = false,
-           py::arg("corrupt_for_test") = false)
+           py::arg("reference_layers") = py::none())
       .def(
           "run",
           [](cuda::CudaEngine& engine, const py::array& tiles) {
             const std::string dtype = tiles_dtype(tiles);
             const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2));
-            py::array result(tiles.dtype(), {py::ssize_t(n), py::ssize_t(4 * h), py::ssize_t(4 * w), py::ssize_t(3)});
+            const int s = engine.scale();
+            py::array result(tiles.dtype(), {py::ssize_t(n), py::ssize_t(s * h), py::ssize_t(s * w), py::ssize_t(3)});
             const void* in = tiles.data();
             void* out = result.mutable_data();
             {
@@ -244,7 +249,8 @@ void bind_engine(py::module_& m) {
               py::gil_scoped_release release;
               values = engine.run_reference(input, n, h, w, parse_input_kind(dtype));
             }
-            py::array_t<float> result({py::ssize_t(n), py::ssize_t(4 * h), py::ssize_t(4 * w), py::ssize_t(3)});
+            const int s = engine.scale();
+            py::array_t<float> result({py::ssize_t(n), py::ssize_t(s * h), py::ssize_t(s * w), py::ssize_t(3)});
             std::copy(values.begin(), values.end(), result.mutable_data());
             return result;
           },

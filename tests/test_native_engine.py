@@ -177,9 +177,9 @@ def test_mismatched_layers_and_options_raise_clear_errors(weights):
         C.Engine(layers, 2)
     with pytest.raises(ValueError, match="unknown image_skip 'cubic'"):
         C.Engine(layers, scale, "cubic")
-    with pytest.raises(ValueError, match="unknown precision 'int4': expected 'fp32', 'fp16' or 'bf16'"):
+    with pytest.raises(ValueError, match="unknown precision 'int4': expected 'fp32', 'fp16', 'bf16' or 'int8'"):
         C.Engine(layers, scale, precision="int4")
-    with pytest.raises(ValueError, match="the CPU engine runs precision 'fp32' or 'bf16', got 'fp16'"):
+    with pytest.raises(ValueError, match="the CPU engine runs precision 'fp32', 'bf16' or 'int8', got 'fp16'"):
         C.Engine(layers, scale, precision="fp16")
     with pytest.raises(ValueError, match="unknown cpu path 'neon'"):
         C.Engine(layers, scale, path="neon")

@@ -194,7 +194,7 @@ def test_ops_reject_bad_arguments():
         C.ops.residual_block(np.asfortranarray(x), *block)
     with pytest.raises(ValueError, match="unknown cpu path 'sse'"):
         C.ops.residual_block(x, *block, path="sse")
-    with pytest.raises(ValueError, match="the CPU engine runs precision 'fp32' or 'bf16', got 'fp16'"):
+    with pytest.raises(ValueError, match="the CPU engine runs precision 'fp32', 'bf16' or 'int8', got 'fp16'"):
         C.ops.residual_block(x, *block, precision="fp16")
     with pytest.raises(ValueError, match="dtype: expected 'uint8', 'uint16' or 'float32', got 'int32'"):
         C.ops.tail(x, w["tail.weight"], w["tail.bias"], dtype="int32")

@@ -1,9 +1,11 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
+#include "ops/cpu/cpu_features.h"
 #include "ops/cpu/image_output.h"
 
 namespace srgan_fast {
@@ -50,22 +52,46 @@ std::vector<float> slopes_before_shuffle(const LayerSpec& l, int shuffle) {
   return slopes;
 }
 
+// The halo of a map of codes holds the code of 0 (the zero point), so that the int8 convs read their padding.
+void fill_halo(const FeatureMapU8& f, uint8_t code) {
+  const int64_t row_bytes = int64_t(f.w + 2 * kHalo) * f.c;
+  for (int b = 0; b < f.n; ++b) {
+    for (int y = -kHalo; y < f.h + kHalo; ++y) {
+      uint8_t* row = f.at(b, y, -kHalo);
+      if (y < 0 || y >= f.h) {
+        std::memset(row, code, row_bytes);
+      } else {
+        std::memset(row, code, size_t(kHalo) * f.c);
+        std::memset(f.at(b, y, f.w), code, size_t(kHalo) * f.c);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
     : precision_((validate_network(network), options.precision)),
       path_(cpu::resolve_path(options.path, options.precision)),
       kernels_(cpu::kernels_for(path_)),
+      float_precision_(precision_ != Precision::int8 ? precision_
+                       : path_ == cpu::Path::avx512 && cpu_features().avx512_bf16 ? Precision::bf16
+                                                                                  : Precision::fp32),
       threads_(checked_threads(options.threads)),
       scale_(network.scale),
       image_skip_(network.image_skip) {
   // Reserve so that ops are never moved while being added (they own their packed weights).
-  heads_.reserve(network.layers.size()), convs_.reserve(network.layers.size()), tails_.reserve(1);
-  for (int i = 0; i < int(network.layers.size()); ++i) add_layer(network, i);
-  plan_buffers(network);
+  const size_t count = network.layers.size();
+  heads_.reserve(count), convs_.reserve(count), int8_convs_.reserve(count), tails_.reserve(1);
+  if (precision_ == Precision::int8 && !options.int8_outputs.empty() && options.int8_outputs.size() != count)
+    throw std::invalid_argument("int8: expected one activation quantization per layer (" + std::to_string(count) +
+                                "), got " + std::to_string(options.int8_outputs.size()));
+  for (int i = 0; i < int(count); ++i) add_layer(network, i, options);
+  plan_storage(network, options);
+  plan_buffers();
 }
 
-void CpuEngine::add_layer(const NetworkSpec& network, int index) {
+void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOptions& options) {
   const LayerSpec& l = network.layers[index];
   const bool last = index + 1 == int(network.layers.size());
   const auto refuse = [&](const std::string& why) {
@@ -74,7 +100,7 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index) {
   };
   ConvTensors t;
   t.cout = l.out_channels, t.cin = l.in_channels, t.k = l.kernel, t.weight = l.weight, t.bias = l.bias;
-  const bool bf16 = precision_ == Precision::bf16;
+  const bool bf16 = float_precision_ == Precision::bf16;
   Step step;
   step.source = l.source, step.residual = l.residual, step.output = index;
   MapInfo map;
@@ -112,10 +138,22 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index) {
     } else {
       t.alpha = slopes_before_shuffle(l, l.shuffle);
     }
-    convs_.emplace_back(std::move(t), epilogue, bf16);
-    step.kind = StepKind::conv3x3, step.op = int(convs_.size()) - 1;
-    const Conv3x3Op& op = convs_.back();
-    map.channels = epilogue == Epilogue::bias_shuffle_prelu ? op.out_channels() / 4 : op.out_channels();
+    // int8: every 3x3 conv but the last (which makes the image: its error would reach the pixels unfiltered).
+    int out_channels;
+    if (precision_ == Precision::int8 && !last) {
+      const QuantU8 input = options.int8_outputs.empty() ? QuantU8{} : options.int8_outputs[l.source];
+      if (!(input.scale > 0.f))
+        throw std::invalid_argument("int8: layer " + std::to_string(l.source) + " '" +
+                                    network.layers[l.source].name + "' has no calibrated activation range");
+      int8_convs_.emplace_back(t, epilogue, input, kernels_->int8_weight_max);
+      step.kind = StepKind::conv3x3_int8, step.op = int(int8_convs_.size()) - 1;
+      out_channels = int8_convs_.back().out_channels();
+    } else {
+      convs_.emplace_back(std::move(t), epilogue, bf16);
+      step.kind = StepKind::conv3x3, step.op = int(convs_.size()) - 1;
+      out_channels = convs_.back().out_channels();
+    }
+    map.channels = epilogue == Epilogue::bias_shuffle_prelu ? out_channels / 4 : out_channels;
     if (last) map.level = l.level, output_shuffle_ = l.shuffle;
   } else {
     refuse("the CPU ops run 3x3 convs anywhere and 9x9 convs only from the image or to RGB at the end, got a " +
@@ -125,62 +163,9 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index) {
   maps_.push_back(map);
 }
 
-void CpuEngine::plan_buffers(const NetworkSpec& network) {
-  const int count = int(steps_.size());
-  std::vector<int> last_use(count, -1);
-  for (int i = 0; i < count; ++i) {
-    if (steps_[i].source >= 0) last_use[steps_[i].source] = i;
-    if (steps_[i].residual >= 0) last_use[steps_[i].residual] = i;
-  }
-  if (output_shuffle_ > 0) last_use[count - 1] = count;  // read by the image store after the last step
-  // At bf16 the tail reads bf16 products: the map it reads is stored as bf16 when it is the output of an
-  // upsampler conv (whose epilogue can store bf16) and nothing else reads it.
-  const Step& final_step = steps_.back();
-  if (final_step.kind == StepKind::tail && precision_ == Precision::bf16 && kernels_) {
-    const int source = final_step.source;
-    if (steps_[source].kind == StepKind::conv3x3 && network.layers[source].shuffle == 2 &&
-        last_use[source] == count - 1) {
-      maps_[source].bf16 = true;
-      maps_[source].channels = tails_[0].bf16_channels();
-    }
-  }
-  std::vector<int> free_buffers;
-  std::vector<bool> released(count, false);
-  const auto same_shape = [&](const BufferInfo& b, const MapInfo& m) {
-    return b.level == m.level && b.channels == m.channels && b.bf16 == m.bf16;
-  };
-  for (int i = 0; i < count; ++i) {
-    for (int m = 0; m < i; ++m)
-      if (!released[m] && last_use[m] < i && maps_[m].buffer >= 0) {
-        free_buffers.push_back(maps_[m].buffer);
-        released[m] = true;
-      }
-    const int out = steps_[i].output;
-    if (out < 0) continue;
-    MapInfo& map = maps_[out];
-    const int residual = steps_[i].residual;
-    if (residual >= 0 && last_use[residual] == i && !released[residual] &&
-        same_shape(buffer_infos_[maps_[residual].buffer], map)) {
-      map.buffer = maps_[residual].buffer;  // the skip add in place: nothing reads the skip afterwards
-      released[residual] = true;
-      continue;
-    }
-    const auto reusable = std::find_if(free_buffers.begin(), free_buffers.end(),
-                                       [&](int b) { return same_shape(buffer_infos_[b], map); });
-    if (reusable != free_buffers.end()) {
-      map.buffer = *reusable;
-      free_buffers.erase(reusable);
-    } else {
-      map.buffer = int(buffer_infos_.size());
-      buffer_infos_.push_back({map.level, map.channels, map.bf16});
-      buffers_.push_back(std::make_unique<AlignedBuffer>());
-    }
-  }
-}
-
 size_t CpuEngine::buffer_floats(const BufferInfo& b, int n, int h, int w) const {
   const size_t values = feature_map_floats(n, b.level * h, b.level * w, b.channels);
-  return b.bf16 ? (values + 1) / 2 : values;
+  return b.storage == Storage::f32 ? values : b.storage == Storage::bf16 ? (values + 1) / 2 : (values + 3) / 4;
 }
 
 size_t CpuEngine::scratch_floats_per_thread(int w) const {
@@ -217,7 +202,63 @@ FeatureMapBf16 CpuEngine::map_view_bf16(int map, int n, int h, int w) const {
                           m.channels);
 }
 
-void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out) {
+FeatureMapU8 CpuEngine::codes_view(int map, int n, int h, int w) const {
+  const MapInfo& m = maps_[map];
+  return make_feature_map(reinterpret_cast<uint8_t*>(buffers_[m.codes_buffer]->data()), n, m.level * h,
+                          m.level * w, m.channels);
+}
+
+void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
+                         const ExecContext& ctx) {
+  switch (step.kind) {
+    case StepKind::head:
+      heads_[step.op].run(kernels_, images, dtype, n, h, w, map_view(step.output, n, h, w), FeatureMap{}, ctx);
+      break;
+    case StepKind::conv3x3: {
+      const FeatureMap in = map_view(step.source, n, h, w);
+      if (maps_[step.output].bf16) {
+        convs_[step.op].run(kernels_, float_precision_, in, FeatureMap{}, FeatureMap{}, ctx,
+                            map_view_bf16(step.output, n, h, w));
+      } else {
+        const FeatureMap skip = step.residual >= 0 ? map_view(step.residual, n, h, w) : FeatureMap{};
+        convs_[step.op].run(kernels_, float_precision_, in, skip, map_view(step.output, n, h, w), ctx);
+      }
+      break;
+    }
+    case StepKind::conv3x3_int8: {
+      const MapInfo& m = maps_[step.output];
+      Conv3x3Int8Params p;
+      p.in = codes_view(step.source, n, h, w);
+      if (step.residual >= 0) p.skip = map_view(step.residual, n, h, w);
+      if (m.stored && m.bf16) p.out_bf16 = map_view_bf16(step.output, n, h, w);
+      else if (m.stored) p.out = map_view(step.output, n, h, w);
+      if (m.coded) {
+        p.out_u8 = codes_view(step.output, n, h, w), p.out_quant = m.quant;
+        fill_halo(p.out_u8, uint8_t(m.quant.zero_point));
+      }
+      int8_convs_[step.op].run(kernels_, p, ctx);
+      break;
+    }
+    case StepKind::quantize: {
+      QuantizeParams p;
+      p.in = map_view(step.source, n, h, w), p.out = codes_view(step.source, n, h, w);
+      p.quant = maps_[step.source].quant;
+      fill_halo(p.out, uint8_t(p.quant.zero_point));
+      kernels_->quantize_u8(p, ctx);
+      break;
+    }
+    case StepKind::tail:
+      if (maps_[step.source].bf16)
+        tails_[step.op].run(kernels_, Precision::bf16, FeatureMap{}, map_view_bf16(step.source, n, h, w), out,
+                            dtype, ctx);
+      else
+        tails_[step.op].run(kernels_, Precision::fp32, map_view(step.source, n, h, w), FeatureMapBf16{}, out,
+                            dtype, ctx);
+      break;
+  }
+}
+
+void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare(n, h, w);
   ExecContext ctx;
@@ -225,34 +266,19 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
   ctx.scratch = scratch_.data();
   ctx.scratch_floats_per_thread = scratch_floats_per_thread(w);
   for (const Step& step : steps_) {
-    switch (step.kind) {
-      case StepKind::head:
-        heads_[step.op].run(kernels_, images, dtype, n, h, w, map_view(step.output, n, h, w), FeatureMap{}, ctx);
-        break;
-      case StepKind::conv3x3: {
-        const FeatureMap in = map_view(step.source, n, h, w);
-        if (maps_[step.output].bf16) {
-          convs_[step.op].run(kernels_, precision_, in, FeatureMap{}, FeatureMap{}, ctx,
-                              map_view_bf16(step.output, n, h, w));
-        } else {
-          const FeatureMap skip = step.residual >= 0 ? map_view(step.residual, n, h, w) : FeatureMap{};
-          convs_[step.op].run(kernels_, precision_, in, skip, map_view(step.output, n, h, w), ctx);
-        }
-        break;
-      }
-      case StepKind::tail:
-        if (maps_[step.source].bf16)
-          tails_[step.op].run(kernels_, Precision::bf16, FeatureMap{}, map_view_bf16(step.source, n, h, w), out,
-                              dtype, ctx);
-        else
-          tails_[step.op].run(kernels_, Precision::fp32, map_view(step.source, n, h, w), FeatureMapBf16{}, out,
-                              dtype, ctx);
-        break;
-    }
+    run_step(step, images, dtype, n, h, w, out, ctx);
+    const int written = step.kind == StepKind::quantize ? step.source : step.output;
+    if (!observer || written < 0) continue;
+    const MapInfo& m = maps_[written];
+    const bool values = m.stored && !m.bf16 && step.kind != StepKind::quantize;
+    const bool codes = m.coded && (step.kind == StepKind::quantize || step.kind == StepKind::conv3x3_int8);
+    const FeatureMap f = values ? map_view(written, n, h, w) : FeatureMap{};
+    const FeatureMapU8 q = codes ? codes_view(written, n, h, w) : FeatureMapU8{};
+    if (values || codes) observer(written, values ? &f : nullptr, codes ? &q : nullptr);
   }
   if (output_shuffle_ > 0) {
     ImageOutputParams p;
-    p.in = map_view(int(steps_.size()) - 1, n, h, w);
+    p.in = map_view(int(maps_.size()) - 1, n, h, w);
     p.shuffle = output_shuffle_, p.image = images, p.skip = image_skip_;
     p.n = n, p.h = h, p.w = w, p.scale = scale_, p.out = out, p.dtype = dtype;
     cpu::image_output(p, ctx);

@@ -2,9 +2,12 @@
 // the fused ops (head, 3x3 convs with their epilogues, tail, image store), its weights packed once, and its
 // feature maps planned once: a map is freed after its last reader and its buffer reused by a later map of the
 // same shape, and a residual add writes in place when nothing reads its other input later. The buffers are
-// owned here and reused while the tile geometry repeats (no allocation in the steady state).
+// owned here and reused while the tile geometry repeats (no allocation in the steady state). At int8 the 3x3
+// convs inside the network run on u8 codes: a map an int8 conv reads is also (or only) stored as codes, by
+// its producer's epilogue or, after a layer that is not an int8 conv, by a quantize step.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,55 +21,71 @@
 namespace srgan_fast {
 
 
+// Called after each step with the map it wrote: its float32 storage and/or its codes (null: not stored; a
+// bf16 map is reported as neither). For calibration and tests; the maps are valid only during the call.
+using LayerObserver = std::function<void(int layer, const FeatureMap* values, const FeatureMapU8* codes)>;
+
 class CpuEngine {
  public:
   // Throws std::invalid_argument naming the first layer the CPU ops cannot run.
   CpuEngine(const NetworkSpec& network, const EngineOptions& options);
 
   // images: [n, h, w, 3] C-contiguous -> out: [n, scale*h, scale*w, 3] of the same dtype.
-  void run(const void* images, DType dtype, int n, int h, int w, void* out);
+  void run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer = {});
   // Bytes of feature maps and scratch a batch of this geometry needs.
   size_t workspace_bytes(int n, int h, int w) const;
 
   Precision precision() const { return precision_; }
+  Precision float_precision() const { return float_precision_; }
+  int int8_weight_max() const { return kernels_ ? kernels_->int8_weight_max : 0; }
   std::string path() const { return cpu::path_name(path_); }
   int threads() const { return threads_; }
   int scale() const { return scale_; }
-  int num_layers() const { return int(steps_.size()); }
+  int num_layers() const { return int(maps_.size()); }
 
  private:
-  enum class StepKind { head, conv3x3, tail };
+  enum class StepKind { head, conv3x3, conv3x3_int8, quantize, tail };
   struct Step {
     StepKind kind;
-    int op;                  // index into heads_, convs_ or tails_
-    int source = -1;         // map index it reads (-1: the image)
-    int residual = -1;       // conv3x3 bias_add_skip: map index of the skip
+    int op = -1;             // index into heads_, convs_, int8_convs_ or tails_
+    int source = -1;         // map index it reads (-1: the image); quantize: the map it encodes
+    int residual = -1;       // bias_add_skip: map index of the skip
     int output = -1;         // map index it writes (-1: the tail, which writes the image)
   };
+  enum class Storage { f32, bf16, u8 };
   struct MapInfo {           // one layer's output feature map
     int level = 1, channels = 0;  // resolution multiple and channel stride (padded)
-    bool bf16 = false;       // stored as bf16 bits (the tail's input at bf16 precision)
-    int buffer = -1;
+    bool stored = true;      // has float storage (f32, or bf16 bits: the tail's input at bf16)
+    bool bf16 = false;
+    bool coded = false;      // has u8 codes (read by an int8 conv)
+    QuantU8 quant;
+    int buffer = -1, codes_buffer = -1;
   };
-  struct BufferInfo { int level = 1, channels = 0; bool bf16 = false; };
+  struct BufferInfo { int level = 1, channels = 0; Storage storage = Storage::f32; };
 
-  void add_layer(const NetworkSpec& network, int index);
-  void plan_buffers(const NetworkSpec& network);
+  void add_layer(const NetworkSpec& network, int index, const EngineOptions& options);
+  void plan_storage(const NetworkSpec& network, const EngineOptions& options);
+  void plan_buffers();
   void prepare(int n, int h, int w);
   size_t buffer_floats(const BufferInfo& b, int n, int h, int w) const;
   size_t scratch_floats_per_thread(int w) const;
   FeatureMap map_view(int map, int n, int h, int w) const;
   FeatureMapBf16 map_view_bf16(int map, int n, int h, int w) const;
+  FeatureMapU8 codes_view(int map, int n, int h, int w) const;
+  void run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
+                const ExecContext& ctx);
 
   Precision precision_;
   cpu::Path path_;
   const cpu::CpuKernels* kernels_;
+  Precision float_precision_;  // of the layers that are not int8 convs: bf16 where it runs, else fp32
   int threads_;
   int scale_;
   ImageSkip image_skip_;
   int output_shuffle_ = 0;  // >0: the last layer writes a map that image_output stores with this shuffle
   std::vector<HeadOp> heads_;
   std::vector<Conv3x3Op> convs_;
+  std::vector<Conv3x3Int8Op> int8_convs_;
   std::vector<TailOp> tails_;
   std::vector<Step> steps_;
   std::vector<MapInfo> maps_;

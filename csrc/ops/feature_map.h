@@ -19,8 +19,8 @@ constexpr int kChannelAlign = 16;
 
 inline int round_up(int x, int multiple) { return (x + multiple - 1) / multiple * multiple; }
 
-// A view of one [n, h, w, c] feature map (c = channel stride, a multiple of kChannelAlign) of float32, or of
-// bf16 bits (uint16_t) where the bf16 path stores a map only to read it as bf16 products.
+// A view of one [n, h, w, c] feature map (c = channel stride, a multiple of kChannelAlign) of float32, of
+// bf16 bits (uint16_t) where the bf16 path stores a map only to read it as bf16 products, or of uint8 codes.
 template <class T>
 struct FeatureMapT {
   T* data = nullptr;          // pixel (0, 0) of image 0; rows/columns -kHalo .. h-1+kHalo are addressable
@@ -36,6 +36,8 @@ struct FeatureMapT {
 };
 using FeatureMap = FeatureMapT<float>;
 using FeatureMapBf16 = FeatureMapT<uint16_t>;
+// int8 precision: the input of an int8 conv, quantized (see QuantU8); its halo holds the zero point.
+using FeatureMapU8 = FeatureMapT<uint8_t>;
 
 // 64-byte aligned float storage, zero-initialised; owns the memory behind FeatureMaps and scratch.
 class AlignedBuffer {

@@ -42,6 +42,18 @@ void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const F
   }
 }
 
+Conv3x3Int8Op::Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max)
+    : epilogue_(epilogue),
+      packed_(pack_conv3x3_int8(t.weight.data(), t.bias.data(), t.alpha.empty() ? nullptr : t.alpha.data(), t.cout,
+                                t.cin, epilogue == Epilogue::bias_shuffle_prelu, input, weight_max)) {}
+
+void Conv3x3Int8Op::run(const cpu::CpuKernels* kernels, Conv3x3Int8Params p, const ExecContext& ctx) const {
+  if (!kernels || !kernels->conv3x3_int8) throw std::logic_error("int8 conv3x3 requested without int8 kernels");
+  const PackedConv3x3Int8 weights = packed_.view();
+  p.weights = &weights, p.epilogue = epilogue_;
+  kernels->conv3x3_int8(p, ctx);
+}
+
 TailOp::TailOp(ConvTensors t, bool with_bf16)
     : t_(std::move(t)), packed_(pack_tail(t_.weight.data(), t_.bias.data(), t_.cin, with_bf16)) {}
 

@@ -8,6 +8,7 @@
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/reference.h"
 #include "ops/packing.h"
+#include "ops/packing_int8.h"
 
 namespace srgan_fast {
 
@@ -47,6 +48,20 @@ class Conv3x3Op {
   ConvTensors t_;
   Epilogue epilogue_;
   Conv3x3Weights packed_;
+};
+
+// A 3x3 conv in int8 (see PackedConv3x3Int8), built for the QuantU8 of the map it reads. The caller sets the
+// maps of p (input codes, skip, destinations); the op adds its weights and epilogue.
+class Conv3x3Int8Op {
+ public:
+  Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max);
+  int in_channels() const { return packed_.cin; }
+  int out_channels() const { return packed_.cout; }
+  void run(const cpu::CpuKernels* kernels, Conv3x3Int8Params p, const ExecContext& ctx) const;
+
+ private:
+  Epilogue epilogue_;
+  Conv3x3Int8Weights packed_;
 };
 
 // The residual block, x <- x + bias2 + conv2(prelu(conv1(x) + bias1)), updating x in place through tmp.

@@ -77,6 +77,46 @@ struct ImageOutputParams {
   DType dtype = DType::f32;
 };
 
+// int8 precision: an activation tensor's codes, real = scale * (code - zero_point), code in [0, 255]. The
+// zero point lets the signed outputs of a PReLU use the whole code range; real 0 is exactly zero_point.
+struct QuantU8 {
+  float scale = 1.f;
+  int zero_point = 0;
+  float inv_scale = 1.f;  // 1 / scale: codes are round(value * inv_scale) + zero_point
+};
+
+// A 3x3 conv packed for u8 x s8 dot products (VPDPBUSD: four input channels per 32-bit lane), its weights
+// quantized symmetrically per output channel and its input's zero point folded into `compensation`:
+//   y[co] = float(sum(code * w_q) - compensation[co]) * scale[co] + bias[co].
+// The upsampler's output channels are reordered sub-pixel major, as in PackedConv3x3.
+struct PackedConv3x3Int8 {
+  int cin = 0, cout = 0;                 // padded channel counts (multiples of kChannelAlign)
+  const int8_t* w = nullptr;             // [9 taps][cin/4][cout][4]
+  const int32_t* compensation = nullptr; // [cout] input zero point * sum of the channel's quantized weights
+  const float* scale = nullptr;          // [cout] input scale * the channel's weight scale
+  const float* bias = nullptr;           // [cout]
+  const float* alpha = nullptr;          // PReLU slopes: [cout], or [cout/4] for the shuffle epilogue
+};
+
+// Each destination is optional (data == nullptr: not stored); at least one is set.
+struct Conv3x3Int8Params {
+  FeatureMapU8 in;          // [n, h, w, cin] codes of the input's QuantU8 (the halo holds its zero point)
+  FeatureMap skip;          // bias_add_skip only: float32, geometry of the output
+  FeatureMap out;           // float32 result: [n, h, w, cout] (shuffle: [n, 2h, 2w, cout/4])
+  FeatureMapBf16 out_bf16;  // the result as bf16 (the bf16 tail's input)
+  FeatureMapU8 out_u8;      // the result quantized by out_quant (the next int8 conv's input)
+  QuantU8 out_quant;
+  const PackedConv3x3Int8* weights = nullptr;
+  Epilogue epilogue = Epilogue::bias_prelu;
+};
+
+// A float32 map quantized into codes (where a layer that is not an int8 conv feeds one).
+struct QuantizeParams {
+  FeatureMap in;
+  FeatureMapU8 out;  // same geometry, same channel stride
+  QuantU8 quant;
+};
+
 // Per-call execution settings shared by the kernels.
 struct ExecContext {
   int threads = 1;

@@ -6,17 +6,26 @@
 
 namespace srgan_fast {
 
-enum class Precision { fp32, fp16, bf16 };
+// int8 (CPU): the 3x3 convs inside the network in u8 x s8 products with s32 sums; the first and last layers in
+// bf16 (fp32 where the CPU lacks AVX512_BF16).
+enum class Precision { fp32, fp16, bf16, int8 };
 
 inline Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::fp32;
   if (name == "fp16") return Precision::fp16;
   if (name == "bf16") return Precision::bf16;
-  throw std::invalid_argument("unknown precision '" + name + "': expected 'fp32', 'fp16' or 'bf16'");
+  if (name == "int8") return Precision::int8;
+  throw std::invalid_argument("unknown precision '" + name + "': expected 'fp32', 'fp16', 'bf16' or 'int8'");
 }
 
 inline const char* precision_name(Precision p) {
-  return p == Precision::fp32 ? "fp32" : p == Precision::fp16 ? "fp16" : "bf16";
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::fp16: return "fp16";
+    case Precision::bf16: return "bf16";
+    case Precision::int8: return "int8";
+  }
+  return "?";
 }
 
 }  // namespace srgan_fast

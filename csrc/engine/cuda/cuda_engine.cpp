@@ -64,10 +64,11 @@ void require_shape(int n, int h, int w) {
 
 }  // namespace
 
-CudaEngine::CudaEngine(const NetworkSpec& network, const EngineOptions& options)
+CudaEngine::CudaEngine(const NetworkSpec& network, const EngineOptions& options, const NetworkSpec* reference)
     : options_(options), precision_(options.precision) {
-  if (precision_ == Precision::fp32)
-    throw std::invalid_argument("CUDA engine: precision must be 'fp16' or 'bf16', got 'fp32'");
+  if (precision_ != Precision::fp16 && precision_ != Precision::bf16)
+    throw std::invalid_argument(std::string("CUDA engine: precision must be 'fp16' or 'bf16', got '") +
+                                precision_name(precision_) + "'");
   int count = 0;
   CUDA_CHECK(cudaGetDeviceCount(&count));
   if (options.device < 0 || options.device >= count)
@@ -84,13 +85,11 @@ CudaEngine::CudaEngine(const NetworkSpec& network, const EngineOptions& options)
                              std::to_string(properties.major) + "." + std::to_string(properties.minor));
   DeviceGuard guard(options.device);
   layers_ = std::make_unique<GeneratorLayers>(network, precision_);
-  if (options.corrupt_for_test) {
-    std::vector<float> negated = network.layers.back().weight;
-    for (float& v : negated) v = -v;
-    const ConvLayer& tail = layers_->tail;
-    const auto packed = pack_conv_weights(negated.data(), tail.cout, tail.cin, tail.ksize, tail.cin_padded,
-                                          tail.cout_padded, precision_);
-    layers_->tail.packed = upload_to_device(packed.data(), packed.size() * sizeof(uint16_t));
+  if (reference != nullptr) {
+    reference_layers_ = std::make_unique<GeneratorLayers>(*reference, precision_);
+    const GeneratorLayers& r = *reference_layers_;
+    if (r.scale != layers_->scale || r.channels != layers_->channels || r.num_blocks != layers_->num_blocks)
+      throw std::invalid_argument("CUDA engine: the reference network must have the engine network's layout");
   }
   compute_ = std::make_unique<Stream>();
   upload_ = std::make_unique<Stream>();
@@ -124,12 +123,12 @@ std::unique_ptr<CudaEngine::Plan> CudaEngine::make_plan(int n, int h, int w, Inp
   plan->in = in;
   plan->out = out;
   plan->in_tile_bytes = size_t(h) * w * 3 * element_size(in);
-  plan->out_tile_bytes = size_t(16) * h * w * 3 * element_size(out);
+  plan->out_tile_bytes = size_t(scale()) * scale() * h * w * 3 * element_size(out);
   const size_t pixels = size_t(n) * h * w, c = size_t(layers_->channels);
   for (DeviceBuffer* buffer : {&plan->skip, &plan->a, &plan->b, &plan->tmp})
     *buffer = DeviceBuffer(pixels * c * kStorageBytes);
-  plan->up1 = DeviceBuffer(4 * pixels * c * kStorageBytes);
-  plan->up2 = DeviceBuffer(16 * pixels * c * kStorageBytes);
+  for (size_t j = 0, growth = 4; j < layers_->upsample.size(); ++j, growth *= 4)
+    plan->up.emplace_back(growth * pixels * c * kStorageBytes);
   for (int s = 0; s < (with_staging ? 2 : 1); ++s) {
     Slot& slot = plan->slots[s];
     slot.in = DeviceBuffer(n * plan->in_tile_bytes);
@@ -179,7 +178,7 @@ void CudaEngine::capture_graphs(Plan& plan) {
 
 // The whole network, kernel by kernel. Buffers: the head writes `skip`; residual blocks ping-pong between
 // a and b (through tmp unless fused; the block input stays intact for the skip add); trunk + skip -> tmp;
-// then 2x, 2x, tail.
+// then each 2x upsampler, the tail.
 void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream,
                                  const LayerHook& after_layer) const {
   const GeneratorLayers& L = *layers_;
@@ -212,11 +211,14 @@ void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* outp
   }
   conv(L.trunk.name, L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(), h,
        w);
-  conv(L.upsample[0].name, L.upsample[0], plan.tmp.get(), InputKind::kStorage, plan.up1.get(), OutputKind::kStorageShuffle2,
-       nullptr, h, w);
-  conv(L.upsample[1].name, L.upsample[1], plan.up1.get(), InputKind::kStorage, plan.up2.get(), OutputKind::kStorageShuffle2,
-       nullptr, 2 * h, 2 * w);
-  conv(L.tail.name, L.tail, plan.up2.get(), InputKind::kStorage, output, plan.out, nullptr, 4 * h, 4 * w);
+  const void* low = plan.tmp.get();
+  for (size_t j = 0; j < L.upsample.size(); ++j) {
+    const int level = 1 << j;
+    conv(L.upsample[j].name, L.upsample[j], low, InputKind::kStorage, plan.up[j].get(), OutputKind::kStorageShuffle2,
+         nullptr, level * h, level * w);
+    low = plan.up[j].get();
+  }
+  conv(L.tail.name, L.tail, low, InputKind::kStorage, output, plan.out, nullptr, L.scale * h, L.scale * w);
 }
 
 void CudaEngine::launch(const Plan& plan, const Slot& slot, cudaStream_t stream) const {

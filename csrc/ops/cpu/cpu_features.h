@@ -7,6 +7,7 @@ struct CpuFeatures {
   bool avx2_fma = false;     // AVX2 and FMA3
   bool avx512 = false;       // AVX-512 F, BW, DQ, VL
   bool avx512_bf16 = false;  // VDPBF16PS
+  bool avx512_vnni = false;  // VPDPBUSD
 };
 
 const CpuFeatures& cpu_features();

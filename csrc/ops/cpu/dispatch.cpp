@@ -24,7 +24,7 @@ bool compiled(Path path) {
 // Why `path` cannot run here at `precision`, or "" when it can.
 std::string unavailable(Path path, Precision precision) {
   const CpuFeatures& cpu = cpu_features();
-  if (precision == Precision::fp16) return "the CPU kernels run fp32 or bf16";
+  if (precision == Precision::fp16) return "the CPU kernels run fp32, bf16 or int8";
   if (!compiled(path)) return "this build has no " + path_name(path) + " kernels";
   if (path == Path::avx2 && !cpu.avx2_fma) return "this CPU lacks AVX2/FMA";
   if (path == Path::avx512 && !cpu.avx512) return "this CPU lacks AVX-512";
@@ -33,6 +33,11 @@ std::string unavailable(Path path, Precision precision) {
     // bf16 exists to use the bf16 dot-product instructions; elsewhere it would only be slower and less exact.
     if (path == Path::scalar || path == Path::avx2) return "bf16 runs only on the avx512 path (with AVX512_BF16)";
     if (path == Path::avx512 && !cpu.avx512_bf16) return "this CPU lacks AVX512_BF16";
+  }
+  if (precision == Precision::int8) {
+    // int8 exists to use the u8 x s8 dot products: VPDPBUSD (avx512 with VNNI), VPMADDUBSW (avx2).
+    if (path == Path::reference || path == Path::scalar) return "int8 runs on the avx2 and avx512 paths";
+    if (path == Path::avx512 && !cpu.avx512_vnni) return "this CPU lacks AVX512_VNNI (the avx2 path runs int8)";
   }
   return "";
 }
@@ -58,16 +63,20 @@ std::vector<std::string> available_paths(Precision precision) {
 
 Path resolve_path(const std::string& name, Precision precision) {
   if (precision == Precision::fp16)
-    throw std::invalid_argument("the CPU engine runs precision 'fp32' or 'bf16', got 'fp16'");
+    throw std::invalid_argument("the CPU engine runs precision 'fp32', 'bf16' or 'int8', got 'fp16'");
   const std::vector<std::string> names = available_paths(precision);
   std::string listed;
   for (const std::string& n : names) listed += (listed.empty() ? "" : ", ") + n;
   if (name == "auto") {
-    // The reference path is always available, so "auto" finds something for fp32; bf16 needs AVX512_BF16.
+    // The reference path is always available, so "auto" finds something for fp32; bf16 needs AVX512_BF16,
+    // int8 AVX2.
     for (Path p : {Path::avx512, Path::avx2, Path::scalar})
       if (unavailable(p, precision).empty()) return p;
-    throw std::invalid_argument("precision 'bf16' needs the avx512 path with AVX512_BF16, which this " +
-                                std::string("machine or build lacks; use precision 'fp32'"));
+    throw std::invalid_argument(precision == Precision::int8
+                                    ? "precision 'int8' needs the avx2 or avx512 path, which this machine or build "
+                                      "lacks; use precision 'fp32'"
+                                    : "precision 'bf16' needs the avx512 path with AVX512_BF16, which this machine "
+                                      "or build lacks; use precision 'fp32'");
   }
   for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512}) {
     if (path_name(p) != name) continue;

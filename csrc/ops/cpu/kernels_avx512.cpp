@@ -1,8 +1,10 @@
 // The avx512 kernel table: the templates of winograd_kernels.h and head_tail_kernels.h instantiated with
-// this instruction set's SIMD traits (this file alone is compiled with its -m flags; see CMakeLists.txt).
+// this instruction set's SIMD traits, and those of int8_kernels.h (this file alone is compiled with its -m
+// flags; see CMakeLists.txt).
 #define SRGAN_FAST_ISA avx512
 #include "ops/cpu/simd_avx512.h"
 #include "ops/cpu/head_tail_kernels.h"
+#include "ops/cpu/int8_kernels.h"
 #include "ops/cpu/tail_winograd_kernels.h"
 #include "ops/cpu/winograd_kernels.h"
 
@@ -12,7 +14,8 @@ const CpuKernels& kernels_avx512() {
   using Simd = avx512::Simd;
   static const CpuKernels table{"avx512", &avx512::head<Simd>, &avx512::conv3x3_winograd<Simd, float>,
                                 &avx512::conv3x3_winograd<Simd, uint16_t>, &avx512::tail_winograd<Simd>,
-                                &avx512::tail_bf16<Simd>};
+                                &avx512::tail_bf16<Simd>, &avx512::conv3x3_int8<Simd>,
+                                &avx512::quantize_u8<Simd>, Simd::kInt8WeightMax};
   return table;
 }
 

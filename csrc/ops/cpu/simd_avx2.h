@@ -3,6 +3,9 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+#include <cstring>
+
 namespace srgan_fast::cpu::avx2 {
 
 struct Simd {
@@ -23,6 +26,36 @@ struct Simd {
   static vf prelu(vf x, vf slope) {
     return _mm256_blendv_ps(x, _mm256_mul_ps(x, slope), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
   }
+  // int8: 8 lanes of s32, each the sum of four u8 x s8 products. VPMADDUBSW adds its pairs in s16 with
+  // saturation, so the weights are kept within +-63 (kInt8WeightMax): a pair then stays below 2^15 and the sum
+  // is exact, the same integers VPDPBUSD gives.
+  using vi = __m256i;
+  static constexpr int kInt8WeightMax = 63;
+  static constexpr int kInt8Pixels = 5, kInt8Vecs = 2;  // 10 accumulators + 2 weights + broadcast, product, ones
+  static vi zero_i() { return _mm256_setzero_si256(); }
+  static vi load_i(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  static vi set1_four(const uint8_t* p) {
+    int32_t four;
+    std::memcpy(&four, p, 4);
+    return _mm256_set1_epi32(four);
+  }
+  static vi dot_u8s8(vi acc, vi a, vi w) {
+    const vi pairs = _mm256_maddubs_epi16(a, w);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+  static vf int_to_float(vi a) { return _mm256_cvtepi32_ps(a); }
+  static vi sub_i(vi a, vi b) { return _mm256_sub_epi32(a, b); }
+  // W codes: round half to even of v * inv_scale, plus the zero point, clamped to [0, 255]. The float clamp
+  // keeps the conversion away from its overflow value.
+  static void store_codes(uint8_t* p, vf v, vf inv_scale, vi zero_point) {
+    const vf t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, inv_scale), set1(-512.f)), set1(512.f));
+    const vi q = _mm256_add_epi32(_mm256_cvtps_epi32(t), zero_point);
+    const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i q8 = _mm_packus_epi16(q16, q16);  // saturates to [0, 255]
+    std::memcpy(p, &q8, 8);
+  }
+  static vi set1_i(int x) { return _mm256_set1_epi32(x); }
+
   static float hsum(vf a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

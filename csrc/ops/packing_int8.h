@@ -1,0 +1,30 @@
+// Packing a 3x3 conv for the int8 kernels: weights quantized symmetrically per output channel, the input's
+// zero point folded into a per-channel compensation (see PackedConv3x3Int8).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ops/params.h"
+
+namespace srgan_fast {
+
+// The weight scale of one output channel: max |w| / weight_max (1 for an all-zero channel), so codes span
+// [-weight_max, weight_max] (symmetric; CpuKernels::int8_weight_max; tests quantize the same way).
+float int8_weight_scale(const float* w, int count, int weight_max);
+
+struct Conv3x3Int8Weights {
+  int cin = 0, cout = 0;  // padded
+  std::vector<int8_t> w;
+  std::vector<int32_t> compensation;
+  std::vector<float> scale, bias, alpha;
+  PackedConv3x3Int8 view() const;
+};
+
+// `shuffle`: the upsampler's conv (cout_t = 4 * its shuffled channels), reordered sub-pixel major.
+Conv3x3Int8Weights pack_conv3x3_int8(const float* weight,  // [cout_t][cin_t][3][3]
+                                     const float* bias,    // [cout_t]
+                                     const float* alpha,   // [cout_t], [cout_t / 4] (shuffle) or null
+                                     int cout_t, int cin_t, bool shuffle, const QuantU8& input, int weight_max);
+
+}  // namespace srgan_fast
