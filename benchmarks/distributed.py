@@ -48,7 +48,7 @@ def make_folder(folder: Path, count: int, size: tuple[int, int]) -> None:
 
 def local_run(model: str, folder: Path, output: Path, threads: int) -> float:
     upscaler = Upscaler(model, backend="native", device="cpu", threads=threads)
-    jobs, _ = collect_jobs([str(folder)], str(output), None)
+    jobs = collect_jobs([str(folder)], str(output), None).jobs
     started = time.perf_counter()
     for source, destination in jobs:
         upscale_file(upscaler, source, destination, overwrite=True, max_pixels=10**9)

@@ -47,7 +47,7 @@ def test_folder_with_one_corrupt_file_keeps_going(tmp_path, model_path, capsys):
     code = main(["upscale", str(src), "-o", str(out), *_opts(model_path)])
     err = capsys.readouterr().err
     assert code == 1
-    assert "broken.png: unreadable or truncated image" in err and "1 of 6 images failed" in err
+    assert "broken.png: unreadable or truncated image" in err and "srgan-fast: 5 written, 0 skipped, 1 failed in " in err
     a, b, c = read_image(out / "a.png"), read_image(out / "sub" / "b.png"), read_image(out / "c.tif")
     assert a.shape == (32, 32, 4) and a.dtype == np.uint8
     assert b.shape == (24, 20, 3) and b.dtype == np.uint16
@@ -139,5 +139,6 @@ def test_output_size_and_tta_options(tmp_path):
     assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "t.png"), "--tta", *common]) == 0
     expected = Upscaler(weights, backend="native", device="cpu", tta=True)(image)
     assert np.array_equal(read_image(tmp_path / "t.png"), expected)
-    assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.png"), "-s", "0.5", *common]) == 1
-    assert not (tmp_path / "x.png").exists()
+    with pytest.raises(SystemExit) as refused:  # a scale below 1 is refused once, as a usage error
+        main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.png"), "-s", "0.5", *common])
+    assert refused.value.code == 2 and not (tmp_path / "x.png").exists()

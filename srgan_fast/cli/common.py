@@ -9,7 +9,8 @@ import argparse
 from srgan_fast.api import DEFAULT_MEMORY_BUDGET
 from srgan_fast.backends import BackendUnavailable, backend_names
 from srgan_fast.io.images import ImageFileError
-from srgan_fast.options import PRECISIONS, format_bytes, parse_bytes, parse_device, parse_precision, parse_tile
+from srgan_fast.options import (PRECISIONS, format_bytes, parse_bytes, parse_device, parse_outscale, parse_precision,
+                                parse_tile)
 from srgan_fast.tiler.channels import InputError
 from srgan_fast.weights import DEFAULT_MODEL, WeightsError
 
@@ -68,8 +69,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true", help="self-ensemble: average the 8 flipped and rotated runs "
                         "(about 8x the time, a little sharper and more exact)")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("-s", "--outscale", type=float, help="output scale (e.g. 2.5; default: the model's); the "
-                      "model's result is resized with Lanczos")
+    size.add_argument("-s", "--outscale", type=argument_type(parse_outscale), metavar="SCALE",
+                      help="output scale, 1 or more (e.g. 2.5; default: the model's); the model's result is resized "
+                           "with Lanczos")
     size.add_argument("--width", type=int, help="output width in pixels, aspect ratio kept")
     size.add_argument("--height", type=int, help="output height in pixels, aspect ratio kept")
 

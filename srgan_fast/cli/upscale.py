@@ -1,74 +1,144 @@
-"""``srgan-fast upscale INPUTS... -o OUT``: image files and folders, one line per file, one failure never ends
-the batch."""
+"""``srgan-fast upscale INPUTS... -o OUT``: image files and folders, planned whole before any work, one line per
+file, one failure never ends the batch, and a summary of what was written, skipped and failed."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
 
-from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, make_upscaler
+from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, argument_type, make_upscaler
+from srgan_fast.cli.progress import Progress
 from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray
-from srgan_fast.io.batch import collect_jobs, failure_line, upscale_file
-from srgan_fast.io.images import DEFAULT_MAX_PIXELS
+from srgan_fast.io.batch import DEFAULT_NAME, collect_jobs, failure_line, upscale_file
+from srgan_fast.io.images import DEFAULT_MAX_PIXELS, WHITE
 from srgan_fast.io.signals import Stopped
+from srgan_fast.options import parse_color, parse_name, parse_quality
 
 
 def register(subparsers) -> None:
     """Adds ``upscale INPUTS... -o OUT`` with the Upscaler's and Ray's options."""
     up = subparsers.add_parser("upscale", help="upscale image files or folders ×4")
     up.add_argument("inputs", nargs="+", help="image files or folders (searched recursively, skipping hidden files, "
-                    "hidden folders and the output folder)")
+                    "hidden folders and the output folder; several folders keep their names under -o)")
     up.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
     up.add_argument("--format", help="output format for folders, e.g. png (default: the input's)")
-    up.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    up.add_argument("--name", type=argument_type(parse_name), default=DEFAULT_NAME, metavar="TEMPLATE",
+                    help="output names from {stem} and {ext}, the input's name without extension and its extension, "
+                         "e.g. {stem}_x4 or {stem}_{ext} (default: %(default)s); the format's extension follows")
+    existing = up.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="keep existing outputs and count them as done: a stopped batch is finished by running "
+                               "it again (with --ray this is the default)")
+    up.add_argument("--quality", type=argument_type(parse_quality), metavar="1-100",
+                    help="JPEG and WebP quality (default: 95)")
+    up.add_argument("--background", type=argument_type(parse_color), default=WHITE, metavar="COLOR",
+                    help="colour that transparent areas are laid over in formats without alpha (JPEG, BMP), e.g. "
+                         "black or '#202020' (default: white)")
     up.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs")
+    up.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress bars and no line per written file; errors, warnings and the summary remain")
     add_upscaler_options(up)
     register_ray_options(up)
     up.set_defaults(func=run_upscale)
 
 
-def run_upscale(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _unwritable(output: Path, output_is_file: bool) -> str | None:
+    """Why nothing can be written under the output, checked once instead of failing every file."""
+    folder = output.parent if output_is_file else output
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"-o {output}: cannot create the folder {folder} ({exc.strerror or exc})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"-o {output}: the folder {folder} is not writable"
+    return None
 
+
+class _Tally:
+    def __init__(self):
+        self.written = self.skipped = self.failed = 0
+        self.megapixels = self.seconds = 0.0
+        self.started = time.perf_counter()
+
+    def line(self) -> str:
+        rate = f"; {self.megapixels:.3g} output MP at {self.megapixels / self.seconds:.3g} MP/s" if self.seconds else ""
+        return (f"srgan-fast: {self.written} written, {self.skipped} skipped, {self.failed} failed in "
+                f"{time.perf_counter() - self.started:.1f} s{rate}")
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    """0 when every input was written or skipped, 1 when any failed, 2 for a usage error (nothing done)."""
     if args.ray is not None:
         return run_upscale_on_ray(args)
-
-    def say(line: str) -> None:
-        tqdm.write(line, file=sys.stderr)  # above the progress bar, not through it
-
+    tally = _Tally()
     try:
-        jobs, problems = collect_jobs(args.inputs, args.output, args.format and "." + args.format.lstrip("."))
+        batch = collect_jobs(args.inputs, args.output, args.format and "." + args.format.lstrip("."), args.name)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for line in problems:
-        say(f"error: {line}")
-    if not jobs:
-        return 1
-    written = failures = 0
-    try:
-        try:
-            upscaler = make_upscaler(args)
-        except USER_ERRORS as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        say(f"srgan-fast: {upscaler.describe()}")
-        for source, destination in tqdm(jobs, disable=len(jobs) < 2, unit="image", file=sys.stderr):
-            try:
-                notes = upscale_file(upscaler, source, destination, overwrite=args.overwrite,
-                                     max_pixels=args.max_pixels)
-            except Exception as exc:  # noqa: BLE001 - no failure of one file ends the batch; signals still do
-                failures += 1
-                say(f"error: {failure_line(source, exc, upscaler.memory_budget)}")
+    pending = []
+    for source, destination in batch.jobs:
+        if not args.overwrite and os.path.lexists(destination):
+            if args.skip_existing:
+                tally.skipped += 1
                 continue
-            written += 1
-            for note in notes:
-                say(f"warning: {note}")
-            say(f"wrote {destination}")
+            batch.problems.append(f"{destination}: exists (pass --overwrite to replace it or --skip-existing to "
+                                  "keep it)")
+            tally.failed += 1
+        else:
+            pending.append((source, destination))
+    refusal = pending and _unwritable(Path(args.output), batch.output_is_file)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    progress = Progress(args.quiet)
+    for line in batch.notes:
+        progress.say(f"note: {line}")
+    for line in batch.problems:
+        progress.say(f"error: {line}")
+    try:
+        if pending:
+            try:
+                upscaler = make_upscaler(args)
+            except USER_ERRORS as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            progress.tell(f"srgan-fast: {upscaler.describe()}")
+            _run(upscaler, pending, args, progress, tally)
     except KeyboardInterrupt as interrupt:
+        progress.close()
         stop = Stopped.from_interrupt(interrupt)
-        print(f"srgan-fast: stopped by {stop.signal_name}; {written} of {len(jobs)} images written, no partial "
-              "files left", file=sys.stderr)
+        print(f"srgan-fast: stopped by {stop.signal_name}; {tally.written} of {len(pending)} images written, no "
+              "partial files left", file=sys.stderr)
         return stop.exit_status
-    if failures:
-        print(f"srgan-fast: {failures} of {len(jobs)} images failed", file=sys.stderr)
-    return 1 if failures or problems else 0
+    progress.close()
+    print(tally.line(), file=sys.stderr)
+    return 1 if tally.failed or batch.problems else 0
+
+
+def _run(upscaler, pending, args: argparse.Namespace, progress: Progress, tally: _Tally) -> None:
+    progress.start(len(pending))
+    upscale = progress.upscale_call(upscaler)
+    for source, destination in pending:
+        try:
+            written = upscale_file(upscaler, source, destination, overwrite=args.overwrite,
+                                   max_pixels=args.max_pixels, upscale=upscale, quality=args.quality,
+                                   background=args.background)
+        except Exception as exc:  # noqa: BLE001 - no failure of one file ends the batch; signals still do
+            tally.failed += 1
+            progress.say(f"error: {failure_line(source, exc, upscaler.memory_budget)}")
+            progress.image_done()
+            continue
+        tally.written += 1
+        tally.megapixels += written.megapixels
+        tally.seconds += written.seconds
+        for note in written.notes:
+            progress.say(f"warning: {note}")
+        height, width = written.output_hw
+        frames = f", {written.frames} frames" if written.frames > 1 else ""
+        progress.tell(f"wrote {destination} ({width}x{height}{frames} in {written.seconds:.1f} s, "
+                      f"{written.megapixels / max(written.seconds, 1e-9):.3g} MP/s)")
+        progress.image_done()

@@ -12,6 +12,7 @@ from srgan_fast.distributed.cluster import check_worker_options, cluster_capacit
 from srgan_fast.distributed.jobs import Job, collect_jobs, existing_destinations
 from srgan_fast.distributed.report import FAILED, SKIPPED, FileResult, RunSummary, default_report_location, write_report
 from srgan_fast.distributed.worker import UpscaleWorker, result_of
+from srgan_fast.io.batch import DEFAULT_NAME
 from srgan_fast.io.images import DEFAULT_MAX_PIXELS
 from srgan_fast.weights import DEFAULT_MODEL, resolve_weights_path
 
@@ -52,16 +53,9 @@ def _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch
 
 def _decided_on_driver(jobs: list[Job], existing: set[str], overwrite: bool,
                        resume: bool) -> tuple[list[Job], list[FileResult]]:
-    """The jobs to send, and the results known from the paths alone: existing outputs, and a destination that
-    two inputs map to (written once: workers run at the same time, so "the first" would be a race)."""
+    """The jobs to send, and the results known from the paths alone: the existing outputs."""
     pending, known = [], []
-    writer_of: dict[str, str] = {}
     for job in jobs:
-        if job.destination in writer_of:
-            known.append(FileResult(job.source, job.destination, FAILED,
-                                    f"{job.destination}: also the output of {writer_of[job.destination]}"))
-            continue
-        writer_of[job.destination] = job.source
         if job.destination in existing and not overwrite:
             known.append(FileResult(job.source, job.destination, SKIPPED, "exists (an earlier run wrote it)")
                          if resume else FileResult(job.source, job.destination, FAILED,
@@ -96,7 +90,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
                   threads_per_worker: int | None = None, files_per_batch: int = 1, overwrite: bool = False,
                   resume: bool = True, report: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                   tta: bool = False, outscale: float | None = None, width: int | None = None,
-                  height: int | None = None) -> RunSummary:
+                  height: int | None = None, name: str = DEFAULT_NAME) -> RunSummary:
     """Upscale image files and folders on a Ray cluster, as ``srgan-fast upscale`` does on one machine.
 
     inputs, output: local paths (on a cluster, a mount every node shares) or URIs pyarrow.fs opens (s3://,
@@ -106,6 +100,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
         RAY_ADDRESS or a local instance. Every node needs srgan_fast installed and ``model`` readable.
     model, backend, precision, tile, memory_budget: as for ``Upscaler``, one per worker.
     output_format: "png", ".webp", ...: the outputs' format (default: the input's, or PNG where not writable).
+    name: the outputs' names without extension, from {stem} and {ext} (see ``srgan_fast.io.batch.output_name``).
     workers: a fixed number of actors; None autoscales from 1 to what the cluster holds.
     gpus_per_worker: GPUs each actor reserves (0.5 puts two on a GPU); 0: CPU workers.
     threads_per_worker: CPUs a CPU actor reserves and the native engine's threads (default 1: one worker per
@@ -125,6 +120,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     cause; the others go on. A worker that dies mid-file is restarted and its batch retried by Ray (up to
     ``WORKER_DEATH_RETRIES`` times, then its files are failed results); the temporary files killed workers
     leave are removed at the end of the run, so no half-written file remains. One run per output at a time.
+    Two inputs that would be written to one output refuse the run before anything starts (``OutputCollision``,
+    a ValueError naming both).
     """
     ray = import_ray()
     _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch)
@@ -132,7 +129,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     started = time.perf_counter()
     threads_per_worker = threads_per_worker or 1
     inputs, output = [storage.as_given(str(item)) for item in inputs], storage.as_given(str(output))
-    plan = collect_jobs(inputs, output, output_format and "." + output_format.lstrip("."))
+    plan = collect_jobs(inputs, output, output_format and "." + output_format.lstrip("."), name)
     pending, results = _decided_on_driver(plan.jobs, existing_destinations(plan, output), overwrite, resume)
     upscaler_options = {"model": str(model), "backend": backend, "device": "cuda" if gpus_per_worker else "cpu",
                         "precision": precision, "tile": tile, "memory_budget": memory_budget,

@@ -1,7 +1,8 @@
 """The (source, destination) pairs of a run, from paths alone: nothing is opened or decoded here.
 
-The rules are those of a local run (``srgan_fast.io.batch``), applied over pyarrow filesystems so that a folder in
-a bucket is walked as a local one is; a folder without images is a problem line, not an error.
+The rules are those of a local run (``srgan_fast.io.batch``: its ``planned_outputs`` names, deduplicates and
+refuses collisions for both), applied over pyarrow filesystems so that a folder in a bucket is walked as a local
+one is; a folder without images is a problem line, not an error.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
 
-from srgan_fast.io.batch import is_hidden, is_image_name, no_images_line, output_file_refusal, output_name
+from srgan_fast.io.batch import (DEFAULT_NAME, is_hidden, is_image_name, no_images_line, output_file_refusal,
+                                 planned_outputs)
 from srgan_fast.distributed import storage
 
 
@@ -40,12 +42,9 @@ def _images_in(folder: str, output: str) -> list[str]:
     return sorted(found)
 
 
-def _output_name(relative: str, output_suffix: str | None) -> str:
-    return str(output_name(PurePosixPath(relative), output_suffix))
-
-
-def collect_jobs(inputs: list[str], output: str, output_suffix: str | None = None) -> Plan:
-    """Every job of a run. Raises ValueError when the output names a file that the inputs cannot go to."""
+def collect_jobs(inputs: list[str], output: str, output_suffix: str | None = None, name: str = DEFAULT_NAME) -> Plan:
+    """Every job of a run, planned as locally (``planned_outputs``). Raises ValueError when the output names a file
+    that the inputs cannot go to, ``OutputCollision`` when two inputs would be written to one output."""
     if not inputs:
         raise ValueError("expected at least one input file or folder, got none")
     folders = [item for item in inputs if storage.file_type(item) == pafs.FileType.Directory]
@@ -55,18 +54,19 @@ def collect_jobs(inputs: list[str], output: str, output_suffix: str | None = Non
         if len(inputs) == 1 and not folders:
             return Plan([Job(inputs[0], output)], [], True)
         raise ValueError(output_file_refusal(output, len(inputs), folders))
-    jobs, problems = [], []
+    found, problems = [], []
     for item in inputs:
         if item in folders:
             relatives = _images_in(item, output)
             if not relatives:
                 problems.append(no_images_line(item))
-            jobs += [Job(storage.join(item, relative), storage.join(output, _output_name(relative, output_suffix)))
-                     for relative in relatives]
+            top = PurePosixPath(PurePosixPath(storage.place(item)).name) if len(folders) > 1 else PurePosixPath()
+            found += [(storage.join(item, relative), storage.place(storage.join(item, relative)), top / relative)
+                      for relative in relatives]
         else:
-            name = PurePosixPath(storage.resolve(item)[1]).name
-            jobs.append(Job(item, storage.join(output, _output_name(name, output_suffix))))
-    return Plan(jobs, problems, False)
+            found.append((item, storage.place(item), PurePosixPath(PurePosixPath(storage.resolve(item)[1]).name)))
+    pairs, _ = planned_outputs(found, lambda relative: storage.join(output, str(relative)), output_suffix, name)
+    return Plan([Job(source, destination) for source, destination in pairs], problems, False)
 
 
 def existing_destinations(plan: Plan, output: str) -> set[str]:

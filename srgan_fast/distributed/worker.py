@@ -70,7 +70,12 @@ def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, res
         with storage.local_target(destination) as local_destination:
             die_here_if_armed(local_destination)
             try:
-                notes = save_image(local_destination, result)
+                # A local destination is written in place, never replacing one that appeared since the check.
+                notes = save_image(local_destination, result, replace=overwrite or storage.is_uri(destination))
+            except FileExistsError:
+                if resume:
+                    return FileResult(source, destination, SKIPPED, "exists (another attempt wrote it meanwhile)")
+                raise ImageFileError(f"{destination}: exists (pass --overwrite to replace it)") from None
             except ImageFileError as error:
                 raise _named(error, local_destination, destination) from None
             notes = [note.replace(local_destination, destination) for note in notes]

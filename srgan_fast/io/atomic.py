@@ -1,10 +1,14 @@
 """Atomic file output: write beside the destination, rename over it only once the write has succeeded.
 
 A crash, an exception or Ctrl-C mid-write leaves the previous file (or none) in place, never a half-written one.
+With ``replace=False`` the file is put in place only if none is there at that moment, in one step of the file
+system: a check for the destination followed by a rename would replace a file that appeared in between.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -24,11 +28,47 @@ def _new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+# Where a file system has no hard links (FAT, some network and FUSE mounts), Linux's renameat2 with this flag
+# does the same no-replace move.
+_RENAME_NOREPLACE = 1
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
+def _rename_no_replace(tmp: str, path: Path) -> None:
+    if os.name == "nt":
+        os.rename(tmp, path)  # Windows' rename never replaces an existing file
+        return
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    at_cwd = -100
+    if renameat2 is None or renameat2(at_cwd, os.fsencode(tmp), at_cwd, os.fsencode(path), _RENAME_NOREPLACE):
+        code = ctypes.get_errno() if renameat2 is not None else errno.ENOTSUP
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), str(path))
+        raise OSError(code, f"{os.strerror(code)}: this file system cannot put a file in place without replacing "
+                      "one that may be there (pass --overwrite to allow replacing)", str(path))
+
+
+def place_without_replacing(tmp: str, path: Path) -> None:
+    """Gives the finished ``tmp`` the name ``path`` unless a file has that name; ``FileExistsError`` if one has.
+
+    A hard link fails atomically where the name is taken; the temporary name is removed by the caller after.
+    """
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        _rename_no_replace(tmp, path)
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yields a temporary path in the destination's folder; it replaces ``path`` when the block succeeds.
+def atomic_output(path: str | os.PathLike, suffix: str = ".tmp", replace: bool = True) -> Iterator[Path]:
+    """Yields a temporary path in the destination's folder; it becomes ``path`` when the block succeeds.
 
     ``suffix`` lets writers that infer the format from the name (Pillow) see the right extension.
+    ``replace=False``: ``FileExistsError`` instead where ``path`` exists when the write is done.
     """
     path = Path(path)
     tmp = None
@@ -36,14 +76,21 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
         # A stop signal while the file is being created raises only once ``tmp`` names it, inside the ``try``
         # whose ``finally`` removes it.
         with stop_signals_deferred():
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+            except OSError as exc:  # named by the destination: the temporary name means nothing to the user
+                raise type(exc)(exc.errno, exc.strerror, str(path)) from None
             os.close(fd)
         yield Path(tmp)
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
-        os.replace(tmp, path)
+        if replace:
+            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
+            os.replace(tmp, path)
+        else:
+            os.chmod(tmp, _new_file_mode())
+            place_without_replacing(tmp, path)
     finally:
         if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)  # only still there when the block failed
+            Path(tmp).unlink(missing_ok=True)  # still there when the block failed, or after a hard link
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:

@@ -1,19 +1,30 @@
 """A batch of image files: which files a run takes, where each goes, and one file's upscale, with the rules the
 local command and the Ray workers share (srgan_fast.distributed walks buckets with the same rules).
 
-Folders are searched recursively and their relative paths kept; hidden files and folders are skipped (this
-tool's own temporary files and reports among them); the output folder is not descended into where it lies
-inside an input folder (a second run must not upscale the first run's results); a source whose format cannot
-be written gets a .png; one input file may name an output file, anything else needs an output folder.
+Folders are searched recursively and their relative paths kept; with several input folders each keeps its own
+name under the output folder. Hidden files and folders are skipped (this tool's own temporary files and reports
+among them); the output folder is not descended into where it lies inside an input folder (a second run must not
+upscale the first run's results); a source whose format cannot be written gets a .png; one input file may name an
+output file, anything else needs an output folder. Every output is planned before any work: a file reached twice
+(by name and inside a folder) is one job, and two inputs that would be written to one output refuse the run.
 """
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import Callable, Hashable, Iterable
 
 from srgan_fast.options import format_bytes
 from srgan_fast.tiler.channels import InputError
 from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFileError, load_image, save_image
+
+DEFAULT_NAME = "{stem}"
+
+
+class OutputCollision(ValueError):
+    """Two inputs of a run would be written to one output; the message names both and how to keep them apart."""
 
 
 def is_hidden(relative: PurePath) -> bool:
@@ -24,11 +35,42 @@ def is_image_name(relative: PurePath) -> bool:
     return relative.suffix.lower() in READ_SUFFIXES
 
 
-def output_name(relative: PurePath, suffix: str | None) -> PurePath:
-    """A source's path under the output folder: its own, with the requested suffix or one that can be written."""
-    if suffix:
-        return relative.with_suffix(suffix)
-    return relative if relative.suffix.lower() in WRITE_FORMATS else relative.with_suffix(".png")
+def output_name(relative: PurePath, suffix: str | None, name: str = DEFAULT_NAME) -> PurePath:
+    """A source's path under the output folder: its folders, ``name`` ({stem}, {ext}: the source's name without
+    its extension, and that extension) and the requested suffix, else its own where it can be written, else .png."""
+    if not suffix:
+        suffix = relative.suffix if relative.suffix.lower() in WRITE_FORMATS else ".png"
+    return relative.with_name(name.format(stem=relative.stem, ext=relative.suffix[1:]) + suffix)
+
+
+def planned_outputs(found: Iterable[tuple[object, Hashable, PurePath]], destination: Callable[[PurePath], object],
+                    suffix: str | None, name: str = DEFAULT_NAME) -> tuple[list[tuple[object, object]], list[str]]:
+    """(source, destination) for each distinct input file, and a note per file reached twice.
+
+    ``found``: (source, identity, path under the output folder) in input order; sources of one identity (the
+    same file named twice) run once, under the first. Raises ``OutputCollision`` when two sources map to one
+    destination, naming the first such pair: whichever ran second would replace, or be refused by, the first.
+    """
+    jobs, notes, writer_of, seen = [], [], {}, {}
+    collisions = []
+    for source, identity, relative in found:
+        if identity in seen:
+            also = f" (also as {seen[identity]})" if str(seen[identity]) != str(source) else ""
+            notes.append(f"{source}: given more than once{also}; upscaled once")
+            continue
+        seen[identity] = source
+        target = destination(output_name(relative, suffix, name))
+        if target in writer_of:
+            collisions.append((writer_of[target], source, target))
+            continue
+        writer_of[target] = source
+        jobs.append((source, target))
+    if collisions:
+        first, second, target = collisions[0]
+        more = f" (and {len(collisions) - 1} more outputs claimed twice)" if len(collisions) > 1 else ""
+        raise OutputCollision(f"{first} and {second} would both be written to {target}{more}; keep them apart with "
+                              "--name '{stem}_{ext}' or upscale them in separate runs")
+    return jobs, notes
 
 
 def output_file_refusal(output: str, inputs: int, folders: list) -> str:
@@ -43,52 +85,109 @@ def no_images_line(folder) -> str:
             "output folder are skipped)")
 
 
-def image_files(folder: Path, output: Path) -> list[Path]:
-    """The images under ``folder``, sorted, by the rules above."""
+def image_files(folder: Path, output: Path) -> tuple[list[Path], list[str]]:
+    """The images under ``folder``, sorted, by the rules above, and the names of the other (visible) files."""
     output = output.resolve()
-    found = []
+    found, others = [], []
     for parent, folders, files in os.walk(folder):
         here = Path(parent)
         folders[:] = [name for name in folders if not name.startswith(".") and (here / name).resolve() != output]
-        found += [here / name for name in files if not name.startswith(".") and is_image_name(Path(name))]
-    return sorted(found)
+        visible = [name for name in files if not name.startswith(".")]
+        found += [here / name for name in visible if is_image_name(Path(name))]
+        others += [name for name in visible if not is_image_name(Path(name))]
+    return sorted(found), others
 
 
-def collect_jobs(inputs: list[str], output: str, suffix: str | None) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(source, destination) pairs, and an error line for each input folder without images.
+def _identity(path: Path) -> Hashable:
+    """The file behind a path, however it was spelled (relative, through a link, a hard link)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return path.resolve()
+    return status.st_dev, status.st_ino
 
-    One file may name a file (any name with an extension that is not an existing folder). Raises ValueError
-    when the output names a file the inputs cannot go to.
-    """
+
+def _not_images_note(folder: Path, others: list[str]) -> str:
+    kinds = sorted({Path(name).suffix.lower() or "no extension" for name in others})
+    what = f"{len(others)} files that are not images" if len(others) > 1 else "1 file that is not an image"
+    return f"{folder}: skipped {what} ({', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''})"
+
+
+@dataclass
+class Batch:
+    jobs: list[tuple[Path, Path]]                       # (source, destination), each destination once
+    problems: list[str] = field(default_factory=list)   # error lines: a missing input, a folder without images
+    notes: list[str] = field(default_factory=list)      # a file given twice, files that are not images
+    output_is_file: bool = False                        # -o names the one output file, not a folder
+
+
+def collect_jobs(inputs: list[str], output: str, suffix: str | None, name: str = DEFAULT_NAME) -> Batch:
+    """Every job of a run, planned. Raises ValueError when the output names a file the inputs cannot go to
+    (one input file may name a file: any name with an extension that is not an existing folder), and
+    ``OutputCollision`` when two inputs would be written to one output."""
     out = Path(output)
     folders = [item for item in map(Path, inputs) if item.is_dir()]
     if out.suffix and not out.is_dir():
         if len(inputs) == 1 and not folders:
-            return [(Path(inputs[0]), out)], []
+            source = Path(inputs[0])
+            if not source.exists():
+                return Batch([], [f"{source}: no such file or folder"], output_is_file=True)
+            return Batch([(source, out)], output_is_file=True)
         raise ValueError(output_file_refusal(output, len(inputs), folders))
-    jobs, problems = [], []
+    batch, found = Batch([]), []
     for item in map(Path, inputs):
         if item.is_dir():
-            files = image_files(item, out)
+            files, others = image_files(item, out)
             if not files:
-                problems.append(no_images_line(item))
-            jobs += [(f, out / output_name(f.relative_to(item), suffix)) for f in files]
+                batch.problems.append(no_images_line(item))
+            if others:
+                batch.notes.append(_not_images_note(item, others))
+            # With several folders each keeps its name, so that their files cannot meet under one name.
+            top = PurePath(item.resolve().name) if len(folders) > 1 else PurePath()
+            found += [(f, _identity(f), top / f.relative_to(item)) for f in files]
+        elif item.exists():
+            found.append((item, _identity(item), PurePath(item.name)))
         else:
-            jobs.append((item, out / output_name(Path(item.name), suffix)))
-    return jobs, problems
+            batch.problems.append(f"{item}: no such file or folder")
+    batch.jobs, notes = planned_outputs(found, lambda relative: out / relative, suffix, name)
+    batch.notes += notes
+    return batch
 
 
-def upscale_file(upscaler, source: Path, destination: Path, *, overwrite: bool, max_pixels: int) -> list[str]:
-    """One file, every frame, written atomically; returns the warnings. A call of its own, so that one file's
-    pixels are freed before the next file is read."""
-    if destination.exists() and not overwrite:
-        raise ImageFileError(f"{destination}: exists (pass --overwrite to replace it)")
+@dataclass(frozen=True)
+class Written:
+    """What one file's upscale wrote: its warnings and its output's size, for the per-file and summary lines."""
+
+    notes: list[str]
+    output_hw: tuple[int, int]
+    frames: int
+    seconds: float
+
+    @property
+    def megapixels(self) -> float:
+        return self.output_hw[0] * self.output_hw[1] * self.frames / 1e6
+
+
+def upscale_file(upscaler, source: Path, destination: Path, *, overwrite: bool, max_pixels: int,
+                 upscale=None, **save_options) -> Written:
+    """One file, every frame, written atomically; never replaces a file without ``overwrite``, even one that
+    appeared while this file was being upscaled. A call of its own, so that one file's pixels are freed before
+    the next file is read. ``upscale(frame)``: the call that upscales each frame (default ``upscaler.upscale``);
+    ``save_options``: ``save_image``'s (quality, background)."""
+    started = time.perf_counter()
     if destination.resolve() == source.resolve():
         raise ImageFileError(f"{destination}: would overwrite its own input")
     loaded = load_image(source, max_pixels=max_pixels)
-    result = loaded.with_frames([upscaler.upscale(frame) for frame in loaded.frames])
+    result = loaded.with_frames([(upscale or upscaler.upscale)(frame) for frame in loaded.frames])
+    del loaded  # the input's pixels are not needed while the output is encoded
     destination.parent.mkdir(parents=True, exist_ok=True)
-    return save_image(destination, result)
+    try:
+        notes = save_image(destination, result, replace=overwrite, **save_options)
+    except FileExistsError:
+        raise ImageFileError(f"{destination}: exists (made by something else while this run worked on it; kept, "
+                             "pass --overwrite to replace it)") from None
+    frame = result.frames[0]
+    return Written(notes, frame.shape[:2], len(result.frames), time.perf_counter() - started)
 
 
 def failure_line(source, error: Exception, memory_budget: int) -> str:
