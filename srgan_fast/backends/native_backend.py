@@ -28,12 +28,32 @@ def _native_module():
     return _C
 
 
+def _shadowed_install() -> Path | None:
+    """The installed package's folder, where it has a built engine and this process imported another copy: a
+    source tree that Python found first (the current folder comes first on its path)."""
+    import importlib.metadata
+
+    here = Path(__file__).resolve().parent.parent
+    try:
+        installed = Path(importlib.metadata.distribution("srgan_fast").locate_file("srgan_fast")).resolve()
+    except (importlib.metadata.PackageNotFoundError, TypeError, OSError):
+        return None
+    if installed == here or not any(installed.glob("_C*")):
+        return None
+    return installed
+
+
 @functools.lru_cache(maxsize=1)
 def _probe() -> str | None:
     """None when srgan_fast._C imports, else why not (cached: the answer cannot change in a process)."""
     try:
         _native_module()
     except ImportError as exc:
+        installed = _shadowed_install()
+        if installed is not None:
+            return (f"srgan_fast was imported from {Path(__file__).resolve().parent.parent}, a source tree without the "
+                    f"built engine, instead of the installed package in {installed}: run from another folder, or "
+                    "build it in place with pip install -e .")
         if _BUILD_STATUS.is_file():
             return f"srgan_fast._C is not built: {_BUILD_STATUS.read_text().strip()}"
         return f"srgan_fast._C is not built or does not load ({exc}); reinstall with pip install -v ."

@@ -29,6 +29,15 @@ def argument_type(parse):
     return parse_argument
 
 
+def missing_module(module: str, what: str, extra: str) -> str | None:
+    """The one line saying that ``what`` needs ``module`` and how to install it, or None where it is there."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return f"{what} needs the {module} package, which is not installed: pip install 'srgan_fast[{extra}]'"
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """Usage errors as one line, like every other refusal: a command's full usage would bury the line that matters."""
 

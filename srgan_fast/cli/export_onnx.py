@@ -1,16 +1,30 @@
 """``srgan-fast export-onnx MODEL -o OUT.onnx``: the command-line face of ``srgan_fast.backends.onnx_graph``."""
 from __future__ import annotations
 
+import sys
+
 from srgan_fast.backends.onnx_graph import IO_MODES, export_onnx
+from srgan_fast.cli.common import USER_ERRORS, missing_module
 from srgan_fast.options import FLOAT_PRECISIONS
 
 
 def run_export(args) -> int:
+    """0 when written; 2 when nothing could be (a usage error, onnx missing, a model or path that cannot be used)."""
     if args.tile is None and not args.dynamic:
-        raise SystemExit("export-onnx: give --tile H W for a static graph or --dynamic for dynamic height/width")
+        print("srgan-fast export-onnx: error: give --tile H W for a static graph or --dynamic for dynamic height and "
+              "width (see srgan-fast export-onnx --help)", file=sys.stderr)
+        return 2
+    missing = missing_module("onnx", "export-onnx", "onnx")
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     precision = args.precision
-    path = export_onnx(args.model, args.output, tile=None if args.dynamic else tuple(args.tile),
-                       batch=args.batch, precision=precision, io=args.io, opset=args.opset)
+    try:
+        path = export_onnx(args.model, args.output, tile=None if args.dynamic else tuple(args.tile),
+                           batch=args.batch, precision=precision, io=args.io, opset=args.opset)
+    except USER_ERRORS as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {precision}, io {args.io}, "
           f"{'dynamic H/W' if args.dynamic else 'tile %dx%d' % tuple(args.tile)})")
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from srgan_fast.cli.common import missing_module
+
 
 def _options(args):
     from srgan_fast.backends.tensorrt.options import BuildOptions
@@ -47,6 +49,9 @@ def _build(args) -> int:
     try:
         weights = load_weights(args.model)
         options = _options(args)
+        missing = missing_module("onnx", "build-engine --save-onnx", "onnx") if args.save_onnx else None
+        if missing:
+            raise ValueError(missing)
         if args.onnx_only:
             if not args.save_onnx:
                 raise ValueError("--onnx-only needs --save-onnx PATH")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from srgan_fast.cli.common import add_upscaler_options, summary_line
@@ -28,22 +29,42 @@ def _bitrate(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a bitrate such as 8M, 2500k or 800000, got {text!r}") from None
 
 
+def _whole_number(least: int):
+    """An argparse type for a whole number of at least ``least`` (frame numbers, counts, crf)."""
+    def parse(text: str) -> int:
+        if text.strip().isdigit() and int(text) >= least:
+            return int(text)
+        what = "a whole number of 0 or more" if least == 0 else f"a whole number of {least} or more"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    parse.__name__ = "whole number"
+    return parse
+
+
+def _usage_refusal(args: argparse.Namespace) -> str | None:
+    """What the options ask that cannot be done, in the command's own names, before any file is opened."""
+    if args.end_frame is not None and args.end_frame <= args.start_frame:
+        return (f"--end-frame {args.end_frame} must be above --start-frame {args.start_frame} (it is the frame to "
+                "stop before)")
+    return None
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("video", help="upscale a video ×4, keeping its timing, audio and subtitles",
                                    description="Decode, upscale every frame ×4 and encode; audio and subtitle "
                                                "streams are copied unchanged.")
     parser.add_argument("input", help="video file")
     parser.add_argument("-o", "--output", required=True, help="output video; the extension picks the container")
-    parser.add_argument("--codec", default="h264", help=f"one of {', '.join(ENCODERS)} (default: %(default)s)")
+    parser.add_argument("--codec", default="h264", choices=list(ENCODERS), metavar="CODEC",
+                        help=f"one of {', '.join(ENCODERS)} (default: %(default)s)")
     quality = parser.add_mutually_exclusive_group()
-    quality.add_argument("--crf", type=int, help="constant quality, lower is better (default per codec)")
+    quality.add_argument("--crf", type=_whole_number(0), help="constant quality, lower is better (default per codec)")
     quality.add_argument("--bitrate", type=_bitrate, help="average bitrate, e.g. 8M")
     parser.add_argument("--pix-fmt", help="e.g. yuv420p (8-bit) or yuv420p10le (10-bit); default: as the input")
     parser.add_argument("--encoder-option", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                         help="FFmpeg encoder option, e.g. preset=slow (repeatable)")
-    parser.add_argument("--start-frame", type=int, default=0, help="first frame to upscale (default: 0)")
-    parser.add_argument("--end-frame", type=int, help="frame to stop before (default: the end)")
-    parser.add_argument("--batch-size", type=int, help="frames per upscale call (default: from frame size)")
+    parser.add_argument("--start-frame", type=_whole_number(0), default=0, help="first frame to upscale (default: 0)")
+    parser.add_argument("--end-frame", type=_whole_number(1), help="frame to stop before (default: the end)")
+    parser.add_argument("--batch-size", type=_whole_number(1), help="frames per upscale call (default: from frame size)")
     parser.add_argument("--on-corrupt", choices=["skip", "stop"], default="skip",
                         help="damaged frames: skip with a warning, or stop with an error (default: %(default)s)")
     parser.add_argument("--no-audio", action="store_true", help="leave the audio streams out")
@@ -56,6 +77,14 @@ def register(subparsers) -> None:
 
 
 def run_video(args: argparse.Namespace) -> int:
+    """0 when written, 1 when the run failed (the output exists, the input cannot be read...), 2 for a usage error."""
+    refusal = _usage_refusal(args)
+    if refusal:
+        print(f"srgan-fast video: error: {refusal} (see srgan-fast video --help)", file=sys.stderr)
+        return 2
+    if os.path.lexists(args.output) and not args.overwrite:  # said here in the command's words, not the API's
+        print(f"error: {args.output}: exists (pass --overwrite to replace it)", file=sys.stderr)
+        return 1
     if args.ray is not None:
         return run_video_on_ray(args)
     from srgan_fast.backends import BackendUnavailable
@@ -76,7 +105,8 @@ def run_video(args: argparse.Namespace) -> int:
             progress=not args.no_progress, memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale,
             width=args.width, height=args.height)
     except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # The one refusal the pipeline can only make once it has read the video names the API's argument.
+        print(f"error: {' '.join(str(exc).split()).replace('start_frame=', '--start-frame ')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
         stop = Stopped.from_interrupt(interrupt)
