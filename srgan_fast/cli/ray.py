@@ -74,7 +74,8 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
             output_format=args.format, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
             threads_per_worker=args.threads_per_worker, files_per_batch=args.files_per_batch,
             overwrite=args.overwrite, resume=args.resume, report=args.report, max_pixels=args.max_pixels,
-            tta=args.tta, outscale=args.outscale, width=args.width, height=args.height, name=args.name)
+            tta=args.tta, outscale=args.outscale, width=args.width, height=args.height, name=args.name,
+            quality=args.quality, background=args.background)
     except (ValueError, OSError) as exc:  # the inputs or output as given cannot be used (or collide)
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

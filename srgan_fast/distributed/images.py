@@ -13,7 +13,7 @@ from srgan_fast.distributed.jobs import Job, collect_jobs, existing_destinations
 from srgan_fast.distributed.report import FAILED, SKIPPED, FileResult, RunSummary, default_report_location, write_report
 from srgan_fast.distributed.worker import UpscaleWorker, result_of
 from srgan_fast.io.batch import DEFAULT_NAME
-from srgan_fast.io.images import DEFAULT_MAX_PIXELS
+from srgan_fast.io.images import DEFAULT_MAX_PIXELS, WHITE
 from srgan_fast.weights import DEFAULT_MODEL, resolve_weights_path
 
 # Attempts of a batch beyond the first when its worker dies (killed, out of memory, node lost). Bounded, so that a
@@ -90,7 +90,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
                   threads_per_worker: int | None = None, files_per_batch: int = 1, overwrite: bool = False,
                   resume: bool = True, report: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                   tta: bool = False, outscale: float | None = None, width: int | None = None,
-                  height: int | None = None, name: str = DEFAULT_NAME) -> RunSummary:
+                  height: int | None = None, name: str = DEFAULT_NAME, quality: int | None = None,
+                  background: tuple[int, int, int] = WHITE) -> RunSummary:
     """Upscale image files and folders on a Ray cluster, as ``srgan-fast upscale`` does on one machine.
 
     inputs, output: local paths (on a cluster, a mount every node shares) or URIs pyarrow.fs opens (s3://,
@@ -101,6 +102,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     model, backend, precision, tile, memory_budget: as for ``Upscaler``, one per worker.
     output_format: "png", ".webp", ...: the outputs' format (default: the input's, or PNG where not writable).
     name: the outputs' names without extension, from {stem} and {ext} (see ``srgan_fast.io.batch.output_name``).
+    quality, background: JPEG/WebP quality and the colour alpha is laid over in formats without it (``save_image``).
     workers: a fixed number of actors; None autoscales from 1 to what the cluster holds.
     gpus_per_worker: GPUs each actor reserves (0.5 puts two on a GPU); 0: CPU workers.
     threads_per_worker: CPUs a CPU actor reserves and the native engine's threads (default 1: one worker per
@@ -135,7 +137,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
                         "precision": precision, "tile": tile, "memory_budget": memory_budget,
                         "threads": None if gpus_per_worker else threads_per_worker, "tta": tta,
                         "outscale": outscale, "width": width, "height": height}
-    file_options = {"overwrite": overwrite, "resume": resume, "max_pixels": max_pixels}
+    file_options = {"overwrite": overwrite, "resume": resume, "max_pixels": max_pixels, "quality": quality,
+                    "background": tuple(background)}
     worker_results = []
     try:
         if pending:

@@ -15,7 +15,7 @@ import pyarrow.fs as pafs
 from srgan_fast.io.batch import failure_line
 from srgan_fast.distributed import storage
 from srgan_fast.distributed.report import DONE, FAILED, SKIPPED, FileResult
-from srgan_fast.io.images import ImageFileError, load_image, save_image
+from srgan_fast.io.images import WHITE, ImageFileError, load_image, save_image
 
 # Fault injection for the tests of worker deaths: each file in the folder this names is one death; the worker that
 # removes one dies mid-write, leaving a partial temporary file as a kill does. A file that holds a name is a death
@@ -49,8 +49,8 @@ def die_here_if_armed(destination: str) -> None:
         os._exit(1)
 
 
-def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, resume: bool,
-                max_pixels: int) -> FileResult:
+def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, resume: bool, max_pixels: int,
+                quality: int | None = None, background: tuple[int, int, int] = WHITE) -> FileResult:
     """Read, upscale (every frame) and write one file as the local command does; any failure is the result."""
     started = time.perf_counter()
     try:
@@ -71,7 +71,8 @@ def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, res
             die_here_if_armed(local_destination)
             try:
                 # A local destination is written in place, never replacing one that appeared since the check.
-                notes = save_image(local_destination, result, replace=overwrite or storage.is_uri(destination))
+                notes = save_image(local_destination, result, replace=overwrite or storage.is_uri(destination),
+                                   quality=quality, background=background)
             except FileExistsError:
                 if resume:
                     return FileResult(source, destination, SKIPPED, "exists (another attempt wrote it meanwhile)")
