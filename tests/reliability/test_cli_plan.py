@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import random_generator_weights
@@ -281,3 +283,25 @@ def test_distributed_runs_plan_their_outputs_the_same_way(tmp_path):
         (str(tmp_path / "b" / "x.png"), str(tmp_path / "o" / "b" / "x_png.webp"))]
     with pytest.raises(OutputCollision, match=r"a/x\.jpg and .*a/x\.png would both be written to .*o/a/x\.webp"):
         collect_jobs(inputs, str(tmp_path / "o"), ".webp")
+
+
+@settings(max_examples=80, deadline=None)
+@given(names=st.lists(st.tuples(st.sampled_from(["a", "b", "A"]), st.sampled_from([".png", ".jpg", ".webp", ".txt"]),
+                                st.sampled_from(["", "sub/"])), max_size=8),
+       suffix=st.sampled_from([None, ".png"]), name=st.sampled_from(["{stem}", "{stem}_{ext}"]))
+def test_planning_runs_each_file_once_and_never_maps_two_to_one_output(names, suffix, name):
+    from pathlib import PurePath
+
+    from srgan_fast.io.batch import OutputCollision, output_name, planned_outputs
+
+    found = [(f"{folder}{stem}{ext}", f"{folder}{stem}{ext}", PurePath(f"{folder}{stem}{ext}"))
+             for stem, ext, folder in names]
+    distinct = list(dict.fromkeys(source for source, _, _ in found))
+    targets = [output_name(PurePath(source), suffix, name) for source in distinct]
+    try:
+        jobs, notes = planned_outputs(found, lambda relative: relative, suffix, name)
+    except OutputCollision:
+        assert len(set(targets)) < len(targets)
+        return
+    assert [source for source, _ in jobs] == distinct and [target for _, target in jobs] == targets
+    assert len(set(targets)) == len(targets) and len(notes) == len(found) - len(distinct)

@@ -12,9 +12,11 @@ import zlib
 import numpy as np
 import png
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from srgan_fast.io import heif
+from srgan_fast.io import heif, png_files
 from srgan_fast.io.images import ImageFile, ImageFileError, decode_image, load_image, read_image, save_image
 from srgan_fast.tiler.channels import flatten_alpha
 
@@ -26,7 +28,7 @@ def chunk(kind: bytes, data: bytes) -> bytes:
 def png_with_rows(width, height, colour_type, rows_present, depth=8) -> bytes:
     """A well-formed PNG (every chunk and CRC right, zlib stream complete) whose data holds only some rows."""
     samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour_type]
-    row = b"\x00" + bytes(range(7, 7 + (width * samples * depth + 7) // 8))
+    row = b"\x00" + bytes(index % 256 for index in range(7, 7 + (width * samples * depth + 7) // 8))
     header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
     palette = chunk(b"PLTE", bytes(range(48))) if colour_type == 3 else b""
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + palette
@@ -139,3 +141,16 @@ def test_jpeg_quality_is_passed_to_the_encoder(tmp_path):
     save_image(tmp_path / "low.jpg", image, quality=20)
     save_image(tmp_path / "high.jpg", image, quality=95)
     assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size / 2
+
+
+VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(1, 40), height=st.integers(1, 40), colour_type=st.sampled_from(sorted(VALID_DEPTHS)),
+       data=st.data())
+def test_missing_rows_are_found_for_every_size_colour_type_and_depth(width, height, colour_type, data):
+    depth = data.draw(st.sampled_from(VALID_DEPTHS[colour_type]))
+    present = data.draw(st.integers(0, height))
+    reason = png_files.missing_rows(io.BytesIO(png_with_rows(width, height, colour_type, present, depth)))
+    assert reason == (None if present == height else f"image data ends after {present} of {height} rows")
