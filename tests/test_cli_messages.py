@@ -140,3 +140,14 @@ def test_a_source_tree_shadowing_the_installed_package_is_named_as_the_cause(tmp
     assert reason == (f"srgan_fast was imported from {here}, a source tree without the built engine, instead of the "
                       f"installed package in {installed.resolve()}: run from another folder, or build it in place with "
                       "pip install -e .")
+
+
+def test_the_video_summary_line_gives_time_frame_rate_and_megapixels_per_second():
+    from types import SimpleNamespace
+
+    from srgan_fast.cli.common import summary_line
+
+    result = SimpleNamespace(path="out.mkv", frames=50, size=(1920, 1080), codec="ffv1", pix_fmt="yuv420p",
+                             seconds=10.0, fps=5.0, copied=["audio"])
+    assert summary_line(result, ", 2 segments") == ("wrote out.mkv: 50 frames 1920x1080 ffv1 yuv420p in 10.0 s "
+                                                    "(5.00 fps, 10.4 MP/s, 2 segments); copied audio")

@@ -96,5 +96,7 @@ def make_upscaler(args: argparse.Namespace):
 def summary_line(result, detail: str = "") -> str:
     """The one line a finished video run prints; ``detail`` goes after its frame rate."""
     copied = f"; copied {', '.join(result.copied)}" if result.copied else ""
+    megapixels = result.frames * result.size[0] * result.size[1] / 1e6
+    rate = f", {megapixels / result.seconds:.3g} MP/s" if result.seconds > 0 else ""
     return (f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "
-            f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps{detail}){copied}")
+            f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps{rate}{detail}){copied}")
