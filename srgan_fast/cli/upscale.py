@@ -11,7 +11,7 @@ from pathlib import Path
 from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, argument_type, make_upscaler
 from srgan_fast.cli.progress import Progress
 from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray
-from srgan_fast.io.batch import DEFAULT_NAME, collect_jobs, failure_line, upscale_file
+from srgan_fast.io.batch import DEFAULT_NAME, AppearedMeanwhile, collect_jobs, failure_line, upscale_file
 from srgan_fast.io.images import DEFAULT_MAX_PIXELS, WHITE
 from srgan_fast.io.signals import Stopped
 from srgan_fast.options import parse_color, parse_name, parse_quality
@@ -128,8 +128,12 @@ def _run(upscaler, pending, args: argparse.Namespace, progress: Progress, tally:
                                    max_pixels=args.max_pixels, upscale=upscale, quality=args.quality,
                                    background=args.background)
         except Exception as exc:  # noqa: BLE001 - no failure of one file ends the batch; signals still do
-            tally.failed += 1
-            progress.say(f"error: {failure_line(source, exc, upscaler.memory_budget)}")
+            if isinstance(exc, AppearedMeanwhile) and args.skip_existing:
+                tally.skipped += 1  # as at planning: another run of the same batch finished it first
+                progress.tell(f"note: {destination}: written by something else meanwhile; kept (--skip-existing)")
+            else:
+                tally.failed += 1
+                progress.say(f"error: {failure_line(source, exc, upscaler.memory_budget)}")
             progress.image_done()
             continue
         tally.written += 1

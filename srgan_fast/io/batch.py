@@ -27,6 +27,10 @@ class OutputCollision(ValueError):
     """Two inputs of a run would be written to one output; the message names both and how to keep them apart."""
 
 
+class AppearedMeanwhile(ImageFileError):
+    """The destination was free when the run planned it and taken when the result was put in place; it is kept."""
+
+
 def is_hidden(relative: PurePath) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
@@ -184,8 +188,8 @@ def upscale_file(upscaler, source: Path, destination: Path, *, overwrite: bool, 
     try:
         notes = save_image(destination, result, replace=overwrite, **save_options)
     except FileExistsError:
-        raise ImageFileError(f"{destination}: exists (made by something else while this run worked on it; kept, "
-                             "pass --overwrite to replace it)") from None
+        raise AppearedMeanwhile(f"{destination}: exists (made by something else while this run worked on it; kept, "
+                                "pass --overwrite to replace it)") from None
     frame = result.frames[0]
     return Written(notes, frame.shape[:2], len(result.frames), time.perf_counter() - started)
 

@@ -169,6 +169,16 @@ def test_an_output_that_appears_mid_run_is_kept(tmp_path, options, capsys, monke
     assert read_image(out / "b.png").shape == (24, 24, 3)
     assert summary(err)[0].startswith("srgan-fast: 1 written, 0 skipped, 1 failed in ")
     assert hidden_files(out) == []
+    # With --skip-existing it counts as done, as it would have at planning (another run of the batch wrote it).
+    (out / "a.png").unlink()
+    (out / "b.png").unlink()
+    assert main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out), "--skip-existing",
+                 *options]) == 0
+    err = capsys.readouterr().err
+    assert lines(err, "note") == [f"note: {out / 'a.png'}: written by something else meanwhile; kept "
+                                  "(--skip-existing)"]
+    assert summary(err)[0].startswith("srgan-fast: 1 written, 1 skipped, 0 failed in ")
+    assert (out / "a.png").read_bytes() == b"written by someone else meanwhile"
     # --overwrite replaces it.
     assert main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out), "--overwrite",
                  *options]) == 0
