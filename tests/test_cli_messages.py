@@ -151,3 +151,11 @@ def test_the_video_summary_line_gives_time_frame_rate_and_megapixels_per_second(
                              seconds=10.0, fps=5.0, copied=["audio"])
     assert summary_line(result, ", 2 segments") == ("wrote out.mkv: 50 frames 1920x1080 ffv1 yuv420p in 10.0 s "
                                                     "(5.00 fps, 10.4 MP/s, 2 segments); copied audio")
+
+
+def test_an_unknown_model_is_a_usage_error_in_every_command(tmp_path, capsys):
+    write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    for argv in (["demo", "-o", str(tmp_path / "d.png")], ["upscale", str(tmp_path / "a.png"), "-o",
+                                                            str(tmp_path / "o.png")]):
+        assert main([*argv, "--model", "nonesuch"]) == 2
+        assert capsys.readouterr().err.startswith("error: unknown model 'nonesuch': expected one of srgan, srresnet")

@@ -24,9 +24,14 @@ def run_demo(args: argparse.Namespace) -> int:
     from srgan_fast.samples import sample_path
 
     try:
+        upscaler = make_upscaler(args)
+    except USER_ERRORS as exc:  # the model or backend options as given: a usage error, as in the other commands
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         original = read_image(sample_path())[:, :, :3]
         low = bicubic_downscale(original)
-        model = make_upscaler(args).upscale(low, size=original.shape[:2])  # side by side with the original
+        model = upscaler.upscale(low, size=original.shape[:2])  # side by side with the original
         gap = np.full((original.shape[0], 8, 3), 255, dtype=np.uint8)
         write_image(args.output, np.concatenate([bicubic_upscale(low), gap, model, gap, original], axis=1))
     except USER_ERRORS as exc:
