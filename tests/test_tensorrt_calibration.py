@@ -19,8 +19,8 @@ from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
 from srgan_fast.backends.onnx_graph import QuantSpec, build_onnx_model, quantized_conv_names  # noqa: E402
 from srgan_fast.backends.tensorrt import calibration  # noqa: E402
 from srgan_fast.backends.tensorrt.cache import CacheWarning  # noqa: E402
-from srgan_fast.backends.tensorrt.calibration import (calibrate, calibration_tiles, entropy_threshold, image_files,  # noqa: E402
-                                             measure_activation_amax)
+from srgan_fast.backends.calibration import calibration_tiles, entropy_threshold, image_files  # noqa: E402
+from srgan_fast.backends.tensorrt.calibration import calibrate, measure_activation_amax  # noqa: E402
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8, seed=5)
 TILE = (20, 20)

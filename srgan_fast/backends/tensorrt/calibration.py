@@ -2,11 +2,10 @@
 
 TensorRT 11 removed implicit (calibrator-driven) int8; engines now take explicit Quantize/DequantizeLinear
 nodes whose scales we compute ourselves (this also works on TensorRT 10). The ranges are measured by running
-the fp32 graph in onnxruntime with the input of every quantized conv exposed as an output:
+the fp32 graph in onnxruntime with the input of every quantized conv exposed as an output, and chosen by the
+shared calibration (srgan_fast.backends.calibration), symmetric:
 
-  int8  entropy calibration: the clipping threshold T that minimises KL(P || Q), where P is the histogram of
-        |x| with everything beyond T folded into its last bin, and Q is P's in-range part merged into 128
-        levels (what a symmetric int8 code can represent) and spread back over the bins P uses.
+  int8  entropy calibration (see calibration.entropy_threshold).
   fp8   the largest |x| seen: E4M3's floating-point grid already keeps small values fine, so nothing is clipped.
 """
 from __future__ import annotations
@@ -19,84 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from srgan_fast.backends.calibration import ActivationStats, calibration_tiles, image_files, images_sha256
 from srgan_fast.io.atomic import write_bytes_atomically
 from srgan_fast.backends.onnx_graph import build_onnx_model, quantized_conv_names
 from srgan_fast.backends.tensorrt.cache import CacheWarning, cache_key
 from srgan_fast.weights import GeneratorWeights
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 CALIBRATION_REVISION = 1
-INT8_LEVELS = 128  # magnitudes 0..127 of a symmetric int8 code
-
-
-def image_files(folder: str | Path) -> list[Path]:
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"calibration images: expected a folder of images, got {str(folder)!r}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"calibration images: no {', '.join(IMAGE_SUFFIXES)} files in {folder}")
-    return files
-
-
-def images_sha256(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def calibration_tiles(files: list[Path], tile: tuple[int, int], max_tiles: int = 64,
-                      seed: int = 0) -> np.ndarray:
-    """Random tile-sized RGB crops from the images, spread evenly over them: [n, h, w, 3] float32 in [0, 1]."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    h, w = tile
-    per_image = max(1, math.ceil(max_tiles / len(files)))
-    crops = []
-    for path in files:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        # Images smaller than a tile are mirrored out to it, as the tiler pads image borders.
-        pad_h, pad_w = max(0, h - pixels.shape[0]), max(0, w - pixels.shape[1])
-        if pad_h or pad_w:
-            pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
-        for _ in range(per_image):
-            top = rng.integers(0, pixels.shape[0] - h + 1)
-            left = rng.integers(0, pixels.shape[1] - w + 1)
-            crops.append(pixels[top:top + h, left:left + w])
-    return np.stack(crops[:max_tiles])
-
-
-def entropy_threshold(hist: np.ndarray, bin_width: float, levels: int = INT8_LEVELS) -> float:
-    """The |x| clipping threshold that loses least information when |x| is coded on ``levels`` uniform steps.
-
-    hist: counts of |x| in equal bins of ``bin_width`` starting at 0.
-    """
-    hist = np.asarray(hist, dtype=np.float64)
-    if len(hist) <= levels or hist.sum() == 0:
-        return len(hist) * bin_width
-    tail = np.cumsum(hist[::-1])[::-1]  # tail[i] = hist[i:].sum()
-    best_bins, best_kl = len(hist), math.inf
-    for n in range(levels, len(hist) + 1):
-        kept = hist[:n]
-        p = kept.copy()
-        if n < len(hist):
-            p[-1] += tail[n]
-        edges = np.round(np.linspace(0, n, levels + 1)).astype(np.int64)
-        group = np.repeat(np.arange(levels), np.diff(edges))
-        used = p > 0
-        group_mass = np.bincount(group, weights=kept, minlength=levels)
-        group_used = np.bincount(group, weights=used, minlength=levels)
-        q = np.where(used, group_mass[group] / np.maximum(group_used[group], 1), 0.0)
-        # Where P has mass and Q none (only the folded outliers can do that), a tiny Q keeps KL finite but large.
-        q = np.where(used & (q == 0), 1e-9 * p.sum(), q)
-        p_norm, q_norm = p[used] / p.sum(), q[used] / q.sum()
-        kl = float(np.sum(p_norm * np.log(p_norm / q_norm)))
-        if kl < best_kl:
-            best_bins, best_kl = n, kl
-    return best_bins * bin_width
 
 
 def measure_activation_amax(weights: GeneratorWeights, tiles: np.ndarray, kind: str, *, bins: int = 2048,
@@ -114,17 +42,16 @@ def measure_activation_amax(weights: GeneratorWeights, tiles: np.ndarray, kind: 
             x = np.ascontiguousarray(tiles[start:start + batch].transpose(0, 3, 1, 2))
             yield dict(zip(names, session.run(output_names, {"image": x})))
 
-    absmax = dict.fromkeys(names, 0.0)
+    stats = ActivationStats(symmetric=True, bins=bins)
     for values in activations():
         for name in names:
-            absmax[name] = max(absmax[name], float(np.abs(values[name]).max()))
-    if kind == "fp8":
-        return absmax
-    hists = {name: np.zeros(bins, np.int64) for name in names}
-    for values in activations():  # second pass: histograms over the now known range
-        for name in names:
-            hists[name] += np.histogram(np.abs(values[name]), bins=bins, range=(0.0, absmax[name] or 1.0))[0]
-    return {name: entropy_threshold(hists[name], (absmax[name] or 1.0) / bins) for name in names}
+            stats.add_extremes(name, values[name])
+    method = "minmax" if kind == "fp8" else "entropy"
+    if method != "minmax":
+        for values in activations():  # second pass: histograms over the now known range
+            for name in names:
+                stats.add_histogram(name, values[name])
+    return {name: stats.range(name, method)[1] for name in names}
 
 
 def table_sha256(amax: dict[str, float]) -> str:

@@ -1,0 +1,54 @@
+"""Integer emulation, in NumPy, of the native engine's int8 3x3 conv (csrc/ops/cpu/int8_kernels.h, weights
+packed by csrc/ops/packing_int8.cpp): what the kernel computes, written plainly, for the tests to hold it to.
+
+Activations are u8 codes, real = scale * (code - zero_point); weights are symmetric codes with one scale per
+output channel. The sum over taps and input channels is an exact integer (int64 here, s32 in the kernel), so
+the two agree exactly up to it; after it both do the same float32 steps (scale, bias, shuffle, activation,
+skip), and a result that lands within float rounding of a code boundary may round to the neighbouring code:
+the engine matches this to within 1 code.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def quantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float32 values -> u8 codes: round half to even of values * (1 / scale), plus zero_point, clamped."""
+    inv_scale = np.float32(1) / np.float32(scale)
+    scaled = np.asarray(values, np.float32) * inv_scale
+    return np.clip(np.rint(scaled) + zero_point, 0, 255).astype(np.uint8)
+
+
+def weight_codes(weight: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """[cout, cin, 3, 3] float32 -> (int codes in [-weight_max, weight_max], float32 scale per output channel)."""
+    weight = np.asarray(weight, np.float32)
+    max_abs = np.abs(weight).reshape(len(weight), -1).max(axis=1)
+    scales = np.where(max_abs > 0, max_abs / np.float32(weight_max), np.float32(1)).astype(np.float32)
+    codes = np.clip(np.rint(weight / scales[:, None, None, None]), -weight_max, weight_max).astype(np.int64)
+    return codes, scales
+
+
+def conv3x3_int8(codes: np.ndarray, scale: float, zero_point: int, weight: np.ndarray, bias: np.ndarray, *,
+                 weight_max: int, shuffle: int = 1, slopes: np.ndarray | None = None,
+                 residual: np.ndarray | None = None) -> np.ndarray:
+    """One int8 layer: codes [n, h, w, cin] uint8 of its input -> its float32 result [n, h*s, w*s, cout/s²].
+
+    The same epilogue order as every engine (srgan_fast.architecture.layers): conv + bias, PixelShuffle(shuffle),
+    PReLU (slopes per result channel), + residual. Padding is real zero, i.e. the zero point's code.
+    """
+    w_codes, w_scales = weight_codes(weight, weight_max)
+    centred = np.pad(codes.astype(np.int64) - zero_point, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    n, h, w, _ = codes.shape
+    acc = np.zeros((n, h, w, len(weight)), np.int64)
+    for ky in range(3):
+        for kx in range(3):
+            acc += centred[:, ky:ky + h, kx:kx + w, :] @ w_codes[:, :, ky, kx].T
+    y = acc.astype(np.float32) * (np.float32(scale) * w_scales) + np.asarray(bias, np.float32)
+    if shuffle > 1:
+        c = y.shape[-1] // (shuffle * shuffle)
+        y = y.reshape(n, h, w, c, shuffle, shuffle).transpose(0, 1, 4, 2, 5, 3).reshape(n, h * shuffle, w * shuffle, c)
+    if slopes is not None:
+        y = np.where(y < 0, y * np.asarray(slopes, np.float32), y)
+    if residual is not None:
+        y = y + np.asarray(residual, np.float32)
+    return y.astype(np.float32)
