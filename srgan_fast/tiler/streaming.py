@@ -32,7 +32,10 @@ class StreamError(RuntimeError):
 
     def __init__(self, index: int, message: str):
         super().__init__(f"frame {index}: {message}")
-        self.index = index
+        self.index, self.reason = index, message
+
+    def __reduce__(self):  # picklable (Ray, multiprocessing) with the constructor's own arguments
+        return type(self), (self.index, self.reason)
 
 
 class StreamInputError(StreamError, InputError):

@@ -22,6 +22,10 @@ log = logging.getLogger("srgan_fast.video")
 CORRUPT_POLICIES = ("skip", "stop")
 # Skipped-packet warnings beyond this many go only into the final count, not one line each.
 MAX_CORRUPT_WARNINGS = 5
+# How far the decoded frames may end before the duration the file announces: one frame (the last frame's
+# own duration is often a guess), or when only the container's duration is known, whose audio may run on past
+# the video by a fraction of a second, two frames and at least this many seconds.
+SHORT_SLACK_CONTAINER_S = Fraction(1, 2)
 
 
 @dataclass
@@ -41,6 +45,8 @@ class CopyPacket:
 @dataclass
 class DecodeStats:
     frames_decoded: int = 0
+    decoded_until: Fraction | None = None  # seconds from the stream's start to the end of its last decoded frame
+    last_frame_seconds: Fraction | None = None  # how long that frame lasts (its duration, else the gap before it)
     frames_selected: int = 0
     corrupt_skipped: int = 0
     packets_copied: dict[int, int] = field(default_factory=dict)  # input stream index -> count
@@ -100,7 +106,29 @@ class FrameDecoder:
                 continue  # the range is complete; keep demuxing only for the copied streams' tail
             if not self._decode(packet):
                 return self.stats
+        else:  # the file ran out before the range did; a pts_range part decodes from a keyframe, not the start
+            if self.start_pts is None:
+                self._check_length()
         return self.stats
+
+    def _check_length(self) -> None:
+        """A file cut short decodes fine up to the cut and then simply ends: compare how far its frames got with
+        the duration the file announces, and say so on one line with both frame counts."""
+        announced = self.source.announced_duration()
+        if announced is None or self.stats.decoded_until is None:
+            return
+        seconds, own = announced
+        decoded, until = self.stats.frames_decoded, self.stats.decoded_until
+        step = self.stats.last_frame_seconds  # as the frames are spaced: a header's rate may count ticks (AVI)
+        slack = step if own else max(2 * step, SHORT_SLACK_CONTAINER_S)
+        if until + slack >= seconds:
+            return
+        whose = "its video stream" if own else "its container"
+        message = (f"{self.source.path!r} looks truncated: decoded {decoded} frames ({float(until):.2f} s), "
+                   f"but {whose} announces {float(seconds):.2f} s, about {round(seconds / step)} frames")
+        if self.on_corrupt == "stop":
+            raise VideoError(f"{message}; on_corrupt='skip' (--on-corrupt skip) writes the frames there are")
+        log.warning("%s; the output has only the frames decoded", message)
 
     def _decode(self, packet) -> bool:
         av = require_av()
@@ -135,10 +163,13 @@ class FrameDecoder:
         if pts is None:  # some containers (AVI, raw streams) leave frames untimed: continue the clock
             step = frame.duration or self._frame_step()
             pts = 0 if self.last_pts is None else self.last_pts + step
-        self.last_pts = pts
+        previous, self.last_pts = self.last_pts, pts
         index = self.stats.frames_decoded
         self.stats.frames_decoded += 1
         seconds = pts * self.time_base
+        gap = pts - previous if previous is not None and pts > previous else None
+        length = self.stats.last_frame_seconds = (frame.duration or gap or self._frame_step()) * self.time_base
+        self.stats.decoded_until = seconds + length - (self.source.video.start_time or 0) * self.time_base
         before_start = self.start_pts is not None and pts < self.start_pts
         if before_start or index < self.start_frame:
             # Copied packets that end before this frame end before the range's first frame too.

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from srgan_fast.tiler.output_size import OutputSize
-from srgan_fast.tiler.streaming import default_batch_size, stream_frames
+from srgan_fast.tiler.streaming import StreamError, default_batch_size, stream_frames
 from srgan_fast.video.decode import CORRUPT_POLICIES, CopyPacket, DecodedFrame, DecodeStats, FrameDecoder
 from srgan_fast.video.encode import (
     FrameEncoder,
@@ -333,10 +333,15 @@ class _Run:
                 timing.append((item.pts, item.duration))
                 yield item.rgb
 
-        for big in stream_frames(self.upscaler, frames(), batch_size=batch):
-            pts, duration = timing.popleft()
-            if not put(self.upscaled, (big, pts, duration), self.stop):
-                return
+        try:
+            for big in stream_frames(self.upscaler, frames(), batch_size=batch):
+                pts, duration = timing.popleft()
+                if not put(self.upscaled, (big, pts, duration), self.stop):
+                    return
+        except StreamError as exc:
+            # The upscaler's own error: the stream's frame index counts from this run's first frame, which a
+            # frame range or a segment moves, so it would mislead here.
+            raise exc.__cause__ from None
         if failure is not None:
             raise failure
         if end is not None:

@@ -75,8 +75,32 @@ class Source:
             return int(round(Fraction(self.container.duration, 1_000_000) * rate))
         return None
 
+    def announced_duration(self) -> tuple[Fraction, bool] | None:
+        """(seconds, whose) the file says the video stream lasts, to check a decode against: whose is True for
+        the stream's own duration (MP4/MOV track, Matroska DURATION tag), False for the container's, which
+        also covers the other streams; None when the file says nothing."""
+        video = self.video
+        if video.duration and video.time_base:
+            return video.duration * video.time_base, True
+        tag = _matroska_duration(video.metadata.get("DURATION", ""))
+        if tag:
+            return tag, True
+        if self.container.duration:
+            return Fraction(self.container.duration, 1_000_000), False
+        return None
+
     def close(self) -> None:
         self.container.close()
+
+
+def _matroska_duration(text: str) -> Fraction | None:
+    """'00:00:03.000000000' (FFmpeg's per-track DURATION tag in Matroska) -> seconds, or None."""
+    hours, _, rest = text.partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        return int(hours) * 3600 + int(minutes) * 60 + Fraction(seconds)
+    except ValueError:
+        return None
 
 
 def open_source(src: str | os.PathLike, *, copy_audio: bool = True, copy_subtitles: bool = True) -> Source:

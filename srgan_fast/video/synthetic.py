@@ -66,13 +66,14 @@ def write_test_video(
     subtitles: bool = False,
     attachment: bool = False,
     corrupt_packet: int | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> SyntheticVideo:
     """Encode gradient frames at the given ``pts`` (default: 5 frames at ``rate``) into ``path``.
 
     ``audio`` adds a mono AAC track as long as the video; ``subtitles`` one subtitle packet (SubRip in
     Matroska, mov_text in MP4); ``attachment`` a file attached to a Matroska output. ``corrupt_packet``
     replaces the bytes of that video packet (0-based, in muxing order) with noise of the same length, as a
-    damaged file would have.
+    damaged file would have. ``container_options`` go to the muxer, e.g. {"movflags": "+faststart"}.
     """
     import av
 
@@ -80,7 +81,7 @@ def write_test_video(
     if pts is None:
         step = int(round(1 / (Fraction(rate) * time_base)))
         pts = [i * step for i in range(5)]
-    out = av.open(path, "w")
+    out = av.open(path, "w", options=dict(container_options or {}))
     video = out.add_stream(codec, rate=Fraction(rate))
     video.width, video.height, video.pix_fmt = width, height, pix_fmt
     # The encoder works in the same clock as the timestamps we give it, so that they survive exactly.
