@@ -59,7 +59,8 @@ py::dict cpu_info() {
   return d;
 }
 
-// int8_outputs: one entry per layer, None or (scale, zero_point) of its output's codes.
+// int8_outputs: one entry per layer, None (the convs reading it run in floating point) or (scale, zero_point)
+// of its output's codes.
 std::vector<QuantU8> quant_from_list(const py::object& entries) {
   std::vector<QuantU8> out;
   if (entries.is_none()) return out;
@@ -153,7 +154,8 @@ PYBIND11_MODULE(_C, m) {
            "layers: the description's layer records (srgan_fast.backends.base.engine_layers); scale: the "
            "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16' | 'int8'; "
            "threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'; int8_outputs "
-           "(int8): per layer None or (scale, zero_point) of its output's u8 codes.")
+           "(int8): per layer None (the convs reading it run in floating point) or (scale, zero_point) of its "
+           "output's u8 codes.")
       .def("run", &run_engine, py::arg("tiles"),
            "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same dtype")
       .def("run_observed", &run_observed, py::arg("tiles"), py::arg("channels"), py::arg("observe"),

@@ -83,9 +83,9 @@ CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
   // Reserve so that ops are never moved while being added (they own their packed weights).
   const size_t count = network.layers.size();
   heads_.reserve(count), convs_.reserve(count), int8_convs_.reserve(count), tails_.reserve(1);
-  if (precision_ == Precision::int8 && !options.int8_outputs.empty() && options.int8_outputs.size() != count)
-    throw std::invalid_argument("int8: expected one activation quantization per layer (" + std::to_string(count) +
-                                "), got " + std::to_string(options.int8_outputs.size()));
+  if (precision_ == Precision::int8 && options.int8_outputs.size() != count)
+    throw std::invalid_argument("precision 'int8' needs int8_outputs: one (scale, zero_point) or None per layer (" +
+                                std::to_string(count) + "), got " + std::to_string(options.int8_outputs.size()));
   for (int i = 0; i < int(count); ++i) add_layer(network, i, options);
   plan_storage(network, options);
   plan_buffers();
@@ -138,14 +138,11 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
     } else {
       t.alpha = slopes_before_shuffle(l, l.shuffle);
     }
-    // int8: every 3x3 conv but the last (which makes the image: its error would reach the pixels unfiltered).
+    // int8: the 3x3 convs whose input has codes (the calibration table's choice), never the last (which
+    // makes the image: its error would reach the pixels unfiltered); the others run at float_precision_.
     int out_channels;
-    if (precision_ == Precision::int8 && !last) {
-      const QuantU8 input = options.int8_outputs.empty() ? QuantU8{} : options.int8_outputs[l.source];
-      if (!(input.scale > 0.f))
-        throw std::invalid_argument("int8: layer " + std::to_string(l.source) + " '" +
-                                    network.layers[l.source].name + "' has no calibrated activation range");
-      int8_convs_.emplace_back(t, epilogue, input, kernels_->int8_weight_max);
+    if (precision_ == Precision::int8 && !last && options.int8_outputs[l.source].scale > 0.f) {
+      int8_convs_.emplace_back(t, epilogue, options.int8_outputs[l.source], kernels_->int8_weight_max);
       step.kind = StepKind::conv3x3_int8, step.op = int(int8_convs_.size()) - 1;
       out_channels = int8_convs_.back().out_channels();
     } else {

@@ -13,8 +13,8 @@ struct EngineOptions {
   // CPU engine
   std::string path = "auto";  // kernel path, see cpu::resolve_path
   int threads = 0;            // 0: every core
-  // int8: per layer, the codes of its output (from a calibration table); read for each output an int8 conv
-  // reads, and a missing one (scale <= 0) is refused naming the layer.
+  // int8: per layer, the codes of its output (from a calibration table); a 3x3 conv reading an output
+  // without codes (scale <= 0) runs in floating point.
   std::vector<QuantU8> int8_outputs;
   // CUDA engine
   int device = 0;

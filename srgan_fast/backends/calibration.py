@@ -49,6 +49,8 @@ def calibration_tiles(files: list[Path], tile: tuple[int, int], max_tiles: int =
 
     rng = np.random.default_rng(seed)
     h, w = tile
+    if len(files) > max_tiles:  # one crop each from images spread over the whole (sorted) list
+        files = [files[i] for i in np.linspace(0, len(files) - 1, max_tiles).round().astype(int)]
     per_image = max(1, math.ceil(max_tiles / len(files)))
     crops = []
     for path in files:

@@ -1,4 +1,4 @@
-"""Backend "native": the C++ engine of srgan_fast._C on CPU (csrc/), fp32 or bf16. Needs no torch.
+"""Backend "native": the C++ engine of srgan_fast._C on CPU (csrc/), fp32, bf16 or int8. Needs no torch.
 
 The engine packs the weights once (Winograd-domain 3x3 convs, fused epilogues, I/O conversion inside the
 first and last kernels) and reuses its feature maps while the tile size repeats, so the tiler should keep
@@ -81,11 +81,13 @@ class NativeBackend(Backend):
     def supported_precisions(cls, device: str) -> tuple[str, ...]:
         if device != "cpu" or _probe() is not None:
             return ()
-        return ("fp32", "bf16") if _native_module().cpu_info()["paths_bf16"] else ("fp32",)
+        cpu = _native_module().cpu_info()
+        return ("fp32",) + (("bf16",) if cpu["paths_bf16"] else ()) + (("int8",) if cpu["paths_int8"] else ())
 
     def __init__(self, weights: GeneratorWeights, device: str = "cpu", precision: str = "fp32", *,
-                 threads: int = 0, path: str = "auto"):
-        """threads: 0 = every core; path: 'auto', or force 'avx512' | 'avx2' | 'scalar' | 'reference'."""
+                 threads: int = 0, path: str = "auto", calibration_images: str | None = None):
+        """threads: 0 = every core; path: 'auto', or force 'avx512' | 'avx2' | 'scalar' | 'reference';
+        calibration_images (int8): a folder of sample images to calibrate from (see native_int8.table_for)."""
         reason = self.unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
@@ -95,8 +97,15 @@ class NativeBackend(Backend):
         if precision not in supported:
             raise ValueError(f"the native backend on this CPU supports precision {' or '.join(supported)}, "
                              f"got {precision!r}")
+        if calibration_images is not None and precision != "int8":
+            raise ValueError(f"calibration_images is for precision 'int8', got precision {precision!r}")
         super().__init__(weights, device, precision)
         self._engine_options = {"precision": precision, "threads": threads, "path": path}
+        if precision == "int8":  # the table is read (or made) once; a rebuilt engine reuses its codes
+            from srgan_fast.backends import native_int8
+
+            table = native_int8.table_for(weights, calibration_images)
+            self._engine_options["int8_outputs"] = native_int8.int8_outputs(weights, table)
         self._engine, self._generation = self._build_engine(), fork_safety.generation()
 
     def _build_engine(self):
@@ -130,4 +139,7 @@ class NativeBackend(Backend):
         return int(np.ceil(self.engine.workspace_bytes(1, side, side) / side**2)) + scale * scale * 3 * 4
 
     def describe(self) -> str:
-        return f"native (cpu, {self.precision}, {self.engine.path}, {self.engine.threads} threads)"
+        precision = self.precision
+        if precision == "int8":  # the layers int8 leaves in floating point run at the engine's float precision
+            precision = f"int8 with {self.engine.float_precision} first and last layers"
+        return f"native (cpu, {precision}, {self.engine.path}, {self.engine.threads} threads)"

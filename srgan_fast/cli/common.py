@@ -66,6 +66,9 @@ def add_model_options(parser: argparse.ArgumentParser, many: bool = False) -> No
     parser.add_argument("--precision", type=argument_type(parse_precision), metavar="|".join(PRECISIONS),
                         help="as the backend supports (default: fp16 on GPUs, "
                         "fp32 on CPUs)")
+    parser.add_argument("--calibration-images", metavar="DIR",
+                        help="int8: a folder of sample images to calibrate the model from (the shipped models "
+                             "need none; the table is cached for the weights)")
     parser.add_argument("--tile", type=argument_type(parse_tile), default=None, metavar="auto|N|ROWSxCOLS",
                         help="tile core size in input pixels (default: auto, from the memory budget)")
     defaults = ", ".join(f"{format_bytes(size)} on {kind}" for kind, size in DEFAULT_MEMORY_BUDGET.items())
@@ -85,12 +88,17 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--height", type=int, help="output height in pixels, aspect ratio kept")
 
 
+def backend_options(args: argparse.Namespace) -> dict:
+    """The options of add_model_options that go to the backend, given only when set (other backends lack them)."""
+    return {} if args.calibration_images is None else {"calibration_images": args.calibration_images}
+
+
 def make_upscaler(args: argparse.Namespace):
     from srgan_fast.api import Upscaler
 
     return Upscaler(args.model, backend=args.backend, device=args.device, precision=args.precision, tile=args.tile,
                     memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale, width=args.width,
-                    height=args.height)
+                    height=args.height, **backend_options(args))
 
 
 def summary_line(result, detail: str = "") -> str:

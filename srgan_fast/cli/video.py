@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from srgan_fast.cli.common import add_upscaler_options, summary_line
+from srgan_fast.cli.common import add_upscaler_options, backend_options, summary_line
 from srgan_fast.cli.ray import register_video_ray_options, run_video_on_ray
 from srgan_fast.video.encode import ENCODERS
 
@@ -103,7 +103,7 @@ def run_video(args: argparse.Namespace) -> int:
             end_frame=args.end_frame, batch_size=args.batch_size, on_corrupt=args.on_corrupt,
             copy_audio=not args.no_audio, copy_subtitles=not args.no_subtitles, overwrite=args.overwrite,
             progress=not args.no_progress, memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale,
-            width=args.width, height=args.height)
+            width=args.width, height=args.height, **backend_options(args))
     except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
         # The one refusal the pipeline can only make once it has read the video names the API's argument.
         print(f"error: {' '.join(str(exc).split()).replace('start_frame=', '--start-frame ')}", file=sys.stderr)

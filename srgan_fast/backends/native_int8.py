@@ -1,0 +1,165 @@
+"""Calibration tables for the native engine's int8 precision: which convs run int8 (``int8_convs``), and one
+u8 code range per layer output that one of them reads, measured by the fp32 engine itself (torch-free) on
+crops of sample images. The engine runs int8 exactly the convs whose input has codes.
+
+Where a table comes from, in order:
+  1. ``calibration_images`` given: calibrated from them, unless the cached table of these weights was made
+     from the same images;
+  2. a table shipped in the package (srgan_fast/pretrained/*.int8.json) for these weights;
+  3. the cached table of these weights, from an earlier calibration;
+otherwise int8 is refused on one line saying how to calibrate. The cache holds one table per weights hash:
+``<cache>/native/int8-<weights sha256>.json`` (``SRGAN_FAST_CACHE_DIR``, else ``XDG_CACHE_HOME/srgan_fast``,
+else ``~/.cache/srgan_fast``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from srgan_fast.backends.calibration import ActivationStats, calibration_tiles, image_files, images_sha256
+from srgan_fast.io.atomic import write_bytes_atomically
+from srgan_fast.architecture import Network
+from srgan_fast.weights import GeneratorWeights
+
+TABLE_REVISION = 1
+METHOD = "mse"        # chosen on the validation split: README, the int8 rows of the models table
+TILE = (96, 96)       # calibration crops: a few receptive fields wide, small enough to keep every map in memory
+MAX_TILES = 48
+_PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SRGAN_FAST_CACHE_DIR")
+    if root:
+        return Path(root) / "native"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "srgan_fast" / "native"
+
+
+def quant_for_range(low: float, high: float) -> tuple[float, int]:
+    """(scale, zero point) of u8 codes covering [low, high] widened to hold 0 (the padding must be a code)."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    if high <= low:
+        return 1.0, 0
+    scale = (high - low) / 255.0
+    return scale, int(np.clip(round(-low / scale), 0, 255))
+
+
+def _engine(weights: GeneratorWeights, precision: str, int8_outputs=None, threads: int = 0):
+    from srgan_fast import _C
+    from srgan_fast.backends.base import engine_layers
+
+    network = weights.network
+    return _C.Engine(engine_layers(weights), network.scale, network.image_skip or "none", precision=precision,
+                     threads=threads, int8_outputs=int8_outputs)
+
+
+def int8_convs(network: Network) -> list[str]:
+    """The layers int8 runs as int8 convs: the 3x3 convs inside the network but those whose input noise
+    measurably reaches the pixels (README: the banding check), which stay bf16 (fp32 without AVX512_BF16):
+    the conv reading the first layer's output and the one adding it back across the trunk (the long skip
+    carries the image's low frequencies), and the upsampling convs (a pixel shuffle, or a level above 1), whose
+    noise is no longer averaged by later layers."""
+    layers = network.layers
+    by_name = {conv.name: conv for conv in layers}
+    first = layers[0].name
+
+    def long_skip(conv) -> bool:
+        return conv.residual == first and by_name[conv.source].source != first
+
+    return [conv.name for conv in layers[1:-1]
+            if conv.kernel == 3 and conv.shuffle == 1 and conv.level == 1 and conv.source != first
+            and not long_skip(conv)]
+
+
+def coded_layers(network: Network) -> list[str]:
+    """Names of the layers whose output an int8 conv reads as codes: the ones a table must cover."""
+    by_name = {conv.name: conv for conv in network.layers}
+    return sorted({by_name[name].source for name in int8_convs(network)}, key=list(by_name).index)
+
+
+def measure_ranges(weights: GeneratorWeights, tiles: np.ndarray, method: str = METHOD,
+                   threads: int = 0) -> dict[str, list[float]]:
+    """Layer name -> [low, high] of its output, from fp32 runs of the native engine on ``tiles`` [n, h, w, 3]."""
+    names = coded_layers(weights.network)
+    layers = weights.network.layers
+    engine = _engine(weights, "fp32", threads=threads)
+    channels = [layer.result_channels for layer in layers]
+    wanted = {i for i, layer in enumerate(layers) if layer.name in names}
+    stats = ActivationStats(symmetric=False)
+
+    def run(add):
+        for tile in tiles:
+            engine.run_observed(np.ascontiguousarray(tile[None]), channels,
+                                lambda i, values, codes: add(layers[i].name, values) if i in wanted else None)
+
+    run(stats.add_extremes)
+    if method != "minmax":
+        run(stats.add_histogram)
+    return {name: [float(v) for v in stats.range(name, method)] for name in names}
+
+
+def _read(path: Path, weights: GeneratorWeights) -> dict | None:
+    """The table at ``path`` when it is this revision's, for these weights, covers them and holds finite ranges."""
+    try:
+        table = json.loads(path.read_text())
+        ranges = table["ranges"]
+        if (table["revision"] == TABLE_REVISION and table["weights_sha256"] == weights.sha256
+                and set(ranges) == set(coded_layers(weights.network))
+                and all(len(r) == 2 and all(math.isfinite(v) for v in r) for r in ranges.values())):
+            return table
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def calibrate(weights: GeneratorWeights, images: str | Path | list[Path], method: str = METHOD,
+              threads: int = 0) -> dict:
+    """A table from the images in the folder ``images``, or a list of image files (the crops are random but
+    seeded: reproducible)."""
+    files = list(images) if isinstance(images, list) else image_files(images)
+    tiles = calibration_tiles(files, TILE, MAX_TILES)
+    return {"revision": TABLE_REVISION, "weights_sha256": weights.sha256, "model": weights.name, "method": method,
+            "images_sha256": images_sha256(files), "images": len(files), "tiles": len(tiles), "tile": list(TILE),
+            "ranges": measure_ranges(weights, tiles, method, threads)}
+
+
+def write_table(path: str | Path, table: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, (json.dumps(table, indent=1) + "\n").encode())
+
+
+def shipped_table(weights: GeneratorWeights) -> dict | None:
+    for path in sorted(_PRETRAINED.glob("*.int8.json")):
+        table = _read(path, weights)
+        if table is not None:
+            return table
+    return None
+
+
+def table_for(weights: GeneratorWeights, calibration_images: str | Path | None = None) -> dict:
+    """The table int8 runs with (see the module docstring for the order); ValueError, one line, when none."""
+    cached_path = cache_dir() / f"int8-{weights.sha256}.json"
+    cached = _read(cached_path, weights) if cached_path.exists() else None
+    if calibration_images is not None:
+        if cached is not None and cached["images_sha256"] == images_sha256(image_files(calibration_images)):
+            return cached
+        table = calibrate(weights, calibration_images)
+        write_table(cached_path, table)
+        return table
+    table = shipped_table(weights) or cached
+    if table is None:
+        raise ValueError(f"int8 needs a calibration table for model {weights.name!r}, and none is shipped or cached "
+                         "for these weights: give a folder of sample images (calibration_images=DIR, CLI "
+                         "--calibration-images DIR)")
+    return table
+
+
+def int8_outputs(weights: GeneratorWeights, table: dict) -> list[tuple[float, int] | None]:
+    """The engine's int8_outputs: per layer, (scale, zero point) of its output's codes, or None."""
+    return [quant_for_range(*table["ranges"][layer.name]) if layer.name in table["ranges"] else None
+            for layer in weights.network.layers]

@@ -1,0 +1,210 @@
+"""Native int8: every int8 layer of every architecture against the integer emulation (srgan_fast.reference.int8)
+on fresh random inputs, within 1 code; the shipped tables (no images needed); tiled == untiled bit for bit;
+threads; the gradient banding bound; calibration from a folder, its cache, and the refusals."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srgan_fast import Upscaler
+from srgan_fast.architecture import msrresnet, srresnet, srvgg_compact
+from srgan_fast.backends import native_int8
+from srgan_fast.backends.base import engine_layers
+from srgan_fast.backends.calibration import ActivationStats
+from srgan_fast.cli.main import main
+from srgan_fast.reference.int8 import conv3x3_int8, quantize
+from srgan_fast.weights import random_weights, save_weights
+
+pytestmark = pytest.mark.native
+
+
+def _C():
+    from srgan_fast import _C
+
+    return _C
+
+
+@pytest.fixture(autouse=True)
+def _int8_here(tmp_path, monkeypatch):
+    if not _C().cpu_info()["paths_int8"]:
+        pytest.skip("this CPU or build has no int8 path (avx2 or avx512 with VNNI)")
+    monkeypatch.setenv("SRGAN_FAST_CACHE_DIR", str(tmp_path / "cache"))  # never the user's cache
+
+
+NETWORKS = {
+    "srresnet": srresnet(2, 16),
+    "srresnet-8-channels": srresnet(1, 8),  # channels padded to 16: the padding lanes must stay inert
+    "msrresnet": msrresnet(2, 16),
+    "srvgg_compact": srvgg_compact(3, 16),
+    "srvgg_compact-x2-relu": srvgg_compact(2, 16, scale=2, activation="relu"),
+}
+
+
+def _images(n, h, w, seed):
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def _observe(engine, weights, tiles):
+    values, codes = {}, {}
+
+    def keep(layer, v, q):
+        if v is not None:
+            values[layer] = v
+        if q is not None:
+            codes[layer] = q
+
+    channels = [layer.result_channels for layer in weights.network.layers]
+    out = engine.run_observed(tiles, channels, keep)
+    return out, values, codes
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_every_int8_layer_matches_the_integer_emulation(name):
+    weights = random_weights(NETWORKS[name], seed=3)
+    ranges = native_int8.measure_ranges(weights, _images(2, 20, 20, seed=1).astype(np.float32) / 255, "minmax")
+    table = {"ranges": ranges}
+    quant = native_int8.int8_outputs(weights, table)
+    engine = native_int8._engine(weights, "int8", quant)
+    _, values, codes = _observe(engine, weights, _images(2, 17, 23, seed=2))  # fresh input, odd sizes
+    records = engine_layers(weights)
+    int8 = set(native_int8.int8_convs(weights.network))
+    assert int8, name
+    for i, r in enumerate(records):
+        if r["name"] not in int8:
+            if i in codes:  # a quantize step after a layer that is not an int8 conv: exact
+                assert np.array_equal(codes[i], quantize(values[i], *quant[i])), r["name"]
+            continue
+        scale, zero_point = quant[r["source"]]
+        expected = conv3x3_int8(codes[r["source"]], scale, zero_point, r["weight"], r["bias"],
+                                weight_max=engine.int8_weight_max, shuffle=r["shuffle"], slopes=r["slopes"],
+                                residual=values[r["residual"]] if r["residual"] >= 0 else None)
+        assert i in values or i in codes, r["name"]
+        if i in values:
+            np.testing.assert_allclose(values[i], expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max(),
+                                       err_msg=r["name"])
+        if i in codes:
+            emulated = quantize(expected, *quant[i])
+            difference = np.abs(codes[i].astype(int) - emulated)
+            assert difference.max() <= 1, r["name"]
+            assert (difference == 0).mean() > 0.999, r["name"]
+
+
+def test_convs_reading_an_uncoded_output_run_in_floating_point_and_bad_codes_are_refused():
+    weights = random_weights(srresnet(1, 8))
+    tiles = _images(1, 16, 16, seed=7)
+    none = native_int8._engine(weights, "int8", [None] * len(weights.network.layers))
+    assert np.array_equal(none.run(tiles), native_int8._engine(weights, none.float_precision).run(tiles))
+    quant = [(0.01, 10)] * len(weights.network.layers)
+    with pytest.raises(ValueError, match="int8: layer 1 'blocks.0.conv1': zero point must be in \\[0, 255\\], got 300"):
+        native_int8._engine(weights, "int8", quant[:1] + [(0.01, 300)] + quant[2:])
+    with pytest.raises(ValueError, match="int8_outputs: expected a positive scale, got -1"):
+        native_int8._engine(weights, "int8", quant[:1] + [(-1.0, 3)] + quant[2:])
+    with pytest.raises(ValueError, match="precision 'int8' needs int8_outputs: one \\(scale, zero_point\\) or None "
+                                         "per layer \\(7\\), got 0"):
+        native_int8._engine(weights, "int8")
+
+
+def _photo(h, w):
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100:100 + h, 150:150 + w])
+
+
+def test_shipped_models_run_int8_without_images_close_to_fp32():
+    image = _photo(48, 40)
+    for model in ("srresnet", "srgan"):
+        int8 = Upscaler(model, backend="native", precision="int8")
+        assert "int8" in int8.describe()
+        out = int8(image).astype(np.float64)
+        ref = Upscaler(model, backend="native", precision="fp32")(image).astype(np.float64)
+        psnr = 10 * np.log10(255**2 / np.mean((out - ref) ** 2))
+        assert psnr > 38, (model, psnr)
+
+
+def test_int8_tiled_equals_untiled_and_two_threads_equal_one():
+    image = _photo(61, 47)
+    whole = Upscaler("srresnet", backend="native", precision="int8", tile=64)(image)
+    tiled = Upscaler("srresnet", backend="native", precision="int8", tile=(24, 20))
+    assert np.array_equal(tiled(image), whole)
+    results = [None, None]
+
+    def run(k):
+        results[k] = tiled(image)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(r, whole) for r in results)
+
+
+def test_a_smooth_16_bit_gradient_shows_no_banding():
+    y, x = np.mgrid[0:64, 0:128]  # at most 1.2 levels of 8 bits from one pixel to the next
+    gradient = np.stack([x * 300 + 10000, y * 200 + 20000, (x + y) * 150 + 5000], axis=-1).astype(np.uint16)
+    int8 = Upscaler("srresnet", backend="native", precision="int8")(gradient).astype(np.int64)
+    fp32 = Upscaler("srresnet", backend="native", precision="fp32")(gradient).astype(np.int64)
+    assert np.abs(int8 - fp32).max() <= 2 * 257  # 2 levels of 8 bits
+
+
+def _folder(tmp_path, count=2):
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for k in range(count):
+        Image.fromarray(_images(1, 40, 56, seed=10 + k)[0]).save(folder / f"{k}.png")
+    return folder
+
+
+def test_a_user_model_calibrates_from_a_folder_once_then_from_its_cache(tmp_path, monkeypatch):
+    weights = random_weights(srresnet(1, 8), seed=4)
+    with pytest.raises(ValueError, match="^int8 needs a calibration table for model 'random', and none is shipped "
+                                         "or cached for these weights: give a folder of sample images"):
+        Upscaler(weights, backend="native", precision="int8")
+    folder = _folder(tmp_path)
+    first = Upscaler(weights, backend="native", precision="int8", calibration_images=str(folder))(_photo(20, 20))
+    calls = []
+    monkeypatch.setattr(native_int8, "measure_ranges", lambda *a, **k: calls.append(a))
+    again = Upscaler(weights, backend="native", precision="int8")(_photo(20, 20))  # no images: the cached table
+    same_images = Upscaler(weights, backend="native", precision="int8", calibration_images=str(folder))
+    assert np.array_equal(first, again) and np.array_equal(same_images(_photo(20, 20)), first) and not calls
+
+
+def test_calibration_images_refusals(tmp_path):
+    with pytest.raises(ValueError, match="calibration_images is for precision 'int8', got precision 'fp32'"):
+        Upscaler("srresnet", backend="native", precision="fp32", calibration_images=str(tmp_path))
+    weights = random_weights(srresnet(1, 8), seed=5)
+    with pytest.raises(ValueError, match="calibration images: expected a folder of images, got '.*nope'"):
+        Upscaler(weights, backend="native", precision="int8", calibration_images=str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="calibration images: no .png, .jpg.* files in"):
+        Upscaler(weights, backend="native", precision="int8", calibration_images=str(tmp_path))
+
+
+def test_cli_int8_with_calibration_images(tmp_path, capsys):
+    weights = random_weights(srresnet(1, 8), seed=6)
+    model = tmp_path / "mine.safetensors"
+    save_weights(model, weights.tensors, weights.metadata)
+    Image.fromarray(_photo(24, 24)).save(tmp_path / "in.png")
+    common = ["upscale", str(tmp_path / "in.png"), "--model", str(model), "--backend", "native", "--precision", "int8"]
+    assert main([*common, "-o", str(tmp_path / "a.png")]) == 2  # refused before any file is read
+    assert "--calibration-images DIR" in capsys.readouterr().err
+    assert main([*common, "-o", str(tmp_path / "b.png"), "--calibration-images", str(_folder(tmp_path))]) == 0
+    assert main([*common, "-o", str(tmp_path / "c.png")]) == 0  # the cached table
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), np.asarray(Image.open(tmp_path / "c.png")))
+
+
+def test_range_methods_on_a_known_distribution():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 1, 200_000), [40.0, -25.0]]).astype(np.float32)
+    stats = ActivationStats(symmetric=False)
+    stats.add_extremes("x", values)
+    stats.add_histogram("x", values)
+    assert stats.range("x", "minmax") == (pytest.approx(-25.0), pytest.approx(40.0))
+    low, high = stats.range("x", "percentile")
+    assert -5 < low < -3 and 3 < high < 5  # the two outliers clipped, 4 sigma kept
+    low, high = stats.range("x", "mse")
+    assert -25 < low < 0 < high < 40
+    with pytest.raises(ValueError, match="unknown calibration method 'median': expected one of minmax, percentile"):
+        stats.range("x", "median")
