@@ -208,11 +208,12 @@ def test_job_rules_skip_hidden_files_and_the_output_folder_inside_the_input(tmp_
 
 
 def test_only_the_temporaries_of_these_destinations_are_removed(tmp_path):
-    for name in (".a.png.k3j_9x0q.png", ".a.png.short.png", ".b.png.k3j_9x0q.png", "a.png", ".keep"):
+    names = (".a.png.srgan-fast-7.k3j_9x0q.png", ".a.png.srgan-fast-7.short.png", ".a.png.k3j_9x0q.png",
+             ".b.png.srgan-fast-7.k3j_9x0q.png", "a.png", ".keep")
+    for name in names:
         (tmp_path / name).touch()
-    assert remove_abandoned_temporaries([str(tmp_path / "a.png")]) == [str(tmp_path / ".a.png.k3j_9x0q.png")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.png.short.png", ".b.png.k3j_9x0q.png", ".keep",
-                                                          "a.png"]
+    assert remove_abandoned_temporaries([str(tmp_path / "a.png")]) == [str(tmp_path / names[0])]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
 
 
 def test_remote_locations_are_staged_and_copied_up_whole(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, argument_type, make_upscaler
 from srgan_fast.cli.progress import Progress
 from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray
+from srgan_fast.io.atomic import remove_stale_temporaries
 from srgan_fast.io.batch import DEFAULT_NAME, AppearedMeanwhile, collect_jobs, failure_line, upscale_file
 from srgan_fast.io.images import DEFAULT_MAX_PIXELS, WHITE
 from srgan_fast.io.signals import Stopped
@@ -73,6 +74,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     """0 when every input was written or skipped, 1 when any failed, 2 for a usage error (nothing done)."""
     if args.ray is not None:
         return run_upscale_on_ray(args)
+    started = time.time()
     tally = _Tally()
     try:
         batch = collect_jobs(args.inputs, args.output, args.format and "." + args.format.lstrip("."), args.name)
@@ -99,6 +101,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         progress.say(f"note: {line}")
     for line in batch.problems:
         progress.say(f"error: {line}")
+    for path in remove_stale_temporaries([destination.parent for _, destination in batch.jobs], started):
+        progress.tell(f"note: removed {path}, the temporary file of an earlier run that was killed")
     try:
         if pending:
             try:

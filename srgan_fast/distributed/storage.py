@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -18,8 +17,7 @@ from typing import Iterator
 
 import pyarrow.fs as pafs
 
-# The names atomic_output gives its temporary files: ".{name}." + mkstemp's 8 characters + the name's suffix.
-_TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^./]*)?")
+from srgan_fast.io.atomic import TEMPORARY_NAME
 
 
 def is_uri(location: str) -> bool:
@@ -99,9 +97,9 @@ def local_target(destination: str) -> Iterator[str]:
 def remove_abandoned_temporaries(destinations: list[str]) -> list[str]:
     """Delete the temporary files that a killed writer left beside these local destinations; returns them.
 
-    ``save_image`` writes ``.{name}.XXXXXXXX{suffix}`` beside each output and renames it into place; only a
-    process killed mid-write (no ``finally`` runs) leaves one behind. Call this when no run is writing these
-    destinations any more: the temporary file of a live writer looks the same.
+    ``save_image`` writes ``.{name}.srgan-fast-{pid}.XXXXXXXX{suffix}`` beside each output and renames it into
+    place; only a process killed mid-write (no ``finally`` runs) leaves one behind. Call this when no run is
+    writing these destinations any more: the temporary file of a live writer looks the same.
     """
     names_by_folder: dict[str, set[str]] = {}
     for destination in destinations:
@@ -115,7 +113,7 @@ def remove_abandoned_temporaries(destinations: list[str]) -> list[str]:
         except OSError:
             continue  # never created: nothing was written there
         for entry in entries:
-            match = _TEMPORARY_NAME.fullmatch(entry.name)
+            match = TEMPORARY_NAME.fullmatch(entry.name)
             if match and match["name"] in names and (match["suffix"] or "") == Path(match["name"]).suffix:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)

@@ -15,6 +15,7 @@ import pyarrow.fs as pafs
 from srgan_fast.io.batch import failure_line
 from srgan_fast.distributed import storage
 from srgan_fast.distributed.report import DONE, FAILED, SKIPPED, FileResult
+from srgan_fast.io.atomic import temporary_prefix
 from srgan_fast.io.images import WHITE, ImageFileError, load_image, save_image
 
 # Fault injection for the tests of worker deaths: each file in the folder this names is one death; the worker that
@@ -43,7 +44,7 @@ def die_here_if_armed(destination: str) -> None:
             kill.unlink()
         except FileNotFoundError:
             continue  # another worker took this one
-        fd, _ = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=f".{Path(destination).name}.",
+        fd, _ = tempfile.mkstemp(dir=os.path.dirname(destination), prefix=temporary_prefix(Path(destination).name),
                                  suffix=Path(destination).suffix)
         os.write(fd, b"half an image")
         os._exit(1)

@@ -3,6 +3,10 @@
 A crash, an exception or Ctrl-C mid-write leaves the previous file (or none) in place, never a half-written one.
 With ``replace=False`` the file is put in place only if none is there at that moment, in one step of the file
 system: a check for the destination followed by a rename would replace a file that appeared in between.
+
+Temporary names carry this tool's mark and the writer's pid (``temporary_prefix``), so that what a killed
+run left behind is told apart from anyone else's hidden files and from a live run's file in flight:
+``remove_stale_temporaries`` removes those alone.
 """
 from __future__ import annotations
 
@@ -10,11 +14,60 @@ import contextlib
 import ctypes
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from srgan_fast.io.signals import stop_signals_deferred
+
+
+# ".{name}.srgan-fast-{pid}." + 8 random characters (mkstemp's, or hex for video) + a suffix: the name's own
+# (images, so that Pillow sees the format), ".tmp" (atomic_output's default) or ".partial" (video).
+TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.srgan-fast-(?P<pid>\d+)\.[a-z0-9_]{8}(?P<suffix>\.[A-Za-z0-9]+)?")
+_OWN_SUFFIXES = (".tmp", ".partial")
+
+
+def temporary_prefix(name: str) -> str:
+    """The start of the hidden name this process writes ``name`` under before renaming it into place."""
+    return f".{name}.srgan-fast-{os.getpid()}."
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folders: Iterable[str | os.PathLike], started: float) -> list[Path]:
+    """Remove, directly in each folder, the temporary files of this tool that a killed run left: names of its own
+    pattern (``TEMPORARY_NAME``, with a suffix it uses), last modified before ``started`` (a time.time() value:
+    this run's start), written by a process that is gone (never this one, nor a live run in the same folder).
+    Returns what was removed; a folder that does not exist or cannot be read is passed over."""
+    removed = []
+    for folder in dict.fromkeys(Path(f) for f in folders):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            match = TEMPORARY_NAME.fullmatch(entry.name)
+            if match is None or (match["suffix"] or "") not in (Path(match["name"]).suffix, *_OWN_SUFFIXES):
+                continue
+            pid = int(match["pid"])
+            try:
+                stale = entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < started
+            except OSError:
+                continue
+            if stale and pid != os.getpid() and not _process_alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 def _new_file_mode() -> int:
@@ -77,7 +130,7 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp", replace: bool =
         # whose ``finally`` removes it.
         with stop_signals_deferred():
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=suffix)
             except OSError as exc:  # named by the destination: the temporary name means nothing to the user
                 raise type(exc)(exc.errno, exc.strerror, str(path)) from None
             os.close(fd)

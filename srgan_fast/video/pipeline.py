@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from srgan_fast.io.atomic import remove_stale_temporaries, temporary_prefix
 from srgan_fast.tiler.output_size import OutputSize
 from srgan_fast.tiler.streaming import StreamError, default_batch_size, stream_frames
 from srgan_fast.video.decode import CORRUPT_POLICIES, CopyPacket, DecodedFrame, DecodeStats, FrameDecoder
@@ -122,8 +123,9 @@ def _check_options(start_frame, end_frame, batch_size, on_corrupt, pts_range, co
 
 
 def _temporary_path(dst: Path) -> Path:
-    # Hidden and named as partial, in the destination folder so that the final rename is atomic.
-    return dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.partial")
+    # Hidden and named as partial, in the destination folder so that the final rename is atomic; named as
+    # atomic_output names its files, so that one a killed run left is removed by the next (io.atomic).
+    return dst.with_name(f"{temporary_prefix(dst.name)}{uuid.uuid4().hex[:8]}.partial")
 
 
 def output_format(src: Path, dst: Path, overwrite: bool) -> str:
@@ -184,11 +186,14 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
         written, join into what the whole run writes (``srgan_fast.distributed.upscale_video``).
     Raises VideoError (one line) for inputs or options that cannot work; nothing is left at ``dst`` then.
     """
+    started = time.time()
     _check_options(start_frame, end_frame, batch_size, on_corrupt, pts_range, copy_audio or copy_subtitles)
     spec = resolve_codec(codec)
     options = {**quality_options(spec, crf, bitrate), **(encoder_options or {})}
     src_path, dst_path = Path(src), Path(dst)
     format_name = output_format(src_path, dst_path, overwrite)
+    for path in remove_stale_temporaries([dst_path.parent], started):
+        log.warning("removed %s, the temporary file of an earlier run that was killed", path)
     source = open_source(src_path, copy_audio=copy_audio, copy_subtitles=copy_subtitles)
     try:
         if upscaler is None:
