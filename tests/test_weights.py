@@ -1,5 +1,6 @@
 """Weights files: safetensors only, integrity checked, clear errors for anything else."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -42,6 +43,11 @@ def test_truncated_missing_and_foreign_files(tmp_path):
         load_weights(tmp_path / "absent.safetensors")
     with pytest.raises(WeightsError, match="unknown model 'nonesuch': expected one of"):
         load_weights("nonesuch")
+    (tmp_path / "x.safetensors").mkdir()  # a folder with a weights file's name: named as a folder
+    for given in (tmp_path / "x.safetensors", tmp_path):
+        with pytest.raises(WeightsError, match=rf"^weights path {re.escape(str(given))} is a directory: expected a "
+                                               r"\.safetensors, \.pth, \.pt or \.ckpt file$"):
+            load_weights(given)
     from safetensors.numpy import save_file
 
     save_file({"x": np.zeros(3, np.float32)}, str(tmp_path / "other.safetensors"))

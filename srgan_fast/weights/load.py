@@ -38,6 +38,7 @@ from srgan_fast.weights.format import (FORMAT, FORMAT_FAMILY, GeneratorWeights, 
 
 DEFAULT_MODEL = "srgan"
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt")
+ACCEPTED_FILES = f"a .safetensors, {', '.join(TORCH_SUFFIXES[:-1])} or {TORCH_SUFFIXES[-1]} file"
 
 
 def _pretrained_dir() -> Path:
@@ -62,8 +63,7 @@ def resolve_weights_path(model: str | os.PathLike) -> tuple[Path, str | None]:
     if path.suffix in (".safetensors", *TORCH_SUFFIXES) or path.exists():
         return path, None
     names = ", ".join(sorted(models)) or "none shipped"
-    raise WeightsError(f"unknown model {str(model)!r}: expected one of {names} or a path to a .safetensors, "
-                       f"{', '.join(TORCH_SUFFIXES[:-1])} or {TORCH_SUFFIXES[-1]} file")
+    raise WeightsError(f"unknown model {str(model)!r}: expected one of {names} or a path to {ACCEPTED_FILES}")
 
 
 def load_weights(model: str | os.PathLike = DEFAULT_MODEL, activation: str | None = None) -> GeneratorWeights:
@@ -76,6 +76,10 @@ def load_weights(model: str | os.PathLike = DEFAULT_MODEL, activation: str | Non
     from safetensors import SafetensorError, safe_open
 
     path, expected_sha = resolve_weights_path(model)
+    if path.is_dir():
+        raise WeightsError(f"weights path {path} is a directory: expected {ACCEPTED_FILES}")
+    if path.exists() and not path.is_file():
+        raise WeightsError(f"weights path {path} is not a regular file: expected {ACCEPTED_FILES}")
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     if expected_sha is not None and file_sha256(path) != expected_sha:
