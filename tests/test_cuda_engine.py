@@ -151,10 +151,27 @@ def test_self_check_passes_and_catches_wrong_kernels():
     report = good.self_check(17, 23)
     assert report["passed"] and report["max_abs_error"] <= report["max_abs_tolerance"], report["text"]
     assert report["max_abs_error"] > 0  # fp16 storage really ran: the comparison is not vacuous
-    broken = _C.CudaEngine(layers, scale, "none", "fp16", corrupt_for_test=True)
+    wrong_tail = [dict(layer) for layer in layers]
+    wrong_tail[-1]["weight"] = -np.asarray(wrong_tail[-1]["weight"])
+    broken = _C.CudaEngine(layers, scale, "none", "fp16", reference_layers=wrong_tail)
     assert not broken.self_check(17, 23)["passed"]
     with pytest.raises(RuntimeError, match="self-check failed .*refusing to run, use another backend"):
         broken.run(random_tiles((1, 17, 23, 3), np.uint8))
+
+
+@pytest.mark.parametrize("scale", [2, 8])
+def test_other_scales_match_torch_within_twice_its_own_error(scale):
+    from srgan_fast.architecture import srresnet
+    from srgan_fast.weights import random_weights
+
+    weights = random_weights(srresnet(num_blocks=1, channels=16, scale=scale), seed=scale)
+    tiles = random_tiles((2, 7, 9, 3), np.uint8, seed=scale)
+    out = CudaBackend(weights, "cuda", "fp16").run(tiles)
+    assert out.shape == (2, 7 * scale, 9 * scale, 3)
+    unit = tiles.astype(np.float64) / 255
+    reference = quantize(torch_output(unit, torch.float64, weights), np.uint8)
+    torch_low = quantize(torch_output(unit.astype(np.float32), torch.float16, weights), np.uint8)
+    assert_at_most_twice_torch_error(out.astype(np.float64) / 255, torch_low, reference, f"x{scale} fp16")
 
 
 def test_large_tiles_are_checked_on_a_smaller_tile_and_still_correct():

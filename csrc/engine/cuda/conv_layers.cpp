@@ -96,13 +96,15 @@ GeneratorLayers::GeneratorLayers(const NetworkSpec& network, Precision precision
   if (c <= 0 || c % 16 != 0)
     throw std::invalid_argument("the CUDA kernels need a channel count that is a multiple of 16, got " +
                                 std::to_string(c));
-  // head, 2 per block, trunk, 2 upsamplers, tail
-  num_blocks = (int(layers.size()) - 5) / 2;
-  if (network.scale != 4 || network.image_skip != ImageSkip::none || num_blocks < 0 ||
-      int(layers.size()) != 2 * num_blocks + 5)
-    throw std::invalid_argument("the CUDA kernels run the SRResNet layout only (x4, no image skip, head + residual "
-                                "blocks + trunk + two x2 upsamplers + tail), got " + std::to_string(layers.size()) +
-                                " layers at x" + std::to_string(network.scale));
+  // head, 2 per block, trunk, log2(scale) upsamplers, tail
+  scale = network.scale;
+  const int stages = scale == 2 ? 1 : scale == 4 ? 2 : scale == 8 ? 3 : 0;
+  num_blocks = (int(layers.size()) - 3 - stages) / 2;
+  if (stages == 0 || network.image_skip != ImageSkip::none || num_blocks < 0 ||
+      int(layers.size()) != 2 * num_blocks + 3 + stages)
+    throw std::invalid_argument("the CUDA kernels run the SRResNet layout only (x2, x4 or x8, no image skip, head + "
+                                "residual blocks + trunk + one x2 upsampler per doubling + tail), got " +
+                                std::to_string(layers.size()) + " layers at x" + std::to_string(network.scale));
   expect_layer(network, 0, "head", 9, 3, c, -1, 1, true, -1);
   head = make_layer(layers[0], precision);
   int previous = 0;
@@ -117,12 +119,12 @@ GeneratorLayers::GeneratorLayers(const NetworkSpec& network, Precision precision
   const int trunk_index = 1 + 2 * num_blocks;
   expect_layer(network, trunk_index, "trunk conv", 3, c, c, previous, 1, false, 0);
   trunk = make_layer(layers[trunk_index], precision);
-  for (int j = 0; j < 2; ++j) {
+  for (int j = 0; j < stages; ++j) {
     expect_layer(network, trunk_index + 1 + j, "upsampler", 3, c, 4 * c, trunk_index + j, 2, true, -1);
-    upsample[j] = make_layer(layers[trunk_index + 1 + j], precision, /*subpixel_major=*/true);
+    upsample.push_back(make_layer(layers[trunk_index + 1 + j], precision, /*subpixel_major=*/true));
   }
-  expect_layer(network, trunk_index + 3, "tail", 9, c, 3, trunk_index + 2, 1, false, -1);
-  tail = make_layer(layers[trunk_index + 3], precision);
+  expect_layer(network, trunk_index + 1 + stages, "tail", 9, c, 3, trunk_index + stages, 1, false, -1);
+  tail = make_layer(layers[trunk_index + 1 + stages], precision);
 }
 
 }  // namespace srgan_fast::cuda

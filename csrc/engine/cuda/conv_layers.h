@@ -38,16 +38,16 @@ struct ConvLayer {
 //   head      3 -> C, 9x9, PReLU, from the image
 //   blocks    pairs: conv1 3x3 + PReLU, conv2 3x3 + the pair's input
 //   trunk     3x3 + the head's output
-//   upsample  two 3x3 C -> 4C + PixelShuffle(2) + PReLU
+//   upsample  log2(scale) (1 to 3) stages of 3x3 C -> 4C + PixelShuffle(2) + PReLU
 //   tail      C -> 3, 9x9, to the image, no image skip
 // Other layouts are refused (std::invalid_argument naming the first layer that does not fit); C must be a
 // multiple of 16.
 struct GeneratorLayers {
-  int num_blocks = 0, channels = 0;
+  int num_blocks = 0, channels = 0, scale = 0;
   ConvLayer head;
   std::vector<ConvLayer> blocks;  // 2 per residual block
   ConvLayer trunk;
-  ConvLayer upsample[2];
+  std::vector<ConvLayer> upsample;  // stage j runs at 2^j x the input's resolution
   ConvLayer tail;
 
   // Uploads to the current device.

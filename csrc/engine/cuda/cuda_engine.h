@@ -50,11 +50,12 @@ size_t element_size(OutputKind kind);
 class CudaEngine {
  public:
   // Throws std::invalid_argument when the network is not the layout the CUDA kernels run (GeneratorLayers).
-  // options.precision: fp16 or bf16.
-  CudaEngine(const NetworkSpec& network, const EngineOptions& options);
+  // options.precision: fp16 or bf16. reference: the network the self-check holds the fast kernels to, with
+  // the same layout (null: `network` itself; another one checks that a changed network is told apart).
+  CudaEngine(const NetworkSpec& network, const EngineOptions& options, const NetworkSpec* reference = nullptr);
   ~CudaEngine();
 
-  // tiles: host [n, h, w, 3] of `in`; result: host [n, 4h, 4w, 3] of `out`. Copies go through pinned
+  // tiles: host [n, h, w, 3] of `in`; result: host [n, scale*h, scale*w, 3] of `out`. Copies go through pinned
   // staging on their own streams, two batches in flight (upload i+1 and download i-1 overlap compute i).
   void run_host(const void* tiles, void* result, int n, int h, int w, InputKind in, OutputKind out);
 
@@ -63,7 +64,8 @@ class CudaEngine {
   void run_device(const void* input, void* output, int n, int h, int w, InputKind in, OutputKind out,
                   cudaStream_t stream);
 
-  // The fp32 reference network (reference kernels only) on host tiles: [n, 4h, 4w, 3] unclamped float32.
+  // The fp32 reference network (reference kernels only) on host tiles: [n, scale*h, scale*w, 3] unclamped
+  // float32.
   std::vector<float> run_reference(const void* tiles, int n, int h, int w, InputKind in);
 
   // Runs the self-check on a random h x w tile now (does not throw on disagreement: see `passed`).
@@ -75,6 +77,7 @@ class CudaEngine {
   std::string device_name() const { return device_name_; }
   int device() const { return options_.device; }
   Precision precision() const { return precision_; }
+  int scale() const { return layers_->scale; }
 
  private:
   struct Slot {  // one batch in flight: its I/O buffers, staging and graph
@@ -88,7 +91,8 @@ class CudaEngine {
     InputKind in = InputKind::kUint8;
     OutputKind out = OutputKind::kUint8;
     size_t in_tile_bytes = 0, out_tile_bytes = 0;
-    DeviceBuffer skip, a, b, tmp, up1, up2;  // activations, storage type
+    DeviceBuffer skip, a, b, tmp;  // activations at the input's resolution, storage type
+    std::vector<DeviceBuffer> up;  // each upsampler's output (stage j: 4^(j+1) x the input's pixels)
     Slot slots[2];
   };
   using PlanKey = std::tuple<int, int, int, int, int>;
@@ -110,6 +114,8 @@ class CudaEngine {
   Precision precision_;
   std::string device_name_;
   std::unique_ptr<GeneratorLayers> layers_;
+  std::unique_ptr<GeneratorLayers> reference_layers_;  // only when the reference is another network
+  const GeneratorLayers& reference_layers() const { return reference_layers_ ? *reference_layers_ : *layers_; }
   std::unique_ptr<Stream> compute_, upload_, download_;
   std::unique_ptr<Event> caller_ready_, done_;
   std::map<PlanKey, std::unique_ptr<Plan>> plans_;
