@@ -142,7 +142,8 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
     // makes the image: its error would reach the pixels unfiltered); the others run at float_precision_.
     int out_channels;
     if (precision_ == Precision::int8 && !last && options.int8_outputs[l.source].scale > 0.f) {
-      int8_convs_.emplace_back(t, epilogue, options.int8_outputs[l.source], kernels_->int8_weight_max);
+      int8_convs_.emplace_back(t, epilogue, options.int8_outputs[l.source], kernels_->int8_weight_max,
+                               kernels_->int8_winograd);
       step.kind = StepKind::conv3x3_int8, step.op = int(int8_convs_.size()) - 1;
       out_channels = int8_convs_.back().out_channels();
     } else {
@@ -169,6 +170,8 @@ size_t CpuEngine::scratch_floats_per_thread(int w) const {
   size_t floats = 0;
   for (const Conv3x3Op& op : convs_) floats = std::max(floats, cpu::conv3x3_scratch_floats(op.in_channels(),
                                                                                            op.out_channels()));
+  for (const Conv3x3Int8Op& op : int8_convs_)  // the Winograd int8 kernel's; more than the direct one needs
+    floats = std::max(floats, cpu::conv3x3_scratch_floats(op.in_channels(), op.out_channels()));
   if (!heads_.empty()) floats = std::max(floats, cpu::head_scratch_floats(w));
   for (const TailOp& op : tails_) floats = std::max(floats, cpu::tail_scratch_floats(op.in_channels()));
   return (floats + 15) / 16 * 16;  // whole cache lines, so that threads never share one

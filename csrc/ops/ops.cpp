@@ -42,10 +42,12 @@ void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const F
   }
 }
 
-Conv3x3Int8Op::Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max)
+Conv3x3Int8Op::Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max,
+                             bool winograd)
     : epilogue_(epilogue),
       packed_(pack_conv3x3_int8(t.weight.data(), t.bias.data(), t.alpha.empty() ? nullptr : t.alpha.data(), t.cout,
-                                t.cin, epilogue == Epilogue::bias_shuffle_prelu, input, weight_max)) {}
+                                t.cin, epilogue == Epilogue::bias_shuffle_prelu, input, weight_max,
+                                winograd)) {}
 
 void Conv3x3Int8Op::run(const cpu::CpuKernels* kernels, Conv3x3Int8Params p, const ExecContext& ctx) const {
   if (!kernels || !kernels->conv3x3_int8) throw std::logic_error("int8 conv3x3 requested without int8 kernels");

@@ -54,7 +54,7 @@ class Conv3x3Op {
 // maps of p (input codes, skip, destinations); the op adds its weights and epilogue.
 class Conv3x3Int8Op {
  public:
-  Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max);
+  Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max, bool winograd);
   int in_channels() const { return packed_.cin; }
   int out_channels() const { return packed_.cout; }
   void run(const cpu::CpuKernels* kernels, Conv3x3Int8Params p, const ExecContext& ctx) const;

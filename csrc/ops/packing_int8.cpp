@@ -4,6 +4,12 @@
 #include <cmath>
 
 namespace srgan_fast {
+namespace {
+
+// 2 x the F(2x2, 3x3) weight transform G (points 0, +-1, infinity): integer, so U = (2G) q (2G)^T is exact.
+constexpr int kG2x2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
+
+}  // namespace
 
 float int8_weight_scale(const float* w, int count, int weight_max) {
   float max_abs = 0.f;
@@ -16,11 +22,14 @@ PackedConv3x3Int8 Conv3x3Int8Weights::view() const {
   p.cin = cin, p.cout = cout;
   p.w = w.data(), p.compensation = compensation.data(), p.scale = scale.data(), p.bias = bias.data();
   p.alpha = alpha.empty() ? nullptr : alpha.data();
+  p.u = u.empty() ? nullptr : u.data();
+  p.input_zero_point = input_zero_point;
   return p;
 }
 
 Conv3x3Int8Weights pack_conv3x3_int8(const float* weight, const float* bias, const float* alpha, int cout_t,
-                                     int cin_t, bool shuffle, const QuantU8& input, int weight_max) {
+                                     int cin_t, bool shuffle, const QuantU8& input, int weight_max,
+                                     bool winograd) {
   Conv3x3Int8Weights r;
   r.cin = round_up(cin_t, kChannelAlign);
   const int groups = shuffle ? 4 : 1;
@@ -31,6 +40,8 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight, const float* bias, con
   r.compensation.assign(r.cout, 0);
   r.scale.assign(r.cout, 0.f);
   r.bias.assign(r.cout, 0.f);
+  r.input_zero_point = input.zero_point;
+  if (winograd) r.u.assign(size_t(16) * r.cin * r.cout, 0);
   const int per_channel = cin_t * 9;
   for (int co_t = 0; co_t < cout_t; ++co_t) {
     const int co = packed_index(co_t);
@@ -38,12 +49,22 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight, const float* bias, con
     const float w_scale = int8_weight_scale(g, per_channel, weight_max);
     const float limit = float(weight_max);
     int32_t sum = 0;
-    for (int ci = 0; ci < cin_t; ++ci)
+    for (int ci = 0; ci < cin_t; ++ci) {
+      int q[9];
       for (int tap = 0; tap < 9; ++tap) {
-        const int q = int(std::clamp(std::nearbyint(g[ci * 9 + tap] / w_scale), -limit, limit));
-        r.w[((size_t(tap) * (r.cin / 4) + ci / 4) * r.cout + co) * 4 + ci % 4] = int8_t(q);
-        sum += q;
+        q[tap] = int(std::clamp(std::nearbyint(g[ci * 9 + tap] / w_scale), -limit, limit));
+        r.w[((size_t(tap) * (r.cin / 4) + ci / 4) * r.cout + co) * 4 + ci % 4] = int8_t(q[tap]);
+        sum += q[tap];
       }
+      if (!winograd) continue;
+      int t[4][3];  // (2G) q
+      for (int j = 0; j < 3; ++j)
+        for (int i = 0; i < 4; ++i) t[i][j] = kG2x2[i][0] * q[j] + kG2x2[i][1] * q[3 + j] + kG2x2[i][2] * q[6 + j];
+      for (int i = 0; i < 4; ++i)  // (2G q) (2G)^T: pairs of input channels interleaved per output channel
+        for (int j = 0; j < 4; ++j)
+          r.u[((size_t(i * 4 + j) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] =
+              int16_t(t[i][0] * kG2x2[j][0] + t[i][1] * kG2x2[j][1] + t[i][2] * kG2x2[j][2]);
+    }
     r.compensation[co] = input.zero_point * sum;
     r.scale[co] = input.scale * w_scale;
     r.bias[co] = bias[co_t];

@@ -16,15 +16,19 @@ float int8_weight_scale(const float* w, int count, int weight_max);
 struct Conv3x3Int8Weights {
   int cin = 0, cout = 0;  // padded
   std::vector<int8_t> w;
+  std::vector<int16_t> u;  // winograd only
   std::vector<int32_t> compensation;
   std::vector<float> scale, bias, alpha;
+  int input_zero_point = 0;
   PackedConv3x3Int8 view() const;
 };
 
 // `shuffle`: the upsampler's conv (cout_t = 4 * its shuffled channels), reordered sub-pixel major.
+// `winograd`: also the integer Winograd F(2x2) weights of int8_winograd_kernels.h.
 Conv3x3Int8Weights pack_conv3x3_int8(const float* weight,  // [cout_t][cin_t][3][3]
                                      const float* bias,    // [cout_t]
                                      const float* alpha,   // [cout_t], [cout_t / 4] (shuffle) or null
-                                     int cout_t, int cin_t, bool shuffle, const QuantU8& input, int weight_max);
+                                     int cout_t, int cin_t, bool shuffle, const QuantU8& input, int weight_max,
+                                     bool winograd);
 
 }  // namespace srgan_fast

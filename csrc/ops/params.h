@@ -96,6 +96,8 @@ struct PackedConv3x3Int8 {
   const float* scale = nullptr;          // [cout] input scale * the channel's weight scale
   const float* bias = nullptr;           // [cout]
   const float* alpha = nullptr;          // PReLU slopes: [cout], or [cout/4] for the shuffle epilogue
+  const int16_t* u = nullptr;            // Winograd F(2x2) kernel: [16][cin/2][cout][2] (2G) w (2G)^T, or null
+  int input_zero_point = 0;
 };
 
 // Each destination is optional (data == nullptr: not stored); at least one is set.

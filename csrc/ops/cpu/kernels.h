@@ -60,9 +60,10 @@ struct CpuKernels {
   void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&);  // bf16 products; null without AVX512_BF16
   void (*tail)(const TailParams&, const ExecContext&);       // fp32: nine 3x3 sub-kernels by Winograd F(3x3)
   void (*tail_bf16)(const TailParams&, const ExecContext&);  // direct, bf16 products; null without AVX512_BF16
-  void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&);  // direct u8 x s8; null: no int8 path
+  void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&);  // null: no int8 path
   void (*quantize_u8)(const QuantizeParams&, const ExecContext&);      // float32 map -> codes; null likewise
-  int int8_weight_max;  // weight codes lie in [-max, max]: 127 with VPDPBUSD, 63 where s16 pair sums saturate
+  int int8_weight_max;  // weight codes lie in [-max, max]
+  bool int8_winograd;   // conv3x3_int8 reads PackedConv3x3Int8::u (Winograd F(2x2)) rather than w
 };
 
 const CpuKernels& kernels_scalar();

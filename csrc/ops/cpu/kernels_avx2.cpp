@@ -1,10 +1,10 @@
-// The avx2 kernel table: the templates of winograd_kernels.h and head_tail_kernels.h instantiated with
-// this instruction set's SIMD traits, and those of int8_kernels.h (this file alone is compiled with its -m
-// flags; see CMakeLists.txt).
+// The avx2 kernel table: the templates of winograd_kernels.h, head_tail_kernels.h and int8_winograd_kernels.h
+// instantiated with this instruction set's SIMD traits (this file alone is compiled with its -m flags; see
+// CMakeLists.txt).
 #define SRGAN_FAST_ISA avx2
 #include "ops/cpu/simd_avx2.h"
 #include "ops/cpu/head_tail_kernels.h"
-#include "ops/cpu/int8_kernels.h"
+#include "ops/cpu/int8_winograd_kernels.h"
 #include "ops/cpu/tail_winograd_kernels.h"
 #include "ops/cpu/winograd_kernels.h"
 
@@ -14,7 +14,8 @@ const CpuKernels& kernels_avx2() {
   using Simd = avx2::Simd;
   static const CpuKernels table{"avx2", &avx2::head<Simd>, &avx2::conv3x3_winograd<Simd, float>,
                                 nullptr, &avx2::tail_winograd<Simd>, nullptr,
-                                &avx2::conv3x3_int8<Simd>, &avx2::quantize_u8<Simd>, Simd::kInt8WeightMax};
+                                &avx2::conv3x3_int8_winograd<Simd>, &avx2::quantize_u8<Simd>,
+                                Simd::kInt8WeightMax, true};
   return table;
 }
 

@@ -26,25 +26,33 @@ struct Simd {
   static vf prelu(vf x, vf slope) {
     return _mm256_blendv_ps(x, _mm256_mul_ps(x, slope), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
   }
-  // int8: 8 lanes of s32, each the sum of four u8 x s8 products. VPMADDUBSW adds its pairs in s16 with
-  // saturation, so the weights are kept within +-63 (kInt8WeightMax): a pair then stays below 2^15 and the sum
-  // is exact, the same integers VPDPBUSD gives.
+  // int8 (int8_winograd_kernels.h): 8 lanes of s32 from pairs of s16 products (VPMADDWD), exact.
   using vi = __m256i;
-  static constexpr int kInt8WeightMax = 63;
-  static constexpr int kInt8Pixels = 5, kInt8Vecs = 2;  // 10 accumulators + 2 weights + broadcast, product, ones
+  static constexpr int kInt8WeightMax = 127;
+  static constexpr int kInt8Rows = 6, kInt8Vecs = 2;  // 12 accumulators + 2 weights + a broadcast and a product
   static vi zero_i() { return _mm256_setzero_si256(); }
   static vi load_i(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-  static vi set1_four(const uint8_t* p) {
-    int32_t four;
-    std::memcpy(&four, p, 4);
-    return _mm256_set1_epi32(four);
-  }
-  static vi dot_u8s8(vi acc, vi a, vi w) {
-    const vi pairs = _mm256_maddubs_epi16(a, w);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-  }
-  static vf int_to_float(vi a) { return _mm256_cvtepi32_ps(a); }
+  static void store_i(void* p, vi a) { _mm256_storeu_si256(static_cast<__m256i*>(p), a); }
+  static vi add_i(vi a, vi b) { return _mm256_add_epi32(a, b); }
   static vi sub_i(vi a, vi b) { return _mm256_sub_epi32(a, b); }
+  static vi shift_right_2(vi a) { return _mm256_srai_epi32(a, 2); }  // exact: the sums are multiples of 4
+  static vf int_to_float(vi a) { return _mm256_cvtepi32_ps(a); }
+  // W codes minus the zero point, as floats (exact: small integers).
+  static vf centred_codes(const uint8_t* p, vi zero_point) {
+    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(bytes), zero_point));
+  }
+  static void store_s16(int16_t* p, vf v) {  // v holds integers within s16
+    const vi q = _mm256_cvtps_epi32(v);
+    const __m128i packed = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
+  }
+  static vi set1_pair_s16(const int16_t* p) {
+    int32_t pair;
+    std::memcpy(&pair, p, 4);
+    return _mm256_set1_epi32(pair);
+  }
+  static vi madd_s16(vi acc, vi a, vi b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
   // W codes: round half to even of v * inv_scale, plus the zero point, clamped to [0, 255]. The float clamp
   // keeps the conversion away from its overflow value.
   static void store_codes(uint8_t* p, vf v, vf inv_scale, vi zero_point) {

@@ -1,0 +1,63 @@
+// The int8 kernels' shared epilogue: an exact s32 sum over taps and input channels of
+// w_code * (code - zero point) becomes the float result (scale, bias, then PReLU, skip add or pixel shuffle)
+// and is stored to every destination of the params: float32, bf16, the next conv's u8 codes.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/cpu/kernels.h"
+
+#ifndef SRGAN_FAST_ISA
+#error "define SRGAN_FAST_ISA (the instruction set's namespace) before including the kernel templates"
+#endif
+
+namespace srgan_fast::cpu::SRGAN_FAST_ISA {
+
+// Channels ch .. ch+W-1 of result pixel (y, x) into every destination of p.
+template <class S>
+inline void store_int8_result(const Conv3x3Int8Params& p, int image, int y, int x, int ch, typename S::vf v) {
+  if (p.out.data) S::store(p.out.at(image, y, x) + ch, v);
+  if constexpr (S::kHasBf16) {
+    if (p.out_bf16.data) S::store_bf16(p.out_bf16.at(image, y, x) + ch, v);
+  }
+  if (p.out_u8.data)
+    S::store_codes(p.out_u8.at(image, y, x) + ch, v, S::set1(p.out_quant.inv_scale),
+                   S::set1_i(p.out_quant.zero_point));
+}
+
+// Output channels co .. co+W-1 of pixel (y, x) from their centred sums.
+template <class S>
+inline void store_int8_sum(const Conv3x3Int8Params& p, int image, int y, int x, int co, typename S::vi sum) {
+  const PackedConv3x3Int8& wt = *p.weights;
+  const typename S::vf v = S::add(S::mul(S::int_to_float(sum), S::load(wt.scale + co)), S::load(wt.bias + co));
+  switch (p.epilogue) {
+    case Epilogue::bias_prelu:
+      store_int8_result<S>(p, image, y, x, co, S::prelu(v, S::load(wt.alpha + co)));
+      break;
+    case Epilogue::bias_add_skip:
+      store_int8_result<S>(p, image, y, x, co, S::add(v, S::load(p.skip.at(image, y, x) + co)));
+      break;
+    case Epilogue::bias_shuffle_prelu: {
+      const int group = wt.cout / 4, sub = co / group, ch = co % group;  // sub-pixel major channels
+      store_int8_result<S>(p, image, 2 * y + sub / 2, 2 * x + sub % 2, ch, S::prelu(v, S::load(wt.alpha + ch)));
+      break;
+    }
+  }
+}
+
+// A float32 map quantized into codes, where a layer that is not an int8 conv feeds one.
+template <class S>
+void quantize_u8(const QuantizeParams& p, const ExecContext& ctx) {
+  const int64_t rows = int64_t(p.in.n) * p.in.h;
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int image = int(r / p.in.h), y = int(r % p.in.h);
+    const typename S::vf inv_scale = S::set1(p.quant.inv_scale);
+    const typename S::vi zero_point = S::set1_i(p.quant.zero_point);
+    for (int x = 0; x < p.in.w; ++x)
+      for (int c = 0; c < p.in.c; c += S::W)
+        S::store_codes(p.out.at(image, y, x) + c, S::load(p.in.at(image, y, x) + c), inv_scale, zero_point);
+  }
+}
+
+}  // namespace srgan_fast::cpu::SRGAN_FAST_ISA
