@@ -8,6 +8,11 @@
 #include <cstring>
 #include <new>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define SRGAN_FAST_HAVE_MMAP 1
+#endif
+
 namespace srgan_fast {
 
 // Every buffer carries this many zero pixels on each side: the 9x9 tail's 3x3 Winograd patches start 4
@@ -40,31 +45,56 @@ using FeatureMapBf16 = FeatureMapT<uint16_t>;
 using FeatureMapU8 = FeatureMapT<uint8_t>;
 
 // 64-byte aligned float storage, zero-initialised; owns the memory behind FeatureMaps and scratch.
+//
+// Large buffers are fresh anonymous mappings, which the kernel hands out zeroed, so a new buffer is not
+// cleared here: its pages are first touched (faulted in and zeroed by the kernel) inside the parallel
+// kernels that write them, spread over every core, instead of by one thread in a memset before the first run.
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  ~AlignedBuffer() { std::free(data_); }
+  ~AlignedBuffer() { release(); }
 
-  // Grows (never shrinks) to hold `count` floats and zeroes them.
+  // Grows (never shrinks) to hold `count` floats, all zero.
   void reset_zero(size_t count) {
-    if (count > size_) {
-      std::free(data_);
-      data_ = nullptr, size_ = 0;
-      const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (data_ == nullptr) throw std::bad_alloc();
-      size_ = count;
+    if (count <= size_) {
+      if (count) std::memset(data_, 0, count * sizeof(float));
+      return;
     }
-    if (count) std::memset(data_, 0, count * sizeof(float));
+    release();
+    const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+#ifdef SRGAN_FAST_HAVE_MMAP
+    if (bytes >= kMappedBytes) {
+      void* mapped = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (mapped == MAP_FAILED) throw std::bad_alloc();
+      data_ = static_cast<float*>(mapped), size_ = count, mapped_bytes_ = bytes;
+      return;
+    }
+#endif
+    data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (data_ == nullptr) throw std::bad_alloc();
+    size_ = count;
+    std::memset(data_, 0, bytes);
   }
   float* data() const { return data_; }
   size_t size() const { return size_; }
 
  private:
+  static constexpr size_t kMappedBytes = size_t(1) << 20;
+
+  void release() {
+#ifdef SRGAN_FAST_HAVE_MMAP
+    if (mapped_bytes_) munmap(data_, mapped_bytes_);
+    else
+#endif
+      std::free(data_);
+    data_ = nullptr, size_ = 0, mapped_bytes_ = 0;
+  }
+
   float* data_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_bytes_ = 0;  // nonzero: data_ is an anonymous mapping of this many bytes
 };
 
 inline size_t feature_map_floats(int n, int h, int w, int c) {

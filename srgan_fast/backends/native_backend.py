@@ -4,13 +4,20 @@ The engine packs the weights once (Winograd-domain 3x3 convs, fused epilogues, I
 first and last kernels) and reuses its feature maps while the tile size repeats, so the tiler should keep
 tiles one size. See docs/native.md.
 
+Upscalers of the same weights and engine options share one engine (``_shared_engine``): its packed weights
+and the feature maps it has already touched, so a second Upscaler of a model runs at the first one's steady
+speed from its first call. The engine runs one batch at a time on every core, so sharing costs no throughput,
+and its results do not depend on who called it before.
+
 After ``os.fork()`` the engine is rebuilt in the child from its weights and runs on a thread born there
 (srgan_fast.backends.fork_safety says why), so a child or a fork ``multiprocessing.Pool`` gets the parent's results.
 """
 from __future__ import annotations
 
 import functools
+import weakref
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -68,6 +75,51 @@ def build_info() -> dict | None:
     return {**_C.build_info(), "cpu": _C.cpu_info()}
 
 
+class _EngineHandle:
+    """One engine for every backend with the same weights and options; rebuilt on first use in a forked child:
+    the parent's may hold its lock for a run that was in flight in another thread at the fork, and that thread
+    does not exist here."""
+
+    def __init__(self, build: Callable[[], object]):
+        self._build = build
+        self._engine, self._generation = build(), fork_safety.generation()
+
+    @property
+    def engine(self):
+        if self._generation != fork_safety.generation():
+            with fork_safety.lock():
+                if self._generation != fork_safety.generation():
+                    self._engine, self._generation = self._build(), fork_safety.generation()
+        return self._engine
+
+
+# Alive while some backend holds the handle: a model nobody uses any more frees its engine and feature maps.
+_handles: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _shared_engine(weights: GeneratorWeights, options: dict) -> _EngineHandle:
+    """The engine of these weights with these options, built once per process (and once again per fork)."""
+    digest = weights.metadata.get("tensors_sha256")
+    key = (digest, repr(sorted(options.items())))
+    with fork_safety.lock():
+        handle = _handles.get(key) if digest is not None else None
+        if handle is None:
+            handle = _EngineHandle(functools.partial(_build_engine, weights, options))
+            if digest is not None:
+                _handles[key] = handle
+        return handle
+
+
+def _build_engine(weights: GeneratorWeights, options: dict):
+    network = weights.network
+    try:
+        return _native_module().Engine(engine_layers(weights), network.scale, network.image_skip or "none", **options)
+    except ValueError as exc:
+        if "cannot run layer" in str(exc):
+            raise BackendUnavailable(f"{network.architecture}: {exc}") from None
+        raise
+
+
 @register_backend
 class NativeBackend(Backend):
     name = "native"
@@ -106,27 +158,11 @@ class NativeBackend(Backend):
 
             table = native_int8.table_for(weights, calibration_images)
             self._engine_options["int8_outputs"] = native_int8.int8_outputs(weights, table)
-        self._engine, self._generation = self._build_engine(), fork_safety.generation()
-
-    def _build_engine(self):
-        network = self.weights.network
-        try:
-            return _native_module().Engine(engine_layers(self.weights), network.scale, network.image_skip or "none",
-                                           **self._engine_options)
-        except ValueError as exc:
-            if "cannot run layer" in str(exc):
-                raise BackendUnavailable(f"{network.architecture}: {exc}") from None
-            raise
+        self._handle = _shared_engine(weights, self._engine_options)
 
     @property
     def engine(self):
-        """The engine, rebuilt on first use in a forked child: the parent's may hold its lock for a run that
-        was in flight in another thread at the fork, and that thread does not exist here."""
-        if self._generation != fork_safety.generation():
-            with fork_safety.lock():
-                if self._generation != fork_safety.generation():
-                    self._engine, self._generation = self._build_engine(), fork_safety.generation()
-        return self._engine
+        return self._handle.engine
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
         return fork_safety.run_in_child(self.engine.run, tiles)
