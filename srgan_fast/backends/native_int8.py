@@ -26,7 +26,11 @@ from srgan_fast.architecture import Network
 from srgan_fast.weights import GeneratorWeights
 
 TABLE_REVISION = 1
-METHOD = "mse"        # chosen on the validation split: README, the int8 rows of the models table
+# Chosen on the validation split and the banding check (benchmarks/int8_quality.py): every method costs about
+# 0.005 dB PSNR-Y, but clipping ones (percentile, mse) let smooth saturated gradients band by up to 20 levels
+# of 8 bits; the extremes seen, widened by HEADROOM for content brighter or darker than the samples, 2.7.
+METHOD = "minmax"
+HEADROOM = 1.25
 TILE = (96, 96)       # calibration crops: a few receptive fields wide, small enough to keep every map in memory
 MAX_TILES = 48
 _PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
@@ -40,15 +44,17 @@ def cache_dir() -> Path:
 
 
 def quant_for_range(low: float, high: float) -> tuple[float, int]:
-    """(scale, zero point) of u8 codes covering [low, high] widened to hold 0 (the padding must be a code)."""
-    low, high = min(low, 0.0), max(high, 0.0)
+    """(scale, zero point) of u8 codes covering HEADROOM x [low, high], widened to hold 0 (the padding must be a
+    code)."""
+    low, high = HEADROOM * min(low, 0.0), HEADROOM * max(high, 0.0)
     if high <= low:
         return 1.0, 0
     scale = (high - low) / 255.0
     return scale, int(np.clip(round(-low / scale), 0, 255))
 
 
-def _engine(weights: GeneratorWeights, precision: str, int8_outputs=None, threads: int = 0):
+def build_engine(weights: GeneratorWeights, precision: str, int8_outputs=None, threads: int = 0):
+    """The bare engine (no tiler) at ``precision``, int8 with these codes (see int8_outputs)."""
     from srgan_fast import _C
     from srgan_fast.backends.base import engine_layers
 
@@ -86,7 +92,7 @@ def measure_ranges(weights: GeneratorWeights, tiles: np.ndarray, method: str = M
     """Layer name -> [low, high] of its output, from fp32 runs of the native engine on ``tiles`` [n, h, w, 3]."""
     names = coded_layers(weights.network)
     layers = weights.network.layers
-    engine = _engine(weights, "fp32", threads=threads)
+    engine = build_engine(weights, "fp32", threads=threads)
     channels = [layer.result_channels for layer in layers]
     wanted = {i for i, layer in enumerate(layers) if layer.name in names}
     stats = ActivationStats(symmetric=False)

@@ -1,0 +1,194 @@
+"""The CPU peers side by side, uint8 host to host, one run: native int8/bf16/fp32, OpenVINO int8 (NNCF) /
+bf16 / fp32, onnxruntime fp32 and its own int8 (QDQ), torch bf16 channels_last.
+
+    python benchmarks/int8_cpu.py --model srresnet --sizes 128 512 --repeats 5 3 --json out.json
+
+Every path gets a uint8 [1, h, w, 3] image and returns the uint8 [1, 4h, 4w, 3] result (the project's ONNX graph
+with io="uint8" does the conversions inside the graph for OpenVINO and onnxruntime). OpenVINO's and
+onnxruntime's int8 are calibrated on the same crops of the same images as the native table
+(srgan_fast.backends.native_int8: TILE, MAX_TILES, training split). Each path is warmed up, then the paths are
+timed in interleaved rounds (one call of each per round) and the median is reported, with the ratios of
+native int8 against OpenVINO int8 and native bf16 (fp32 where this CPU has no bf16 path). A path that cannot
+run here is listed with why.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from srgan_fast.api import Upscaler  # noqa: E402
+from srgan_fast.backends import native_int8  # noqa: E402
+from srgan_fast.backends.calibration import calibration_tiles  # noqa: E402
+from srgan_fast.backends.onnx_graph import build_onnx_model  # noqa: E402
+from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
+from srgan_fast.weights import load_weights  # noqa: E402
+
+
+def calibration_images(folders: list[str]) -> np.ndarray:
+    """The native table's crops (uint8 NHWC): the training split of the training folders."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from training.data import list_images, split_train_val
+
+    train, _ = split_train_val(list_images(folders))
+    tiles = calibration_tiles(train, native_int8.TILE, native_int8.MAX_TILES)
+    return np.round(tiles * 255).astype(np.uint8)
+
+
+def native_paths(model: str, size: int) -> dict:
+    paths = {}
+    for precision in ("int8", "bf16", "fp32"):
+        try:
+            up = Upscaler(model, backend="native", precision=precision, tile=size)
+        except ValueError as exc:
+            paths[f"native {precision}"] = str(exc)
+            continue
+        paths[f"native {precision}"] = lambda x, up=up: up.upscale(x[0])
+    return paths
+
+
+def openvino_paths(onnx_path: Path, calib: np.ndarray, size: int, threads: int, cache: dict) -> dict:
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        return {"openvino": f"not installed ({exc})"}
+    core = ov.Core()
+    if "int8" not in cache:
+        try:
+            import nncf
+
+            model = ov.convert_model(str(onnx_path))
+            dataset = nncf.Dataset([tile[None] for tile in calib])
+            cache["int8"] = nncf.quantize(model, dataset, subset_size=len(calib))
+        except Exception as exc:  # noqa: BLE001 - reported as the row's reason
+            cache["int8"] = f"NNCF quantization failed: {exc}"
+    paths = {}
+    for name, hint in (("openvino int8", "f32"), ("openvino bf16", "bf16"), ("openvino fp32", "f32")):
+        base = cache["int8"] if name.endswith("int8") else ov.convert_model(str(onnx_path))
+        if isinstance(base, str):
+            paths[name] = base
+            continue
+        model = base.clone()
+        model.reshape([1, size, size, 3])
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        try:
+            compiled = core.compile_model(model, "CPU", config)
+        except RuntimeError as exc:
+            paths[name] = f"does not compile: {exc}"
+            continue
+        actual = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        request = compiled.create_infer_request()
+        label = name if hint == actual else f"{name} (ran as {actual})"
+        paths[label] = lambda x, r=request: r.infer([x])[0]
+    return paths
+
+
+def onnxruntime_paths(onnx_path: Path, calib: np.ndarray, threads: int) -> dict:
+    """onnxruntime on the dynamic-shape graph, and its static QDQ int8 quantization (made once per run)."""
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
+    except ImportError as exc:
+        return {"onnxruntime": f"not installed ({exc})"}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"image": tile[None]} for tile in calib])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    paths = {}
+    sessions = {"onnxruntime fp32": onnx_path}
+    q_path = onnx_path.with_name("int8.onnx")
+    try:
+        if not q_path.exists():
+                quantize_static(str(onnx_path), str(q_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        sessions["onnxruntime int8"] = q_path
+    except Exception as exc:  # noqa: BLE001
+        paths["onnxruntime int8"] = f"quantize_static failed: {exc}"
+    for name, path in sessions.items():
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        paths[name] = lambda x, s=session: s.run(None, {"image": x})[0]
+    return paths
+
+
+def torch_paths(model: str, size: int) -> dict:
+    try:
+        up = Upscaler(model, backend="torch", device="cpu", precision="bf16", tile=size)
+    except (ImportError, ValueError) as exc:
+        return {"torch bf16 channels_last": str(exc)}
+    return {"torch bf16 channels_last": lambda x: up.upscale(x[0])}
+
+
+def time_paths(paths: dict, image: np.ndarray, repeats: int) -> dict:
+    runnable = {k: f for k, f in paths.items() if callable(f)}
+    for f in runnable.values():
+        f(image)
+    times = {k: [] for k in runnable}
+    for _ in range(repeats):
+        for k, f in runnable.items():
+            start = time.perf_counter()
+            f(image)
+            times[k].append(time.perf_counter() - start)
+    return {k: {"ms": 1000 * statistics.median(t), "runs_ms": [1000 * v for v in t]} for k, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="srresnet")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--repeats", type=int, nargs="+", default=[5, 3], help="per size")
+    parser.add_argument("--data", nargs="+", default=["/work/shared/data/train/CSun_Hays80",
+                                                      "/work/shared/data/train/CUrban100"])
+    parser.add_argument("--skip", nargs="*", default=[], help="path names to leave out (substring)")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    threads = os.cpu_count() or 1
+    weights = load_weights(args.model)
+    calib = calibration_images(args.data)
+    rng = np.random.default_rng(0)
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": platform.processor() or platform.machine(), "cores": threads, "model": args.model,
+              "calibration": f"{len(calib)} crops {native_int8.TILE} of the training split", "sizes": {}}
+    ov_cache: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
+        for size, repeats in zip(args.sizes, args.repeats):
+            paths = {**native_paths(args.model, size), **openvino_paths(onnx_path, calib, size, threads, ov_cache),
+                     **onnxruntime_paths(onnx_path, calib, threads), **torch_paths(args.model, size)}
+            paths = {k: v for k, v in paths.items() if not any(s in k for s in args.skip)}
+            image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+            rows = time_paths(paths, image, repeats)
+            rows.update({k: {"unavailable": v} for k, v in paths.items() if not callable(v)})
+            native = rows.get("native int8", {}).get("ms")
+            for anchor in ("openvino int8", "native bf16", "native fp32"):
+                if native and "ms" in rows.get(anchor, {}):
+                    rows["native int8"][f"x_vs_{anchor.replace(' ', '_')}"] = rows[anchor]["ms"] / native
+            report["sizes"][str(size)] = rows
+            print(f"{size}x{size} ({repeats} interleaved rounds, median ms):")
+            for k, r in rows.items():
+                extra = "  ".join(f"{a[5:]} {v:.2f}x" for a, v in r.items() if a.startswith("x_vs_"))
+                print(f"  {k:34} {r['ms']:9.1f}  {extra}" if "ms" in r else f"  {k:34} unavailable: {r['unavailable']}")
+    if args.json:
+        write_bytes_atomically(args.json, (json.dumps(report, indent=1) + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
