@@ -28,6 +28,7 @@ CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # The express lane (scheduler.py) takes windows up to this size: small requests, not 256² ones, whose batches
 # would then share the cores with the bulk lane's and gain nothing.
 EXPRESS_WINDOW_PIXELS = 160 * 160
+ANIMATED_FORMATS = ("PNG", "WEBP")  # of OUTPUT_FORMATS, those that keep every frame (APNG, animated WebP)
 # zlib level of PNG answers: 1 encodes a 1024² result ~4x faster than the default 6 (0.07 s against 0.32 s on
 # a 2-core CPU, a third of a 256² upscale there) for ~15% more bytes; an answer is waited for, a file is kept.
 PNG_COMPRESS_LEVEL = 1
@@ -156,6 +157,10 @@ class Service:
                                "formats Pillow reads") from None
         up = self.upscalers[options.model]
         frames = source.frames
+        fmt = options.format or (source.format if source.format in CONTENT_TYPES else "PNG")
+        if source.animated and fmt not in ANIMATED_FORMATS:
+            raise Refusal(400, f"the input has {len(frames)} frames and {fmt} holds one: ask for format=png "
+                               "(APNG) or format=webp")
         try:
             output_hw = up.output_hw(frames[0].shape[:2], options.output_size)
         except InputError as exc:
@@ -164,22 +169,20 @@ class Service:
         cost = frames[0].shape[0] * frames[0].shape[1] * len(frames) * (8 if options.tta else 1)
         self.queue.admit(cost)
         self.metrics.queue_pixels.set(self.queue.queued)
-        try:
+        try:  # released once answered: until then the request holds its output
             run = functools.partial(job.run, options.model)
             size = options.output_size
-            upscaled = [up.upscale(frame, outscale=size.outscale, width=size.width, height=size.height,
-                                   tta=options.tta, run_windows=run) for frame in frames]
-        except InputError as exc:
-            raise Refusal(400, str(exc)) from None
+            try:
+                upscaled = [up.upscale(frame, outscale=size.outscale, width=size.width, height=size.height,
+                                       tta=options.tta, run_windows=run) for frame in frames]
+            except InputError as exc:
+                raise Refusal(400, str(exc)) from None
+            data, _ = encode_image(source.with_frames(upscaled), fmt, quality=options.quality,
+                                   png_compress_level=PNG_COMPRESS_LEVEL)
         finally:
             self.queue.release(cost)
             self.metrics.queue_pixels.set(self.queue.queued)
-        fmt = options.format or (source.format if source.format in CONTENT_TYPES else "PNG")
-        if source.animated and fmt != source.format:
-            fmt = source.format if source.format in ("PNG", "WEBP") else "PNG"  # keep every frame
-        data, _ = encode_image(source.with_frames(upscaled), fmt, quality=options.quality,
-                               png_compress_level=PNG_COMPRESS_LEVEL)
-        return data, CONTENT_TYPES.get(fmt, "application/octet-stream")
+        return data, CONTENT_TYPES[fmt]
 
     def close(self) -> None:
         self.scheduler.close()

@@ -119,3 +119,23 @@ def test_multipart_body(server, tiny_weights):
                         timeout=60)
     assert answer.status_code == 200, answer.text
     assert np.array_equal(decoded(answer.content), reference(image, tiny_weights))
+
+
+def test_animation_comes_back_with_every_frame(server, tiny_weights):
+    """A 2-frame GIF answers as APNG (PNG keeps frames, GIF is not an answer format), each frame exact."""
+    rng = np.random.default_rng(10)
+    frames = [Image.fromarray(random_image(rng, 20, 24)).quantize(16) for _ in range(2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=[80, 120], loop=0)
+    answer = httpx.post(f"{server}/v1/upscale", content=buffer.getvalue(), timeout=60)
+    assert answer.status_code == 200, answer.text
+    from srgan_fast.io.images import decode_image
+
+    source, result = decode_image(buffer.getvalue()), decode_image(answer.content)
+    assert result.format == "PNG" and len(result.frames) == 2 and result.durations_ms == [80, 120]
+    for frame, got in zip(source.frames, result.frames):
+        assert np.array_equal(got, reference(frame, tiny_weights))
+    refused = httpx.post(f"{server}/v1/upscale", params={"format": "jpeg"}, content=buffer.getvalue(), timeout=60)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == ("the input has 2 frames and JPEG holds one: ask for format=png (APNG) or "
+                                       "format=webp")
