@@ -87,3 +87,9 @@ def tiny_model_path(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_weights(path, weights.tensors, weights.metadata)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights():
+    """A random 2-block, 8-channel generator (halo 12): with 24-pixel tiles a 100² image is 25 windows."""
+    return random_generator_weights(num_blocks=2, channels=8)
