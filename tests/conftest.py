@@ -78,6 +78,11 @@ def small_weights():
     return random_generator_weights()
 
 
+def noise_image(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """Uniform uint8 noise, [height, width, channels]: every pixel value, no structure a tiler could hide."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> str:
     """A one-block, four-channel model in a weights file, for tests that load models by path (CLI, workers)."""

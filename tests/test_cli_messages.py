@@ -8,18 +8,13 @@ import importlib.util
 import numpy as np
 import pytest
 
-from conftest import random_generator_weights
 from srgan_fast.cli.main import main
 from srgan_fast.io.images import read_image, write_image
-from srgan_fast.weights import save_weights
 
 
 @pytest.fixture(scope="module")
-def options(tmp_path_factory):
-    weights = random_generator_weights(1, 4)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_weights(path, weights.tensors, weights.metadata)
-    return ["--model", str(path), "--backend", "torch", "--device", "cpu"]
+def options(tiny_model_path):
+    return ["--model", tiny_model_path, "--backend", "torch", "--device", "cpu"]
 
 
 def usage_error(argv, capsys) -> str:

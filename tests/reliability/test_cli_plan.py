@@ -16,26 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import random_generator_weights
+from conftest import noise_image as noise
 from srgan_fast.api import Upscaler
 from srgan_fast.cli.main import main
 from srgan_fast.io import atomic
 from srgan_fast.io.images import read_image, write_image
-from srgan_fast.weights import save_weights
 
 pytestmark = pytest.mark.native
 
 
 @pytest.fixture(scope="module")
-def options(tmp_path_factory):
-    weights = random_generator_weights(1, 4)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_weights(path, weights.tensors, weights.metadata)
-    return ["--model", str(path), "--backend", "native", "--device", "cpu"]
-
-
-def noise(height, width, channels=3, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+def options(tiny_model_path):
+    return ["--model", tiny_model_path, "--backend", "native", "--device", "cpu"]
 
 
 def lines(err, kind):
