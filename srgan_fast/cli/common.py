@@ -5,10 +5,12 @@ A leaf of the cli package: the command modules import it, it imports none of the
 from __future__ import annotations
 
 import argparse
+import sys
 
 from srgan_fast.api import DEFAULT_MEMORY_BUDGET
 from srgan_fast.backends import BackendUnavailable, backend_names
 from srgan_fast.io.images import ImageFileError
+from srgan_fast.io.signals import Stopped
 from srgan_fast.options import (PRECISIONS, format_bytes, parse_bytes, parse_device, parse_outscale, parse_precision,
                                 parse_tile)
 from srgan_fast.tiler.channels import InputError
@@ -108,3 +110,10 @@ def summary_line(result, detail: str = "") -> str:
     rate = f", {megapixels / result.seconds:.3g} MP/s" if result.seconds > 0 else ""
     return (f"wrote {result.path}: {result.frames} frames {result.size[0]}x{result.size[1]} {result.codec} "
             f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps{rate}{detail}){copied}")
+
+
+def report_stop(interrupt: KeyboardInterrupt, what_was_done: str = "", prog: str = "srgan-fast") -> int:
+    """The one line a command stopped by Ctrl-C, SIGTERM or SIGHUP prints, and the shell's 128 + N status."""
+    stop = Stopped.from_interrupt(interrupt)
+    print(f"{prog}: stopped by {stop.signal_name}" + (f"; {what_was_done}" if what_was_done else ""), file=sys.stderr)
+    return stop.exit_status

@@ -7,8 +7,8 @@ import sys
 import warnings
 
 from srgan_fast.cli import convert, cuda_profile, demo, export_onnx, info, serve, tensorrt, upscale, video
-from srgan_fast.cli.common import OneLineErrorParser
-from srgan_fast.io.signals import Stopped, stop_on_signals
+from srgan_fast.cli.common import OneLineErrorParser, report_stop
+from srgan_fast.io.signals import stop_on_signals
 
 COMMANDS = (upscale, video, serve, demo, info, convert, export_onnx, tensorrt, cuda_profile)
 
@@ -45,6 +45,4 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_signals(), warnings_as_lines():
             return args.func(args)
     except KeyboardInterrupt as interrupt:  # a command without its own summary of what it had done
-        stop = Stopped.from_interrupt(interrupt)
-        print(f"srgan-fast: stopped by {stop.signal_name}", file=sys.stderr)
-        return stop.exit_status
+        return report_stop(interrupt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from srgan_fast.cli.common import summary_line
+from srgan_fast.cli.common import report_stop, summary_line
 from srgan_fast.io.images import one_line
 
 
@@ -118,7 +118,6 @@ def run_video_on_ray(args: argparse.Namespace) -> int:
     """The video command on Ray: 0 when written, 1 when the run failed, 2 for a usage error."""
     import logging
 
-    from srgan_fast.io.signals import Stopped
 
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     if args.device:
@@ -157,9 +156,6 @@ def run_video_on_ray(args: argparse.Namespace) -> int:
         print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
-        stop = Stopped.from_interrupt(interrupt)
-        print(f"srgan-fast: stopped by {stop.signal_name}; {args.output} not written, no segment files left",
-              file=sys.stderr)
-        return stop.exit_status
+        return report_stop(interrupt, f"{args.output} not written, no segment files left")
     print(summary_line(result, f", {result.segments} segments"), file=sys.stderr)
     return 0

@@ -5,7 +5,7 @@ import argparse
 import ipaddress
 import sys
 
-from srgan_fast.cli.common import USER_ERRORS, add_model_options, argument_type
+from srgan_fast.cli.common import USER_ERRORS, add_model_options, argument_type, report_stop
 from srgan_fast.options import parse_bytes
 from srgan_fast.weights import DEFAULT_MODEL
 
@@ -79,12 +79,7 @@ def run_serve(args: argparse.Namespace) -> int:
         # (uvicorn.run would swallow that signal: the Server itself lets it through.)
         uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).run()
     except KeyboardInterrupt as interrupt:
-        from srgan_fast.io.signals import Stopped
-
-        stop = Stopped.from_interrupt(interrupt)
-        print(f"srgan-fast serve: stopped by {stop.signal_name}; every request in flight was answered",
-              file=sys.stderr)
-        return stop.exit_status
+        return report_stop(interrupt, "every request in flight was answered", prog="srgan-fast serve")
     return 0
 
 

@@ -8,13 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, argument_type, make_upscaler
+from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, argument_type, make_upscaler, report_stop
 from srgan_fast.cli.progress import Progress
 from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray
 from srgan_fast.io.atomic import remove_stale_temporaries
 from srgan_fast.io.batch import DEFAULT_NAME, AppearedMeanwhile, collect_jobs, failure_line, upscale_file
 from srgan_fast.io.images import DEFAULT_MAX_PIXELS, WHITE
-from srgan_fast.io.signals import Stopped
 from srgan_fast.options import parse_color, parse_name, parse_quality
 
 
@@ -114,10 +113,7 @@ def run_upscale(args: argparse.Namespace) -> int:
             _run(upscaler, pending, args, progress, tally)
     except KeyboardInterrupt as interrupt:
         progress.close()
-        stop = Stopped.from_interrupt(interrupt)
-        print(f"srgan-fast: stopped by {stop.signal_name}; {tally.written} of {len(pending)} images written, no "
-              "partial files left", file=sys.stderr)
-        return stop.exit_status
+        return report_stop(interrupt, f"{tally.written} of {len(pending)} images written, no partial files left")
     progress.close()
     print(tally.line(), file=sys.stderr)
     return 1 if tally.failed or batch.problems else 0

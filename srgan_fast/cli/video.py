@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from srgan_fast.cli.common import add_upscaler_options, backend_options, summary_line
+from srgan_fast.cli.common import add_upscaler_options, backend_options, report_stop, summary_line
 from srgan_fast.cli.ray import register_video_ray_options, run_video_on_ray
 from srgan_fast.video.encode import ENCODERS
 
@@ -89,7 +89,6 @@ def run_video(args: argparse.Namespace) -> int:
         return run_video_on_ray(args)
     from srgan_fast.backends import BackendUnavailable
     from srgan_fast.tiler.channels import InputError
-    from srgan_fast.io.signals import Stopped
     from srgan_fast.video.pipeline import upscale_video
     from srgan_fast.video.probe import VideoError
     from srgan_fast.weights import WeightsError
@@ -109,10 +108,7 @@ def run_video(args: argparse.Namespace) -> int:
         print(f"error: {' '.join(str(exc).split()).replace('start_frame=', '--start-frame ')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
-        stop = Stopped.from_interrupt(interrupt)
-        print(f"srgan-fast: stopped by {stop.signal_name}; {args.output} not written, no partial file left",
-              file=sys.stderr)
-        return stop.exit_status
+        return report_stop(interrupt, f"{args.output} not written, no partial file left")
     skipped = f", {result.corrupt_skipped} corrupt skipped" if result.corrupt_skipped else ""
     print(summary_line(result, skipped), file=sys.stderr)
     return 0
