@@ -74,7 +74,8 @@ class Upscaler:
     device: "cpu", "cuda" or "cuda:N"; None picks a GPU when there is one.
     precision: "fp32", "fp16", "bf16" (as the backend supports); None: fp16 on GPUs, fp32 on CPUs.
     tile: core size in input pixels of each tile (int or (h, w)); None sizes tiles from ``memory_budget``.
-    batch_size: tiles per backend call; None fills ``memory_budget``.
+    batch_size: tiles per backend call; None fills ``memory_budget``, up to the batch past which the backend runs
+        no faster (``Backend.saturating_batch_pixels``).
     memory_budget: bytes of working memory the tiler lets the backend use per call (default 3 GiB on CPUs,
         4 GiB on GPUs); lower it when a call runs out of memory.
     tta: self-ensemble, the mean of the 8 flipped and rotated runs (8× the time; see srgan_fast.tiler.ensemble).
@@ -248,6 +249,9 @@ class Upscaler:
         wh, ww = plan.window_hw
         window_bytes = wh * ww * self.backend.bytes_per_input_pixel()
         batch = self.batch_size or max(1, min(self.memory_budget // window_bytes, 64))
+        saturating = None if self.batch_size else self.backend.saturating_batch_pixels()
+        if saturating:
+            batch = min(batch, max(1, saturating // (wh * ww)))
         run = run_windows or (lambda windows, _: self.backend.run(windows))
         if plan.num_windows == 1 and n <= batch:
             return run(rgb, batch)  # the whole frames are the window: no gather, no scatter

@@ -43,3 +43,22 @@ def test_an_engine_nobody_holds_is_freed():
     del upscaler
     gc.collect()
     assert handle() is None
+
+
+def test_batches_stop_where_the_engine_stops_gaining(tiny_model_path):
+    # 8 frames of 200² are 8 one-window frames; 40k pixels each, so the native engine's 131072-pixel
+    # saturating batch holds 3 of them, where the 3 GiB memory budget alone would take all 8.
+    up = Upscaler(tiny_model_path, backend="native")
+    frames = np.stack([_image(seed, (200, 200)) for seed in range(8)])
+    run, batches = up.backend.run, []
+
+    def recording_run(tiles):
+        batches.append(len(tiles))
+        return run(tiles)
+
+    up.backend.run = recording_run
+    out = up.upscale_batch(frames)
+    cap = up.backend.saturating_batch_pixels() // (200 * 200)
+    assert sum(batches) == 8 and max(batches) == cap == 3
+    for frame, big in zip(frames, out):
+        np.testing.assert_array_equal(big, run(frame[None])[0])

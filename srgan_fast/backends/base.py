@@ -51,6 +51,11 @@ class Backend(abc.ABC):
         """Peak working memory per input pixel of a tile; the tiler sizes tiles from it."""
         return 10_000
 
+    def saturating_batch_pixels(self) -> int | None:
+        """Input pixels per call past which a bigger batch runs no faster; None: none known (fill the memory
+        budget). The tiler and the server's scheduler cap batches there: past it a batch only costs memory."""
+        return None
+
     def describe(self) -> str:
         return f"{self.name} ({self.device}, {self.precision})"
 

@@ -34,6 +34,7 @@ from srgan_fast.video.encode import (
     quality_options,
     resolve_codec,
 )
+from srgan_fast.video.eta import SteadyRate
 from srgan_fast.video.probe import Source, VideoError, ffmpeg_reason, open_source, require_av
 from srgan_fast.weights import DEFAULT_MODEL
 
@@ -262,7 +263,7 @@ class _Run:
             stages.append(_Stage("upscale", lambda: self._upscale(leading + [first], batch), self.upscaled,
                                  self.stop))
             stages[1].thread.start()
-            frames, stats = self._encode(encoder, copies, start_frame, end_frame)
+            frames, stats = self._encode(encoder, copies, start_frame, end_frame, batch)
             encoder.finish()
             output.close()
             output = None
@@ -352,7 +353,7 @@ class _Run:
         if end is not None:
             put(self.upscaled, end, self.stop)
 
-    def _encode(self, encoder: FrameEncoder, copies: dict, start_frame: int, end_frame: int | None):
+    def _encode(self, encoder: FrameEncoder, copies: dict, start_frame: int, end_frame: int | None, batch: int):
         from tqdm import tqdm
 
         total = self.source.estimated_frames()
@@ -360,8 +361,11 @@ class _Run:
             total = max(0, min(total, end_frame or total) - start_frame)
         time_base = self.source.video.time_base
         frames = 0
+        steady = SteadyRate(total or None, batch)
+        # tqdm's own time left counts the warm-up in (see srgan_fast.video.eta): the postfix carries ours.
         with tqdm(total=total or None, unit="frame", desc=self.dst.name, disable=not self.progress,
-                  dynamic_ncols=True, leave=False) as bar:
+                  dynamic_ncols=True, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+                  ) as bar:
             while True:
                 item = get(self.upscaled, self.stop)
                 if isinstance(item, _Failure):
@@ -376,6 +380,8 @@ class _Run:
                 big, pts, duration = item
                 encoder.encode(big, pts, duration, time_base)
                 frames += 1
+                steady.frame_done()
+                bar.set_postfix_str(steady.text(), refresh=False)
                 bar.update(1)
 
 
