@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", required=True, help="the training folders")
     parser.add_argument("--models", nargs="+", default=["srresnet", "srgan"])
+    parser.add_argument("--methods", nargs="*", default=list(METHODS),
+                        help="calibration methods to score on the first model (default: all; none: skip)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     train, val = split_train_val(list_images(args.data))
@@ -84,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model}: fp32 {base['psnr_y']:.3f} / {base['ssim_y']:.4f}, int8 {quant['psnr_y']:.3f} / "
               f"{quant['ssim_y']:.4f} ({row['d_psnr_y']:+.3f} dB, {row['d_ssim_y']:+.4f}), banding "
               f"{row['banding_max_levels']:.2f} levels", flush=True)
-        if k == 0:
+        if k == 0 and args.methods:
             row["methods"] = {}
-            for method in METHODS:
+            for method in args.methods:
                 table = native_int8.calibrate(weights, train, method)
-                engine = native_int8.build_engine(weights, "int8", native_int8.int8_outputs(weights, table))
+                engine = native_int8.build_engine(weights, "int8", **native_int8.engine_options(weights, table))
                 upscaler = Whole(engine)
                 scored = score(upscaler, pairs)
                 row["methods"][method] = {"d_psnr_y": scored["psnr_y"] - base["psnr_y"],

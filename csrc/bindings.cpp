@@ -61,11 +61,11 @@ py::dict cpu_info() {
 
 // int8_outputs: one entry per layer, None (the convs reading it run in floating point) or (scale, zero_point)
 // of its output's codes.
-std::vector<QuantU8> quant_from_list(const py::object& entries) {
-  std::vector<QuantU8> out;
+std::vector<QuantCodes> quant_from_list(const py::object& entries) {
+  std::vector<QuantCodes> out;
   if (entries.is_none()) return out;
   for (const py::handle& e : entries) {
-    QuantU8 q;
+    QuantCodes q;
     q.scale = 0.f;  // None: not calibrated
     if (!e.is_none()) {
       const auto pair = e.cast<std::pair<float, int>>();
@@ -78,10 +78,16 @@ std::vector<QuantU8> quant_from_list(const py::object& entries) {
   return out;
 }
 
+int int8_code_max_for(int in_channels, const std::string& path) {
+  const cpu::CpuKernels* kernels = cpu::kernels_for(cpu::resolve_path(path, Precision::int8));
+  return cpu::int8_code_max(*kernels, round_up(in_channels, kChannelAlign));
+}
+
 std::unique_ptr<CpuEngine> make_engine(const py::list& layers, int scale, const std::string& image_skip,
                                        const std::string& precision, int threads, const std::string& path,
-                                       const py::object& int8_outputs) {
+                                       const py::object& int8_outputs, int int8_code_max) {
   EngineOptions options;
+  options.int8_code_max = int8_code_max;
   options.precision = parse_precision(precision);
   options.threads = threads;
   options.path = path;
@@ -115,7 +121,7 @@ py::array copy_map(const FeatureMapT<T>& f, int channels) {
 }
 
 // run() that also calls observe(layer, values, codes) after each step with copies of the map it wrote
-// (float32 / uint8 arrays, or None): calibration reads the values, tests the codes.
+// (float32 / uint8 or uint16 arrays, or None): calibration reads the values, tests the codes.
 py::array run_observed(CpuEngine& engine, const py::array& tiles, const py::list& channels,
                        const py::function& observe) {
   const DType dtype = image_dtype(tiles, "tiles");
@@ -129,10 +135,12 @@ py::array run_observed(CpuEngine& engine, const py::array& tiles, const py::list
   const void* in_ptr = tiles.data();
   void* out_ptr = out.mutable_data();
   py::gil_scoped_release release;
-  engine.run(in_ptr, dtype, n, h, w, out_ptr, [&](int layer, const FeatureMap* values, const FeatureMapU8* codes) {
+  engine.run(in_ptr, dtype, n, h, w, out_ptr, [&](int layer, const FeatureMap* values, const FeatureMapU8* codes,
+                                                   const FeatureMapU16* codes_u16) {
     py::gil_scoped_acquire acquire;
     observe(layer, values ? copy_map(*values, counts[layer]) : py::object(py::none()),
-            codes ? copy_map(*codes, counts[layer]) : py::object(py::none()));
+            codes ? copy_map(*codes, counts[layer])
+                  : codes_u16 ? copy_map(*codes_u16, counts[layer]) : py::object(py::none()));
   });
   return out;
 }
@@ -146,16 +154,19 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "srgan_fast native engine: the SRResNet generator in C++ (CPU; CUDA when built with it)";
   m.def("build_info", &build_info, "How this module was built: compiler, CPU paths compiled, OpenMP, CUDA.");
   m.def("cpu_info", &cpu_info, "This CPU's features and the kernel paths runnable at each precision.");
+  m.def("int8_code_max", &int8_code_max_for, py::arg("in_channels"), py::arg("path") = "auto",
+        "The widest activation codes [0, max] the int8 convs of this cpu path sum exactly with in_channels "
+        "input channels: 255 (u8) for direct dot products, more for the avx2 integer Winograd.");
 
   py::class_<CpuEngine>(m, "Engine", "A network on CPU: run([N, h, w, 3] tiles) -> [N, s*h, s*w, 3].")
       .def(py::init(&make_engine), py::arg("layers"), py::arg("scale"), py::arg("image_skip") = "none",
            py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
-           py::arg("int8_outputs") = py::none(),
+           py::arg("int8_outputs") = py::none(), py::arg("int8_code_max") = 255,
            "layers: the description's layer records (srgan_fast.backends.base.engine_layers); scale: the "
            "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16' | 'int8'; "
            "threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'; int8_outputs "
            "(int8): per layer None (the convs reading it run in floating point) or (scale, zero_point) of its "
-           "output's u8 codes.")
+           "output's codes, which span [0, int8_code_max] (255: u8; more where int8_code_max() allows).")
       .def("run", &run_engine, py::arg("tiles"),
            "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same dtype")
       .def("run_observed", &run_observed, py::arg("tiles"), py::arg("channels"), py::arg("observe"),
@@ -166,6 +177,7 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("path", &CpuEngine::path)
       .def_property_readonly("float_precision", [](const CpuEngine& e) { return precision_name(e.float_precision()); })
       .def_property_readonly("int8_weight_max", &CpuEngine::int8_weight_max)
+      .def_property_readonly("int8_code_max", &CpuEngine::int8_code_max)
       .def_property_readonly("threads", &CpuEngine::threads)
       .def_property_readonly("scale", &CpuEngine::scale)
       .def_property_readonly("num_layers", &CpuEngine::num_layers);

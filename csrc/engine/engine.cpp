@@ -53,16 +53,17 @@ std::vector<float> slopes_before_shuffle(const LayerSpec& l, int shuffle) {
 }
 
 // The halo of a map of codes holds the code of 0 (the zero point), so that the int8 convs read their padding.
-void fill_halo(const FeatureMapU8& f, uint8_t code) {
-  const int64_t row_bytes = int64_t(f.w + 2 * kHalo) * f.c;
+template <class Code>
+void fill_halo(const FeatureMapT<Code>& f, int code) {
+  const int64_t row_elements = int64_t(f.w + 2 * kHalo) * f.c;
   for (int b = 0; b < f.n; ++b) {
     for (int y = -kHalo; y < f.h + kHalo; ++y) {
-      uint8_t* row = f.at(b, y, -kHalo);
+      Code* row = f.at(b, y, -kHalo);
       if (y < 0 || y >= f.h) {
-        std::memset(row, code, row_bytes);
+        std::fill_n(row, row_elements, Code(code));
       } else {
-        std::memset(row, code, size_t(kHalo) * f.c);
-        std::memset(f.at(b, y, f.w), code, size_t(kHalo) * f.c);
+        std::fill_n(row, size_t(kHalo) * f.c, Code(code));
+        std::fill_n(f.at(b, y, f.w), size_t(kHalo) * f.c, Code(code));
       }
     }
   }
@@ -87,6 +88,16 @@ CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
     throw std::invalid_argument("precision 'int8' needs int8_outputs: one (scale, zero_point) or None per layer (" +
                                 std::to_string(count) + "), got " + std::to_string(options.int8_outputs.size()));
   for (int i = 0; i < int(count); ++i) add_layer(network, i, options);
+  if (precision_ == Precision::int8) {
+    int widest = 0;
+    for (const Conv3x3Int8Op& op : int8_convs_) widest = std::max(widest, op.in_channels());
+    const int limit = cpu::int8_code_max(*kernels_, widest);
+    if (options.int8_code_max < 255 || options.int8_code_max > limit)
+      throw std::invalid_argument("int8_code_max: the " + cpu::path_name(path_) + " int8 convs of this network sum "
+                                  "codes in [0, 255] to [0, " + std::to_string(limit) + "] exactly, got " +
+                                  std::to_string(options.int8_code_max));
+    code_max_ = options.int8_code_max;
+  }
   plan_storage(network, options);
   plan_buffers();
 }
@@ -163,7 +174,8 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
 
 size_t CpuEngine::buffer_floats(const BufferInfo& b, int n, int h, int w) const {
   const size_t values = feature_map_floats(n, b.level * h, b.level * w, b.channels);
-  return b.storage == Storage::f32 ? values : b.storage == Storage::bf16 ? (values + 1) / 2 : (values + 3) / 4;
+  if (b.storage == Storage::f32) return values;
+  return b.storage == Storage::u8 ? (values + 3) / 4 : (values + 1) / 2;  // bf16, u16: two per float
 }
 
 size_t CpuEngine::scratch_floats_per_thread(int w) const {
@@ -202,6 +214,12 @@ FeatureMapBf16 CpuEngine::map_view_bf16(int map, int n, int h, int w) const {
                           m.channels);
 }
 
+FeatureMapU16 CpuEngine::codes_view_u16(int map, int n, int h, int w) const {
+  const MapInfo& m = maps_[map];
+  return make_feature_map(reinterpret_cast<uint16_t*>(buffers_[m.codes_buffer]->data()), n, m.level * h,
+                          m.level * w, m.channels);
+}
+
 FeatureMapU8 CpuEngine::codes_view(int map, int n, int h, int w) const {
   const MapInfo& m = maps_[map];
   return make_feature_map(reinterpret_cast<uint8_t*>(buffers_[m.codes_buffer]->data()), n, m.level * h,
@@ -228,22 +246,35 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
     case StepKind::conv3x3_int8: {
       const MapInfo& m = maps_[step.output];
       Conv3x3Int8Params p;
-      p.in = codes_view(step.source, n, h, w);
+      if (code_storage() == Storage::u16) p.in_u16 = codes_view_u16(step.source, n, h, w);
+      else p.in = codes_view(step.source, n, h, w);
       if (step.residual >= 0) p.skip = map_view(step.residual, n, h, w);
       if (m.stored && m.bf16) p.out_bf16 = map_view_bf16(step.output, n, h, w);
       else if (m.stored) p.out = map_view(step.output, n, h, w);
       if (m.coded) {
-        p.out_u8 = codes_view(step.output, n, h, w), p.out_quant = m.quant;
-        fill_halo(p.out_u8, uint8_t(m.quant.zero_point));
+        p.out_quant = m.quant;
+        if (code_storage() == Storage::u16) {
+          p.out_u16 = codes_view_u16(step.output, n, h, w);
+          fill_halo(p.out_u16, m.quant.zero_point);
+        } else {
+          p.out_u8 = codes_view(step.output, n, h, w);
+          fill_halo(p.out_u8, m.quant.zero_point);
+        }
       }
       int8_convs_[step.op].run(kernels_, p, ctx);
       break;
     }
     case StepKind::quantize: {
       QuantizeParams p;
-      p.in = map_view(step.source, n, h, w), p.out = codes_view(step.source, n, h, w);
+      p.in = map_view(step.source, n, h, w);
       p.quant = maps_[step.source].quant;
-      fill_halo(p.out, uint8_t(p.quant.zero_point));
+      if (code_storage() == Storage::u16) {
+        p.out_u16 = codes_view_u16(step.source, n, h, w);
+        fill_halo(p.out_u16, p.quant.zero_point);
+      } else {
+        p.out = codes_view(step.source, n, h, w);
+        fill_halo(p.out, p.quant.zero_point);
+      }
       kernels_->quantize_u8(p, ctx);
       break;
     }
@@ -273,8 +304,11 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
     const bool values = m.stored && !m.bf16 && step.kind != StepKind::quantize;
     const bool codes = m.coded && (step.kind == StepKind::quantize || step.kind == StepKind::conv3x3_int8);
     const FeatureMap f = values ? map_view(written, n, h, w) : FeatureMap{};
-    const FeatureMapU8 q = codes ? codes_view(written, n, h, w) : FeatureMapU8{};
-    if (values || codes) observer(written, values ? &f : nullptr, codes ? &q : nullptr);
+    const bool wide = code_storage() == Storage::u16;
+    const FeatureMapU8 q = codes && !wide ? codes_view(written, n, h, w) : FeatureMapU8{};
+    const FeatureMapU16 q16 = codes && wide ? codes_view_u16(written, n, h, w) : FeatureMapU16{};
+    if (values || codes)
+      observer(written, values ? &f : nullptr, codes && !wide ? &q : nullptr, codes && wide ? &q16 : nullptr);
   }
   if (output_shuffle_ > 0) {
     ImageOutputParams p;

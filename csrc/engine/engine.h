@@ -23,7 +23,8 @@ namespace srgan_fast {
 
 // Called after each step with the map it wrote: its float32 storage and/or its codes (null: not stored; a
 // bf16 map is reported as neither). For calibration and tests; the maps are valid only during the call.
-using LayerObserver = std::function<void(int layer, const FeatureMap* values, const FeatureMapU8* codes)>;
+using LayerObserver = std::function<void(int layer, const FeatureMap* values, const FeatureMapU8* codes,
+                                         const FeatureMapU16* codes_u16)>;
 
 class CpuEngine {
  public:
@@ -38,6 +39,7 @@ class CpuEngine {
   Precision precision() const { return precision_; }
   Precision float_precision() const { return float_precision_; }
   int int8_weight_max() const { return kernels_ ? kernels_->int8_weight_max : 0; }
+  int int8_code_max() const { return code_max_; }
   std::string path() const { return cpu::path_name(path_); }
   int threads() const { return threads_; }
   int scale() const { return scale_; }
@@ -52,13 +54,13 @@ class CpuEngine {
     int residual = -1;       // bias_add_skip: map index of the skip
     int output = -1;         // map index it writes (-1: the tail, which writes the image)
   };
-  enum class Storage { f32, bf16, u8 };
+  enum class Storage { f32, bf16, u8, u16 };
   struct MapInfo {           // one layer's output feature map
     int level = 1, channels = 0;  // resolution multiple and channel stride (padded)
     bool stored = true;      // has float storage (f32, or bf16 bits: the tail's input at bf16)
     bool bf16 = false;
-    bool coded = false;      // has u8 codes (read by an int8 conv)
-    QuantU8 quant;
+    bool coded = false;      // has codes (read by an int8 conv): u8, or u16 where code_max_ > 255
+    QuantCodes quant;
     int buffer = -1, codes_buffer = -1;
   };
   struct BufferInfo { int level = 1, channels = 0; Storage storage = Storage::f32; };
@@ -72,6 +74,8 @@ class CpuEngine {
   FeatureMap map_view(int map, int n, int h, int w) const;
   FeatureMapBf16 map_view_bf16(int map, int n, int h, int w) const;
   FeatureMapU8 codes_view(int map, int n, int h, int w) const;
+  FeatureMapU16 codes_view_u16(int map, int n, int h, int w) const;
+  Storage code_storage() const { return code_max_ > 255 ? Storage::u16 : Storage::u8; }
   void run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
                 const ExecContext& ctx);
 
@@ -82,6 +86,7 @@ class CpuEngine {
   int threads_;
   int scale_;
   ImageSkip image_skip_;
+  int code_max_ = 0;  // int8: codes span [0, code_max_]
   int output_shuffle_ = 0;  // >0: the last layer writes a map that image_output stores with this shuffle
   std::vector<HeadOp> heads_;
   std::vector<Conv3x3Op> convs_;

@@ -15,7 +15,10 @@ struct EngineOptions {
   int threads = 0;            // 0: every core
   // int8: per layer, the codes of its output (from a calibration table); a 3x3 conv reading an output
   // without codes (scale <= 0) runs in floating point.
-  std::vector<QuantU8> int8_outputs;
+  std::vector<QuantCodes> int8_outputs;
+  // int8: every map of codes spans [0, int8_code_max]: 255 (u8 maps), or up to what the path's int8 convs sum
+  // exactly (cpu::int8_code_max), in u16 maps.
+  int int8_code_max = 255;
   // CUDA engine
   int device = 0;
   int batch_size = 8;           // tiles per launch (a larger call is split into batches of this size)

@@ -24,9 +24,11 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
     if (m.coded) {
       m.quant = options.int8_outputs[i];
       m.quant.inv_scale = 1.f / m.quant.scale;
-      if (m.quant.zero_point < 0 || m.quant.zero_point > 255)
+      m.quant.code_max = code_max_;
+      if (m.quant.zero_point < 0 || m.quant.zero_point > code_max_)
         throw std::invalid_argument("int8: layer " + std::to_string(i) + " '" + network.layers[i].name +
-                                    "': zero point must be in [0, 255], got " + std::to_string(m.quant.zero_point));
+                                    "': zero point must be in [0, " + std::to_string(code_max_) + "], got " +
+                                    std::to_string(m.quant.zero_point));
     }
   }
   // At bf16 the tail reads bf16 products: the map it reads is stored as bf16 when it is the output of an
@@ -93,12 +95,13 @@ void CpuEngine::plan_buffers() {
     const Step& s = steps_[i];
     if (s.kind == StepKind::quantize) {
       MapInfo& map = maps_[s.source];
-      map.codes_buffer = allocate({map.level, map.channels, Storage::u8});
+      map.codes_buffer = allocate({map.level, map.channels, code_storage()});
       continue;
     }
     if (s.output < 0) continue;
     MapInfo& map = maps_[s.output];
-    if (map.coded && s.kind == StepKind::conv3x3_int8) map.codes_buffer = allocate({map.level, map.channels, Storage::u8});
+    if (map.coded && s.kind == StepKind::conv3x3_int8)
+      map.codes_buffer = allocate({map.level, map.channels, code_storage()});
     if (!map.stored) continue;
     const BufferInfo want{map.level, map.channels, map.bf16 ? Storage::bf16 : Storage::f32};
     const int residual = s.residual;

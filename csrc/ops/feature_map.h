@@ -41,8 +41,10 @@ struct FeatureMapT {
 };
 using FeatureMap = FeatureMapT<float>;
 using FeatureMapBf16 = FeatureMapT<uint16_t>;
-// int8 precision: the input of an int8 conv, quantized (see QuantU8); its halo holds the zero point.
+// int8 precision: the input of an int8 conv, quantized (see QuantCodes); its halo holds the zero point.
 using FeatureMapU8 = FeatureMapT<uint8_t>;
+// ... or of u16 codes, where the path's integer sums allow codes past 255 (see QuantCodes).
+using FeatureMapU16 = FeatureMapT<uint16_t>;
 
 // 64-byte aligned float storage, zero-initialised; owns the memory behind FeatureMaps and scratch.
 //

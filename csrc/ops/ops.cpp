@@ -42,7 +42,7 @@ void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const F
   }
 }
 
-Conv3x3Int8Op::Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max,
+Conv3x3Int8Op::Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantCodes& input, int weight_max,
                              bool winograd)
     : epilogue_(epilogue),
       packed_(pack_conv3x3_int8(t.weight.data(), t.bias.data(), t.alpha.empty() ? nullptr : t.alpha.data(), t.cout,

@@ -50,11 +50,11 @@ class Conv3x3Op {
   Conv3x3Weights packed_;
 };
 
-// A 3x3 conv in int8 (see PackedConv3x3Int8), built for the QuantU8 of the map it reads. The caller sets the
+// A 3x3 conv in int8 (see PackedConv3x3Int8), built for the QuantCodes of the map it reads. The caller sets the
 // maps of p (input codes, skip, destinations); the op adds its weights and epilogue.
 class Conv3x3Int8Op {
  public:
-  Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantU8& input, int weight_max, bool winograd);
+  Conv3x3Int8Op(const ConvTensors& t, Epilogue epilogue, const QuantCodes& input, int weight_max, bool winograd);
   int in_channels() const { return packed_.cin; }
   int out_channels() const { return packed_.cout; }
   void run(const cpu::CpuKernels* kernels, Conv3x3Int8Params p, const ExecContext& ctx) const;

@@ -28,7 +28,7 @@ PackedConv3x3Int8 Conv3x3Int8Weights::view() const {
 }
 
 Conv3x3Int8Weights pack_conv3x3_int8(const float* weight, const float* bias, const float* alpha, int cout_t,
-                                     int cin_t, bool shuffle, const QuantU8& input, int weight_max,
+                                     int cin_t, bool shuffle, const QuantCodes& input, int weight_max,
                                      bool winograd) {
   Conv3x3Int8Weights r;
   r.cin = round_up(cin_t, kChannelAlign);

@@ -28,7 +28,7 @@ struct Conv3x3Int8Weights {
 Conv3x3Int8Weights pack_conv3x3_int8(const float* weight,  // [cout_t][cin_t][3][3]
                                      const float* bias,    // [cout_t]
                                      const float* alpha,   // [cout_t], [cout_t / 4] (shuffle) or null
-                                     int cout_t, int cin_t, bool shuffle, const QuantU8& input, int weight_max,
+                                     int cout_t, int cin_t, bool shuffle, const QuantCodes& input, int weight_max,
                                      bool winograd);
 
 }  // namespace srgan_fast

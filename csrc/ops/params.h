@@ -77,12 +77,15 @@ struct ImageOutputParams {
   DType dtype = DType::f32;
 };
 
-// int8 precision: an activation tensor's codes, real = scale * (code - zero_point), code in [0, 255]. The
-// zero point lets the signed outputs of a PReLU use the whole code range; real 0 is exactly zero_point.
-struct QuantU8 {
+// int8 precision: an activation tensor's codes, real = scale * (code - zero_point), code in [0, code_max]:
+// 255 in u8 maps, more in u16 maps where the path's sums stay exact with wider codes (see int8_code_max in
+// dispatch.h). The zero point lets the signed outputs of a PReLU use the whole code range; real 0 is exactly
+// zero_point.
+struct QuantCodes {
   float scale = 1.f;
   int zero_point = 0;
   float inv_scale = 1.f;  // 1 / scale: codes are round(value * inv_scale) + zero_point
+  int code_max = 255;
 };
 
 // A 3x3 conv packed for u8 x s8 dot products (VPDPBUSD: four input channels per 32-bit lane), its weights
@@ -102,12 +105,14 @@ struct PackedConv3x3Int8 {
 
 // Each destination is optional (data == nullptr: not stored); at least one is set.
 struct Conv3x3Int8Params {
-  FeatureMapU8 in;          // [n, h, w, cin] codes of the input's QuantU8 (the halo holds its zero point)
+  FeatureMapU8 in;          // [n, h, w, cin] codes of the input's QuantCodes (the halo holds its zero point)
+  FeatureMapU16 in_u16;     // or the same as u16 codes (code_max > 255); exactly one of in, in_u16 is set
   FeatureMap skip;          // bias_add_skip only: float32, geometry of the output
   FeatureMap out;           // float32 result: [n, h, w, cout] (shuffle: [n, 2h, 2w, cout/4])
   FeatureMapBf16 out_bf16;  // the result as bf16 (the bf16 tail's input)
   FeatureMapU8 out_u8;      // the result quantized by out_quant (the next int8 conv's input)
-  QuantU8 out_quant;
+  FeatureMapU16 out_u16;    // the same in u16 codes (out_quant.code_max > 255)
+  QuantCodes out_quant;
   const PackedConv3x3Int8* weights = nullptr;
   Epilogue epilogue = Epilogue::bias_prelu;
 };
@@ -116,7 +121,8 @@ struct Conv3x3Int8Params {
 struct QuantizeParams {
   FeatureMap in;
   FeatureMapU8 out;  // same geometry, same channel stride
-  QuantU8 quant;
+  FeatureMapU16 out_u16;  // or u16 codes (quant.code_max > 255); one of out, out_u16 is set
+  QuantCodes quant;
 };
 
 // Per-call execution settings shared by the kernels.

@@ -157,7 +157,7 @@ class NativeBackend(Backend):
             from srgan_fast.backends import native_int8
 
             table = native_int8.table_for(weights, calibration_images)
-            self._engine_options["int8_outputs"] = native_int8.int8_outputs(weights, table)
+            self._engine_options.update(native_int8.engine_options(weights, table, path))
         self._handle = _shared_engine(weights, self._engine_options)
 
     @property

@@ -31,6 +31,10 @@ TABLE_REVISION = 1
 # of 8 bits; the extremes seen, widened by HEADROOM for content brighter or darker than the samples, 2.7.
 METHOD = "minmax"
 HEADROOM = 1.25
+# With codes wider than u8 (AVX2, see code_max) the range can be wider at no visible cost: a saturated 16-bit
+# gradient through srgan still met values past 1.25x the samples' (5.5 levels of 8 bits of banding) and none
+# past 2x (0.5 levels), and 2x the range over 7339 codes is still steps 14x finer than 1.25x over 255.
+WIDE_HEADROOM = 2.0
 TILE = (96, 96)       # calibration crops: a few receptive fields wide, small enough to keep every map in memory
 MAX_TILES = 48
 _PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
@@ -43,24 +47,37 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "srgan_fast" / "native"
 
 
-def quant_for_range(low: float, high: float) -> tuple[float, int]:
-    """(scale, zero point) of u8 codes covering HEADROOM x [low, high], widened to hold 0 (the padding must be a
-    code)."""
-    low, high = HEADROOM * min(low, 0.0), HEADROOM * max(high, 0.0)
+def quant_for_range(low: float, high: float, code_max: int = 255) -> tuple[float, int]:
+    """(scale, zero point) of codes 0..code_max covering HEADROOM x [low, high] (WIDE_HEADROOM past 255 codes),
+    widened to hold 0 (the padding must be a code)."""
+    headroom = HEADROOM if code_max <= 255 else WIDE_HEADROOM
+    low, high = headroom * min(low, 0.0), headroom * max(high, 0.0)
     if high <= low:
         return 1.0, 0
-    scale = (high - low) / 255.0
-    return scale, int(np.clip(round(-low / scale), 0, 255))
+    scale = (high - low) / code_max
+    return scale, int(np.clip(round(-low / scale), 0, code_max))
 
 
-def build_engine(weights: GeneratorWeights, precision: str, int8_outputs=None, threads: int = 0):
+def code_max(weights: GeneratorWeights, path: str = "auto") -> int:
+    """The widest codes the int8 convs of ``path`` sum exactly for this network: 255 where the kernels take u8
+    codes (AVX-512 VNNI); on AVX2, whose integer Winograd multiplies in s16 anyway, up to 13 bits (7338 at 64
+    input channels) at no cost in instructions, 28x finer steps than 255 (see int8_winograd_kernels.h)."""
+    from srgan_fast import _C
+
+    by_name = {conv.name: conv for conv in weights.network.layers}
+    widest = max((by_name[name].in_channels for name in int8_convs(weights.network)), default=1)
+    return _C.int8_code_max(widest, path)
+
+
+def build_engine(weights: GeneratorWeights, precision: str, int8_outputs=None, threads: int = 0,
+                 int8_code_max: int = 255, path: str = "auto"):
     """The bare engine (no tiler) at ``precision``, int8 with these codes (see int8_outputs)."""
     from srgan_fast import _C
     from srgan_fast.backends.base import engine_layers
 
     network = weights.network
     return _C.Engine(engine_layers(weights), network.scale, network.image_skip or "none", precision=precision,
-                     threads=threads, int8_outputs=int8_outputs)
+                     threads=threads, path=path, int8_outputs=int8_outputs, int8_code_max=int8_code_max)
 
 
 def int8_convs(network: Network) -> list[str]:
@@ -165,7 +182,13 @@ def table_for(weights: GeneratorWeights, calibration_images: str | Path | None =
     return table
 
 
-def int8_outputs(weights: GeneratorWeights, table: dict) -> list[tuple[float, int] | None]:
-    """The engine's int8_outputs: per layer, (scale, zero point) of its output's codes, or None."""
-    return [quant_for_range(*table["ranges"][layer.name]) if layer.name in table["ranges"] else None
+def int8_outputs(weights: GeneratorWeights, table: dict, code_max: int = 255) -> list[tuple[float, int] | None]:
+    """The engine's int8_outputs: per layer, (scale, zero point) of its output's codes 0..code_max, or None."""
+    return [quant_for_range(*table["ranges"][layer.name], code_max) if layer.name in table["ranges"] else None
             for layer in weights.network.layers]
+
+
+def engine_options(weights: GeneratorWeights, table: dict, path: str = "auto") -> dict:
+    """The int8 options of the engine on ``path``: the widest codes it sums exactly, and each layer's codes."""
+    widest = code_max(weights, path)
+    return {"int8_outputs": int8_outputs(weights, table, widest), "int8_code_max": widest}

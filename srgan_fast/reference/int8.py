@@ -1,7 +1,8 @@
 """Integer emulation, in NumPy, of the native engine's int8 3x3 conv (csrc/ops/cpu/int8_kernels.h, weights
 packed by csrc/ops/packing_int8.cpp): what the kernel computes, written plainly, for the tests to hold it to.
 
-Activations are u8 codes, real = scale * (code - zero_point); weights are symmetric codes with one scale per
+Activations are codes 0..code_max (255, or wider on AVX2: srgan_fast.backends.native_int8.code_max),
+real = scale * (code - zero_point); weights are symmetric codes with one scale per
 output channel. The sum over taps and input channels is an exact integer (int64 here, s32 in the kernel), so
 the two agree exactly up to it; after it both do the same float32 steps (scale, bias, shuffle, activation,
 skip), and a result that lands within float rounding of a code boundary may round to the neighbouring code:
@@ -12,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def quantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float32 values -> u8 codes: round half to even of values * (1 / scale), plus zero_point, clamped."""
+def quantize(values: np.ndarray, scale: float, zero_point: int, code_max: int = 255) -> np.ndarray:
+    """float32 values -> codes 0..code_max (uint8, or uint16 past 255): round half to even of
+    values * (1 / scale), plus zero_point, clamped."""
     inv_scale = np.float32(1) / np.float32(scale)
     scaled = np.asarray(values, np.float32) * inv_scale
-    return np.clip(np.rint(scaled) + zero_point, 0, 255).astype(np.uint8)
+    return np.clip(np.rint(scaled) + zero_point, 0, code_max).astype(np.uint8 if code_max <= 255 else np.uint16)
 
 
 def weight_codes(weight: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +33,7 @@ def weight_codes(weight: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.nd
 def conv3x3_int8(codes: np.ndarray, scale: float, zero_point: int, weight: np.ndarray, bias: np.ndarray, *,
                  weight_max: int, shuffle: int = 1, slopes: np.ndarray | None = None,
                  residual: np.ndarray | None = None) -> np.ndarray:
-    """One int8 layer: codes [n, h, w, cin] uint8 of its input -> its float32 result [n, h*s, w*s, cout/s²].
+    """One int8 layer: codes [n, h, w, cin] (uint8 or uint16) of its input -> its float32 result [n, h*s, w*s, cout/s²].
 
     The same epilogue order as every engine (srgan_fast.architecture.layers): conv + bias, PixelShuffle(shuffle),
     PReLU (slopes per result channel), + residual. Padding is real zero, i.e. the zero point's code.

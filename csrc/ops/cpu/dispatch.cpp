@@ -1,5 +1,7 @@
 #include "ops/cpu/dispatch.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 #include "ops/cpu/cpu_features.h"
@@ -89,6 +91,13 @@ Path resolve_path(const std::string& name, Precision precision) {
   throw std::invalid_argument("unknown cpu path '" + name +
                               "': expected 'auto', 'reference', 'scalar', 'avx2' or 'avx512' (available here: " +
                               listed + ")");
+}
+
+int int8_code_max(const CpuKernels& kernels, int in_channels) {
+  if (!kernels.int8_u16_codes || !kernels.int8_winograd) return 255;
+  const int64_t by_sum = ((int64_t(1) << 31) - 1) / (int64_t(36) * std::max(in_channels, 1) * kernels.int8_weight_max);
+  const int64_t by_s16 = 32767 / 4;
+  return int(std::max<int64_t>(255, std::min(by_sum, by_s16)));
 }
 
 const CpuKernels* kernels_for(Path path) {

@@ -18,5 +18,10 @@ Path resolve_path(const std::string& name, Precision precision);
 std::vector<std::string> available_paths(Precision precision);
 // The kernel table of a path (null for the reference path).
 const CpuKernels* kernels_for(Path path);
+// The widest activation codes [0, code_max] the int8 convs of these kernels sum exactly with `in_channels`
+// (padded) input channels: 255 (u8 maps) for direct u8 x s8 dot products; for the integer Winograd F(2x2),
+// whose s16 operands are 4x the centred codes and whose s32 result is 4 x 9 x cin x code x weight at most,
+// the largest code both allow (u16 maps past 255), never under 255.
+int int8_code_max(const CpuKernels& kernels, int in_channels);
 
 }  // namespace srgan_fast::cpu

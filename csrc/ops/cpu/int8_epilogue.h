@@ -23,6 +23,11 @@ inline void store_int8_result(const Conv3x3Int8Params& p, int image, int y, int 
   if (p.out_u8.data)
     S::store_codes(p.out_u8.at(image, y, x) + ch, v, S::set1(p.out_quant.inv_scale),
                    S::set1_i(p.out_quant.zero_point));
+  if constexpr (S::kHasU16Codes) {
+    if (p.out_u16.data)
+      S::store_codes(p.out_u16.at(image, y, x) + ch, v, S::set1(p.out_quant.inv_scale),
+                     S::set1_i(p.out_quant.zero_point), S::set1_i(p.out_quant.code_max));
+  }
 }
 
 // Output channels co .. co+W-1 of pixel (y, x) from their centred sums.
@@ -45,7 +50,8 @@ inline void store_int8_sum(const Conv3x3Int8Params& p, int image, int y, int x, 
   }
 }
 
-// A float32 map quantized into codes, where a layer that is not an int8 conv feeds one.
+// A float32 map quantized into codes (u8, or u16 where p.out_u16 is set), where a layer that is not an int8
+// conv feeds one.
 template <class S>
 void quantize_u8(const QuantizeParams& p, const ExecContext& ctx) {
   const int64_t rows = int64_t(p.in.n) * p.in.h;
@@ -54,6 +60,16 @@ void quantize_u8(const QuantizeParams& p, const ExecContext& ctx) {
     const int image = int(r / p.in.h), y = int(r % p.in.h);
     const typename S::vf inv_scale = S::set1(p.quant.inv_scale);
     const typename S::vi zero_point = S::set1_i(p.quant.zero_point);
+    if constexpr (S::kHasU16Codes) {
+      if (p.out_u16.data) {
+        const typename S::vi code_max = S::set1_i(p.quant.code_max);
+        for (int x = 0; x < p.in.w; ++x)
+          for (int c = 0; c < p.in.c; c += S::W)
+            S::store_codes(p.out_u16.at(image, y, x) + c, S::load(p.in.at(image, y, x) + c), inv_scale, zero_point,
+                           code_max);
+        continue;
+      }
+    }
     for (int x = 0; x < p.in.w; ++x)
       for (int c = 0; c < p.in.c; c += S::W)
         S::store_codes(p.out.at(image, y, x) + c, S::load(p.in.at(image, y, x) + c), inv_scale, zero_point);

@@ -2,8 +2,10 @@
 // that keep a full s32 sum (AVX2: VPMADDUBSW adds its pairs in s16 with saturation). Exact, and the same
 // integers as the direct kernel: with 2G = [[2,0,0],[1,1,1],[1,-1,1],[0,0,2]] the weights' transform
 // U = (2G) w (2G)^T is an integer (|U| <= 9 * 127), the inputs' V = B^T (code - zero point) B is an integer
-// (|V| <= 4 * 255), both fit s16, VPMADDWD sums their products in s32 without overflow, and
-// A^T (U . V) A = 4 * the direct sum. 16 products per 4 outputs instead of 36.
+// (|V| <= 4 * code_max), both fit s16, and A^T (U . V) A = 4 * the direct sum, which s32 holds while
+// 4 * 9 * cin * code_max * 127 does (the s32 sums wrap on the way, and wrap back: integer sums are exact modulo
+// 2^32). So the codes may be wider than 8 bits, in u16 maps, at no cost in instructions: dispatch.h's
+// int8_code_max. 16 products per 4 outputs instead of 36.
 #pragma once
 
 #include <algorithm>
@@ -14,10 +16,10 @@
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
-// V[pos][row][ci] as s16 for rows 0..count-1 of a block (rows up to `rows` zeroed). The transform runs in
-// float: its values are small integers, exact in fp32.
-template <class S>
-void int8_input_transform(const FeatureMapU8& in, int zero_point, int64_t first_tile, int count, int rows,
+// V[pos][row][ci] as s16 for rows 0..count-1 of a block (rows up to `rows` zeroed), from u8 or u16 codes. The
+// transform runs in float: its values are small integers, exact in fp32.
+template <class S, class Code>
+void int8_input_transform(const FeatureMapT<Code>& in, int zero_point, int64_t first_tile, int count, int rows,
                           int tiles_h, int tiles_w, int cin, int16_t* v) {
   using vf = typename S::vf;
   const int64_t pos_stride = int64_t(kTileBlock) * cin;
@@ -28,7 +30,7 @@ void int8_input_transform(const FeatureMapU8& in, int zero_point, int64_t first_
       continue;
     }
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, 2);
-    const uint8_t* patch = in.at(tc.image, tc.y - 1, tc.x - 1);  // the halo holds the zero point
+    const Code* patch = in.at(tc.image, tc.y - 1, tc.x - 1);  // the halo holds the zero point
     for (int c = 0; c < cin; c += S::W) {
       vf d[4][4], t[4][4];
       for (int r = 0; r < 4; ++r)
@@ -81,12 +83,12 @@ void int8_winograd_multiply(const int16_t* v, const PackedConv3x3Int8& wt, int c
 // Y = A^T M A / 4 per tile (exact: M sums 4 x the direct products), then the int8 epilogue.
 template <class S>
 void int8_output_transform(const Conv3x3Int8Params& p, const int32_t* m, int co0, int chunk, int64_t first_tile,
-                           int count, int tiles_h, int tiles_w) {
+                           int count, int tiles_h, int tiles_w, int h, int w) {
   using vi = typename S::vi;
   const int64_t pos_stride = int64_t(kTileBlock) * chunk;
   for (int row = 0; row < count; ++row) {
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, 2);
-    const int ny = std::min(2, p.in.h - tc.y), nx = std::min(2, p.in.w - tc.x);
+    const int ny = std::min(2, h - tc.y), nx = std::min(2, w - tc.x);
     for (int c = 0; c < chunk; c += S::W) {
       vi t[2][4];
       for (int k = 0; k < 4; ++k) {  // columns: A^T M
@@ -105,11 +107,11 @@ void int8_output_transform(const Conv3x3Int8Params& p, const int32_t* m, int co0
   }
 }
 
-template <class S>
-void conv3x3_int8_winograd(const Conv3x3Int8Params& p, const ExecContext& ctx) {
+template <class S, class Code>
+void conv3x3_int8_winograd(const Conv3x3Int8Params& p, const FeatureMapT<Code>& in, const ExecContext& ctx) {
   const PackedConv3x3Int8& wt = *p.weights;
-  const int tiles_h = (p.in.h + 1) / 2, tiles_w = (p.in.w + 1) / 2;
-  const int64_t tiles = int64_t(p.in.n) * tiles_h * tiles_w;
+  const int tiles_h = (in.h + 1) / 2, tiles_w = (in.w + 1) / 2;
+  const int64_t tiles = int64_t(in.n) * tiles_h * tiles_w;
   const int64_t blocks = (tiles + kTileBlock - 1) / kTileBlock;
   const int chunk = cout_chunk(wt.cout);
 #pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
@@ -120,12 +122,19 @@ void conv3x3_int8_winograd(const Conv3x3Int8Params& p, const ExecContext& ctx) {
     const int64_t first = block * kTileBlock;
     const int count = int(std::min<int64_t>(kTileBlock, tiles - first));
     const int rows = (count + S::kInt8Rows - 1) / S::kInt8Rows * S::kInt8Rows;
-    int8_input_transform<S>(p.in, wt.input_zero_point, first, count, rows, tiles_h, tiles_w, wt.cin, v);
+    int8_input_transform<S>(in, wt.input_zero_point, first, count, rows, tiles_h, tiles_w, wt.cin, v);
     for (int co0 = 0; co0 < wt.cout; co0 += chunk) {
       int8_winograd_multiply<S>(v, wt, co0, chunk, rows, m);
-      int8_output_transform<S>(p, m, co0, chunk, first, count, tiles_h, tiles_w);
+      int8_output_transform<S>(p, m, co0, chunk, first, count, tiles_h, tiles_w, in.h, in.w);
     }
   }
+}
+
+// Reads p.in_u16 where it is set (codes past 255, see dispatch.h's int8_code_max), else p.in.
+template <class S>
+void conv3x3_int8_winograd(const Conv3x3Int8Params& p, const ExecContext& ctx) {
+  if (p.in_u16.data) conv3x3_int8_winograd<S, uint16_t>(p, p.in_u16, ctx);
+  else conv3x3_int8_winograd<S, uint8_t>(p, p.in, ctx);
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

@@ -64,6 +64,7 @@ struct CpuKernels {
   void (*quantize_u8)(const QuantizeParams&, const ExecContext&);      // float32 map -> codes; null likewise
   int int8_weight_max;  // weight codes lie in [-max, max]
   bool int8_winograd;   // conv3x3_int8 reads PackedConv3x3Int8::u (Winograd F(2x2)) rather than w
+  bool int8_u16_codes;  // conv3x3_int8 and quantize_u8 also read and write u16 code maps
 };
 
 const CpuKernels& kernels_scalar();

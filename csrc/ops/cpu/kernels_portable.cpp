@@ -12,7 +12,7 @@ const CpuKernels& kernels_scalar() {
   using Simd = portable::Simd;
   static const CpuKernels table{"scalar", &portable::head<Simd>, &portable::conv3x3_winograd<Simd, float>,
                                 nullptr, &portable::tail_winograd<Simd>, nullptr,
-                                nullptr, nullptr, 0, false};
+                                nullptr, nullptr, 0, false, false};
   return table;
 }
 

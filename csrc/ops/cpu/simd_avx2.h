@@ -29,6 +29,7 @@ struct Simd {
   // int8 (int8_winograd_kernels.h): 8 lanes of s32 from pairs of s16 products (VPMADDWD), exact.
   using vi = __m256i;
   static constexpr int kInt8WeightMax = 127;
+  static constexpr bool kHasU16Codes = true;  // centred_codes and store_codes of u16 code maps
   static constexpr int kInt8Rows = 6, kInt8Vecs = 2;  // 12 accumulators + 2 weights + a broadcast and a product
   static vi zero_i() { return _mm256_setzero_si256(); }
   static vi load_i(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -41,6 +42,10 @@ struct Simd {
   static vf centred_codes(const uint8_t* p, vi zero_point) {
     const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
     return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(bytes), zero_point));
+  }
+  static vf centred_codes(const uint16_t* p, vi zero_point) {
+    const __m128i words = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu16_epi32(words), zero_point));
   }
   static void store_s16(int16_t* p, vf v) {  // v holds integers within s16
     const vi q = _mm256_cvtps_epi32(v);
@@ -61,6 +66,14 @@ struct Simd {
     const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     const __m128i q8 = _mm_packus_epi16(q16, q16);  // saturates to [0, 255]
     std::memcpy(p, &q8, 8);
+  }
+  // The same into u16 codes clamped to [0, code_max] (code_max < 32768).
+  static void store_codes(uint16_t* p, vf v, vf inv_scale, vi zero_point, vi code_max) {
+    const vf t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, inv_scale), set1(-65536.f)), set1(65536.f));
+    const vi q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(t), zero_point),
+                                                   _mm256_setzero_si256()), code_max);
+    const __m128i q16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), q16);
   }
   static vi set1_i(int x) { return _mm256_set1_epi32(x); }
 

@@ -32,6 +32,7 @@ struct Simd {
   // int8: 16 lanes of s32, each += the sum of four u8 x s8 products (VPDPBUSD, AVX512_VNNI), exact in s32.
   using vi = __m512i;
   static constexpr int kInt8WeightMax = 127;
+  static constexpr bool kHasU16Codes = false;  // VPDPBUSD reads u8 codes only
   static constexpr int kInt8Pixels = 6, kInt8Vecs = 4;  // 24 accumulators + 4 weights + a broadcast of 32 zmm
   static vi zero_i() { return _mm512_setzero_si512(); }
   static vi load_i(const void* p) { return _mm512_loadu_si512(p); }
