@@ -60,7 +60,7 @@ def tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_ray(tree):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {KILLS_ENV: str(tree / "kills")}})
+             runtime_env={"env_vars": {KILLS_ENV: str(tree / "kills"), "SRGAN_FAST_CACHE_DIR": str(tree / "cache")}})
     yield
     ray.shutdown()
 
@@ -179,6 +179,28 @@ def test_command_exit_statuses(tree, local_ray, capsys):
                          f"folder {photos} (give an output folder: an existing one or a name without an extension)")
     assert errors[1].startswith("error: --device cuda does not apply with --ray")
     assert errors[2].startswith("error: unknown model 'no-such-model'")
+
+
+def test_int8_calibrated_from_a_folder_equals_the_local_command(tree, local_ray, monkeypatch):
+    from srgan_fast import _C
+
+    if not _C.cpu_info()["paths_int8"]:
+        pytest.skip("this CPU or build has no int8 path")
+    # Not the workers' cache (local_ray's): they calibrate from the folder themselves, as on another machine.
+    monkeypatch.setenv("SRGAN_FAST_CACHE_DIR", str(tree / "driver-cache"))
+    samples = tree / "samples"
+    samples.mkdir()
+    rng = np.random.default_rng(8)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(samples / f"{k}.png")
+    photos, model = tree / "photos", str(tree / "tiny.safetensors")
+    assert cli.main(["upscale", str(photos / "a.png"), "-o", str(tree / "int8-local.png"), "--model", model,
+                     "--backend", "native", "--precision", "int8", "--calibration-images", str(samples)]) == 0
+    summary = upscale_files([photos / "a.png"], tree / "int8-ray" / "a.png", model=model, backend="native",
+                            precision="int8", calibration_images=str(samples), workers=1)
+    assert summary.failed == 0
+    assert (tree / "int8-ray" / "a.png").read_bytes() == (tree / "int8-local.png").read_bytes()
+    assert (tree / "int8-ray" / "a.png").read_bytes() != (tree / "local" / "a.png").read_bytes()  # not fp32
 
 
 def test_ray_options_parse_and_refuse_bad_values(capsys):

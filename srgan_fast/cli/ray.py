@@ -75,7 +75,7 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
             threads_per_worker=args.threads_per_worker, files_per_batch=args.files_per_batch,
             overwrite=args.overwrite, resume=args.resume, report=args.report, max_pixels=args.max_pixels,
             tta=args.tta, outscale=args.outscale, width=args.width, height=args.height, name=args.name,
-            quality=args.quality, background=args.background)
+            quality=args.quality, background=args.background, calibration_images=args.calibration_images)
     except (ValueError, OSError) as exc:  # the inputs or output as given cannot be used (or collide)
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -148,7 +148,7 @@ def run_video_on_ray(args: argparse.Namespace) -> int:
             encoder_options=dict(args.encoder_option), batch_size=args.batch_size, on_corrupt=args.on_corrupt,
             copy_audio=not args.no_audio, copy_subtitles=not args.no_subtitles, overwrite=args.overwrite,
             workers=args.workers, gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker,
-            progress=not args.no_progress)
+            progress=not args.no_progress, calibration_images=args.calibration_images)
     except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1

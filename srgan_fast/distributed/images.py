@@ -11,7 +11,7 @@ from srgan_fast.distributed import storage
 from srgan_fast.distributed.cluster import check_worker_options, cluster_capacity, import_ray, ray_connected
 from srgan_fast.distributed.jobs import Job, collect_jobs, existing_destinations
 from srgan_fast.distributed.report import FAILED, SKIPPED, FileResult, RunSummary, default_report_location, write_report
-from srgan_fast.distributed.worker import UpscaleWorker, result_of
+from srgan_fast.distributed.worker import UpscaleWorker, calibrate_on_driver, result_of
 from srgan_fast.io.batch import DEFAULT_NAME
 from srgan_fast.io.images import DEFAULT_MAX_PIXELS, WHITE
 from srgan_fast.weights import DEFAULT_MODEL, resolve_weights_path
@@ -91,7 +91,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
                   resume: bool = True, report: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                   tta: bool = False, outscale: float | None = None, width: int | None = None,
                   height: int | None = None, name: str = DEFAULT_NAME, quality: int | None = None,
-                  background: tuple[int, int, int] = WHITE) -> RunSummary:
+                  background: tuple[int, int, int] = WHITE, calibration_images: str | None = None) -> RunSummary:
     """Upscale image files and folders on a Ray cluster, as ``srgan-fast upscale`` does on one machine.
 
     inputs, output: local paths (on a cluster, a mount every node shares) or URIs pyarrow.fs opens (s3://,
@@ -102,6 +102,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     model, backend, precision, tile, memory_budget: as for ``Upscaler``, one per worker.
     output_format: "png", ".webp", ...: the outputs' format (default: the input's, or PNG where not writable).
     name: the outputs' names without extension, from {stem} and {ext} (see ``srgan_fast.io.batch.output_name``).
+    calibration_images: native int8 of a model that ships no table: a folder of sample images, calibrated from
+        once on the driver (refused there on one line if unusable), then read by the workers, as the inputs are.
     quality, background: JPEG/WebP quality and the colour alpha is laid over in formats without it (``save_image``).
     workers: a fixed number of actors; None autoscales from 1 to what the cluster holds.
     gpus_per_worker: GPUs each actor reserves (0.5 puts two on a GPU); 0: CPU workers.
@@ -128,6 +130,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     ray = import_ray()
     _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch)
     resolve_weights_path(model)  # an unknown model name is refused before any worker starts
+    calibrate_on_driver(model, backend, precision, calibration_images)
     started = time.perf_counter()
     threads_per_worker = threads_per_worker or 1
     inputs, output = [storage.as_given(str(item)) for item in inputs], storage.as_given(str(output))
@@ -136,7 +139,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     upscaler_options = {"model": str(model), "backend": backend, "device": "cuda" if gpus_per_worker else "cpu",
                         "precision": precision, "tile": tile, "memory_budget": memory_budget,
                         "threads": None if gpus_per_worker else threads_per_worker, "tta": tta,
-                        "outscale": outscale, "width": width, "height": height}
+                        "outscale": outscale, "width": width, "height": height,
+                        "calibration_images": calibration_images}
     file_options = {"overwrite": overwrite, "resume": resume, "max_pixels": max_pixels, "quality": quality,
                     "background": tuple(background)}
     worker_results = []

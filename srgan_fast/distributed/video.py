@@ -20,7 +20,7 @@ from srgan_fast.distributed.segments import (
     segment_path,
     upscale_segment,
 )
-from srgan_fast.distributed.worker import die_here_if_armed, make_upscaler
+from srgan_fast.distributed.worker import calibrate_on_driver, die_here_if_armed, make_upscaler
 from srgan_fast.io.images import one_line
 from srgan_fast.tiler.output_size import OutputSize
 from srgan_fast.video.encode import (
@@ -150,7 +150,7 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
                   batch_size: int | None = None, on_corrupt: str = "skip", copy_audio: bool = True,
                   copy_subtitles: bool = True, overwrite: bool = False, workers: int | None = None,
                   gpus_per_worker: float = 0, threads_per_worker: int | None = None,
-                  progress: bool = True) -> SegmentedVideoResult:
+                  progress: bool = True, calibration_images: str | None = None) -> SegmentedVideoResult:
     """Upscale ``src`` into ``dst`` on a Ray cluster, as ``srgan_fast.video.upscale_video`` does on one machine.
 
     src, dst: local paths; on a cluster, on a mount every node shares (workers read ``src`` and write their
@@ -162,7 +162,7 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
     upscaler: a picklable object with ``upscale_batch`` and ``output_hw`` (as the local function takes) sent to
         every worker; else each worker makes one Upscaler from model, backend, precision, tile, memory_budget, tta,
         outscale / width / height (on GPUs with ``gpus_per_worker``, else on CPUs with ``threads_per_worker``
-        native threads, default 1).
+        native threads, default 1). calibration_images: as for srgan_fast.distributed.upscale_files.
     codec, crf, bitrate, pix_fmt, encoder_options, batch_size, on_corrupt, copy_audio, copy_subtitles, overwrite:
         as for the local function; each segment is encoded with the same encoder setup.
     workers: a fixed number of actors; None: as many as the cluster's CPUs (or GPUs) hold now, at most one per
@@ -183,6 +183,7 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
     quality_options(spec, crf, bitrate)  # refused here rather than by every worker
     if upscaler is None:
         resolve_weights_path(model)
+        calibrate_on_driver(model, backend, precision, calibration_images)
     source = open_source(src_path, copy_audio=copy_audio, copy_subtitles=copy_subtitles)
     try:
         segments, time_base = plan_segments(source, segment_seconds)
@@ -196,7 +197,8 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
     threads_per_worker = threads_per_worker or 1
     upscaler_options = {"model": str(model), "backend": backend, "device": "cuda" if gpus_per_worker else "cpu",
                         "precision": precision, "tile": tile, "memory_budget": memory_budget,
-                        "threads": None if gpus_per_worker else threads_per_worker, "tta": tta}
+                        "threads": None if gpus_per_worker else threads_per_worker, "tta": tta,
+                        "calibration_images": calibration_images}
     encoding = {"codec": codec, "crf": crf, "bitrate": bitrate, "pix_fmt": chosen_pix_fmt,
                 "encoder_options": encoder_options, "batch_size": batch_size, "on_corrupt": on_corrupt}
     resources = {"num_gpus": gpus_per_worker, "num_cpus": 1} if gpus_per_worker else {"num_cpus": threads_per_worker}

@@ -88,15 +88,25 @@ def upscale_one(upscaler, source: str, destination: str, *, overwrite: bool, res
     return FileResult(source, destination, DONE, "", time.perf_counter() - started, megapixels, notes)
 
 
+def calibrate_on_driver(model: str, backend: str, precision: str | None, calibration_images: str | None) -> None:
+    """With calibration_images, build the int8 Upscaler once on the driver: a bad folder or precision is refused
+    before any worker starts, and workers on this machine then read the calibrated table from its cache."""
+    if calibration_images is not None:
+        from srgan_fast.api import Upscaler
+
+        Upscaler(model, backend=backend, device="cpu", precision=precision, calibration_images=calibration_images)
+
+
 def make_upscaler(model: str, *, backend: str, device: str, precision: str | None, tile, memory_budget: int | None,
-                  threads: int | None, **output_options):
+                  threads: int | None, calibration_images: str | None = None, **output_options):
     """The worker's Upscaler (``output_options``: tta and the output size). A thread count goes to a backend that
     takes one (native, onnxruntime); ``auto`` is resolved here for that, since the options of one candidate would
-    be refused by another."""
+    be refused by another. calibration_images (native int8): a folder the worker can read, like the inputs; a
+    worker on the machine that calibrated finds the table in its cache."""
     from srgan_fast.api import Upscaler
     from srgan_fast.backends import get_backend_class, ranked_backends
 
-    options = {}
+    options = {} if calibration_images is None else {"calibration_images": calibration_images}
     if threads and device == "cpu":
         name = ranked_backends("cpu")[0] if backend == "auto" else backend
         if "threads" in inspect.signature(get_backend_class(name).__init__).parameters:
