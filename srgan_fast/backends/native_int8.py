@@ -60,7 +60,7 @@ def quant_for_range(low: float, high: float, code_max: int = 255) -> tuple[float
 
 def code_max(weights: GeneratorWeights, path: str = "auto") -> int:
     """The widest codes the int8 convs of ``path`` sum exactly for this network: 255 where the kernels take u8
-    codes (AVX-512 VNNI); on AVX2, whose integer Winograd multiplies in s16 anyway, up to 13 bits (7338 at 64
+    codes (AVX-512 VNNI); on AVX2, whose integer Winograd multiplies in s16 anyway, up to 13 bits (7339 at 64
     input channels) at no cost in instructions, 28x finer steps than 255 (see int8_winograd_kernels.h)."""
     from srgan_fast import _C
 
