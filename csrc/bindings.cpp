@@ -85,9 +85,10 @@ int int8_code_max_for(int in_channels, const std::string& path) {
 
 std::unique_ptr<CpuEngine> make_engine(const py::list& layers, int scale, const std::string& image_skip,
                                        const std::string& precision, int threads, const std::string& path,
-                                       const py::object& int8_outputs, int int8_code_max) {
+                                       const py::object& int8_outputs, int int8_code_max, int tail_band_rows) {
   EngineOptions options;
   options.int8_code_max = int8_code_max;
+  options.tail_band_rows = tail_band_rows;
   options.precision = parse_precision(precision);
   options.threads = threads;
   options.path = path;
@@ -162,11 +163,13 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init(&make_engine), py::arg("layers"), py::arg("scale"), py::arg("image_skip") = "none",
            py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
            py::arg("int8_outputs") = py::none(), py::arg("int8_code_max") = 255,
+           py::arg("tail_band_rows") = EngineOptions{}.tail_band_rows,
            "layers: the description's layer records (srgan_fast.backends.base.engine_layers); scale: the "
            "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16' | 'int8'; "
            "threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'; int8_outputs "
            "(int8): per layer None (the convs reading it run in floating point) or (scale, zero_point) of its "
-           "output's codes, which span [0, int8_code_max] (255: u8; more where int8_code_max() allows).")
+           "output's codes, which span [0, int8_code_max] (255: u8; more where int8_code_max() allows); "
+           "tail_band_rows: the last upsampler and the tail run in bands of this many rows (0: whole maps).")
       .def("run", &run_engine, py::arg("tiles"),
            "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same dtype")
       .def("run_observed", &run_observed, py::arg("tiles"), py::arg("channels"), py::arg("observe"),

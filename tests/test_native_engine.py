@@ -211,9 +211,33 @@ def test_steady_state_does_not_grow_memory(weights):
     for _ in range(5):
         e.run(tiles)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 1024  # KiB: no new buffers
-    # The working set scales with the tile: 4x the pixels, about 4x the bytes (halos aside).
-    small, large = e.workspace_bytes(1, 64, 64), e.workspace_bytes(1, 128, 128)
+    # With whole maps the working set scales with the tile: 4x the pixels, about 4x the bytes (halos aside).
+    whole = engine(weights, tail_band_rows=0)
+    small, large = whole.workspace_bytes(1, 64, 64), whole.workspace_bytes(1, 128, 128)
     assert 3.0 < large / small < 4.0
+    # Banded, the largest map (the tail's input) grows with the width only.
+    assert e.workspace_bytes(1, 128, 128) < 0.8 * large
+
+
+@pytest.mark.parametrize("band_rows", [12, 24, 96])
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_banded_tail_gives_the_bits_of_whole_maps(band_rows, scale):
+    # Bands of the last upsampler and the tail, against whole maps: same bits, also where a band ends inside a
+    # Winograd tile, at the image's last rows, and per image of a batch.
+    from srgan_fast.architecture import srresnet
+    from srgan_fast.weights import random_weights
+
+    weights = random_weights(srresnet(1, 16, scale=scale), seed=scale)
+    rng = np.random.default_rng(band_rows + scale)
+    whole, banded = engine(weights, tail_band_rows=0), engine(weights, tail_band_rows=band_rows)
+    for n, h, w in [(1, 37, 29), (2, 61, 50), (1, 131, 9)]:
+        tiles = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+        assert np.array_equal(banded.run(tiles), whole.run(tiles)), (n, h, w)
+        floats = (tiles / 255).astype(np.float32)
+        assert np.array_equal(banded.run(floats), whole.run(floats)), (n, h, w)
+    assert banded.workspace_bytes(1, 256, 256) < whole.workspace_bytes(1, 256, 256)
+    with pytest.raises(ValueError, match="tail_band_rows: expected a multiple of 12 \\(or 0\\), got 10"):
+        engine(weights, tail_band_rows=10)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -173,7 +173,8 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
 }
 
 size_t CpuEngine::buffer_floats(const BufferInfo& b, int n, int h, int w) const {
-  const size_t values = feature_map_floats(n, b.level * h, b.level * w, b.channels);
+  const size_t values = b.band_rows > 0 ? feature_map_floats(1, b.band_rows, b.level * w, b.channels)
+                                        : feature_map_floats(n, b.level * h, b.level * w, b.channels);
   if (b.storage == Storage::f32) return values;
   return b.storage == Storage::u8 ? (values + 3) / 4 : (values + 1) / 2;  // bf16, u16: two per float
 }
@@ -289,6 +290,63 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
   }
 }
 
+namespace {
+
+// Rows [first, first + count) of one image of a map, as a one-image map whose halo rows are the map's
+// neighbouring rows (or its halo, at the image's edges).
+template <class T>
+FeatureMapT<T> image_rows(const FeatureMapT<T>& f, int image, int first, int count) {
+  FeatureMapT<T> rows = f;
+  rows.data = f.at(image, first, 0), rows.n = 1, rows.h = count;
+  return rows;
+}
+
+size_t dtype_bytes(DType t) { return t == DType::u8 ? 1 : t == DType::u16 ? 2 : 4; }
+
+}  // namespace
+
+void CpuEngine::run_banded(const Step& upsampler, const Step& tail, DType dtype, int n, int h, int w, void* out,
+                           const ExecContext& ctx) {
+  const MapInfo& map = maps_[upsampler.output];
+  const int in_rows = maps_[upsampler.source].level * h, out_rows = map.level * h, out_w = map.level * w;
+  const BufferInfo& info = buffer_infos_[map.buffer];
+  float* storage = buffers_[map.buffer]->data();
+  const FeatureMap input = map_view(upsampler.source, n, h, w);
+  const size_t out_row_bytes = size_t(out_w) * 3 * dtype_bytes(dtype);
+  for (int image = 0; image < n; ++image) {
+    for (int first = 0; first < in_rows; first += band_rows_) {
+      const int last = std::min(in_rows, first + band_rows_);
+      const int top = std::max(0, first - kBandAbove), bottom = std::min(in_rows, last + kBandBelow);
+      const FeatureMap in = image_rows(input, image, top, bottom - top);
+      const int computed = 2 * (bottom - top);  // output rows 2*top .. 2*bottom-1 at band rows 0 .. computed-1
+      // Below the image the tail reads zeros: clear what an earlier band left there. (Above it, the band's
+      // own halo, which nothing writes.)
+      const auto clear_below = [&](auto band) {
+        if (bottom == in_rows)
+          for (int y = computed; y < computed + kHalo; ++y)
+            std::fill_n(band.at(0, y, -kHalo), size_t(out_w + 2 * kHalo) * band.c, 0);
+      };
+      void* image_out = static_cast<char*>(out) + (size_t(image) * out_rows + 2 * first) * out_row_bytes;
+      if (map.bf16) {
+        FeatureMapBf16 band = make_feature_map(reinterpret_cast<uint16_t*>(storage), 1, info.band_rows, out_w,
+                                               map.channels);
+        band.h = computed;
+        convs_[upsampler.op].run(kernels_, float_precision_, in, FeatureMap{}, FeatureMap{}, ctx, band);
+        clear_below(band);
+        tails_[tail.op].run(kernels_, Precision::bf16, FeatureMap{}, image_rows(band, 0, 2 * (first - top),
+                            2 * (last - first)), image_out, dtype, ctx);
+      } else {
+        FeatureMap band = make_feature_map(storage, 1, info.band_rows, out_w, map.channels);
+        band.h = computed;
+        convs_[upsampler.op].run(kernels_, float_precision_, in, FeatureMap{}, band, ctx);
+        clear_below(band);
+        tails_[tail.op].run(kernels_, Precision::fp32, image_rows(band, 0, 2 * (first - top), 2 * (last - first)),
+                            FeatureMapBf16{}, image_out, dtype, ctx);
+      }
+    }
+  }
+}
+
 void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare(n, h, w);
@@ -296,7 +354,12 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
   ctx.threads = threads_;
   ctx.scratch = scratch_.data();
   ctx.scratch_floats_per_thread = scratch_floats_per_thread(w);
-  for (const Step& step : steps_) {
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    const Step& step = steps_[k];
+    if (step.output >= 0 && maps_[step.output].banded) {  // the last upsampler, then the tail: the end
+      run_banded(step, steps_[k + 1], dtype, n, h, w, out, ctx);
+      break;
+    }
     run_step(step, images, dtype, n, h, w, out, ctx);
     const int written = step.kind == StepKind::quantize ? step.source : step.output;
     if (!observer || written < 0) continue;

@@ -55,15 +55,25 @@ class CpuEngine {
     int output = -1;         // map index it writes (-1: the tail, which writes the image)
   };
   enum class Storage { f32, bf16, u8, u16 };
+  // Bands (run_banded) of the last upsampler's input rows: each computes kBandAbove rows before it and
+  // kBandBelow after it too, which the tail's 9x9 reads (4 and 5 rows of the output, 2 and 3 of the input). A
+  // band starts on a multiple of kBandAlign, as do the rows above it: the conv's 4-row Winograd tiles and the
+  // tail's 3-row ones then fall where they fall in a whole map, so banding changes no bit.
+  static constexpr int kBandAlign = 12, kBandAbove = 4, kBandBelow = 3;
   struct MapInfo {           // one layer's output feature map
     int level = 1, channels = 0;  // resolution multiple and channel stride (padded)
     bool stored = true;      // has float storage (f32, or bf16 bits: the tail's input at bf16)
     bool bf16 = false;
     bool coded = false;      // has codes (read by an int8 conv): u8, or u16 where code_max_ > 255
+    bool banded = false;     // the last upsampler's output: held one band at a time (run_banded)
     QuantCodes quant;
     int buffer = -1, codes_buffer = -1;
   };
-  struct BufferInfo { int level = 1, channels = 0; Storage storage = Storage::f32; };
+  struct BufferInfo {
+    int level = 1, channels = 0;
+    Storage storage = Storage::f32;
+    int band_rows = 0;  // >0: holds this many rows of one image (a band), not whole maps
+  };
 
   void add_layer(const NetworkSpec& network, int index, const EngineOptions& options);
   void plan_storage(const NetworkSpec& network, const EngineOptions& options);
@@ -78,6 +88,8 @@ class CpuEngine {
   Storage code_storage() const { return code_max_ > 255 ? Storage::u16 : Storage::u8; }
   void run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
                 const ExecContext& ctx);
+  void run_banded(const Step& upsampler, const Step& tail, DType dtype, int n, int h, int w, void* out,
+                  const ExecContext& ctx);
 
   Precision precision_;
   cpu::Path path_;
@@ -87,6 +99,7 @@ class CpuEngine {
   int scale_;
   ImageSkip image_skip_;
   int code_max_ = 0;  // int8: codes span [0, code_max_]
+  int band_rows_ = 0;  // the banded map's band, in its producer's input rows (0: no banded map)
   int output_shuffle_ = 0;  // >0: the last layer writes a map that image_output stores with this shuffle
   std::vector<HeadOp> heads_;
   std::vector<Conv3x3Op> convs_;

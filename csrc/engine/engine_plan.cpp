@@ -43,6 +43,18 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
       maps_[source].channels = tails_[0].bf16_channels();
     }
   }
+  // The tail's input, when a float upsampling conv writes it for the tail alone, lives one band at a time.
+  if (final_step.kind == StepKind::tail && kernels_ && options.tail_band_rows > 0) {
+    if (options.tail_band_rows % kBandAlign != 0)
+      throw std::invalid_argument("tail_band_rows: expected a multiple of " + std::to_string(kBandAlign) +
+                                  " (or 0), got " + std::to_string(options.tail_band_rows));
+    const int source = final_step.source;
+    if (steps_[source].kind == StepKind::conv3x3 && network.layers[source].shuffle == 2 &&
+        float_readers[source] == 1 && code_readers[source] == 0) {
+      maps_[source].banded = true;
+      band_rows_ = options.tail_band_rows;
+    }
+  }
   std::vector<Step> steps;
   for (int i = 0; i < layers; ++i) {
     steps.push_back(steps_[i]);
@@ -70,7 +82,8 @@ void CpuEngine::plan_buffers() {
   const auto allocate = [&](const BufferInfo& want) {
     const auto reusable = std::find_if(free_buffers.begin(), free_buffers.end(), [&](int b) {
       const BufferInfo& have = buffer_infos_[b];
-      return have.level == want.level && have.channels == want.channels && have.storage == want.storage;
+      return have.level == want.level && have.channels == want.channels && have.storage == want.storage &&
+             have.band_rows == want.band_rows;
     });
     if (reusable != free_buffers.end()) {
       const int b = *reusable;
@@ -103,7 +116,8 @@ void CpuEngine::plan_buffers() {
     if (map.coded && s.kind == StepKind::conv3x3_int8)
       map.codes_buffer = allocate({map.level, map.channels, code_storage()});
     if (!map.stored) continue;
-    const BufferInfo want{map.level, map.channels, map.bf16 ? Storage::bf16 : Storage::f32};
+    const BufferInfo want{map.level, map.channels, map.bf16 ? Storage::bf16 : Storage::f32,
+                          map.banded ? 2 * (band_rows_ + kBandAbove + kBandBelow) : 0};
     const int residual = s.residual;
     if (residual >= 0 && last_float[residual] == i && !float_released[residual]) {
       const BufferInfo& skip = buffer_infos_[maps_[residual].buffer];
