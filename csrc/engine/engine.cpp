@@ -1,9 +1,9 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 
 #include "ops/cpu/cpu_features.h"
 #include "ops/cpu/image_output.h"
@@ -55,6 +55,7 @@ std::vector<float> slopes_before_shuffle(const LayerSpec& l, int shuffle) {
 // The halo of a map of codes holds the code of 0 (the zero point), so that the int8 convs read their padding.
 template <class Code>
 void fill_halo(const FeatureMapT<Code>& f, int code) {
+  if (f.data == nullptr) return;
   const int64_t row_elements = int64_t(f.w + 2 * kHalo) * f.c;
   for (int b = 0; b < f.n; ++b) {
     for (int y = -kHalo; y < f.h + kHalo; ++y) {
@@ -215,16 +216,13 @@ FeatureMapBf16 CpuEngine::map_view_bf16(int map, int n, int h, int w) const {
                           m.channels);
 }
 
-FeatureMapU16 CpuEngine::codes_view_u16(int map, int n, int h, int w) const {
+void CpuEngine::codes_views(int map, int n, int h, int w, FeatureMapU8& u8, FeatureMapU16& u16) const {
   const MapInfo& m = maps_[map];
-  return make_feature_map(reinterpret_cast<uint16_t*>(buffers_[m.codes_buffer]->data()), n, m.level * h,
-                          m.level * w, m.channels);
-}
-
-FeatureMapU8 CpuEngine::codes_view(int map, int n, int h, int w) const {
-  const MapInfo& m = maps_[map];
-  return make_feature_map(reinterpret_cast<uint8_t*>(buffers_[m.codes_buffer]->data()), n, m.level * h,
-                          m.level * w, m.channels);
+  float* data = buffers_[m.codes_buffer]->data();
+  if (code_storage() == Storage::u16)
+    u16 = make_feature_map(reinterpret_cast<uint16_t*>(data), n, m.level * h, m.level * w, m.channels);
+  else
+    u8 = make_feature_map(reinterpret_cast<uint8_t*>(data), n, m.level * h, m.level * w, m.channels);
 }
 
 void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
@@ -247,20 +245,14 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
     case StepKind::conv3x3_int8: {
       const MapInfo& m = maps_[step.output];
       Conv3x3Int8Params p;
-      if (code_storage() == Storage::u16) p.in_u16 = codes_view_u16(step.source, n, h, w);
-      else p.in = codes_view(step.source, n, h, w);
+      codes_views(step.source, n, h, w, p.in, p.in_u16);
       if (step.residual >= 0) p.skip = map_view(step.residual, n, h, w);
       if (m.stored && m.bf16) p.out_bf16 = map_view_bf16(step.output, n, h, w);
       else if (m.stored) p.out = map_view(step.output, n, h, w);
       if (m.coded) {
         p.out_quant = m.quant;
-        if (code_storage() == Storage::u16) {
-          p.out_u16 = codes_view_u16(step.output, n, h, w);
-          fill_halo(p.out_u16, m.quant.zero_point);
-        } else {
-          p.out_u8 = codes_view(step.output, n, h, w);
-          fill_halo(p.out_u8, m.quant.zero_point);
-        }
+        codes_views(step.output, n, h, w, p.out_u8, p.out_u16);
+        fill_halo(p.out_u8, m.quant.zero_point), fill_halo(p.out_u16, m.quant.zero_point);
       }
       int8_convs_[step.op].run(kernels_, p, ctx);
       break;
@@ -269,13 +261,8 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
       QuantizeParams p;
       p.in = map_view(step.source, n, h, w);
       p.quant = maps_[step.source].quant;
-      if (code_storage() == Storage::u16) {
-        p.out_u16 = codes_view_u16(step.source, n, h, w);
-        fill_halo(p.out_u16, p.quant.zero_point);
-      } else {
-        p.out = codes_view(step.source, n, h, w);
-        fill_halo(p.out, p.quant.zero_point);
-      }
+      codes_views(step.source, n, h, w, p.out, p.out_u16);
+      fill_halo(p.out, p.quant.zero_point), fill_halo(p.out_u16, p.quant.zero_point);
       kernels_->quantize_u8(p, ctx);
       break;
     }
@@ -319,30 +306,26 @@ void CpuEngine::run_banded(const Step& upsampler, const Step& tail, DType dtype,
       const int top = std::max(0, first - kBandAbove), bottom = std::min(in_rows, last + kBandBelow);
       const FeatureMap in = image_rows(input, image, top, bottom - top);
       const int computed = 2 * (bottom - top);  // output rows 2*top .. 2*bottom-1 at band rows 0 .. computed-1
-      // Below the image the tail reads zeros: clear what an earlier band left there. (Above it, the band's
-      // own halo, which nothing writes.)
-      const auto clear_below = [&](auto band) {
+      void* image_out = static_cast<char*>(out) + (size_t(image) * out_rows + 2 * first) * out_row_bytes;
+      // FeatureMap, or FeatureMapBf16 where the tail reads bf16 (plan_storage).
+      const auto run_band = [&](auto band) {
+        constexpr bool bf16 = std::is_same_v<decltype(band), FeatureMapBf16>;
+        band.h = computed;
+        if constexpr (bf16) convs_[upsampler.op].run(kernels_, float_precision_, in, {}, {}, ctx, band);
+        else convs_[upsampler.op].run(kernels_, float_precision_, in, {}, band, ctx);
+        // Below the image the tail reads zeros: clear what an earlier band left there. (Above it, the band's
+        // own halo, which nothing writes.)
         if (bottom == in_rows)
           for (int y = computed; y < computed + kHalo; ++y)
             std::fill_n(band.at(0, y, -kHalo), size_t(out_w + 2 * kHalo) * band.c, 0);
+        const auto rows = image_rows(band, 0, 2 * (first - top), 2 * (last - first));
+        if constexpr (bf16) tails_[tail.op].run(kernels_, Precision::bf16, {}, rows, image_out, dtype, ctx);
+        else tails_[tail.op].run(kernels_, Precision::fp32, rows, {}, image_out, dtype, ctx);
       };
-      void* image_out = static_cast<char*>(out) + (size_t(image) * out_rows + 2 * first) * out_row_bytes;
-      if (map.bf16) {
-        FeatureMapBf16 band = make_feature_map(reinterpret_cast<uint16_t*>(storage), 1, info.band_rows, out_w,
-                                               map.channels);
-        band.h = computed;
-        convs_[upsampler.op].run(kernels_, float_precision_, in, FeatureMap{}, FeatureMap{}, ctx, band);
-        clear_below(band);
-        tails_[tail.op].run(kernels_, Precision::bf16, FeatureMap{}, image_rows(band, 0, 2 * (first - top),
-                            2 * (last - first)), image_out, dtype, ctx);
-      } else {
-        FeatureMap band = make_feature_map(storage, 1, info.band_rows, out_w, map.channels);
-        band.h = computed;
-        convs_[upsampler.op].run(kernels_, float_precision_, in, FeatureMap{}, band, ctx);
-        clear_below(band);
-        tails_[tail.op].run(kernels_, Precision::fp32, image_rows(band, 0, 2 * (first - top), 2 * (last - first)),
-                            FeatureMapBf16{}, image_out, dtype, ctx);
-      }
+      if (map.bf16)
+        run_band(make_feature_map(reinterpret_cast<uint16_t*>(storage), 1, info.band_rows, out_w, map.channels));
+      else
+        run_band(make_feature_map(storage, 1, info.band_rows, out_w, map.channels));
     }
   }
 }
@@ -367,11 +350,10 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
     const bool values = m.stored && !m.bf16 && step.kind != StepKind::quantize;
     const bool codes = m.coded && (step.kind == StepKind::quantize || step.kind == StepKind::conv3x3_int8);
     const FeatureMap f = values ? map_view(written, n, h, w) : FeatureMap{};
-    const bool wide = code_storage() == Storage::u16;
-    const FeatureMapU8 q = codes && !wide ? codes_view(written, n, h, w) : FeatureMapU8{};
-    const FeatureMapU16 q16 = codes && wide ? codes_view_u16(written, n, h, w) : FeatureMapU16{};
-    if (values || codes)
-      observer(written, values ? &f : nullptr, codes && !wide ? &q : nullptr, codes && wide ? &q16 : nullptr);
+    FeatureMapU8 q;
+    FeatureMapU16 q16;
+    if (codes) codes_views(written, n, h, w, q, q16);
+    if (values || codes) observer(written, values ? &f : nullptr, q.data ? &q : nullptr, q16.data ? &q16 : nullptr);
   }
   if (output_shuffle_ > 0) {
     ImageOutputParams p;

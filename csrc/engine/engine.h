@@ -83,8 +83,9 @@ class CpuEngine {
   size_t scratch_floats_per_thread(int w) const;
   FeatureMap map_view(int map, int n, int h, int w) const;
   FeatureMapBf16 map_view_bf16(int map, int n, int h, int w) const;
-  FeatureMapU8 codes_view(int map, int n, int h, int w) const;
-  FeatureMapU16 codes_view_u16(int map, int n, int h, int w) const;
+  // The codes of `map` in the one of the two views its storage uses (u16 where code_max_ > 255); the other
+  // is left empty, as the kernels' params expect.
+  void codes_views(int map, int n, int h, int w, FeatureMapU8& u8, FeatureMapU16& u16) const;
   Storage code_storage() const { return code_max_ > 255 ? Storage::u16 : Storage::u8; }
   void run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
                 const ExecContext& ctx);

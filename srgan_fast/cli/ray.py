@@ -118,7 +118,6 @@ def run_video_on_ray(args: argparse.Namespace) -> int:
     """The video command on Ray: 0 when written, 1 when the run failed, 2 for a usage error."""
     import logging
 
-
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     if args.device:
         print(f"error: --device {args.device} does not apply with --ray: workers run on GPUs with --gpus-per-worker "

@@ -7,14 +7,9 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ops/cpu/isa_template.h"
 #include "ops/cpu/kernels.h"
 
-#ifndef SRGAN_FAST_ISA
-#error "define SRGAN_FAST_ISA (the instruction set's namespace) before including the kernel templates"
-#endif
-
-// Inside the instruction set's own namespace: every function here, template or not, gets a distinct symbol per
-// instruction set, so the linker can never pick an AVX-512 copy for a path that runs on an AVX2-only CPU.
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
 // One image row converted to float in [0, 1], 3 channels, with 4 zero pixels on each side.

@@ -1,17 +1,25 @@
 // The int8 kernels' shared epilogue: an exact s32 sum over taps and input channels of
 // w_code * (code - zero point) becomes the float result (scale, bias, then PReLU, skip add or pixel shuffle)
-// and is stored to every destination of the params: float32, bf16, the next conv's u8 codes.
+// and is stored to every destination of the params: float32, bf16, the next conv's u8 or u16 codes.
 #pragma once
 
 #include <cstdint>
 
+#include "ops/cpu/isa_template.h"
 #include "ops/cpu/kernels.h"
 
-#ifndef SRGAN_FAST_ISA
-#error "define SRGAN_FAST_ISA (the instruction set's namespace) before including the kernel templates"
-#endif
-
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
+
+// W values quantized by q into codes at `dst`: u8 (saturating at 255), or u16 (clamped to q.code_max) on
+// instruction sets that have them.
+template <class S, class Code>
+inline void store_codes_of(Code* dst, typename S::vf v, const QuantCodes& q) {
+  if constexpr (sizeof(Code) == 1) {
+    S::store_codes(dst, v, S::set1(q.inv_scale), S::set1_i(q.zero_point));
+  } else if constexpr (S::kHasU16Codes) {
+    S::store_codes(dst, v, S::set1(q.inv_scale), S::set1_i(q.zero_point), S::set1_i(q.code_max));
+  }
+}
 
 // Channels ch .. ch+W-1 of result pixel (y, x) into every destination of p.
 template <class S>
@@ -20,14 +28,8 @@ inline void store_int8_result(const Conv3x3Int8Params& p, int image, int y, int 
   if constexpr (S::kHasBf16) {
     if (p.out_bf16.data) S::store_bf16(p.out_bf16.at(image, y, x) + ch, v);
   }
-  if (p.out_u8.data)
-    S::store_codes(p.out_u8.at(image, y, x) + ch, v, S::set1(p.out_quant.inv_scale),
-                   S::set1_i(p.out_quant.zero_point));
-  if constexpr (S::kHasU16Codes) {
-    if (p.out_u16.data)
-      S::store_codes(p.out_u16.at(image, y, x) + ch, v, S::set1(p.out_quant.inv_scale),
-                     S::set1_i(p.out_quant.zero_point), S::set1_i(p.out_quant.code_max));
-  }
+  if (p.out_u8.data) store_codes_of<S>(p.out_u8.at(image, y, x) + ch, v, p.out_quant);
+  if (p.out_u16.data) store_codes_of<S>(p.out_u16.at(image, y, x) + ch, v, p.out_quant);
 }
 
 // Output channels co .. co+W-1 of pixel (y, x) from their centred sums.
@@ -50,30 +52,25 @@ inline void store_int8_sum(const Conv3x3Int8Params& p, int image, int y, int x, 
   }
 }
 
-// A float32 map quantized into codes (u8, or u16 where p.out_u16 is set), where a layer that is not an int8
-// conv feeds one.
-template <class S>
-void quantize_u8(const QuantizeParams& p, const ExecContext& ctx) {
+template <class S, class Code>
+void quantize_into(const QuantizeParams& p, const FeatureMapT<Code>& out, const ExecContext& ctx) {
   const int64_t rows = int64_t(p.in.n) * p.in.h;
 #pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
   for (int64_t r = 0; r < rows; ++r) {
     const int image = int(r / p.in.h), y = int(r % p.in.h);
-    const typename S::vf inv_scale = S::set1(p.quant.inv_scale);
-    const typename S::vi zero_point = S::set1_i(p.quant.zero_point);
-    if constexpr (S::kHasU16Codes) {
-      if (p.out_u16.data) {
-        const typename S::vi code_max = S::set1_i(p.quant.code_max);
-        for (int x = 0; x < p.in.w; ++x)
-          for (int c = 0; c < p.in.c; c += S::W)
-            S::store_codes(p.out_u16.at(image, y, x) + c, S::load(p.in.at(image, y, x) + c), inv_scale, zero_point,
-                           code_max);
-        continue;
-      }
-    }
+    const QuantCodes quant = p.quant;  // a local: the code stores cannot alias it, so its broadcasts are hoisted
     for (int x = 0; x < p.in.w; ++x)
       for (int c = 0; c < p.in.c; c += S::W)
-        S::store_codes(p.out.at(image, y, x) + c, S::load(p.in.at(image, y, x) + c), inv_scale, zero_point);
+        store_codes_of<S>(out.at(image, y, x) + c, S::load(p.in.at(image, y, x) + c), quant);
   }
+}
+
+// A float32 map quantized into codes (u8, or u16 where p.out_u16 is set), where a layer that is not an int8
+// conv feeds one.
+template <class S>
+void quantize_u8(const QuantizeParams& p, const ExecContext& ctx) {
+  if (p.out_u16.data) quantize_into<S>(p, p.out_u16, ctx);
+  else quantize_into<S>(p, p.out, ctx);
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

@@ -10,14 +10,9 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ops/cpu/isa_template.h"
 #include "ops/cpu/kernels.h"
 
-#ifndef SRGAN_FAST_ISA
-#error "define SRGAN_FAST_ISA (the instruction set's namespace) before including the kernel templates"
-#endif
-
-// Inside the instruction set's own namespace: every function here, template or not, gets a distinct symbol per
-// instruction set, so the linker can never pick an AVX-512 copy for a path that runs on an AVX2-only CPU.
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
 // F(3x3, 3x3) with interpolation points 0, 1, -1, 2 and infinity: B^T (5 -> 5) on vectors, A^T (5 -> 3)

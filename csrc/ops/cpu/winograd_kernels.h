@@ -9,14 +9,9 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops/cpu/isa_template.h"
 #include "ops/cpu/kernels.h"
 
-#ifndef SRGAN_FAST_ISA
-#error "define SRGAN_FAST_ISA (the instruction set's namespace) before including the kernel templates"
-#endif
-
-// Inside the instruction set's own namespace: every function here, template or not, gets a distinct symbol per
-// instruction set, so the linker can never pick an AVX-512 copy for a path that runs on an AVX2-only CPU.
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
 // The transforms of F(M x M, 3x3) on one row or column of A = M + 2 vectors: B^T (A -> A) and A^T (A -> M).
