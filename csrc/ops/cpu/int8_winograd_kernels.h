@@ -5,7 +5,8 @@
 // (|V| <= 4 * code_max), both fit s16, and A^T (U . V) A = 4 * the direct sum, which s32 holds while
 // 4 * 9 * cin * code_max * 127 does (the s32 sums wrap on the way, and wrap back: integer sums are exact modulo
 // 2^32). So the codes may be wider than 8 bits, in u16 maps, at no cost in instructions: dispatch.h's
-// int8_code_max. 16 products per 4 outputs instead of 36.
+// int8_code_max. 16 products per 4 outputs instead of 36. (Larger tiles were measured and lost: docs/native.md,
+// "Not done".)
 #pragma once
 
 #include <algorithm>
