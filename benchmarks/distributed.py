@@ -28,10 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
+from srgan_fast.distributed import upscale_files  # noqa: E402
 from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.io.batch import collect_jobs, upscale_file  # noqa: E402
-from srgan_fast.distributed import upscale_files  # noqa: E402
-from srgan_fast.io.images import write_image  # noqa: E402
+from srgan_fast.io.save import write_image  # noqa: E402
 from srgan_fast.options import parse_size  # noqa: E402
 
 

@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
-from srgan_fast.io.images import ImageFile, decode_image, encode_image, read_image  # noqa: E402
+from srgan_fast.io.images import ImageFile, decode_image, read_image  # noqa: E402
+from srgan_fast.io.save import encode_image  # noqa: E402
 from srgan_fast.samples import sample_path  # noqa: E402
 from srgan_fast.serve.service import PNG_COMPRESS_LEVEL  # noqa: E402
 

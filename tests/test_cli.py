@@ -4,12 +4,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import random_generator_weights
 from PIL import Image
 
-from conftest import random_generator_weights
 from srgan_fast.backends import cuda_backend
 from srgan_fast.cli.main import main
-from srgan_fast.io.images import read_image, write_image
+from srgan_fast.io.images import read_image
+from srgan_fast.io.save import write_image
 from srgan_fast.weights import save_weights
 
 

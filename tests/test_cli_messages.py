@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from srgan_fast.cli.main import main
-from srgan_fast.io.images import read_image, write_image
+from srgan_fast.io.images import read_image
+from srgan_fast.io.save import write_image
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from srgan_fast.distributed.jobs import collect_jobs  # noqa: E402
 from srgan_fast.distributed.report import REPORT_NAME  # noqa: E402
 from srgan_fast.distributed.storage import local_copy, local_target, remove_abandoned_temporaries  # noqa: E402
 from srgan_fast.distributed.worker import KILLS_ENV  # noqa: E402
-from srgan_fast.io.images import ImageFile, save_image  # noqa: E402
+from srgan_fast.io.images import ImageFile  # noqa: E402
+from srgan_fast.io.save import save_image  # noqa: E402
 from srgan_fast.weights import save_weights  # noqa: E402
 
 pytestmark = pytest.mark.native

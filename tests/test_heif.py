@@ -12,8 +12,9 @@ import pytest
 from PIL import ExifTags, Image, ImageCms
 
 from srgan_fast.io import heif
-from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFile, ImageFileError, load_image, save_image
+from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFile, ImageFileError, load_image
 from srgan_fast.io.metadata import upright
+from srgan_fast.io.save import save_image
 
 pillow_heif = pytest.importorskip("pillow_heif",
                                   reason="pillow-heif is not installed (pip install 'srgan_fast[heif]')")

@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, make_upscaler
-from srgan_fast.io.images import read_image, write_image
+from srgan_fast.io.images import read_image
+from srgan_fast.io.save import write_image
 
 
 def register(subparsers) -> None:

@@ -47,8 +47,8 @@ class Progress:
             tiles = upscaler.plan(frame.shape[:2]).num_windows
             if self.quiet or tiles < MIN_TILES_FOR_A_BAR:
                 return upscaler.upscale(frame)
-            with tqdm(total=tiles * (TTA_RUNS if upscaler.tta else 1), unit="tile", file=sys.stderr, leave=False, dynamic_ncols=True,
-                      desc=f"{frame.shape[1]}x{frame.shape[0]}") as bar:
+            with tqdm(total=tiles * (TTA_RUNS if upscaler.tta else 1), unit="tile", file=sys.stderr, leave=False,
+                      dynamic_ncols=True, desc=f"{frame.shape[1]}x{frame.shape[0]}") as bar:
                 def run_windows(windows, _max_batch):
                     result = upscaler.backend.run(windows)
                     bar.update(len(windows))

@@ -64,7 +64,8 @@ def register(subparsers) -> None:
                         help="FFmpeg encoder option, e.g. preset=slow (repeatable)")
     parser.add_argument("--start-frame", type=_whole_number(0), default=0, help="first frame to upscale (default: 0)")
     parser.add_argument("--end-frame", type=_whole_number(1), help="frame to stop before (default: the end)")
-    parser.add_argument("--batch-size", type=_whole_number(1), help="frames per upscale call (default: from frame size)")
+    parser.add_argument("--batch-size", type=_whole_number(1),
+                        help="frames per upscale call (default: from frame size)")
     parser.add_argument("--on-corrupt", choices=["skip", "stop"], default="skip",
                         help="damaged frames: skip with a warning, or stop with an error (default: %(default)s)")
     parser.add_argument("--no-audio", action="store_true", help="leave the audio streams out")

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from srgan_fast.io.batch import failure_line
 from srgan_fast.distributed import storage
 from srgan_fast.distributed.report import DONE, FAILED, SKIPPED, FileResult
 from srgan_fast.io.atomic import temporary_prefix
-from srgan_fast.io.images import WHITE, ImageFileError, load_image, save_image
+from srgan_fast.io.batch import failure_line
+from srgan_fast.io.images import WHITE, ImageFileError, load_image
+from srgan_fast.io.save import save_image
 
 # Fault injection for the tests of worker deaths: each file in the folder this names is one death; the worker that
 # removes one dies mid-write, leaving a partial temporary file as a kill does. A file that holds a name is a death

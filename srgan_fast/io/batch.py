@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Callable, Hashable, Iterable
 
+from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFileError, load_image
+from srgan_fast.io.save import save_image
 from srgan_fast.options import format_bytes
 from srgan_fast.tiler.channels import InputError
-from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFileError, load_image, save_image
 
 DEFAULT_NAME = "{stem}"
 

@@ -33,7 +33,8 @@ def weight_codes(weight: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.nd
 def conv3x3_int8(codes: np.ndarray, scale: float, zero_point: int, weight: np.ndarray, bias: np.ndarray, *,
                  weight_max: int, shuffle: int = 1, slopes: np.ndarray | None = None,
                  residual: np.ndarray | None = None) -> np.ndarray:
-    """One int8 layer: codes [n, h, w, cin] (uint8 or uint16) of its input -> its float32 result [n, h*s, w*s, cout/s²].
+    """One int8 layer: codes [n, h, w, cin] (uint8 or uint16) of its input -> its float32 result
+    [n, h*s, w*s, cout/s²].
 
     The same epilogue order as every engine (srgan_fast.architecture.layers): conv + bias, PixelShuffle(shuffle),
     PReLU (slopes per result channel), + residual. Padding is real zero, i.e. the zero point's code.

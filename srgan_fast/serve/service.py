@@ -5,7 +5,8 @@ run it in worker threads.
 An answer is exactly ``srgan_fast.upscale`` of the decoded image with the server's options: each frame goes
 through ``Upscaler.upscale`` itself, only its backend calls are routed through the scheduler (``run_windows``),
 which batches them with other requests' windows of the same shape; the engines' values do not depend on the
-batch or the lane (see scheduler.py). Decoding and encoding are the CLI's (srgan_fast.io.images), from bytes.
+batch or the lane (see scheduler.py). Decoding and encoding are the CLI's (srgan_fast.io.images and .save),
+from bytes.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from srgan_fast.api import Upscaler
-from srgan_fast.io.images import ImageFileError, ImageTooLarge, decode_image, encode_image
+from srgan_fast.io.images import ImageFileError, ImageTooLarge, decode_image
+from srgan_fast.io.save import encode_image
 from srgan_fast.serve.limits import Limits, Refusal, WorkQueue
 from srgan_fast.serve.metrics import ServeMetrics
 from srgan_fast.serve.scheduler import Job, Lane, TileScheduler
@@ -140,7 +142,8 @@ class Service:
         info = []
         for name, up in self.upscalers.items():
             backend = type(up.backend)
-            info.append({"name": name, "default": name == self.models[0], "architecture": up.weights.network.architecture,
+            info.append({"name": name, "default": name == self.models[0],
+                         "architecture": up.weights.network.architecture,
                          "description": up.weights.describe(), "scale": up.scale, "backend": up.backend.name,
                          "device": up.device, "precision": up.backend.precision,
                          "precisions": list(backend.supported_precisions(up.device))})

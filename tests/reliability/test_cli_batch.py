@@ -11,12 +11,13 @@ import zlib
 import numpy as np
 import png
 import pytest
+from conftest import noise_image as noise
 from PIL import Image
 
-from conftest import noise_image as noise
 from srgan_fast.api import Upscaler
 from srgan_fast.cli.main import main
-from srgan_fast.io.images import load_image, read_image, write_image
+from srgan_fast.io.images import load_image, read_image
+from srgan_fast.io.save import write_image
 
 pytestmark = pytest.mark.native
 

@@ -12,15 +12,16 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import noise_image as noise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import noise_image as noise
 from srgan_fast.api import Upscaler
 from srgan_fast.cli.main import main
 from srgan_fast.io import atomic
-from srgan_fast.io.images import read_image, write_image
+from srgan_fast.io.images import read_image
+from srgan_fast.io.save import write_image
 
 pytestmark = pytest.mark.native
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from srgan_fast.io import heif, png_files
-from srgan_fast.io.images import ImageFile, ImageFileError, decode_image, load_image, read_image, save_image
+from srgan_fast.io.images import ImageFile, ImageFileError, decode_image, load_image, read_image
+from srgan_fast.io.save import save_image
 from srgan_fast.tiler.channels import flatten_alpha
 
 

@@ -14,7 +14,8 @@ import png
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageOps
 
-from srgan_fast.io.images import ImageFile, ImageFileError, load_image, read_image, save_image, write_image
+from srgan_fast.io.images import ImageFile, ImageFileError, load_image, read_image
+from srgan_fast.io.save import save_image, write_image
 
 ICC_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 ORIENTATION, MAKE, ARTIST = ExifTags.Base.Orientation, ExifTags.Base.Make, ExifTags.Base.Artist

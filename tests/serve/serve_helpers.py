@@ -56,7 +56,8 @@ def running(app):
 
 def png_bytes(array: np.ndarray) -> bytes:
     """An H×W×C uint8/uint16 array as PNG bytes (16-bit colour through pypng, as the CLI writes it)."""
-    from srgan_fast.io.images import ImageFile, encode_image
+    from srgan_fast.io.images import ImageFile
+    from srgan_fast.io.save import encode_image
 
     data, _ = encode_image(ImageFile([array], "PNG"), "PNG")
     return data
