@@ -235,8 +235,9 @@ def test_only_the_temporaries_of_these_destinations_are_removed(tmp_path):
              ".b.png.srgan-fast-7.k3j_9x0q.png", "a.png", ".keep")
     for name in names:
         (tmp_path / name).touch()
+    (tmp_path / ".a.png.srgan-fast-8.k3j_9x0q.png").mkdir()  # named like one, but a folder: never removed
     assert remove_abandoned_temporaries([str(tmp_path / "a.png")]) == [str(tmp_path / names[0])]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names[1:], ".a.png.srgan-fast-8.k3j_9x0q.png"])
 
 
 def test_remote_locations_are_staged_and_copied_up_whole(tmp_path):

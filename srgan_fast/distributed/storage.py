@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pyarrow.fs as pafs
 
-from srgan_fast.io.atomic import TEMPORARY_NAME
+from srgan_fast.io.atomic import own_temporaries
 
 
 def is_uri(location: str) -> bool:
@@ -108,13 +108,8 @@ def remove_abandoned_temporaries(destinations: list[str]) -> list[str]:
             names_by_folder.setdefault(str(path.parent), set()).add(path.name)
     removed = []
     for folder, names in names_by_folder.items():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue  # never created: nothing was written there
-        for entry in entries:
-            match = TEMPORARY_NAME.fullmatch(entry.name)
-            if match and match["name"] in names and (match["suffix"] or "") == Path(match["name"]).suffix:
+        for entry, match in own_temporaries(folder):  # none in a folder never created: nothing was written there
+            if match["name"] in names:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(entry.path)

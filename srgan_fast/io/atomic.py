@@ -43,24 +43,33 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def own_temporaries(folder: str | os.PathLike) -> Iterator[tuple[os.DirEntry, re.Match]]:
+    """The regular files directly in ``folder`` named as this tool's temporaries (``TEMPORARY_NAME`` with a
+    suffix it uses), each with its name's match (``name``: the destination's, ``pid``: the writer's). None for
+    a folder that does not exist or cannot be read."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = TEMPORARY_NAME.fullmatch(entry.name)
+        if match is None or (match["suffix"] or "") not in (Path(match["name"]).suffix, *_OWN_SUFFIXES):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                yield entry, match
+
+
 def remove_stale_temporaries(folders: Iterable[str | os.PathLike], started: float) -> list[Path]:
-    """Remove, directly in each folder, the temporary files of this tool that a killed run left: names of its own
-    pattern (``TEMPORARY_NAME``, with a suffix it uses), last modified before ``started`` (a time.time() value:
-    this run's start), written by a process that is gone (never this one, nor a live run in the same folder).
-    Returns what was removed; a folder that does not exist or cannot be read is passed over."""
+    """Remove, directly in each folder, the temporary files of this tool that a killed run left: its own
+    (``own_temporaries``), last modified before ``started`` (a time.time() value: this run's start), written by
+    a process that is gone (never this one, nor a live run in the same folder). Returns what was removed."""
     removed = []
     for folder in dict.fromkeys(Path(f) for f in folders):
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            match = TEMPORARY_NAME.fullmatch(entry.name)
-            if match is None or (match["suffix"] or "") not in (Path(match["name"]).suffix, *_OWN_SUFFIXES):
-                continue
+        for entry, match in own_temporaries(folder):
             pid = int(match["pid"])
             try:
-                stale = entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < started
+                stale = entry.stat(follow_symlinks=False).st_mtime < started
             except OSError:
                 continue
             if stale and pid != os.getpid() and not _process_alive(pid):
