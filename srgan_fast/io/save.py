@@ -17,15 +17,8 @@ from PIL import Image
 
 from srgan_fast.io import heif, png_files
 from srgan_fast.io.atomic import atomic_output
-from srgan_fast.io.images import (
-    MULTI_FRAME_FORMATS,
-    TIMED_FORMATS,
-    WHITE,
-    WRITE_FORMATS,
-    ImageFile,
-    ImageFileError,
-    one_line,
-)
+from srgan_fast.io.images import (MULTI_FRAME_FORMATS, TIMED_FORMATS, WHITE, WRITE_FORMATS, ImageFile,
+                                  ImageFileError, one_line)
 from srgan_fast.tiler.channels import flatten_alpha, rescale_levels
 
 ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "HEIF", "AVIF"}
