@@ -261,9 +261,9 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
       QuantizeParams p;
       p.in = map_view(step.source, n, h, w);
       p.quant = maps_[step.source].quant;
-      codes_views(step.source, n, h, w, p.out, p.out_u16);
-      fill_halo(p.out, p.quant.zero_point), fill_halo(p.out_u16, p.quant.zero_point);
-      kernels_->quantize_u8(p, ctx);
+      codes_views(step.source, n, h, w, p.out_u8, p.out_u16);
+      fill_halo(p.out_u8, p.quant.zero_point), fill_halo(p.out_u16, p.quant.zero_point);
+      kernels_->quantize_codes(p, ctx);
       break;
     }
     case StepKind::tail:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from tqdm import tqdm
+
 
 class SteadyRate:
     """``frame_done()`` per encoded frame; ``text()`` is "N left, R frame/s" once one steady batch has come.
@@ -45,10 +47,4 @@ class SteadyRate:
         if rate is None:
             return "warming up"
         left = self.seconds_left()
-        return (f"{_clock(left)} left, " if left is not None else "") + f"{rate:.2f} frame/s"
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+        return (f"{tqdm.format_interval(round(left))} left, " if left is not None else "") + f"{rate:.2f} frame/s"

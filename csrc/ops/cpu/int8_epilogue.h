@@ -10,13 +10,14 @@
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
-// W values quantized by q into codes at `dst`: u8 (saturating at 255), or u16 (clamped to q.code_max) on
-// instruction sets that have them.
+// W values quantized by q into codes at `dst`: u8 (saturating at 255), or u16 (clamped to q.code_max), which
+// only instruction sets with S::kHasU16Codes store.
 template <class S, class Code>
 inline void store_codes_of(Code* dst, typename S::vf v, const QuantCodes& q) {
   if constexpr (sizeof(Code) == 1) {
     S::store_codes(dst, v, S::set1(q.inv_scale), S::set1_i(q.zero_point));
-  } else if constexpr (S::kHasU16Codes) {
+  } else {
+    static_assert(S::kHasU16Codes, "u16 codes on an instruction set without them");
     S::store_codes(dst, v, S::set1(q.inv_scale), S::set1_i(q.zero_point), S::set1_i(q.code_max));
   }
 }
@@ -29,7 +30,9 @@ inline void store_int8_result(const Conv3x3Int8Params& p, int image, int y, int 
     if (p.out_bf16.data) S::store_bf16(p.out_bf16.at(image, y, x) + ch, v);
   }
   if (p.out_u8.data) store_codes_of<S>(p.out_u8.at(image, y, x) + ch, v, p.out_quant);
-  if (p.out_u16.data) store_codes_of<S>(p.out_u16.at(image, y, x) + ch, v, p.out_quant);
+  if constexpr (S::kHasU16Codes) {
+    if (p.out_u16.data) store_codes_of<S>(p.out_u16.at(image, y, x) + ch, v, p.out_quant);
+  }
 }
 
 // Output channels co .. co+W-1 of pixel (y, x) from their centred sums.
@@ -68,9 +71,11 @@ void quantize_into(const QuantizeParams& p, const FeatureMapT<Code>& out, const 
 // A float32 map quantized into codes (u8, or u16 where p.out_u16 is set), where a layer that is not an int8
 // conv feeds one.
 template <class S>
-void quantize_u8(const QuantizeParams& p, const ExecContext& ctx) {
-  if (p.out_u16.data) quantize_into<S>(p, p.out_u16, ctx);
-  else quantize_into<S>(p, p.out, ctx);
+void quantize_codes(const QuantizeParams& p, const ExecContext& ctx) {
+  if constexpr (S::kHasU16Codes) {
+    if (p.out_u16.data) return quantize_into<S>(p, p.out_u16, ctx);
+  }
+  quantize_into<S>(p, p.out_u8, ctx);
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

@@ -61,10 +61,10 @@ struct CpuKernels {
   void (*tail)(const TailParams&, const ExecContext&);       // fp32: nine 3x3 sub-kernels by Winograd F(3x3)
   void (*tail_bf16)(const TailParams&, const ExecContext&);  // direct, bf16 products; null without AVX512_BF16
   void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&);  // null: no int8 path
-  void (*quantize_u8)(const QuantizeParams&, const ExecContext&);      // float32 map -> codes; null likewise
+  void (*quantize_codes)(const QuantizeParams&, const ExecContext&);   // float32 map -> codes; null likewise
   int int8_weight_max;  // weight codes lie in [-max, max]
   bool int8_winograd;   // conv3x3_int8 reads PackedConv3x3Int8::u (Winograd F(2x2)) rather than w
-  bool int8_u16_codes;  // conv3x3_int8 and quantize_u8 also read and write u16 code maps
+  bool int8_u16_codes;  // conv3x3_int8 and quantize_codes also read and write u16 code maps
 };
 
 const CpuKernels& kernels_scalar();

@@ -14,7 +14,7 @@ const CpuKernels& kernels_avx2() {
   using Simd = avx2::Simd;
   static const CpuKernels table{"avx2", &avx2::head<Simd>, &avx2::conv3x3_winograd<Simd, float>,
                                 nullptr, &avx2::tail_winograd<Simd>, nullptr,
-                                &avx2::conv3x3_int8_winograd<Simd>, &avx2::quantize_u8<Simd>,
+                                &avx2::conv3x3_int8_winograd<Simd>, &avx2::quantize_codes<Simd>,
                                 Simd::kInt8WeightMax, true, true};
   return table;
 }

@@ -15,7 +15,7 @@ const CpuKernels& kernels_avx512() {
   static const CpuKernels table{"avx512", &avx512::head<Simd>, &avx512::conv3x3_winograd<Simd, float>,
                                 &avx512::conv3x3_winograd<Simd, uint16_t>, &avx512::tail_winograd<Simd>,
                                 &avx512::tail_bf16<Simd>, &avx512::conv3x3_int8<Simd>,
-                                &avx512::quantize_u8<Simd>, Simd::kInt8WeightMax, false, false};
+                                &avx512::quantize_codes<Simd>, Simd::kInt8WeightMax, false, false};
   return table;
 }
 
