@@ -38,11 +38,17 @@ def _data_context(ray) -> Iterator[None]:
 
 
 def _pool_size(ray, workers: int | None, gpus_per_worker: float, threads_per_worker: int, batches: int):
-    """A fixed pool of ``workers``, or one autoscaled up to what the cluster holds now."""
+    """A fixed pool of ``workers``, or one autoscaled up to what the cluster holds now.
+
+    One task in flight per actor: the tasks queued on an actor fail with it when it dies, each using up one of
+    its retries, so with more a batch that kills its worker every time would take the batches queued behind it
+    down too (reported failed though their files were fine). A batch is seconds of work; dispatching the next
+    one after it costs milliseconds."""
     if workers is not None:
-        return ray.data.ActorPoolStrategy(size=workers)
+        return ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
     capacity = cluster_capacity(ray, gpus_per_worker, threads_per_worker)
-    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(capacity, batches)))
+    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(capacity, batches)),
+                                      max_tasks_in_flight_per_actor=1)
 
 
 def _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch) -> None:
