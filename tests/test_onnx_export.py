@@ -15,9 +15,8 @@ torch = pytest.importorskip("torch")
 
 from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
-from srgan_fast.architecture import srvgg_compact  # noqa: E402
 from srgan_fast.cli.export_onnx import register  # noqa: E402
-from srgan_fast.backends.onnx_graph import build_onnx_model, export_onnx, quantized_conv_names  # noqa: E402
+from srgan_fast.backends.onnx_graph import build_onnx_model, export_onnx  # noqa: E402
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8, seed=3)
 FP32_RELATIVE_TOLERANCE = 1e-4
@@ -149,13 +148,6 @@ def test_metadata_names_model_weights_scale_io_and_precision():
     assert (props["scale"], props["io"], props["precision"], props["tile"]) == ("4", "uint8", "fp16", "8x8")
     assert props["architecture"] == "srresnet"
     assert json.loads(props["architecture_params"]) == {"num_blocks": 2, "channels": 8, "scale": 4}
-
-
-def test_quantized_convs_are_all_but_the_first_and_last():
-    names = quantized_conv_names(WEIGHTS.network)
-    assert names == ["blocks.0.conv1", "blocks.0.conv2", "blocks.1.conv1", "blocks.1.conv2", "trunk_conv",
-                     "upsample.0.conv", "upsample.1.conv"]
-    assert quantized_conv_names(srvgg_compact(2, 8, 2)) == ["body.2", "body.4"]
 
 
 def test_torch_generator_with_batchnorm_is_folded_on_export():

@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 
 from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.backends.torch_backend import build_generator  # noqa: E402
-from srgan_fast.backends.onnx_graph import QuantSpec, build_onnx_model, quantized_conv_names  # noqa: E402
+from srgan_fast.architecture import int8_convs  # noqa: E402
+from srgan_fast.backends.onnx_graph import QuantSpec, build_onnx_model  # noqa: E402
 from srgan_fast.backends.tensorrt import calibration  # noqa: E402
 from srgan_fast.backends.tensorrt.cache import CacheWarning  # noqa: E402
 from srgan_fast.backends.calibration import calibration_tiles, entropy_threshold, image_files  # noqa: E402
@@ -97,7 +98,7 @@ def test_calibrated_int8_and_fp8_graphs_track_the_reference(image_dir):
     x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2))
     int8_amax = measure_activation_amax(WEIGHTS, tiles, "int8", bins=512)
     fp8_amax = measure_activation_amax(WEIGHTS, tiles, "fp8")
-    assert set(int8_amax) == set(quantized_conv_names(WEIGHTS.network)) and all(v > 0 for v in int8_amax.values())
+    assert set(int8_amax) == set(int8_convs(WEIGHTS.network)) and all(v > 0 for v in int8_amax.values())
     assert all(int8_amax[k] <= fp8_amax[k] * (1 + 1 / 512) for k in int8_amax)  # entropy never widens the range
     # An int8 step is 1/127 of the range and fp8 E4M3 keeps 3 mantissa bits: errors of a few percent at most,
     # and a badly calibrated range (16x too wide: 8 levels used) must be clearly worse.
@@ -107,8 +108,8 @@ def test_calibrated_int8_and_fp8_graphs_track_the_reference(image_dir):
     assert quantized_error("fp8", fp8_amax, x) < 0.1
 
 
-def test_quantized_graph_has_qdq_on_body_convs_only():
-    amax = dict.fromkeys(quantized_conv_names(WEIGHTS.network), 1.0)
+def test_quantized_graph_has_qdq_on_the_policy_convs_only():
+    amax = dict.fromkeys(int8_convs(WEIGHTS.network), 1.0)
     model = build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", amax))
     quantized_inputs = {n.name.removesuffix(".input_q") for n in model.graph.node if n.op_type == "QuantizeLinear"}
     assert quantized_inputs == set(amax)
@@ -118,10 +119,10 @@ def test_quantized_graph_has_qdq_on_body_convs_only():
     codes = {t.name: t.data_type for t in model.graph.initializer if t.name.endswith(".weight_codes")}
     assert set(codes.values()) == {onnx.TensorProto.INT8}
     initializers = {t.name for t in model.graph.initializer}
-    assert "head.weight" in initializers and "tail.weight" in initializers  # kept in fp16
+    assert {"head.weight", "trunk_conv.weight", "tail.weight"} <= initializers  # kept in fp16
     assert model.opset_import[0].version == 19
-    with pytest.raises(ValueError, match="lacks 'trunk_conv'"):
-        partial = {k: 1.0 for k in amax if k != "trunk_conv"}
+    with pytest.raises(ValueError, match="lacks 'blocks.1.conv2'"):
+        partial = {k: 1.0 for k in amax if k != "blocks.1.conv2"}
         build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", partial))
     with pytest.raises(ValueError, match="needs opset >= 19, got 17"):
         build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", amax), opset=17)
@@ -178,7 +179,7 @@ def test_build_engine_cli_writes_the_int8_graph_without_tensorrt(image_dir, tmp_
     assert args.func(args) == 0
     model = onnx.load(str(out))
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [2, 20, 20, 3]
-    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) == len(quantized_conv_names(WEIGHTS.network))
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) == len(int8_convs(WEIGHTS.network))
     pixels = np.random.default_rng(2).integers(0, 256, (2, 20, 20, 3), dtype=np.uint8)
     y = ort.InferenceSession(out.read_bytes(), providers=["CPUExecutionProvider"]).run(None, {"image": pixels})[0]
     assert y.shape == (2, 80, 80, 3) and y.dtype == np.uint8

@@ -1,6 +1,7 @@
-"""Calibration tables for the native engine's int8 precision: which convs run int8 (``int8_convs``), and one
-u8 code range per layer output that one of them reads, measured by the fp32 engine itself (torch-free) on
-crops of sample images. The engine runs int8 exactly the convs whose input has codes.
+"""Calibration tables for the native engine's int8 precision: one code range per layer output that an int8
+conv reads (which convs those are is ``srgan_fast.architecture.int8_convs``, shared with TensorRT), measured by
+the fp32 engine itself (torch-free) on crops of sample images. The engine runs int8 exactly the convs whose
+input has codes.
 
 Where a table comes from, in order:
   1. ``calibration_images`` given: calibrated from them, unless the cached table of these weights was made
@@ -22,7 +23,7 @@ import numpy as np
 
 from srgan_fast.backends.calibration import ActivationStats, calibration_tiles, image_files, images_sha256
 from srgan_fast.io.atomic import write_bytes_atomically
-from srgan_fast.architecture import Network
+from srgan_fast.architecture import Network, int8_convs
 from srgan_fast.weights import GeneratorWeights
 
 TABLE_REVISION = 1
@@ -78,24 +79,6 @@ def build_engine(weights: GeneratorWeights, precision: str, int8_outputs=None, t
     network = weights.network
     return _C.Engine(engine_layers(weights), network.scale, network.image_skip or "none", precision=precision,
                      threads=threads, path=path, int8_outputs=int8_outputs, int8_code_max=int8_code_max)
-
-
-def int8_convs(network: Network) -> list[str]:
-    """The layers int8 runs as int8 convs: the 3x3 convs inside the network but those whose input noise
-    measurably reaches the pixels (README: the banding check), which stay bf16 (fp32 without AVX512_BF16):
-    the conv reading the first layer's output and the one adding it back across the trunk (the long skip
-    carries the image's low frequencies), and the upsampling convs (a pixel shuffle, or a level above 1), whose
-    noise is no longer averaged by later layers."""
-    layers = network.layers
-    by_name = {conv.name: conv for conv in layers}
-    first = layers[0].name
-
-    def long_skip(conv) -> bool:
-        return conv.residual == first and by_name[conv.source].source != first
-
-    return [conv.name for conv in layers[1:-1]
-            if conv.kernel == 3 and conv.shuffle == 1 and conv.level == 1 and conv.source != first
-            and not long_skip(conv)]
 
 
 def coded_layers(network: Network) -> list[str]:

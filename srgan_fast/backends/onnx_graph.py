@@ -14,7 +14,8 @@ engine can fold them into the first and last kernels. The image skip is computed
 the cast back, as the CPU engine's image store (``csrc/ops/cpu/image_output.cpp``) adds it.
 
 Precisions: "fp32", "fp16", "bf16" (weights and activations in that type). For TensorRT's int8/fp8, a
-``QuantSpec`` adds explicit Quantize/DequantizeLinear pairs around the body convs (see srgan_fast.backends.tensorrt).
+``QuantSpec`` adds explicit Quantize/DequantizeLinear pairs around the convs of
+``srgan_fast.architecture.int8_convs`` (see srgan_fast.backends.tensorrt).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from srgan_fast.architecture import IMAGE, Conv, Network
+from srgan_fast.architecture import IMAGE, Conv, Network, int8_convs
 from srgan_fast.io.atomic import write_bytes_atomically
 from srgan_fast.options import FLOAT_PRECISIONS, parse_precision
 from srgan_fast.weights import GeneratorWeights, load_weights, weights_for
@@ -45,18 +46,12 @@ FP8_E4M3_MAX = 448.0
 class QuantSpec:
     """Explicit quantization of the body convs: int8 (symmetric, per-channel weights) or fp8 E4M3.
 
-    activation_amax: conv name (see ``quantized_conv_names``) -> largest |value| its input may take; inputs
-    beyond it saturate. The first and last convs stay in the float precision: they read and write the image
-    itself, whose 8-bit levels a symmetric int8 code would halve.
+    activation_amax: conv name (of ``srgan_fast.architecture.int8_convs``, the convs quantized; the others stay
+    in the float precision) -> largest |value| its input may take; inputs beyond it saturate.
     """
 
     kind: str
     activation_amax: Mapping[str, float] = field(default_factory=dict)
-
-
-def quantized_conv_names(network: Network) -> list[str]:
-    """The convs whose input is quantized, in layer order: all but the first and the last (see QuantSpec)."""
-    return [conv.name for conv in network.layers[1:-1]]
 
 
 def as_weights(weights_or_model) -> GeneratorWeights:
@@ -155,7 +150,7 @@ class _GraphWriter:
         return self.node("LeakyRelu", [x], output, alpha=float(conv.activation.slope))
 
     def _quantizes(self, prefix: str) -> bool:
-        return self.quant is not None and prefix in quantized_conv_names(self.weights.network)
+        return self.quant is not None and prefix in int8_convs(self.weights.network)
 
     def _code_type(self):
         return self.onnx.TensorProto.INT8 if self.quant.kind == "int8" else self.onnx.TensorProto.FLOAT8E4M3FN
@@ -170,7 +165,7 @@ class _GraphWriter:
             amax = float(self.quant.activation_amax[prefix])
         except KeyError:
             raise ValueError(f"QuantSpec.activation_amax lacks {prefix!r} (expected every name of "
-                             f"quantized_conv_names(network))") from None
+                             f"int8_convs(network))") from None
         code_max = 127.0 if self.quant.kind == "int8" else FP8_E4M3_MAX
         scale = self.constant(f"{prefix}.input_scale", np.array(max(amax, 1e-8) / code_max, dtype=self.np_float))
         zero = self._zero_point(f"{prefix}.input_zero")
@@ -205,18 +200,49 @@ def _numpy_dtype(precision: str):
     return {"fp32": np.float32, "fp16": np.float16}[precision]
 
 
+def _unshuffle(g: _GraphWriter, x: str, name: str, factor: int, channels: int) -> str:
+    """PixelUnshuffle of [N, channels, H, W]: ONNX's SpaceToDepth puts input channel c of block offset (i, j)
+    at (i·f + j)·C + c, torch at c·f² + i·f + j, so a Gather over channels reorders its result."""
+    y = g.node("SpaceToDepth", [x], f"{name}.blocks", blocksize=factor)
+    blocks = factor * factor
+    order = np.array([(k % blocks) * channels + k // blocks for k in range(channels * blocks)], np.int64)
+    return g.node("Gather", [y, g.constant(f"{name}.order", order)], name, axis=1)
+
+
+def _prologue(g: _GraphWriter, outputs: dict[str, str], conv: Conv) -> str:
+    """The conv's input: Concat of its sources, the unshuffle, the nearest upsampling (as
+    ``srgan_fast.reference.ops.conv_prologue``)."""
+    x = outputs[conv.inputs[0]]
+    if len(conv.inputs) > 1:
+        x = g.node("Concat", [outputs[name] for name in conv.inputs], f"{conv.name}.concat", axis=1)
+    if conv.unshuffle > 1:
+        x = _unshuffle(g, x, f"{conv.name}.unshuffle", conv.unshuffle, conv.in_channels // conv.unshuffle**2)
+    if conv.upsample > 1:
+        scales = g.constant(f"{conv.name}.upsample_scales",
+                            np.array([1, 1, conv.upsample, conv.upsample], np.float32))
+        x = g.node("Resize", [x, "", scales], f"{conv.name}.upsample", mode="nearest",
+                   coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    return x
+
+
 def _generator_body(g: _GraphWriter, x: str) -> str:
-    """The network's layers, NCHW in the graph's float precision, in the epilogue order of
-    ``srgan_fast.architecture.layers``: conv + bias, pixel shuffle, activation, + residual."""
+    """The network's layers, NCHW in the graph's float precision, in the order of ``srgan_fast.architecture.layers``:
+    the prologue, conv + bias, pixel shuffle, activation, the (scaled) residuals."""
     outputs = {IMAGE: x}
     for conv in g.weights.network.layers:
-        y = g.conv(outputs[conv.source], conv.name)
+        y = g.conv(_prologue(g, outputs, conv), conv.name)
         if conv.shuffle > 1:
             y = g.node("DepthToSpace", [y], f"{conv.name}.shuffle", blocksize=conv.shuffle, mode="CRD")
         if conv.activation is not None:
             y = g.activation(y, conv)
-        if conv.residual is not None:
-            y = g.node("Add", [outputs[conv.residual], y], f"{conv.name}.sum")
+        for step, residual, scale in (("sum", conv.residual, conv.residual_scale),
+                                      ("outer_sum", conv.outer_residual, conv.outer_residual_scale)):
+            if residual is None:
+                continue
+            if scale != 1.0:
+                factor = g.constant(f"{conv.name}.{step}_scale", np.array(scale, g.np_float))
+                y = g.node("Mul", [y, factor], f"{conv.name}.{step}_scaled")
+            y = g.node("Add", [outputs[residual], y], f"{conv.name}.{step}")
         outputs[conv.name] = y
     return y
 

@@ -20,11 +20,13 @@ import numpy as np
 
 from srgan_fast.backends.calibration import ActivationStats, calibration_tiles, image_files, images_sha256
 from srgan_fast.io.atomic import write_bytes_atomically
-from srgan_fast.backends.onnx_graph import build_onnx_model, quantized_conv_names
+from srgan_fast.architecture import int8_convs
+from srgan_fast.backends.onnx_graph import build_onnx_model
 from srgan_fast.backends.tensorrt.cache import CacheWarning, cache_key
 from srgan_fast.weights import GeneratorWeights
 
-CALIBRATION_REVISION = 1
+# 2: the convs quantized are srgan_fast.architecture.int8_convs (were all but the first and last).
+CALIBRATION_REVISION = 2
 
 
 def measure_activation_amax(weights: GeneratorWeights, tiles: np.ndarray, kind: str, *, bins: int = 2048,
@@ -32,7 +34,7 @@ def measure_activation_amax(weights: GeneratorWeights, tiles: np.ndarray, kind: 
     """Conv name -> amax for its input, from fp32 runs over ``tiles`` ([n, h, w, 3] float32 in [0, 1])."""
     import onnxruntime
 
-    names = quantized_conv_names(weights.network)
+    names = int8_convs(weights.network)
     model = build_onnx_model(weights, tile=tiles.shape[1:3], precision="fp32", io="float", expose=names)
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     output_names = [o.name for o in session.get_outputs()][1:]
@@ -68,7 +70,7 @@ def calibrate(weights: GeneratorWeights, images: str | Path, tile: tuple[int, in
               "images_sha256": images_sha256(files), "tile": list(tile), "max_tiles": max_tiles, "seed": seed}
     key = cache_key(fields)
     path = Path(cache_dir) / f"calibration-{key}.json"
-    names = set(quantized_conv_names(weights.network))
+    names = set(int8_convs(weights.network))
     if path.exists():
         try:
             table = json.loads(path.read_text())

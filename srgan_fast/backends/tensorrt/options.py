@@ -15,7 +15,7 @@ FLOAT_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8": "fp16
 # Lowest compute capability with hardware for each precision: bf16 needs Ampere, fp8 Ada or Hopper.
 MIN_COMPUTE_CAPABILITY = {"fp32": (7, 5), "fp16": (7, 5), "bf16": (8, 0), "int8": (7, 5), "fp8": (8, 9)}
 # Bump when the exported graph changes in a way that changes engines built from it.
-GRAPH_REVISION = 1
+GRAPH_REVISION = 2  # 2: int8/fp8 quantize srgan_fast.architecture.int8_convs (were all but first and last)
 
 
 @dataclass(frozen=True)
