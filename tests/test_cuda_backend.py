@@ -110,8 +110,8 @@ def test_profile_command_reports_why_it_cannot_run(fake_native, capsys):
     parser = argparse.ArgumentParser()
     cuda_profile.register(parser.add_subparsers())
     args = parser.parse_args(["cuda-profile", "--size", "64x96"])
-    assert args.func(args) == 1
-    assert capsys.readouterr().out.strip() == "error: the cuda backend cannot run here: no CUDA GPU found"
+    assert args.func(args) == 2  # as --device cuda without a GPU in every command
+    assert capsys.readouterr().err == "error: the cuda backend cannot run here: no CUDA GPU found\n"
     args = parser.parse_args(["cuda-profile", "--size", "64by96"])
     assert args.func(args) == 2
-    assert "error: --size: expected a size N or HxW (e.g. 512 or 540x960), got '64by96'" in capsys.readouterr().out
+    assert capsys.readouterr().err == "error: --size: expected a size N or HxW (e.g. 512 or 540x960), got '64by96'\n"

@@ -1,9 +1,12 @@
 """``srgan-fast cuda-profile``: the CUDA engine's forward and each of its layers timed on this GPU."""
 from __future__ import annotations
 
+import sys
+
 from srgan_fast.architecture import srresnet
 from srgan_fast.io.atomic import write_bytes_atomically
 from srgan_fast.backends.cuda_backend import CudaBackend, _native_module
+from srgan_fast.cli.common import USER_ERRORS
 from srgan_fast.options import parse_size
 from srgan_fast.weights import random_weights
 
@@ -25,14 +28,18 @@ def run_profile(args) -> int:
     try:
         h, w = parse_size(args.size)
     except ValueError as exc:
-        print(f"error: --size: {exc}")
+        print(f"error: --size: {exc}", file=sys.stderr)
         return 2
     reason = CudaBackend.unavailable_reason()
-    if reason:
-        print(f"error: the cuda backend cannot run here: {reason}")
-        return 1
-    backend = CudaBackend(random_weights(srresnet(args.blocks, args.channels)), args.device, args.precision,
-                          batch_size=args.batch, use_graphs=not args.no_graphs, fuse_blocks=args.fuse_blocks)
+    if reason:  # no GPU here, as --device cuda without one in every command: a usage error
+        print(f"error: the cuda backend cannot run here: {reason}", file=sys.stderr)
+        return 2
+    try:
+        backend = CudaBackend(random_weights(srresnet(args.blocks, args.channels)), args.device, args.precision,
+                              batch_size=args.batch, use_graphs=not args.no_graphs, fuse_blocks=args.fuse_blocks)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report = backend._engine.profile(args.batch, h, w, args.repeats)
     _C = _native_module()
     result = {"device": backend._engine.device_name, "driver": _C.cuda_driver_version(), "commit": _git_commit(),

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from srgan_fast.cli.common import add_upscaler_options, backend_options, report_stop, summary_line
+from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, make_upscaler, report_stop, summary_line
 from srgan_fast.cli.ray import register_video_ray_options, run_video_on_ray
 from srgan_fast.video.encode import ENCODERS
 
@@ -88,23 +88,25 @@ def run_video(args: argparse.Namespace) -> int:
         return 1
     if args.ray is not None:
         return run_video_on_ray(args)
-    from srgan_fast.backends import BackendUnavailable
-    from srgan_fast.tiler.channels import InputError
     from srgan_fast.video.pipeline import upscale_video
     from srgan_fast.video.probe import VideoError
-    from srgan_fast.weights import WeightsError
 
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     try:
+        # Made before the video is read, as the upscale command makes it: a model, backend or device that
+        # cannot be had is a usage error there and here.
+        upscaler = make_upscaler(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         result = upscale_video(
-            args.input, args.output, model=args.model, backend=args.backend, device=args.device,
-            precision=args.precision, tile=args.tile, codec=args.codec, crf=args.crf, bitrate=args.bitrate,
+            args.input, args.output, upscaler=upscaler, codec=args.codec, crf=args.crf, bitrate=args.bitrate,
             pix_fmt=args.pix_fmt, encoder_options=dict(args.encoder_option), start_frame=args.start_frame,
             end_frame=args.end_frame, batch_size=args.batch_size, on_corrupt=args.on_corrupt,
             copy_audio=not args.no_audio, copy_subtitles=not args.no_subtitles, overwrite=args.overwrite,
-            progress=not args.no_progress, memory_budget=args.memory_budget, tta=args.tta, outscale=args.outscale,
-            width=args.width, height=args.height, **backend_options(args))
-    except (VideoError, InputError, WeightsError, BackendUnavailable, ValueError, OSError) as exc:
+            progress=not args.no_progress, outscale=args.outscale, width=args.width, height=args.height)
+    except (VideoError, *USER_ERRORS) as exc:
         # The one refusal the pipeline can only make once it has read the video names the API's argument.
         print(f"error: {' '.join(str(exc).split()).replace('start_frame=', '--start-frame ')}", file=sys.stderr)
         return 1

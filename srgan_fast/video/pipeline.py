@@ -169,7 +169,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
     upscaler: an ``Upscaler`` (or any object with ``upscale_batch(frames)`` and ``output_hw(hw)``) to use; else one
         is made from model, backend, device, precision, tile, tta and backend_options, once for all frames.
     outscale / width / height: the output size as for images (the model's result resized with Lanczos), rounded
-        down to even sides, which 4:2:0 and 4:2:2 encoders need; default: the model's scale.
+        down to even sides, which 4:2:0 and 4:2:2 encoders need (set on a given ``upscaler`` too); default: the
+        model's scale.
     codec: h264 (libx264), h265 (libx265), av1 (libsvtav1), ffv1 (lossless), h264_nvenc, hevc_nvenc, av1_nvenc.
     crf / bitrate: constant quality (lower is better; default per codec) or average bits per second.
     pix_fmt: e.g. yuv420p (8-bit) or yuv420p10le (10-bit); default: the input's if the encoder takes it, else
@@ -202,10 +203,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, *, upscaler=No
 
             upscaler = Upscaler(model, backend=backend, device=device, precision=precision, tile=tile, tta=tta,
                                 **backend_options)
-            if (outscale, width, height) != (None, None, None):
-                context = source.video.codec_context
-                fit_output_size(upscaler, (context.height, context.width),
-                                OutputSize(outscale=outscale, width=width, height=height))
+        if (outscale, width, height) != (None, None, None):
+            context = source.video.codec_context
+            fit_output_size(upscaler, (context.height, context.width),
+                            OutputSize(outscale=outscale, width=width, height=height))
         out_pix_fmt = choose_pix_fmt(spec, pix_fmt, source.video.codec_context.pix_fmt, source.bit_depth)
         # Upscale at 16 bits when either side has more than 8, so that 10-bit output gets the model's precision.
         work_dtype = np.uint16 if max(source.bit_depth, format_bits(out_pix_fmt)) > 8 else np.uint8
