@@ -289,7 +289,8 @@ def test_unknown_state_dict_gets_one_line_naming_what_it_reads_and_what_did_not_
     assert "\n" not in message
     assert message == ("not an srgan_fast generator file nor a state dict it can read (it reads srgan_fast srresnet, "
                        "Lornatang/SRGAN-PyTorch SRResNet, Lornatang/SRGAN-PyTorch Generator, "
-                       "twtygqyy/pytorch-SRResNet, BasicSR MSRResNet, Real-ESRGAN SRVGGNetCompact): its keys begin "
+                       "twtygqyy/pytorch-SRResNet, BasicSR MSRResNet, Real-ESRGAN SRVGGNetCompact, "
+                       "BasicSR/Real-ESRGAN RRDBNet, ESRGAN RRDBNet): its keys begin "
                        "encoder.weight, encoder.bias, conv_first.weight, ...; the nearest layout, BasicSR MSRResNet, "
                        "lacks 'upconv1.weight'")
     with pytest.raises(WeightsError, match=r"^expected a state dict \(a mapping of tensor names to tensors\), "

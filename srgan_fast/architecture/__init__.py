@@ -1,5 +1,6 @@
 """What a network is, without PyTorch: the layer-list description every path derives from, and the
-architectures (``srresnet`` in ``paper``, ``msrresnet`` in ``basicsr``, ``srvgg_compact`` in ``realesrgan``),
+architectures (``srresnet`` in ``paper``, ``msrresnet`` in ``basicsr``, ``srvgg_compact`` in ``realesrgan``,
+``rrdbnet`` in ``esrgan``),
 each beside the state-dict layouts other projects store it in.
 
 Value ranges are fixed here and only here:
@@ -10,11 +11,13 @@ Value ranges are fixed here and only here:
 """
 from srgan_fast.architecture.layers import IMAGE, INPUT_RANGE, OUTPUT_RANGE, Activation, Conv, Network
 from srgan_fast.architecture.quantization import int8_convs
-from srgan_fast.architecture.zoo import ARCHITECTURES, SRVGG_ACTIVATIONS, build, msrresnet, srresnet, srvgg_compact
+from srgan_fast.architecture.zoo import (ARCHITECTURES, SRVGG_ACTIVATIONS, build, msrresnet, rrdbnet, srresnet,
+                                         srvgg_compact)
 
 # The integer full scale of each image dtype, which maps onto [0, 1]; float32 is taken as [0, 1] already.
 FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
 
 __all__ = ["ARCHITECTURES", "FULL_SCALE", "IMAGE", "INPUT_RANGE", "OUTPUT_RANGE", "Activation", "Conv", "Network",
-           "SRVGG_ACTIVATIONS", "build", "int8_convs", "msrresnet", "srresnet", "srvgg_compact"]
+           "SRVGG_ACTIVATIONS", "build", "int8_convs", "msrresnet", "rrdbnet", "srresnet",
+           "srvgg_compact"]
 

@@ -9,7 +9,10 @@ a smooth 16-bit gradient by up to 5 levels of 8 bits, the rest of the trunk by l
   * the first and last convs: they read and write the image itself;
   * the conv reading the first conv's output, and the one adding that output back across the trunk (the long
     skip carries the image's low frequencies);
-  * the upsampling convs (a pixel shuffle, or a level above 1): no later layer averages their noise.
+  * the upsampling convs (a pixel shuffle, a nearest upsampling, or a level above the first conv's, which is
+    below 1 where the input is unshuffled): no later layer averages their noise.
+
+A conv reading a concatenation (ESRGAN's dense blocks) reads the first conv's output when any of its inputs is it.
 
 TensorRT's codes are no finer (127 levels a side, symmetric, entropy-clipped), so the same convs stay float there.
 """
@@ -22,10 +25,11 @@ def int8_convs(network: Network) -> list[str]:
     """Names of the convs whose input is quantized, in layer order (see the module docstring for the others)."""
     layers = network.layers
     by_name = {conv.name: conv for conv in layers}
-    first = layers[0].name
+    first, trunk = layers[0].name, layers[0].result_level
 
     def long_skip(conv: Conv) -> bool:
-        return conv.residual == first and by_name[conv.source].source != first
+        return conv.residual == first and all(first not in by_name[name].inputs for name in conv.inputs)
 
     return [conv.name for conv in layers[1:-1]
-            if conv.shuffle == 1 and conv.level == 1 and conv.source != first and not long_skip(conv)]
+            if conv.shuffle == 1 and conv.upsample == 1 and conv.level == trunk and first not in conv.inputs
+            and not long_skip(conv)]

@@ -20,6 +20,7 @@ import numpy as np
 
 from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
+from srgan_fast.backends.native_backend import engine_refusal
 from srgan_fast.weights import GeneratorWeights
 
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16", np.dtype(np.float32): "float32"}
@@ -112,7 +113,7 @@ class CudaBackend(Backend):
 
     def __init__(self, weights: GeneratorWeights, device: str = "cuda", precision: str = "fp16", *,
                  batch_size: int = 8, use_graphs: bool = True, fuse_blocks: bool = False):
-        reason = self.unavailable_reason()
+        reason = self.unavailable_reason() or engine_refusal(weights.network, "CUDA")
         if reason:
             raise BackendUnavailable(reason)
         if precision not in self.supported_precisions(device):

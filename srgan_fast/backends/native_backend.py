@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from srgan_fast.architecture import Conv, Network
 from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.weights import GeneratorWeights
@@ -110,6 +111,30 @@ def _shared_engine(weights: GeneratorWeights, options: dict) -> _EngineHandle:
         return handle
 
 
+def _unsupported(conv: Conv) -> str | None:
+    """What of a layer the engines' layer records (``base.engine_layers``) cannot carry: they hold one source
+    and one unscaled residual, so ESRGAN's dense and scaled layers are refused here rather than run without."""
+    if len(conv.inputs) > 1:
+        return f"it reads the concatenation of {len(conv.inputs)} outputs (a dense connection)"
+    if conv.unshuffle > 1:
+        return f"it reads its input pixel-unshuffled by {conv.unshuffle}"
+    if conv.upsample > 1:
+        return f"it reads its input upsampled x{conv.upsample} (nearest)"
+    if conv.residual_scale != 1.0 or conv.outer_residual is not None:
+        return "it scales its residual or adds a second one (a residual-in-residual)"
+    return None
+
+
+def engine_refusal(network: Network, engine: str) -> str | None:
+    """Why the ``engine`` ("native", "CUDA") engine cannot run ``network``, on one line naming the first layer
+    it cannot run; None when the layer records carry every layer."""
+    for index, conv in enumerate(network.layers):
+        why = _unsupported(conv)
+        if why is not None:
+            return f"{network.architecture}: the {engine} engine cannot run layer {index} {conv.name!r}: {why}"
+    return None
+
+
 def _build_engine(weights: GeneratorWeights, options: dict):
     network = weights.network
     try:
@@ -140,7 +165,7 @@ class NativeBackend(Backend):
                  threads: int = 0, path: str = "auto", calibration_images: str | None = None):
         """threads: 0 = every core; path: 'auto', or force 'avx512' | 'avx2' | 'scalar' | 'reference';
         calibration_images (int8): a folder of sample images to calibrate from (see native_int8.table_for)."""
-        reason = self.unavailable_reason()
+        reason = self.unavailable_reason() or engine_refusal(weights.network, "native")
         if reason:
             raise BackendUnavailable(reason)
         if device != "cpu":

@@ -85,17 +85,21 @@ class NetworkModule(nn.Module):
         prelu = _prelu_module_name(conv)
         return conv.activation.slope if prelu is None else self.get_submodule(prelu).weight
 
-    def _layer(self, conv: Conv, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+    def _layer(self, conv: Conv, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         conv_module = self.get_submodule(conv.name)
         bn = self.get_submodule(conv.batch_norm) if self.batch_norm and conv.batch_norm is not None else None
+        x = _torch_impl.conv_prologue([outputs[name] for name in conv.inputs], unshuffle=conv.unshuffle,
+                                      upsample=conv.upsample)
+        residual, outer = (None if name is None else outputs[name] for name in (conv.residual, conv.outer_residual))
         return _torch_impl.conv_epilogue(x, conv_module.weight, conv_module.bias, shuffle=conv.shuffle,
-                                         slopes=self._slopes(conv), residual=residual, batch_norm=bn)
+                                         slopes=self._slopes(conv), residual=residual, batch_norm=bn,
+                                         residual_scale=conv.residual_scale, outer_residual=outer,
+                                         outer_residual_scale=conv.outer_residual_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = {IMAGE: x}
         for conv, release in zip(self.network.layers, self._release):
-            residual = outputs[conv.residual] if conv.residual is not None else None
-            outputs[conv.name] = self._layer(conv, outputs[conv.source], residual)
+            outputs[conv.name] = self._layer(conv, outputs)
             for name in release:
                 del outputs[name]
         y = outputs[self.network.layers[-1].name]

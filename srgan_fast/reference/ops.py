@@ -12,11 +12,27 @@ import torch.nn.functional as F
 IMAGE_SKIP_MODES = ("nearest", "bilinear")
 
 
+def conv_prologue(inputs: list[torch.Tensor], *, unshuffle: int = 1, upsample: int = 1) -> torch.Tensor:
+    """A layer's conv input, in the order of ``srgan_fast.architecture.layers``: the inputs concatenated along
+    channels (ESRGAN's dense connections), PixelUnshuffle(unshuffle) (Real-ESRGAN ×2), nearest ×upsample
+    (ESRGAN's upsampling). inputs: [N, Ci, H, W] each -> [N, ΣCi·unshuffle², H·upsample/unshuffle, ...].
+    Each step rebinds ``x``, so one tensor of its own is alive when the conv runs. No engine runs these yet;
+    the ONNX graph writes them as Concat, a Reshape/Transpose and Resize."""
+    x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
+    if unshuffle > 1:
+        x = F.pixel_unshuffle(x, unshuffle)
+    if upsample > 1:
+        x = F.interpolate(x, scale_factor=upsample, mode="nearest")
+    return x
+
+
 def conv_epilogue(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, shuffle: int = 1,
                   slopes: torch.Tensor | float | None = None, residual: torch.Tensor | None = None,
-                  batch_norm: torch.nn.Module | None = None) -> torch.Tensor:
+                  batch_norm: torch.nn.Module | None = None, residual_scale: float = 1.0,
+                  outer_residual: torch.Tensor | None = None, outer_residual_scale: float = 1.0) -> torch.Tensor:
     """One layer of ``srgan_fast.architecture.layers``, in its order: k×k conv with "same" zero padding
-    + bias, PixelShuffle(shuffle), activation, + residual.
+    + bias, PixelShuffle(shuffle), activation, y·residual_scale + residual, y·outer_residual_scale +
+    outer_residual (ESRGAN's scaled residuals, each its own rounding as in ESRGAN's ``x5 * 0.2 + x``).
 
     x: [N, Cin, H, W]; weight: [Cout, Cin, k, k] (k odd); bias: [Cout] or None; slopes: PReLU's learned slopes
     [Cout / shuffle²], one fixed slope for every channel (LeakyReLU; 0 is ReLU), or None; residual:
@@ -41,8 +57,9 @@ def conv_epilogue(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         y = F.prelu(y, slopes)
     elif slopes is not None:
         y = F.leaky_relu(y, float(slopes))
-    if residual is not None:
-        y = y + residual
+    for add, scale in ((residual, residual_scale), (outer_residual, outer_residual_scale)):
+        if add is not None:
+            y = (y if scale == 1.0 else y * scale) + add
     return y
 
 

@@ -3,7 +3,7 @@
 ``detect(state_dict)`` unwraps the usual checkpoint containers, finds the layout whose keys it has, derives
 that architecture's parameters from the keys and shapes, and returns the description with its tensors under
 the description's names, BatchNorm folded. Each architecture's readers sit beside its description
-(``srgan_fast.architecture.paper``, ``basicsr``, ``realesrgan``); the layouts they read:
+(``srgan_fast.architecture.paper``, ``basicsr``, ``realesrgan``, ``esrgan``); the layouts they read:
 
   srgan_fast srresnet        head, head_prelu, blocks.i.{conv1,prelu,conv2}[, blocks.i.bn1/bn2, trunk_bn],
                              trunk_conv, upsample.j.{conv,prelu}, tail
@@ -13,6 +13,10 @@ the description's names, BatchNorm folded. Each architecture's readers sit besid
                              conv_output (its BatchNorm form; LeakyReLU 0.2 as fixed PReLU slopes)
   BasicSR MSRResNet          conv_first, body.i.{conv1,conv2}, upconv1[, upconv2], conv_hr, conv_last
   Real-ESRGAN SRVGGNetCompact  body.{0,2,..,2N+2} convs, body.{1,3,..} PReLU slopes
+  BasicSR/Real-ESRGAN RRDBNet  conv_first (3 input channels: x4; 12: x2 on the unshuffled input),
+                             body.i.rdb{1,2,3}.conv{1..5}, conv_body, conv_up1, conv_up2, conv_hr, conv_last
+  ESRGAN RRDBNet             model.0, model.1.sub.i.RDB{1,2,3}.conv{1..5}.0, model.1.sub.N (N blocks: conv_body),
+                             model.3, model.6, model.8, model.10 (x4)
 
 Layouts it recognises and refuses, because no description can represent them: leftthomas/SRGAN (a tanh
 output) and twtygqyy's InstanceNorm SRResNet (normalisation by each image's own statistics).

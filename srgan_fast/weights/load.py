@@ -5,7 +5,7 @@ A weights file holds the folded (inference) network, float32, under the tensor n
 
   format              "srgan_fast.generator/1"
   name                model name, e.g. "srresnet"
-  architecture        "srresnet" | "msrresnet" | "srvgg_compact"
+  architecture        "srresnet" | "msrresnet" | "srvgg_compact" | "rrdbnet"
   architecture_params JSON of the architecture's parameters, e.g. {"num_blocks": 16, "channels": 64, "scale": 4};
                       absent in files written before it existed: then num_blocks/channels/scale (srresnet)
   scale "4"  input_range "0,1"  output_range "0,1"

@@ -1,0 +1,246 @@
+"""ESRGAN's RRDBNet from the description against RRDBNet written out here from the paper (Wang et al., 2018,
+as BasicSR/Real-ESRGAN implement it), and every path derived from the description: ONNX, the torch backend,
+tiling, receptive radius, FLOPs, the memory estimate, and the engines' refusal.
+
+Small networks (a block or two, 8-16 channels) keep it fast; the full-size description is checked by counts.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+nn = torch.nn
+
+from test_architectures import LiveTensorValues  # noqa: E402
+from srgan_fast.architecture import rrdbnet  # noqa: E402
+from srgan_fast.reference.module import build_module  # noqa: E402
+from srgan_fast.weights import random_weights, weights_for  # noqa: E402
+from srgan_fast.weights.detect import detect  # noqa: E402
+
+needs_onnxruntime = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")),
+                                       reason="onnx or onnxruntime is not installed")
+
+
+class DenseBlock(nn.Module):
+    """Residual dense block: conv k reads the block input and every earlier conv's output; 0.2 × conv5 + input."""
+
+    def __init__(self, channels, growth):
+        super().__init__()
+        for k in range(1, 5):
+            setattr(self, f"conv{k}", nn.Conv2d(channels + (k - 1) * growth, growth, 3, 1, 1))
+        self.conv5 = nn.Conv2d(channels + 4 * growth, channels, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x):
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, channels, growth):
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = (DenseBlock(channels, growth) for _ in range(3))
+
+    def forward(self, x):
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class PaperRRDBNet(nn.Module):
+    """The generator: trunk of RRDBs with a long skip, two nearest ×2 + conv stages, HR conv, last conv;
+    ×2 runs it on the input pixel-unshuffled by 2 (Real-ESRGAN)."""
+
+    def __init__(self, num_blocks, channels, growth, scale):
+        super().__init__()
+        self.scale = scale
+        self.conv_first = nn.Conv2d(3 * (4 // scale) ** 2, channels, 3, 1, 1)
+        self.body = nn.Sequential(*(RRDB(channels, growth) for _ in range(num_blocks)))
+        self.conv_body = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.conv_last = nn.Conv2d(channels, 3, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x):
+        feat = self.conv_first(F.pixel_unshuffle(x, 2) if self.scale == 2 else x)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+# (num_blocks, channels, growth, scale): x4 and x2 at reduced size, and the anime model's 6 blocks.
+VARIANTS = [(2, 16, 8, 4), (2, 16, 8, 2), (6, 8, 4, 4)]
+variants = pytest.mark.parametrize("params", VARIANTS, ids=lambda p: "rrdbnet-{}-{}-{}-x{}".format(*p))
+
+
+def paper_network(params, seed=0):
+    torch.manual_seed(seed)
+    return PaperRRDBNet(*params).eval()
+
+
+def numpy_state(module):
+    return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def description_module(weights):
+    module = build_module(weights.network)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.tensors.items()})
+    return module.eval()
+
+
+def images(n, h, w, seed):
+    return np.random.default_rng(seed).random((n, 3, h, w), dtype=np.float32)
+
+
+@variants
+def test_description_module_equals_the_papers_rrdbnet_exactly(params):
+    paper = paper_network(params)
+    detected = detect({"params_ema": numpy_state(paper)})
+    assert detected.network == rrdbnet(*params)
+    x = torch.from_numpy(images(2, 10, 14, seed=1))
+    with torch.no_grad():
+        expected = paper(x)
+        got = description_module(weights_for(detected.network, detected.tensors, "paper"))(x)
+    assert got.shape == (2, 3, 10 * params[3], 14 * params[3])
+    assert torch.equal(got, expected)
+
+
+@variants
+def test_module_holds_exactly_the_descriptions_tensors(params):
+    network = rrdbnet(*params)
+    assert {k: tuple(v.shape) for k, v in build_module(network).state_dict().items()} == network.tensor_shapes()
+    assert network.tensor_shapes() == {k: tuple(v.shape) for k, v in paper_network(params).state_dict().items()}
+
+
+def macs_per_input_pixel(network, trunk_pixels):
+    """The trunk's weights once per trunk pixel, conv_up1's at 2×2 those pixels, the last three's at 4×4."""
+    pixels = {"conv_up1": 4, "conv_up2": 16, "conv_hr": 16, "conv_last": 16}
+    return sum(math.prod(shape) * pixels.get(name.removesuffix(".weight"), 1) * trunk_pixels
+               for name, shape in network.tensor_shapes().items() if name.endswith(".weight"))
+
+
+def test_full_size_counts():
+    """RRDBNet's 16,697,987 parameters (RealESRGAN_x4plus); ×2 runs its trunk on a quarter of the pixels."""
+    network = rrdbnet()
+    assert sum(math.prod(s) for s in network.tensor_shapes().values()) == 16_697_987
+    assert network.flops_per_input_pixel() == 2 * macs_per_input_pixel(network, 1)
+    assert rrdbnet(scale=2).flops_per_input_pixel() == 2 * macs_per_input_pixel(rrdbnet(scale=2), 1 / 4)
+    assert len(network.layers) == 23 * 15 + 6 and network.channels == 64
+    assert rrdbnet(num_blocks=6).describe().startswith("rrdbnet(num_blocks=6, channels=64, growth=32, scale=4): x4")
+
+
+@variants
+def test_receptive_radius_is_how_far_a_pixel_reaches(params):
+    params = (1, *params[1:])
+    network = rrdbnet(*params)
+    module = description_module(random_weights(network, seed=7)).double()
+    size, centre, s = 80, 40, network.scale  # even: ×2 unshuffles the input by 2
+    x = torch.rand(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    y = x.clone()
+    y[0, :, centre, centre] += 1.0
+    with torch.no_grad():
+        changed = (module(x) - module(y)).abs().amax(dim=(0, 1)) > 0
+    rows = changed.any(dim=1).nonzero().flatten()
+    reach = max(s * centre - int(rows.min()), int(rows.max()) - (s * centre + s - 1))
+    assert math.ceil(reach / s) == math.ceil(network.receptive_radius())
+
+
+@variants
+def test_peak_activation_values_are_the_modules_live_set(params):
+    network = rrdbnet(*params)
+    module = build_module(network).eval()
+    h, w = 12, 10
+    x = torch.rand(1, 3, h, w)
+    mode = LiveTensorValues()
+    mode.storages.update(p.untyped_storage().data_ptr() for p in module.parameters())
+    with torch.no_grad(), mode:
+        module(x)
+    assert mode.peak + 3 * h * w == network.peak_activation_values_per_input_pixel() * h * w
+
+
+@variants
+@needs_onnxruntime
+def test_onnx_through_onnxruntime_equals_the_module(params):
+    import onnxruntime
+
+    from srgan_fast.backends.onnx_graph import build_onnx_model
+
+    weights = random_weights(rrdbnet(*params), seed=3)
+    x = images(2, 10, 12, seed=4)
+    with torch.no_grad():
+        reference = description_module(weights).double()(torch.from_numpy(x).double()).numpy()
+    for tile in ((10, 12), None):
+        model = build_onnx_model(weights, tile=tile)
+        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        y = session.run(None, {"image": x})[0]
+        assert y.shape == reference.shape
+        assert np.abs(y - reference).max() <= 1e-5 * np.abs(reference).max(), tile
+    props = {p.key: p.value for p in model.metadata_props}
+    assert (props["architecture"], props["scale"]) == ("rrdbnet", str(params[3]))
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("onnxruntime", marks=needs_onnxruntime)])
+@pytest.mark.parametrize("params", [(1, 8, 4, 4), (1, 8, 4, 2)], ids=["x4", "x2"])
+def test_backends_run_it_like_the_reference(backend, params):
+    from srgan_fast.backends import get_backend_class
+
+    weights = random_weights(rrdbnet(*params), seed=5)
+    tiles = np.random.default_rng(6).random((2, 8, 10, 3), dtype=np.float32)
+    got = get_backend_class(backend)(weights, "cpu", "fp32").run(tiles)
+    with torch.no_grad():
+        reference = description_module(weights).double()(torch.from_numpy(tiles.transpose(0, 3, 1, 2)).double())
+    expected = reference.clamp(0, 1).numpy().transpose(0, 2, 3, 1)
+    assert got.shape == expected.shape == (2, 8 * params[3], 10 * params[3], 3)
+    assert np.abs(got - expected).max() <= 1e-5
+
+
+def test_tiled_equals_untiled_on_the_torch_backend_with_the_derived_halo():
+    from srgan_fast.backends.torch_backend import TorchBackend
+    from srgan_fast.tiler.plan import plan_tiles
+
+    weights = random_weights(rrdbnet(1, 8, 4, 4), seed=9)
+    backend = TorchBackend(weights, "cpu", "fp32")
+    image = np.random.default_rng(10).random((1, 70, 64, 3), dtype=np.float32)
+    whole = backend.run(image)[0]
+    plan = plan_tiles((70, 64), 12, math.ceil(weights.network.receptive_radius()))
+    assert plan.num_windows > 1
+    tiled = np.full_like(whole, np.nan)
+    for window, in_window, in_image in plan.windows(weights.scale):
+        tiled[in_image] = backend.run(np.ascontiguousarray(image[(0, *window)])[None])[0][in_window]
+    assert np.abs(tiled - whole).max() <= 1e-5
+
+
+@pytest.mark.parametrize("scale, layer", [(4, "layer 2 'body.0.rdb1.conv2': it reads the concatenation of 2 "
+                                                "outputs (a dense connection)"),
+                                          (2, "layer 0 'conv_first': it reads its input pixel-unshuffled by 2")])
+def test_the_engines_refuse_it_by_name_on_one_line(scale, layer):
+    from srgan_fast.backends import BackendUnavailable
+    from srgan_fast.backends.native_backend import NativeBackend, engine_refusal
+
+    network = rrdbnet(1, 8, 4, scale)
+    assert engine_refusal(network, "CUDA") == f"rrdbnet: the CUDA engine cannot run {layer}"
+    if NativeBackend.unavailable_reason() is not None:
+        pytest.skip(f"native engine: {NativeBackend.unavailable_reason()}")
+    with pytest.raises(BackendUnavailable) as refused:
+        NativeBackend(random_weights(network))
+    assert str(refused.value) == f"rrdbnet: the native engine cannot run {layer}"
+
+
+def test_a_layer_with_only_a_scaled_residual_is_refused_too():
+    from srgan_fast.architecture import Conv, Network
+    from srgan_fast.backends.native_backend import engine_refusal
+
+    network = Network("test", {}, 1, (Conv("a", 3, 3, 3, 1), Conv("b", 3, 3, 3, 1, "a", residual="a",
+                                                                   residual_scale=0.5)))
+    assert engine_refusal(network, "native") == ("test: the native engine cannot run layer 1 'b': it scales its "
+                                                 "residual or adds a second one (a residual-in-residual)")
