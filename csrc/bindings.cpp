@@ -183,7 +183,9 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("int8_code_max", &CpuEngine::int8_code_max)
       .def_property_readonly("threads", &CpuEngine::threads)
       .def_property_readonly("scale", &CpuEngine::scale)
-      .def_property_readonly("num_layers", &CpuEngine::num_layers);
+      .def_property_readonly("num_layers", &CpuEngine::num_layers)
+      .def_property_readonly("seam_tiles", &CpuEngine::seam_tiles,
+                             "Per layer, the output tile (rows = columns) its kernel computes as one.");
 
   py::module_ ops = m.def_submodule("ops", "Each fused op alone, for tests: NHWC float32 feature maps.");
   bind_ops(ops);

@@ -4,7 +4,6 @@ from __future__ import annotations
 import glob
 import importlib.util
 import logging
-import math
 import os
 import sys
 import threading
@@ -20,6 +19,7 @@ from srgan_fast.tiler.ensemble import self_ensemble
 from srgan_fast.options import format_bytes, parse_device, parse_precision, parse_tile
 from srgan_fast.tiler.output_size import OutputSize, resize
 from srgan_fast.tiler.plan import TilePlan, auto_tile, plan_tiles
+from srgan_fast.tiler.seams import seam_geometry
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
 
 log = logging.getLogger("srgan_fast")
@@ -106,7 +106,9 @@ class Upscaler:
         if backend == "auto":
             log.info("srgan_fast: auto picked backend %s", self.backend.describe())
         self.scale = self.weights.network.scale
-        self.halo = math.ceil(self.weights.network.receptive_radius())
+        # Window margins and grid: the receptive radius, widened and aligned to the output tiles the backend's
+        # kernels compute as one, so that tiled results are the untiled bits (tiler/seams.py).
+        self.seams = seam_geometry(self.weights.network, self.backend.seam_tiles())
         self.memory_budget = memory_budget or DEFAULT_MEMORY_BUDGET[device_kind]
         self._plans: dict[tuple[int, int], TilePlan] = {}
         self._plans_lock = threading.Lock()
@@ -157,9 +159,9 @@ class Upscaler:
         """The tiling used for images of this size (made once per size)."""
         with self._plans_lock:
             if image_hw not in self._plans:
-                tile = self.tile or auto_tile(image_hw, self.halo, self.backend.bytes_per_input_pixel(),
+                tile = self.tile or auto_tile(image_hw, self.seams, self.backend.bytes_per_input_pixel(),
                                               self.memory_budget)
-                self._plans[image_hw] = plan_tiles(image_hw, tile, self.halo)
+                self._plans[image_hw] = plan_tiles(image_hw, tile, self.seams)
             return self._plans[image_hw]
 
     def upscale(self, image, *, outscale: float | None = None, size: tuple[int, int] | None = None,

@@ -10,6 +10,7 @@ import pytest
 
 from srgan_fast import Upscaler
 from srgan_fast.architecture import msrresnet, srresnet, srvgg_compact
+from srgan_fast.tiler.seams import SeamGeometry
 from srgan_fast.weights import random_weights
 
 pytestmark = pytest.mark.native
@@ -89,7 +90,7 @@ def test_tiled_equals_untiled_with_the_derived_halo(name):
     image = np.random.default_rng(8).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     whole = native(weights)(image)
     tiled_upscaler = native(weights, tile=9)
-    assert tiled_upscaler.halo == math.ceil(weights.network.receptive_radius())
+    assert tiled_upscaler.seams == SeamGeometry.plain(math.ceil(weights.network.receptive_radius()))
     assert tiled_upscaler.plan(image.shape[:2]).num_windows > 1
     tiled = tiled_upscaler(image)
     assert tiled.shape == whole.shape == (37 * weights.scale, 53 * weights.scale, 3)

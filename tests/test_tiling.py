@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from conftest import random_generator_weights
 from srgan_fast.api import Upscaler
 from srgan_fast.tiler.plan import MIN_TILE, auto_tile, plan_axis, plan_tiles
+from srgan_fast.tiler.seams import SeamGeometry
 
 WEIGHTS = random_generator_weights(num_blocks=2, channels=8)
 
@@ -40,7 +41,7 @@ def test_tiled_equals_untiled_float_at_full_depth():
     weights = random_generator_weights(num_blocks=16, channels=4, seed=3)
     image = np.random.default_rng(1).random((150, 131, 3), dtype=np.float32)
     whole, tiled, plan = _untiled_and_tiled(image, 24, weights)
-    assert plan.halo == 40 and plan.num_windows > 4
+    assert plan.seams.before == 40 and plan.num_windows > 4
     assert np.abs(whole - tiled).max() < 1e-5
 
 
@@ -68,15 +69,21 @@ def test_auto_tile_respects_the_memory_budget():
     assert small.num_windows == 1 and small.overhead == 1.0
 
 
+seam_geometries = st.one_of(
+    st.builds(SeamGeometry.plain, st.integers(0, 40)),
+    st.builds(lambda before, after: SeamGeometry(12, before, tuple(after)), st.integers(0, 40),
+              st.lists(st.integers(0, 40), min_size=12, max_size=12)))
+
+
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 400), st.integers(1, 400), st.integers(0, 40), st.integers(40 * 40, 300 * 300))
-def test_auto_tile_finds_the_cheapest_plan_that_fits(height, width, halo, max_pixels):
+@given(st.integers(1, 400), st.integers(1, 400), seam_geometries, st.integers(40 * 40, 300 * 300))
+def test_auto_tile_finds_the_cheapest_plan_that_fits(height, width, seams, max_pixels):
     """Against a search over every pair of even splits: nothing that fits computes fewer pixels."""
-    plan = plan_tiles((height, width), auto_tile((height, width), halo, 1, max_pixels), halo)
+    plan = plan_tiles((height, width), auto_tile((height, width), seams, 1, max_pixels), seams)
 
     def splits(length):  # (window length, window count) for every core size auto_tile may use
         cores = range(min(MIN_TILE, length), length + 1)
-        return {(window, len(pieces)) for window, pieces in (plan_axis(length, t, halo) for t in cores)}
+        return {(window, len(pieces)) for window, pieces in (plan_axis(length, t, seams) for t in cores)}
 
     fitting = [nh * nw * wh * ww for wh, nh in splits(height) for ww, nw in splits(width) if wh * ww <= max_pixels]
     if fitting:

@@ -330,6 +330,18 @@ void CpuEngine::run_banded(const Step& upsampler, const Step& tail, DType dtype,
   }
 }
 
+std::vector<int> CpuEngine::seam_tiles() const {
+  std::vector<int> tiles(maps_.size(), 1);
+  if (!kernels_) return tiles;  // the reference path convolves directly
+  const bool bf16 = float_precision_ == Precision::bf16;
+  for (const Step& step : steps_) {
+    const int layer = step.kind == StepKind::tail ? int(maps_.size()) - 1 : step.output;
+    if (step.kind == StepKind::conv3x3) tiles[layer] = bf16 ? 2 : 4;  // F(2x2) in bf16, F(4x4) in fp32
+    if (step.kind == StepKind::tail && !bf16) tiles[layer] = 3;      // nine 3x3 sub-kernels by F(3x3)
+  }
+  return tiles;
+}
+
 void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare(n, h, w);

@@ -44,6 +44,10 @@ class CpuEngine {
   int threads() const { return threads_; }
   int scale() const { return scale_; }
   int num_layers() const { return int(maps_.size()); }
+  // Per network layer, the rows and columns of the output tile its kernel computes as one (Winograd's M; 1
+  // for direct convolutions and for the int8 Winograd, whose integers equal the direct sums). A tile's bits
+  // depend on its whole input patch, so the tiler aligns windows to these tiles (tiler/seams.py).
+  std::vector<int> seam_tiles() const;
 
  private:
   enum class StepKind { head, conv3x3, conv3x3_int8, quantize, tail };

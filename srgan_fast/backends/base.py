@@ -51,6 +51,12 @@ class Backend(abc.ABC):
         """Peak working memory per input pixel of a tile; the tiler sizes tiles from it."""
         return 10_000
 
+    def seam_tiles(self) -> tuple[int, ...] | None:
+        """Per layer of the network, the output tile (rows = columns) its kernel computes as one, whose bits
+        depend on the tile's whole input patch (Winograd); None: every output pixel is computed on its own, or
+        the backend does not say. The tiler aligns windows to these tiles (tiler/seams.py)."""
+        return None
+
     def saturating_batch_pixels(self) -> int | None:
         """Input pixels per call past which a bigger batch runs no faster; None: none known (fill the memory
         budget). The tiler and the server's scheduler cap batches there: past it a batch only costs memory."""

@@ -1,17 +1,21 @@
 """Seam-free tiling: any image size at a memory cost bounded by the tile, with the untiled result.
 
 Every window (the piece the network runs on) has one shape, so backends with fixed shapes (CUDA graphs,
-TensorRT) build once. Each window carries a halo of at least the network's receptive radius on every side
-that is not the image border, and only its core is kept; the cores partition the image. An output pixel of a
-core therefore sees exactly the input it sees in the untiled network: real pixels inside the image and the
-same zero padding beyond the image border (a window side that lies on the border pads there, like the
-whole image does). Tiled and untiled results differ only by float rounding.
+TensorRT) build once. Each window carries a margin on every side that is not the image border, and only its
+core is kept; the cores partition the image. The margins (``seams.SeamGeometry``) are at least the network's
+receptive radius, so an output pixel of a core sees exactly the input it sees in the untiled network: real
+pixels inside the image and the same zero padding beyond the image border (a window side that lies on the
+border pads there, like the whole image does). Where the backend declares the output tiles its kernels
+compute as one, windows also start on those tiles and the margins cover how far a tile's rounding reaches:
+then tiled and untiled results are the same bits.
 """
 from __future__ import annotations
 
 import functools
 import math
 from dataclasses import dataclass
+
+from srgan_fast.tiler.seams import SeamGeometry
 
 MIN_TILE = 16
 
@@ -27,7 +31,7 @@ class AxisPiece:
 class TilePlan:
     image_hw: tuple[int, int]
     window_hw: tuple[int, int]  # every window has this shape
-    halo: int
+    seams: SeamGeometry
     rows: tuple[AxisPiece, ...]
     cols: tuple[AxisPiece, ...]
 
@@ -55,43 +59,52 @@ class TilePlan:
                 yield window, in_window, in_image
 
 
-def plan_axis(length: int, tile: int, halo: int) -> tuple[int, tuple[AxisPiece, ...]]:
+def plan_axis(length: int, tile: int, seams: SeamGeometry) -> tuple[int, tuple[AxisPiece, ...]]:
     """Split one axis into cores of at most ``tile`` pixels; returns (window length, pieces)."""
-    if length <= tile + 2 * halo:
+    grid, before = seams.grid, seams.before
+    if length <= tile + before + seams.after(length):
         return length, (AxisPiece(0, 0, length),)
     count = math.ceil(length / tile)
     bounds = [round(i * length / count) for i in range(count + 1)]
-    window = min(max(b - a for a, b in zip(bounds, bounds[1:])) + 2 * halo, length)
+    # Every window starts on the grid, the last one at length - window: so window = length (mod grid), which
+    # also fixes where each window ends relative to the tiles, and so the margin after its core.
+    after = seams.after(length)
+    window = max(b - a for a, b in zip(bounds, bounds[1:])) + before + after + grid - 1
+    window = min(window + (length - window) % grid, length)
     pieces = []
     for start, stop in zip(bounds, bounds[1:]):
-        # Centre the window on its core, then slide it inside the image: a side that then lies on the
-        # border needs no halo there, and the other side only gains context.
-        window_start = min(max(start - halo, 0), length - window)
+        # The last grid line at least `before` ahead of the core, then slid inside the image: a side that then
+        # lies on the border needs no margin there, and the other side only gains context.
+        window_start = min(max((start - before) // grid * grid, 0), length - window)
         pieces.append(AxisPiece(window_start, start, stop))
     return window, tuple(pieces)
 
 
-def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], halo: int) -> TilePlan:
-    """Windows covering an H×W image with cores of at most ``tile`` (int or (h, w)) input pixels."""
+def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], seams: SeamGeometry | int) -> TilePlan:
+    """Windows covering an H×W image with cores of at most ``tile`` (int or (h, w)) input pixels; ``seams``: the
+    margins and grid (an int: a halo of that many pixels on both sides, windows starting anywhere)."""
+    seams = SeamGeometry.plain(seams) if isinstance(seams, int) else seams
     tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
     if min(tile_h, tile_w) < 1:
         raise ValueError(f"tile size must be positive, got {tile}")
-    window_h, rows = plan_axis(image_hw[0], tile_h, halo)
-    window_w, cols = plan_axis(image_hw[1], tile_w, halo)
-    return TilePlan(tuple(image_hw), (window_h, window_w), halo, rows, cols)
+    window_h, rows = plan_axis(image_hw[0], tile_h, seams)
+    window_w, cols = plan_axis(image_hw[1], tile_w, seams)
+    return TilePlan(tuple(image_hw), (window_h, window_w), seams, rows, cols)
 
 
-def auto_tile(image_hw: tuple[int, int], halo: int, bytes_per_pixel: int, memory_budget: int) -> tuple[int, int]:
+def auto_tile(image_hw: tuple[int, int], seams: SeamGeometry | int, bytes_per_pixel: int,
+              memory_budget: int) -> tuple[int, int]:
     """The (rows, cols) core size whose plan computes the fewest pixels with every window inside the budget.
 
     Windows need not be square: on the CPU budget a 1920×1080 frame is cheaper as 6 full-height windows than
     as 12 squares, because halos cost less where cores are longer. Every pair of per-axis splits into cores of
     at least MIN_TILE is tried (about 32,000 pairs at 4K, done once per image size); ties go to fewer windows.
     """
+    seams = SeamGeometry.plain(seams) if isinstance(seams, int) else seams
     max_pixels = memory_budget // bytes_per_pixel
     best = None
-    for tile_h, window_h, count_h in axis_splits(image_hw[0], halo):
-        for tile_w, window_w, count_w in axis_splits(image_hw[1], halo):
+    for tile_h, window_h, count_h in axis_splits(image_hw[0], seams):
+        for tile_w, window_w, count_w in axis_splits(image_hw[1], seams):
             if window_h * window_w <= max_pixels:
                 cost = (count_h * count_w * window_h * window_w, count_h * count_w)
                 if best is None or cost < best[0]:
@@ -100,11 +113,11 @@ def auto_tile(image_hw: tuple[int, int], halo: int, bytes_per_pixel: int, memory
 
 
 @functools.lru_cache(maxsize=64)
-def axis_splits(length: int, halo: int) -> tuple[tuple[int, int, int], ...]:
+def axis_splits(length: int, seams: SeamGeometry) -> tuple[tuple[int, int, int], ...]:
     """(core size, window length, window count) of ``plan_axis`` for each count of cores of >= MIN_TILE."""
     splits = []
     for count in range(1, math.ceil(length / MIN_TILE) + 1):
         tile = math.ceil(length / count)
-        window, pieces = plan_axis(length, tile, halo)
+        window, pieces = plan_axis(length, tile, seams)
         splits.append((tile, window, len(pieces)))
     return tuple(splits)
