@@ -42,7 +42,8 @@ def _ray_group(parser: argparse.ArgumentParser, what: str, workers: str) -> argp
 def register_ray_options(parser: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]`` and the options that only a run on Ray has, as a group of the upscale command."""
     group = _ray_group(parser, "run on a Ray cluster, inputs and outputs may be s3://, gs://, ... URIs",
-                       "autoscaled up to what the cluster holds")
+                       "as many as the cluster's free CPUs hold, --threads-per-worker each, or its GPUs with "
+                       "--gpus-per-worker; at most one per batch")
     group.add_argument("--files-per-batch", type=_positive_int, default=1, metavar="N",
                        help="files per Ray task; a worker that dies redoes its batch (default: %(default)s)")
     group.add_argument("--report", metavar="PATH", help="JSON-lines report, one line per file (default: "
@@ -75,13 +76,19 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
             threads_per_worker=args.threads_per_worker, files_per_batch=args.files_per_batch,
             overwrite=args.overwrite, resume=args.resume, report=args.report, max_pixels=args.max_pixels,
             tta=args.tta, outscale=args.outscale, width=args.width, height=args.height, name=args.name,
-            quality=args.quality, background=args.background, calibration_images=args.calibration_images)
+            quality=args.quality, background=args.background, calibration_images=args.calibration_images,
+            quiet=args.quiet)
     except (ValueError, OSError) as exc:  # the inputs or output as given cannot be used (or collide)
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except ray.exceptions.RayError as exc:  # the workers could not start (their first line says why)
         print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:
+        return report_stop(interrupt, "the outputs written are complete, no partial files left; run it again to "
+                           "finish")
+    for line in summary.notes:
+        print(f"note: {line}", file=sys.stderr)
     for line in summary.problems:
         print(f"error: {line}", file=sys.stderr)
     for result in summary.results:

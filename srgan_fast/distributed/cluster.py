@@ -1,9 +1,18 @@
-"""Ray itself, for the image and video runs alike: importing it, connecting for one run, and how many workers
-the options and the cluster allow."""
+"""Ray itself, for the image and video runs and ``serve --ray`` alike: importing it, connecting (keeping this
+process's stop signals), and how many workers the options and the cluster allow."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
 from typing import Iterator
+
+from srgan_fast.io.signals import STOP_SIGNALS
 
 
 def import_ray():
@@ -16,13 +25,73 @@ def import_ray():
     return ray
 
 
+# A line of Ray's C++ logging at INFO or WARNING level: "[2026-12-07 00:22:56,602 I 13993 13993] logging.cc:303: ..."
+_RAY_CPP_NOTICE = re.compile(r"\[\d{4}-\d\d-\d\d [\d:,.]+ [IW] \d+ \d+\] ")
+
+
 @contextlib.contextmanager
-def ray_connected(ray, address: str | None) -> Iterator[None]:
+def _quiet_start(quiet: bool) -> Iterator[None]:
+    """Around ``ray.init``: Ray's C++ logging (the driver's core worker; the processes of a local instance log to
+    files) takes its level from the environment when it starts, and prints at INFO that it did so. quiet: the level
+    is set to fatal (its error lines, such as one about an actor's constructor arguments on every run, are not the
+    user's concern), and the lines Ray prints on stderr while starting are dropped, all but its errors."""
+    if not quiet:
+        yield
+        return
+    saved_level = os.environ.get("RAY_BACKEND_LOG_LEVEL")
+    os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            if saved_level is None:
+                os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
+            else:
+                os.environ["RAY_BACKEND_LOG_LEVEL"] = saved_level
+            caught.seek(0)
+            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _RAY_CPP_NOTICE.match(line)))
+
+
+def init_ray(ray, address: str | None, *, quiet: bool = False) -> None:
+    """``ray.init(address)`` that leaves this process's handlers of SIGINT, SIGTERM and SIGHUP as they were.
+
+    ray.init installs its own SIGTERM handler, which exits on the spot with status 15 and Ray's crash banner: the
+    command's own (``stop_on_signals``) would never run, so neither would the cleanup and the one stop line it
+    leads to, nor the shell's 143. Every connection to Ray goes through here, so this is said once.
+
+    quiet: Ray's own lines (its start, its warnings, the workers' output) are not shown; its errors still are.
+    A local instance started here has no dashboard: on a small machine its processes take CPU from the workers.
+    """
+    options = {}
+    if quiet:
+        options.update(logging_level=logging.ERROR, log_to_driver=False)
+    if address in (None, "local") and not os.environ.get("RAY_ADDRESS"):
+        options["include_dashboard"] = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} if main_thread else {}
+    try:
+        with _quiet_start(quiet):
+            ray.init(address=address, **options)
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:  # None: not installed from Python, cannot be put back
+                signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def ray_connected(ray, address: str | None, *, quiet: bool = False) -> Iterator[None]:
     """Use the Ray this process is already connected to, or connect (or start a local one) for this run only."""
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address)
+    init_ray(ray, address, quiet=quiet)
     try:
         yield
     finally:
@@ -39,8 +108,10 @@ def check_worker_options(workers, gpus_per_worker, threads_per_worker) -> None:
 
 
 def cluster_capacity(ray, gpus_per_worker: float, threads_per_worker: int) -> int:
-    """How many workers of this size the cluster holds now (at least one)."""
-    resources = ray.cluster_resources()
+    """How many workers of this size the cluster has room for now (at least one): its free CPUs (GPUs), so that
+    every worker of a pool sized from it can start (on a cluster shared with other work, its total would ask
+    for workers that wait for resources that other work holds)."""
+    resources = ray.available_resources()
     if gpus_per_worker:
         return max(1, int(resources.get("GPU", 0) // gpus_per_worker))
     return max(1, int(resources.get("CPU", 1) // threads_per_worker))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 import warnings
@@ -24,31 +25,40 @@ MAX_BLOCKS = 10_000
 
 
 @contextlib.contextmanager
-def _data_context(ray) -> Iterator[None]:
-    """Datasets copy the current DataContext when they are made; the setting is restored for the caller after."""
+def _data_context(ray, quiet: bool) -> Iterator[None]:
+    """Datasets copy the current DataContext when they are made; the settings are restored for the caller after.
+    quiet: Ray Data's progress, INFO and warning lines are kept off the console (its log files keep them)."""
     context = ray.data.DataContext.get_current()
-    saved = context.max_errored_blocks
+    saved = context.max_errored_blocks, context.enable_progress_bars
+    consoles = [handler for handler in logging.getLogger("ray.data").handlers if quiet and
+                isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
+    levels = [handler.level for handler in consoles]
     # A block only fails when its worker died on every attempt (each file's own failure is a row): go on with
     # the others, and report that block's files as failed.
     context.max_errored_blocks = -1
+    context.enable_progress_bars = context.enable_progress_bars and not quiet
+    for handler in consoles:
+        handler.setLevel(max(handler.level, logging.ERROR))
     try:
         yield
     finally:
-        context.max_errored_blocks = saved
+        context.max_errored_blocks, context.enable_progress_bars = saved
+        for handler, level in zip(consoles, levels):
+            handler.setLevel(level)
 
 
 def _pool_size(ray, workers: int | None, gpus_per_worker: float, threads_per_worker: int, batches: int):
-    """A fixed pool of ``workers``, or one autoscaled up to what the cluster holds now.
+    """A pool of ``workers`` actors, or of as many as the cluster has room for now; never more than batches.
 
     One task in flight per actor: the tasks queued on an actor fail with it when it dies, each using up one of
     its retries, so with more a batch that kills its worker every time would take the batches queued behind it
     down too (reported failed though their files were fine). A batch is seconds of work; dispatching the next
-    one after it costs milliseconds."""
-    if workers is not None:
-        return ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
-    capacity = cluster_capacity(ray, gpus_per_worker, threads_per_worker)
-    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(capacity, batches)),
-                                      max_tasks_in_flight_per_actor=1)
+    one after it costs milliseconds. The pool is fixed in size, started whole: Ray Data's autoscaler grows a pool
+    only while its actors have more tasks queued than they run, which never happens with one in flight each (a
+    pool from 1 to N stayed at 1 actor)."""
+    if workers is None:
+        workers = cluster_capacity(ray, gpus_per_worker, threads_per_worker)
+    return ray.data.ActorPoolStrategy(size=max(1, min(workers, batches)), max_tasks_in_flight_per_actor=1)
 
 
 def _check_options(workers, gpus_per_worker, threads_per_worker, files_per_batch) -> None:
@@ -97,7 +107,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
                   resume: bool = True, report: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                   tta: bool = False, outscale: float | None = None, width: int | None = None,
                   height: int | None = None, name: str = DEFAULT_NAME, quality: int | None = None,
-                  background: tuple[int, int, int] = WHITE, calibration_images: str | None = None) -> RunSummary:
+                  background: tuple[int, int, int] = WHITE, calibration_images: str | None = None,
+                  quiet: bool = False) -> RunSummary:
     """Upscale image files and folders on a Ray cluster, as ``srgan-fast upscale`` does on one machine.
 
     inputs, output: local paths (on a cluster, a mount every node shares) or URIs pyarrow.fs opens (s3://,
@@ -111,7 +122,8 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     calibration_images: native int8 of a model that ships no table: a folder of sample images, calibrated from
         once on the driver (refused there on one line if unusable), then read by the workers, as the inputs are.
     quality, background: JPEG/WebP quality and the colour alpha is laid over in formats without it (``save_image``).
-    workers: a fixed number of actors; None autoscales from 1 to what the cluster holds.
+    workers: the number of actors; None: as many as the cluster's free CPUs (or GPUs) hold when the run starts
+        (``threads_per_worker`` CPUs, or ``gpus_per_worker`` GPUs, each); never more than there are batches.
     gpus_per_worker: GPUs each actor reserves (0.5 puts two on a GPU); 0: CPU workers.
     threads_per_worker: CPUs a CPU actor reserves and the native engine's threads (default 1: one worker per
         core is the fastest way through many files).
@@ -125,6 +137,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
         cause, seconds, output_megapixels, warnings. Written whole at the end.
     max_pixels: inputs above this are refused (as ``load_image``).
     tta, outscale, width, height: self-ensemble and the output size, as for ``Upscaler``.
+    quiet: Ray's own lines (its start, progress, INFO logs, the workers' output) stay off the console.
 
     Failures: a file that cannot be read, is too large or runs out of memory is one failed result with its
     cause; the others go on. A worker that dies mid-file is restarted and its batch retried by Ray (up to
@@ -152,7 +165,7 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     worker_results = []
     try:
         if pending:
-            with ray_connected(ray, address), _data_context(ray):
+            with ray_connected(ray, address, quiet=quiet), _data_context(ray, quiet):
                 worker_results = _run_on_ray(ray, pending, upscaler_options, file_options, workers=workers,
                                              gpus_per_worker=gpus_per_worker, threads_per_worker=threads_per_worker,
                                              files_per_batch=files_per_batch)
@@ -167,4 +180,4 @@ def upscale_files(inputs: list[str], output: str, *, address: str | None = None,
     results.sort(key=lambda result: order[result.source, result.destination])
     report = storage.as_given(str(report)) if report else default_report_location(output, plan.output_is_file)
     write_report(report, results)
-    return RunSummary.of(results, time.perf_counter() - started, report, plan.problems)
+    return RunSummary.of(results, time.perf_counter() - started, report, plan.problems, plan.notes)

@@ -6,7 +6,7 @@ one is; a folder without images is a problem line, not an error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
@@ -27,6 +27,7 @@ class Plan:
     jobs: list[Job]
     problems: list[str]  # one line per input folder without images
     output_is_file: bool
+    notes: list[str] = field(default_factory=list)  # a file given twice: upscaled once
 
 
 def _images_in(folder: str, output: str) -> list[str]:
@@ -65,8 +66,8 @@ def collect_jobs(inputs: list[str], output: str, output_suffix: str | None = Non
                       for relative in relatives]
         else:
             found.append((item, storage.place(item), PurePosixPath(PurePosixPath(storage.resolve(item)[1]).name)))
-    pairs, _ = planned_outputs(found, lambda relative: storage.join(output, str(relative)), output_suffix, name)
-    return Plan([Job(source, destination) for source, destination in pairs], problems, False)
+    pairs, notes = planned_outputs(found, lambda relative: storage.join(output, str(relative)), output_suffix, name)
+    return Plan([Job(source, destination) for source, destination in pairs], problems, False, notes)
 
 
 def existing_destinations(plan: Plan, output: str) -> set[str]:

@@ -37,14 +37,16 @@ class RunSummary:
     report: str  # where the report was written
     problems: list[str] = field(default_factory=list)  # input folders without images
     results: list[FileResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the plan noticed: a file given twice, upscaled once
 
     @classmethod
-    def of(cls, results: list[FileResult], seconds: float, report: str, problems: list[str]) -> RunSummary:
+    def of(cls, results: list[FileResult], seconds: float, report: str, problems: list[str],
+           notes: list[str] = ()) -> RunSummary:
         def count(status: str) -> int:
             return sum(result.status == status for result in results)
 
         return cls(count(DONE), count(SKIPPED), count(FAILED), seconds,
-                   sum(result.output_megapixels for result in results), report, problems, results)
+                   sum(result.output_megapixels for result in results), report, problems, results, list(notes))
 
     @property
     def images_per_second(self) -> float:

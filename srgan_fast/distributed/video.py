@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from srgan_fast.distributed.segments import (
     upscale_segment,
 )
 from srgan_fast.distributed.worker import calibrate_on_driver, die_here_if_armed, make_upscaler
+from srgan_fast.io.atomic import _process_alive
 from srgan_fast.io.images import one_line
 from srgan_fast.tiler.output_size import OutputSize
 from srgan_fast.video.encode import (
@@ -39,6 +43,9 @@ log = logging.getLogger("srgan_fast.video")
 SEGMENT_RETRIES = 3
 # How long a failed run waits for the workers it stopped to be gone before it removes their segment folder.
 STOP_WAIT_SECONDS = 30
+# The hidden folder of a run's segments beside its output: ".{output name}.segments.{driver pid}@{host}." and
+# mkdtemp's 8 characters. The driver's pid and host tell a later run whether the run that made it is gone.
+SEGMENT_FOLDER = re.compile(r"\.(?P<name>.+)\.segments\.(?P<pid>\d+)@(?P<host>.+)\.[a-z0-9_]{8}")
 
 
 @dataclass
@@ -132,6 +139,32 @@ def _run_segments(ray, actors: list, src: str, folder: Path, suffix: str, segmen
     return [results[segment.number] for segment in segments]
 
 
+def _segment_folder(dst_path: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f".{dst_path.name}.segments.{os.getpid()}@{socket.gethostname()}.",
+                                 dir=dst_path.parent))
+
+
+def remove_abandoned_segment_folders(folder: Path) -> list[Path]:
+    """Remove the segment folders in ``folder`` whose run's driver is gone (killed: no ``finally`` ran), as a
+    local run removes the ``.partial`` files of killed runs; returns them. Only those made on this machine: the
+    pid of a driver on another node of a shared mount says nothing here, and its run may be alive."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = SEGMENT_FOLDER.fullmatch(entry.name)
+        if match is None or match["host"] != socket.gethostname() or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not _process_alive(pid):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            if not os.path.exists(entry.path):
+                removed.append(Path(entry.path))
+    return removed
+
+
 def _check_copies(source, dst: Path, format_name: str) -> None:
     """Refuse, before any work, audio or subtitles that the output format cannot take as they are."""
     av = require_av()
@@ -202,7 +235,9 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
     encoding = {"codec": codec, "crf": crf, "bitrate": bitrate, "pix_fmt": chosen_pix_fmt,
                 "encoder_options": encoder_options, "batch_size": batch_size, "on_corrupt": on_corrupt}
     resources = {"num_gpus": gpus_per_worker, "num_cpus": 1} if gpus_per_worker else {"num_cpus": threads_per_worker}
-    folder = Path(tempfile.mkdtemp(prefix=f".{dst_path.name}.segments.", dir=dst_path.parent))
+    for path in remove_abandoned_segment_folders(dst_path.parent):
+        log.warning("removed %s, the segment folder of an earlier run that was killed", path)
+    folder = _segment_folder(dst_path)
     try:
         with ray_connected(ray, address):
             actor_class = ray.remote(SegmentWorker).options(max_restarts=SEGMENT_RETRIES,
