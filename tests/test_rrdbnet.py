@@ -115,6 +115,22 @@ def test_description_module_equals_the_papers_rrdbnet_exactly(params):
     assert torch.equal(got, expected)
 
 
+def test_x2_pads_odd_sides_by_reflection_and_crops_as_real_esrgan_infers():
+    """RealESRGANer pads a ×2 model's input at the bottom and right by reflection to even sides, then crops."""
+    params = (1, 8, 4, 2)
+    paper = paper_network(params)
+    module = description_module(weights_for(rrdbnet(*params), numpy_state(paper), "paper"))
+    for h, w in ((7, 10), (10, 7), (5, 5)):
+        x = torch.from_numpy(images(1, h, w, seed=h))
+        with torch.no_grad():
+            expected = paper(F.pad(x, (0, w % 2, 0, h % 2), mode="reflect"))[..., :2 * h, :2 * w]
+            assert torch.equal(module(x), expected), (h, w)
+    with torch.no_grad():  # a 1-pixel side has no mirror: its pixel is repeated
+        x = torch.from_numpy(images(1, 1, 3, seed=0))
+        padded = F.pad(F.pad(x, (0, 1, 0, 0), mode="reflect"), (0, 0, 0, 1), mode="replicate")
+        assert torch.equal(module(x), paper(padded)[..., :2, :6])
+
+
 @variants
 def test_module_holds_exactly_the_descriptions_tensors(params):
     network = rrdbnet(*params)
@@ -189,18 +205,37 @@ def test_onnx_through_onnxruntime_equals_the_module(params):
     assert (props["architecture"], props["scale"]) == ("rrdbnet", str(params[3]))
 
 
+@needs_onnxruntime
+def test_onnx_pads_and_crops_odd_sides_like_the_module():
+    import onnxruntime
+
+    from srgan_fast.backends.onnx_graph import build_onnx_model
+
+    weights = random_weights(rrdbnet(1, 8, 4, 2), seed=3)
+    session = onnxruntime.InferenceSession(build_onnx_model(weights).SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    module = description_module(weights).double()
+    for h, w in ((1, 1), (1, 4), (3, 1), (7, 10), (9, 9)):
+        x = images(1, h, w, seed=h + w)
+        with torch.no_grad():
+            reference = module(torch.from_numpy(x).double()).numpy()
+        y = session.run(None, {"image": x})[0]
+        assert y.shape == reference.shape == (1, 3, 2 * h, 2 * w)
+        assert np.abs(y - reference).max() <= 1e-5 * np.abs(reference).max(), (h, w)
+
+
 @pytest.mark.parametrize("backend", ["torch", pytest.param("onnxruntime", marks=needs_onnxruntime)])
 @pytest.mark.parametrize("params", [(1, 8, 4, 4), (1, 8, 4, 2)], ids=["x4", "x2"])
 def test_backends_run_it_like_the_reference(backend, params):
     from srgan_fast.backends import get_backend_class
 
     weights = random_weights(rrdbnet(*params), seed=5)
-    tiles = np.random.default_rng(6).random((2, 8, 10, 3), dtype=np.float32)
+    tiles = np.random.default_rng(6).random((2, 7, 10, 3), dtype=np.float32)  # an odd side: ×2 pads it
     got = get_backend_class(backend)(weights, "cpu", "fp32").run(tiles)
     with torch.no_grad():
         reference = description_module(weights).double()(torch.from_numpy(tiles.transpose(0, 3, 1, 2)).double())
     expected = reference.clamp(0, 1).numpy().transpose(0, 2, 3, 1)
-    assert got.shape == expected.shape == (2, 8 * params[3], 10 * params[3], 3)
+    assert got.shape == expected.shape == (2, 7 * params[3], 10 * params[3], 3)
     assert np.abs(got - expected).max() <= 1e-5
 
 

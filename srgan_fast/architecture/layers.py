@@ -23,6 +23,9 @@ Layers run in list order; each reads the image or earlier layers' outputs (``sou
 output is the 3-channel image at ``scale`` × the input's resolution, to which ``image_skip`` adds the input
 upsampled (nearest or bilinear, as torch's ``interpolate`` with ``align_corners=False``). Values: the input
 image in ``INPUT_RANGE``, the output in ``OUTPUT_RANGE`` (unclamped; engines clamp when they store integers).
+A network that unshuffles the image needs sides that are multiples of ``input_multiple``: an input of other
+sides is first extended at the bottom and right by mirroring (reflect; a 1-pixel side repeats its pixel), and
+the output cropped back to scale × the input's sides, as Real-ESRGAN's inference pads for its ×2.
 
 Descriptions are plain data: ``to_dict``/``from_dict`` give JSON-ready dictionaries, which weights files
 record so that a file says what it holds.
@@ -191,6 +194,13 @@ class Network:
     def flops_per_input_pixel(self) -> float:
         """2 × multiply-adds of every conv, per input pixel (the usual convention for GFLOP/s)."""
         return 2.0 * sum(conv.multiply_adds_per_input_pixel() for conv in self.layers)
+
+    @property
+    def input_multiple(self) -> int:
+        """The image pixels along a side that one pixel of the coarsest layer covers (2 where the image is
+        unshuffled by 2, else 1): the input's sides are padded to multiples of it (see the module docstring)."""
+        coarsest = min(conv.level for conv in self.layers)
+        return round(1 / coarsest) if coarsest < 1 else 1
 
     @property
     def channels(self) -> int:

@@ -225,11 +225,39 @@ def _prologue(g: _GraphWriter, outputs: dict[str, str], conv: Conv) -> str:
     return x
 
 
+def _pad_to_even(g: _GraphWriter, x: str) -> str:
+    """As ``srgan_fast.reference.ops.pad_to_multiple`` with multiple 2: per axis of length n, Concat the rows
+    [max(n-2, 0), max(n-2, 0) + n mod 2), which is the mirrored row, the row itself where n is 1, or none."""
+    shape = g.node("Shape", [x], "image.shape")
+    two, zero = g.constant("pad.two", np.array([2], np.int64)), g.constant("pad.zero", np.array([0], np.int64))
+    for axis in (2, 3):
+        size = g.node("Gather", [shape, g.constant(f"pad.{axis}.axis", np.array([axis], np.int64))],
+                      f"pad.{axis}.size")
+        start = g.node("Max", [g.node("Sub", [size, two], f"pad.{axis}.last_but_one"), zero], f"pad.{axis}.start")
+        stop = g.node("Add", [start, g.node("Mod", [size, two], f"pad.{axis}.odd")], f"pad.{axis}.stop")
+        mirrored = g.node("Slice", [x, start, stop, f"pad.{axis}.axis"], f"pad.{axis}.mirrored")
+        x = g.node("Concat", [x, mirrored], f"pad.{axis}.padded", axis=axis)
+    return x
+
+
+def _crop(g: _GraphWriter, image: str, y: str, scale: int) -> str:
+    """y cut to scale × the unpadded image's sides."""
+    sides = g.node("Gather", [g.node("Shape", [image], "crop.image_shape"),
+                              g.constant("crop.axes", np.array([2, 3], np.int64))], "crop.sides")
+    stop = g.node("Mul", [sides, g.constant("crop.scale", np.array([scale], np.int64))], "crop.stop")
+    return g.node("Slice", [y, g.constant("crop.start", np.array([0, 0], np.int64)), stop, "crop.axes"], "crop")
+
+
 def _generator_body(g: _GraphWriter, x: str) -> str:
     """The network's layers, NCHW in the graph's float precision, in the order of ``srgan_fast.architecture.layers``:
-    the prologue, conv + bias, pixel shuffle, activation, the (scaled) residuals."""
-    outputs = {IMAGE: x}
-    for conv in g.weights.network.layers:
+    the prologue, conv + bias, pixel shuffle, activation, the (scaled) residuals; padded and cropped where the
+    network needs sides of a multiple (``Network.input_multiple``)."""
+    network = g.weights.network
+    if network.input_multiple > 2:
+        raise ValueError(f"{network.architecture}: the graph pads inputs to even sides only, got a network needing "
+                         f"multiples of {network.input_multiple}")
+    outputs = {IMAGE: x if network.input_multiple == 1 else _pad_to_even(g, x)}
+    for conv in network.layers:
         y = g.conv(_prologue(g, outputs, conv), conv.name)
         if conv.shuffle > 1:
             y = g.node("DepthToSpace", [y], f"{conv.name}.shuffle", blocksize=conv.shuffle, mode="CRD")
@@ -244,7 +272,7 @@ def _generator_body(g: _GraphWriter, x: str) -> str:
                 y = g.node("Mul", [y, factor], f"{conv.name}.{step}_scaled")
             y = g.node("Add", [outputs[residual], y], f"{conv.name}.{step}")
         outputs[conv.name] = y
-    return y
+    return y if network.input_multiple == 1 else _crop(g, x, y, network.scale)
 
 
 def _add_image_skip(g: _GraphWriter, image: str, y: str) -> str:

@@ -97,14 +97,16 @@ class NetworkModule(nn.Module):
                                          outer_residual_scale=conv.outer_residual_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = {IMAGE: x}
+        h, w = x.shape[-2:]
+        outputs = {IMAGE: _torch_impl.pad_to_multiple(x, self.network.input_multiple)}
         for conv, release in zip(self.network.layers, self._release):
             outputs[conv.name] = self._layer(conv, outputs)
             for name in release:
                 del outputs[name]
-        y = outputs[self.network.layers[-1].name]
+        scale = self.network.scale
+        y = outputs[self.network.layers[-1].name][..., :scale * h, :scale * w]  # less the padding's share
         if self.network.image_skip is not None:
-            y = y + _torch_impl.image_skip(x, self.network.scale, self.network.image_skip)
+            y = y + _torch_impl.image_skip(x, scale, self.network.image_skip)
         return y
 
 

@@ -12,6 +12,19 @@ import torch.nn.functional as F
 IMAGE_SKIP_MODES = ("nearest", "bilinear")
 
 
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, H', W'], H' and W' the next multiples of ``multiple`` (1 or 2: Real-ESRGAN ×2's
+    unshuffle): a missing row (column) is the mirror of the last but one, as ``F.pad(mode="reflect")``, and the
+    pixel itself on a 1-pixel side, where reflect has no mirror. The ONNX graph slices the same rows."""
+    if multiple not in (1, 2):
+        raise ValueError(f"inputs are padded to a multiple of 1 or 2, got {multiple}")
+    for axis in (2, 3):
+        size = image.shape[axis]
+        if size % multiple:
+            image = torch.cat([image, image.narrow(axis, max(size - 2, 0), 1)], dim=axis)
+    return image
+
+
 def conv_prologue(inputs: list[torch.Tensor], *, unshuffle: int = 1, upsample: int = 1) -> torch.Tensor:
     """A layer's conv input, in the order of ``srgan_fast.architecture.layers``: the inputs concatenated along
     channels (ESRGAN's dense connections), PixelUnshuffle(unshuffle) (Real-ESRGAN ×2), nearest ×upsample
