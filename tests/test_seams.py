@@ -122,3 +122,20 @@ def test_fp32_windows_on_the_engine_tiles_give_the_untiled_bits(network, path):
 
 def test_plans_from_an_integer_halo_are_the_plain_geometry():
     assert plan_tiles((300, 200), 64, 40) == plan_tiles((300, 200), 64, SeamGeometry.plain(40))
+
+
+def test_an_unshuffled_input_puts_windows_on_even_pixels():
+    """Real-ESRGAN x2 unshuffles the image by 2: a window starting on an odd pixel would pair other pixels than
+    the whole image does. The grid is 2, and tiled equals untiled up to float rounding."""
+    pytest.importorskip("torch")
+    from srgan_fast.architecture import rrdbnet
+
+    network = rrdbnet(1, 8, 4, scale=2)
+    assert SeamGeometry.of(network).grid == 2
+    weights = random_weights(network, seed=2)
+    image = np.random.default_rng(5).integers(0, 256, (41, 187, 3), dtype=np.uint8)
+    whole = Upscaler(weights, backend="torch", tile=100_000)(image)
+    tiled = Upscaler(weights, backend="torch", tile=(41, 23))
+    plan = tiled.plan(image.shape[:2])
+    assert plan.num_windows > 2 and all(p.window_start % 2 == 0 for p in plan.cols)
+    assert np.abs(tiled(image).astype(int) - whole).max() <= 1

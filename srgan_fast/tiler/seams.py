@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from srgan_fast.architecture.layers import IMAGE, IMAGE_SKIP_RADIUS, Network
 
@@ -51,7 +52,11 @@ class SeamGeometry:
             raise ValueError(f"expected a positive tile for each of the {len(network.layers)} layers, got {tiles}")
         grid = 1
         for conv, tile in zip(network.layers, tiles):
-            grid = math.lcm(grid, tile // math.gcd(tile, conv.level))  # start * level on a multiple of the tile
+            # The window's start, at the conv's resolution, must fall on a multiple of its tile (and on a
+            # whole pixel: an unshuffled input groups pixels in pairs from the start).
+            level = Fraction(conv.level)
+            step = tile * level.denominator
+            grid = math.lcm(grid, step // math.gcd(step, level.numerator))
         image_radius = math.ceil(IMAGE_SKIP_RADIUS[network.image_skip])
         first, _ = _fronts(network, tiles, 0, _FAR * grid)
         before = max(math.ceil(first / network.scale), image_radius)
@@ -76,15 +81,18 @@ def _fronts(network: Network, tiles: tuple[int, ...], start: int, stop: int) -> 
     of input pixels [start, stop) whose start lies on the grid."""
     exact = {IMAGE: (start, stop)}  # name -> exact range of its output, at its own level
     for conv, tile in zip(network.layers, tiles):
-        first, last = exact[conv.source]
+        first = max(exact[name][0] for name in conv.inputs)  # a concatenation is exact where all its parts are
+        last = min(exact[name][1] for name in conv.inputs)
+        first, last = -(-first // conv.unshuffle), last // conv.unshuffle  # a group is exact if all its pixels are
+        first, last = first * conv.upsample, last * conv.upsample
         radius = conv.kernel // 2
         # A tile is exact when its whole input patch is: tiles start on multiples of `tile` at this level.
         first = -(-(first + radius) // tile) * tile
         last = (last - radius) // tile * tile
         first, last = first * conv.shuffle, last * conv.shuffle
-        if conv.residual is not None:
-            other_first, other_last = exact[conv.residual]
-            first, last = max(first, other_first), min(last, other_last)
+        for residual in (conv.residual, conv.outer_residual):
+            if residual is not None:
+                first, last = max(first, exact[residual][0]), min(last, exact[residual][1])
         exact[conv.name] = (first, last)
     return exact[network.layers[-1].name]
 
