@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import sys
 
 from srgan_fast.cli.common import USER_ERRORS, add_model_options, argument_type, report_stop
+from srgan_fast.io.signals import Stopped
 from srgan_fast.options import parse_bytes
 from srgan_fast.weights import DEFAULT_MODEL
 
@@ -29,6 +31,10 @@ def register(subparsers) -> None:
                        "'Authorization: Bearer <token>'")
     serve.add_argument("--batch-wait-ms", type=float, default=5.0,
                        help="how long a batch that is not full waits for windows of other requests (default: 5)")
+    serve.add_argument("--drain-seconds", type=argument_type(_drain_seconds), default=30.0, metavar="SECONDS",
+                       help="on SIGTERM, SIGINT or SIGHUP: how long uploads still being read may take to complete; "
+                       "then they are cut (503); admitted requests are answered unless a second signal comes "
+                       "(default: 30)")
     serve.add_argument("--no-express", action="store_true",
                        help="no express lane (a one-thread engine for small requests while big ones run)")
     serve.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
@@ -45,6 +51,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
         from srgan_fast.serve.app import create_app
         from srgan_fast.serve.limits import Limits, read_api_key
+        from srgan_fast.serve.server import DrainingServer
     except ModuleNotFoundError as exc:
         print(f"error: srgan-fast serve needs the serve extra ({exc.name} is missing): pip install "
               "'srgan_fast[serve]'", file=sys.stderr)
@@ -70,17 +77,21 @@ def run_serve(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # The multipart parser logs a warning line for each malformed form it meets; the client is answered 400 with
+    # the reason and the metrics count it, so in the server's log those lines are noise anyone can cause.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     service = app.state.service
     print(f"srgan-fast serve: {', '.join(up.describe() for up in service.upscalers.values())}; lanes "
           f"{', '.join(service.lanes)}; http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    try:
-        # uvicorn takes SIGINT/SIGTERM while it runs: it stops accepting, answers the requests in flight, runs
-        # the app's shutdown, then raises the signal again, which ends here.
-        # (uvicorn.run would swallow that signal: the Server itself lets it through.)
-        uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).run()
-    except KeyboardInterrupt as interrupt:
-        return report_stop(interrupt, "every request in flight was answered", prog="srgan-fast serve")
-    return 0
+    # The server takes SIGINT, SIGTERM and SIGHUP while it runs (srgan_fast.serve.server): it stops accepting,
+    # answers the admitted requests, cuts uploads at the drain deadline, runs the app's shutdown, then returns
+    # here with the signal, for the same stop line and 128 + N status as every other command.
+    server = DrainingServer(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"),
+                            app.state.drain, args.drain_seconds)
+    server.run()
+    if server.stopped_by is None:
+        return 0
+    return report_stop(Stopped(server.stopped_by), server.stop_summary(), prog="srgan-fast serve")
 
 
 def _loopback(host: str) -> bool:
@@ -90,6 +101,16 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _drain_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return seconds
 
 
 def _replicas(text: str) -> int | str:

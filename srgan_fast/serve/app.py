@@ -3,7 +3,8 @@
 The event loop only reads bodies, checks limits and watches for disconnects; decoding, tile gathering and
 scattering, and encoding run in worker threads (``Service.process``), the engines in the scheduler's lanes.
 A client that goes away while its request waits has its remaining windows dropped (``Job.cancel``). On
-shutdown (uvicorn's SIGTERM handling stops accepting and lets requests in flight finish) the lanes stop.
+shutdown (``srgan_fast.serve.server``: stop accepting, answer the admitted requests, cut uploads still being read
+at the drain deadline) the lanes stop.
 """
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
 from srgan_fast.api import Upscaler
+from srgan_fast.serve.drain import Drain
 from srgan_fast.serve.limits import Limits, Refusal, check_bearer
-from srgan_fast.serve.scheduler import Cancelled
+from srgan_fast.serve.scheduler import Cancelled, Job
 from srgan_fast.serve.service import Service, parse_options
 
 log = logging.getLogger("srgan_fast.serve")
@@ -34,6 +38,8 @@ SERVER_ID = f"{socket.gethostname()}:{os.getpid()}"
 # Requests whose work runs at once in threads; each mostly waits on the scheduler, and the pixel-bounded queue,
 # not this, bounds the memory they hold. More wait for a thread, holding only their body.
 WORKER_THREADS = 64
+MULTIPART_ACCEPTED = ("expected multipart/form-data with a boundary and the image as a file field (curl -F "
+                      "image=@photo.png), or the image bytes as the body")
 
 
 def create_app(models: Sequence[str] | Mapping[str, Upscaler] = ("srgan",), *, backend: str = "auto",
@@ -73,6 +79,7 @@ def build_app(service: Service, api_key: str | None = None) -> FastAPI:
 
     app = FastAPI(title="srgan_fast", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+    app.state.drain = drain = Drain(service)
     workers = anyio.CapacityLimiter(WORKER_THREADS)
     static = resources.files("srgan_fast.serve") / "static"
 
@@ -126,11 +133,17 @@ def build_app(service: Service, api_key: str | None = None) -> FastAPI:
             options = parse_options(request.query_params, service.models)
             if service.draining:
                 raise Refusal(503, "the server is stopping; retry on another", {"Retry-After": "1"})
-            body = await read_image_body(request, service.limits)
-            answer = await run_watching_disconnect(request, service, body, options, workers)
+            body = await read_image_body(request, service.limits, drain)
+            job = service.scheduler.job()
+            with drain.admit(job):
+                answer = await run_watching_disconnect(request, service, job, body, options, workers)
         except Refusal as refusal:
             service.metrics.requests.labels(str(refusal.status)).inc()
             return error(refusal.status, refusal.message, refusal.headers)
+        except ClientDisconnect:  # gone mid-upload: the client's doing, nobody to answer, nothing to trace
+            service.metrics.requests.labels("cancelled").inc()
+            log.info("srgan-fast serve: a client disconnected during its upload")
+            return Response(status_code=499)
         except MemoryError as exc:
             service.metrics.requests.labels("503").inc()
             return error(503, f"out of memory for this request ({exc}); retry later or send a smaller image",
@@ -149,35 +162,65 @@ def build_app(service: Service, api_key: str | None = None) -> FastAPI:
     return app
 
 
-async def read_image_body(request: Request, limits: Limits) -> bytes:
-    """The image bytes: the raw body, or the first file of a multipart form; at most ``limits.max_body``."""
-    limits.check_declared_body(request.headers.get("content-length"))
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limits.max_body:
-            raise limits.body_too_large(f"more than {limits.max_body} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async def replay():
-            return {"type": "http.request", "body": body, "more_body": False}
+async def read_image_body(request: Request, limits: Limits, drain: Drain) -> bytes:
+    """The image bytes: the raw body, or the first file of a multipart form; at most ``limits.max_body``.
 
-        async with Request(request.scope, replay).form() as form:
-            files = [value for value in form.values() if hasattr(value, "read")]
-            if not files:
-                raise Refusal(400, f"multipart body has no file: got fields {', '.join(form.keys()) or 'none'}; "
-                                   "send the image as a file field (e.g. image=@photo.png)")
-            body = await files[0].read()
+    Raises ``ClientDisconnect`` when the client goes away mid-body, ``Refusal`` for anything else."""
+    declared = request.headers.get("content-length")
+    limits.check_declared_body(declared)
+    chunks = []
+    with drain.reading(declared) as upload:
+        async for chunk in request.stream():
+            upload.received += len(chunk)
+            if upload.received > limits.max_body:
+                raise limits.body_too_large(f"more than {limits.max_body} bytes")
+            chunks.append(chunk)
+    if upload.cut:
+        raise Refusal(503, f"the server is stopping: this upload was cut {upload.cut} after {upload.describe()}; "
+                           "retry on another", {"Retry-After": "1"})
+    body = b"".join(chunks)
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() == "multipart/form-data":
+        body = await first_file(request, body, content_type)
     if not body:
         raise Refusal(400, "empty request body: expected the image bytes (or a multipart form with a file)")
     return body
 
 
-async def run_watching_disconnect(request: Request, service: Service, body: bytes, options,
+async def first_file(request: Request, body: bytes, content_type: str) -> bytes:
+    """The first file of a multipart body already read; a body that is not a form is a 400 naming why."""
+    async def replay():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        async with Request(request.scope, replay).form() as form:
+            files = [value for value in form.values() if hasattr(value, "read")]
+            if not files:
+                raise Refusal(400, f"multipart body has no file: got fields {', '.join(form.keys()) or 'none'}; "
+                                   "send the image as a file field (e.g. image=@photo.png)")
+            return await files[0].read()
+    # Starlette turns the parser's errors into an HTTPException(400) inside an app, a MultiPartException outside.
+    except (StarletteHTTPException, MultiPartException) as exc:
+        raise Refusal(400, f"malformed multipart body ({multipart_reason(exc)}): received Content-Type "
+                           f"{content_type!r} and {len(body)} bytes; {MULTIPART_ACCEPTED}") from None
+
+
+def multipart_reason(exc: BaseException) -> str:
+    """Starlette's reason and the parser's beneath it ("Invalid multipart data" alone says little)."""
+    reasons: list[str] = []
+    while exc is not None and len(reasons) < 3:
+        text = str(getattr(exc, "detail", None) or getattr(exc, "message", None) or exc).strip().rstrip(".")
+        if text and text not in reasons:
+            reasons.append(text)
+        # Starlette raises its HTTPException while handling the parser's exception (its __context__); below that,
+        # only what the parser chained on purpose (__cause__): the KeyError behind "Missing boundary" says nothing.
+        exc = exc.__cause__ or (exc.__context__ if isinstance(exc, StarletteHTTPException) else None)
+    return ": ".join(reasons) or "unreadable"
+
+
+async def run_watching_disconnect(request: Request, service: Service, job: Job, body: bytes, options,
                                   workers: anyio.CapacityLimiter) -> tuple[bytes, str] | None:
-    """Run the request's work in a thread; if the client disconnects first, cancel its job and return None."""
-    job = service.scheduler.job()
+    """Run the request's work in a thread as ``job``; if the client disconnects first, cancel it and return None."""
     gone = stopped = False
     failure: BaseException | None = None  # raised after the task group, which would wrap it in a group
 
@@ -204,5 +247,6 @@ async def run_watching_disconnect(request: Request, service: Service, body: byte
     if failure is not None:
         raise failure
     if stopped:
-        raise Refusal(503, "the server stopped before this request ran; retry", {"Retry-After": "1"})
+        raise Refusal(503, "the server stopped before this request's answer was ready; retry",
+                      {"Retry-After": "1"})
     return None if gone else answer

@@ -79,6 +79,16 @@ def parse_options(query: Mapping[str, str], models: list[str]) -> RequestOptions
                           quality)
 
 
+def _sizes(frames: list) -> str:
+    """'WxH', or the distinct sizes of the frames in order ('16x16 and 24x16')."""
+    sizes = list(dict.fromkeys(f"{frame.shape[1]}x{frame.shape[0]}" for frame in frames))
+    return " and ".join(sizes)
+
+
+def _frames(fmt: str, frames: list) -> str:
+    return f"a {fmt} of " + (f"{len(frames)} frames of " if len(frames) > 1 else "") + _sizes(frames)
+
+
 def _number(text: str, name: str, kind: type):
     try:
         value = kind(text)
@@ -180,8 +190,13 @@ class Service:
                                        tta=options.tta, run_windows=run) for frame in frames]
             except InputError as exc:
                 raise Refusal(400, str(exc)) from None
-            data, _ = encode_image(source.with_frames(upscaled), fmt, quality=options.quality,
-                                   png_compress_level=PNG_COMPRESS_LEVEL)
+            try:
+                data, _ = encode_image(source.with_frames(upscaled), fmt, quality=options.quality,
+                                       png_compress_level=PNG_COMPRESS_LEVEL, name=f"the {fmt} answer")
+            except ImageFileError as exc:  # what the input asks of the format (its size, its frames), not a bug
+                raise Refusal(400, f"{exc}; received {_frames(source.format, frames)}, upscaled to "
+                                   f"{_sizes(upscaled)}; accepted: another format= (png, jpeg or webp) or a "
+                                   "smaller outscale, width or height") from None
         finally:
             self.queue.release(cost)
             self.metrics.queue_pixels.set(self.queue.queued)

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -88,3 +93,45 @@ def pil_png(image: Image.Image, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", **options)
     return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def cli_server(weights, tmp_path, *options: str, background: bool = False):
+    """``srgan-fast serve`` of ``weights`` in its own process, ready; yields (process, base URL).
+
+    background: start it as a shell starts a background job (``cmd &``), SIGINT ignored."""
+    from srgan_fast.weights import save_weights
+
+    model = tmp_path / "tiny.safetensors"
+    save_weights(model, weights.tensors, weights.metadata)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def ignore_sigint():  # in the child, before exec: what `cmd &` does in a shell without job control
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    process = subprocess.Popen([sys.executable, "-m", "srgan_fast.cli", "serve", "--model", str(model), "--port",
+                                str(port), "--backend", "native", "--tile", str(TILE), *options],
+                               stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint if background else None,
+                               env={**os.environ, "OMP_WAIT_POLICY": "passive"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stderr.read()
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.1)
+        yield process, url
+    finally:
+        process.kill()
+        process.wait()

@@ -2,11 +2,13 @@
 full, 401 without the token; each a one-line JSON error naming what was received and what is accepted."""
 from __future__ import annotations
 
+import io
 import threading
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from serve_helpers import metric, png_bytes, random_image, running, tiny_upscaler
 
@@ -80,6 +82,70 @@ def test_too_large_body_is_413_declared_or_streamed(server):
 
     streamed = httpx.post(f"{server}/v1/upscale", content=chunks(), timeout=60)
     assert "more than 20000 bytes exceeds the limit" in refusal(streamed, 413)
+
+
+MULTIPART = "multipart/form-data; boundary=xyz"
+
+
+@pytest.mark.parametrize("content_type, body, expected", [
+    ("multipart/form-data", b"abc", "(Missing boundary in multipart): received Content-Type 'multipart/form-data' "
+                                    "and 3 bytes; expected multipart/form-data with a boundary"),
+    (MULTIPART, b"abc", "(Invalid multipart data: Expected boundary character"),
+    ("multipart/form-data; boundary=other", b'--xyz\r\nContent-Disposition: form-data; name="image"; '
+                                            b'filename="a.png"\r\n\r\nabc\r\n--xyz--\r\n',
+     "(Invalid multipart data: Expected boundary character"),
+    (MULTIPART, b"--xyz\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--xyz--\r\n",
+     '(The Content-Disposition header field "name" must be provided): received'),
+], ids=["no boundary", "garbage", "wrong boundary", "part without a name"])
+def test_malformed_multipart_is_400_naming_what_was_received(server, content_type, body, expected, capfd):
+    answer = httpx.post(f"{server}/v1/upscale", content=body, headers={"Content-Type": content_type}, timeout=60)
+    message = refusal(answer, 400)
+    assert message.startswith("malformed multipart body ") and expected in message
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_multipart_file_is_upscaled(server):
+    body = png_bytes(random_image(np.random.default_rng(5), 8, 8))
+    answer = httpx.post(f"{server}/v1/upscale", files={"image": ("a.png", body)}, timeout=60)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+
+
+def gif_with_a_frame_beyond_its_canvas() -> bytes:
+    """Two 16x16 frames, the second placed 8 pixels right: Pillow widens the image to 24 for that frame, so the
+    decoded frames differ in size (16x16, 24x16)."""
+    rng = np.random.default_rng(6)
+    frames = [Image.fromarray(random_image(rng, 16, 16)).quantize(16) for _ in range(2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, optimize=False)
+    data = bytearray(buffer.getvalue())
+    table = lambda flags: 3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0  # noqa: E731 - a colour table's size
+    at, descriptors = 13 + table(data[10]), []
+    while data[at] != 0x3B:  # the blocks: extensions (0x21) and images (0x2C), each ending in sub-blocks
+        if data[at] == 0x2C:
+            descriptors.append(at)
+            at += 10 + table(data[at + 9]) + 1
+        else:
+            at += 2
+        while data[at]:
+            at += data[at] + 1
+        at += 1
+    data[descriptors[1] + 1:descriptors[1] + 3] = (8).to_bytes(2, "little")  # the second frame's left edge
+    return bytes(data)
+
+
+def test_an_answer_webp_cannot_hold_is_400_not_500(server):
+    # WebP holds at most 16383 pixels a side: 4096 wide x4 is 16384.
+    answer = post(server, png_bytes(random_image(np.random.default_rng(7), 1, 4096)), format="webp")
+    assert refusal(answer, 400) == (
+        "the WEBP answer: could not encode (encoding error 5: Image size exceeds WebP limit of 16383 pixels); "
+        "received a PNG of 4096x1, upscaled to 16384x4; accepted: another format= (png, jpeg or webp) or a smaller "
+        "outscale, width or height")
+
+
+def test_gif_frames_of_two_sizes_as_webp_is_never_500(server):
+    answer = post(server, gif_with_a_frame_beyond_its_canvas(), format="webp")
+    if answer.status_code != 200:  # io may one day put every frame on one canvas; until then WebP cannot hold them
+        assert "received a GIF of 2 frames of 16x16 and 24x16, upscaled to 64x64 and 96x64" in refusal(answer, 400)
 
 
 def test_unknown_route_is_a_json_404(server):

@@ -1,0 +1,103 @@
+"""The requests in flight while the server stops, and what stopping cuts of them.
+
+A request is *uploading* while its body is read and *admitted* once the whole body is in; from then on its work
+is bounded (the pixel queue) and it is answered. An upload depends on the client: one that sends half a body and
+then nothing would hold the server open forever, so at the drain deadline every upload still being read is cut
+(``cut_uploads``) and answered 503. A second stop signal cuts everything at once (``cut_all``): the uploads, and
+the admitted requests' windows not yet run (their requests answered 503). ``summary`` says what was cut, for
+the server's stop line.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import anyio
+
+from srgan_fast.serve.scheduler import Job
+
+
+@dataclass(eq=False)
+class Upload:
+    """One request body being read; ``scope`` is cancelled to cut it."""
+
+    declared: int | None  # Content-Length, None when chunked
+    received: int = 0
+    cut: str | None = None  # when it was cut: "at its 30 s drain deadline", "at a second stop signal"
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    def describe(self) -> str:
+        of = f" of {self.declared}" if self.declared is not None else ""
+        return f"{self.received}{of} bytes"
+
+
+class Drain:
+    """What ``srgan_fast.serve.server.DrainingServer`` needs of the app to stop within a deadline.
+
+    Only the event loop's thread touches it (the request handlers and the server's shutdown), so it needs no lock.
+    service: the app's ``srgan_fast.serve.service.Service``.
+    """
+
+    def __init__(self, service):
+        self.service = service
+        self.uploads: set[Upload] = set()
+        self.jobs: set[Job] = set()
+        self.cut: list[Upload] = []
+        self.cut_requests = 0
+
+    def begin(self) -> None:
+        """The server has stopped accepting: /readyz says so, and new requests on open connections get 503."""
+        self.service.draining = True
+
+    @contextlib.contextmanager
+    def reading(self, declared: str | None) -> Iterator[Upload]:
+        """Around reading one body: within it, the body's reads may be cut (the upload's ``scope``)."""
+        upload = Upload(int(declared) if declared is not None and declared.isdigit() else None)
+        self.uploads.add(upload)
+        try:
+            with upload.scope:
+                yield upload
+        finally:
+            self.uploads.discard(upload)
+
+    @contextlib.contextmanager
+    def admit(self, job: Job) -> Iterator[None]:
+        """Around an admitted request's work (``job``), until its answer is ready."""
+        self.jobs.add(job)
+        try:
+            yield
+        finally:
+            self.jobs.discard(job)
+
+    def cut_uploads(self, when: str) -> None:
+        """Every upload still being read stops, its request answered 503; ``when`` says why, in messages."""
+        for upload in list(self.uploads):
+            upload.cut = when
+            self.cut.append(upload)
+            upload.scope.cancel()
+
+    def cut_all(self) -> None:
+        """A second stop signal: the uploads are cut, and the admitted requests' windows not yet run dropped."""
+        self.begin()
+        self.cut_uploads("at a second stop signal")
+        for job in list(self.jobs):
+            self.cut_requests += 1
+            job.cancel()
+        self.jobs.clear()
+
+    def summary(self) -> str:
+        """What stopping cut, for the stop line; '' when nothing was."""
+        parts = []
+        if self.cut:
+            cut = self.cut
+            sizes = ", ".join(upload.describe() for upload in cut[:3]) + (", ..." if len(cut) > 3 else "")
+            whens = " or ".join(dict.fromkeys(upload.cut.replace("its ", "the ") for upload in cut))
+            parts.append(f"cut {len(cut)} upload{'s' if len(cut) > 1 else ''} not complete {whens} "
+                         f"(received {sizes})")
+        if self.cut_requests:
+            parts.append(f"cut the work of {self.cut_requests} admitted request"
+                         f"{'s' if self.cut_requests > 1 else ''} at a second stop signal")
+        elif parts:
+            parts.append("every admitted request was answered")
+        return "; ".join(parts)
