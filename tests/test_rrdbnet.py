@@ -255,6 +255,19 @@ def test_tiled_equals_untiled_on_the_torch_backend_with_the_derived_halo():
     assert np.abs(tiled - whole).max() <= 1e-5
 
 
+@pytest.mark.parametrize("params", [(1, 8, 4, 4), (1, 8, 4, 2)], ids=["x4", "x2"])
+def test_upscaler_tiles_it_like_the_whole_image(params):
+    """Through the tiler's own plan (for ×2 its windows start on even pixels, where the unshuffle pairs them)."""
+    import srgan_fast
+
+    weights = random_weights(rrdbnet(*params), seed=11)
+    image = np.random.default_rng(12).random((121, 135, 3), dtype=np.float32)  # ×2: margins of 37 px
+    whole = srgan_fast.Upscaler(weights, backend="torch", tile=512)(image)
+    tiled = srgan_fast.Upscaler(weights, backend="torch", tile=16)
+    assert tiled.plan(image.shape[:2]).num_windows > 1
+    assert np.abs(tiled(image) - whole).max() <= 1e-5
+
+
 @pytest.mark.parametrize("scale, layer", [(4, "layer 2 'body.0.rdb1.conv2': it reads the concatenation of 2 "
                                                 "outputs (a dense connection)"),
                                           (2, "layer 0 'conv_first': it reads its input pixel-unshuffled by 2")])
