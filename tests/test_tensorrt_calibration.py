@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import numpy as np
 import pytest
@@ -163,7 +164,7 @@ def test_calibration_key_follows_the_images(image_dir, tmp_path):
     assert first != second
 
 
-def test_build_engine_cli_writes_the_int8_graph_without_tensorrt(image_dir, tmp_path):
+def test_build_engine_cli_writes_the_int8_graph_without_tensorrt(image_dir, tmp_path, capsys):
     from safetensors.numpy import save_file
 
     from srgan_fast.cli.tensorrt import register
@@ -177,6 +178,8 @@ def test_build_engine_cli_writes_the_int8_graph_without_tensorrt(image_dir, tmp_
                               "--batch", "2", "--calibration-images", str(image_dir), "--cache-dir",
                               str(tmp_path / "cache"), "--save-onnx", str(out), "--onnx-only"])
     assert args.func(args) == 0
+    tiles = len(calibration_tiles(image_files(image_dir), (20, 20), 64, 0))
+    assert re.search(rf"calibrating int8: +0%\|.*\| 0/{2 * tiles} ", capsys.readouterr().err)  # both passes' tiles
     model = onnx.load(str(out))
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [2, 20, 20, 3]
     assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) == len(int8_convs(WEIGHTS.network))

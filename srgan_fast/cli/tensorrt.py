@@ -33,7 +33,7 @@ def _onnx_only(args, weights, options) -> int:
         if args.calibration_images is None:
             raise ValueError(f"{options.precision} needs --calibration-images DIR")
         directory = EngineCache(args.cache_dir).directory
-        amax = calibrate(weights, args.calibration_images, options.tile, options.precision, directory)
+        amax = calibrate(weights, args.calibration_images, options.tile, options.precision, directory, progress=True)
     write_bytes_atomically(Path(args.save_onnx), onnx_for_engine(weights, options, amax))
     print(f"wrote {args.save_onnx} (the graph a {options.precision} engine is built from); no engine built")
     return 0
@@ -64,7 +64,7 @@ def _build(args) -> int:
         cache = EngineCache(args.cache_dir)
         device_index = int(args.device.partition(":")[2] or 0)
         engine, key = engine_for(weights, options, device_index=device_index, cache=cache,
-                                 calibration_images=args.calibration_images)
+                                 calibration_images=args.calibration_images, progress=True)
     except (ValueError, WeightsError, EngineBuildError) as exc:
         print(f"build-engine: {exc}", file=sys.stderr)
         return 2

@@ -117,11 +117,13 @@ def _load_timing_cache(config, path: Path | None):
 
 
 def engine_for(weights: GeneratorWeights, options: BuildOptions, *, device_index: int = 0,
-               cache: EngineCache | None = None, calibration_images: str | Path | None = None) -> tuple[bytes, str]:
+               cache: EngineCache | None = None, calibration_images: str | Path | None = None,
+               progress: bool = False) -> tuple[bytes, str]:
     """The serialized engine for these weights and options on this GPU: from the cache, else built and cached.
 
     Returns (engine bytes, cache key). int8/fp8 need ``calibration_images`` (a folder); the table of activation
-    ranges is cached beside the engines, keyed by the weights, the images and the tile.
+    ranges is cached beside the engines, keyed by the weights, the images and the tile. progress: a bar while
+    the table is measured.
     """
     from srgan_fast.backends.tensorrt.calibration import calibrate, table_sha256
 
@@ -133,7 +135,8 @@ def engine_for(weights: GeneratorWeights, options: BuildOptions, *, device_index
         if calibration_images is None:
             raise ValueError(f"{options.precision} engines need calibration images: pass a folder of sample "
                              "images (calibration_images=... or --calibration-images DIR)")
-        amax = calibrate(weights, calibration_images, options.tile, options.precision, cache.directory)
+        amax = calibrate(weights, calibration_images, options.tile, options.precision, cache.directory,
+                         progress=progress)
     version = tensorrt_version()
     fields = engine_fields(weights.sha256, options, device, version, table_sha256(amax) if amax else None)
     key = cache_key(fields)

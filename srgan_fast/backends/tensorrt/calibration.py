@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from srgan_fast.backends.calibration import ActivationStats, calibration_tiles, image_files, images_sha256
 from srgan_fast.io.atomic import write_bytes_atomically
@@ -30,29 +31,38 @@ CALIBRATION_REVISION = 2
 
 
 def measure_activation_amax(weights: GeneratorWeights, tiles: np.ndarray, kind: str, *, bins: int = 2048,
-                            batch: int = 8) -> dict[str, float]:
-    """Conv name -> amax for its input, from fp32 runs over ``tiles`` ([n, h, w, 3] float32 in [0, 1])."""
+                            batch: int = 8, progress: bool = False) -> dict[str, float]:
+    """Conv name -> amax for its input, from fp32 runs over ``tiles`` ([n, h, w, 3] float32 in [0, 1]).
+
+    progress: a bar over the tiles of each pass on stderr (the full model over 64 tiles of 128² takes minutes).
+    """
     import onnxruntime
 
     names = int8_convs(weights.network)
     model = build_onnx_model(weights, tile=tiles.shape[1:3], precision="fp32", io="float", expose=names)
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     output_names = [o.name for o in session.get_outputs()][1:]
+    method = "minmax" if kind == "fp8" else "entropy"
+    passes = 1 if method == "minmax" else 2
+    bar = tqdm(total=passes * len(tiles), desc=f"calibrating {kind}", unit="tile", disable=not progress,
+               leave=False, dynamic_ncols=True)
 
     def activations():
         for start in range(0, len(tiles), batch):
             x = np.ascontiguousarray(tiles[start:start + batch].transpose(0, 3, 1, 2))
-            yield dict(zip(names, session.run(output_names, {"image": x})))
+            values = dict(zip(names, session.run(output_names, {"image": x})))
+            bar.update(len(x))
+            yield values
 
     stats = ActivationStats(symmetric=True, bins=bins)
-    for values in activations():
-        for name in names:
-            stats.add_extremes(name, values[name])
-    method = "minmax" if kind == "fp8" else "entropy"
-    if method != "minmax":
-        for values in activations():  # second pass: histograms over the now known range
+    with bar:
+        for values in activations():
             for name in names:
-                stats.add_histogram(name, values[name])
+                stats.add_extremes(name, values[name])
+        if method != "minmax":
+            for values in activations():  # second pass: histograms over the now known range
+                for name in names:
+                    stats.add_histogram(name, values[name])
     return {name: stats.range(name, method)[1] for name in names}
 
 
@@ -61,8 +71,9 @@ def table_sha256(amax: dict[str, float]) -> str:
 
 
 def calibrate(weights: GeneratorWeights, images: str | Path, tile: tuple[int, int], kind: str,
-              cache_dir: Path, *, max_tiles: int = 64, seed: int = 0) -> dict[str, float]:
-    """The activation amax table for ``kind`` ("int8" | "fp8"), from the cache when the same inputs made one."""
+              cache_dir: Path, *, max_tiles: int = 64, seed: int = 0, progress: bool = False) -> dict[str, float]:
+    """The activation amax table for ``kind`` ("int8" | "fp8"), from the cache when the same inputs made one;
+    progress: a bar while it is measured (see measure_activation_amax)."""
     if kind not in ("int8", "fp8"):
         raise ValueError(f"calibration kind must be int8 or fp8, got {kind!r}")
     files = image_files(images)
@@ -81,7 +92,7 @@ def calibrate(weights: GeneratorWeights, images: str | Path, tile: tuple[int, in
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = f"unreadable ({exc})"
         warnings.warn(f"calibration table {path} is unusable: {reason}; recalibrating", CacheWarning, stacklevel=2)
-    amax = measure_activation_amax(weights, calibration_tiles(files, tile, max_tiles, seed), kind)
+    amax = measure_activation_amax(weights, calibration_tiles(files, tile, max_tiles, seed), kind, progress=progress)
     amax = {k: v if v > 0 else 1.0 for k, v in amax.items()}  # an all-zero input: any scale codes it exactly
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(path, json.dumps({"key": key, "fields": fields, "amax": amax}, indent=1).encode())
