@@ -27,8 +27,9 @@ def _video(tmp_path):
 
 @pytest.mark.parametrize("command", ["upscale", "video", "cuda-profile"])
 def test_device_cuda_without_a_gpu_is_a_usage_error(command, tmp_path, tiny_model_path, capsys):
-    argv = {"upscale": lambda: ["upscale", _image(tmp_path), "-o", str(tmp_path / "out.png"), "--model", tiny_model_path],
-            "video": lambda: ["video", _video(tmp_path), "-o", str(tmp_path / "out.mkv"), "--model", tiny_model_path],
+    model = ["--model", tiny_model_path]
+    argv = {"upscale": lambda: ["upscale", _image(tmp_path), "-o", str(tmp_path / "out.png"), *model],
+            "video": lambda: ["video", _video(tmp_path), "-o", str(tmp_path / "out.mkv"), *model],
             "cuda-profile": lambda: ["cuda-profile"]}[command]()
     capsys.readouterr()
     assert main([*argv, "--device", "cuda"]) == 2
