@@ -42,7 +42,6 @@ def test_engine_is_built_once_then_loaded_from_the_cache(fake_gpu, tmp_path):
     engine, key = builder.engine_for(WEIGHTS, options, cache=cache)
     again, same_key = builder.engine_for(WEIGHTS, options, cache=EngineCache(tmp_path))
     assert len(fake_gpu) == 1 and again == engine and same_key == key
-    assert fake_gpu[0][2].name.startswith("timing-") and fake_gpu[0][2].parent == tmp_path
     builder.engine_for(WEIGHTS, BuildOptions(precision="fp32", tile=(12, 16), batch=2), cache=cache)
     assert len(fake_gpu) == 2
 
