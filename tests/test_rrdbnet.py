@@ -224,6 +224,37 @@ def test_onnx_pads_and_crops_odd_sides_like_the_module():
         assert np.abs(y - reference).max() <= 1e-5 * np.abs(reference).max(), (h, w)
 
 
+@needs_onnxruntime
+@pytest.mark.parametrize("params", [(1, 8, 4, 4), (1, 8, 4, 2)], ids=["x4", "x2"])
+def test_onnx_fp16_at_most_twice_as_wrong_as_torch_fp16(params):
+    import onnxruntime
+
+    from srgan_fast.backends.onnx_graph import build_onnx_model
+
+    weights = random_weights(rrdbnet(*params), seed=5)
+    x = images(1, 9, 7, seed=6)
+    module = description_module(weights)
+    with torch.no_grad():
+        reference = module.double()(torch.from_numpy(x).double()).numpy()
+        torch16 = module.half()(torch.from_numpy(x).half()).double().numpy()
+    session = onnxruntime.InferenceSession(build_onnx_model(weights, precision="fp16").SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    y = session.run(None, {"image": x})[0]
+    assert np.abs(y - reference).max() <= 2 * np.abs(torch16 - reference).max()
+
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_int8_keeps_the_convs_reading_the_first_the_long_skip_and_the_upsampling_float(scale):
+    """The shared int8 policy: the first block's first dense block reads conv_first in every conv; conv_body adds
+    it back across the trunk; conv_up1/2 upsample; conv_hr and conv_last run at the output's level."""
+    from srgan_fast.architecture import int8_convs
+
+    network = rrdbnet(2, 8, 4, scale)
+    float_convs = {"conv_first", "conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last",
+                   *(f"body.0.rdb1.conv{k}" for k in range(1, 6))}
+    assert int8_convs(network) == [conv.name for conv in network.layers if conv.name not in float_convs]
+
+
 @pytest.mark.parametrize("backend", ["torch", pytest.param("onnxruntime", marks=needs_onnxruntime)])
 @pytest.mark.parametrize("params", [(1, 8, 4, 4), (1, 8, 4, 2)], ids=["x4", "x2"])
 def test_backends_run_it_like_the_reference(backend, params):
