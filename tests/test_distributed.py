@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from srgan_fast.distributed.jobs import collect_jobs  # noqa: E402
 from srgan_fast.distributed.report import REPORT_NAME  # noqa: E402
 from srgan_fast.distributed.storage import local_copy, local_target, remove_abandoned_temporaries  # noqa: E402
 from srgan_fast.distributed.worker import KILLS_ENV  # noqa: E402
+from srgan_fast.io.batch import OutputCollision  # noqa: E402
 from srgan_fast.io.images import ImageFile  # noqa: E402
 from srgan_fast.io.save import save_image  # noqa: E402
 from srgan_fast.weights import save_weights  # noqa: E402
@@ -121,6 +123,39 @@ def test_a_second_run_skips_every_output_and_overwrite_rewrites_them(tree, first
     assert (rewritten.done, rewritten.skipped, rewritten.failed) == (4, 0, 1)
     assert all(p.stat().st_ino != inode for p, inode in before.items() if p.name != REPORT_NAME)
     assert files_under(output) | {REPORT_NAME: b""} == files_under(tree / "local") | {REPORT_NAME: b""}
+
+
+def started_upscale_workers() -> set[str]:
+    """The Ray Data actors of upscale_files that started (a pid and a start time), from the GCS's actor table."""
+    from ray._private import state  # the state API proper needs the dashboard, which local_ray does not start
+
+    return {actor_id for actor_id, actor in state.actors().items()
+            if "UpscaleWorker" in actor["ActorClassName"] and actor["StartTime"] and actor["Pid"]}
+
+
+def wait_for_free_cpus(count: int) -> None:
+    """Until the actors of earlier runs are gone (stopped after a run returns). Not after a run whose worker died on
+    every attempt: Ray restarts it once more and Ray Data keeps it, with its CPU, while the driver is connected."""
+    from ray._private import state
+
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < count:
+        alive = [(actor["ActorClassName"], actor["State"], actor["NumRestarts"]) for actor in state.actors().values()
+                 if actor["State"] != "DEAD"]
+        assert time.monotonic() < deadline, f"{ray.available_resources()}, alive: {alive}"
+        time.sleep(0.1)
+
+
+def test_without_workers_the_pool_has_as_many_actors_as_the_cpus_hold(tree, local_ray):
+    wait_for_free_cpus(2)
+    before = started_upscale_workers()
+    pooled = run(tree, tree / "pooled")
+    assert (pooled.done, pooled.failed) == (4, 1)
+    assert len(started_upscale_workers() - before) == 2  # local_ray's 2 CPUs, 1 thread each (it stayed at 1)
+    wait_for_free_cpus(2)
+    before = started_upscale_workers()
+    assert run(tree, tree / "pooled-threads", threads_per_worker=2).done == 4
+    assert len(started_upscale_workers() - before) == 1  # 2 CPUs hold one worker of 2 threads
 
 
 def arm_kills(tree, count: int, target: str = "") -> Path:
@@ -230,6 +265,20 @@ def test_job_rules_skip_hidden_files_and_the_output_folder_inside_the_input(tmp_
     (tmp_path / "empty").mkdir()
     assert collect_jobs([str(tmp_path / "empty")], str(tmp_path / "o")).problems[0].startswith(
         f"{tmp_path / 'empty'}: no images found")
+
+
+def test_one_file_name_in_two_folders_of_one_name_is_refused_with_what_keeps_them_apart(tmp_path):
+    for parent in ("a", "b"):
+        (tmp_path / parent / "photos").mkdir(parents=True)
+        (tmp_path / parent / "photos" / "x.png").touch()
+    a, b = str(tmp_path / "a" / "photos"), str(tmp_path / "b" / "photos")
+    with pytest.raises(OutputCollision) as refused:
+        collect_jobs([a, b], str(tmp_path / "out"))
+    # Not --name '{stem}_{ext}': the two names are the same whatever the template.
+    assert str(refused.value) == (f"{a}/x.png and {b}/x.png would both be written to {tmp_path}/out/photos/x.png: "
+                                  f"the folders {a} and {b} have the same name, which each keeps under the output "
+                                  "(--name cannot change it); upscale them in separate runs")
+    assert collect_jobs([a, a + "/"], str(tmp_path / "out")).notes == [f"{a}/x.png: given more than once; upscaled once"]
 
 
 def test_only_the_temporaries_of_these_destinations_are_removed(tmp_path):

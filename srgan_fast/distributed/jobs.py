@@ -11,8 +11,8 @@ from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
 
-from srgan_fast.io.batch import (DEFAULT_NAME, is_hidden, is_image_name, no_images_line, output_file_refusal,
-                                 planned_outputs)
+from srgan_fast.io.batch import (DEFAULT_NAME, OutputCollision, is_hidden, is_image_name, no_images_line,
+                                 output_file_refusal, output_name, planned_outputs)
 from srgan_fast.distributed import storage
 
 
@@ -55,19 +55,38 @@ def collect_jobs(inputs: list[str], output: str, output_suffix: str | None = Non
         if len(inputs) == 1 and not folders:
             return Plan([Job(inputs[0], output)], [], True)
         raise ValueError(output_file_refusal(output, len(inputs), folders))
-    found, problems = [], []
+    found, problems, named = [], [], {}
     for item in inputs:
         if item in folders:
             relatives = _images_in(item, output)
             if not relatives:
                 problems.append(no_images_line(item))
             top = PurePosixPath(PurePosixPath(storage.place(item)).name) if len(folders) > 1 else PurePosixPath()
+            _refuse_same_named_folders(named, item, top, relatives, output, output_suffix, name)
             found += [(storage.join(item, relative), storage.place(storage.join(item, relative)), top / relative)
                       for relative in relatives]
         else:
             found.append((item, storage.place(item), PurePosixPath(PurePosixPath(storage.resolve(item)[1]).name)))
     pairs, notes = planned_outputs(found, lambda relative: storage.join(output, str(relative)), output_suffix, name)
     return Plan([Job(source, destination) for source, destination in pairs], problems, False, notes)
+
+
+def _refuse_same_named_folders(named: dict, folder: str, top: PurePosixPath, relatives: list[str], output: str,
+                               output_suffix: str | None, name: str) -> None:
+    """Two input folders of one name that hold a file of the same relative path: both would be written to one
+    output whatever ``--name`` says (each folder keeps its name under the output), so the refusal says what does
+    keep them apart. ``named``: the folders seen so far by name (the same folder given twice is not two)."""
+    if top == PurePosixPath():
+        return
+    for other, other_relatives in named.get(top, []):
+        shared = sorted(set(relatives) & other_relatives)
+        if shared and storage.place(other) != storage.place(folder):
+            target = storage.join(output, str(output_name(top / shared[0], output_suffix, name)))
+            raise OutputCollision(
+                f"{storage.join(other, shared[0])} and {storage.join(folder, shared[0])} would both be written to "
+                f"{target}: the folders {other} and {folder} have the same name, which each keeps under the output "
+                "(--name cannot change it); upscale them in separate runs")
+    named.setdefault(top, []).append((folder, set(relatives)))
 
 
 def existing_destinations(plan: Plan, output: str) -> set[str]:
