@@ -255,6 +255,7 @@ class LiveTensorValues(TorchDispatchMode):
 
 
 @architectures
+@pytest.mark.slow
 def test_peak_activation_values_are_the_modules_live_set(network):
     """The estimate the tiler sizes tiles from, against what the torch module actually holds at its peak."""
     module = build_module(network).eval()

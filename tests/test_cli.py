@@ -81,6 +81,7 @@ def test_missing_input_and_bad_model(tmp_path, model_path, capsys):
     assert "unknown model 'nonesuch'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_and_info_run_as_a_program(tmp_path, model_path):
     out = tmp_path / "demo.png"
     run = subprocess.run([sys.executable, "-m", "srgan_fast.cli", "demo", "-o", str(out), *_opts(model_path)],

@@ -86,6 +86,7 @@ def report_lines(summary) -> list[dict]:
     return [json.loads(line) for line in Path(summary.report).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_outputs_equal_the_local_command_byte_for_byte(tree, first_run):
     written = files_under(tree / "first")
     assert written.pop(REPORT_NAME)
@@ -93,6 +94,7 @@ def test_outputs_equal_the_local_command_byte_for_byte(tree, first_run):
     assert set(written) == IMAGES  # relative paths kept; hidden files, text and the broken file not written
 
 
+@pytest.mark.slow
 def test_broken_file_is_one_failed_row_and_the_report_is_right(tree, first_run):
     assert (first_run.done, first_run.skipped, first_run.failed) == (4, 0, 1)
     assert first_run.report == str(tree / "first" / REPORT_NAME)
@@ -110,6 +112,7 @@ def test_broken_file_is_one_failed_row_and_the_report_is_right(tree, first_run):
     assert "4 done, 0 skipped, 1 failed" in first_run.line()
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_every_output_and_overwrite_rewrites_them(tree, first_run):
     output = tree / "again"
     shutil.copytree(tree / "first", output)
@@ -146,6 +149,7 @@ def wait_for_free_cpus(count: int) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_without_workers_the_pool_has_as_many_actors_as_the_cpus_hold(tree, local_ray):
     wait_for_free_cpus(2)
     before = started_upscale_workers()
@@ -167,6 +171,7 @@ def arm_kills(tree, count: int, target: str = "") -> Path:
     return kills
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_write_is_retried_and_leaves_nothing_half_written(tree, local_ray):
     kills = arm_kills(tree, 1)  # the first worker to reach a write dies in it
     killed = run(tree, tree / "killed", workers=1)
@@ -177,6 +182,7 @@ def test_a_worker_killed_mid_write_is_retried_and_leaves_nothing_half_written(tr
     assert written == files_under(tree / "local")  # no temporary file left beside any output
 
 
+@pytest.mark.slow
 def test_a_file_whose_worker_dies_on_every_attempt_is_a_failed_row(tree, local_ray):
     kills = arm_kills(tree, WORKER_DEATH_RETRIES + 1, target="a.png")
     lost = run(tree, tree / "lost", workers=1)
@@ -201,6 +207,7 @@ def namespace(tree, inputs, output, **changes):
     return argparse.Namespace(**{**vars(args), **changes})
 
 
+@pytest.mark.slow
 def test_command_exit_statuses(tree, local_ray, capsys):
     photos = tree / "photos"
     assert run_upscale_on_ray(namespace(tree, [photos / "a.png"], tree / "one" / "a.png")) == 0
@@ -219,6 +226,7 @@ def test_command_exit_statuses(tree, local_ray, capsys):
     assert errors[2].startswith("error: unknown model 'no-such-model'")
 
 
+@pytest.mark.slow
 def test_int8_calibrated_from_a_folder_equals_the_local_command(tree, local_ray, monkeypatch):
     from srgan_fast import _C
 

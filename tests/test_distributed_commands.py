@@ -25,7 +25,7 @@ from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.video.synthetic import write_test_video  # noqa: E402
 from srgan_fast.weights import save_weights  # noqa: E402
 
-pytestmark = pytest.mark.native
+pytestmark = [pytest.mark.native, pytest.mark.slow]
 IMAGES = 60  # 128² each: a run of several seconds on one worker, so that a signal finds it at work
 FRAMES = 100  # 4 s at 25 fps, a keyframe every 5 frames: 20 segments of 0.2 s
 STARTUP_SECONDS = 300  # a local Ray instance starts in 5-30 s on a busy 2-core machine

@@ -95,6 +95,7 @@ def test_the_cut_is_at_keyframes_about_segment_seconds_apart(clip):
     assert [segment.end for segment in segments[:-1]] == starts[1:]
 
 
+@pytest.mark.slow
 def test_segments_join_into_the_local_run(clip, local_ray):
     result = run(clip, "joined.mkv")
     local_frames, local_look = frames_of(clip / "local.mkv")
@@ -110,6 +111,7 @@ def test_segments_join_into_the_local_run(clip, local_ray):
     assert leftovers(clip) == []
 
 
+@pytest.mark.slow
 def test_a_lossy_codec_keeps_the_local_timestamps_and_tags(local_ray, tmp_path):
     # MP4 in and out: its demuxer seeks by decoding time and its muxer keeps decoding times and edit lists.
     write_test_video(tmp_path / "source.mp4", pts=[i * 40 for i in range(FRAMES)], encoder_options=SOURCE_ENCODING,
@@ -125,6 +127,7 @@ def test_a_lossy_codec_keeps_the_local_timestamps_and_tags(local_ray, tmp_path):
         assert copied_packets(tmp_path / "joined.mp4", kind) == copied_packets(tmp_path / "local.mp4", kind) != []
 
 
+@pytest.mark.slow
 def test_a_killed_worker_s_segment_is_retried(clip, local_ray):
     (clip / "kills" / "once").touch()
     run(clip, "retried.mkv")
@@ -137,6 +140,7 @@ def test_a_killed_worker_s_segment_is_retried(clip, local_ray):
     assert leftovers(clip) == []
 
 
+@pytest.mark.slow
 def test_a_segment_that_always_fails_leaves_nothing(clip, local_ray):
     with pytest.raises(VideoError, match=rf"^segment \d+ \(.+ to .+\) failed on each of {SEGMENT_RETRIES + 1} "
                        r"attempts: injected failure at frame 0$"):
@@ -145,12 +149,14 @@ def test_a_segment_that_always_fails_leaves_nothing(clip, local_ray):
     assert leftovers(clip) == []
 
 
+@pytest.mark.slow
 def test_a_segment_s_video_error_ends_the_run_without_retries(clip, local_ray):
     with pytest.raises(VideoError, match=r"^segment \d+ \(.+\): expected on_corrupt to be one of skip, stop, got 'x'$"):
         run(clip, "refused.mkv", on_corrupt="x")
     assert not (clip / "refused.mkv").exists() and leftovers(clip) == []
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_make_its_upscaler_says_why(clip, local_ray, tiny_model):
     # On CPU workers a GPU-only backend cannot start: every worker would fail the same, so nothing is retried.
     with pytest.raises(VideoError, match=r"^segment \d+ \(.+\): its worker could not make its Upscaler: .*tensorrt"):
@@ -187,6 +193,7 @@ def test_the_video_command_refuses_what_does_not_apply_on_ray(clip, capsys, opti
 
 
 @pytest.mark.native
+@pytest.mark.slow
 def test_the_video_command_on_ray_equals_the_local_command(clip, local_ray, tiny_model):
     common = ["--codec", "ffv1", "--model", str(tiny_model), "--backend", "native",
               "--precision", "fp32", "--no-progress"]

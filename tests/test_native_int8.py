@@ -131,6 +131,7 @@ def test_shipped_models_run_int8_without_images_close_to_fp32():
         assert psnr > 38, (model, psnr)
 
 
+@pytest.mark.slow
 def test_int8_tiled_equals_untiled_and_two_threads_equal_one():
     image = _photo(61, 147)
     whole = Upscaler("srresnet", backend="native", precision="int8", tile=1000)(image)

@@ -94,6 +94,7 @@ def quantized_error(kind: str, amax: dict, x_nchw: np.ndarray) -> float:
     return float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
 
 
+@pytest.mark.slow
 def test_calibrated_int8_and_fp8_graphs_track_the_reference(image_dir):
     tiles = calibration_tiles(image_files(image_dir), TILE, max_tiles=12, seed=3)
     x = np.ascontiguousarray(tiles.transpose(0, 3, 1, 2))
@@ -129,6 +130,7 @@ def test_quantized_graph_has_qdq_on_the_policy_convs_only():
         build_onnx_model(WEIGHTS, precision="fp16", quant=QuantSpec("int8", amax), opset=17)
 
 
+@pytest.mark.slow
 def test_calibration_table_is_cached_and_a_damaged_one_recomputed(image_dir, tmp_path, monkeypatch):
     calls = []
     real = calibration.measure_activation_amax

@@ -28,6 +28,7 @@ sizes_and_tiles = st.one_of(
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(size_tile=sizes_and_tiles, seed=st.integers(0, 2**31))
+@pytest.mark.slow
 def test_tiled_equals_untiled_uint8(size_tile, seed):
     h, w, tile = size_tile
     image = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -36,6 +37,7 @@ def test_tiled_equals_untiled_uint8(size_tile, seed):
     assert diff.max() <= 1 and diff.mean() < 0.01
 
 
+@pytest.mark.slow
 def test_tiled_equals_untiled_float_at_full_depth():
     """16 blocks: the real network's 40-pixel halo, on a float image (differences are float rounding only)."""
     weights = random_generator_weights(num_blocks=16, channels=4, seed=3)

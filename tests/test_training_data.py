@@ -91,6 +91,7 @@ def _symmetries(square: np.ndarray) -> list[np.ndarray]:
 
 @settings(max_examples=40, deadline=None)
 @given(h=st.integers(8, 40), w=st.integers(8, 40), crop_quarters=st.integers(1, 2), index=st.integers(0, 10**9))
+@pytest.mark.slow
 def test_every_hr_crop_is_a_window_of_an_image_under_one_of_the_8_symmetries(h, w, crop_quarters, index):
     crop = 4 * crop_quarters
     rng = np.random.default_rng(index)

@@ -67,6 +67,7 @@ def test_srresnet_steps_reduce_the_pixel_loss_on_a_fixed_batch():
 
 
 @pytest.mark.parametrize("content", ["pixel_fm", "vgg"])
+@pytest.mark.slow
 def test_srgan_steps_reduce_content_and_discriminator_losses_on_a_fixed_batch(content):
     config = _config(train_srgan.DEFAULTS, lr=1e-3, disc_channels=8)
     torch.manual_seed(1)

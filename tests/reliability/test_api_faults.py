@@ -34,6 +34,7 @@ def test_an_array_whose_output_cannot_fit_in_memory_is_refused_up_front(upscaler
     assert time.perf_counter() - started < 5  # refused before any work, not after a failed allocation
 
 
+@pytest.mark.slow
 def test_memory_budget_sets_the_tiler_budget():
     small = Upscaler(WEIGHTS, device="cpu", memory_budget=8 << 20)
     large = Upscaler(WEIGHTS, device="cpu", memory_budget=1 << 30)

@@ -75,6 +75,7 @@ def test_forked_child_after_use_matches_the_parent():
 
 
 @pytest.mark.native
+@pytest.mark.slow
 def test_fork_during_a_run_in_another_thread():
     """The engine's lock, held at the fork by a run in another thread, stays held in the child: the child's
     first call rebuilds the engine instead of waiting on it."""

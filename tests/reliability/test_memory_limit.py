@@ -36,6 +36,7 @@ print(next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if 
 """
 
 
+@pytest.mark.slow
 def test_a_memory_error_fails_one_file_and_the_batch_goes_on(tmp_path):
     import resource
 

@@ -88,6 +88,7 @@ def check_outputs(out):
 
 
 @pytest.mark.parametrize("signum, delay", TRIES, ids=[f"{signal.Signals(s).name}-{d}s" for s, d in TRIES])
+@pytest.mark.slow
 def test_a_signal_mid_batch_stops_cleanly(tmp_path, model, shots, signum, delay):
     before = snapshot(shots)
     out = tmp_path / "out"
@@ -157,6 +158,7 @@ def test_main_restores_the_handlers_it_replaced(tmp_path, model):
         signal.signal(signal.SIGHUP, previous)
 
 
+@pytest.mark.slow
 def test_video_stopped_by_sigterm_leaves_no_output_and_no_partial_file(tmp_path, model):
     pytest.importorskip("av")
     from srgan_fast.video.synthetic import write_test_video

@@ -75,6 +75,7 @@ def _mismatches(results, expected):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("sharing", ["shared", "own"])
 @pytest.mark.parametrize("backend, precision", _backend_params())
+@pytest.mark.slow
 def test_threads_match_a_single_thread_bit_for_bit(backend, precision, sharing, size):
     shape, tile = SIZES[size]
     images = [_images(shape, CALLS_PER_THREAD, seed=100 + t) for t in range(THREADS)]
@@ -89,6 +90,7 @@ def test_threads_match_a_single_thread_bit_for_bit(backend, precision, sharing, 
     assert _mismatches(results, expected) == []
 
 
+@pytest.mark.slow
 def test_module_level_upscale_is_thread_safe(tmp_path):
     """``srgan_fast.upscale`` shares one cached Upscaler between threads; threads asking for different
     options at once (which replaces the cached one) still each get their own correct result."""

@@ -30,6 +30,7 @@ def mixed_inputs(rng, count: int) -> list[np.ndarray]:
     return [random_image(rng, *sizes[i % len(sizes)], *kinds[i % len(kinds)]) for i in range(count)]
 
 
+@pytest.mark.slow
 def test_32_concurrent_mixed_requests_are_bit_exact(server, tiny_weights):
     rng = np.random.default_rng(23)
     images = mixed_inputs(rng, 32)

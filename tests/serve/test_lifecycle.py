@@ -45,6 +45,7 @@ def test_metrics_count_requests_latency_batches_and_engine_time(server):
     assert metric(server, "srgan_serve_engine_busy_seconds_total", 'lane="bulk"') > 0
 
 
+@pytest.mark.slow
 def test_disconnect_drops_the_remaining_windows(server):
     """A 400² image is 289 windows of the tiny model; the client leaves after the first batches ran."""
     body = png_bytes(random_image(np.random.default_rng(1), 400, 400))

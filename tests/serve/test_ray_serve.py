@@ -13,6 +13,7 @@ from serve_helpers import TILE, decoded, png_bytes, random_image, reference
 import httpx  # noqa: E402
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'srgan_fast[serve-ray]')")
+pytestmark = pytest.mark.slow  # every test here starts Ray Serve: 15 s on 2 cores before the first
 
 import ray  # noqa: E402
 from ray import serve  # noqa: E402

@@ -22,6 +22,7 @@ def stop_lines(stderr: str) -> list[str]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.slow
 def test_each_stop_signal_prints_one_line_and_exits_128_plus_n(tiny_weights, tmp_path, signum):
     # Started as a background job: the shell has SIGINT ignored, yet `kill -INT` is asked of this very process.
     with cli_server(tiny_weights, tmp_path, background=True) as (process, url):
@@ -51,6 +52,7 @@ def read_answer(client: socket.socket) -> bytes:
     return answer
 
 
+@pytest.mark.slow
 def test_sigterm_answers_admitted_requests_and_cuts_a_stalled_upload_at_the_deadline(tiny_weights, tmp_path):
     with cli_server(tiny_weights, tmp_path, "--drain-seconds", "1") as (process, url):
         image = random_image(np.random.default_rng(2), 200, 200)
@@ -79,6 +81,7 @@ def test_sigterm_answers_admitted_requests_and_cuts_a_stalled_upload_at_the_dead
     assert np.array_equal(decoded(answers[0].content), reference(image, tiny_weights))
 
 
+@pytest.mark.slow
 def test_a_second_signal_cuts_the_admitted_work_and_answers_503(tiny_weights, tmp_path):
     with cli_server(tiny_weights, tmp_path) as (process, url):
         body = png_bytes(random_image(np.random.default_rng(3), 600, 600))  # 625 windows: seconds of work
