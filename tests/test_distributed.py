@@ -286,7 +286,8 @@ def test_one_file_name_in_two_folders_of_one_name_is_refused_with_what_keeps_the
     assert str(refused.value) == (f"{a}/x.png and {b}/x.png would both be written to {tmp_path}/out/photos/x.png: "
                                   f"the folders {a} and {b} have the same name, which each keeps under the output "
                                   "(--name cannot change it); upscale them in separate runs")
-    assert collect_jobs([a, a + "/"], str(tmp_path / "out")).notes == [f"{a}/x.png: given more than once; upscaled once"]
+    twice = collect_jobs([a, a + "/"], str(tmp_path / "out"))  # one folder given twice is not two
+    assert twice.notes == [f"{a}/x.png: given more than once; upscaled once"]
 
 
 def test_only_the_temporaries_of_these_destinations_are_removed(tmp_path):
