@@ -4,7 +4,7 @@ TensorRT's int8 and fp8 through the ONNX graph's Quantize/DequantizeLinear pairs
 Quantizing a conv's input adds up to half a code step of noise to it. Inside the residual trunk later layers
 average that noise away; the convs below pass it on to the pixels, and stay in floating point. Measured with
 the native engine's u8 codes (``benchmarks/int8_quality.py``, the banding check): these few layers alone banded
-a smooth 16-bit gradient by up to 5 levels of 8 bits, the rest of the trunk by less than one.
+a smooth 16-bit gradient by up to 5 levels of 8 bits.
 
   * the first and last convs: they read and write the image itself;
   * the conv reading the first conv's output, and the one adding that output back across the trunk (the long
