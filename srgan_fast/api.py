@@ -72,7 +72,8 @@ class Upscaler:
         .safetensors: the architecture is detected from the tensors), or GeneratorWeights.
     backend: "auto" (the fastest available for the device, reported in ``describe()``) or a registered name.
     device: "cpu", "cuda" or "cuda:N"; None picks a GPU when there is one.
-    precision: "fp32", "fp16", "bf16" (as the backend supports); None: fp16 on GPUs, fp32 on CPUs.
+    precision: "fp32", "fp16", "bf16", "int8" (native, TensorRT) or "fp8" (TensorRT), as the backend supports;
+        None: fp16 on GPUs, fp32 on CPUs.
     tile: core size in input pixels of each tile (int or (h, w)); None sizes tiles from ``memory_budget``.
     batch_size: tiles per backend call; None fills ``memory_budget``, up to the batch past which the backend runs
         no faster (``Backend.saturating_batch_pixels``).
