@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srgan_fast.architecture import int8_convs, msrresnet, srresnet, srvgg_compact
+from srgan_fast.architecture import int8_convs, msrresnet, rrdbnet, srresnet, srvgg_compact
 from srgan_fast.weights import random_weights
 
 
@@ -16,7 +16,10 @@ from srgan_fast.weights import random_weights
     (msrresnet(2, 8), ["body.0.conv2", "body.1.conv1", "body.1.conv2"]),
     # float: body.0 (first), body.2 (reads it), body.8 (last, shuffles)
     (srvgg_compact(3, 8), ["body.4", "body.6"]),
-], ids=["srresnet", "msrresnet", "srvgg_compact"])
+    # float: conv_first, the first dense block (each of its convs reads conv_first among its concatenated
+    # inputs), conv_body (adds conv_first back), the upsampling and level-4 convs
+    (rrdbnet(1, 8), [f"body.0.rdb{b}.conv{c}" for b in (2, 3) for c in range(1, 6)]),
+], ids=["srresnet", "msrresnet", "srvgg_compact", "rrdbnet"])
 def test_convs_whose_noise_reaches_the_pixels_stay_float(network, expected):
     assert int8_convs(network) == expected
 
