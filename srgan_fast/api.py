@@ -16,8 +16,10 @@ from srgan_fast.tiler import channels
 from srgan_fast.backends import Backend, BackendUnavailable, get_backend_class, ranked_backends
 from srgan_fast.tiler.channels import InputError
 from srgan_fast.tiler.ensemble import self_ensemble
-from srgan_fast.options import format_bytes, parse_device, parse_precision, parse_tile
-from srgan_fast.tiler.output_size import OutputSize, resize
+from srgan_fast.options import (format_bytes, parse_bytes, parse_device, parse_positive_int, parse_precision,
+                                parse_tile)
+from srgan_fast.tiler.output_size import (RESIZE_BYTES_PER_SOURCE_PIXEL, RESIZE_BYTES_PER_TARGET_PIXEL, OutputSize,
+                                          resize)
 from srgan_fast.tiler.plan import TilePlan, auto_tile, plan_tiles
 from srgan_fast.tiler.seams import seam_geometry
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
@@ -92,11 +94,15 @@ class Upscaler:
         # The options first: a mistake in one is told before any model is loaded or engine built.
         self.tile = parse_tile(tile)
         precision = None if precision is None else parse_precision(precision)
-        if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget <= 0):
-            raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+        if memory_budget is not None:
+            try:
+                memory_budget = parse_bytes(memory_budget)
+            except ValueError:
+                raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r} (an int, "
+                                 "NumPy's too, or a size such as '2G' or '512M')") from None
+        self.batch_size = None if batch_size is None else parse_positive_int(batch_size, "batch_size")
         self.output_size = OutputSize(outscale, size, width, height)
         self.tta = bool(tta)
-        self.batch_size = batch_size
         self.weights = model if isinstance(model, GeneratorWeights) else load_weights(model)
         parsed_device = parse_device("cuda" if device is None and gpu_present() else device or "cpu")
         self.device = device = str(parsed_device)
@@ -207,31 +213,59 @@ class Upscaler:
 
     def _upscale_frames(self, frames: np.ndarray, output_size: OutputSize, network: _NetworkCall) -> np.ndarray:
         """Validated [N, H, W, C] -> [N, H', W', C] at ``output_size``; memory errors say what to lower."""
-        target = output_size.target(frames.shape[1:3], self.scale)
-        self._check_output_fits(frames.shape, frames.dtype)
+        target = output_size.target(frames.shape[1:3], self.scale,
+                                    lambda target: self._check_output_fits(frames.shape, frames.dtype, target,
+                                                                           output_size))
         try:
             upscaled = self._upscale_channels(frames, network)
-            return upscaled if target is None else np.stack([resize(frame, target) for frame in upscaled])
+            if target is None:
+                return upscaled
+            resized = np.empty((len(upscaled), *target, upscaled.shape[3]), upscaled.dtype)
+            for frame, out in zip(upscaled, resized):
+                resize(frame, target, out)
+            return resized
         except MemoryError:
             _, h, w, c = frames.shape
-            output = format_bytes(self._output_bytes(frames.shape, frames.dtype))
+            output = format_bytes(self._output_bytes(frames.shape, frames.dtype, target))
             raise MemoryError(f"out of memory upscaling {h}×{w}×{c} {frames.dtype} (output {output}) with a memory "
                               f"budget of {format_bytes(self.memory_budget)}: lower it with memory_budget= "
                               "(--memory-budget) or pass a smaller tile") from None
 
-    def _output_bytes(self, shape: tuple[int, ...], dtype: np.dtype) -> int:
+    def _output_bytes(self, shape: tuple[int, ...], dtype: np.dtype, target: tuple[int, int] | None = None) -> float:
+        """What a call holds beside the tiler's working set: the model's result and, when it is resized, the final
+        output and the resize's float32 work. A float: an absurd target must not overflow."""
         n, h, w, c = shape
-        return n * self.scale * h * self.scale * w * c * np.dtype(dtype).itemsize
+        itemsize = np.dtype(dtype).itemsize
+        model_pixels = float(self.scale * h) * (self.scale * w)
+        if target is None:
+            return n * model_pixels * c * itemsize
+        target_pixels = float(target[0]) * target[1]
+        return (n * (model_pixels + target_pixels) * c * itemsize + RESIZE_BYTES_PER_SOURCE_PIXEL * model_pixels
+                + RESIZE_BYTES_PER_TARGET_PIXEL * target_pixels)
 
-    def _check_output_fits(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """Refuse, before allocating anything, an input whose output alone exceeds the memory there is."""
-        needed = self._output_bytes(shape, dtype)
+    def _check_output_fits(self, shape: tuple[int, ...], dtype: np.dtype, target: tuple[int, int] | None,
+                           output_size: OutputSize) -> None:
+        """Refuse, before the network runs, an input whose outputs alone exceed the memory there is: the model's
+        result, and the final size asked for where it is resized."""
+        needed = self._output_bytes(shape, dtype, target)
         available = available_memory()
-        if available is not None and needed > available:
-            n, h, w, c = shape
-            what = f"{h}×{w}×{c} {np.dtype(dtype)}" + (f" frames ×{n}" if n > 1 else " image")
-            raise InputError(f"the ×{self.scale} output of a {what} needs {format_bytes(needed)}, more than the "
-                             f"{format_bytes(available)} of memory available; upscale it in parts")
+        if available is None or needed <= available:
+            return
+        n, h, w, c = shape
+        what = f"{h}×{w}×{c} {np.dtype(dtype)}" + (f" frames ×{n}" if n > 1 else " image")
+        model_needs = self._output_bytes(shape, dtype)
+        if target is None or model_needs > available:
+            raise InputError(f"the ×{self.scale} output of a {what} needs {format_bytes(model_needs)}, more than "
+                             f"the {format_bytes(available)} of memory available; upscale it in parts")
+        # The largest factor f whose output, f·h × f·w and its resize work, fits beside the model's result.
+        spare = available - model_needs - RESIZE_BYTES_PER_SOURCE_PIXEL * float(self.scale * h) * (self.scale * w)
+        per_pixel = n * c * np.dtype(dtype).itemsize + RESIZE_BYTES_PER_TARGET_PIXEL
+        fits = (max(0.0, spare) / (h * w * per_pixel)) ** 0.5
+        layout = {1: "gray", 3: "RGB", 4: "RGBA"}[c] + (f", {n} frames" if n > 1 else "")
+        raise InputError(f"a {_pixels(target[1])}x{_pixels(target[0])} output ({output_size}) of a {w}x{h} "
+                         f"{np.dtype(dtype)} {layout} input needs {format_bytes(needed)}, more than the "
+                         f"{format_bytes(available)} of memory available; at most about {int(w * fits)}x"
+                         f"{int(h * fits)} fits (outscale {fits:.3g})")
 
     def _upscale_channels(self, frames: np.ndarray, network: _NetworkCall) -> np.ndarray:
         """Validated [N, H, W, C] -> [N, sH, sW, C]: gray and alpha around the RGB network."""
@@ -287,6 +321,11 @@ class Upscaler:
         return stream_frames(self, frames, batch_size=batch_size)
 
 
+def _pixels(count: int) -> str:
+    """A side in pixels; an absurd one (from outscale=1e300, say) in short."""
+    return f"{count}" if count < 10**12 else f"{count:.3g}"
+
+
 class _NetworkCall:
     """How one call runs the RGB network: with or without the self-ensemble, through the backend or a hook."""
 
@@ -317,19 +356,21 @@ if hasattr(os, "register_at_fork"):
 
 def upscale(image, *, model: str = DEFAULT_MODEL, backend: str = "auto", device: str | None = None,
             precision: str | None = None, tile: int | tuple[int, int] | None = None, memory_budget: int | None = None,
-            tta: bool = False, outscale: float | None = None, size: tuple[int, int] | None = None,
-            width: int | None = None, height: int | None = None):
+            tta: bool = False, calibration_images: str | os.PathLike | None = None, outscale: float | None = None,
+            size: tuple[int, int] | None = None, width: int | None = None, height: int | None = None):
     """Upscale one image (see ``Upscaler`` and ``Upscaler.upscale``); the loaded model is kept for the next call
-    with the same options.
+    with the same options. ``calibration_images``: as the ``Upscaler``'s, for native int8 only.
 
     Safe from any number of threads: calls with the same options share one Upscaler; a call with other
     options replaces it for later calls, while calls already running finish on the one they took.
     """
     global _cached
-    key = (str(model), backend, device, precision, tile, memory_budget, tta)
+    # Given to the backend only when set, as the command line does: the backends without int8 do not take it.
+    backend_options = {} if calibration_images is None else {"calibration_images": calibration_images}
+    key = (str(model), backend, device, precision, tile, memory_budget, tta, str(calibration_images))
     with _cache_lock:  # one model resident, not one per option set ever used
         if _cached is None or _cached[0] != key:
             _cached = (key, Upscaler(model, backend=backend, device=device, precision=precision, tile=tile,
-                                     memory_budget=memory_budget, tta=tta))
+                                     memory_budget=memory_budget, tta=tta, **backend_options))
         upscaler = _cached[1]
     return upscaler.upscale(image, outscale=outscale, size=size, width=width, height=height)

@@ -150,3 +150,38 @@ def test_auto_falls_back_past_a_backend_that_refuses_to_start(monkeypatch):
     assert upscaler.backend_name != "refusing"
     with pytest.raises(base.BackendUnavailable, match="self-check failed"):
         Upscaler(WEIGHTS, backend="refusing", device="cpu")
+
+
+@pytest.mark.native
+def test_upscale_takes_calibration_images_as_the_upscaler_does(tmp_path, monkeypatch):
+    """The README lists calibration_images among upscale()'s options; it raised TypeError (only Upscaler took it)."""
+    from srgan_fast.weights import save_weights
+
+    monkeypatch.setenv("SRGAN_FAST_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "mine.safetensors"
+    save_weights(model, WEIGHTS.tensors, WEIGHTS.metadata)
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for seed in range(2):
+        Image.fromarray((_random_image((40, 56, 3), np.uint8, seed=seed))).save(folder / f"{seed}.png")
+    image = _random_image((12, 10, 3), np.uint8, seed=3)
+    options = dict(backend="native", device="cpu", precision="int8", calibration_images=str(folder))
+    out = upscale(image, model=str(model), **options)
+    assert np.array_equal(out, Upscaler(str(model), **options)(image))
+    with pytest.raises(ValueError, match="calibration_images is for precision 'int8', got precision 'fp32'"):
+        upscale(image, model=str(model), backend="native", device="cpu", calibration_images=str(folder))
+
+
+def test_numpy_integers_are_accepted_as_byte_counts_and_batch_sizes():
+    up = Upscaler(WEIGHTS, backend="torch", device="cpu", memory_budget=np.int64(64 << 20), batch_size=np.int32(2))
+    assert (up.memory_budget, up.batch_size) == (64 << 20, 2)
+    assert type(up.memory_budget) is int
+    assert Upscaler(WEIGHTS, device="cpu", memory_budget="64M").memory_budget == 64 << 20
+    for bad, message in [(True, "memory_budget must be a positive number of bytes, got True (an int, NumPy's too, "
+                                "or a size such as '2G' or '512M')"),
+                         (np.int64(0), "memory_budget must be a positive number of bytes, got np.int64(0)")]:
+        with pytest.raises(ValueError) as refusal:
+            Upscaler(WEIGHTS, device="cpu", memory_budget=bad)
+        assert str(refusal.value).startswith(message)
+    with pytest.raises(ValueError, match="^batch_size must be a positive int, got 0$"):
+        Upscaler(WEIGHTS, device="cpu", batch_size=0)

@@ -110,3 +110,48 @@ def test_bad_output_options_say_what_they_got(parse, text, message):
     with pytest.raises(ValueError) as error:
         getattr(srgan_fast.options, parse)(text)
     assert str(error.value) == message
+
+
+def test_numbers_of_any_numeric_type_are_taken_and_bools_are_not():
+    """NumPy scalars (a size computed with NumPy, say) were refused as "must be a number" while True passed as 1."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    from srgan_fast.options import parse_number, parse_outscale, parse_positive_int, parse_quality
+
+    assert parse_outscale(np.float32(2.5)) == 2.5 and type(parse_outscale(np.float32(2.5))) is float
+    assert parse_outscale(Fraction(5, 2)) == 2.5 and parse_outscale(np.int64(3)) == 3.0
+    assert parse_number(np.float64(0.5), "outscale") == 0.5
+    assert parse_positive_int(np.int64(800), "width") == 800 and type(parse_positive_int(np.uint16(8), "w")) is int
+    assert parse_positive_int("800", "width") == 800
+    assert parse_tile(np.int64(64)) == 64 and parse_tile((np.int32(8), np.int64(16))) == (8, 16)
+    assert parse_bytes(np.int64(2**30)) == 2**30 and type(parse_bytes(np.uint64(7))) is int
+    assert parse_quality(np.int8(90)) == 90
+
+
+@pytest.mark.parametrize("parse, value, message", [
+    ("parse_outscale", True, "expected an output scale of 1 or more (e.g. 2 or 2.5), got True"),
+    ("parse_bytes", True, "expected a positive size in bytes such as 2G, 512M, 1.5GiB or 3000000, got True"),
+    ("parse_quality", True, "expected a quality from 1 to 100, got True"),
+    ("parse_quality", "²", "expected a quality from 1 to 100, got '²'"),
+    ("parse_tile", True, "tile must be 'auto', N or HxW (e.g. 256 or 256x384), got True"),
+    ("parse_tile", (True, 8), "tile must be (rows, cols) of positive ints, got (True, 8)"),
+])
+def test_a_bool_is_not_a_number(parse, value, message):
+    import srgan_fast.options
+
+    with pytest.raises(ValueError) as error:
+        getattr(srgan_fast.options, parse)(value)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("value, message", [
+    (True, "width must be a positive int, got True"), (2.0, "width must be a positive int, got 2.0"),
+    ("0", "width must be a positive int, got '0'"), ("2e3", "width must be a positive int, got '2e3'")])
+def test_positive_ints_say_what_they_got(value, message):
+    from srgan_fast.options import parse_positive_int
+
+    with pytest.raises(ValueError) as error:
+        parse_positive_int(value, "width")
+    assert str(error.value) == message

@@ -76,7 +76,11 @@ def test_above_the_model_scale_is_allowed_with_a_note(upscaler):
     ({"outscale": 2, "width": 10}, "give one of outscale, size, width or height, got outscale, width"),
     ({"size": (10,)}, r"size must be \(height, width\) of positive ints, got \(10,\)"),
     ({"width": 0}, "width must be a positive int, got 0"),
-    ({"outscale": float("nan")}, "outscale must be a number, got nan")])
+    ({"outscale": float("nan")}, r"outscale must be a number \(an int or float, NumPy's too; not a bool\), got nan"),
+    ({"outscale": True}, r"outscale must be a number \(an int or float, NumPy's too; not a bool\), got True"),
+    ({"width": True}, "width must be a positive int, got True"),
+    ({"height": 2.0}, "height must be a positive int, got 2.0"),
+    ({"size": (np.True_, 5)}, r"size must be \(height, width\) of positive ints, got \(np.True_, 5\)")])
 def test_malformed_requests_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         OutputSize(**bad)
@@ -99,3 +103,45 @@ def test_constructor_default_applies_to_batches(tmp_path):
     assert up.upscale_batch(frames).shape == (3, 12, 14, 3)
     assert up.output_hw((6, 7)) == (12, 14)
     assert up(frames[0], outscale=3).shape == (18, 21, 3)  # a call's own request wins
+
+
+@pytest.mark.parametrize("request_, expected_hw", [
+    ({"outscale": np.float32(2.5)}, (25, 32)), ({"outscale": np.int64(3)}, (30, 39)),
+    ({"width": np.int64(26)}, (20, 26)), ({"height": np.uint16(35)}, (35, 46)),
+    ({"size": (np.int32(17), np.int64(50))}, (17, 50)), ({"size": np.array([17, 50])}, (17, 50))])
+def test_numpy_scalars_are_numbers(upscaler, request_, expected_hw):
+    assert upscaler(_image((10, 13, 3), np.uint8), **request_).shape == expected_hw + (3,)
+    assert Upscaler(WEIGHTS, device="cpu", **request_).output_hw((10, 13)) == expected_hw
+
+
+@pytest.mark.parametrize("request_, asked", [
+    ({"width": 2_000_000}, "a 2000000x1666667 output (width=2000000)"),
+    ({"outscale": 1e9}, "a 24000000000x20000000000 output (outscale=1e+09)"),
+    ({"size": (10**6, 10**6)}, "a 1000000x1000000 output (size=(1000000, 1000000))")])
+def test_an_output_too_large_for_memory_is_refused_before_the_network_runs(upscaler, monkeypatch, request_, asked):
+    """It once ran the network and then failed in NumPy ("array is too big") or with a MemoryError naming only
+    the x4 result ("output 22.5 KiB"): the size asked for is what is counted, and what fits is said."""
+    import srgan_fast.api
+
+    monkeypatch.setattr(srgan_fast.api, "available_memory", lambda: 64 << 20)
+    monkeypatch.setattr(Upscaler, "_upscale_channels", lambda *args: pytest.fail("the network ran"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note on the scale before the refusal
+        with pytest.raises(InputError) as refusal:
+            upscaler(np.zeros((20, 24, 3), np.uint8), **request_)
+    message = str(refusal.value)
+    assert message.startswith(f"{asked} of a 24x20 uint8 RGB input needs ") and "\n" not in message
+    # 64 MiB less the x4 result and the resize's work on it, at 3 bytes and 16 of float32 work per output pixel.
+    assert message.endswith(", more than the 64.0 MiB of memory available; at most about 2057x1714 fits "
+                            "(outscale 85.7)")
+
+
+def test_the_largest_output_said_to_fit_is_made(upscaler, monkeypatch):
+    import srgan_fast.api
+
+    monkeypatch.setattr(srgan_fast.api, "available_memory", lambda: 64 << 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert upscaler(np.zeros((20, 24, 3), np.uint8), width=2057).shape == (1714, 2057, 3)
+        with pytest.raises(InputError, match="at most about 2057x1714 fits"):
+            upscaler(np.zeros((20, 24, 3), np.uint8), width=2080)

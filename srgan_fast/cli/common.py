@@ -11,8 +11,8 @@ from srgan_fast.api import DEFAULT_MEMORY_BUDGET
 from srgan_fast.backends import BackendUnavailable, backend_names
 from srgan_fast.io.images import ImageFileError
 from srgan_fast.io.signals import Stopped
-from srgan_fast.options import (PRECISIONS, format_bytes, parse_bytes, parse_device, parse_outscale, parse_precision,
-                                parse_tile)
+from srgan_fast.options import (PRECISIONS, format_bytes, parse_bytes, parse_device, parse_outscale,
+                                parse_positive_int, parse_precision, parse_tile)
 from srgan_fast.tiler.channels import InputError
 from srgan_fast.weights import DEFAULT_MODEL, WeightsError
 
@@ -86,8 +86,10 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     size.add_argument("-s", "--outscale", type=argument_type(parse_outscale), metavar="SCALE",
                       help="output scale, 1 or more (e.g. 2.5; default: the model's); the model's result is resized "
                            "with Lanczos")
-    size.add_argument("--width", type=int, help="output width in pixels, aspect ratio kept")
-    size.add_argument("--height", type=int, help="output height in pixels, aspect ratio kept")
+    size.add_argument("--width", type=argument_type(lambda text: parse_positive_int(text, "width")), metavar="PIXELS",
+                      help="output width in pixels, aspect ratio kept")
+    size.add_argument("--height", type=argument_type(lambda text: parse_positive_int(text, "height")),
+                      metavar="PIXELS", help="output height in pixels, aspect ratio kept")
 
 
 def backend_options(args: argparse.Namespace) -> dict:

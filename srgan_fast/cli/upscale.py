@@ -80,6 +80,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    tally.failed += len(batch.problems)  # inputs refused while planning count as failed in the summary
     pending = []
     for source, destination in batch.jobs:
         if not args.overwrite and os.path.lexists(destination):
@@ -116,7 +117,7 @@ def run_upscale(args: argparse.Namespace) -> int:
         return report_stop(interrupt, f"{tally.written} of {len(pending)} images written, no partial files left")
     progress.close()
     print(tally.line(), file=sys.stderr)
-    return 1 if tally.failed or batch.problems else 0
+    return 1 if tally.failed else 0
 
 
 def _run(upscaler, pending, args: argparse.Namespace, progress: Progress, tally: _Tally) -> None:

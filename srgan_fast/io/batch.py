@@ -1,15 +1,18 @@
 """A batch of image files: which files a run takes, where each goes, and one file's upscale, with the rules the
 local command and the Ray workers share (srgan_fast.distributed walks buckets with the same rules).
 
-Folders are searched recursively and their relative paths kept; with several input folders each keeps its own
-name under the output folder. Hidden files and folders are skipped (this tool's own temporary files and reports
-among them); the output folder is not descended into where it lies inside an input folder (a second run must not
-upscale the first run's results); a source whose format cannot be written gets a .png; one input file may name an
-output file, anything else needs an output folder. Every output is planned before any work: a file reached twice
-(by name and inside a folder) is one job, and two inputs that would be written to one output refuse the run.
+Folders are searched recursively, following links to folders but never back into one they are inside, and their
+relative paths kept; a broken link or a link loop is one error line, like a missing input. With several input
+folders each keeps its own name under the output folder. Hidden files and folders are skipped (this tool's own
+temporary files and reports among them); the output folder is not descended into where it lies inside an input
+folder (a second run must not upscale the first run's results); a source whose format cannot be written gets a
+.png; one input file may name an output file, anything else needs an output folder. Every output is planned
+before any work: a file reached twice (by name and inside a folder) is one job, and two inputs that would be
+written to one output refuse the run.
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass, field
@@ -90,17 +93,63 @@ def no_images_line(folder) -> str:
             "output folder are skipped)")
 
 
-def image_files(folder: Path, output: Path) -> tuple[list[Path], list[str]]:
-    """The images under ``folder``, sorted, by the rules above, and the names of the other (visible) files."""
+def broken_link(path: Path) -> str | None:
+    """Why a link cannot be read through (a loop, a missing target), as an error line; None for anything else."""
+    try:
+        os.stat(path)
+        return None
+    except OSError as exc:
+        if not path.is_symlink():
+            return None
+        if exc.errno == errno.ELOOP:
+            return f"{path}: a symbolic link loop (it leads back to itself through {os.readlink(path)})"
+        return f"{path}: a broken symbolic link (to {os.readlink(path)}, which does not exist)"
+
+
+def image_files(folder: Path, output: Path) -> tuple[list[Path], list[str], list[str]]:
+    """The images under ``folder``, sorted, by the rules above, the names of the other (visible) files, and an
+    error line for each entry that cannot be read through: a broken link, a folder that cannot be listed, and a
+    link back to a folder it is inside (one holding ``folder``, or one on the way down to it), which is not
+    followed since it would go round forever; other links to folders are followed."""
     output = output.resolve()
-    found, others = [], []
-    for parent, folders, files in os.walk(folder):
-        here = Path(parent)
-        folders[:] = [name for name in folders if not name.startswith(".") and (here / name).resolve() != output]
-        visible = [name for name in files if not name.startswith(".")]
-        found += [here / name for name in visible if is_image_name(Path(name))]
-        others += [name for name in visible if not is_image_name(Path(name))]
-    return sorted(found), others
+    found, others, problems = [], [], []
+    top = os.path.realpath(folder)
+    ways_down = {os.fspath(folder): (top,)}  # each folder to walk, and the real folders on the way to it
+    for parent, folders, files in os.walk(folder, followlinks=True,
+                                         onerror=lambda exc: problems.append(_unlistable(exc))):
+        here, way_down = Path(parent), ways_down.pop(parent)
+        kept = []
+        for name in sorted(folders):
+            path, target = here / name, os.path.realpath(os.path.join(parent, name))
+            if name.startswith(".") or Path(target) == output:
+                continue
+            if target in way_down or top.startswith(target.rstrip(os.sep) + os.sep):
+                problems.append(f"{path}: a link back to {target}, a folder it is inside; not followed (it would "
+                                "go round forever)")
+                continue
+            ways_down[os.path.join(parent, name)] = (*way_down, target)
+            kept.append(name)
+        folders[:] = kept
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            if not is_image_name(Path(name)):
+                others.append(name)
+            elif problem := broken_link(here / name):
+                problems.append(problem)
+            else:
+                found.append(here / name)
+    return sorted(found), others, problems
+
+
+def _unlistable(exc: OSError) -> str:
+    cause = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
+    return f"{exc.filename}: cannot list the folder ({cause}); its files are skipped"
+
+
+def missing_line(path: Path) -> str:
+    """The error line of an input that is not there: a broken link says so, and where it leads."""
+    return broken_link(path) or f"{path}: no such file or folder"
 
 
 def _identity(path: Path) -> Hashable:
@@ -108,7 +157,7 @@ def _identity(path: Path) -> Hashable:
     try:
         status = path.stat()
     except OSError:
-        return path.resolve()
+        return os.path.realpath(path)  # never raises, unlike Path.resolve() on a link loop
     return status.st_dev, status.st_ino
 
 
@@ -121,7 +170,7 @@ def _not_images_note(folder: Path, others: list[str]) -> str:
 @dataclass
 class Batch:
     jobs: list[tuple[Path, Path]]                       # (source, destination), each destination once
-    problems: list[str] = field(default_factory=list)   # error lines: a missing input, a folder without images
+    problems: list[str] = field(default_factory=list)   # error lines, each a failed input: missing, a broken link...
     notes: list[str] = field(default_factory=list)      # a file given twice, files that are not images
     output_is_file: bool = False                        # -o names the one output file, not a folder
 
@@ -136,13 +185,14 @@ def collect_jobs(inputs: list[str], output: str, suffix: str | None, name: str =
         if len(inputs) == 1 and not folders:
             source = Path(inputs[0])
             if not source.exists():
-                return Batch([], [f"{source}: no such file or folder"], output_is_file=True)
+                return Batch([], [missing_line(source)], output_is_file=True)
             return Batch([(source, out)], output_is_file=True)
         raise ValueError(output_file_refusal(output, len(inputs), folders))
     batch, found = Batch([]), []
     for item in map(Path, inputs):
         if item.is_dir():
-            files, others = image_files(item, out)
+            files, others, problems = image_files(item, out)
+            batch.problems += problems
             if not files:
                 batch.problems.append(no_images_line(item))
             if others:
@@ -153,7 +203,7 @@ def collect_jobs(inputs: list[str], output: str, suffix: str | None, name: str =
         elif item.exists():
             found.append((item, _identity(item), PurePath(item.name)))
         else:
-            batch.problems.append(f"{item}: no such file or folder")
+            batch.problems.append(missing_line(item))
     batch.jobs, notes = planned_outputs(found, lambda relative: out / relative, suffix, name)
     batch.notes += notes
     return batch
@@ -180,7 +230,7 @@ def upscale_file(upscaler, source: Path, destination: Path, *, overwrite: bool, 
     the next file is read. ``upscale(frame)``: the call that upscales each frame (default ``upscaler.upscale``);
     ``save_options``: ``save_image``'s (quality, background)."""
     started = time.perf_counter()
-    if destination.resolve() == source.resolve():
+    if os.path.realpath(destination) == os.path.realpath(source):  # realpath: never raises on a link loop
         raise ImageFileError(f"{destination}: would overwrite its own input")
     loaded = load_image(source, max_pixels=max_pixels)
     result = loaded.with_frames([(upscale or upscaler.upscale)(frame) for frame in loaded.frames])

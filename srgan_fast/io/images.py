@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,11 +114,17 @@ def _load(open_file, path: Path | str, max_pixels: int) -> ImageFile:
                     loaded, orientation = _decode(path, file, image, max_pixels)
     except (ImageFileError, MemoryError):
         raise
+    except PermissionError:  # from opening the file: say so, not that the image is broken
+        raise ImageFileError(f"{path}: permission denied (this user may not read it)") from None
     except UnidentifiedImageError:
         raise ImageFileError(f"{path}: unreadable or truncated image (not in any format Pillow knows)") from None
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"{path}: exceeds the limit of {max_pixels} pixels ({one_line(exc)}; "
-                             "raise --max-pixels to allow it)") from None
+        # Pillow's refusal quotes its own limit (twice its MAX_IMAGE_PIXELS, raised to at least max_pixels for the
+        # read): the one that applies is max_pixels, so only the image's size is taken from it.
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{pixels.group(1)} pixels" if pixels else "the image"
+        raise ImageTooLarge(f"{path}: {size} exceeds the limit of {max_pixels} (a decompression bomb or a very "
+                            "large image; raise --max-pixels to allow it)") from None
     except Exception as exc:  # a broken file fails anywhere in the decoders, with any exception type
         raise ImageFileError(f"{path}: unreadable or truncated image ({one_line(exc)})") from None
     # Turned upright after the decoder is closed, so that its copy of the pixels is gone by then.
@@ -190,7 +197,24 @@ def _decode_frames(path: Path, image: Image.Image, frame_count: int,
         durations.append(round(image.info.get("duration") or 0))  # WebP sets it only once the frame is loaded
     if frame_count == 1:
         return frames, None
-    return _same_channels(frames), durations if image.format in TIMED_FORMATS else None
+    return _same_channels(_on_full_canvas(frames)), durations if image.format in TIMED_FORMATS else None
+
+
+def _on_full_canvas(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Every frame of an animation on its full canvas, as browsers show it, so that every output format gets one
+    size: a GIF frame may reach past the canvas, which Pillow grows from that frame on (only right and down, GIF
+    offsets being unsigned). An earlier frame is placed at the top left of the full canvas; the area not painted
+    yet is transparent."""
+    height, width = max(frame.shape[0] for frame in frames), max(frame.shape[1] for frame in frames)
+    for index, frame in enumerate(frames):
+        if frame.shape[:2] != (height, width):
+            rgb = np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame[:, :, :3]
+            opaque = np.iinfo(frame.dtype).max
+            alpha = frame[:, :, 3:] if frame.shape[2] == 4 else np.full(frame.shape[:2] + (1,), opaque, frame.dtype)
+            canvas = np.zeros((height, width, 4), frame.dtype)
+            canvas[:frame.shape[0], :frame.shape[1]] = np.concatenate([rgb, alpha], axis=2)
+            frames[index] = canvas
+    return frames
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
+from srgan_fast.options import parse_number, parse_positive_int
 from srgan_fast.tiler.channels import InputError, cast_like
 
 RESIZE_FILTER = Image.Resampling.LANCZOS
@@ -32,29 +34,41 @@ class OutputSize:
         given = [name for name in ("outscale", "size", "width", "height") if getattr(self, name) is not None]
         if len(given) > 1:
             raise ValueError(f"give one of outscale, size, width or height, got {', '.join(given)}")
-        if self.outscale is not None and not (isinstance(self.outscale, (int, float)) and math.isfinite(self.outscale)):
-            raise ValueError(f"outscale must be a number, got {self.outscale!r}")
-        if self.size is not None and (len(self.size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.size)):
-            raise ValueError(f"size must be (height, width) of positive ints, got {self.size!r}")
+        # Stored as Python numbers, whatever numeric type they came in (NumPy scalars from a computed size, say).
+        if self.outscale is not None:
+            object.__setattr__(self, "outscale", parse_number(self.outscale, "outscale"))
+        if self.size is not None:
+            object.__setattr__(self, "size", _size(self.size))
         for name in ("width", "height"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, parse_positive_int(getattr(self, name), name))
+
+    def __str__(self) -> str:
+        """What was asked for, as the caller spelled it: 'width=2000000', 'outscale=2.5'."""
+        given = [(name, getattr(self, name)) for name in ("outscale", "size", "width", "height")]
+        return ", ".join(f"{name}={value:g}" if name == "outscale" else f"{name}={value}"
+                         for name, value in given if value is not None) or "the model's scale"
 
     @property
     def native(self) -> bool:
         return self.outscale is None and self.size is None and self.width is None and self.height is None
 
-    def target(self, input_hw: tuple[int, int], model_scale: int) -> tuple[int, int] | None:
+    def target(self, input_hw: tuple[int, int], model_scale: int,
+               check: Callable[[tuple[int, int] | None], None] | None = None) -> tuple[int, int] | None:
         """The output (height, width) for an input of ``input_hw``, or None for the model's own scale.
 
-        Refuses (``InputError``) a result smaller than the input; notes (one warning) a result larger than the
-        model's scale, which only interpolates beyond what the network made.
+        Refuses (``InputError``) a result smaller than the input; ``check(target)`` may refuse it too (the
+        Upscaler's memory check), before the one warning that a result larger than the model's scale gets, which
+        only interpolates beyond what the network made.
         """
         h, w = input_hw
         if self.native or self.outscale == model_scale:
-            return None
-        if self.outscale is not None:
+            target, factor = None, model_scale
+        elif self.outscale is not None:
+            # Sizes and byte counts are floats for a moment (the memory check): beyond them, no size at all.
+            if not math.isfinite(h * self.outscale * w * self.outscale * 64):
+                raise InputError(f"output scale {self.outscale:g} is too large: the {w}x{h} input's output size "
+                                 "would overflow")
             target, factor = (max(1, round(h * self.outscale)), max(1, round(w * self.outscale))), self.outscale
         elif self.size is not None:
             target = self.size
@@ -66,19 +80,41 @@ class OutputSize:
         if factor < 1:
             raise InputError(f"output size {target[1]}x{target[0]} is smaller than the {w}x{h} input "
                              f"(scale {factor:.3g}); the output scale must be at least 1")
+        if target == (model_scale * h, model_scale * w):
+            target = None
+        if check is not None:
+            check(target)
         if factor > model_scale:
             warnings.warn(f"output scale {factor:.3g} exceeds the model's x{model_scale}: the x{model_scale} result "
                           "is enlarged by Lanczos beyond it (no more detail)", stacklevel=4)
-        if target == (model_scale * h, model_scale * w):
-            return None
         return target
 
 
-def resize(image: np.ndarray, target_hw: tuple[int, int]) -> np.ndarray:
-    """[H, W, C] uint8/uint16/float32 -> [h, w, C] of the same dtype, Lanczos per channel in float32."""
+def _size(size) -> tuple[int, int]:
+    """(height, width) of positive integers of any integer type, as ints."""
+    try:
+        sides = tuple(parse_positive_int(side, "size") for side in size)
+    except (TypeError, ValueError):
+        sides = ()
+    if len(sides) != 2:
+        raise ValueError(f"size must be (height, width) of positive ints, got {size!r}")
+    return sides
+
+
+def resize(image: np.ndarray, target_hw: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """[H, W, C] uint8/uint16/float32 -> [h, w, C] of the same dtype, Lanczos per channel in float32; into ``out``
+    where given (a frame of the call's result, so that no second copy of a large output is made)."""
     height, width = target_hw
-    out = np.empty((height, width, image.shape[2]), dtype=image.dtype)
+    if out is None:
+        out = np.empty((height, width, image.shape[2]), dtype=image.dtype)
     for c in range(image.shape[2]):
         channel = Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32))  # mode "F"
         out[:, :, c] = cast_like(np.asarray(channel.resize((width, height), RESIZE_FILTER)), image.dtype)
     return out
+
+
+# Bytes the resize holds at once beyond its result, per pixel of the image resized and of the target: one channel
+# as float32 in NumPy and in Pillow, and the target channel as Pillow's float32, NumPy's copy and cast_like's
+# rounded and clamped temporaries.
+RESIZE_BYTES_PER_SOURCE_PIXEL = 8
+RESIZE_BYTES_PER_TARGET_PIXEL = 16

@@ -232,3 +232,95 @@ def test_tile_and_memory_budget_values_are_accepted(tmp_path, options, capsys, e
     untiled = Upscaler(options[1], backend="native", device="cpu").upscale(image).astype(int)
     assert np.abs(read_image(tmp_path / "out.png") - untiled).max() <= 1  # tiles differ by float rounding only
     assert f"wrote {tmp_path / 'out.png'}" in capsys.readouterr().err
+
+
+def test_link_loops_broken_links_and_links_back_up_are_one_error_line_each(tmp_path, options, capsys):
+    """A link loop once aborted the whole batch with Path.resolve's RuntimeError; a link to a folder holding it
+    must not be walked round forever. Links to folders elsewhere are followed."""
+    src, out, elsewhere = tmp_path / "src", tmp_path / "out", tmp_path / "elsewhere"
+    (src / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    write_image(src / "good.png", noise(5, 6))
+    write_image(elsewhere / "far.png", noise(4, 4))
+    (src / "a.png").symlink_to("b.png")
+    (src / "b.png").symlink_to("a.png")
+    (src / "dangling.png").symlink_to("nothing.png")
+    (src / "up").symlink_to("..")
+    (src / "sub" / "back").symlink_to("..")
+    (src / "photos").symlink_to(elsewhere)
+
+    code = main(["upscale", str(src), "-o", str(out), *options])
+    err = capsys.readouterr().err
+
+    assert code == 1 and "Traceback" not in err
+    round_forever = "a folder it is inside; not followed (it would go round forever)"
+    assert error_lines(err) == [
+        f"error: {src / 'up'}: a link back to {tmp_path.resolve()}, {round_forever}",
+        f"error: {src / 'a.png'}: a symbolic link loop (it leads back to itself through b.png)",
+        f"error: {src / 'b.png'}: a symbolic link loop (it leads back to itself through a.png)",
+        f"error: {src / 'dangling.png'}: a broken symbolic link (to nothing.png, which does not exist)",
+        f"error: {src / 'sub' / 'back'}: a link back to {src.resolve()}, {round_forever}"]
+    assert read_image(out / "good.png").shape == (20, 24, 3)
+    assert read_image(out / "photos" / "far.png").shape == (16, 16, 3)
+    assert "srgan-fast: 2 written, 0 skipped, 5 failed in " in err
+
+
+def test_inputs_that_are_not_there_are_counted_as_failed(tmp_path, options, capsys):
+    write_image(tmp_path / "good.png", noise(4, 4))
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    code = main(["upscale", str(tmp_path / "missing.png"), "-o", str(tmp_path / "x.png"), *options])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert error_lines(err) == [f"error: {tmp_path / 'missing.png'}: no such file or folder"]
+    assert "srgan-fast: 0 written, 0 skipped, 1 failed in " in err
+
+    code = main(["upscale", str(tmp_path / "loop.png"), str(tmp_path / "missing.png"), str(tmp_path / "good.png"),
+                 "-o", str(tmp_path / "out"), *options])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert error_lines(err) == [
+        f"error: {tmp_path / 'loop.png'}: a symbolic link loop (it leads back to itself through loop.png)",
+        f"error: {tmp_path / 'missing.png'}: no such file or folder"]
+    assert "srgan-fast: 1 written, 0 skipped, 2 failed in " in err
+    assert read_image(tmp_path / "out" / "good.png").shape == (16, 16, 3)
+
+
+def test_an_unreadable_file_is_permission_denied(tmp_path, options, capsys, monkeypatch):
+    import builtins
+    import errno
+    import os
+
+    import srgan_fast.io.images
+
+    write_image(tmp_path / "locked.png", noise(4, 4))
+    write_image(tmp_path / "open.png", noise(4, 4))
+    (tmp_path / "locked.png").chmod(0)
+    if os.geteuid() == 0:  # root reads a mode-000 file: have its open fail as everyone else's does
+        def open_as_a_user(path, *args, **kwargs):
+            if os.stat(path).st_mode & 0o777 == 0:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return builtins.open(path, *args, **kwargs)
+        monkeypatch.setattr(srgan_fast.io.images, "open", open_as_a_user, raising=False)
+    code = main(["upscale", str(tmp_path / "locked.png"), str(tmp_path / "open.png"), "-o", str(tmp_path / "out"),
+                 *options])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert error_lines(err) == [f"error: {tmp_path / 'locked.png'}: permission denied (this user may not read it)"]
+    assert read_image(tmp_path / "out" / "open.png").shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--width", "2000000", "a 2000000x1666667 output (width=2000000) of a 24x20 uint8 RGB input needs "),
+    ("-s", "1e9", "a 24000000000x20000000000 output (outscale=1e+09) of a 24x20 uint8 RGB input needs "),
+])
+def test_an_absurd_output_size_is_refused_per_file_before_the_network_runs(tmp_path, options, capsys, monkeypatch,
+                                                                          option, value, message):
+    monkeypatch.setattr(Upscaler, "_upscale_channels", lambda *args: pytest.fail("the network ran"))
+    write_image(tmp_path / "a.png", noise(20, 24))
+    code = main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out.png"), *options, option, value])
+    err = capsys.readouterr().err
+    assert code == 1 and "warning:" not in err
+    errors = error_lines(err)
+    assert len(errors) == 1 and errors[0].startswith(f"error: {tmp_path / 'a.png'}: {message}"), err
+    assert "of memory available; at most about " in errors[0]
+    assert not (tmp_path / "out.png").exists()

@@ -302,10 +302,25 @@ def test_our_limit_still_refuses_and_says_how_to_allow_it(tmp_path, small_pillow
     with pytest.raises(ImageFileError, match=r"big.png: 100x100 = 10000 pixels exceeds the limit of 5000 .*"
                                              r"raise --max-pixels"):
         load_image(tmp_path / "big.png", max_pixels=5000)
-    # Below Pillow's limit as well: Pillow refuses first, and the message is still ours.
-    with pytest.raises(ImageFileError, match=r"big.png: exceeds the limit of 500 pixels .*raise --max-pixels"):
+    # Below Pillow's limit as well: Pillow refuses first, and the message is still ours, quoting only our limit.
+    with pytest.raises(ImageFileError) as refusal:
         load_image(tmp_path / "big.png", max_pixels=500)
+    assert str(refusal.value) == (f"{tmp_path / 'big.png'}: 10000 pixels exceeds the limit of 500 (a decompression "
+                                  "bomb or a very large image; raise --max-pixels to allow it)")
     assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+def test_a_100000_square_header_quotes_the_one_limit_that_applies(tmp_path):
+    """It quoted two: the default --max-pixels (50,000,000) and Pillow's refusal at 178,956,970."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
+
+    header = struct.pack("!IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)  # 8-bit RGB
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(ImageFileError) as refusal:
+        load_image(tmp_path / "huge.png")
+    assert str(refusal.value) == (f"{tmp_path / 'huge.png'}: 10000000000 pixels exceeds the limit of 50000000 (a "
+                                  "decompression bomb or a very large image; raise --max-pixels to allow it)")
 
 
 def test_concurrent_reads_with_different_limits_leave_pillows_limit_as_it_was(tmp_path, small_pillow_limit):
