@@ -53,3 +53,13 @@ def test_the_native_engine_codes_exactly_the_inputs_of_the_policy_convs():
                         lambda i, values, codes: coded.add(layers[i].name) if codes is not None else None)
     sources = {weights.network.layer(name).source for name in int8_convs(weights.network)}
     assert coded == sources
+
+
+@pytest.mark.native
+def test_the_native_backend_says_how_many_convs_run_int8():
+    from srgan_fast import Upscaler, _C
+
+    if not _C.cpu_info()["paths_int8"]:
+        pytest.skip("this CPU or build has no int8 path (avx2 or avx512 with VNNI)")
+    upscaler = Upscaler("srresnet", backend="native", device="cpu", precision="int8")
+    assert f"int8 in 31 of 37 convs, the others {upscaler.backend.engine.float_precision}" in upscaler.describe()

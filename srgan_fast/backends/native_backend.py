@@ -21,9 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from srgan_fast.architecture import Conv, Network
+from srgan_fast.architecture import Conv, Network, int8_convs
 from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
+from srgan_fast.options import parse_cpu_path, parse_threads
 from srgan_fast.weights import GeneratorWeights
 
 # Written by setup.py when the native build was skipped or failed: the reason, for `srgan-fast info`.
@@ -111,13 +112,16 @@ def _shared_engine(weights: GeneratorWeights, options: dict) -> _EngineHandle:
         return handle
 
 
-def _unsupported(conv: Conv) -> str | None:
-    """What of a layer the engines' layer records (``base.engine_layers``) cannot carry: they hold one source
-    and one unscaled residual, so ESRGAN's dense and scaled layers are refused here rather than run without."""
-    if len(conv.inputs) > 1:
-        return f"it reads the concatenation of {len(conv.inputs)} outputs (a dense connection)"
+def _unsupported(conv: Conv, engine: str) -> str | None:
+    """What of a layer the ``engine``'s layer records (``base.engine_layers``) cannot carry or its ops cannot run
+    yet: the native engine runs ESRGAN's dense inputs, upsampled inputs and scaled residuals, but not an
+    unshuffled input; the CUDA engine runs none of them."""
     if conv.unshuffle > 1:
         return f"it reads its input pixel-unshuffled by {conv.unshuffle}"
+    if engine == "native":
+        return None
+    if len(conv.inputs) > 1:
+        return f"it reads the concatenation of {len(conv.inputs)} outputs (a dense connection)"
     if conv.upsample > 1:
         return f"it reads its input upsampled x{conv.upsample} (nearest)"
     if conv.residual_scale != 1.0 or conv.outer_residual is not None:
@@ -127,9 +131,9 @@ def _unsupported(conv: Conv) -> str | None:
 
 def engine_refusal(network: Network, engine: str) -> str | None:
     """Why the ``engine`` ("native", "CUDA") engine cannot run ``network``, on one line naming the first layer
-    it cannot run; None when the layer records carry every layer."""
+    it cannot run; None when it can (as far as Python knows: the native engine may still refuse by layer)."""
     for index, conv in enumerate(network.layers):
-        why = _unsupported(conv)
+        why = _unsupported(conv, engine)
         if why is not None:
             return f"{network.architecture}: the {engine} engine cannot run layer {index} {conv.name!r}: {why}"
     return None
@@ -177,7 +181,7 @@ class NativeBackend(Backend):
         if calibration_images is not None and precision != "int8":
             raise ValueError(f"calibration_images is for precision 'int8', got precision {precision!r}")
         super().__init__(weights, device, precision)
-        self._engine_options = {"precision": precision, "threads": threads, "path": path}
+        self._engine_options = {"precision": precision, "threads": parse_threads(threads), "path": parse_cpu_path(path)}
         if precision == "int8":  # the table is read (or made) once; a rebuilt engine reuses its codes
             from srgan_fast.backends import native_int8
 
@@ -216,6 +220,8 @@ class NativeBackend(Backend):
 
     def describe(self) -> str:
         precision = self.precision
-        if precision == "int8":  # the layers int8 leaves in floating point run at the engine's float precision
-            precision = f"int8 with {self.engine.float_precision} first and last layers"
+        if precision == "int8":  # the convs the int8 policy leaves in floating point run at the float precision
+            network = self.weights.network
+            precision = (f"int8 in {len(int8_convs(network))} of {len(network.layers)} convs, the others "
+                         f"{self.engine.float_precision}")
         return f"native (cpu, {precision}, {self.engine.path}, {self.engine.threads} threads)"
