@@ -1,4 +1,4 @@
-"""``srgan-fast serve``: an HTTP service and web page over one or more loaded models (``pip install '.[serve]'``).
+"""``srgan-fast serve``: an HTTP service and web page over one or more loaded models (``pip install 'srgan_fast[serve]'``).
 
 ``create_app(...)`` builds the FastAPI app (to run with uvicorn or mount in another app); requests are cut into
 windows by the tiler and batched across requests by ``scheduler.TileScheduler``.
