@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install '.[serve]')")
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'srgan_fast[serve]')")
 pytest.importorskip("httpx", reason="httpx is not installed (the test extra has it)")
 
 import httpx  # noqa: E402
