@@ -23,6 +23,7 @@ import httpx  # noqa: E402
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'srgan_fast[serve-ray]')")
 pytestmark = pytest.mark.slow  # every test here starts Ray Serve: 15 s on 2 cores before the first
 
+pytestmark = pytest.mark.slow  # a serve --ray process: Ray, Serve and a replica start before the first request
 STARTUP_SECONDS = 300  # a local Ray instance, Serve and a replica warming up, on a busy 2-core machine
 
 
