@@ -68,9 +68,11 @@ def test_the_timing_cache_is_one_file_per_tensorrt_version_and_gpu(tmp_path):
 # ---- On a GPU with TensorRT (skipped elsewhere by conftest, with the reason) ----
 
 def _deserialize(plan: bytes):
+    """(runtime, engine): the runtime is returned too because it must outlive its engines."""
     import tensorrt as trt
 
-    return trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    return runtime, runtime.deserialize_cuda_engine(plan)
 
 
 def _reference(batch_nchw: np.ndarray) -> np.ndarray:
@@ -86,7 +88,7 @@ def _reference(batch_nchw: np.ndarray) -> np.ndarray:
 def test_static_build_has_the_tile_and_batch_and_writes_its_timing_cache(tmp_path):
     options = BuildOptions(precision="fp16", tile=(16, 24), batch=2, optimization_level=1)
     timing = tmp_path / "timing.cache"
-    engine = _deserialize(build_serialized_engine(onnx_for_engine(WEIGHTS, options), options, timing))
+    _runtime, engine = _deserialize(build_serialized_engine(onnx_for_engine(WEIGHTS, options), options, timing))
     assert tuple(engine.get_tensor_shape("image")) == (2, 16, 24, 3)
     assert tuple(engine.get_tensor_shape("upscaled")) == (2, 64, 96, 3)
     assert engine.num_optimization_profiles == 1
@@ -97,7 +99,7 @@ def test_static_build_has_the_tile_and_batch_and_writes_its_timing_cache(tmp_pat
 def test_dynamic_build_has_one_profile_per_runtime_slot_spanning_the_range():
     options = BuildOptions(precision="fp32", tile=(32, 32), batch=4, io="float", dynamic=((8, 8), (64, 96)),
                            optimization_level=1, workspace_mib=256)
-    engine = _deserialize(build_serialized_engine(onnx_for_engine(WEIGHTS, options), options, None))
+    _runtime, engine = _deserialize(build_serialized_engine(onnx_for_engine(WEIGHTS, options), options, None))
     assert engine.num_optimization_profiles == SLOTS_PER_SHAPE  # concurrent contexts need their own profile
     for profile in range(SLOTS_PER_SHAPE):
         shapes = [tuple(dims) for dims in engine.get_tensor_profile_shape("image", profile)]
