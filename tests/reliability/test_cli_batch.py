@@ -324,3 +324,33 @@ def test_an_absurd_output_size_is_refused_per_file_before_the_network_runs(tmp_p
     assert len(errors) == 1 and errors[0].startswith(f"error: {tmp_path / 'a.png'}: {message}"), err
     assert "of memory available; at most about " in errors[0]
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_line(tmp_path, options, capsys, monkeypatch):
+    """os.walk skipped it in silence; its files are not done, so the run says so and fails."""
+    import errno
+    import os
+
+    src = tmp_path / "src"
+    (src / "locked").mkdir(parents=True)
+    write_image(src / "a.png", noise(4, 4))
+    write_image(src / "locked" / "b.png", noise(4, 4))
+    (src / "locked").chmod(0)
+    if os.geteuid() == 0:  # root lists a mode-000 folder: have the listing fail as everyone else's does
+        real_scandir = os.scandir
+
+        def scandir_as_a_user(path="."):
+            if os.stat(path).st_mode & 0o777 == 0:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+            return real_scandir(path)
+        monkeypatch.setattr(os, "scandir", scandir_as_a_user)
+    try:
+        code = main(["upscale", str(src), "-o", str(tmp_path / "out"), *options])
+    finally:
+        (src / "locked").chmod(0o755)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert error_lines(err) == [f"error: {src / 'locked'}: cannot list the folder (permission denied); its files "
+                                "are skipped"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    assert "srgan-fast: 1 written, 0 skipped, 1 failed in " in err
