@@ -222,7 +222,7 @@ class Upscaler:
                 return upscaled
             resized = np.empty((len(upscaled), *target, upscaled.shape[3]), upscaled.dtype)
             for frame, out in zip(upscaled, resized):
-                resize(frame, target, out)
+                resize(frame, out)
             return resized
         except MemoryError:
             _, h, w, c = frames.shape

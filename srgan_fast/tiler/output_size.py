@@ -65,7 +65,8 @@ class OutputSize:
         if self.native or self.outscale == model_scale:
             target, factor = None, model_scale
         elif self.outscale is not None:
-            # Sizes and byte counts are floats for a moment (the memory check): beyond them, no size at all.
+            # The memory check counts bytes in floats: a scale whose output's byte count overflows them (1e300,
+            # say) has no size to check, nor to make.
             if not math.isfinite(h * self.outscale * w * self.outscale * 64):
                 raise InputError(f"output scale {self.outscale:g} is too large: the {w}x{h} input's output size "
                                  "would overflow")
@@ -101,12 +102,10 @@ def _size(size) -> tuple[int, int]:
     return sides
 
 
-def resize(image: np.ndarray, target_hw: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
-    """[H, W, C] uint8/uint16/float32 -> [h, w, C] of the same dtype, Lanczos per channel in float32; into ``out``
-    where given (a frame of the call's result, so that no second copy of a large output is made)."""
-    height, width = target_hw
-    if out is None:
-        out = np.empty((height, width, image.shape[2]), dtype=image.dtype)
+def resize(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """[H, W, C] uint8/uint16/float32 -> ``out``, [h, w, C] of the same dtype (a frame of the call's result, so
+    that no second copy of a large output is made), Lanczos per channel in float32."""
+    height, width = out.shape[:2]
     for c in range(image.shape[2]):
         channel = Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32))  # mode "F"
         out[:, :, c] = cast_like(np.asarray(channel.resize((width, height), RESIZE_FILTER)), image.dtype)
