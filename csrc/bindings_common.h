@@ -4,6 +4,7 @@
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <stdexcept>
 #include <string>
@@ -100,6 +101,15 @@ inline NetworkSpec network_from_records(const py::list& layers, int scale, const
     l.kernel = field("kernel").cast<int>(), l.level = field("level").cast<int>();
     l.source = field("source").cast<int>(), l.shuffle = field("shuffle").cast<int>();
     l.residual = field("residual").cast<int>();
+    // The dense-block fields (engine_layers writes them all; a record without them reads one source).
+    const auto optional = [&](const char* key, auto fallback) {
+      return d.contains(key) ? d[key].cast<decltype(fallback)>() : fallback;
+    };
+    l.sources = optional("sources", std::vector<int>{l.source});
+    l.upsample = optional("upsample", 1);
+    l.residual_scale = optional("residual_scale", 1.f);
+    l.outer_residual = optional("outer_residual", -1);
+    l.outer_residual_scale = optional("outer_residual_scale", 1.f);
     const std::vector<int64_t> weight_shape{l.out_channels, l.in_channels, l.kernel, l.kernel}, bias_shape{l.out_channels};
     l.weight = tensor_from_array(field("weight"), l.name + ".weight", &weight_shape);
     l.bias = tensor_from_array(field("bias"), l.name + ".bias", &bias_shape);

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from srgan_fast import Upscaler
-from srgan_fast.architecture import msrresnet, srresnet, srvgg_compact
+from srgan_fast.architecture import msrresnet, rrdbnet, srresnet, srvgg_compact
 from srgan_fast.tiler.seams import SeamGeometry
 from srgan_fast.weights import random_weights
 
@@ -24,6 +24,9 @@ NETWORKS = {
     "srvgg_compact": srvgg_compact(3, 8),
     "srvgg_compact-x2-leaky": srvgg_compact(2, 16, scale=2, activation="leakyrelu"),
     "srvgg_compact-x3-relu": srvgg_compact(2, 8, scale=3, activation="relu"),
+    # ESRGAN: dense blocks written in place into one buffer, nearest x2 upsampling in the convs' addressing.
+    "rrdbnet": rrdbnet(2, 16, 16),
+    "rrdbnet-wider": rrdbnet(1, 32, 16),
 }
 
 
@@ -87,13 +90,14 @@ def test_integer_images_round_like_the_reference(name):
 @pytest.mark.parametrize("name", NETWORKS)
 def test_tiled_equals_untiled_with_the_derived_halo(name):
     weights = random_weights(NETWORKS[name], seed=7)
-    image = np.random.default_rng(8).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    halo = math.ceil(weights.network.receptive_radius())
+    image = np.random.default_rng(8).integers(0, 256, (2 * halo + 13, 2 * halo + 29, 3), dtype=np.uint8)
     whole = native(weights)(image)
     tiled_upscaler = native(weights, tile=9)
     assert tiled_upscaler.seams == SeamGeometry.plain(math.ceil(weights.network.receptive_radius()))
     assert tiled_upscaler.plan(image.shape[:2]).num_windows > 1
     tiled = tiled_upscaler(image)
-    assert tiled.shape == whole.shape == (37 * weights.scale, 53 * weights.scale, 3)
+    assert tiled.shape == whole.shape == (image.shape[0] * weights.scale, image.shape[1] * weights.scale, 3)
     difference = np.abs(tiled.astype(int) - whole.astype(int))
     assert difference.max() <= 1 and difference.mean() < 0.01
 

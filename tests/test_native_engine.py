@@ -165,7 +165,7 @@ def test_mismatched_layers_and_options_raise_clear_errors(weights):
 
     with pytest.raises(ValueError, match=r"layer 2 'blocks.0.conv2': its input does not have 16 channels at level 1"):
         C.Engine(changed(2, in_channels=16, weight=np.zeros((8, 16, 3, 3), np.float32)), scale)
-    with pytest.raises(ValueError, match="layer 1 'blocks.0.conv1': source and residual must be earlier layers"):
+    with pytest.raises(ValueError, match="layer 1 'blocks.0.conv1': sources and residuals must be earlier layers"):
         C.Engine(changed(1, source=5), scale)
     with pytest.raises(ValueError, match="weights tensor 'tail.bias': expected shape \\(3,\\), got \\(4,\\)"):
         C.Engine(changed(len(layers) - 1, bias=np.zeros(4, np.float32)), scale)

@@ -302,24 +302,50 @@ def test_upscaler_tiles_it_like_the_whole_image(params):
 @pytest.mark.parametrize("scale, layer", [(4, "layer 2 'body.0.rdb1.conv2': it reads the concatenation of 2 "
                                                 "outputs (a dense connection)"),
                                           (2, "layer 0 'conv_first': it reads its input pixel-unshuffled by 2")])
-def test_the_engines_refuse_it_by_name_on_one_line(scale, layer):
-    from srgan_fast.backends import BackendUnavailable
-    from srgan_fast.backends.native_backend import NativeBackend, engine_refusal
+def test_the_cuda_engine_refuses_it_by_name_on_one_line(scale, layer):
+    from srgan_fast.backends.native_backend import engine_refusal
 
-    network = rrdbnet(1, 8, 4, scale)
-    assert engine_refusal(network, "CUDA") == f"rrdbnet: the CUDA engine cannot run {layer}"
+    assert engine_refusal(rrdbnet(1, 16, 16, scale), "CUDA") == f"rrdbnet: the CUDA engine cannot run {layer}"
+
+
+def _native_or_skip():
+    from srgan_fast.backends.native_backend import NativeBackend
+
     if NativeBackend.unavailable_reason() is not None:
         pytest.skip(f"native engine: {NativeBackend.unavailable_reason()}")
+    return NativeBackend
+
+
+@pytest.mark.parametrize("network, options, refusal", [
+    (rrdbnet(1, 16, 16, 2), {}, "layer 0 'conv_first': it reads its input pixel-unshuffled by 2"),
+    (rrdbnet(1, 16, 8), {}, "layer 2 'body.0.rdb1.conv2': its inputs' channel counts must be multiples of 16, got 8 "
+                            "from 'body.0.rdb1.conv1'"),
+    (rrdbnet(1, 16, 16), {"precision": "int8"}, "layer 2 'body.0.rdb1.conv2': int8 does not run dense connections, "
+                                                "upsampled inputs or scaled residuals yet (fp32 or bf16 do)"),
+])
+def test_what_the_native_engine_cannot_run_is_refused_by_layer_on_one_line(network, options, refusal, tmp_path,
+                                                                             monkeypatch):
+    from srgan_fast.backends import BackendUnavailable
+    from srgan_fast.backends import native_int8
+
+    native = _native_or_skip()
+    if options.get("precision") == "int8":
+        if "int8" not in native.supported_precisions("cpu"):
+            pytest.skip("this CPU has no native int8 path")
+        monkeypatch.setattr(native_int8, "table_for", lambda weights, images: None)
+        monkeypatch.setattr(native_int8, "engine_options", lambda weights, table, path: {
+            "int8_outputs": [None] * len(weights.network.layers), "int8_code_max": 255})
     with pytest.raises(BackendUnavailable) as refused:
-        NativeBackend(random_weights(network))
-    assert str(refused.value) == f"rrdbnet: the native engine cannot run {layer}"
+        native(random_weights(network), "cpu", **options)
+    assert str(refused.value) == f"rrdbnet: the native engine cannot run {refusal}"
 
 
-def test_a_layer_with_only_a_scaled_residual_is_refused_too():
+def test_a_layer_with_only_a_scaled_residual_is_for_the_native_engine_and_not_cuda():
     from srgan_fast.architecture import Conv, Network
     from srgan_fast.backends.native_backend import engine_refusal
 
-    network = Network("test", {}, 1, (Conv("a", 3, 3, 3, 1), Conv("b", 3, 3, 3, 1, "a", residual="a",
-                                                                   residual_scale=0.5)))
-    assert engine_refusal(network, "native") == ("test: the native engine cannot run layer 1 'b': it scales its "
-                                                 "residual or adds a second one (a residual-in-residual)")
+    network = Network("test", {}, 1, (Conv("a", 3, 16, 3, 1), Conv("b", 16, 16, 3, 1, "a", residual="a",
+                                                                    residual_scale=0.5), Conv("c", 16, 3, 3, 1, "b")))
+    assert engine_refusal(network, "CUDA") == ("test: the CUDA engine cannot run layer 1 'b': it scales its "
+                                               "residual or adds a second one (a residual-in-residual)")
+    assert engine_refusal(network, "native") is None

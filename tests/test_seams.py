@@ -14,7 +14,7 @@ from PIL import Image
 
 import srgan_fast
 from srgan_fast import Upscaler
-from srgan_fast.architecture import msrresnet, srresnet, srvgg_compact
+from srgan_fast.architecture import msrresnet, rrdbnet, srresnet, srvgg_compact
 from srgan_fast.tiler.plan import plan_axis, plan_tiles
 from srgan_fast.tiler.seams import SeamGeometry
 from srgan_fast.weights import random_weights
@@ -102,8 +102,8 @@ def test_the_shipped_model_tiled_is_the_untiled_bits(precision, path, tmp_path, 
 
 @pytest.mark.native
 @pytest.mark.parametrize("path", ["avx512", "avx2", "scalar"])
-@pytest.mark.parametrize("network", [srresnet(2, 8), msrresnet(1, 8), srvgg_compact(2, 8, scale=3)],
-                         ids=lambda n: n.architecture)
+@pytest.mark.parametrize("network", [srresnet(2, 8), msrresnet(1, 8), srvgg_compact(2, 8, scale=3),
+                                     rrdbnet(1, 16, 16)], ids=lambda n: n.architecture)
 def test_fp32_windows_on_the_engine_tiles_give_the_untiled_bits(network, path):
     """fp32 keeps receptive-radius margins by default (native_backend.seam_tiles says why); with the engine's
     own tiles (F(4x4) convs, F(3x3) tail) the same geometry makes it exact too, on every path."""
@@ -112,13 +112,21 @@ def test_fp32_windows_on_the_engine_tiles_give_the_untiled_bits(network, path):
     if reason:
         pytest.skip(reason)
     weights = random_weights(network, seed=3)
-    image = np.random.default_rng(4).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    seams = SeamGeometry.of(network, tuple(native_engine_tiles(weights, path)))
+    # Full-height windows, four across: the axes are planned alike, and wide margins make many windows dear.
+    tiled = Upscaler(weights, backend="native", path=path, tile=(40, seams.widest))
+    tiled.seams = seams
+    image = np.random.default_rng(4).integers(0, 256, (40, 3 * seams.widest + 29, 3), dtype=np.uint8)
     whole = Upscaler(weights, backend="native", path=path, tile=100_000)(image)
-    tiled = Upscaler(weights, backend="native", path=path, tile=(12, 14))
-    tiled.seams = SeamGeometry.of(network, tuple(tiled.backend.engine.seam_tiles))
     plan = tiled.plan(image.shape[:2])
     assert plan.num_windows > 1 and all(p.window_start % tiled.seams.grid == 0 for p in plan.rows + plan.cols)
     assert np.array_equal(tiled(image), whole)
+
+
+def native_engine_tiles(weights, path):
+    from srgan_fast.backends.native_backend import NativeBackend
+
+    return NativeBackend(weights, "cpu", "fp32", path=path).engine.seam_tiles
 
 
 def test_plans_from_an_integer_halo_are_the_plain_geometry():

@@ -99,6 +99,7 @@ CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
                                   std::to_string(options.int8_code_max));
     code_max_ = options.int8_code_max;
   }
+  plan_concatenations(network);
   plan_storage(network, options);
   plan_buffers();
 }
@@ -113,8 +114,13 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
   ConvTensors t;
   t.cout = l.out_channels, t.cin = l.in_channels, t.k = l.kernel, t.weight = l.weight, t.bias = l.bias;
   const bool bf16 = float_precision_ == Precision::bf16;
+  const bool fused_extras = l.sources.size() > 1 || l.upsample > 1 || l.residual_scale != 1.f || l.outer_residual >= 0;
+  if (fused_extras && precision_ == Precision::int8)
+    refuse("int8 does not run dense connections, upsampled inputs or scaled residuals yet (fp32 or bf16 do)");
+  if (l.upsample > 1 && (l.source < 0 || l.kernel != 3))
+    refuse("only 3x3 convs inside the network read their input upsampled");
   Step step;
-  step.source = l.source, step.residual = l.residual, step.output = index;
+  step.source = l.source, step.residual = l.residual, step.outer = l.outer_residual, step.output = index;
   MapInfo map;
   map.level = l.result_level();
   if (l.source < 0) {
@@ -145,6 +151,7 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
       refuse("inside the network the 3x3 convs pixel-shuffle by 2 only");
     } else if (l.residual >= 0) {
       if (!l.slopes.empty()) refuse("an activation and a residual add on one conv are not fused");
+      if (last) refuse("the last conv adds no residual (an image skip adds the input)");
       if (l.shuffle != 1) refuse("a residual add after a pixel shuffle is not fused");
       epilogue = Epilogue::bias_add_skip;
     } else {
@@ -159,7 +166,8 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
       step.kind = StepKind::conv3x3_int8, step.op = int(int8_convs_.size()) - 1;
       out_channels = int8_convs_.back().out_channels();
     } else {
-      convs_.emplace_back(std::move(t), epilogue, bf16);
+      convs_.emplace_back(std::move(t), epilogue, bf16,
+                          ConvFusion{l.upsample, l.residual_scale, l.outer_residual_scale});
       step.kind = StepKind::conv3x3, step.op = int(convs_.size()) - 1;
       out_channels = convs_.back().out_channels();
     }
@@ -207,7 +215,10 @@ void CpuEngine::prepare(int n, int h, int w) {
 
 FeatureMap CpuEngine::map_view(int map, int n, int h, int w) const {
   const MapInfo& m = maps_[map];
-  return make_feature_map(buffers_[m.buffer]->data(), n, m.level * h, m.level * w, m.channels);
+  const int stride = m.group >= 0 ? maps_[m.group].group_channels : m.channels;
+  FeatureMap f = make_feature_map(buffers_[m.buffer]->data(), n, m.level * h, m.level * w, stride);
+  f.data += m.offset;
+  return f;
 }
 
 FeatureMapBf16 CpuEngine::map_view_bf16(int map, int n, int h, int w) const {
@@ -238,7 +249,8 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
                             map_view_bf16(step.output, n, h, w));
       } else {
         const FeatureMap skip = step.residual >= 0 ? map_view(step.residual, n, h, w) : FeatureMap{};
-        convs_[step.op].run(kernels_, float_precision_, in, skip, map_view(step.output, n, h, w), ctx);
+        const FeatureMap outer = step.outer >= 0 ? map_view(step.outer, n, h, w) : FeatureMap{};
+        convs_[step.op].run(kernels_, float_precision_, in, skip, map_view(step.output, n, h, w), ctx, {}, outer);
       }
       break;
     }

@@ -56,6 +56,7 @@ class CpuEngine {
     int op = -1;             // index into heads_, convs_, int8_convs_ or tails_
     int source = -1;         // map index it reads (-1: the image); quantize: the map it encodes
     int residual = -1;       // bias_add_skip: map index of the skip
+    int outer = -1;          // bias_add_skip: map index of the outer skip (ESRGAN's residual-in-residual), or -1
     int output = -1;         // map index it writes (-1: the tail, which writes the image)
   };
   enum class Storage { f32, bf16, u8, u16 };
@@ -72,6 +73,9 @@ class CpuEngine {
     bool banded = false;     // the last upsampler's output: held one band at a time (run_banded)
     QuantCodes quant;
     int buffer = -1, codes_buffer = -1;
+    // A dense connection's input: channels [offset, offset + channels) of the buffer of map `group` (its
+    // first member), whose channel stride is that map's group_channels; -1: a buffer of its own.
+    int group = -1, offset = 0, group_channels = 0;
   };
   struct BufferInfo {
     int level = 1, channels = 0;
@@ -80,6 +84,7 @@ class CpuEngine {
   };
 
   void add_layer(const NetworkSpec& network, int index, const EngineOptions& options);
+  void plan_concatenations(const NetworkSpec& network);
   void plan_storage(const NetworkSpec& network, const EngineOptions& options);
   void plan_buffers();
   void prepare(int n, int h, int w);

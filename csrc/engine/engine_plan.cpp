@@ -7,12 +7,44 @@
 
 namespace srgan_fast {
 
+// A conv reading several maps reads consecutive channel ranges of one buffer: each map is written where the
+// concatenation reads it, so nothing is copied (ESRGAN's dense blocks append 32 channels per conv).
+void CpuEngine::plan_concatenations(const NetworkSpec& network) {
+  for (size_t i = 0; i < network.layers.size(); ++i) {
+    const LayerSpec& l = network.layers[i];
+    if (l.sources.size() < 2) continue;
+    const auto refuse = [&](const std::string& why) {
+      throw std::invalid_argument("the native engine cannot run layer " + std::to_string(i) + " '" + l.name +
+                                  "': " + why);
+    };
+    const int first = l.sources[0];
+    if (first < 0) refuse("a concatenation does not take the image");
+    const int group = maps_[first].group >= 0 ? maps_[first].group : first;
+    int offset = maps_[first].group >= 0 ? maps_[first].offset : 0;
+    for (int source : l.sources) {
+      if (source < 0) refuse("a concatenation does not take the image");
+      MapInfo& m = maps_[source];
+      if (network.layers[source].result_channels() % kChannelAlign != 0)
+        refuse("its inputs' channel counts must be multiples of " + std::to_string(kChannelAlign) + ", got " +
+               std::to_string(network.layers[source].result_channels()) + " from '" + network.layers[source].name +
+               "'");
+      if (m.group < 0)
+        m.group = group, m.offset = offset;
+      else if (m.group != group || m.offset != offset)
+        refuse("its inputs are not laid out as an earlier concatenation of them placed them");
+      offset += m.channels;
+    }
+    maps_[group].group_channels = std::max(maps_[group].group_channels, offset);
+  }
+}
+
 void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& options) {
   const int layers = int(maps_.size());
   std::vector<int> float_readers(layers, 0), code_readers(layers, 0);
   for (const Step& step : steps_) {
     if (step.source >= 0) ++(step.kind == StepKind::conv3x3_int8 ? code_readers : float_readers)[step.source];
     if (step.residual >= 0) ++float_readers[step.residual];
+    if (step.outer >= 0) ++float_readers[step.outer];
   }
   if (output_shuffle_ > 0) ++float_readers[layers - 1];  // the image store
   for (int i = 0; i < layers; ++i) {
@@ -75,8 +107,13 @@ void CpuEngine::plan_buffers() {
     const Step& s = steps_[i];
     if (s.source >= 0) (s.kind == StepKind::conv3x3_int8 ? last_codes : last_float)[s.source] = i;
     if (s.residual >= 0) last_float[s.residual] = i;
+    if (s.outer >= 0) last_float[s.outer] = i;
   }
   if (output_shuffle_ > 0) last_float[layers - 1] = count;
+  // A concatenation's buffer lives until the last read of any of its members, and only its first member
+  // (the group) releases it.
+  for (int m = 0; m < layers; ++m)
+    if (maps_[m].group >= 0) last_float[maps_[m].group] = std::max(last_float[maps_[m].group], last_float[m]);
   std::vector<bool> float_released(layers, false), codes_released(layers, false);
   std::vector<int> free_buffers;
   const auto allocate = [&](const BufferInfo& want) {
@@ -96,7 +133,8 @@ void CpuEngine::plan_buffers() {
   };
   for (int i = 0; i < count; ++i) {
     for (int m = 0; m < layers; ++m) {
-      if (maps_[m].buffer >= 0 && !float_released[m] && last_float[m] < i) {
+      const bool shares = maps_[m].group >= 0 && maps_[m].group != m;
+      if (maps_[m].buffer >= 0 && !shares && !float_released[m] && last_float[m] < i) {
         free_buffers.push_back(maps_[m].buffer);
         float_released[m] = true;
       }
@@ -118,8 +156,14 @@ void CpuEngine::plan_buffers() {
     if (!map.stored) continue;
     const BufferInfo want{map.level, map.channels, map.bf16 ? Storage::bf16 : Storage::f32,
                           map.banded ? 2 * (band_rows_ + kBandAbove + kBandBelow) : 0};
+    if (map.group >= 0) {  // a concatenation's member: the group's buffer, made by whichever is written first
+      MapInfo& group = maps_[map.group];
+      if (group.buffer < 0) group.buffer = allocate({map.level, group.group_channels, Storage::f32});
+      map.buffer = group.buffer;
+      continue;
+    }
     const int residual = s.residual;
-    if (residual >= 0 && last_float[residual] == i && !float_released[residual]) {
+    if (residual >= 0 && maps_[residual].group < 0 && last_float[residual] == i && !float_released[residual]) {
       const BufferInfo& skip = buffer_infos_[maps_[residual].buffer];
       if (skip.level == want.level && skip.channels == want.channels && skip.storage == want.storage) {
         map.buffer = maps_[residual].buffer;  // the skip add in place: nothing reads the skip afterwards

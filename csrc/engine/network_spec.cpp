@@ -21,17 +21,30 @@ void validate_network(const NetworkSpec& network) {
   for (size_t i = 0; i < network.layers.size(); ++i) {
     const LayerSpec& l = network.layers[i];
     const std::string where = "network layer " + std::to_string(i) + " '" + l.name + "': ";
-    if (l.source < -1 || l.source >= int(i) || l.residual < -1 || l.residual >= int(i))
-      throw std::invalid_argument(where + "source and residual must be earlier layers (or -1: the image)");
+    const auto earlier = [&](int index) { return index >= -1 && index < int(i); };
+    bool wired = !l.sources.empty() && l.sources[0] == l.source && earlier(l.residual) && earlier(l.outer_residual);
+    for (int s : l.sources) wired = wired && earlier(s);
+    if (!wired)
+      throw std::invalid_argument(where + "sources and residuals must be earlier layers (or -1: the image), the "
+                                  "first source being `source`");
     if (l.kernel < 1 || l.kernel % 2 == 0 || l.in_channels < 1 || l.out_channels < 1 || l.shuffle < 1 ||
-        l.out_channels % (l.shuffle * l.shuffle) != 0)
-      throw std::invalid_argument(where + "expected an odd kernel, positive channels and out_channels divisible "
-                                  "by shuffle^2");
-    if (shape_of(l.source) != std::pair<int, int>{l.in_channels, l.level})
+        l.upsample < 1 || l.out_channels % (l.shuffle * l.shuffle) != 0)
+      throw std::invalid_argument(where + "expected an odd kernel, positive channels and factors, and "
+                                  "out_channels divisible by shuffle^2");
+    int channels = 0;
+    bool same_level = true;
+    for (int s : l.sources) {
+      channels += shape_of(s).first;
+      same_level = same_level && shape_of(s).second * l.upsample == l.level;
+    }
+    if (channels != l.in_channels || !same_level)
       throw std::invalid_argument(where + "its input does not have " + std::to_string(l.in_channels) +
                                   " channels at level " + std::to_string(l.level));
-    if (l.residual >= 0 && shape_of(l.residual) != std::pair<int, int>{l.result_channels(), l.result_level()})
-      throw std::invalid_argument(where + "its residual does not match its output's shape");
+    const std::pair<int, int> result{l.result_channels(), l.result_level()};
+    if ((l.residual >= 0 && shape_of(l.residual) != result) ||
+        (l.outer_residual >= 0 && (l.residual < 0 || shape_of(l.outer_residual) != result)))
+      throw std::invalid_argument(where + "its residuals do not match its output's shape (or an outer residual "
+                                  "has no inner one)");
     if (l.weight.size() != size_t(l.out_channels) * l.in_channels * l.kernel * l.kernel ||
         l.bias.size() != size_t(l.out_channels) ||
         (!l.slopes.empty() && l.slopes.size() != size_t(l.result_channels())))

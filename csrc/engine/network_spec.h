@@ -10,14 +10,22 @@
 
 namespace srgan_fast {
 
-// One conv and its fused epilogue: y = act(shuffle(conv(source) + bias)) + residual.
+// One conv and what is fused around it:
+//   x = upsample_nearest(concat(sources))                        (one source: no concatenation)
+//   y = act(shuffle(conv(x) + bias))
+//   y = residual_scale * y + residual;  y = outer_residual_scale * y + outer_residual      (each optional)
 struct LayerSpec {
   std::string name;
   int in_channels = 0, out_channels = 0, kernel = 0;
-  int level = 1;      // the input's resolution in multiples of the image's
-  int source = -1;    // index of an earlier layer, or -1: the image
+  int level = 1;      // the conv's resolution in multiples of the image's (its sources' times upsample)
+  int source = -1;    // the first of `sources`: index of an earlier layer, or -1: the image
+  std::vector<int> sources;  // every input, concatenated channel-wise in this order (ESRGAN's dense blocks)
+  int upsample = 1;   // nearest-neighbour upsampling of the input before the conv
   int shuffle = 1;    // PixelShuffle factor after the bias
   int residual = -1;  // index of an earlier layer whose output is added last, or -1
+  float residual_scale = 1.f;
+  int outer_residual = -1;  // a second residual enclosing the first (ESRGAN's residual-in-residual), or -1
+  float outer_residual_scale = 1.f;
   std::vector<float> weight;  // [out][in][k][k]
   std::vector<float> bias;    // [out]
   std::vector<float> slopes;  // [out / shuffle^2]: PReLU slopes (fixed slopes arrive filled in); empty: none

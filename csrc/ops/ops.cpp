@@ -13,23 +13,26 @@ void HeadOp::run(const cpu::CpuKernels* kernels, const void* image, DType dtype,
   if (!kernels) return reference::head(image, dtype, n, h, w, t_.raw(), t_.alpha.data(), out, out_copy);
   HeadParams p;
   p.image = image, p.dtype = dtype, p.n = n, p.h = h, p.w = w;
+  p.cout = packed_.c;
   p.weight = packed_.weight.data(), p.bias = packed_.bias.data(), p.alpha = packed_.alpha.data();
   p.out = out, p.out_copy = out_copy;
   kernels->head(p, ctx);
 }
 
-Conv3x3Op::Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16)
-    : t_(std::move(t)), epilogue_(epilogue),
+Conv3x3Op::Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16, ConvFusion fusion)
+    : t_(std::move(t)), epilogue_(epilogue), fusion_(fusion),
       packed_(pack_conv3x3(t_.weight.data(), t_.bias.data(), t_.alpha.empty() ? nullptr : t_.alpha.data(),
                            t_.cout, t_.cin, epilogue == Epilogue::bias_shuffle_prelu, with_bf16)) {}
 
 void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
                     const FeatureMap& skip, const FeatureMap& out, const ExecContext& ctx,
-                    const FeatureMapBf16& out_bf16) const {
-  if (!kernels) return reference::conv3x3(in, t_.raw(), t_.alpha.data(), epilogue_, skip, out);
-  const PackedConv3x3 weights = packed_.view();
+                    const FeatureMapBf16& out_bf16, const FeatureMap& outer_skip) const {
   Conv3x3Params p;
-  p.in = in, p.out = out, p.skip = skip, p.weights = &weights, p.epilogue = epilogue_;
+  p.in = in, p.upsample = fusion_.upsample, p.out = out, p.skip = skip, p.epilogue = epilogue_;
+  p.skip_scale = fusion_.skip_scale, p.outer_skip = outer_skip, p.outer_scale = fusion_.outer_scale;
+  if (!kernels) return reference::conv3x3(p, t_.raw(), t_.alpha.data());
+  const PackedConv3x3 weights = packed_.view();
+  p.weights = &weights;
   if (out_bf16.data && (precision != Precision::bf16 || epilogue_ != Epilogue::bias_shuffle_prelu))
     throw std::logic_error("a bf16 destination is only for the upsampler's conv at bf16 precision");
   p.out_bf16 = out_bf16;

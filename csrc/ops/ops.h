@@ -34,19 +34,29 @@ class HeadOp {
   HeadWeights packed_;
 };
 
-// A 3x3 conv with its epilogue (see Epilogue); with bias_add_skip, out may alias skip (updated in place).
+// What a layer fuses around its conv besides the epilogue's kind: the input's nearest upsampling, and the
+// scales of its residual and of an outer residual (ESRGAN: 0.2 * block + input, at two levels).
+struct ConvFusion {
+  int upsample = 1;
+  float skip_scale = 1.f, outer_scale = 1.f;
+};
+
+// A 3x3 conv with its epilogue (see Epilogue); with bias_add_skip, out may alias skip (updated in place), and
+// outer_skip (when set) is added after the skip, as Conv3x3Params says.
 // out_bf16 (shuffle epilogue, bf16 precision only): store the result there as bf16 instead of to out.
 class Conv3x3Op {
  public:
-  Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16);
+  Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16, ConvFusion fusion = {});
   int in_channels() const { return packed_.cin; }
   int out_channels() const { return packed_.cout; }
   void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in, const FeatureMap& skip,
-           const FeatureMap& out, const ExecContext& ctx, const FeatureMapBf16& out_bf16 = {}) const;
+           const FeatureMap& out, const ExecContext& ctx, const FeatureMapBf16& out_bf16 = {},
+           const FeatureMap& outer_skip = {}) const;
 
  private:
   ConvTensors t_;
   Epilogue epilogue_;
+  ConvFusion fusion_;
   Conv3x3Weights packed_;
 };
 

@@ -36,18 +36,23 @@ struct HeadParams {
   const void* image = nullptr;  // [n, h, w, 3] C-contiguous, u8/u16/f32
   DType dtype = DType::f32;
   int n = 0, h = 0, w = 0;
-  const float* weight = nullptr;  // [9][9][3][out.c]
-  const float* bias = nullptr;    // [out.c]
-  const float* alpha = nullptr;   // [out.c]
-  FeatureMap out;                 // [n, h, w, C]
+  int cout = 0;                   // output channels, a multiple of kChannelAlign
+  const float* weight = nullptr;  // [9][9][3][cout]
+  const float* bias = nullptr;    // [cout]
+  const float* alpha = nullptr;   // [cout]
+  FeatureMap out;                 // [n, h, w, >= cout]
   FeatureMap out_copy;            // optional second destination (data == nullptr: none): the trunk's skip
 };
 
 struct Conv3x3Params {
-  FeatureMap in;    // [n, h, w, cin]
-  FeatureMap out;   // [n, h, w, cout]  (shuffle: [n, 2h, 2w, cout/4])
+  FeatureMap in;    // [n, h, w, >= cin] (the first cin channels are read)
+  int upsample = 1; // the conv runs on `in` nearest-upsampled by this: [n, upsample*h, upsample*w, cin]
+  FeatureMap out;   // [n, H, W, cout] at the conv's size H x W  (shuffle: [n, 2H, 2W, cout/4])
   FeatureMapBf16 out_bf16;  // shuffle only, when data is set: store there as bf16 instead of to out
   FeatureMap skip;  // bias_add_skip only: same geometry as out
+  float skip_scale = 1.f;  // bias_add_skip: out = skip_scale * (conv + bias) + skip
+  FeatureMap outer_skip;   // bias_add_skip, when data is set: then out = outer_scale * out + outer_skip
+  float outer_scale = 1.f;
   const PackedConv3x3* weights = nullptr;
   Epilogue epilogue = Epilogue::bias_prelu;
 };

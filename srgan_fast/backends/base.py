@@ -68,9 +68,11 @@ class Backend(abc.ABC):
 
 def engine_layers(weights: GeneratorWeights) -> list[dict]:
     """The description's layers with their tensors attached, as the native and CUDA engines take them: layer
-    references as indices (-1: the image), activations as slope arrays (fixed slopes filled in)."""
+    references as indices (-1: the image), activations as slope arrays (fixed slopes filled in). An input
+    pixel-unshuffled has no record (its level is a fraction): the engines refuse such layers first."""
     network = weights.network
     index = {conv.name: i for i, conv in enumerate(network.layers)}
+    index[architecture.IMAGE] = -1
     records = []
     for conv in network.layers:
         slopes = None
@@ -79,8 +81,12 @@ def engine_layers(weights: GeneratorWeights) -> list[dict]:
                       else np.full(conv.result_channels, conv.activation.slope, np.float32))
         records.append({"name": conv.name, "in_channels": conv.in_channels, "out_channels": conv.out_channels,
                         "kernel": conv.kernel, "level": conv.level, "shuffle": conv.shuffle,
-                        "source": -1 if conv.source == architecture.IMAGE else index[conv.source],
+                        "source": index[conv.inputs[0]], "sources": [index[name] for name in conv.inputs],
+                        "upsample": conv.upsample,
                         "residual": -1 if conv.residual is None else index[conv.residual],
+                        "residual_scale": conv.residual_scale,
+                        "outer_residual": -1 if conv.outer_residual is None else index[conv.outer_residual],
+                        "outer_residual_scale": conv.outer_residual_scale,
                         "weight": weights.tensors[f"{conv.name}.weight"], "bias": weights.tensors[f"{conv.name}.bias"],
                         "slopes": slopes})
     return records

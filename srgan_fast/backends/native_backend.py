@@ -112,13 +112,16 @@ def _shared_engine(weights: GeneratorWeights, options: dict) -> _EngineHandle:
         return handle
 
 
-def _unsupported(conv: Conv) -> str | None:
-    """What of a layer the engines' layer records (``base.engine_layers``) cannot carry: they hold one source
-    and one unscaled residual, so ESRGAN's dense and scaled layers are refused here rather than run without."""
-    if len(conv.inputs) > 1:
-        return f"it reads the concatenation of {len(conv.inputs)} outputs (a dense connection)"
+def _unsupported(conv: Conv, engine: str) -> str | None:
+    """What of a layer the ``engine``'s layer records (``base.engine_layers``) cannot carry or its ops cannot run
+    yet: the native engine runs ESRGAN's dense inputs, upsampled inputs and scaled residuals, but not an
+    unshuffled input; the CUDA engine runs none of them."""
     if conv.unshuffle > 1:
         return f"it reads its input pixel-unshuffled by {conv.unshuffle}"
+    if engine == "native":
+        return None
+    if len(conv.inputs) > 1:
+        return f"it reads the concatenation of {len(conv.inputs)} outputs (a dense connection)"
     if conv.upsample > 1:
         return f"it reads its input upsampled x{conv.upsample} (nearest)"
     if conv.residual_scale != 1.0 or conv.outer_residual is not None:
@@ -128,9 +131,9 @@ def _unsupported(conv: Conv) -> str | None:
 
 def engine_refusal(network: Network, engine: str) -> str | None:
     """Why the ``engine`` ("native", "CUDA") engine cannot run ``network``, on one line naming the first layer
-    it cannot run; None when the layer records carry every layer."""
+    it cannot run; None when it can (as far as Python knows: the native engine may still refuse by layer)."""
     for index, conv in enumerate(network.layers):
-        why = _unsupported(conv)
+        why = _unsupported(conv, engine)
         if why is not None:
             return f"{network.architecture}: the {engine} engine cannot run layer {index} {conv.name!r}: {why}"
     return None

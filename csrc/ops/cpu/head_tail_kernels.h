@@ -44,7 +44,7 @@ template <class S, int P, int NV>
 inline void head_pixels(const HeadParams& p, const float* strip, int strip_stride, int image, int y, int x0,
                         int c0) {
   using vf = typename S::vf;
-  const int C = p.out.c;
+  const int C = p.cout;
   vf acc[P][NV];
   for (int j = 0; j < NV; ++j) {
     const vf b = S::load(p.bias + c0 + j * S::W);
@@ -84,7 +84,7 @@ void head_rows(const HeadParams& p, const ExecContext& ctx) {
     float* strip = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
     // The conversion is fused here: each output row converts the 9 input rows it reads.
     for (int ky = 0; ky < 9; ++ky) head_load_row<S>(p, image, y + ky - 4, strip + ky * strip_stride);
-    for (int c0 = 0; c0 < p.out.c; c0 += NV * S::W) {
+    for (int c0 = 0; c0 < p.cout; c0 += NV * S::W) {
       int x = 0;
       for (; x + P <= p.w; x += P) head_pixels<S, P, NV>(p, strip, strip_stride, image, y, x, c0);
       for (; x < p.w; ++x) head_pixels<S, 1, NV>(p, strip, strip_stride, image, y, x, c0);
@@ -94,7 +94,7 @@ void head_rows(const HeadParams& p, const ExecContext& ctx) {
 
 template <class S>
 void head(const HeadParams& p, const ExecContext& ctx) {
-  const int vecs = p.out.c / S::W;
+  const int vecs = p.cout / S::W;
   if (vecs % 4 == 0) head_rows<S, 4>(p, ctx);
   else if (vecs % 2 == 0) head_rows<S, 2>(p, ctx);
   else head_rows<S, 1>(p, ctx);

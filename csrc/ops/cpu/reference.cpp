@@ -19,8 +19,12 @@ float read_image(const void* image, DType dtype, size_t index) {
 
 double prelu(double x, double slope) { return x >= 0 ? x : slope * x; }
 
-// out[co] = bias[co] + sum over taps and input channels, for one output pixel of a padded feature map.
-void conv_pixel(const FeatureMap& in, const RawConv& conv, int image, int y, int x, std::vector<double>& acc) {
+int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// out[co] = bias[co] + sum over taps and input channels, for one output pixel of a padded feature map read
+// nearest-upsampled by `up` (its halo is the zero padding around the upsampled map too).
+void conv_pixel(const FeatureMap& in, const RawConv& conv, int image, int y, int x, std::vector<double>& acc,
+                int up = 1) {
   const int r = conv.k / 2;
   for (int co = 0; co < conv.cout; ++co) {
     double sum = conv.bias[co];
@@ -28,7 +32,7 @@ void conv_pixel(const FeatureMap& in, const RawConv& conv, int image, int y, int
       for (int ky = 0; ky < conv.k; ++ky)
         for (int kx = 0; kx < conv.k; ++kx)
           sum += double(conv.weight[((size_t(co) * conv.cin + ci) * conv.k + ky) * conv.k + kx]) *
-                 in.at(image, y + ky - r, x + kx - r)[ci];
+                 in.at(image, floor_div(y + ky - r, up), floor_div(x + kx - r, up))[ci];
     acc[co] = sum;
   }
 }
@@ -57,17 +61,22 @@ void head(const void* image, DType dtype, int n, int h, int w, const RawConv& co
         }
 }
 
-void conv3x3(const FeatureMap& in, const RawConv& conv, const float* alpha, Epilogue epilogue,
-             const FeatureMap& skip, const FeatureMap& out) {
+void conv3x3(const Conv3x3Params& p, const RawConv& conv, const float* alpha) {
+  const FeatureMap &in = p.in, &skip = p.skip, &out = p.out;
   std::vector<double> acc(conv.cout);
   for (int b = 0; b < in.n; ++b)
-    for (int y = 0; y < in.h; ++y)
-      for (int x = 0; x < in.w; ++x) {
-        conv_pixel(in, conv, b, y, x, acc);
+    for (int y = 0; y < in.h * p.upsample; ++y)
+      for (int x = 0; x < in.w * p.upsample; ++x) {
+        conv_pixel(in, conv, b, y, x, acc, p.upsample);
         for (int co = 0; co < conv.cout; ++co) {
-          switch (epilogue) {
+          switch (p.epilogue) {
             case Epilogue::bias_prelu: out.at(b, y, x)[co] = float(prelu(acc[co], alpha[co])); break;
-            case Epilogue::bias_add_skip: out.at(b, y, x)[co] = float(acc[co] + skip.at(b, y, x)[co]); break;
+            case Epilogue::bias_add_skip: {
+              double v = p.skip_scale * acc[co] + skip.at(b, y, x)[co];
+              if (p.outer_skip.data) v = p.outer_scale * v + p.outer_skip.at(b, y, x)[co];
+              out.at(b, y, x)[co] = float(v);
+              break;
+            }
             case Epilogue::bias_shuffle_prelu: {
               // PixelShuffle(2): conv channel c * 4 + 2 * i + j lands on channel c at (2y + i, 2x + j).
               const int c = co / 4, i = (co % 4) / 2, j = co % 2;

@@ -68,10 +68,14 @@ static inline TileCoord tile_coord(int64_t t, int tiles_h, int tiles_w, int m) {
   return {int(t / per_image), rem / tiles_w * m, rem % tiles_w * m};
 }
 
+static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
 // V[pos][row][ci] for rows 0..count-1 of a block (rows up to `rows` are zeroed); Tv: float or bf16 bits.
+// up > 1: the conv's input is `in` nearest-upsampled, so a patch pixel (y, x) reads (y / up, x / up) of `in`
+// (floored: the row and column before the image read the halo's zeros, as the upsampled map's padding).
 template <class S, class Tv, int M>
-void winograd_input_transform(const FeatureMap& in, int64_t first_tile, int count, int rows, int tiles_h,
-                              int tiles_w, int cin, Tv* v) {
+void winograd_input_transform(const FeatureMap& in, int up, int64_t first_tile, int count, int rows,
+                              int tiles_h, int tiles_w, int cin, Tv* v) {
   using vf = typename S::vf;
   constexpr int A = M + 2;
   const int64_t pos_stride = int64_t(kTileBlock) * cin;
@@ -83,10 +87,15 @@ void winograd_input_transform(const FeatureMap& in, int64_t first_tile, int coun
     }
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, M);
     const float* patch = in.at(tc.image, tc.y - 1, tc.x - 1);  // the halo supplies the zero padding
+    int64_t offsets[A][A];  // of each patch pixel from `patch`
+    for (int r = 0; r < A; ++r)
+      for (int k = 0; k < A; ++k)
+        offsets[r][k] = up == 1 ? r * in.row_stride + int64_t(k) * in.c
+                                : in.at(tc.image, floor_div(tc.y - 1 + r, up), floor_div(tc.x - 1 + k, up)) - patch;
     for (int c = 0; c < cin; c += S::W) {
       vf d[A][A], t[A][A];
       for (int r = 0; r < A; ++r)
-        for (int k = 0; k < A; ++k) d[r][k] = S::load(patch + r * in.row_stride + int64_t(k) * in.c + c);
+        for (int k = 0; k < A; ++k) d[r][k] = S::load(patch + offsets[r][k] + c);
       for (int k = 0; k < A; ++k) {  // columns: B^T d
         vf col[A], out[A];
         for (int r = 0; r < A; ++r) col[r] = d[r][k];
@@ -174,9 +183,10 @@ void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, 
   const PackedConv3x3& wt = *p.weights;
   const int64_t pos_stride = int64_t(kTileBlock) * chunk;
   const int group = wt.cout / 4;  // shuffled channels per sub-pixel
+  const bool outer = p.outer_skip.data != nullptr;
   for (int row = 0; row < count; ++row) {
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, M);
-    const int ny = std::min(M, p.in.h - tc.y), nx = std::min(M, p.in.w - tc.x);
+    const int ny = std::min(M, p.in.h * p.upsample - tc.y), nx = std::min(M, p.in.w * p.upsample - tc.x);
     for (int c = 0; c < chunk; c += S::W) {
       vf t[M][A], y[M][M];
       for (int k = 0; k < A; ++k) {  // columns: A^T M
@@ -196,13 +206,21 @@ void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, 
                                                   S::prelu(S::add(y[r][k], bias), slope));
           break;
         }
-        case Epilogue::bias_add_skip:
+        case Epilogue::bias_add_skip: {
+          const bool scaled = p.skip_scale != 1.f;
+          const vf scale = S::set1(p.skip_scale), outer_scale = S::set1(p.outer_scale);
           for (int r = 0; r < ny; ++r)
             for (int k = 0; k < nx; ++k) {
               const vf skip = S::load(p.skip.at(tc.image, tc.y + r, tc.x + k) + co);
-              S::store(p.out.at(tc.image, tc.y + r, tc.x + k) + co, S::add(S::add(y[r][k], bias), skip));
+              vf value = S::add(y[r][k], bias);
+              if (scaled) value = S::mul(value, scale);
+              value = S::add(value, skip);
+              if (outer)
+                value = S::add(S::mul(value, outer_scale), S::load(p.outer_skip.at(tc.image, tc.y + r, tc.x + k) + co));
+              S::store(p.out.at(tc.image, tc.y + r, tc.x + k) + co, value);
             }
           break;
+        }
         case Epilogue::bias_shuffle_prelu: {
           // Packed channel co = (2i + j) * group + ch goes to channel ch of pixel (2y + i, 2x + j).
           const int sub = co / group, ch = co % group, i = sub / 2, j = sub % 2;
@@ -231,7 +249,7 @@ template <class S, class Tv>
 void conv3x3_winograd(const Conv3x3Params& p, const ExecContext& ctx) {
   constexpr int M = sizeof(Tv) == 2 ? 2 : 4, positions = (M + 2) * (M + 2);
   const PackedConv3x3& wt = *p.weights;
-  const int tiles_h = (p.in.h + M - 1) / M, tiles_w = (p.in.w + M - 1) / M;
+  const int tiles_h = (p.in.h * p.upsample + M - 1) / M, tiles_w = (p.in.w * p.upsample + M - 1) / M;
   const int64_t tiles = int64_t(p.in.n) * tiles_h * tiles_w;
   const int64_t blocks = (tiles + kTileBlock - 1) / kTileBlock;
   const int chunk = cout_chunk(wt.cout);
@@ -245,7 +263,7 @@ void conv3x3_winograd(const Conv3x3Params& p, const ExecContext& ctx) {
     const int64_t first = block * kTileBlock;
     const int count = int(std::min<int64_t>(kTileBlock, tiles - first));
     const int rows = (count + S::kGemmRows - 1) / S::kGemmRows * S::kGemmRows;
-    winograd_input_transform<S, Tv, M>(p.in, first, count, rows, tiles_h, tiles_w, wt.cin, v);
+    winograd_input_transform<S, Tv, M>(p.in, p.upsample, first, count, rows, tiles_h, tiles_w, wt.cin, v);
     for (int co0 = 0; co0 < wt.cout; co0 += chunk) {
       if (wide) winograd_multiply<S, Tv, S::kGemmVecs>(v, wt, positions, co0, chunk, rows, m);
       else winograd_multiply<S, Tv, 16 / S::W>(v, wt, positions, co0, chunk, rows, m);
