@@ -198,14 +198,15 @@ def upscale_video(src, dst, *, address: str | None = None, segment_seconds: floa
         native threads, default 1). calibration_images: as for srgan_fast.distributed.upscale_files.
     codec, crf, bitrate, pix_fmt, encoder_options, batch_size, on_corrupt, copy_audio, copy_subtitles, overwrite:
         as for the local function; each segment is encoded with the same encoder setup.
-    workers: a fixed number of actors; None: as many as the cluster's CPUs (or GPUs) hold now, at most one per
-        segment.
+    workers: a fixed number of actors; None: as many as the cluster's free CPUs (or GPUs) hold now, at most one
+        per segment.
 
     The output has the local run's frames, timestamps, colour tags and HDR settings, and its audio, subtitles and
     metadata copied the same way; with a lossy codec the pictures differ a little, since each segment starts a new
     group of pictures. A segment that raises or whose worker dies is retried (``SEGMENT_RETRIES`` times); one that
     fails for good ends the run with a VideoError naming the segment and the cause. The output is renamed into
-    place only when complete; a run that fails leaves no output and removes its segment folder.
+    place only when complete; a run that fails leaves no output and removes its segment folder. A run killed
+    outright (no cleanup runs) leaves its folder: the next run into the same folder on this machine removes it.
     """
     ray = import_ray()
     check_worker_options(workers, gpus_per_worker, threads_per_worker)
