@@ -10,7 +10,6 @@ import sys
 from srgan_fast.api import DEFAULT_MEMORY_BUDGET
 from srgan_fast.backends import BackendUnavailable, backend_names
 from srgan_fast.io.images import ImageFileError
-from srgan_fast.io.signals import Stopped
 from srgan_fast.options import (PRECISIONS, format_bytes, parse_bytes, parse_device, parse_outscale,
                                 parse_positive_int, parse_precision, parse_tile)
 from srgan_fast.tiler.channels import InputError
@@ -114,8 +113,3 @@ def summary_line(result, detail: str = "") -> str:
             f"{result.pix_fmt} in {result.seconds:.1f} s ({result.fps:.2f} fps{rate}{detail}){copied}")
 
 
-def report_stop(interrupt: KeyboardInterrupt, what_was_done: str = "", prog: str = "srgan-fast") -> int:
-    """The one line a command stopped by Ctrl-C, SIGTERM or SIGHUP prints, and the shell's 128 + N status."""
-    stop = Stopped.from_interrupt(interrupt)
-    print(f"{prog}: stopped by {stop.signal_name}" + (f"; {what_was_done}" if what_was_done else ""), file=sys.stderr)
-    return stop.exit_status

@@ -7,8 +7,8 @@ import sys
 import warnings
 
 from srgan_fast.cli import convert, cuda_profile, demo, export_onnx, info, serve, tensorrt, upscale, video
-from srgan_fast.cli.common import OneLineErrorParser, report_stop
-from srgan_fast.io.signals import stop_on_signals
+from srgan_fast.cli.common import OneLineErrorParser
+from srgan_fast.io.signals import report_stop, stop_on_signals
 
 COMMANDS = (upscale, video, serve, demo, info, convert, export_onnx, tensorrt, cuda_profile)
 

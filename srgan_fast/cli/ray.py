@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from srgan_fast.cli.common import report_stop, summary_line
+from srgan_fast.cli.common import summary_line
+from srgan_fast.io.signals import report_stop
 from srgan_fast.io.images import one_line
 
 

@@ -6,7 +6,8 @@ import ipaddress
 import logging
 import sys
 
-from srgan_fast.cli.common import USER_ERRORS, add_model_options, argument_type, report_stop
+from srgan_fast.cli.common import USER_ERRORS, add_model_options, argument_type
+from srgan_fast.io.signals import report_stop
 from srgan_fast.io.signals import Stopped
 from srgan_fast.options import parse_bytes
 from srgan_fast.weights import DEFAULT_MODEL

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, argument_type, make_upscaler, report_stop
+from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, argument_type, make_upscaler
+from srgan_fast.io.signals import report_stop
 from srgan_fast.cli.progress import Progress
 from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray
 from srgan_fast.io.atomic import remove_stale_temporaries

@@ -6,7 +6,8 @@ import logging
 import os
 import sys
 
-from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, make_upscaler, report_stop, summary_line
+from srgan_fast.cli.common import USER_ERRORS, add_upscaler_options, make_upscaler, summary_line
+from srgan_fast.io.signals import report_stop
 from srgan_fast.cli.ray import register_video_ray_options, run_video_on_ray
 from srgan_fast.video.encode import ENCODERS
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -99,3 +100,10 @@ def stop_signals_deferred() -> Iterator[None]:
         if not _deferral.depth and _deferral.pending is not None:
             signum, _deferral.pending = _deferral.pending, None
             raise Stopped(signum)
+
+
+def report_stop(interrupt: KeyboardInterrupt, what_was_done: str = "", prog: str = "srgan-fast") -> int:
+    """The one line a command stopped by Ctrl-C, SIGTERM or SIGHUP prints, and the shell's 128 + N status."""
+    stop = Stopped.from_interrupt(interrupt)
+    print(f"{prog}: stopped by {stop.signal_name}" + (f"; {what_was_done}" if what_was_done else ""), file=sys.stderr)
+    return stop.exit_status

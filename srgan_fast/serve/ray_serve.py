@@ -67,7 +67,7 @@ def run_on_ray(address: str | None, replicas: int | str | None, host: str, port:
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from srgan_fast.cli.common import report_stop
+    from srgan_fast.io.signals import report_stop
     from srgan_fast.distributed.cluster import init_ray
 
     # Read by the proxies of a local instance started here (they inherit this environment); on a running
