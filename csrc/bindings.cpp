@@ -55,6 +55,8 @@ py::dict cpu_info() {
   d["paths_fp32"] = cpu::available_paths(Precision::fp32);
   d["paths_bf16"] = cpu::available_paths(Precision::bf16);
   d["avx512_vnni"] = f.avx512_vnni;
+  d["amx_int8"] = f.amx_int8;
+  d["amx_missing"] = std::string(f.amx_missing);
   d["paths_int8"] = cpu::available_paths(Precision::int8);
   return d;
 }
@@ -178,6 +180,8 @@ PYBIND11_MODULE(_C, m) {
       .def("workspace_bytes", &CpuEngine::workspace_bytes, py::arg("n"), py::arg("h"), py::arg("w"))
       .def_property_readonly("precision", [](const CpuEngine& e) { return precision_name(e.precision()); })
       .def_property_readonly("path", &CpuEngine::path)
+      .def_property_readonly("path_note", &CpuEngine::path_note,
+                             "Why the engine runs another path than the one chosen (a failed AMX self-check), or ''")
       .def_property_readonly("float_precision", [](const CpuEngine& e) { return precision_name(e.float_precision()); })
       .def_property_readonly("int8_weight_max", &CpuEngine::int8_weight_max)
       .def_property_readonly("int8_code_max", &CpuEngine::int8_code_max)

@@ -60,7 +60,7 @@ def parse_number(value, what: str) -> float:
 # this is a typo, not a machine.
 MAX_THREADS = 4096
 # The native engine's kernel paths ("auto": the fastest this CPU and build run); which run here is its own check.
-CPU_PATHS = ("auto", "avx512", "avx2", "scalar", "reference")
+CPU_PATHS = ("auto", "amx", "avx512", "avx2", "scalar", "reference", "amx_emulated")
 
 
 def parse_threads(value) -> int:

@@ -27,8 +27,8 @@ def test_thread_counts_of_any_integer_type_become_ints():
 def test_a_cpu_path_is_one_of_the_engines(value):
     with pytest.raises(ValueError) as info:
         parse_cpu_path(value)
-    assert str(info.value) == (f"unknown cpu path {value!r}: expected 'auto', 'avx512', 'avx2', 'scalar' or "
-                               "'reference'")
+    assert str(info.value) == (f"unknown cpu path {value!r}: expected 'auto', 'amx', 'avx512', 'avx2', 'scalar', "
+                               "'reference' or 'amx_emulated'")
     assert parse_cpu_path("scalar") == "scalar"
 
 
@@ -36,7 +36,7 @@ def test_a_cpu_path_is_one_of_the_engines(value):
 @pytest.mark.parametrize("option, message", [
     ({"threads": "x"}, "threads must be an int from 0 (one per core) to 4096, got 'x'"),
     ({"threads": 2.5}, "threads must be an int from 0 (one per core) to 4096, got 2.5"),
-    ({"path": 3}, "unknown cpu path 3: expected 'auto', 'avx512', 'avx2', 'scalar' or 'reference'"),
+    ({"path": 3}, "unknown cpu path 3: expected 'auto', 'amx', 'avx512', 'avx2', 'scalar', 'reference' or 'amx_emulated'"),
 ])
 def test_the_native_backend_refuses_a_bad_option_on_one_line(option, message):
     with pytest.raises(ValueError) as info:

@@ -19,6 +19,22 @@ int default_threads() {
 #endif
 }
 
+// The path asked for, or where it is amx and the tiles disagree with their model on this machine (checked
+// once per process), avx512 with `note` saying why: a user never gets pixels from a path that failed here.
+cpu::Path checked_path(const std::string& name, Precision precision, std::string& note) {
+  const cpu::Path path = cpu::resolve_path(name, precision);
+#ifdef SRGAN_FAST_HAVE_AMX
+  if (path == cpu::Path::amx) {
+    static const std::string failure = cpu::amx_self_check();
+    if (!failure.empty()) {
+      note = failure + "; running the avx512 path instead";
+      return cpu::Path::avx512;
+    }
+  }
+#endif
+  return path;
+}
+
 int checked_threads(int threads) {
   if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: every core), got " + std::to_string(threads));
 #ifndef _OPENMP
@@ -74,10 +90,10 @@ void fill_halo(const FeatureMapT<Code>& f, int code) {
 
 CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
     : precision_((validate_network(network), options.precision)),
-      path_(cpu::resolve_path(options.path, options.precision)),
+      path_(checked_path(options.path, options.precision, path_note_)),
       kernels_(cpu::kernels_for(path_)),
       float_precision_(precision_ != Precision::int8 ? precision_
-                       : path_ == cpu::Path::avx512 && cpu_features().avx512_bf16 ? Precision::bf16
+                       : kernels_ && kernels_->conv3x3_bf16 && cpu_features().avx512_bf16 ? Precision::bf16
                                                                                   : Precision::fp32),
       threads_(checked_threads(options.threads)),
       scale_(network.scale),

@@ -41,6 +41,7 @@ class CpuEngine {
   int int8_weight_max() const { return kernels_ ? kernels_->int8_weight_max : 0; }
   int int8_code_max() const { return code_max_; }
   std::string path() const { return cpu::path_name(path_); }
+  const std::string& path_note() const { return path_note_; }
   int threads() const { return threads_; }
   int scale() const { return scale_; }
   int num_layers() const { return int(maps_.size()); }
@@ -102,6 +103,7 @@ class CpuEngine {
                   const ExecContext& ctx);
 
   Precision precision_;
+  std::string path_note_;  // set where the chosen path failed its self-check and the next one runs
   cpu::Path path_;
   const cpu::CpuKernels* kernels_;
   Precision float_precision_;  // of the layers that are not int8 convs: bf16 where it runs, else fp32

@@ -15,6 +15,7 @@ After ``os.fork()`` the engine is rebuilt in the child from its weights and runs
 from __future__ import annotations
 
 import functools
+import logging
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,8 @@ from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.options import parse_cpu_path, parse_threads
 from srgan_fast.weights import GeneratorWeights
+
+log = logging.getLogger(__name__)
 
 # Written by setup.py when the native build was skipped or failed: the reason, for `srgan-fast info`.
 _BUILD_STATUS = Path(__file__).resolve().parent.parent / "_native_build_status.txt"
@@ -167,7 +170,8 @@ class NativeBackend(Backend):
 
     def __init__(self, weights: GeneratorWeights, device: str = "cpu", precision: str = "fp32", *,
                  threads: int = 0, path: str = "auto", calibration_images: str | None = None):
-        """threads: 0 = every core; path: 'auto', or force 'avx512' | 'avx2' | 'scalar' | 'reference';
+        """threads: 0 = every core; path: 'auto', or force 'amx' | 'avx512' | 'avx2' | 'scalar' | 'reference' (or
+        'amx_emulated': the amx kernels on the tiles' software model, for tests);
         calibration_images (int8): a folder of sample images to calibrate from (see native_int8.table_for)."""
         reason = self.unavailable_reason() or engine_refusal(weights.network, "native")
         if reason:
@@ -188,6 +192,8 @@ class NativeBackend(Backend):
             table = native_int8.table_for(weights, calibration_images)
             self._engine_options.update(native_int8.engine_options(weights, table, path))
         self._handle = _shared_engine(weights, self._engine_options)
+        if self.engine.path_note:  # the AMX self-check failed on this machine: say so, once per engine
+            log.warning("srgan_fast: %s", self.engine.path_note)
 
     @property
     def engine(self):

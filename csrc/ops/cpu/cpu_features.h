@@ -8,6 +8,8 @@ struct CpuFeatures {
   bool avx512 = false;       // AVX-512 F, BW, DQ, VL
   bool avx512_bf16 = false;  // VDPBF16PS
   bool avx512_vnni = false;  // VPDPBUSD
+  bool amx_int8 = false;     // AMX-TILE and AMX-INT8, their state enabled by the OS and granted to this process
+  const char* amx_missing = "";  // why amx_int8 is false: the first of CPU, OS and permission that lacks it
 };
 
 const CpuFeatures& cpu_features();

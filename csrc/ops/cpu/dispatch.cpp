@@ -19,6 +19,10 @@ bool compiled(Path path) {
 #ifdef SRGAN_FAST_HAVE_AVX512
     case Path::avx512: return true;
 #endif
+#ifdef SRGAN_FAST_HAVE_AMX
+    case Path::amx:
+    case Path::amx_emulated: return true;
+#endif
     default: return false;
   }
 }
@@ -30,6 +34,12 @@ std::string unavailable(Path path, Precision precision) {
   if (!compiled(path)) return "this build has no " + path_name(path) + " kernels";
   if (path == Path::avx2 && !cpu.avx2_fma) return "this CPU lacks AVX2/FMA";
   if (path == Path::avx512 && !cpu.avx512) return "this CPU lacks AVX-512";
+  if (path == Path::amx || path == Path::amx_emulated) {
+    // Only int8 runs on the tiles so far: at fp32 and bf16 the avx512 path is the same kernels.
+    if (precision != Precision::int8) return "the amx paths run int8 (fp32 and bf16 run on avx512)";
+    if (!cpu.avx512_vnni) return "this CPU lacks AVX-512 VNNI (the amx paths' other kernels)";
+    if (path == Path::amx && !cpu.amx_int8) return cpu.amx_missing;
+  }
   if (precision == Precision::bf16) {
     if (path == Path::reference) return "the reference path computes in double precision only";
     // bf16 exists to use the bf16 dot-product instructions; elsewhere it would only be slower and less exact.
@@ -52,13 +62,15 @@ std::string path_name(Path path) {
     case Path::scalar: return "scalar";
     case Path::avx2: return "avx2";
     case Path::avx512: return "avx512";
+    case Path::amx: return "amx";
+    case Path::amx_emulated: return "amx_emulated";
   }
   return "?";
 }
 
 std::vector<std::string> available_paths(Precision precision) {
   std::vector<std::string> names;
-  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512})
+  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512, Path::amx})
     if (unavailable(p, precision).empty()) names.push_back(path_name(p));
   return names;
 }
@@ -72,7 +84,7 @@ Path resolve_path(const std::string& name, Precision precision) {
   if (name == "auto") {
     // The reference path is always available, so "auto" finds something for fp32; bf16 needs AVX512_BF16,
     // int8 AVX2.
-    for (Path p : {Path::avx512, Path::avx2, Path::scalar})
+    for (Path p : {Path::amx, Path::avx512, Path::avx2, Path::scalar})
       if (unavailable(p, precision).empty()) return p;
     throw std::invalid_argument(precision == Precision::int8
                                     ? "precision 'int8' needs the avx2 or avx512 path, which this machine or build "
@@ -80,7 +92,7 @@ Path resolve_path(const std::string& name, Precision precision) {
                                     : "precision 'bf16' needs the avx512 path with AVX512_BF16, which this machine "
                                       "or build lacks; use precision 'fp32'");
   }
-  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512}) {
+  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512, Path::amx, Path::amx_emulated}) {
     if (path_name(p) != name) continue;
     const std::string why = unavailable(p, precision);
     if (!why.empty())
@@ -89,7 +101,7 @@ Path resolve_path(const std::string& name, Precision precision) {
     return p;
   }
   throw std::invalid_argument("unknown cpu path '" + name +
-                              "': expected 'auto', 'reference', 'scalar', 'avx2' or 'avx512' (available here: " +
+                              "': expected 'auto', 'reference', 'scalar', 'avx2', 'avx512', 'amx' or 'amx_emulated' (available here: " +
                               listed + ")");
 }
 
@@ -108,6 +120,10 @@ const CpuKernels* kernels_for(Path path) {
 #endif
 #ifdef SRGAN_FAST_HAVE_AVX512
     case Path::avx512: return &kernels_avx512();
+#endif
+#ifdef SRGAN_FAST_HAVE_AMX
+    case Path::amx: return &kernels_amx();
+    case Path::amx_emulated: return &kernels_amx_emulated();
 #endif
     default: return nullptr;
   }

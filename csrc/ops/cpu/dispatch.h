@@ -8,13 +8,16 @@
 
 namespace srgan_fast::cpu {
 
-enum class Path { reference, scalar, avx2, avx512 };
+// amx: avx512 with the int8 3x3 convs on AMX tiles; amx_emulated: the same kernels on the tiles' software
+// model (tests: never chosen by "auto").
+enum class Path { reference, scalar, avx2, avx512, amx, amx_emulated };
 
 std::string path_name(Path path);
-// "auto" | "reference" | "scalar" | "avx2" | "avx512" -> a path this machine can run at this precision;
+// "auto" | "reference" | "scalar" | "avx2" | "avx512" | "amx" | "amx_emulated" -> a path this machine can run
+// at this precision;
 // anything else, or a path this CPU/build lacks, throws std::invalid_argument saying what is available.
 Path resolve_path(const std::string& name, Precision precision);
-// Paths runnable here at this precision, fastest last.
+// Paths runnable here at this precision, fastest last (amx_emulated, a test path, is not listed).
 std::vector<std::string> available_paths(Precision precision);
 // The kernel table of a path (null for the reference path).
 const CpuKernels* kernels_for(Path path);

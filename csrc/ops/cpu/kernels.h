@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "ops/params.h"
 
@@ -73,6 +74,13 @@ const CpuKernels& kernels_avx2();
 #endif
 #ifdef SRGAN_FAST_HAVE_AVX512
 const CpuKernels& kernels_avx512();
+#endif
+#ifdef SRGAN_FAST_HAVE_AMX
+const CpuKernels& kernels_amx();           // int8 3x3 convs on AMX tiles, the rest as avx512
+const CpuKernels& kernels_amx_emulated();  // the same on the tiles' software model (any AVX-512 VNNI CPU)
+// The tile instructions against their model on one conv: "" when they agree, else what differed. Only
+// where the CPU and OS grant AMX.
+std::string amx_self_check();
 #endif
 
 }  // namespace srgan_fast::cpu

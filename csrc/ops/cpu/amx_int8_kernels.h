@@ -1,0 +1,92 @@
+// int8 3x3 convolution on AMX tiles, as an implicit GEMM: M = 16 pixels of an output row, N = 64 output
+// channels (four 16x16 s32 accumulator tiles), K = 9 taps x cin, each tap's A tile loaded straight from the
+// u8 code map with the map's pixel stride (the tap's shift is an address: no im2col copy), its B tile from the
+// same packed weights the VNNI kernel reads ([tap][cin/4][cout][4] is AMX's quad-interleaved layout). The
+// sums then go through the VNNI kernel's epilogue (int8_epilogue.h), so both paths give the same bits.
+// Templated on the SIMD traits S (the epilogue) and the tile implementation (amx_tiles.h).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "ops/cpu/amx_tiles.h"
+#include "ops/cpu/int8_epilogue.h"
+
+namespace srgan_fast::cpu::SRGAN_FAST_ISA {
+
+constexpr int kAmxPixels = 16, kAmxChannels = 64;
+
+// Whether the tile kernel takes this conv; the others run on the VNNI kernel.
+inline bool amx_int8_fits(const PackedConv3x3Int8& wt) {
+  return wt.cin % 64 == 0 && wt.cout % kAmxChannels == 0;
+}
+
+// C tiles 0-3 (m pixels x 16 s32), A tile 4 (m pixels x 64 codes), B tile 5 (16 quads x 16 channels).
+inline TileConfig amx_int8_config(int m) {
+  TileConfig config;
+  for (int t = 0; t < 5; ++t) config.rows[t] = uint8_t(m), config.colsb[t] = 64;
+  config.rows[5] = 16, config.colsb[5] = 64;
+  return config;
+}
+
+template <class Tiles, int C>
+inline void amx_int8_multiply(Tiles& tiles, const int8_t* weights, int64_t weight_stride) {
+  tiles.template load<5>(weights + C * 64, weight_stride);
+  tiles.template dpbusd<C, 4, 5>();
+}
+
+// Output pixels (y, x0 .. x0+m-1) x channels co0 .. co0+63, from the tiles configured for m rows.
+template <class S, class Tiles>
+void conv3x3_int8_tile_block(const Conv3x3Int8Params& p, Tiles& tiles, int image, int y, int x0, int m, int co0,
+                             int32_t (*sums)[kAmxChannels]) {
+  using vi = typename S::vi;
+  const PackedConv3x3Int8& wt = *p.weights;
+  const int64_t weight_stride = int64_t(wt.cout) * 4;  // bytes from one quad of input channels to the next
+  tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
+  for (int tap = 0; tap < 9; ++tap) {
+    const uint8_t* src = p.in.at(image, y + tap / 3 - 1, x0 + tap % 3 - 1);
+    for (int k0 = 0; k0 < wt.cin; k0 += 64) {
+      tiles.template load<4>(src + k0, p.in.c);
+      const int8_t* w = wt.w + ((int64_t(tap) * (wt.cin / 4) + k0 / 4) * wt.cout + co0) * 4;
+      amx_int8_multiply<Tiles, 0>(tiles, w, weight_stride);
+      amx_int8_multiply<Tiles, 1>(tiles, w, weight_stride);
+      amx_int8_multiply<Tiles, 2>(tiles, w, weight_stride);
+      amx_int8_multiply<Tiles, 3>(tiles, w, weight_stride);
+    }
+  }
+  constexpr int64_t row_bytes = kAmxChannels * 4;
+  tiles.template store<0>(&sums[0][0], row_bytes), tiles.template store<1>(&sums[0][16], row_bytes);
+  tiles.template store<2>(&sums[0][32], row_bytes), tiles.template store<3>(&sums[0][48], row_bytes);
+  for (int j = 0; j < kAmxChannels; j += S::W) {
+    const vi compensation = S::load_i(wt.compensation + co0 + j);
+    for (int i = 0; i < m; ++i)
+      store_int8_sum<S>(p, image, y, x0 + i, co0 + j, S::sub_i(S::load_i(&sums[i][j]), compensation));
+  }
+}
+
+// One work item per output row, as the VNNI kernel; each thread configures its tiles when its block height
+// changes (a row's last block may be narrower than 16 pixels) and releases them at the end.
+template <class S, class Tiles>
+void conv3x3_int8_tiles(const Conv3x3Int8Params& p, const ExecContext& ctx) {
+  const int64_t rows = int64_t(p.in.n) * p.in.h;
+  const int cout = p.weights->cout;
+#pragma omp parallel num_threads(ctx.threads)
+  {
+    Tiles tiles;
+    int configured = 0;
+    alignas(64) int32_t sums[kAmxPixels][kAmxChannels];
+#pragma omp for schedule(dynamic)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int image = int(r / p.in.h), y = int(r % p.in.h);
+      for (int x0 = 0; x0 < p.in.w; x0 += kAmxPixels) {
+        const int m = std::min(kAmxPixels, p.in.w - x0);
+        if (m != configured) tiles.configure(amx_int8_config(m)), configured = m;
+        for (int co0 = 0; co0 < cout; co0 += kAmxChannels)
+          conv3x3_int8_tile_block<S>(p, tiles, image, y, x0, m, co0, sums);
+      }
+    }
+    tiles.release();
+  }
+}
+
+}  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

@@ -1,0 +1,64 @@
+// Intel AMX tiles, seen through one small interface with two implementations, so that the AMX kernels run
+// (and are tested) on any CPU with AVX-512 through a software model of the instructions:
+//   HardwareTiles  the real instructions (only in kernels_amx.cpp, compiled with -mamx-tile -mamx-int8);
+//   EmulatedTiles  the instruction set reference's definitions in plain C++: TDPBUSD adds, to each s32 lane
+//                  of C, the four products of zero-extended u8 bytes of A and sign-extended s8 bytes of B,
+//                  wrapping in 32 bits.
+// A kernel configures its tiles once per thread (configure), then loads, multiplies and stores tiles by their
+// register number, a template argument as the instructions require.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace srgan_fast::cpu {
+
+// The 64-byte operand of LDTILECFG (palette 1): the rows and bytes per row of each of the 8 tile registers.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+class EmulatedTiles {
+ public:
+  void configure(const TileConfig& config) {
+    for (int t = 0; t < 8; ++t) {
+      tiles_[t].rows = config.rows[t], tiles_[t].colsb = config.colsb[t];
+      std::memset(tiles_[t].bytes, 0, sizeof(tiles_[t].bytes));
+    }
+  }
+  template <int T> void zero() { std::memset(tiles_[T].bytes, 0, sizeof(tiles_[T].bytes)); }
+  template <int T> void load(const void* source, int64_t stride) {
+    Tile& t = tiles_[T];
+    for (int r = 0; r < t.rows; ++r) std::memcpy(t.bytes[r], static_cast<const uint8_t*>(source) + r * stride, t.colsb);
+  }
+  template <int T> void store(void* destination, int64_t stride) const {
+    const Tile& t = tiles_[T];
+    for (int r = 0; r < t.rows; ++r) std::memcpy(static_cast<uint8_t*>(destination) + r * stride, t.bytes[r], t.colsb);
+  }
+  // C[m][n] += sum over k < colsb(A)/4 and j < 4 of u8 A[m][4k+j] * s8 B[k][4n+j]  (TDPBUSD)
+  template <int C, int A, int B> void dpbusd() {
+    Tile &c = tiles_[C], &a = tiles_[A], &b = tiles_[B];
+    for (int m = 0; m < c.rows; ++m)
+      for (int n = 0; n < c.colsb / 4; ++n) {
+        uint32_t sum;
+        std::memcpy(&sum, c.bytes[m] + 4 * n, 4);
+        for (int k = 0; k < a.colsb / 4; ++k)
+          for (int j = 0; j < 4; ++j)
+            sum += uint32_t(int32_t(a.bytes[m][4 * k + j]) * int32_t(int8_t(b.bytes[k][4 * n + j])));
+        std::memcpy(c.bytes[m] + 4 * n, &sum, 4);
+      }
+  }
+  void release() {}
+
+ private:
+  struct Tile {
+    int rows = 0, colsb = 0;
+    uint8_t bytes[16][64];
+  };
+  Tile tiles_[8];
+};
+
+}  // namespace srgan_fast::cpu

@@ -1,0 +1,116 @@
+// The amx kernel tables: the avx512 table with its int8 3x3 convs on AMX tiles (amx_int8_kernels.h), with
+// the real instructions ("amx") or their software model ("amx_emulated": the same kernel on any AVX-512
+// VNNI CPU, for tests). This file alone is compiled with -mamx-tile -mamx-int8 (see CMakeLists.txt).
+#define SRGAN_FAST_ISA amx
+#include "ops/cpu/simd_avx512.h"
+#include "ops/cpu/amx_int8_kernels.h"
+#include "ops/cpu/int8_kernels.h"
+
+#include <random>
+#include <vector>
+
+namespace srgan_fast::cpu {
+namespace {
+
+// The real instructions. The intrinsics name their tile register in the instruction text, so each register
+// the kernel uses (C: 0-3, A: 4, B: 5) is spelled out. GCC 12's _tile_loadconfig drops all but the first 8
+// bytes of the configuration, so LDTILECFG is issued here; and the tile load/store intrinsics carry no memory
+// clobber, so each has a compiler barrier against the vector stores of the epilogue and of packing.
+class HardwareTiles {
+ public:
+  void configure(const TileConfig& config) { asm volatile("ldtilecfg %0" : : "m"(config)); }
+  template <int T> void zero() {
+    static_assert(T >= 0 && T <= 3, "the kernel zeroes its accumulators, tiles 0-3");
+    if constexpr (T == 0) _tile_zero(0);
+    else if constexpr (T == 1) _tile_zero(1);
+    else if constexpr (T == 2) _tile_zero(2);
+    else _tile_zero(3);
+  }
+  template <int T> void load(const void* source, int64_t stride) {
+    static_assert(T == 4 || T == 5, "the kernel loads its A (4) and B (5) tiles");
+    asm volatile("" : : : "memory");
+    if constexpr (T == 4) _tile_loadd(4, source, stride);
+    else _tile_loadd(5, source, stride);
+  }
+  template <int T> void store(void* destination, int64_t stride) {
+    static_assert(T >= 0 && T <= 3, "the kernel stores its accumulators, tiles 0-3");
+    if constexpr (T == 0) _tile_stored(0, destination, stride);
+    else if constexpr (T == 1) _tile_stored(1, destination, stride);
+    else if constexpr (T == 2) _tile_stored(2, destination, stride);
+    else _tile_stored(3, destination, stride);
+    asm volatile("" : : : "memory");
+  }
+  template <int C, int A, int B> void dpbusd() {
+    static_assert(C >= 0 && C <= 3 && A == 4 && B == 5, "the kernel multiplies A (4) by B (5) into 0-3");
+    if constexpr (C == 0) _tile_dpbusd(0, 4, 5);
+    else if constexpr (C == 1) _tile_dpbusd(1, 4, 5);
+    else if constexpr (C == 2) _tile_dpbusd(2, 4, 5);
+    else _tile_dpbusd(3, 4, 5);
+  }
+  void release() { _tile_release(); }
+};
+
+// The tile kernel where the conv fits it, else the VNNI kernel (both end in the same epilogue).
+template <class Tiles>
+void conv3x3_int8_amx(const Conv3x3Int8Params& p, const ExecContext& ctx) {
+  using Simd = avx512::Simd;
+  if (amx::amx_int8_fits(*p.weights)) return amx::conv3x3_int8_tiles<Simd, Tiles>(p, ctx);
+  amx::conv3x3_int8<Simd>(p, ctx);
+}
+
+CpuKernels with_int8_conv(const char* name, void (*conv)(const Conv3x3Int8Params&, const ExecContext&)) {
+  CpuKernels table = kernels_avx512();
+  table.name = name, table.conv3x3_int8 = conv;
+  return table;
+}
+
+}  // namespace
+
+const CpuKernels& kernels_amx() {
+  static const CpuKernels table = with_int8_conv("amx", &conv3x3_int8_amx<HardwareTiles>);
+  return table;
+}
+
+const CpuKernels& kernels_amx_emulated() {
+  static const CpuKernels table = with_int8_conv("amx_emulated", &conv3x3_int8_amx<EmulatedTiles>);
+  return table;
+}
+
+std::string amx_self_check() {
+  // One 64 -> 64 conv on a 5 x 21 map (a full and a partial block per row), random codes, weights and
+  // compensation, raw sums out through a float epilogue of scale 1: the instructions against their model.
+  const int cin = 64, cout = 64, h = 5, w = 21;
+  std::mt19937 random(7);
+  std::vector<int8_t> weights(size_t(9) * cin * cout);
+  for (int8_t& v : weights) v = int8_t(int(random() % 255) - 127);
+  std::vector<int32_t> compensation(cout, 0);
+  std::vector<float> ones(cout, 1.f), zeros(cout, 0.f);
+  PackedConv3x3Int8 packed;
+  packed.cin = cin, packed.cout = cout, packed.w = weights.data(), packed.compensation = compensation.data();
+  packed.scale = ones.data(), packed.bias = zeros.data(), packed.alpha = ones.data();
+  AlignedBuffer codes, real, model;
+  codes.reset_zero(feature_map_floats(1, h, w, cin) / 4 + 16);
+  real.reset_zero(feature_map_floats(1, h, w, cout)), model.reset_zero(feature_map_floats(1, h, w, cout));
+  Conv3x3Int8Params p;
+  p.in = make_feature_map(reinterpret_cast<uint8_t*>(codes.data()), 1, h, w, cin);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < cin; ++c) p.in.at(0, y, x)[c] = uint8_t(random() % 256);
+  p.weights = &packed, p.epilogue = Epilogue::bias_prelu;
+  ExecContext ctx;
+  ctx.threads = 1;
+  p.out = make_feature_map(real.data(), 1, h, w, cout);
+  conv3x3_int8_amx<HardwareTiles>(p, ctx);
+  p.out = make_feature_map(model.data(), 1, h, w, cout);
+  conv3x3_int8_amx<EmulatedTiles>(p, ctx);
+  const FeatureMap a = make_feature_map(real.data(), 1, h, w, cout), b = make_feature_map(model.data(), 1, h, w, cout);
+  int differing = 0;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < cout; ++c) differing += a.at(0, y, x)[c] != b.at(0, y, x)[c];
+  if (differing == 0) return "";
+  return "AMX tiles gave " + std::to_string(differing) + " of " + std::to_string(h * w * cout) +
+         " sums unlike the instructions' definition";
+}
+
+}  // namespace srgan_fast::cpu

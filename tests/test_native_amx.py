@@ -1,0 +1,92 @@
+"""The amx path: int8 3x3 convs on AMX tiles (csrc/ops/cpu/amx_int8_kernels.h). Everywhere with AVX-512 VNNI the
+same kernels run on the tiles' software model (path "amx_emulated") and must give the VNNI path's bits, since
+both sum the same integers exactly and share one epilogue; where the CPU and OS grant AMX, the instructions
+must give the model's bits too, and "auto" picks them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srgan_fast import Upscaler
+from srgan_fast.architecture import srresnet
+from srgan_fast.weights import random_weights
+
+pytestmark = pytest.mark.native
+
+
+def _cpu():
+    _C = pytest.importorskip("srgan_fast._C")
+    return _C.cpu_info(), _C.build_info()
+
+
+@pytest.fixture(autouse=True)
+def _emulator_here(tmp_path, monkeypatch):
+    cpu, build = _cpu()
+    if "amx_emulated" not in build["cpu_paths_compiled"]:
+        pytest.skip("this build has no amx kernels (the compiler lacks -mamx-int8)")
+    if not cpu["avx512_vnni"]:
+        pytest.skip("the amx paths' other kernels need AVX-512 VNNI, which this CPU lacks")
+    monkeypatch.setenv("SRGAN_FAST_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _photo(h, w):
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[120:120 + h, 200:200 + w])
+
+
+def _int8(model, path, **options):
+    return Upscaler(model, backend="native", precision="int8", path=path, **options)
+
+
+def test_the_shipped_model_on_the_tile_model_is_the_vnni_bits():
+    """srresnet's 64 -> 64 trunk convs take the tile kernel (rows of 16 pixels and a narrower last block)."""
+    image = _photo(11, 21)
+    emulated = _int8("srresnet", "amx_emulated")
+    assert "amx_emulated" in emulated.describe()
+    assert np.array_equal(emulated(image), _int8("srresnet", "avx512")(image))
+
+
+def test_tiles_threads_and_batches_keep_the_bits(tmp_path):
+    """A user model calibrated from a folder; two threads, one thread, a batch, tiled windows."""
+    weights = random_weights(srresnet(1, 64), seed=3)
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for k in range(2):
+        Image.fromarray(_photo(24, 30 + k)).save(folder / f"{k}.png")
+    vnni = _int8(weights, "avx512", calibration_images=str(folder))
+    image = _photo(19, 37)
+    expected = vnni(image)
+    for options in ({"threads": 1}, {"threads": 2}, {"tile": (8, 12)}):
+        assert np.array_equal(_int8(weights, "amx_emulated", calibration_images=str(folder), **options)(image),
+                              expected), options
+    frames = np.stack([image, image[::-1].copy()])
+    emulated = _int8(weights, "amx_emulated", calibration_images=str(folder))
+    assert np.array_equal(emulated.upscale_batch(frames), vnni.upscale_batch(frames))
+
+
+def test_the_instructions_give_the_models_bits_where_amx_is_granted():
+    cpu, _ = _cpu()
+    if not cpu["amx_int8"]:
+        pytest.skip(f"no AMX here: {cpu['amx_missing']}")
+    image = _photo(13, 35)
+    real = _int8("srresnet", "auto")
+    assert real.backend.engine.path == "amx" and real.backend.engine.path_note == ""
+    assert np.array_equal(real(image), _int8("srresnet", "amx_emulated")(image))
+
+
+def test_without_amx_the_path_is_refused_by_name_and_auto_runs_avx512():
+    cpu, _ = _cpu()
+    if cpu["amx_int8"]:
+        pytest.skip("this CPU and OS grant AMX")
+    with pytest.raises(ValueError, match=f"cpu path 'amx' is unavailable: {cpu['amx_missing']}"):
+        _int8("srresnet", "amx")
+    assert _int8("srresnet", "auto").backend.engine.path == "avx512"
+    assert "amx" not in cpu["paths_int8"]
+
+
+def test_the_amx_paths_run_int8_only():
+    with pytest.raises(ValueError, match="cpu path 'amx_emulated' is unavailable: the amx paths run int8 "
+                                         r"\(fp32 and bf16 run on avx512\)"):
+        Upscaler("srresnet", backend="native", path="amx_emulated")
