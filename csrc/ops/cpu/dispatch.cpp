@@ -9,69 +9,107 @@
 namespace srgan_fast::cpu {
 namespace {
 
-bool compiled(Path path) {
-  switch (path) {
-    case Path::reference:
-    case Path::scalar: return true;
-#ifdef SRGAN_FAST_HAVE_AVX2
-    case Path::avx2: return true;
-#endif
-#ifdef SRGAN_FAST_HAVE_AVX512
-    case Path::avx512: return true;
-#endif
-#ifdef SRGAN_FAST_HAVE_AMX
-    case Path::amx:
-    case Path::amx_emulated: return true;
-#endif
-    default: return false;
-  }
+// Why a path cannot run at a precision ("" when it can), by what the CPU has.
+using Refusal = std::string (*)(const CpuFeatures& cpu, Precision precision);
+
+// One instruction-set path: everything the engine, bindings and `srgan-fast info` know of it. Adding a path is
+// a row here, its kernels_<isa>.cpp and the CMake lines that compile that file with its flags.
+struct PathEntry {
+  Path path;
+  const char* name;
+  const CpuKernels* (*kernels)();  // null: not compiled into this build (or the reference path: no table)
+  Refusal refusal;
+  bool automatic;                  // whether "auto" may choose it (from the fastest: the table's end)
+};
+
+template <const CpuKernels& (*Table)()>
+const CpuKernels* table() { return &Table(); }
+
+std::string bf16_needs_avx512(const CpuFeatures&, Precision precision) {
+  // bf16 exists to use the bf16 dot-product instructions; elsewhere it would only be slower and less exact.
+  if (precision == Precision::bf16) return "bf16 runs only on the avx512 path (with AVX512_BF16)";
+  return "";
 }
 
-// Why `path` cannot run here at `precision`, or "" when it can.
-std::string unavailable(Path path, Precision precision) {
-  const CpuFeatures& cpu = cpu_features();
-  if (precision == Precision::fp16) return "the CPU kernels run fp32, bf16 or int8";
-  if (!compiled(path)) return "this build has no " + path_name(path) + " kernels";
-  if (path == Path::avx2 && !cpu.avx2_fma) return "this CPU lacks AVX2/FMA";
-  if (path == Path::avx512 && !cpu.avx512) return "this CPU lacks AVX-512";
-  if (path == Path::amx || path == Path::amx_emulated) {
-    // Only int8 runs on the tiles so far: at fp32 and bf16 the avx512 path is the same kernels.
-    if (precision != Precision::int8) return "the amx paths run int8 (fp32 and bf16 run on avx512)";
-    if (!cpu.avx512_vnni) return "this CPU lacks AVX-512 VNNI (the amx paths' other kernels)";
-    if (path == Path::amx && !cpu.amx_int8) return cpu.amx_missing;
-  }
-  if (precision == Precision::bf16) {
-    if (path == Path::reference) return "the reference path computes in double precision only";
-    // bf16 exists to use the bf16 dot-product instructions; elsewhere it would only be slower and less exact.
-    if (path == Path::scalar || path == Path::avx2) return "bf16 runs only on the avx512 path (with AVX512_BF16)";
-    if (path == Path::avx512 && !cpu.avx512_bf16) return "this CPU lacks AVX512_BF16";
-  }
-  if (precision == Precision::int8) {
-    // int8 exists to use the u8 x s8 dot products: VPDPBUSD (avx512 with VNNI), VPMADDUBSW (avx2).
-    if (path == Path::reference || path == Path::scalar) return "int8 runs on the avx2 and avx512 paths";
-    if (path == Path::avx512 && !cpu.avx512_vnni) return "this CPU lacks AVX512_VNNI (the avx2 path runs int8)";
-  }
+std::string reference_refusal(const CpuFeatures&, Precision precision) {
+  if (precision == Precision::bf16) return "the reference path computes in double precision only";
+  if (precision == Precision::int8) return "int8 runs on the avx2, avx512 and amx paths";
   return "";
+}
+
+std::string scalar_refusal(const CpuFeatures& cpu, Precision precision) {
+  if (precision == Precision::int8) return "int8 runs on the avx2, avx512 and amx paths";
+  return bf16_needs_avx512(cpu, precision);
+}
+
+std::string avx2_refusal(const CpuFeatures& cpu, Precision precision) {
+  if (!cpu.avx2_fma) return "this CPU lacks AVX2/FMA";
+  return bf16_needs_avx512(cpu, precision);
+}
+
+std::string avx512_refusal(const CpuFeatures& cpu, Precision precision) {
+  if (!cpu.avx512) return "this CPU lacks AVX-512";
+  if (precision == Precision::bf16 && !cpu.avx512_bf16) return "this CPU lacks AVX512_BF16";
+  // int8 exists to use the u8 x s8 dot products: VPDPBUSD here (VPMADDUBSW-class s16 products on avx2).
+  if (precision == Precision::int8 && !cpu.avx512_vnni) return "this CPU lacks AVX512_VNNI (the avx2 path runs int8)";
+  return "";
+}
+
+std::string amx_emulated_refusal(const CpuFeatures& cpu, Precision precision) {
+  // Only int8 runs on the tiles so far: at fp32 and bf16 the avx512 path is the same kernels.
+  if (precision != Precision::int8) return "the amx paths run int8 (fp32 and bf16 run on avx512)";
+  if (!cpu.avx512_vnni) return "this CPU lacks AVX-512 VNNI (the amx paths' other kernels)";
+  return "";
+}
+
+std::string amx_refusal(const CpuFeatures& cpu, Precision precision) {
+  const std::string why = amx_emulated_refusal(cpu, precision);
+  return !why.empty() ? why : cpu.amx_int8 ? "" : cpu.amx_missing;
+}
+
+const PathEntry kPaths[] = {
+    {Path::reference, "reference", nullptr, &reference_refusal, false},
+    {Path::scalar, "scalar", &table<kernels_scalar>, &scalar_refusal, true},
+#ifdef SRGAN_FAST_HAVE_AVX2
+    {Path::avx2, "avx2", &table<kernels_avx2>, &avx2_refusal, true},
+#else
+    {Path::avx2, "avx2", nullptr, &avx2_refusal, true},
+#endif
+#ifdef SRGAN_FAST_HAVE_AVX512
+    {Path::avx512, "avx512", &table<kernels_avx512>, &avx512_refusal, true},
+#else
+    {Path::avx512, "avx512", nullptr, &avx512_refusal, true},
+#endif
+#ifdef SRGAN_FAST_HAVE_AMX
+    {Path::amx, "amx", &table<kernels_amx>, &amx_refusal, true},
+    {Path::amx_emulated, "amx_emulated", &table<kernels_amx_emulated>, &amx_emulated_refusal, false},
+#else
+    {Path::amx, "amx", nullptr, &amx_refusal, true},
+    {Path::amx_emulated, "amx_emulated", nullptr, &amx_emulated_refusal, false},
+#endif
+};
+
+const PathEntry& entry(Path path) {
+  for (const PathEntry& e : kPaths)
+    if (e.path == path) return e;
+  throw std::logic_error("a cpu::Path without an entry in kPaths");
+}
+
+// Why `e` cannot run here at `precision`, or "" when it can.
+std::string unavailable(const PathEntry& e, Precision precision) {
+  if (precision == Precision::fp16) return "the CPU kernels run fp32, bf16 or int8";
+  if (e.path != Path::reference && e.kernels == nullptr) return std::string("this build has no ") + e.name + " kernels";
+  return e.refusal(cpu_features(), precision);
 }
 
 }  // namespace
 
-std::string path_name(Path path) {
-  switch (path) {
-    case Path::reference: return "reference";
-    case Path::scalar: return "scalar";
-    case Path::avx2: return "avx2";
-    case Path::avx512: return "avx512";
-    case Path::amx: return "amx";
-    case Path::amx_emulated: return "amx_emulated";
-  }
-  return "?";
-}
+std::string path_name(Path path) { return entry(path).name; }
 
 std::vector<std::string> available_paths(Precision precision) {
   std::vector<std::string> names;
-  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512, Path::amx})
-    if (unavailable(p, precision).empty()) names.push_back(path_name(p));
+  for (const PathEntry& e : kPaths)
+    if (e.path != Path::amx_emulated && unavailable(e, precision).empty()) names.push_back(e.name);
   return names;
 }
 
@@ -82,26 +120,26 @@ Path resolve_path(const std::string& name, Precision precision) {
   std::string listed;
   for (const std::string& n : names) listed += (listed.empty() ? "" : ", ") + n;
   if (name == "auto") {
-    // The reference path is always available, so "auto" finds something for fp32; bf16 needs AVX512_BF16,
-    // int8 AVX2.
-    for (Path p : {Path::amx, Path::avx512, Path::avx2, Path::scalar})
-      if (unavailable(p, precision).empty()) return p;
+    // The scalar path always runs fp32; bf16 needs AVX512_BF16, int8 AVX2.
+    for (auto e = std::rbegin(kPaths); e != std::rend(kPaths); ++e)
+      if (e->automatic && unavailable(*e, precision).empty()) return e->path;
     throw std::invalid_argument(precision == Precision::int8
                                     ? "precision 'int8' needs the avx2 or avx512 path, which this machine or build "
                                       "lacks; use precision 'fp32'"
                                     : "precision 'bf16' needs the avx512 path with AVX512_BF16, which this machine "
                                       "or build lacks; use precision 'fp32'");
   }
-  for (Path p : {Path::reference, Path::scalar, Path::avx2, Path::avx512, Path::amx, Path::amx_emulated}) {
-    if (path_name(p) != name) continue;
-    const std::string why = unavailable(p, precision);
+  std::string known;
+  for (const PathEntry& e : kPaths) {
+    known += std::string(known.empty() ? "'auto', '" : ", '") + e.name + "'";
+    if (e.name != name) continue;
+    const std::string why = unavailable(e, precision);
     if (!why.empty())
       throw std::invalid_argument("cpu path '" + name + "' is unavailable: " + why + " (available here: " +
                                   listed + ")");
-    return p;
+    return e.path;
   }
-  throw std::invalid_argument("unknown cpu path '" + name +
-                              "': expected 'auto', 'reference', 'scalar', 'avx2', 'avx512', 'amx' or 'amx_emulated' (available here: " +
+  throw std::invalid_argument("unknown cpu path '" + name + "': expected " + known + " (available here: " +
                               listed + ")");
 }
 
@@ -113,20 +151,8 @@ int int8_code_max(const CpuKernels& kernels, int in_channels) {
 }
 
 const CpuKernels* kernels_for(Path path) {
-  switch (path) {
-    case Path::scalar: return &kernels_scalar();
-#ifdef SRGAN_FAST_HAVE_AVX2
-    case Path::avx2: return &kernels_avx2();
-#endif
-#ifdef SRGAN_FAST_HAVE_AVX512
-    case Path::avx512: return &kernels_avx512();
-#endif
-#ifdef SRGAN_FAST_HAVE_AMX
-    case Path::amx: return &kernels_amx();
-    case Path::amx_emulated: return &kernels_amx_emulated();
-#endif
-    default: return nullptr;
-  }
+  const PathEntry& e = entry(path);
+  return e.kernels ? e.kernels() : nullptr;
 }
 
 }  // namespace srgan_fast::cpu

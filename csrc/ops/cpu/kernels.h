@@ -54,18 +54,19 @@ inline T image_value(float v, float scale) {
   else return T(std::nearbyint(v * scale));
 }
 
+// One instruction set's kernels, filled by field name in its kernels_<isa>.cpp; a null entry: not on this path.
 struct CpuKernels {
-  const char* name;
-  void (*head)(const HeadParams&, const ExecContext&);
-  void (*conv3x3)(const Conv3x3Params&, const ExecContext&);       // fp32 Winograd F(4x4, 3x3)
-  void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&);  // bf16 products; null without AVX512_BF16
-  void (*tail)(const TailParams&, const ExecContext&);       // fp32: nine 3x3 sub-kernels by Winograd F(3x3)
-  void (*tail_bf16)(const TailParams&, const ExecContext&);  // direct, bf16 products; null without AVX512_BF16
-  void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&);  // null: no int8 path
-  void (*quantize_codes)(const QuantizeParams&, const ExecContext&);   // float32 map -> codes; null likewise
-  int int8_weight_max;  // weight codes lie in [-max, max]
-  bool int8_winograd;   // conv3x3_int8 reads PackedConv3x3Int8::u (Winograd F(2x2)) rather than w
-  bool int8_u16_codes;  // conv3x3_int8 and quantize_codes also read and write u16 code maps
+  const char* name = "";
+  void (*head)(const HeadParams&, const ExecContext&) = nullptr;
+  void (*conv3x3)(const Conv3x3Params&, const ExecContext&) = nullptr;       // fp32 Winograd F(4x4, 3x3)
+  void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&) = nullptr;  // bf16 products (AVX512_BF16)
+  void (*tail)(const TailParams&, const ExecContext&) = nullptr;       // fp32: nine 3x3 sub-kernels by F(3x3)
+  void (*tail_bf16)(const TailParams&, const ExecContext&) = nullptr;  // direct, bf16 products (AVX512_BF16)
+  void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&) = nullptr;  // null: no int8 path
+  void (*quantize_codes)(const QuantizeParams&, const ExecContext&) = nullptr;   // float32 map -> codes
+  int int8_weight_max = 0;     // weight codes lie in [-max, max]
+  bool int8_winograd = false;  // conv3x3_int8 reads PackedConv3x3Int8::u (Winograd F(2x2)) rather than w
+  bool int8_u16_codes = false; // conv3x3_int8 and quantize_codes also read and write u16 code maps
 };
 
 const CpuKernels& kernels_scalar();

@@ -12,10 +12,18 @@ namespace srgan_fast::cpu {
 
 const CpuKernels& kernels_avx2() {
   using Simd = avx2::Simd;
-  static const CpuKernels table{"avx2", &avx2::head<Simd>, &avx2::conv3x3_winograd<Simd, float>,
-                                nullptr, &avx2::tail_winograd<Simd>, nullptr,
-                                &avx2::conv3x3_int8_winograd<Simd>, &avx2::quantize_codes<Simd>,
-                                Simd::kInt8WeightMax, true, true};
+  static const CpuKernels table = [] {
+    CpuKernels t;
+    t.name = "avx2";
+    t.head = &avx2::head<Simd>;
+    t.conv3x3 = &avx2::conv3x3_winograd<Simd, float>;
+    t.tail = &avx2::tail_winograd<Simd>;
+    t.conv3x3_int8 = &avx2::conv3x3_int8_winograd<Simd>;
+    t.quantize_codes = &avx2::quantize_codes<Simd>;
+    t.int8_weight_max = Simd::kInt8WeightMax;
+    t.int8_winograd = true, t.int8_u16_codes = true;
+    return t;
+  }();
   return table;
 }
 

@@ -12,10 +12,19 @@ namespace srgan_fast::cpu {
 
 const CpuKernels& kernels_avx512() {
   using Simd = avx512::Simd;
-  static const CpuKernels table{"avx512", &avx512::head<Simd>, &avx512::conv3x3_winograd<Simd, float>,
-                                &avx512::conv3x3_winograd<Simd, uint16_t>, &avx512::tail_winograd<Simd>,
-                                &avx512::tail_bf16<Simd>, &avx512::conv3x3_int8<Simd>,
-                                &avx512::quantize_codes<Simd>, Simd::kInt8WeightMax, false, false};
+  static const CpuKernels table = [] {
+    CpuKernels t;
+    t.name = "avx512";
+    t.head = &avx512::head<Simd>;
+    t.conv3x3 = &avx512::conv3x3_winograd<Simd, float>;
+    t.conv3x3_bf16 = &avx512::conv3x3_winograd<Simd, uint16_t>;
+    t.tail = &avx512::tail_winograd<Simd>;
+    t.tail_bf16 = &avx512::tail_bf16<Simd>;
+    t.conv3x3_int8 = &avx512::conv3x3_int8<Simd>;
+    t.quantize_codes = &avx512::quantize_codes<Simd>;
+    t.int8_weight_max = Simd::kInt8WeightMax;
+    return t;
+  }();
   return table;
 }
 

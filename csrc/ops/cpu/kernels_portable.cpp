@@ -10,9 +10,14 @@ namespace srgan_fast::cpu {
 
 const CpuKernels& kernels_scalar() {
   using Simd = portable::Simd;
-  static const CpuKernels table{"scalar", &portable::head<Simd>, &portable::conv3x3_winograd<Simd, float>,
-                                nullptr, &portable::tail_winograd<Simd>, nullptr,
-                                nullptr, nullptr, 0, false, false};
+  static const CpuKernels table = [] {
+    CpuKernels t;
+    t.name = "scalar";
+    t.head = &portable::head<Simd>;
+    t.conv3x3 = &portable::conv3x3_winograd<Simd, float>;
+    t.tail = &portable::tail_winograd<Simd>;
+    return t;
+  }();
   return table;
 }
 
