@@ -12,14 +12,13 @@ written to one output refuse the run.
 """
 from __future__ import annotations
 
-import errno
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Callable, Hashable, Iterable
 
-from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFileError, load_image
+from srgan_fast.io.images import READ_SUFFIXES, WRITE_FORMATS, ImageFileError, broken_link, load_image
 from srgan_fast.io.save import save_image
 from srgan_fast.options import format_bytes
 from srgan_fast.tiler.channels import InputError
@@ -91,19 +90,6 @@ def output_file_refusal(output: str, inputs: int, folders: list) -> str:
 def no_images_line(folder) -> str:
     return (f"{folder}: no images found (looked for {', '.join(sorted(READ_SUFFIXES))}; hidden files and the "
             "output folder are skipped)")
-
-
-def broken_link(path: Path) -> str | None:
-    """Why a link cannot be read through (a loop, a missing target), as an error line; None for anything else."""
-    try:
-        os.stat(path)
-        return None
-    except OSError as exc:
-        if not path.is_symlink():
-            return None
-        if exc.errno == errno.ELOOP:
-            return f"{path}: a symbolic link loop (it leads back to itself through {os.readlink(path)})"
-        return f"{path}: a broken symbolic link (to {os.readlink(path)}, which does not exist)"
 
 
 def image_files(folder: Path, output: Path) -> tuple[list[Path], list[str], list[str]]:

@@ -12,6 +12,7 @@ as ``ImageFileError`` with the path and the reason.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import os
 import re
@@ -86,8 +87,21 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageFileError(f"{path}: no such file")
+        raise ImageFileError(broken_link(path) or f"{path}: no such file")
     return _load(lambda: open(path, "rb"), path, max_pixels)
+
+
+def broken_link(path: Path) -> str | None:
+    """Why a link cannot be read through (a loop, a missing target), as an error line; None for anything else."""
+    try:
+        os.stat(path)
+        return None
+    except OSError as exc:
+        if not path.is_symlink():
+            return None
+        if exc.errno == errno.ELOOP:
+            return f"{path}: a symbolic link loop (it leads back to itself through {os.readlink(path)})"
+        return f"{path}: a broken symbolic link (to {os.readlink(path)}, which does not exist)"
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> ImageFile:

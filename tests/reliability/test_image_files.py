@@ -365,3 +365,14 @@ def test_16bit_colour_tiff_round_trips_with_its_icc_profile(tmp_path, channels, 
     assert len(loaded.frames) == pages and loaded.icc_profile == icc
     for got, expected in zip(loaded.frames, frames):
         assert got.dtype == np.uint16 and np.array_equal(got, expected)
+
+
+def test_a_link_that_leads_nowhere_says_so(tmp_path):
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    (tmp_path / "gone.png").symlink_to("nothing.png")
+    for name, cause in [("loop.png", "a symbolic link loop (it leads back to itself through loop.png)"),
+                        ("gone.png", "a broken symbolic link (to nothing.png, which does not exist)"),
+                        ("absent.png", "no such file")]:
+        with pytest.raises(ImageFileError) as refusal:
+            load_image(tmp_path / name)
+        assert str(refusal.value) == f"{tmp_path / name}: {cause}"
