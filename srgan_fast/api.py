@@ -79,8 +79,8 @@ class Upscaler:
     tile: core size in input pixels of each tile (int or (h, w)); None sizes tiles from ``memory_budget``.
     batch_size: tiles per backend call; None fills ``memory_budget``, up to the batch past which the backend runs
         no faster (``Backend.saturating_batch_pixels``).
-    memory_budget: bytes of working memory the tiler lets the backend use per call (default 3 GiB on CPUs,
-        4 GiB on GPUs); lower it when a call runs out of memory.
+    memory_budget: bytes of working memory the tiler lets the backend use per call, an int or a size such as
+        "2G" (default 3 GiB on CPUs, 4 GiB on GPUs); lower it when a call runs out of memory.
     tta: self-ensemble, the mean of the 8 flipped and rotated runs (8× the time; see srgan_fast.tiler.ensemble).
     outscale / size / width / height: the default output size of every call (see ``upscale``).
     backend_options: passed to the backend (e.g. channels_last=False for torch, threads=N for native).
@@ -261,9 +261,9 @@ class Upscaler:
         spare = available - model_needs - RESIZE_BYTES_PER_SOURCE_PIXEL * float(self.scale * h) * (self.scale * w)
         per_pixel = n * c * np.dtype(dtype).itemsize + RESIZE_BYTES_PER_TARGET_PIXEL
         fits = (max(0.0, spare) / (h * w * per_pixel)) ** 0.5
-        layout = {1: "gray", 3: "RGB", 4: "RGBA"}[c] + (f", {n} frames" if n > 1 else "")
+        layout = {1: "gray", 3: "RGB", 4: "RGBA"}[c] + " input" + (f" ({n} frames)" if n > 1 else "")
         raise InputError(f"a {_pixels(target[1])}x{_pixels(target[0])} output ({output_size}) of a {w}x{h} "
-                         f"{np.dtype(dtype)} {layout} input needs {format_bytes(needed)}, more than the "
+                         f"{np.dtype(dtype)} {layout} needs {format_bytes(needed)}, more than the "
                          f"{format_bytes(available)} of memory available; at most about {int(w * fits)}x"
                          f"{int(h * fits)} fits (outscale {fits:.3g})")
 
