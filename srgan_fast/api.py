@@ -174,7 +174,9 @@ class Upscaler:
     def upscale(self, image, *, outscale: float | None = None, size: tuple[int, int] | None = None,
                 width: int | None = None, height: int | None = None, tta: bool | None = None,
                 run_windows: Callable[[np.ndarray, int], np.ndarray] | None = None):
-        """H×W[×C] uint8/uint16/float32 array or PIL image -> the upscaled image, same type, dtype and channels.
+        """H×W[×C] uint8/uint16/float32 array or PIL image -> the upscaled image of the same type: an array of the
+        same dtype (in native byte order) and layout, a PIL image in the mode it went through the model in
+        (``channels.from_pil``: 1 comes back as L, P as RGB, CMYK as RGB, ...).
 
         The output is ×scale (the model's), or: ``outscale`` × the input, exactly ``size`` = (height, width), or
         ``width`` / ``height`` with the aspect ratio kept; the network runs at its own scale and its result is
