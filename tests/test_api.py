@@ -185,3 +185,16 @@ def test_numpy_integers_are_accepted_as_byte_counts_and_batch_sizes():
         assert str(refusal.value).startswith(message)
     with pytest.raises(ValueError, match="^batch_size must be a positive int, got 0$"):
         Upscaler(WEIGHTS, device="cpu", batch_size=0)
+
+
+@pytest.mark.parametrize("mode, comes_back_as", [
+    ("1", "L"), ("L", "L"), ("LA", "LA"), ("La", "LA"), ("P", "RGB"), ("PA", "RGBA"), ("RGBa", "RGBA"),
+    ("RGBX", "RGB"), ("CMYK", "RGB"), ("YCbCr", "RGB"), ("HSV", "RGB"), ("I;16B", "I;16"), ("I;16L", "I;16")])
+def test_pil_modes_come_back_as_the_readme_says(upscaler, mode, comes_back_as):
+    assert upscaler(Image.new(mode, (5, 4))).mode == comes_back_as
+
+
+def test_a_big_endian_array_comes_back_in_native_byte_order(upscaler):
+    image = _random_image((6, 5, 3), np.uint16, seed=4)
+    out = upscaler(image.astype(">u2"))
+    assert out.dtype == np.dtype("=u2") and np.array_equal(out, upscaler(image))
