@@ -89,6 +89,10 @@ def _encoder(path: Path | str, fmt: str, image: ImageFile, quality: int | None =
     if image.animated and fmt not in MULTI_FRAME_FORMATS:
         raise ImageFileError(f"{path}: the source has {len(image.frames)} frames and {fmt} holds one; write "
                              f"{', '.join(MULTI_FRAME_FORMATS.values())} to keep them")
+    sizes = sorted({f"{frame.shape[1]}x{frame.shape[0]}" for frame in image.frames if frame.ndim >= 2})
+    if len(sizes) > 1:  # each writer would handle them its own way: GIF crops, APNG and WebP differ again
+        raise ImageFileError(f"{path}: frames of {len(sizes)} sizes ({', '.join(sizes)}); an animation's frames "
+                             "share one canvas size")
     notes: list[str] = []
     frames = [_fit_format(path, fmt, frame, image.animated, notes, background) for frame in image.frames]
     icc_profile, exif = image.icc_profile, image.exif

@@ -84,3 +84,16 @@ def test_gif_apng_and_webp_outputs_have_one_size(gif, tiny_model_path, capsys):
                 sizes[suffix].append(image.size)
     assert sizes == {suffix: [(136, 136), (136, 136)] for suffix in (".gif", ".png", ".webp")}
     assert "error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_frames_of_different_sizes_are_refused_by_every_writer(tmp_path, suffix):
+    from srgan_fast.io.images import ImageFile, ImageFileError
+    from srgan_fast.io.save import save_image
+
+    animation = ImageFile([noise(8, 8), noise(12, 10)], "GIF", durations_ms=[100, 100], loop=0)
+    with pytest.raises(ImageFileError) as refusal:
+        save_image(tmp_path / f"a{suffix}", animation)
+    assert str(refusal.value) == (f"{tmp_path / f'a{suffix}'}: frames of 2 sizes (10x12, 8x8); an animation's "
+                                  "frames share one canvas size")
+    assert list(tmp_path.iterdir()) == []
