@@ -58,6 +58,18 @@ py::dict cpu_info() {
   d["amx_int8"] = f.amx_int8;
   d["amx_missing"] = std::string(f.amx_missing);
   d["paths_int8"] = cpu::available_paths(Precision::int8);
+  // The test paths (never chosen by auto), by the precisions they run here.
+  py::dict emulated;
+  for (Precision precision : {Precision::bf16, Precision::int8}) {
+    py::list runs;
+    try {
+      cpu::resolve_path("amx_emulated", precision);
+      runs.append("amx_emulated");
+    } catch (const std::invalid_argument&) {
+    }
+    emulated[py::str(precision_name(precision))] = runs;
+  }
+  d["paths_emulated"] = emulated;
   return d;
 }
 

@@ -133,7 +133,7 @@ class Upscaler:
             reason = backend_class.unavailable_reason()
             if reason is not None:
                 raise BackendUnavailable(f"backend {name!r} is not available: {reason}")
-            supported = backend_class.supported_precisions(device)
+            supported = backend_class.precisions_with(device, options)
             chosen = precision or ("fp16" if device.startswith("cuda") and "fp16" in supported else "fp32")
             if chosen not in supported:
                 if len(candidates) > 1:

@@ -86,7 +86,39 @@ def test_without_amx_the_path_is_refused_by_name_and_auto_runs_avx512():
     assert "amx" not in cpu["paths_int8"]
 
 
-def test_the_amx_paths_run_int8_only():
-    with pytest.raises(ValueError, match="cpu path 'amx_emulated' is unavailable: the amx paths run int8 "
-                                         r"\(fp32 and bf16 run on avx512\)"):
+def test_fp32_stays_on_the_vector_units():
+    with pytest.raises(ValueError, match="backend 'native' on cpu supports precision bf16, int8; got 'fp32'"):
         Upscaler("srresnet", backend="native", path="amx_emulated")
+    from srgan_fast import _C
+    from srgan_fast.backends.base import engine_layers
+
+    layers = engine_layers(random_weights(srresnet(1, 16)))
+    with pytest.raises(ValueError, match=r"cpu path 'amx_emulated' is unavailable: the amx paths run bf16 and int8 "
+                                         r"\(fp32 runs on avx512\)"):
+        _C.Engine(layers, 4, path="amx_emulated")
+
+
+@pytest.mark.parametrize("name", ["srresnet", "msrresnet", "srvgg_compact-x2-leaky", "rrdbnet"])
+def test_bf16_on_the_tile_model_is_within_twice_torch_bf16_error(name):
+    """Every 3x3 conv (trunk, upsamplers, dense blocks, the last) on bf16 tiles with fp32 sums; the 9x9 tail in
+    fp32. The tolerance rule of the other bf16 paths (tests/test_native_architectures.py)."""
+    import torch
+    from test_native_architectures import NETWORKS, relative_error, torch_output
+
+    weights = random_weights(NETWORKS[name], seed=3)
+    tiles = np.random.default_rng(4).random((1, 24, 20, 3), dtype=np.float32)
+    reference = torch_output(weights, tiles)
+    torch_error = relative_error(torch_output(weights, tiles, torch.bfloat16), reference)
+    upscaler = Upscaler(weights, backend="native", precision="bf16", path="amx_emulated")
+    assert relative_error(upscaler.backend.run(tiles), reference) <= 2 * torch_error
+
+
+def test_bf16_tiled_is_the_untiled_bits():
+    """Direct convs on tiles compute each output pixel on its own: the margins are the receptive radius (and
+    the fp32 tail's 3-pixel tiles), and the windows give the untiled bits."""
+    weights = random_weights(srresnet(2, 16), seed=5)
+    image = _photo(40, 70)
+    tiled = Upscaler(weights, backend="native", precision="bf16", path="amx_emulated", tile=(40, 16))
+    assert tiled.plan(image.shape[:2]).num_windows > 1
+    whole = Upscaler(weights, backend="native", precision="bf16", path="amx_emulated", tile=1000)
+    assert np.array_equal(tiled(image), whole(image))

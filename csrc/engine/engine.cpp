@@ -25,7 +25,7 @@ cpu::Path checked_path(const std::string& name, Precision precision, std::string
   const cpu::Path path = cpu::resolve_path(name, precision);
 #ifdef SRGAN_FAST_HAVE_AMX
   if (path == cpu::Path::amx) {
-    static const std::string failure = cpu::amx_self_check();
+    const std::string failure = cpu::amx_self_check(precision);
     if (!failure.empty()) {
       note = failure + "; running the avx512 path instead";
       return cpu::Path::avx512;
@@ -364,7 +364,7 @@ std::vector<int> CpuEngine::seam_tiles() const {
   const bool bf16 = float_precision_ == Precision::bf16;
   for (const Step& step : steps_) {
     const int layer = step.kind == StepKind::tail ? int(maps_.size()) - 1 : step.output;
-    if (step.kind == StepKind::conv3x3) tiles[layer] = bf16 ? 2 : 4;  // F(2x2) in bf16, F(4x4) in fp32
+    if (step.kind == StepKind::conv3x3) tiles[layer] = bf16 ? kernels_->conv3x3_bf16_tile : 4;  // fp32: F(4x4)
     if (step.kind == StepKind::tail && !bf16) tiles[layer] = 3;      // nine 3x3 sub-kernels by F(3x3)
   }
   return tiles;

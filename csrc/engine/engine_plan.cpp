@@ -66,7 +66,7 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
   // At bf16 the tail reads bf16 products: the map it reads is stored as bf16 when it is the output of an
   // upsampler conv (whose epilogue can store bf16) and nothing else reads it.
   const Step& final_step = steps_.back();
-  if (final_step.kind == StepKind::tail && float_precision_ == Precision::bf16 && kernels_) {
+  if (final_step.kind == StepKind::tail && float_precision_ == Precision::bf16 && kernels_ && kernels_->tail_bf16) {
     const int source = final_step.source;
     const StepKind producer = steps_[source].kind;
     if ((producer == StepKind::conv3x3 || producer == StepKind::conv3x3_int8) &&

@@ -35,6 +35,7 @@ PackedConv3x3 Conv3x3Weights::view() const {
   p.cin = cin, p.cout = cout;
   p.u = u.data();
   p.u_bf16 = u_bf16.empty() ? nullptr : u_bf16.data();
+  p.w_bf16 = w_bf16.empty() ? nullptr : w_bf16.data();
   p.bias = bias.data();
   p.alpha = alpha.empty() ? nullptr : alpha.data();
   return p;
@@ -52,7 +53,7 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
   auto packed_index = [&](int co_t) { return shuffle ? (co_t % 4) * group_p + co_t / 4 : co_t; };
   r.u.assign(size_t(36) * r.cin * r.cout, 0.f);
   r.bias.assign(r.cout, 0.f);
-  if (with_bf16) r.u_bf16.assign(size_t(16) * r.cin * r.cout, 0);
+  if (with_bf16) r.u_bf16.assign(size_t(16) * r.cin * r.cout, 0), r.w_bf16.assign(size_t(9) * r.cin * r.cout, 0);
   double transformed[36];
   for (int co_t = 0; co_t < cout_t; ++co_t) {
     const int co = packed_index(co_t);
@@ -62,6 +63,8 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
       winograd_weight<6>(kG, g, transformed);
       for (int pos = 0; pos < 36; ++pos) r.u[(size_t(pos) * r.cin + ci) * r.cout + co] = float(transformed[pos]);
       if (!with_bf16) continue;
+      for (int tap = 0; tap < 9; ++tap)  // the direct kernel, pairs of input channels interleaved
+        r.w_bf16[((size_t(tap) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] = float_to_bf16(g[tap]);
       winograd_weight<4>(kG2, g, transformed);  // pairs of input channels interleaved: [16][cin/2][cout][2]
       for (int pos = 0; pos < 16; ++pos)
         r.u_bf16[((size_t(pos) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] = float_to_bf16(float(transformed[pos]));

@@ -40,6 +40,12 @@ class Backend(abc.ABC):
     def supported_precisions(cls, device: str) -> tuple[str, ...]:
         return ("fp32",)
 
+    @classmethod
+    def precisions_with(cls, device: str, options: dict) -> tuple[str, ...]:
+        """The precisions it runs on ``device`` with these backend options (a forced kernel path may run others
+        than the automatic choice)."""
+        return cls.supported_precisions(device)
+
     def __init__(self, weights: GeneratorWeights, device: str, precision: str):
         self.weights, self.device, self.precision = weights, device, precision
 

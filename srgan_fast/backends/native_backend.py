@@ -168,6 +168,14 @@ class NativeBackend(Backend):
         cpu = _native_module().cpu_info()
         return ("fp32",) + (("bf16",) if cpu["paths_bf16"] else ()) + (("int8",) if cpu["paths_int8"] else ())
 
+    @classmethod
+    def precisions_with(cls, device: str, options: dict) -> tuple[str, ...]:
+        supported = cls.supported_precisions(device)
+        if options.get("path") != "amx_emulated" or not supported:
+            return supported
+        emulated = _native_module().cpu_info()["paths_emulated"]
+        return tuple(p for p in ("bf16", "int8") if "amx_emulated" in emulated[p])
+
     def __init__(self, weights: GeneratorWeights, device: str = "cpu", precision: str = "fp32", *,
                  threads: int = 0, path: str = "auto", calibration_images: str | None = None):
         """threads: 0 = every core; path: 'auto', or force 'amx' | 'avx512' | 'avx2' | 'scalar' | 'reference' (or
@@ -178,7 +186,7 @@ class NativeBackend(Backend):
             raise BackendUnavailable(reason)
         if device != "cpu":
             raise ValueError(f"the native backend runs on 'cpu', got device {device!r} (use backend 'cuda')")
-        supported = self.supported_precisions(device)
+        supported = self.precisions_with(device, {"path": path})
         if precision not in supported:
             raise ValueError(f"the native backend on this CPU supports precision {' or '.join(supported)}, "
                              f"got {precision!r}")

@@ -3,7 +3,7 @@
 //   HardwareTiles  the real instructions (only in kernels_amx.cpp, compiled with -mamx-tile -mamx-int8);
 //   EmulatedTiles  the instruction set reference's definitions in plain C++: TDPBUSD adds, to each s32 lane
 //                  of C, the four products of zero-extended u8 bytes of A and sign-extended s8 bytes of B,
-//                  wrapping in 32 bits.
+//                  wrapping in 32 bits; TDPBF16PS the two products of bf16 pairs, in fp32.
 // A kernel configures its tiles once per thread (configure), then loads, multiplies and stores tiles by their
 // register number, a template argument as the instructions require.
 #pragma once
@@ -48,6 +48,26 @@ class EmulatedTiles {
         for (int k = 0; k < a.colsb / 4; ++k)
           for (int j = 0; j < 4; ++j)
             sum += uint32_t(int32_t(a.bytes[m][4 * k + j]) * int32_t(int8_t(b.bytes[k][4 * n + j])));
+        std::memcpy(c.bytes[m] + 4 * n, &sum, 4);
+      }
+  }
+  // C[m][n] += A[m][2k] * B[k][2n] + A[m][2k+1] * B[k][2n+1] over k < colsb(A)/4, on bf16 widened to fp32
+  // (the products are exact in fp32), added one at a time in fp32 rounded to nearest even  (TDPBF16PS; the
+  // instruction also flushes denormals, which this model leaves as they are)
+  template <int C, int A, int B> void dpbf16ps() {
+    Tile &c = tiles_[C], &a = tiles_[A], &b = tiles_[B];
+    const auto widen = [](const uint8_t* bf16) {
+      uint32_t bits = uint32_t(bf16[0] | (bf16[1] << 8)) << 16;
+      float value;
+      std::memcpy(&value, &bits, 4);
+      return value;
+    };
+    for (int m = 0; m < c.rows; ++m)
+      for (int n = 0; n < c.colsb / 4; ++n) {
+        float sum;
+        std::memcpy(&sum, c.bytes[m] + 4 * n, 4);
+        for (int k = 0; k < a.colsb / 4; ++k)
+          for (int j = 0; j < 2; ++j) sum += widen(a.bytes[m] + 4 * k + 2 * j) * widen(b.bytes[k] + 4 * n + 2 * j);
         std::memcpy(c.bytes[m] + 4 * n, &sum, 4);
       }
   }

@@ -9,7 +9,8 @@ struct CpuFeatures {
   bool avx512_bf16 = false;  // VDPBF16PS
   bool avx512_vnni = false;  // VPDPBUSD
   bool amx_int8 = false;     // AMX-TILE and AMX-INT8, their state enabled by the OS and granted to this process
-  const char* amx_missing = "";  // why amx_int8 is false: the first of CPU, OS and permission that lacks it
+  bool amx_bf16 = false;     // AMX-TILE and AMX-BF16, likewise
+  const char* amx_missing = "";  // why AMX is not granted: the first of CPU, OS and permission that lacks it
 };
 
 const CpuFeatures& cpu_features();

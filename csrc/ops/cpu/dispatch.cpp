@@ -56,15 +56,20 @@ std::string avx512_refusal(const CpuFeatures& cpu, Precision precision) {
 }
 
 std::string amx_emulated_refusal(const CpuFeatures& cpu, Precision precision) {
-  // Only int8 runs on the tiles so far: at fp32 and bf16 the avx512 path is the same kernels.
-  if (precision != Precision::int8) return "the amx paths run int8 (fp32 and bf16 run on avx512)";
-  if (!cpu.avx512_vnni) return "this CPU lacks AVX-512 VNNI (the amx paths' other kernels)";
+  // fp32 stays on vector units: the tiles multiply bf16 and int8 only.
+  if (precision == Precision::fp32) return "the amx paths run bf16 and int8 (fp32 runs on avx512)";
+  if (!cpu.avx512) return "this CPU lacks AVX-512 (the amx paths' other kernels)";
+  if (precision == Precision::int8 && !cpu.avx512_vnni) return "this CPU lacks AVX-512 VNNI (the amx paths' other kernels)";
   return "";
 }
 
 std::string amx_refusal(const CpuFeatures& cpu, Precision precision) {
   const std::string why = amx_emulated_refusal(cpu, precision);
-  return !why.empty() ? why : cpu.amx_int8 ? "" : cpu.amx_missing;
+  if (!why.empty()) return why;
+  if (cpu.amx_missing[0] != '\0') return cpu.amx_missing;
+  if (precision == Precision::int8 && !cpu.amx_int8) return "this CPU lacks AMX-INT8";
+  if (precision == Precision::bf16 && !cpu.amx_bf16) return "this CPU lacks AMX-BF16";
+  return "";
 }
 
 const PathEntry kPaths[] = {

@@ -60,6 +60,7 @@ struct CpuKernels {
   void (*head)(const HeadParams&, const ExecContext&) = nullptr;
   void (*conv3x3)(const Conv3x3Params&, const ExecContext&) = nullptr;       // fp32 Winograd F(4x4, 3x3)
   void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&) = nullptr;  // bf16 products (AVX512_BF16)
+  int conv3x3_bf16_tile = 2;  // outputs conv3x3_bf16 computes as one tile: 2 (Winograd F(2x2)), 1 (direct)
   void (*tail)(const TailParams&, const ExecContext&) = nullptr;       // fp32: nine 3x3 sub-kernels by F(3x3)
   void (*tail_bf16)(const TailParams&, const ExecContext&) = nullptr;  // direct, bf16 products (AVX512_BF16)
   void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&) = nullptr;  // null: no int8 path
@@ -77,11 +78,11 @@ const CpuKernels& kernels_avx2();
 const CpuKernels& kernels_avx512();
 #endif
 #ifdef SRGAN_FAST_HAVE_AMX
-const CpuKernels& kernels_amx();           // int8 3x3 convs on AMX tiles, the rest as avx512
-const CpuKernels& kernels_amx_emulated();  // the same on the tiles' software model (any AVX-512 VNNI CPU)
-// The tile instructions against their model on one conv: "" when they agree, else what differed. Only
-// where the CPU and OS grant AMX.
-std::string amx_self_check();
+const CpuKernels& kernels_amx();           // bf16 and int8 3x3 convs on AMX tiles, the rest as avx512
+const CpuKernels& kernels_amx_emulated();  // the same on the tiles' software model (any AVX-512 CPU)
+// The tile instructions against their model on one conv at this precision (once per process): "" when they
+// agree or where the CPU and OS do not grant that precision's tiles, else what differed.
+std::string amx_self_check(Precision precision);
 #endif
 
 }  // namespace srgan_fast::cpu

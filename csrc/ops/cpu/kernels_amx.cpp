@@ -1,13 +1,21 @@
-// The amx kernel tables: the avx512 table with its int8 3x3 convs on AMX tiles (amx_int8_kernels.h), with
-// the real instructions ("amx") or their software model ("amx_emulated": the same kernel on any AVX-512
-// VNNI CPU, for tests). This file alone is compiled with -mamx-tile -mamx-int8 (see CMakeLists.txt).
+// The amx kernel tables: the avx512 table with its 3x3 convs on AMX tiles, int8 (amx_int8_kernels.h) and bf16
+// (amx_bf16_kernels.h), with the real instructions ("amx") or their software model ("amx_emulated": the same
+// kernels on any AVX-512 CPU, for tests). Their bf16 tail is the fp32 one: the bf16 tail and the bf16 stores
+// that feed it use AVX512_BF16, which the model must not need. This file alone is compiled with -mamx-tile
+// -mamx-int8 -mamx-bf16 (see CMakeLists.txt).
 #define SRGAN_FAST_ISA amx
 #include "ops/cpu/simd_avx512.h"
+#include "ops/cpu/amx_bf16_kernels.h"
 #include "ops/cpu/amx_int8_kernels.h"
 #include "ops/cpu/int8_kernels.h"
+#include "ops/cpu/winograd_kernels.h"
 
+#include <cmath>
 #include <random>
 #include <vector>
+
+#include "ops/cpu/cpu_features.h"
+#include "ops/packing.h"
 
 namespace srgan_fast::cpu {
 namespace {
@@ -47,6 +55,13 @@ class HardwareTiles {
     else if constexpr (C == 2) _tile_dpbusd(2, 4, 5);
     else _tile_dpbusd(3, 4, 5);
   }
+  template <int C, int A, int B> void dpbf16ps() {
+    static_assert(C >= 0 && C <= 3 && A == 4 && B == 5, "the kernel multiplies A (4) by B (5) into 0-3");
+    if constexpr (C == 0) _tile_dpbf16ps(0, 4, 5);
+    else if constexpr (C == 1) _tile_dpbf16ps(1, 4, 5);
+    else if constexpr (C == 2) _tile_dpbf16ps(2, 4, 5);
+    else _tile_dpbf16ps(3, 4, 5);
+  }
   void release() { _tile_release(); }
 };
 
@@ -58,27 +73,40 @@ void conv3x3_int8_amx(const Conv3x3Int8Params& p, const ExecContext& ctx) {
   amx::conv3x3_int8<Simd>(p, ctx);
 }
 
-CpuKernels with_int8_conv(const char* name, void (*conv)(const Conv3x3Int8Params&, const ExecContext&)) {
+template <class Tiles>
+void conv3x3_bf16_amx(const Conv3x3Params& p, const ExecContext& ctx) {
+  using Simd = avx512::Simd;
+  if (amx::amx_bf16_fits(*p.weights)) return amx::conv3x3_bf16_tiles<Simd, Tiles>(p, ctx);
+  amx::conv3x3_winograd<Simd, float>(p, ctx);
+}
+
+template <class Tiles>
+CpuKernels amx_table(const char* name) {
   CpuKernels table = kernels_avx512();
-  table.name = name, table.conv3x3_int8 = conv;
+  table.name = name;
+  table.conv3x3_int8 = &conv3x3_int8_amx<Tiles>;
+  table.conv3x3_bf16 = &conv3x3_bf16_amx<Tiles>, table.conv3x3_bf16_tile = 1;
+  table.tail_bf16 = nullptr;
   return table;
 }
 
 }  // namespace
 
 const CpuKernels& kernels_amx() {
-  static const CpuKernels table = with_int8_conv("amx", &conv3x3_int8_amx<HardwareTiles>);
+  static const CpuKernels table = amx_table<HardwareTiles>("amx");
   return table;
 }
 
 const CpuKernels& kernels_amx_emulated() {
-  static const CpuKernels table = with_int8_conv("amx_emulated", &conv3x3_int8_amx<EmulatedTiles>);
+  static const CpuKernels table = amx_table<EmulatedTiles>("amx_emulated");
   return table;
 }
 
-std::string amx_self_check() {
-  // One 64 -> 64 conv on a 5 x 21 map (a full and a partial block per row), random codes, weights and
-  // compensation, raw sums out through a float epilogue of scale 1: the instructions against their model.
+namespace {
+
+// The int8 check: one 64 -> 64 conv on a 5 x 21 map (a full and a partial block per row), random codes, weights
+// and compensation, raw sums out through a float epilogue of scale 1: the instructions must give the model's sums.
+std::string check_int8() {
   const int cin = 64, cout = 64, h = 5, w = 21;
   std::mt19937 random(7);
   std::vector<int8_t> weights(size_t(9) * cin * cout);
@@ -109,8 +137,55 @@ std::string amx_self_check() {
     for (int x = 0; x < w; ++x)
       for (int c = 0; c < cout; ++c) differing += a.at(0, y, x)[c] != b.at(0, y, x)[c];
   if (differing == 0) return "";
-  return "AMX tiles gave " + std::to_string(differing) + " of " + std::to_string(h * w * cout) +
+  return "AMX int8 tiles gave " + std::to_string(differing) + " of " + std::to_string(h * w * cout) +
          " sums unlike the instructions' definition";
+}
+
+// The bf16 check: one 64 -> 64 conv on random values, the instructions against the model within what the order
+// of fp32 additions (and flushed denormals) can change: 1e-5 of the largest value.
+std::string check_bf16() {
+  const int cin = 64, cout = 64, h = 5, w = 21;
+  std::mt19937 random(11);
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  std::vector<float> weight(size_t(cout) * cin * 9), bias(cout), slopes(cout, 1.f);
+  for (float& v : weight) v = uniform(random) * 0.1f;
+  for (float& v : bias) v = uniform(random);
+  const Conv3x3Weights packed = pack_conv3x3(weight.data(), bias.data(), slopes.data(), cout, cin, false, true);
+  const PackedConv3x3 view = packed.view();
+  AlignedBuffer in, real, model;
+  in.reset_zero(feature_map_floats(1, h, w, cin));
+  real.reset_zero(feature_map_floats(1, h, w, cout)), model.reset_zero(feature_map_floats(1, h, w, cout));
+  Conv3x3Params p;
+  p.in = make_feature_map(in.data(), 1, h, w, cin);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < cin; ++c) p.in.at(0, y, x)[c] = uniform(random);
+  p.weights = &view, p.epilogue = Epilogue::bias_prelu;
+  ExecContext ctx;
+  ctx.threads = 1;
+  p.out = make_feature_map(real.data(), 1, h, w, cout);
+  amx::conv3x3_bf16_tiles<avx512::Simd, HardwareTiles>(p, ctx);
+  p.out = make_feature_map(model.data(), 1, h, w, cout);
+  amx::conv3x3_bf16_tiles<avx512::Simd, EmulatedTiles>(p, ctx);
+  const FeatureMap a = make_feature_map(real.data(), 1, h, w, cout), b = make_feature_map(model.data(), 1, h, w, cout);
+  float largest = 0.f, worst = 0.f;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < cout; ++c) {
+        largest = std::max(largest, std::fabs(b.at(0, y, x)[c]));
+        worst = std::max(worst, std::fabs(a.at(0, y, x)[c] - b.at(0, y, x)[c]));
+      }
+  if (worst <= 1e-5f * largest) return "";
+  return "AMX bf16 tiles differed from the instructions' definition by " + std::to_string(worst) + " (values up to " +
+         std::to_string(largest) + ")";
+}
+
+}  // namespace
+
+std::string amx_self_check(Precision precision) {
+  static const std::string int8 = cpu_features().amx_int8 ? check_int8() : "";
+  static const std::string bf16 = cpu_features().amx_bf16 ? check_bf16() : "";
+  return precision == Precision::int8 ? int8 : precision == Precision::bf16 ? bf16 : "";
 }
 
 }  // namespace srgan_fast::cpu

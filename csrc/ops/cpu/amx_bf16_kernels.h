@@ -1,0 +1,142 @@
+// bf16 3x3 convolution on AMX tiles (TDPBF16PS, fp32 accumulation), as an implicit GEMM: M = 16 pixels of an
+// output row, N = up to 64 output channels (one 16x16 fp32 accumulator tile per 16), K = 9 taps x cin in chunks
+// of 32 (or 16) channels. The fp32 input rows a row reads (3, upsampled where the layer reads its input
+// nearest-upsampled) are rounded to bf16 once per output row into a per-thread buffer with one zero pixel on
+// each side, from which each tap's A tile is a load at the tap's shifted address. B tiles are the bf16 pairs of
+// PackedConv3x3::w_bf16. The epilogue (bias, PReLU, scaled residuals, pixel shuffle) is the Winograd kernel's,
+// per output pixel. Templated on the SIMD traits S (the epilogue) and the tile implementation (amx_tiles.h).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "ops/cpu/amx_tiles.h"
+#include "ops/cpu/isa_template.h"
+#include "ops/cpu/kernels.h"
+#include "ops/packing.h"
+
+namespace srgan_fast::cpu::SRGAN_FAST_ISA {
+
+constexpr int kAmxBf16Pixels = 16;
+
+inline bool amx_bf16_fits(const PackedConv3x3& wt) { return wt.w_bf16 != nullptr && wt.cin % 16 == 0; }
+
+// C tiles 0..3 (m pixels x 16 fp32), A tile 4 (m pixels x kc bf16), B tile 5 (kc/2 pairs x 16 channels).
+inline TileConfig amx_bf16_config(int m, int kc) {
+  TileConfig config;
+  for (int t = 0; t < 4; ++t) config.rows[t] = uint8_t(m), config.colsb[t] = 64;
+  config.rows[4] = uint8_t(m), config.colsb[4] = uint16_t(kc * 2);
+  config.rows[5] = uint8_t(kc / 2), config.colsb[5] = 64;
+  return config;
+}
+
+static inline int amx_floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Rows y-1 .. y+1 of the conv's input (columns -1 .. w), rounded to bf16 (nearest even): rows[r][x + 1][c].
+// Scalar: on AMX hardware this rounding, not the tile multiplies, is what to vectorize (or do once per map) first.
+template <class S>
+void amx_bf16_rows(const Conv3x3Params& p, int image, int y, int w, int cin, uint16_t* rows) {
+  const int up = p.upsample;
+  for (int r = 0; r < 3; ++r)
+    for (int x = -1; x <= w; ++x) {
+      const float* src = p.in.at(image, amx_floor_div(y - 1 + r, up), amx_floor_div(x, up));
+      uint16_t* dst = rows + (int64_t(r) * (w + 2) + x + 1) * cin;
+      for (int c = 0; c < cin; ++c) dst[c] = float_to_bf16(src[c]);
+    }
+}
+
+// Channels co .. co+W-1 of conv output pixel (y, x), their sums with bias still to add, into out per p's epilogue.
+template <class S>
+inline void amx_store_result(const Conv3x3Params& p, int image, int y, int x, int co, typename S::vf sum) {
+  using vf = typename S::vf;
+  const PackedConv3x3& wt = *p.weights;
+  const vf value = S::add(sum, S::load(wt.bias + co));
+  switch (p.epilogue) {
+    case Epilogue::bias_prelu:
+      S::store(p.out.at(image, y, x) + co, S::prelu(value, S::load(wt.alpha + co)));
+      break;
+    case Epilogue::bias_add_skip: {
+      vf v = p.skip_scale != 1.f ? S::mul(value, S::set1(p.skip_scale)) : value;
+      v = S::add(v, S::load(p.skip.at(image, y, x) + co));
+      if (p.outer_skip.data) v = S::add(S::mul(v, S::set1(p.outer_scale)), S::load(p.outer_skip.at(image, y, x) + co));
+      S::store(p.out.at(image, y, x) + co, v);
+      break;
+    }
+    case Epilogue::bias_shuffle_prelu: {
+      const int group = wt.cout / 4, sub = co / group, ch = co % group;  // sub-pixel major channels
+      S::store(p.out.at(image, 2 * y + sub / 2, 2 * x + sub % 2) + ch, S::prelu(value, S::load(wt.alpha + ch)));
+      break;
+    }
+  }
+}
+
+template <class Tiles, int C>
+inline void amx_bf16_multiply(Tiles& tiles, const uint16_t* weights, int64_t weight_stride) {
+  tiles.template load<5>(weights + C * 32, weight_stride);
+  tiles.template dpbf16ps<C, 4, 5>();
+}
+
+// Output pixels (y, x0 .. x0+m-1) x channels co0 .. co0+16*NT-1 from the bf16 rows.
+template <class S, class Tiles, int NT>
+void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* rows, int w, int image, int y, int x0,
+                    int m, int co0, int kc, float (*sums)[64]) {
+  const PackedConv3x3& wt = *p.weights;
+  const int64_t weight_stride = int64_t(wt.cout) * 4;  // bytes from one pair of input channels to the next
+  tiles.template zero<0>();
+  if constexpr (NT > 1) tiles.template zero<1>();
+  if constexpr (NT > 2) tiles.template zero<2>();
+  if constexpr (NT > 3) tiles.template zero<3>();
+  for (int tap = 0; tap < 9; ++tap) {
+    const uint16_t* src = rows + (int64_t(tap / 3) * (w + 2) + x0 + tap % 3) * wt.cin;
+    for (int k0 = 0; k0 < wt.cin; k0 += kc) {
+      tiles.template load<4>(src + k0, int64_t(wt.cin) * 2);
+      const uint16_t* b = wt.w_bf16 + ((int64_t(tap) * (wt.cin / 2) + k0 / 2) * wt.cout + co0) * 2;
+      amx_bf16_multiply<Tiles, 0>(tiles, b, weight_stride);
+      if constexpr (NT > 1) amx_bf16_multiply<Tiles, 1>(tiles, b, weight_stride);
+      if constexpr (NT > 2) amx_bf16_multiply<Tiles, 2>(tiles, b, weight_stride);
+      if constexpr (NT > 3) amx_bf16_multiply<Tiles, 3>(tiles, b, weight_stride);
+    }
+  }
+  tiles.template store<0>(&sums[0][0], 256);
+  if constexpr (NT > 1) tiles.template store<1>(&sums[0][16], 256);
+  if constexpr (NT > 2) tiles.template store<2>(&sums[0][32], 256);
+  if constexpr (NT > 3) tiles.template store<3>(&sums[0][48], 256);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < 16 * NT; j += S::W) amx_store_result<S>(p, image, y, x0 + i, co0 + j, S::load(&sums[i][j]));
+}
+
+template <class S, class Tiles>
+void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
+  const PackedConv3x3& wt = *p.weights;
+  const int h = p.in.h * p.upsample, w = p.in.w * p.upsample;
+  const int kc = wt.cin % 32 == 0 ? 32 : 16;
+  const int64_t rows_total = int64_t(p.in.n) * h;
+#pragma omp parallel num_threads(ctx.threads)
+  {
+    Tiles tiles;
+    int configured = 0;
+    std::vector<uint16_t> rows(size_t(3) * (w + 2) * wt.cin);
+    alignas(64) float sums[kAmxBf16Pixels][64];
+#pragma omp for schedule(dynamic)
+    for (int64_t r = 0; r < rows_total; ++r) {
+      const int image = int(r / h), y = int(r % h);
+      amx_bf16_rows<S>(p, image, y, w, wt.cin, rows.data());
+      for (int x0 = 0; x0 < w; x0 += kAmxBf16Pixels) {
+        const int m = std::min(kAmxBf16Pixels, w - x0);
+        if (m != configured) tiles.configure(amx_bf16_config(m, kc)), configured = m;
+        for (int co0 = 0; co0 < wt.cout; co0 += 64) {
+          switch (std::min(64, wt.cout - co0) / 16) {
+            case 4: amx_bf16_block<S, Tiles, 4>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
+            case 3: amx_bf16_block<S, Tiles, 3>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
+            case 2: amx_bf16_block<S, Tiles, 2>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
+            default: amx_bf16_block<S, Tiles, 1>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
+          }
+        }
+      }
+    }
+    tiles.release();
+  }
+}
+
+}  // namespace srgan_fast::cpu::SRGAN_FAST_ISA
