@@ -197,15 +197,21 @@ def test_onnx_fp16_at_most_twice_as_wrong_as_torch_fp16(network):
 def test_receptive_radius_is_how_far_a_pixel_reaches(network):
     """Perturb one input pixel: outputs change up to ceil(radius) input pixels beyond its footprint, no further."""
     module = module64(random_weights(network, seed=7))
-    size, centre, s = 41, 20, network.scale
+    assert measured_reach(module, network.scale, 41) == math.ceil(network.receptive_radius())
+
+
+def measured_reach(module, scale: int, size: int) -> int:
+    """Perturb the centre pixel of a random size² input: how far (in input pixels, rounded up) beyond its
+    footprint the outputs of ``module`` (float64) change."""
+    centre = size // 2
     x = torch.rand(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
     y = x.clone()
     y[0, :, centre, centre] += 1.0
     with torch.no_grad():
         changed = (module(x) - module(y)).abs().amax(dim=(0, 1)) > 0
     rows = changed.any(dim=1).nonzero().flatten()
-    reach = max(s * centre - int(rows.min()), int(rows.max()) - (s * centre + s - 1))
-    assert math.ceil(reach / s) == math.ceil(network.receptive_radius())
+    reach = max(scale * centre - int(rows.min()), int(rows.max()) - (scale * centre + scale - 1))
+    return math.ceil(reach / scale)
 
 
 @architectures

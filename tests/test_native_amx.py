@@ -48,6 +48,7 @@ def test_the_shipped_model_on_the_tile_model_is_the_vnni_bits():
     assert np.array_equal(emulated(image), _int8("srresnet", "avx512")(image))
 
 
+@pytest.mark.slow
 def test_tiles_threads_and_batches_keep_the_bits(tmp_path):
     """A user model calibrated from a folder; two threads, one thread, a batch, tiled windows."""
     weights = random_weights(srresnet(1, 64), seed=3)

@@ -80,6 +80,7 @@ def _tiled_and_whole(model, image, precision, path, tile, **options):
 
 
 @pytest.mark.native
+@pytest.mark.slow
 @pytest.mark.parametrize("precision,path", [("int8", "avx512"), ("int8", "avx2"), ("bf16", "avx512")])
 @pytest.mark.slow
 def test_the_shipped_model_tiled_is_the_untiled_bits(precision, path, tmp_path, monkeypatch):
