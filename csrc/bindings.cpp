@@ -1,6 +1,9 @@
 // srgan_fast._C: only bindings. The engine is in engine/, the kernels in ops/.
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "bindings_common.h"
 #include "ops/cpu/cpu_features.h"
 #include "engine/engine.h"
@@ -56,6 +59,7 @@ py::dict cpu_info() {
   d["paths_bf16"] = cpu::available_paths(Precision::bf16);
   d["avx512_vnni"] = f.avx512_vnni;
   d["amx_int8"] = f.amx_int8;
+  d["amx_bf16"] = f.amx_bf16;
   d["amx_missing"] = std::string(f.amx_missing);
   d["paths_int8"] = cpu::available_paths(Precision::int8);
   // The test paths (never chosen by auto), by the precisions they run here.
@@ -160,6 +164,23 @@ py::array run_observed(CpuEngine& engine, const py::array& tiles, const py::list
   return out;
 }
 
+// run(tiles) timing each step: (out, [(layer, seconds), ...]) in the order the steps ran (Engine.run's
+// step_seconds says which layer each reports).
+py::tuple run_profiled(CpuEngine& engine, const py::array& tiles) {
+  const DType dtype = image_dtype(tiles, "tiles");
+  check_nhwc(tiles, 3, "tiles");
+  const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2)), s = engine.scale();
+  py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{n, s * h, s * w, 3});
+  std::vector<std::pair<int, double>> seconds;
+  {
+    const void* in_ptr = tiles.data();
+    void* out_ptr = out.mutable_data();
+    py::gil_scoped_release release;
+    engine.run(in_ptr, dtype, n, h, w, out_ptr, {}, &seconds);
+  }
+  return py::make_tuple(out, seconds);
+}
+
 }  // namespace
 }  // namespace srgan_fast::bindings
 
@@ -169,6 +190,21 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "srgan_fast native engine: the SRResNet generator in C++ (CPU; CUDA when built with it)";
   m.def("build_info", &build_info, "How this module was built: compiler, CPU paths compiled, OpenMP, CUDA.");
   m.def("cpu_info", &cpu_info, "This CPU's features and the kernel paths runnable at each precision.");
+  m.def(
+      "amx_peak",
+      [](const std::string& precision, int threads, double seconds) {
+#ifdef SRGAN_FAST_HAVE_AMX
+        const Precision p = parse_precision(precision);
+        py::gil_scoped_release release;
+        return cpu::amx_peak(p, threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())), seconds);
+#else
+        (void)precision, (void)threads, (void)seconds;
+        throw std::invalid_argument("this build has no amx kernels");
+        return 0.0;
+#endif
+      },
+      py::arg("precision"), py::arg("threads") = 0, py::arg("seconds") = 0.5,
+      "The AMX tile unit's peak in ops/s (bf16 or int8) on `threads` threads (0: every core), for benchmarks.");
   m.def("int8_code_max", &int8_code_max_for, py::arg("in_channels"), py::arg("path") = "auto",
         "The widest activation codes [0, max] the int8 convs of this cpu path sum exactly with in_channels "
         "input channels: 255 (u8) for direct dot products, more for the avx2 integer Winograd.");
@@ -189,6 +225,8 @@ PYBIND11_MODULE(_C, m) {
       .def("run_observed", &run_observed, py::arg("tiles"), py::arg("channels"), py::arg("observe"),
            "run(tiles), calling observe(layer, values, codes) after each step with copies of the map it wrote "
            "(channels: each layer's output channel count)")
+      .def("run_profiled", &run_profiled, py::arg("tiles"),
+           "run(tiles) timing each step: (out, [(layer, seconds), ...]); -1 is the image store")
       .def("workspace_bytes", &CpuEngine::workspace_bytes, py::arg("n"), py::arg("h"), py::arg("w"))
       .def_property_readonly("precision", [](const CpuEngine& e) { return precision_name(e.precision()); })
       .def_property_readonly("path", &CpuEngine::path)

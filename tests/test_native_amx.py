@@ -123,3 +123,14 @@ def test_bf16_tiled_is_the_untiled_bits():
     assert tiled.plan(image.shape[:2]).num_windows > 1
     whole = Upscaler(weights, backend="native", precision="bf16", path="amx_emulated", tile=1000)
     assert np.array_equal(tiled(image), whole(image))
+
+
+def test_the_tile_peak_is_measured_only_where_amx_is_granted():
+    from srgan_fast import _C
+
+    cpu, _ = _cpu()
+    if not cpu["amx_int8"]:
+        with pytest.raises(ValueError, match=f"no AMX int8 here: {cpu['amx_missing']}"):
+            _C.amx_peak("int8", 1, 0.01)
+        return
+    assert _C.amx_peak("int8", 1, 0.05) > 0  # the rate itself is benchmarks/layer_profile.py's to report

@@ -274,3 +274,17 @@ def test_unavailable_reason_reports_the_build_status(monkeypatch, tmp_path):
         assert native_backend.NativeBackend.supported_precisions("cpu") == ()
     finally:
         native_backend._probe.cache_clear()
+
+
+def test_a_profiled_run_is_the_same_run_timed_step_by_step():
+    """run_profiled (benchmarks/layer_profile.py) gives run's bits and one time per step: every layer once, in
+    order, but the last upsampler, which runs banded inside the tail's step."""
+    weights = random_generator_weights(num_blocks=2, channels=16, seed=4)
+    tiles = np.random.default_rng(5).integers(0, 256, (2, 11, 13, 3), dtype=np.uint8)
+    run = engine(weights)
+    out, steps = run.run_profiled(tiles)
+    assert np.array_equal(out, run.run(tiles))
+    layers = [layer for layer, _ in steps]
+    banded = len(weights.network.layers) - 2
+    assert layers == [k for k in range(len(weights.network.layers)) if k != banded]
+    assert all(seconds >= 0 for _, seconds in steps)

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
@@ -370,21 +371,31 @@ std::vector<int> CpuEngine::seam_tiles() const {
   return tiles;
 }
 
-void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer) {
+void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer,
+                    std::vector<std::pair<int, double>>* step_seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   prepare(n, h, w);
   ExecContext ctx;
   ctx.threads = threads_;
   ctx.scratch = scratch_.data();
   ctx.scratch_floats_per_thread = scratch_floats_per_thread(w);
+  auto started = std::chrono::steady_clock::now();
+  const auto timed = [&](int layer) {
+    if (!step_seconds) return;
+    const auto now = std::chrono::steady_clock::now();
+    step_seconds->emplace_back(layer, std::chrono::duration<double>(now - started).count());
+    started = now;
+  };
   for (size_t k = 0; k < steps_.size(); ++k) {
     const Step& step = steps_[k];
     if (step.output >= 0 && maps_[step.output].banded) {  // the last upsampler, then the tail: the end
       run_banded(step, steps_[k + 1], dtype, n, h, w, out, ctx);
+      timed(int(maps_.size()) - 1);
       break;
     }
     run_step(step, images, dtype, n, h, w, out, ctx);
     const int written = step.kind == StepKind::quantize ? step.source : step.output;
+    timed(written < 0 ? int(maps_.size()) - 1 : written);
     if (!observer || written < 0) continue;
     const MapInfo& m = maps_[written];
     const bool values = m.stored && !m.bf16 && step.kind != StepKind::quantize;
@@ -401,6 +412,7 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
     p.shuffle = output_shuffle_, p.image = images, p.skip = image_skip_;
     p.n = n, p.h = h, p.w = w, p.scale = scale_, p.out = out, p.dtype = dtype;
     cpu::image_output(p, ctx);
+    timed(-1);
   }
 }
 

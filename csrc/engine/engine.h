@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/engine_options.h"
@@ -32,7 +33,10 @@ class CpuEngine {
   CpuEngine(const NetworkSpec& network, const EngineOptions& options);
 
   // images: [n, h, w, 3] C-contiguous -> out: [n, scale*h, scale*w, 3] of the same dtype.
-  void run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer = {});
+  // step_seconds (profiling): appended one (layer, seconds) per step run; a quantize step reports the layer it
+  // encodes, the banded last upsampler and tail together the tail's layer, the image store layer -1.
+  void run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer = {},
+           std::vector<std::pair<int, double>>* step_seconds = nullptr);
   // Bytes of feature maps and scratch a batch of this geometry needs.
   size_t workspace_bytes(int n, int h, int w) const;
 

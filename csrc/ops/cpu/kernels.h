@@ -83,6 +83,9 @@ const CpuKernels& kernels_amx_emulated();  // the same on the tiles' software mo
 // The tile instructions against their model on one conv at this precision (once per process): "" when they
 // agree or where the CPU and OS do not grant that precision's tiles, else what differed.
 std::string amx_self_check(Precision precision);
+// The tile unit's rate in ops/s (2 per multiply-add) on `threads` threads over `seconds`, multiplying operands
+// that stay in tiles; throws std::invalid_argument where the CPU and OS do not grant that precision's tiles.
+double amx_peak(Precision precision, int threads, double seconds);
 #endif
 
 }  // namespace srgan_fast::cpu

@@ -10,8 +10,10 @@
 #include "ops/cpu/int8_kernels.h"
 #include "ops/cpu/winograd_kernels.h"
 
+#include <chrono>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "ops/cpu/cpu_features.h"
@@ -181,6 +183,45 @@ std::string check_bf16() {
 }
 
 }  // namespace
+
+double amx_peak(Precision precision, int threads, double seconds) {
+  const CpuFeatures& cpu = cpu_features();
+  if (precision == Precision::int8 ? !cpu.amx_int8 : precision == Precision::bf16 ? !cpu.amx_bf16 : true)
+    throw std::invalid_argument(std::string("no AMX ") + precision_name(precision) + " here: " +
+                                (cpu.amx_missing[0] ? cpu.amx_missing : "this CPU lacks that tile unit"));
+  // Four independent accumulators, operands that stay in their tiles: the unit's rate with nothing else to do.
+  constexpr int kBatch = 1024;
+  const double per_instruction = precision == Precision::int8 ? 16.0 * 16 * 64 * 2 : 16.0 * 16 * 32 * 2;
+  double total = 0.0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+  {
+    HardwareTiles tiles;
+    TileConfig config;
+    for (int t = 0; t < 6; ++t) config.rows[t] = 16, config.colsb[t] = 64;
+    tiles.configure(config);
+    tiles.zero<0>(), tiles.zero<1>(), tiles.zero<2>(), tiles.zero<3>();
+    alignas(64) static const uint8_t operand[16][64] = {};
+    tiles.load<4>(operand, 64), tiles.load<5>(operand, 64);
+    const auto start = std::chrono::steady_clock::now();
+    int64_t instructions = 0;
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+      for (int i = 0; i < kBatch; ++i) {
+        if (precision == Precision::int8) {
+          tiles.dpbusd<0, 4, 5>(), tiles.dpbusd<1, 4, 5>(), tiles.dpbusd<2, 4, 5>(), tiles.dpbusd<3, 4, 5>();
+        } else {
+          tiles.dpbf16ps<0, 4, 5>(), tiles.dpbf16ps<1, 4, 5>(), tiles.dpbf16ps<2, 4, 5>(), tiles.dpbf16ps<3, 4, 5>();
+        }
+      }
+      instructions += 4 * kBatch;
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    alignas(64) int32_t sink[16][16];
+    tiles.store<0>(sink, 64);  // keeps the multiplies live
+    tiles.release();
+    total += instructions * per_instruction / elapsed;
+  }
+  return total;
+}
 
 std::string amx_self_check(Precision precision) {
   static const std::string int8 = cpu_features().amx_int8 ? check_int8() : "";
