@@ -7,9 +7,9 @@ Every path gets a uint8 [1, h, w, 3] image and returns the uint8 [1, 4h, 4w, 3] 
 with io="uint8" does the conversions inside the graph for OpenVINO and onnxruntime). OpenVINO's and
 onnxruntime's int8 are calibrated on the same crops of the same images as the native table
 (srgan_fast.backends.native_int8: TILE, MAX_TILES, training split). Each path is warmed up, then the paths are
-timed in interleaved rounds (one call of each per round) and the median is reported, with the ratios of
-native int8 against OpenVINO int8 and native bf16 (fp32 where this CPU has no bf16 path). A path that cannot
-run here is listed with why.
+timed in interleaved rounds (one call of each per round) and the median is reported, with the ratio of each
+native row against OpenVINO at its precision. Native rows name their kernel path; where auto picks the AMX
+tiles, the avx512 path runs beside them. A path that cannot run here is listed with why.
 """
 from __future__ import annotations
 
@@ -36,6 +36,16 @@ from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.weights import load_weights  # noqa: E402
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def calibration_images(folders: list[str]) -> np.ndarray:
     """The native table's crops (uint8 NHWC): the training split of the training folders."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +57,8 @@ def calibration_images(folders: list[str]) -> np.ndarray:
 
 
 def native_paths(model: str, size: int) -> dict:
+    """Native int8/bf16/fp32 on the path auto picks, and on avx512 beside it where auto picks another (amx):
+    the matrix unit against the vector units in the same run."""
     paths = {}
     for precision in ("int8", "bf16", "fp32"):
         try:
@@ -54,7 +66,14 @@ def native_paths(model: str, size: int) -> dict:
         except ValueError as exc:
             paths[f"native {precision}"] = str(exc)
             continue
-        paths[f"native {precision}"] = lambda x, up=up: up.upscale(x[0])
+        chosen = up.backend.engine.path
+        paths[f"native {precision} ({chosen})"] = lambda x, up=up: up.upscale(x[0])
+        if chosen != "avx512":
+            try:
+                vector = Upscaler(model, backend="native", precision=precision, tile=size, path="avx512")
+            except ValueError:
+                continue
+            paths[f"native {precision} (avx512)"] = lambda x, up=vector: up.upscale(x[0])
     return paths
 
 
@@ -163,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     calib = calibration_images(args.data)
     rng = np.random.default_rng(0)
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": platform.processor() or platform.machine(), "cores": threads, "model": args.model,
+              "machine": cpu_name(), "cores": threads, "model": args.model,
               "calibration": f"{len(calib)} crops {native_int8.TILE} of the training split", "sizes": {}}
     ov_cache: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
             rows = time_paths(paths, image, repeats)
             rows.update({k: {"unavailable": v} for k, v in paths.items() if not callable(v)})
-            native = rows.get("native int8", {}).get("ms")
-            for anchor in ("openvino int8", "native bf16", "native fp32"):
-                if native and "ms" in rows.get(anchor, {}):
-                    rows["native int8"][f"x_vs_{anchor.replace(' ', '_')}"] = rows[anchor]["ms"] / native
+            for key, row in rows.items():  # each native row against OpenVINO at its precision
+                anchor = f"openvino {key.split()[1]}"
+                if key.startswith("native ") and "ms" in row and "ms" in rows.get(anchor, {}):
+                    row[f"x_vs_{anchor.replace(' ', '_')}"] = rows[anchor]["ms"] / row["ms"]
             report["sizes"][str(size)] = rows
             print(f"{size}x{size} ({repeats} interleaved rounds, median ms):")
             for k, r in rows.items():

@@ -75,7 +75,8 @@ class Upscaler:
     backend: "auto" (the fastest available for the device, reported in ``describe()``) or a registered name.
     device: "cpu", "cuda" or "cuda:N"; None picks a GPU when there is one.
     precision: "fp32", "fp16", "bf16", "int8" (native, TensorRT) or "fp8" (TensorRT), as the backend supports;
-        None: fp16 on GPUs, fp32 on CPUs.
+        None: fp16 on GPUs; on CPUs bf16 where the native engine runs it on AMX tiles, fp32 elsewhere
+        (``describe()`` says which).
     tile: core size in input pixels of each tile (int or (h, w)); None sizes tiles from ``memory_budget``.
     batch_size: tiles per backend call; None fills ``memory_budget``, up to the batch past which the backend runs
         no faster (``Backend.saturating_batch_pixels``).
@@ -134,7 +135,7 @@ class Upscaler:
             if reason is not None:
                 raise BackendUnavailable(f"backend {name!r} is not available: {reason}")
             supported = backend_class.precisions_with(device, options)
-            chosen = precision or ("fp16" if device.startswith("cuda") and "fp16" in supported else "fp32")
+            chosen = precision or backend_class.default_precision(device, supported)
             if chosen not in supported:
                 if len(candidates) > 1:
                     refusals.append(f"{name}: no {chosen}")

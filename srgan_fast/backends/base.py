@@ -41,6 +41,11 @@ class Backend(abc.ABC):
         return ("fp32",)
 
     @classmethod
+    def default_precision(cls, device: str, supported: tuple[str, ...]) -> str:
+        """The precision when none is asked for: fp16 on GPUs (as GPU upscalers default to), fp32 elsewhere."""
+        return "fp16" if device.startswith("cuda") and "fp16" in supported else "fp32"
+
+    @classmethod
     def precisions_with(cls, device: str, options: dict) -> tuple[str, ...]:
         """The precisions it runs on ``device`` with these backend options (a forced kernel path may run others
         than the automatic choice)."""

@@ -169,6 +169,15 @@ class NativeBackend(Backend):
         return ("fp32",) + (("bf16",) if cpu["paths_bf16"] else ()) + (("int8",) if cpu["paths_int8"] else ())
 
     @classmethod
+    def default_precision(cls, device: str, supported: tuple[str, ...]) -> str:
+        # bf16 where the AMX tiles run it: on the validation split (18 crops of 256², tiles emulated) it scored
+        # -0.0003 dB PSNR-Y (srresnet) against fp32, within the 0.02 dB the default may cost. On vector units it
+        # stays fp32: AVX512_BF16 was slower than fp32 on a Xeon with AMX, faster only on a Zen 4.
+        if "bf16" in supported and _native_module().cpu_info()["amx_bf16"]:
+            return "bf16"
+        return "fp32"
+
+    @classmethod
     def precisions_with(cls, device: str, options: dict) -> tuple[str, ...]:
         supported = cls.supported_precisions(device)
         if options.get("path") != "amx_emulated" or not supported:
