@@ -196,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             rows = time_paths(paths, image, repeats)
             rows.update({k: {"unavailable": v} for k, v in paths.items() if not callable(v)})
             for key, row in rows.items():  # each native row against OpenVINO at its precision
+                if not key.startswith("native ") or "ms" not in row:
+                    continue
                 anchor = f"openvino {key.split()[1]}"
-                if key.startswith("native ") and "ms" in row and "ms" in rows.get(anchor, {}):
+                if "ms" in rows.get(anchor, {}):
                     row[f"x_vs_{anchor.replace(' ', '_')}"] = rows[anchor]["ms"] / row["ms"]
             report["sizes"][str(size)] = rows
             print(f"{size}x{size} ({repeats} interleaved rounds, median ms):")
