@@ -1,11 +1,13 @@
 // bf16 3x3 convolution on AMX tiles (TDPBF16PS, fp32 accumulation), as an implicit GEMM: M = 16 pixels of an
 // output row, N = up to 64 output channels (one 16x16 fp32 accumulator tile per 16), K = 9 taps x cin in chunks
-// of 32 (or 16) channels. The fp32 input rows a row reads (3, upsampled where the layer reads its input
-// nearest-upsampled) are rounded to bf16 once per output row into a per-thread buffer with one zero pixel on
-// each side, from which each tap's A tile is a load at the tap's shifted address. B tiles are the bf16 pairs of
+// of 32 (or 16) channels. Each fp32 input row (upsampled where the layer reads its input nearest-upsampled) is
+// rounded to bf16 about once per thread into a ring of three rows with one zero pixel on each side, from which
+// each tap's A tile is a load at the tap's shifted address. B tiles are the bf16 pairs of
 // PackedConv3x3::w_bf16. The epilogue (bias, PReLU, scaled residuals, pixel shuffle) is the Winograd kernel's,
 // per output pixel. Templated on the SIMD traits S (the epilogue) and the tile implementation (amx_tiles.h).
 #pragma once
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -14,7 +16,6 @@
 #include "ops/cpu/amx_tiles.h"
 #include "ops/cpu/isa_template.h"
 #include "ops/cpu/kernels.h"
-#include "ops/packing.h"
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
@@ -33,18 +34,49 @@ inline TileConfig amx_bf16_config(int m, int kc) {
 
 static inline int amx_floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// Rows y-1 .. y+1 of the conv's input (columns -1 .. w), rounded to bf16 (nearest even): rows[r][x + 1][c].
-// Scalar: on AMX hardware this rounding, not the tile multiplies, is what to vectorize (or do once per map) first.
-template <class S>
-void amx_bf16_rows(const Conv3x3Params& p, int image, int y, int w, int cin, uint16_t* rows) {
-  const int up = p.upsample;
-  for (int r = 0; r < 3; ++r)
-    for (int x = -1; x <= w; ++x) {
-      const float* src = p.in.at(image, amx_floor_div(y - 1 + r, up), amx_floor_div(x, up));
-      uint16_t* dst = rows + (int64_t(r) * (w + 2) + x + 1) * cin;
-      for (int c = 0; c < cin; ++c) dst[c] = float_to_bf16(src[c]);
-    }
+// count floats (a multiple of 16) rounded to bf16, nearest even, by integer arithmetic: the model's CPUs may
+// lack AVX512_BF16's conversion. (This header is compiled only into the amx table, with AVX-512 flags.)
+inline void amx_round_to_bf16(const float* src, uint16_t* dst, int count) {
+  const __m512i half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+  for (int c = 0; c < count; c += 16) {
+    const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(src + c));
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(half, odd)), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c), _mm512_cvtepi32_epi16(rounded));
+  }
 }
+
+// Row yy of the conv's input (columns -1 .. w; nearest-upsampled where the layer reads it so) in bf16:
+// row[x + 1][c]. Rows -1 and h read the halo's zeros.
+inline void amx_bf16_row(const Conv3x3Params& p, int image, int yy, int w, int cin, uint16_t* row) {
+  const int up = p.upsample;
+  for (int x = -1; x <= w; ++x)
+    amx_round_to_bf16(p.in.at(image, amx_floor_div(yy, up), amx_floor_div(x, up)), row + int64_t(x + 1) * cin, cin);
+}
+
+// The three input rows an output row reads, converted once each as a thread walks down its rows: a ring of
+// three rows tagged with the (image, row) they hold.
+class AmxBf16Rows {
+ public:
+  AmxBf16Rows(int w, int cin) : w_(w), cin_(cin), storage_(size_t(3) * (w + 2) * cin) {}
+  // Pointers to rows y-1, y, y+1 of `image`.
+  void prepare(const Conv3x3Params& p, int image, int y, const uint16_t* rows[3]) {
+    for (int r = 0; r < 3; ++r) {
+      const int yy = y - 1 + r, slot = (yy + 3) % 3;
+      uint16_t* row = storage_.data() + int64_t(slot) * (w_ + 2) * cin_;
+      if (tag_[slot][0] != image || tag_[slot][1] != yy) {
+        amx_bf16_row(p, image, yy, w_, cin_, row);
+        tag_[slot][0] = image, tag_[slot][1] = yy;
+      }
+      rows[r] = row;
+    }
+  }
+
+ private:
+  int w_, cin_;
+  std::vector<uint16_t> storage_;
+  int tag_[3][2] = {{-1, -2}, {-1, -2}, {-1, -2}};
+};
 
 // Channels co .. co+W-1 of conv output pixel (y, x), their sums with bias still to add, into out per p's epilogue.
 template <class S>
@@ -77,9 +109,9 @@ inline void amx_bf16_multiply(Tiles& tiles, const uint16_t* weights, int64_t wei
   tiles.template dpbf16ps<C, 4, 5>();
 }
 
-// Output pixels (y, x0 .. x0+m-1) x channels co0 .. co0+16*NT-1 from the bf16 rows.
+// Output pixels (y, x0 .. x0+m-1) x channels co0 .. co0+16*NT-1 from the bf16 rows y-1, y, y+1.
 template <class S, class Tiles, int NT>
-void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* rows, int w, int image, int y, int x0,
+void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const rows[3], int image, int y, int x0,
                     int m, int co0, int kc, float (*sums)[64]) {
   const PackedConv3x3& wt = *p.weights;
   const int64_t weight_stride = int64_t(wt.cout) * 4;  // bytes from one pair of input channels to the next
@@ -88,7 +120,7 @@ void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* rows, 
   if constexpr (NT > 2) tiles.template zero<2>();
   if constexpr (NT > 3) tiles.template zero<3>();
   for (int tap = 0; tap < 9; ++tap) {
-    const uint16_t* src = rows + (int64_t(tap / 3) * (w + 2) + x0 + tap % 3) * wt.cin;
+    const uint16_t* src = rows[tap / 3] + int64_t(x0 + tap % 3) * wt.cin;
     for (int k0 = 0; k0 < wt.cin; k0 += kc) {
       tiles.template load<4>(src + k0, int64_t(wt.cin) * 2);
       const uint16_t* b = wt.w_bf16 + ((int64_t(tap) * (wt.cin / 2) + k0 / 2) * wt.cout + co0) * 2;
@@ -116,21 +148,23 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   {
     Tiles tiles;
     int configured = 0;
-    std::vector<uint16_t> rows(size_t(3) * (w + 2) * wt.cin);
+    AmxBf16Rows converted(w, wt.cin);
     alignas(64) float sums[kAmxBf16Pixels][64];
-#pragma omp for schedule(dynamic)
+    // Static chunks of consecutive rows, so that each input row is converted about once per thread.
+#pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h);
-      amx_bf16_rows<S>(p, image, y, w, wt.cin, rows.data());
+      const uint16_t* rows[3];
+      converted.prepare(p, image, y, rows);
       for (int x0 = 0; x0 < w; x0 += kAmxBf16Pixels) {
         const int m = std::min(kAmxBf16Pixels, w - x0);
         if (m != configured) tiles.configure(amx_bf16_config(m, kc)), configured = m;
         for (int co0 = 0; co0 < wt.cout; co0 += 64) {
           switch (std::min(64, wt.cout - co0) / 16) {
-            case 4: amx_bf16_block<S, Tiles, 4>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
-            case 3: amx_bf16_block<S, Tiles, 3>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
-            case 2: amx_bf16_block<S, Tiles, 2>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
-            default: amx_bf16_block<S, Tiles, 1>(p, tiles, rows.data(), w, image, y, x0, m, co0, kc, sums); break;
+            case 4: amx_bf16_block<S, Tiles, 4>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
+            case 3: amx_bf16_block<S, Tiles, 3>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
+            case 2: amx_bf16_block<S, Tiles, 2>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
+            default: amx_bf16_block<S, Tiles, 1>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
           }
         }
       }
