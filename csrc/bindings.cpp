@@ -103,7 +103,8 @@ int int8_code_max_for(int in_channels, const std::string& path) {
 
 std::unique_ptr<CpuEngine> make_engine(const py::list& layers, int scale, const std::string& image_skip,
                                        const std::string& precision, int threads, const std::string& path,
-                                       const py::object& int8_outputs, int int8_code_max, int tail_band_rows) {
+                                       const py::object& int8_outputs, int int8_code_max, int tail_band_rows,
+                                       int image_channels) {
   EngineOptions options;
   options.int8_code_max = int8_code_max;
   options.tail_band_rows = tail_band_rows;
@@ -111,12 +112,12 @@ std::unique_ptr<CpuEngine> make_engine(const py::list& layers, int scale, const 
   options.threads = threads;
   options.path = path;
   options.int8_outputs = quant_from_list(int8_outputs);
-  return std::make_unique<CpuEngine>(network_from_records(layers, scale, image_skip), options);
+  return std::make_unique<CpuEngine>(network_from_records(layers, scale, image_skip, image_channels), options);
 }
 
 py::array run_engine(CpuEngine& engine, const py::array& tiles) {
   const DType dtype = image_dtype(tiles, "tiles");
-  check_nhwc(tiles, 3, "tiles");
+  check_nhwc(tiles, engine.image_channels(), "tiles");
   const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2)), s = engine.scale();
   py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{n, s * h, s * w, 3});
   const void* in_ptr = tiles.data();
@@ -144,7 +145,7 @@ py::array copy_map(const FeatureMapT<T>& f, int channels) {
 py::array run_observed(CpuEngine& engine, const py::array& tiles, const py::list& channels,
                        const py::function& observe) {
   const DType dtype = image_dtype(tiles, "tiles");
-  check_nhwc(tiles, 3, "tiles");
+  check_nhwc(tiles, engine.image_channels(), "tiles");
   const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2)), s = engine.scale();
   if (int(channels.size()) != engine.num_layers())
     throw std::invalid_argument("channels: expected one count per layer (" + std::to_string(engine.num_layers()) +
@@ -168,7 +169,7 @@ py::array run_observed(CpuEngine& engine, const py::array& tiles, const py::list
 // step_seconds says which layer each reports).
 py::tuple run_profiled(CpuEngine& engine, const py::array& tiles) {
   const DType dtype = image_dtype(tiles, "tiles");
-  check_nhwc(tiles, 3, "tiles");
+  check_nhwc(tiles, engine.image_channels(), "tiles");
   const int n = int(tiles.shape(0)), h = int(tiles.shape(1)), w = int(tiles.shape(2)), s = engine.scale();
   py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{n, s * h, s * w, 3});
   std::vector<std::pair<int, double>> seconds;
@@ -213,15 +214,17 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init(&make_engine), py::arg("layers"), py::arg("scale"), py::arg("image_skip") = "none",
            py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
            py::arg("int8_outputs") = py::none(), py::arg("int8_code_max") = 255,
-           py::arg("tail_band_rows") = EngineOptions{}.tail_band_rows,
+           py::arg("tail_band_rows") = EngineOptions{}.tail_band_rows, py::arg("image_channels") = 3,
            "layers: the description's layer records (srgan_fast.backends.base.engine_layers); scale: the "
            "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16' | 'int8'; "
            "threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'; int8_outputs "
            "(int8): per layer None (the convs reading it run in floating point) or (scale, zero_point) of its "
            "output's codes, which span [0, int8_code_max] (255: u8; more where int8_code_max() allows); "
-           "tail_band_rows: the last upsampler and the tail run in bands of this many rows (0: whole maps).")
+           "tail_band_rows: the last upsampler and the tail run in bands of this many rows (0: whole maps); "
+           "image_channels: 3, or 12 for a model reading RGB pixel-unshuffled by 2 (the caller unshuffles).")
       .def("run", &run_engine, py::arg("tiles"),
-           "tiles: [N, h, w, 3] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same dtype")
+           "tiles: [N, h, w, image_channels] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same "
+           "dtype")
       .def("run_observed", &run_observed, py::arg("tiles"), py::arg("channels"), py::arg("observe"),
            "run(tiles), calling observe(layer, values, codes) after each step with copies of the map it wrote "
            "(channels: each layer's output channel count)")
@@ -237,6 +240,7 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("int8_code_max", &CpuEngine::int8_code_max)
       .def_property_readonly("threads", &CpuEngine::threads)
       .def_property_readonly("scale", &CpuEngine::scale)
+      .def_property_readonly("image_channels", &CpuEngine::image_channels)
       .def_property_readonly("num_layers", &CpuEngine::num_layers)
       .def_property_readonly("seam_tiles", &CpuEngine::seam_tiles,
                              "Per layer, the output tile (rows = columns) its kernel computes as one.");

@@ -82,9 +82,11 @@ inline std::vector<float> tensor_from_array(const py::handle& obj, const std::st
 
 // The layer records of srgan_fast.backends.base.engine_layers (a list of dicts, one per layer of the
 // description, each with its weight, bias and slopes arrays) -> the engines' NetworkSpec, validated.
-inline NetworkSpec network_from_records(const py::list& layers, int scale, const std::string& image_skip) {
+inline NetworkSpec network_from_records(const py::list& layers, int scale, const std::string& image_skip,
+                                        int image_channels = 3) {
   NetworkSpec network;
   network.scale = scale;
+  network.image_channels = image_channels;
   network.image_skip = parse_image_skip(image_skip);
   for (const py::handle& item : layers) {
     if (!py::isinstance<py::dict>(item))

@@ -75,7 +75,7 @@ py::array head(const py::array& image, const py::array& weight, const py::array&
   const int c = weight.ndim() == 4 ? int(weight.shape(0)) : -1;
   const HeadOp op(conv_from_arrays(weight, bias, alpha, c, 3, 9, c));
   const int n = int(image.shape(0)), h = int(image.shape(1)), w = int(image.shape(2));
-  OpCall call(path, "fp32", threads, cpu::head_scratch_floats(w));
+  OpCall call(path, "fp32", threads, cpu::head_scratch_floats(w, 3));
   AlignedBuffer out_buffer;
   out_buffer.reset_zero(feature_map_floats(n, h, w, op.out_channels()));
   const FeatureMap out = make_feature_map(out_buffer.data(), n, h, w, op.out_channels());

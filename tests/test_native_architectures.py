@@ -27,6 +27,8 @@ NETWORKS = {
     # ESRGAN: dense blocks written in place into one buffer, nearest x2 upsampling in the convs' addressing.
     "rrdbnet": rrdbnet(2, 16, 16),
     "rrdbnet-wider": rrdbnet(1, 32, 16),
+    # Real-ESRGAN x2: the image pixel-unshuffled by 2 before the engine (odd sides mirrored), levels from there.
+    "rrdbnet-x2": rrdbnet(1, 16, 16, scale=2),
 }
 
 
@@ -94,7 +96,10 @@ def test_tiled_equals_untiled_with_the_derived_halo(name):
     image = np.random.default_rng(8).integers(0, 256, (2 * halo + 13, 2 * halo + 29, 3), dtype=np.uint8)
     whole = native(weights)(image)
     tiled_upscaler = native(weights, tile=9)
-    assert tiled_upscaler.seams == SeamGeometry.plain(math.ceil(weights.network.receptive_radius()))
+    # fp32: the receptive radius (x2's unshuffle puts windows on even pixels, where a side can need half a pixel
+    # less than the symmetric radius)
+    assert tiled_upscaler.seams == SeamGeometry.of(weights.network)
+    assert tiled_upscaler.seams.widest == math.ceil(weights.network.receptive_radius())
     assert tiled_upscaler.plan(image.shape[:2]).num_windows > 1
     tiled = tiled_upscaler(image)
     assert tiled.shape == whole.shape == (image.shape[0] * weights.scale, image.shape[1] * weights.scale, 3)

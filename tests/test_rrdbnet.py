@@ -310,7 +310,6 @@ def _native_or_skip():
 
 
 @pytest.mark.parametrize("network, options, refusal", [
-    (rrdbnet(1, 16, 16, 2), {}, "layer 0 'conv_first': it reads its input pixel-unshuffled by 2"),
     (rrdbnet(1, 16, 8), {}, "layer 2 'body.0.rdb1.conv2': its inputs' channel counts must be multiples of 16, got 8 "
                             "from 'body.0.rdb1.conv1'"),
     (rrdbnet(1, 16, 16), {"precision": "int8"}, "layer 2 'body.0.rdb1.conv2': int8 does not run dense connections, "

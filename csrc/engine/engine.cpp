@@ -98,7 +98,11 @@ CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
                                                                                   : Precision::fp32),
       threads_(checked_threads(options.threads)),
       scale_(network.scale),
+      image_channels_(network.image_channels),
       image_skip_(network.image_skip) {
+  if (network.image_skip != ImageSkip::none && network.image_channels != 3)
+    throw std::invalid_argument("the native engine adds an image skip to a 3-channel input only, got " +
+                                std::to_string(network.image_channels) + " channels");
   // Reserve so that ops are never moved while being added (they own their packed weights).
   const size_t count = network.layers.size();
   heads_.reserve(count), convs_.reserve(count), int8_convs_.reserve(count), tails_.reserve(1);
@@ -141,9 +145,9 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
   MapInfo map;
   map.level = l.result_level();
   if (l.source < 0) {
-    if (l.in_channels != 3 || l.kernel > 9 || l.shuffle != 1 || l.residual >= 0 || last)
-      refuse("a layer reading the image must be a conv from 3 channels, kernel <= 9, without pixel shuffle or "
-             "residual, followed by other layers");
+    if (l.in_channels != network.image_channels || l.kernel > 9 || l.shuffle != 1 || l.residual >= 0 || last)
+      refuse("a layer reading the image must be a conv from its " + std::to_string(network.image_channels) +
+             " channels, kernel <= 9, without pixel shuffle or residual, followed by other layers");
     t.weight = padded_to_9x9(l.weight, l.out_channels, l.in_channels, l.kernel), t.k = 9;
     t.alpha = slopes_before_shuffle(l, 1);
     heads_.emplace_back(std::move(t));
@@ -211,7 +215,7 @@ size_t CpuEngine::scratch_floats_per_thread(int w) const {
                                                                                            op.out_channels()));
   for (const Conv3x3Int8Op& op : int8_convs_)  // the Winograd int8 kernel's; more than the direct one needs
     floats = std::max(floats, cpu::conv3x3_scratch_floats(op.in_channels(), op.out_channels()));
-  if (!heads_.empty()) floats = std::max(floats, cpu::head_scratch_floats(w));
+  if (!heads_.empty()) floats = std::max(floats, cpu::head_scratch_floats(w, heads_[0].in_channels()));
   for (const TailOp& op : tails_) floats = std::max(floats, cpu::tail_scratch_floats(op.in_channels()));
   return (floats + 15) / 16 * 16;  // whole cache lines, so that threads never share one
 }

@@ -32,7 +32,7 @@ class CpuEngine {
   // Throws std::invalid_argument naming the first layer the CPU ops cannot run.
   CpuEngine(const NetworkSpec& network, const EngineOptions& options);
 
-  // images: [n, h, w, 3] C-contiguous -> out: [n, scale*h, scale*w, 3] of the same dtype.
+  // images: [n, h, w, image_channels] C-contiguous -> out: [n, scale*h, scale*w, 3] of the same dtype.
   // step_seconds (profiling): appended one (layer, seconds) per step run; a quantize step reports the layer it
   // encodes, the banded last upsampler and tail together the tail's layer, the image store layer -1.
   void run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer = {},
@@ -48,6 +48,7 @@ class CpuEngine {
   const std::string& path_note() const { return path_note_; }
   int threads() const { return threads_; }
   int scale() const { return scale_; }
+  int image_channels() const { return image_channels_; }
   int num_layers() const { return int(maps_.size()); }
   // Per network layer, the rows and columns of the output tile its kernel computes as one (Winograd's M; 1
   // for direct convolutions and for the int8 Winograd, whose integers equal the direct sums). A tile's bits
@@ -113,6 +114,7 @@ class CpuEngine {
   Precision float_precision_;  // of the layers that are not int8 convs: bf16 where it runs, else fp32
   int threads_;
   int scale_;
+  int image_channels_;
   ImageSkip image_skip_;
   int code_max_ = 0;  // int8: codes span [0, code_max_]
   int band_rows_ = 0;  // the banded map's band, in its producer's input rows (0: no banded map)

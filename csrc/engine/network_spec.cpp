@@ -15,7 +15,7 @@ void validate_network(const NetworkSpec& network) {
   if (network.layers.empty()) throw std::invalid_argument("network: expected at least one layer, got none");
   if (network.scale < 1) throw std::invalid_argument("network: scale must be >= 1, got " + std::to_string(network.scale));
   const auto shape_of = [&](int index) -> std::pair<int, int> {  // (channels, level) of a layer's output
-    if (index < 0) return {3, 1};
+    if (index < 0) return {network.image_channels, 1};
     return {network.layers[index].result_channels(), network.layers[index].result_level()};
   };
   for (size_t i = 0; i < network.layers.size(); ++i) {

@@ -36,6 +36,9 @@ struct LayerSpec {
 
 struct NetworkSpec {
   int scale = 4;
+  // Channels of the input the engine reads: 3 (RGB), or 12 for a model that reads its RGB input
+  // pixel-unshuffled by 2 (Real-ESRGAN x2), which the caller unshuffles (its levels then count from there).
+  int image_channels = 3;
   ImageSkip image_skip = ImageSkip::none;
   std::vector<LayerSpec> layers;
 };

@@ -26,6 +26,7 @@ class HeadOp {
  public:
   explicit HeadOp(ConvTensors t);
   int out_channels() const { return packed_.c; }
+  int in_channels() const { return packed_.cin; }
   void run(const cpu::CpuKernels* kernels, const void* image, DType dtype, int n, int h, int w,
            const FeatureMap& out, const FeatureMap& out_copy, const ExecContext& ctx) const;
 

@@ -77,10 +77,11 @@ class Backend(abc.ABC):
         return f"{self.name} ({self.device}, {self.precision})"
 
 
-def engine_layers(weights: GeneratorWeights) -> list[dict]:
+def engine_layers(weights: GeneratorWeights, level_multiple: int = 1) -> list[dict]:
     """The description's layers with their tensors attached, as the native and CUDA engines take them: layer
-    references as indices (-1: the image), activations as slope arrays (fixed slopes filled in). An input
-    pixel-unshuffled has no record (its level is a fraction): the engines refuse such layers first."""
+    references as indices (-1: the image), activations as slope arrays (fixed slopes filled in), levels times
+    ``level_multiple``: a network that reads its image pixel-unshuffled by u runs from the unshuffled image,
+    where its levels are whole (``Network.input_multiple``)."""
     network = weights.network
     index = {conv.name: i for i, conv in enumerate(network.layers)}
     index[architecture.IMAGE] = -1
@@ -91,7 +92,7 @@ def engine_layers(weights: GeneratorWeights) -> list[dict]:
             slopes = (weights.tensors[conv.activation.slopes_tensor] if conv.activation.slopes_tensor is not None
                       else np.full(conv.result_channels, conv.activation.slope, np.float32))
         records.append({"name": conv.name, "in_channels": conv.in_channels, "out_channels": conv.out_channels,
-                        "kernel": conv.kernel, "level": conv.level, "shuffle": conv.shuffle,
+                        "kernel": conv.kernel, "level": round(conv.level * level_multiple), "shuffle": conv.shuffle,
                         "source": index[conv.inputs[0]], "sources": [index[name] for name in conv.inputs],
                         "upsample": conv.upsample,
                         "residual": -1 if conv.residual is None else index[conv.residual],

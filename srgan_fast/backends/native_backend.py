@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from srgan_fast.architecture import Conv, Network, int8_convs
+from srgan_fast.architecture import IMAGE, Conv, Network, int8_convs
 from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.options import parse_cpu_path, parse_threads
@@ -117,9 +117,9 @@ def _shared_engine(weights: GeneratorWeights, options: dict) -> _EngineHandle:
 
 def _unsupported(conv: Conv, engine: str) -> str | None:
     """What of a layer the ``engine``'s layer records (``base.engine_layers``) cannot carry or its ops cannot run
-    yet: the native engine runs ESRGAN's dense inputs, upsampled inputs and scaled residuals, but not an
-    unshuffled input; the CUDA engine runs none of them."""
-    if conv.unshuffle > 1:
+    yet: the native engine runs ESRGAN's dense inputs, upsampled inputs and scaled residuals, and the image
+    read pixel-unshuffled (it unshuffles it before the engine); the CUDA engine runs none of them."""
+    if conv.unshuffle > 1 and (engine != "native" or conv.inputs != (IMAGE,)):
         return f"it reads its input pixel-unshuffled by {conv.unshuffle}"
     if engine == "native":
         return None
@@ -142,10 +142,25 @@ def engine_refusal(network: Network, engine: str) -> str | None:
     return None
 
 
+def unshuffled(tiles: np.ndarray, factor: int) -> np.ndarray:
+    """[N, h, w, C] -> [N, h'/f, w'/f, C·f²] (torch's pixel_unshuffle channel order, c·f² + i·f + j), h' and w' the
+    sides padded to multiples of f as ``reference.ops.pad_to_multiple`` pads them (the mirror of the last but one
+    row or column, the pixel itself on a 1-pixel side)."""
+    for axis in (1, 2):
+        size = tiles.shape[axis]
+        if size % factor:
+            tiles = np.concatenate([tiles, tiles.take([max(size - 2, 0)], axis=axis)], axis=axis)
+    n, h, w, c = tiles.shape
+    blocks = tiles.reshape(n, h // factor, factor, w // factor, factor, c).transpose(0, 1, 3, 5, 2, 4)
+    return np.ascontiguousarray(blocks.reshape(n, h // factor, w // factor, c * factor * factor))
+
+
 def _build_engine(weights: GeneratorWeights, options: dict):
     network = weights.network
+    factor = network.input_multiple
     try:
-        return _native_module().Engine(engine_layers(weights), network.scale, network.image_skip or "none", **options)
+        return _native_module().Engine(engine_layers(weights, factor), network.scale * factor,
+                                       network.image_skip or "none", image_channels=3 * factor * factor, **options)
     except ValueError as exc:
         if "cannot run layer" in str(exc):
             raise BackendUnavailable(f"{network.architecture}: {exc}") from None
@@ -217,14 +232,20 @@ class NativeBackend(Backend):
         return self._handle.engine
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
-        return fork_safety.run_in_child(self.engine.run, tiles)
+        factor = self.weights.network.input_multiple
+        if factor == 1:
+            return fork_safety.run_in_child(self.engine.run, tiles)
+        scale, (h, w) = self.weights.network.scale, tiles.shape[1:3]
+        out = fork_safety.run_in_child(self.engine.run, unshuffled(tiles, factor))
+        return np.ascontiguousarray(out[:, :scale * h, :scale * w]) if out.shape[1:3] != (scale * h, scale * w) else out
 
     def bytes_per_input_pixel(self) -> int:
         # The engine's planned feature maps and scratch for a 64x64 tile (halos make small tiles a little
         # dearer), plus the float32 output at most.
-        side = 64
+        side, factor = 64, self.weights.network.input_multiple  # the engine's pixel: factor² input pixels
         scale = self.weights.network.scale
-        return int(np.ceil(self.engine.workspace_bytes(1, side, side) / side**2)) + scale * scale * 3 * 4
+        workspace = self.engine.workspace_bytes(1, side // factor, side // factor)
+        return int(np.ceil(workspace / side**2)) + scale * scale * 3 * 4
 
     def seam_tiles(self) -> tuple[int, ...] | None:
         # bf16 and int8 round every map to bf16 or to codes, which turns a tile's last-bit difference into

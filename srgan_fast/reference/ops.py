@@ -29,7 +29,8 @@ def conv_prologue(inputs: list[torch.Tensor], *, unshuffle: int = 1, upsample: i
     """A layer's conv input, in the order of ``srgan_fast.architecture.layers``: the inputs concatenated along
     channels (ESRGAN's dense connections), PixelUnshuffle(unshuffle) (Real-ESRGAN ×2), nearest ×upsample
     (ESRGAN's upsampling). inputs: [N, Ci, H, W] each -> [N, ΣCi·unshuffle², H·upsample/unshuffle, ...].
-    Each step rebinds ``x``, so one tensor of its own is alive when the conv runs. No engine runs these yet;
+    Each step rebinds ``x``, so one tensor of its own is alive when the conv runs. The native engine fuses them
+    (channel ranges of one buffer, the upsampling in the conv's addressing, the unshuffle before the engine);
     the ONNX graph writes them as Concat, a Reshape/Transpose and Resize."""
     x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
     if unshuffle > 1:

@@ -12,28 +12,28 @@
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
-// One image row converted to float in [0, 1], 3 channels, with 4 zero pixels on each side.
+// One image row converted to float in [0, 1], cin channels, with 4 zero pixels on each side.
 template <class S>
 inline void head_load_row(const HeadParams& p, int image, int y, float* dst) {
-  const int w = p.w;
-  for (int i = 0; i < (w + 8) * 3; ++i) dst[i] = 0.f;
+  const int w = p.w, cin = p.cin;
+  for (int i = 0; i < (w + 8) * cin; ++i) dst[i] = 0.f;
   if (y < 0 || y >= p.h) return;
-  const size_t offset = (size_t(image) * p.h + y) * w * 3;
-  float* row = dst + 4 * 3;
+  const size_t offset = (size_t(image) * p.h + y) * w * cin;
+  float* row = dst + 4 * cin;
   switch (p.dtype) {  // division, not a reciprocal multiply: the same rounding as the torch reference
     case DType::u8: {
       const uint8_t* src = static_cast<const uint8_t*>(p.image) + offset;
-      for (int i = 0; i < w * 3; ++i) row[i] = float(src[i]) / 255.f;
+      for (int i = 0; i < w * cin; ++i) row[i] = float(src[i]) / 255.f;
       break;
     }
     case DType::u16: {
       const uint16_t* src = static_cast<const uint16_t*>(p.image) + offset;
-      for (int i = 0; i < w * 3; ++i) row[i] = float(src[i]) / 65535.f;
+      for (int i = 0; i < w * cin; ++i) row[i] = float(src[i]) / 65535.f;
       break;
     }
     case DType::f32: {
       const float* src = static_cast<const float*>(p.image) + offset;
-      for (int i = 0; i < w * 3; ++i) row[i] = src[i];
+      for (int i = 0; i < w * cin; ++i) row[i] = src[i];
       break;
     }
   }
@@ -44,21 +44,21 @@ template <class S, int P, int NV>
 inline void head_pixels(const HeadParams& p, const float* strip, int strip_stride, int image, int y, int x0,
                         int c0) {
   using vf = typename S::vf;
-  const int C = p.cout;
+  const int C = p.cout, cin = p.cin;
   vf acc[P][NV];
   for (int j = 0; j < NV; ++j) {
     const vf b = S::load(p.bias + c0 + j * S::W);
     for (int i = 0; i < P; ++i) acc[i][j] = b;
   }
   for (int ky = 0; ky < 9; ++ky) {
-    const float* src = strip + ky * strip_stride + x0 * 3;
+    const float* src = strip + ky * strip_stride + x0 * cin;
     for (int kx = 0; kx < 9; ++kx)
-      for (int ci = 0; ci < 3; ++ci) {
-        const float* wp = p.weight + ((ky * 9 + kx) * 3 + ci) * C + c0;
+      for (int ci = 0; ci < cin; ++ci) {
+        const float* wp = p.weight + ((ky * 9 + kx) * cin + ci) * C + c0;
         vf wv[NV];
         for (int j = 0; j < NV; ++j) wv[j] = S::load(wp + j * S::W);
         for (int i = 0; i < P; ++i) {
-          const vf a = S::set1(src[(i + kx) * 3 + ci]);
+          const vf a = S::set1(src[(i + kx) * cin + ci]);
           for (int j = 0; j < NV; ++j) acc[i][j] = S::fma(a, wv[j], acc[i][j]);
         }
       }
@@ -75,7 +75,7 @@ inline void head_pixels(const HeadParams& p, const float* strip, int strip_strid
 
 template <class S, int NV>
 void head_rows(const HeadParams& p, const ExecContext& ctx) {
-  const int strip_stride = (p.w + 8) * 3;
+  const int strip_stride = (p.w + 8) * p.cin;
   const int64_t rows = int64_t(p.n) * p.h;
   constexpr int P = S::kHeadPixels;
 #pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)

@@ -26,7 +26,7 @@ static inline int cout_chunk(int cout) { return cout % 64 == 0 ? 64 : cout; }
 static inline size_t conv3x3_scratch_floats(int cin, int cout) {
   return size_t(36) * kTileBlock * (cin + cout_chunk(cout)) + 64;
 }
-static inline size_t head_scratch_floats(int w) { return size_t(9) * (w + 8) * 3 + 64; }
+static inline size_t head_scratch_floats(int w, int cin) { return size_t(9) * (w + 8) * cin + 64; }
 // Winograd tail: tiles per block along a row (their transformed patches, 3 rows x (block + 2), stay in L2),
 // and tile rows per work item (a band transforms each patch row once, plus 2 rows at its top).
 constexpr int kTailTileBlock = 16, kTailRowBand = 16;

@@ -47,13 +47,13 @@ void head(const void* image, DType dtype, int n, int h, int w, const RawConv& co
       for (int x = 0; x < w; ++x)
         for (int co = 0; co < conv.cout; ++co) {
           double sum = conv.bias[co];
-          for (int ci = 0; ci < 3; ++ci)
+          for (int ci = 0; ci < conv.cin; ++ci)
             for (int ky = 0; ky < conv.k; ++ky)
               for (int kx = 0; kx < conv.k; ++kx) {
                 const int sy = y + ky - r, sx = x + kx - r;
                 if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;  // zero padding
-                sum += double(conv.weight[((size_t(co) * 3 + ci) * conv.k + ky) * conv.k + kx]) *
-                       read_image(image, dtype, ((size_t(b) * h + sy) * w + sx) * 3 + ci);
+                sum += double(conv.weight[((size_t(co) * conv.cin + ci) * conv.k + ky) * conv.k + kx]) *
+                       read_image(image, dtype, ((size_t(b) * h + sy) * w + sx) * conv.cin + ci);
               }
           const float v = float(prelu(sum, alpha[co]));
           out.at(b, y, x)[co] = v;
