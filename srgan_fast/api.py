@@ -167,8 +167,7 @@ class Upscaler:
         """The tiling used for images of this size (made once per size)."""
         with self._plans_lock:
             if image_hw not in self._plans:
-                tile = self.tile or auto_tile(image_hw, self.seams, self.backend.bytes_per_input_pixel(),
-                                              self.memory_budget)
+                tile = self.tile or auto_tile(image_hw, self.seams, self.backend.window_bytes, self.memory_budget)
                 self._plans[image_hw] = plan_tiles(image_hw, tile, self.seams)
             return self._plans[image_hw]
 
@@ -287,7 +286,7 @@ class Upscaler:
         n, h, w, _ = rgb.shape
         plan = self.plan((h, w))
         wh, ww = plan.window_hw
-        window_bytes = wh * ww * self.backend.bytes_per_input_pixel()
+        window_bytes = self.backend.window_bytes(wh, ww)
         batch = self.batch_size or max(1, min(self.memory_budget // window_bytes, 64))
         saturating = None if self.batch_size else self.backend.saturating_batch_pixels()
         if saturating:

@@ -104,3 +104,15 @@ def test_auto_tile_uses_long_windows_where_they_cut_the_halo_cost():
 def test_plan_rejects_nonpositive_tiles():
     with pytest.raises(ValueError, match="tile size must be positive, got 0"):
         plan_tiles((10, 10), 0, 4)
+
+
+def test_windows_fit_the_budget_by_the_backends_own_measure():
+    """The native backend's window cost is its engine's workspace at that size (not a per-pixel constant from
+    a small tile): large images take fewer, larger windows, each within the budget."""
+    pytest.importorskip("srgan_fast._C")
+    upscaler = Upscaler("srresnet", backend="native", threads=2)
+    for hw in [(720, 1280), (1080, 1920), (2160, 3840)]:
+        plan = upscaler.plan(hw)
+        assert upscaler.backend.window_bytes(*plan.window_hw) <= upscaler.memory_budget
+    assert upscaler.plan((720, 1280)).num_windows == 1  # 3 windows when 64x64 tiles set the cost per pixel
+

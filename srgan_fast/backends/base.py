@@ -62,6 +62,12 @@ class Backend(abc.ABC):
         """Peak working memory per input pixel of a tile; the tiler sizes tiles from it."""
         return 10_000
 
+    def window_bytes(self, height: int, width: int) -> int:
+        """Peak working memory of one height x width window: what the tiler fits windows and batches into the
+        memory budget by. Backends that know their workspace at each size say so (their halos and scratch make
+        small windows dearer per pixel than large ones)."""
+        return height * width * self.bytes_per_input_pixel()
+
     def seam_tiles(self) -> tuple[int, ...] | None:
         """Per layer of the network, the output tile (rows = columns) its kernel computes as one, whose bits
         depend on the tile's whole input patch (Winograd); None: every output pixel is computed on its own, or

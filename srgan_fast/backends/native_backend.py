@@ -239,19 +239,19 @@ class NativeBackend(Backend):
         out = fork_safety.run_in_child(self.engine.run, unshuffled(tiles, factor))
         return np.ascontiguousarray(out[:, :scale * h, :scale * w]) if out.shape[1:3] != (scale * h, scale * w) else out
 
-    def bytes_per_input_pixel(self) -> int:
-        # The engine's planned feature maps and scratch for a 64x64 tile (halos make small tiles a little
-        # dearer), plus the float32 output at most.
-        side, factor = 64, self.weights.network.input_multiple  # the engine's pixel: factor² input pixels
-        scale = self.weights.network.scale
-        workspace = self.engine.workspace_bytes(1, side // factor, side // factor)
-        return int(np.ceil(workspace / side**2)) + scale * scale * 3 * 4
+    def window_bytes(self, height: int, width: int) -> int:
+        # The engine's planned maps and scratch at this very size (a 64x64 tile needs 6.2 KB per pixel, a 512x512
+        # one 2.3 KB: halos and per-thread scratch are fixed costs), plus the float32 output at most.
+        factor, scale = self.weights.network.input_multiple, self.weights.network.scale
+        workspace = self.engine.workspace_bytes(1, -(-height // factor), -(-width // factor))
+        return workspace + scale * scale * height * width * 3 * 4
 
     def seam_tiles(self) -> tuple[int, ...] | None:
         # bf16 and int8 round every map to bf16 or to codes, which turns a tile's last-bit difference into
         # whole levels at a seam: their windows follow the engine's tiles, for the untiled bits. fp32 does not:
-        # its F(4x4) trunk would widen each margin of srresnet from 40 to 144 pixels (2.4x the work for a
-        # 1080p frame under the default budget) to remove differences of one level in about 1 of 10^4 values.
+        # its F(4x4) trunk would widen each margin of srresnet from 40 to 144 pixels (1.2x the work for a
+        # 1080p frame under the default budget, 1.55x for 4K) to remove one-level differences in about 1 of 10^4
+        # values.
         if self.precision == "fp32":
             return None
         return tuple(self.engine.seam_tiles)

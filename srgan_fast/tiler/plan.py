@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from srgan_fast.tiler.seams import SeamGeometry
 
@@ -92,24 +93,29 @@ def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], seams: Se
     return TilePlan(tuple(image_hw), (window_h, window_w), seams, rows, cols)
 
 
-def auto_tile(image_hw: tuple[int, int], seams: SeamGeometry | int, bytes_per_pixel: int,
-              memory_budget: int) -> tuple[int, int]:
+def auto_tile(image_hw: tuple[int, int], seams: SeamGeometry | int,
+              window_bytes: Callable[[int, int], int] | int, memory_budget: int) -> tuple[int, int]:
     """The (rows, cols) core size whose plan computes the fewest pixels with every window inside the budget.
 
-    Windows need not be square: on the CPU budget a 1920×1080 frame is cheaper as 6 full-height windows than
-    as 12 squares, because halos cost less where cores are longer. Every pair of per-axis splits into cores of
-    at least MIN_TILE is tried (about 32,000 pairs at 4K, done once per image size); ties go to fewer windows.
+    window_bytes: the working memory of an h x w window (``Backend.window_bytes``), or a constant per pixel.
+    Windows need not be square: on the CPU budget a 1920×1080 frame is cheaper as full-height windows than as
+    squares, because margins cost less where cores are longer. Every pair of per-axis splits into cores of at
+    least MIN_TILE is tried (about 32,000 pairs at 4K, done once per image size); ties go to fewer windows.
     """
     seams = SeamGeometry.plain(seams) if isinstance(seams, int) else seams
-    max_pixels = memory_budget // bytes_per_pixel
+    if isinstance(window_bytes, int):
+        window_bytes = functools.partial(_constant_bytes, window_bytes)
     best = None
     for tile_h, window_h, count_h in axis_splits(image_hw[0], seams):
         for tile_w, window_w, count_w in axis_splits(image_hw[1], seams):
-            if window_h * window_w <= max_pixels:
-                cost = (count_h * count_w * window_h * window_w, count_h * count_w)
-                if best is None or cost < best[0]:
-                    best = (cost, (tile_h, tile_w))
+            cost = (count_h * count_w * window_h * window_w, count_h * count_w)
+            if (best is None or cost < best[0]) and window_bytes(window_h, window_w) <= memory_budget:
+                best = (cost, (tile_h, tile_w))
     return best[1] if best else (MIN_TILE, MIN_TILE)  # nothing fits: the smallest windows there are
+
+
+def _constant_bytes(bytes_per_pixel: int, height: int, width: int) -> int:
+    return height * width * bytes_per_pixel
 
 
 @functools.lru_cache(maxsize=64)
