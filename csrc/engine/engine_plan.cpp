@@ -175,4 +175,17 @@ void CpuEngine::plan_buffers() {
   }
 }
 
+std::vector<int> CpuEngine::seam_tiles() const {
+  std::vector<int> tiles(maps_.size(), 1);
+  if (!kernels_) return tiles;  // the reference path convolves directly
+  const bool bf16 = float_precision_ == Precision::bf16;
+  for (const Step& step : steps_) {
+    const int layer = step.kind == StepKind::tail ? int(maps_.size()) - 1 : step.output;
+    if (step.kind == StepKind::conv3x3) tiles[layer] = bf16 ? kernels_->conv3x3_bf16_tile : 4;  // fp32: F(4x4)
+    // The fp32 tail: nine 3x3 sub-kernels by F(3x3); the bf16 one (reading a bf16 map) is direct.
+    if (step.kind == StepKind::tail) tiles[layer] = maps_[step.source].bf16 ? 1 : 3;
+  }
+  return tiles;
+}
+
 }  // namespace srgan_fast
