@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,22 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.backends import native_int8  # noqa: E402
 from srgan_fast.backends.calibration import calibration_tiles  # noqa: E402
 from srgan_fast.backends.onnx_graph import build_onnx_model  # noqa: E402
 from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.weights import load_weights  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def calibration_images(folders: list[str]) -> np.ndarray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import re
 import statistics
 import sys
@@ -26,20 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.architecture import ARCHITECTURES, build  # noqa: E402
 from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.weights import load_weights, random_weights  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def layer_flops(network, size: int) -> dict[int, float]:
@@ -125,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     from srgan_fast import _C
 
     features = {k: v for k, v in _C.cpu_info().items() if isinstance(v, bool)}
-    result = {"cpu": cpu_name(), "cpu_features": features, "engine": upscaler.backend.describe(), "network": weights.network.describe(),
-              "size": args.size, "repeats": args.repeats, "tile_peak_ops_per_s": peak, "total_ms": round(total * 1e3, 2),
+    result = {"cpu": cpu_name(), "cpu_features": features, "engine": upscaler.backend.describe(),
+              "network": weights.network.describe(), "size": args.size, "repeats": args.repeats,
+              "tile_peak_ops_per_s": peak, "total_ms": round(total * 1e3, 2),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "layers": rows}
     write_bytes_atomically(path, (json.dumps(result, indent=1) + "\n").encode())
     print(f"wrote {path}")

@@ -264,16 +264,20 @@ class LiveTensorValues(TorchDispatchMode):
 @pytest.mark.slow
 def test_peak_activation_values_are_the_modules_live_set(network):
     """The estimate the tiler sizes tiles from, against what the torch module actually holds at its peak."""
-    module = build_module(network).eval()
-    h, w = 12, 10
+    assert measured_peak_values(build_module(network).eval(), 12, 10) == \
+        network.peak_activation_values_per_input_pixel() * 12 * 10
+
+
+def measured_peak_values(module, h: int, w: int) -> int:
+    """The most activation values ``module`` holds at once on a random h x w input, plus the input itself (held
+    by the caller throughout, and counted by the estimate)."""
     x = torch.rand(1, 3, h, w)
     mode = LiveTensorValues()
     # Views of the weights (PReLU reshapes its slopes) are not activations.
     mode.storages.update(p.untyped_storage().data_ptr() for p in module.parameters())
     with torch.no_grad(), mode:
         module(x)
-    image_values = 3 * h * w  # held by the caller throughout, counted by the estimate
-    assert mode.peak + image_values == network.peak_activation_values_per_input_pixel() * h * w
+    return mode.peak + 3 * h * w
 
 
 @architectures

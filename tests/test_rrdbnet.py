@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 nn = torch.nn
 
-from test_architectures import LiveTensorValues, measured_reach  # noqa: E402
+from test_architectures import measured_peak_values, measured_reach  # noqa: E402
 from srgan_fast.architecture import rrdbnet  # noqa: E402
 from srgan_fast.reference.module import build_module  # noqa: E402
 from srgan_fast.weights import random_weights, weights_for  # noqa: E402
@@ -167,14 +167,8 @@ def test_receptive_radius_is_how_far_a_pixel_reaches(params):
 @variants
 def test_peak_activation_values_are_the_modules_live_set(params):
     network = rrdbnet(*params)
-    module = build_module(network).eval()
-    h, w = 12, 10
-    x = torch.rand(1, 3, h, w)
-    mode = LiveTensorValues()
-    mode.storages.update(p.untyped_storage().data_ptr() for p in module.parameters())
-    with torch.no_grad(), mode:
-        module(x)
-    assert mode.peak + 3 * h * w == network.peak_activation_values_per_input_pixel() * h * w
+    assert measured_peak_values(build_module(network).eval(), 12, 10) == \
+        network.peak_activation_values_per_input_pixel() * 12 * 10
 
 
 @variants
