@@ -37,6 +37,7 @@ def test_generator_tensors_are_the_descriptions():
     assert shapes == srresnet(2, 8).tensor_shapes()
 
 
+@pytest.mark.slow
 def test_training_checkpoint_resumes_and_folds():
     """A checkpoint of the hand-written SRResNet: modules by name, and Adam's moments by parameter order."""
     from training.checkpoint import load_checkpoint, read_checkpoint_meta

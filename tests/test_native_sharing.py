@@ -45,6 +45,7 @@ def test_an_engine_nobody_holds_is_freed():
     assert handle() is None
 
 
+@pytest.mark.slow
 def test_batches_stop_where_the_engine_stops_gaining(tiny_model_path):
     # 8 frames of 200² are 8 one-window frames; 40k pixels each, so the native engine's 131072-pixel
     # saturating batch holds 3 of them, where the 3 GiB memory budget alone would take all 8.

@@ -257,6 +257,7 @@ def test_backends_run_it_like_the_reference(backend, params):
     assert np.abs(got - expected).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_tiled_equals_untiled_on_the_torch_backend_with_the_derived_halo():
     from srgan_fast.backends.torch_backend import TorchBackend
     from srgan_fast.tiler.plan import plan_tiles

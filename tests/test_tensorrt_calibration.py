@@ -166,6 +166,7 @@ def test_calibration_key_follows_the_images(image_dir, tmp_path):
     assert first != second
 
 
+@pytest.mark.slow
 def test_build_engine_cli_writes_the_int8_graph_without_tensorrt(image_dir, tmp_path, capsys):
     from safetensors.numpy import save_file
 

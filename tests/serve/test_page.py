@@ -56,6 +56,7 @@ def browser():
         browser.close()
 
 
+@pytest.mark.slow
 def test_page_upscales_a_dropped_image_and_shows_errors(browser, tmp_path):
     image = png_bytes(sample_64())
     oversized = png_bytes(random_image(np.random.default_rng(0), 101, 100))
