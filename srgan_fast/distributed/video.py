@@ -24,7 +24,7 @@ from srgan_fast.distributed.segments import (
     upscale_segment,
 )
 from srgan_fast.distributed.worker import calibrate_on_driver, die_here_if_armed, make_upscaler
-from srgan_fast.io.atomic import _process_alive
+from srgan_fast.io.atomic import process_alive
 from srgan_fast.io.images import one_line
 from srgan_fast.tiler.output_size import OutputSize
 from srgan_fast.video.encode import (
@@ -158,7 +158,7 @@ def remove_abandoned_segment_folders(folder: Path) -> list[Path]:
         if match is None or match["host"] != socket.gethostname() or not entry.is_dir(follow_symlinks=False):
             continue
         pid = int(match["pid"])
-        if pid != os.getpid() and not _process_alive(pid):
+        if pid != os.getpid() and not process_alive(pid):
             shutil.rmtree(entry.path, ignore_errors=True)
             if not os.path.exists(entry.path):
                 removed.append(Path(entry.path))

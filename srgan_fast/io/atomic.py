@@ -33,7 +33,7 @@ def temporary_prefix(name: str) -> str:
     return f".{name}.srgan-fast-{os.getpid()}."
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -72,7 +72,7 @@ def remove_stale_temporaries(folders: Iterable[str | os.PathLike], started: floa
                 stale = entry.stat(follow_symlinks=False).st_mtime < started
             except OSError:
                 continue
-            if stale and pid != os.getpid() and not _process_alive(pid):
+            if stale and pid != os.getpid() and not process_alive(pid):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))

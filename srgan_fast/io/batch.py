@@ -75,8 +75,13 @@ def planned_outputs(found: Iterable[tuple[object, Hashable, PurePath]], destinat
     if collisions:
         first, second, target = collisions[0]
         more = f" (and {len(collisions) - 1} more outputs claimed twice)" if len(collisions) > 1 else ""
-        raise OutputCollision(f"{first} and {second} would both be written to {target}{more}; keep them apart with "
-                              "--name '{stem}_{ext}' or upscale them in separate runs")
+        # {ext} tells apart only names that differ by their extension; one name in two folders of one name
+        # stays one name whatever the template.
+        if PurePath(str(first)).name != PurePath(str(second)).name:
+            keep = "keep them apart with --name '{stem}_{ext}' or upscale them in separate runs"
+        else:
+            keep = "they have the same name, which --name cannot change: upscale them in separate runs"
+        raise OutputCollision(f"{first} and {second} would both be written to {target}{more}; {keep}")
     return jobs, notes
 
 

@@ -91,8 +91,9 @@ def test_several_folders_keep_their_names_and_same_names_collide(tmp_path, optio
                  *options])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith(f"error: {tmp_path / 'day' / 'sub' / 'a.png'} and {tmp_path / 'y' / 'day' / 'sub' / 'a.png'}"
-                          f" would both be written to {tmp_path / 'out2' / 'day' / 'sub' / 'a.png'}")
+    assert err == (f"error: {tmp_path / 'day' / 'sub' / 'a.png'} and {tmp_path / 'y' / 'day' / 'sub' / 'a.png'} would "
+                   f"both be written to {tmp_path / 'out2' / 'day' / 'sub' / 'a.png'}; they have the same name, which "
+                   "--name cannot change: upscale them in separate runs\n")
 
 
 def test_a_file_given_twice_is_upscaled_once(tmp_path, options, capsys, monkeypatch):
