@@ -34,6 +34,8 @@ def temporary_prefix(name: str) -> str:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether a process of this pid runs on this machine (another user's counts): a temporary whose writer is
+    gone may be removed."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
