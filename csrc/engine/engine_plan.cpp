@@ -17,12 +17,12 @@ void CpuEngine::plan_concatenations(const NetworkSpec& network) {
       throw std::invalid_argument("the native engine cannot run layer " + std::to_string(i) + " '" + l.name +
                                   "': " + why);
     };
+    if (std::find(l.sources.begin(), l.sources.end(), -1) != l.sources.end())
+      refuse("a concatenation does not take the image");
     const int first = l.sources[0];
-    if (first < 0) refuse("a concatenation does not take the image");
     const int group = maps_[first].group >= 0 ? maps_[first].group : first;
     int offset = maps_[first].group >= 0 ? maps_[first].offset : 0;
     for (int source : l.sources) {
-      if (source < 0) refuse("a concatenation does not take the image");
       MapInfo& m = maps_[source];
       if (network.layers[source].result_channels() % kChannelAlign != 0)
         refuse("its inputs' channel counts must be multiples of " + std::to_string(kChannelAlign) + ", got " +

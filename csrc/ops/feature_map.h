@@ -23,6 +23,9 @@ constexpr int kHalo = 6;
 constexpr int kChannelAlign = 16;
 
 inline int round_up(int x, int multiple) { return (x + multiple - 1) / multiple * multiple; }
+// Rounded towards minus infinity: the source row or column of a nearest-upsampled map's pixel, halo included
+// (pixel -1 of the upsampled map is pixel -1 of its source).
+inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // A view of one [n, h, w, c] feature map (c = channel stride, a multiple of kChannelAlign) of float32, of
 // bf16 bits (uint16_t) where the bf16 path stores a map only to read it as bf16 products, or of uint8 codes.

@@ -3,8 +3,8 @@
 // of 32 (or 16) channels. Each fp32 input row (upsampled where the layer reads its input nearest-upsampled) is
 // rounded to bf16 about once per thread into a ring of three rows with one zero pixel on each side, from which
 // each tap's A tile is a load at the tap's shifted address. B tiles are the bf16 pairs of
-// PackedConv3x3::w_bf16. The epilogue (bias, PReLU, scaled residuals, pixel shuffle) is the Winograd kernel's,
-// per output pixel. Templated on the SIMD traits S (the epilogue) and the tile implementation (amx_tiles.h).
+// PackedConv3x3::w_bf16. The epilogue (bias, PReLU, scaled residuals, pixel shuffle) is the Winograd kernel's
+// (conv_epilogue.h). Templated on the SIMD traits S (the epilogue) and the tile implementation (amx_tiles.h).
 #pragma once
 
 #include <immintrin.h>
@@ -14,25 +14,13 @@
 #include <vector>
 
 #include "ops/cpu/amx_tiles.h"
-#include "ops/cpu/isa_template.h"
-#include "ops/cpu/kernels.h"
+#include "ops/cpu/conv_epilogue.h"
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
 constexpr int kAmxBf16Pixels = 16;
 
 inline bool amx_bf16_fits(const PackedConv3x3& wt) { return wt.w_bf16 != nullptr && wt.cin % 16 == 0; }
-
-// C tiles 0..3 (m pixels x 16 fp32), A tile 4 (m pixels x kc bf16), B tile 5 (kc/2 pairs x 16 channels).
-inline TileConfig amx_bf16_config(int m, int kc) {
-  TileConfig config;
-  for (int t = 0; t < 4; ++t) config.rows[t] = uint8_t(m), config.colsb[t] = 64;
-  config.rows[4] = uint8_t(m), config.colsb[4] = uint16_t(kc * 2);
-  config.rows[5] = uint8_t(kc / 2), config.colsb[5] = 64;
-  return config;
-}
-
-static inline int amx_floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // count floats (a multiple of 16) rounded to bf16, nearest even, by integer arithmetic: the model's CPUs may
 // lack AVX512_BF16's conversion. (This header is compiled only into the amx table, with AVX-512 flags.)
@@ -51,7 +39,7 @@ inline void amx_round_to_bf16(const float* src, uint16_t* dst, int count) {
 inline void amx_bf16_row(const Conv3x3Params& p, int image, int yy, int w, int cin, uint16_t* row) {
   const int up = p.upsample;
   for (int x = -1; x <= w; ++x)
-    amx_round_to_bf16(p.in.at(image, amx_floor_div(yy, up), amx_floor_div(x, up)), row + int64_t(x + 1) * cin, cin);
+    amx_round_to_bf16(p.in.at(image, floor_div(yy, up), floor_div(x, up)), row + int64_t(x + 1) * cin, cin);
 }
 
 // The three input rows an output row reads, converted once each as a thread walks down its rows: a ring of
@@ -77,31 +65,6 @@ class AmxBf16Rows {
   std::vector<uint16_t> storage_;
   int tag_[3][2] = {{-1, -2}, {-1, -2}, {-1, -2}};
 };
-
-// Channels co .. co+W-1 of conv output pixel (y, x), their sums with bias still to add, into out per p's epilogue.
-template <class S>
-inline void amx_store_result(const Conv3x3Params& p, int image, int y, int x, int co, typename S::vf sum) {
-  using vf = typename S::vf;
-  const PackedConv3x3& wt = *p.weights;
-  const vf value = S::add(sum, S::load(wt.bias + co));
-  switch (p.epilogue) {
-    case Epilogue::bias_prelu:
-      S::store(p.out.at(image, y, x) + co, S::prelu(value, S::load(wt.alpha + co)));
-      break;
-    case Epilogue::bias_add_skip: {
-      vf v = p.skip_scale != 1.f ? S::mul(value, S::set1(p.skip_scale)) : value;
-      v = S::add(v, S::load(p.skip.at(image, y, x) + co));
-      if (p.outer_skip.data) v = S::add(S::mul(v, S::set1(p.outer_scale)), S::load(p.outer_skip.at(image, y, x) + co));
-      S::store(p.out.at(image, y, x) + co, v);
-      break;
-    }
-    case Epilogue::bias_shuffle_prelu: {
-      const int group = wt.cout / 4, sub = co / group, ch = co % group;  // sub-pixel major channels
-      S::store(p.out.at(image, 2 * y + sub / 2, 2 * x + sub % 2) + ch, S::prelu(value, S::load(wt.alpha + ch)));
-      break;
-    }
-  }
-}
 
 template <class Tiles, int C>
 inline void amx_bf16_multiply(Tiles& tiles, const uint16_t* weights, int64_t weight_stride) {
@@ -134,8 +97,11 @@ void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const 
   if constexpr (NT > 1) tiles.template store<1>(&sums[0][16], 256);
   if constexpr (NT > 2) tiles.template store<2>(&sums[0][32], 256);
   if constexpr (NT > 3) tiles.template store<3>(&sums[0][48], 256);
-  for (int i = 0; i < m; ++i)
-    for (int j = 0; j < 16 * NT; j += S::W) amx_store_result<S>(p, image, y, x0 + i, co0 + j, S::load(&sums[i][j]));
+  for (int j = 0; j < 16 * NT; j += S::W) {
+    typename S::vf row[kAmxBf16Pixels];
+    for (int i = 0; i < m; ++i) row[i] = S::load(&sums[i][j]);
+    store_conv_outputs<S>(p, image, y, x0, 1, m, co0 + j, row, m);
+  }
 }
 
 template <class S, class Tiles>
@@ -158,7 +124,7 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
       converted.prepare(p, image, y, rows);
       for (int x0 = 0; x0 < w; x0 += kAmxBf16Pixels) {
         const int m = std::min(kAmxBf16Pixels, w - x0);
-        if (m != configured) tiles.configure(amx_bf16_config(m, kc)), configured = m;
+        if (m != configured) tiles.configure(amx_block_config(m, 2 * kc)), configured = m;  // kc bf16 a row
         for (int co0 = 0; co0 < wt.cout; co0 += 64) {
           switch (std::min(64, wt.cout - co0) / 16) {
             case 4: amx_bf16_block<S, Tiles, 4>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;

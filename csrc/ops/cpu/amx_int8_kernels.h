@@ -21,14 +21,6 @@ inline bool amx_int8_fits(const PackedConv3x3Int8& wt) {
   return wt.cin % 64 == 0 && wt.cout % kAmxChannels == 0;
 }
 
-// C tiles 0-3 (m pixels x 16 s32), A tile 4 (m pixels x 64 codes), B tile 5 (16 quads x 16 channels).
-inline TileConfig amx_int8_config(int m) {
-  TileConfig config;
-  for (int t = 0; t < 5; ++t) config.rows[t] = uint8_t(m), config.colsb[t] = 64;
-  config.rows[5] = 16, config.colsb[5] = 64;
-  return config;
-}
-
 template <class Tiles, int C>
 inline void amx_int8_multiply(Tiles& tiles, const int8_t* weights, int64_t weight_stride) {
   tiles.template load<5>(weights + C * 64, weight_stride);
@@ -80,7 +72,7 @@ void conv3x3_int8_tiles(const Conv3x3Int8Params& p, const ExecContext& ctx) {
       const int image = int(r / p.in.h), y = int(r % p.in.h);
       for (int x0 = 0; x0 < p.in.w; x0 += kAmxPixels) {
         const int m = std::min(kAmxPixels, p.in.w - x0);
-        if (m != configured) tiles.configure(amx_int8_config(m)), configured = m;
+        if (m != configured) tiles.configure(amx_block_config(m, 64)), configured = m;
         for (int co0 = 0; co0 < cout; co0 += kAmxChannels)
           conv3x3_int8_tile_block<S>(p, tiles, image, y, x0, m, co0, sums);
       }

@@ -21,6 +21,17 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
+// The kernels' tiles for a block of m output pixels: C 0-3, m rows of 16 32-bit sums; A 4, m pixels of
+// a_bytes input values (64 u8 codes, or 32 or 16 bf16); B 5, the weights' a_bytes / 4 rows of 4-byte groups
+// (quads of s8, pairs of bf16) for 16 output channels.
+inline TileConfig amx_block_config(int m, int a_bytes) {
+  TileConfig config;
+  for (int t = 0; t < 4; ++t) config.rows[t] = uint8_t(m), config.colsb[t] = 64;
+  config.rows[4] = uint8_t(m), config.colsb[4] = uint16_t(a_bytes);
+  config.rows[5] = uint8_t(a_bytes / 4), config.colsb[5] = 64;
+  return config;
+}
+
 class EmulatedTiles {
  public:
   void configure(const TileConfig& config) {

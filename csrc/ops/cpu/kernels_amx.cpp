@@ -196,9 +196,7 @@ double amx_peak(Precision precision, int threads, double seconds) {
 #pragma omp parallel num_threads(threads) reduction(+ : total)
   {
     HardwareTiles tiles;
-    TileConfig config;
-    for (int t = 0; t < 6; ++t) config.rows[t] = 16, config.colsb[t] = 64;
-    tiles.configure(config);
+    tiles.configure(amx_block_config(16, 64));
     tiles.zero<0>(), tiles.zero<1>(), tiles.zero<2>(), tiles.zero<3>();
     alignas(64) static const uint8_t operand[16][64] = {};
     tiles.load<4>(operand, 64), tiles.load<5>(operand, 64);

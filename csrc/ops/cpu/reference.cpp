@@ -19,8 +19,6 @@ float read_image(const void* image, DType dtype, size_t index) {
 
 double prelu(double x, double slope) { return x >= 0 ? x : slope * x; }
 
-int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
 // out[co] = bias[co] + sum over taps and input channels, for one output pixel of a padded feature map read
 // nearest-upsampled by `up` (its halo is the zero padding around the upsampled map too).
 void conv_pixel(const FeatureMap& in, const RawConv& conv, int image, int y, int x, std::vector<double>& acc,

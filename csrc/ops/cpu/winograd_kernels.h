@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops/cpu/conv_epilogue.h"
 #include "ops/cpu/isa_template.h"
 #include "ops/cpu/kernels.h"
 
@@ -67,8 +68,6 @@ static inline TileCoord tile_coord(int64_t t, int tiles_h, int tiles_w, int m) {
   const int rem = int(t % per_image);
   return {int(t / per_image), rem / tiles_w * m, rem % tiles_w * m};
 }
-
-static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // V[pos][row][ci] for rows 0..count-1 of a block (rows up to `rows` are zeroed); Tv: float or bf16 bits.
 // up > 1: the conv's input is `in` nearest-upsampled, so a patch pixel (y, x) reads (y / up, x / up) of `in`
@@ -180,10 +179,7 @@ void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, 
                                int count, int tiles_h, int tiles_w) {
   using vf = typename S::vf;
   constexpr int A = M + 2;
-  const PackedConv3x3& wt = *p.weights;
   const int64_t pos_stride = int64_t(kTileBlock) * chunk;
-  const int group = wt.cout / 4;  // shuffled channels per sub-pixel
-  const bool outer = p.outer_skip.data != nullptr;
   for (int row = 0; row < count; ++row) {
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, M);
     const int ny = std::min(M, p.in.h * p.upsample - tc.y), nx = std::min(M, p.in.w * p.upsample - tc.x);
@@ -196,50 +192,7 @@ void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, 
         for (int r = 0; r < M; ++r) t[r][k] = out[r];
       }
       for (int r = 0; r < M; ++r) Winograd<S, M>::at(t[r], y[r]);  // rows: (A^T M) A
-      const int co = co0 + c;
-      const vf bias = S::load(wt.bias + co);
-      switch (p.epilogue) {
-        case Epilogue::bias_prelu: {
-          const vf slope = S::load(wt.alpha + co);
-          for (int r = 0; r < ny; ++r)
-            for (int k = 0; k < nx; ++k) S::store(p.out.at(tc.image, tc.y + r, tc.x + k) + co,
-                                                  S::prelu(S::add(y[r][k], bias), slope));
-          break;
-        }
-        case Epilogue::bias_add_skip: {
-          const bool scaled = p.skip_scale != 1.f;
-          const vf scale = S::set1(p.skip_scale), outer_scale = S::set1(p.outer_scale);
-          for (int r = 0; r < ny; ++r)
-            for (int k = 0; k < nx; ++k) {
-              const vf skip = S::load(p.skip.at(tc.image, tc.y + r, tc.x + k) + co);
-              vf value = S::add(y[r][k], bias);
-              if (scaled) value = S::mul(value, scale);
-              value = S::add(value, skip);
-              if (outer)
-                value = S::add(S::mul(value, outer_scale), S::load(p.outer_skip.at(tc.image, tc.y + r, tc.x + k) + co));
-              S::store(p.out.at(tc.image, tc.y + r, tc.x + k) + co, value);
-            }
-          break;
-        }
-        case Epilogue::bias_shuffle_prelu: {
-          // Packed channel co = (2i + j) * group + ch goes to channel ch of pixel (2y + i, 2x + j).
-          const int sub = co / group, ch = co % group, i = sub / 2, j = sub % 2;
-          const vf slope = S::load(wt.alpha + ch);
-          for (int r = 0; r < ny; ++r)
-            for (int k = 0; k < nx; ++k) {
-              const vf value = S::prelu(S::add(y[r][k], bias), slope);
-              const int oy = 2 * (tc.y + r) + i, ox = 2 * (tc.x + k) + j;
-              if constexpr (S::kHasBf16) {
-                if (p.out_bf16.data) {
-                  S::store_bf16(p.out_bf16.at(tc.image, oy, ox) + ch, value);
-                  continue;
-                }
-              }
-              S::store(p.out.at(tc.image, oy, ox) + ch, value);
-            }
-          break;
-        }
-      }
+      store_conv_outputs<S>(p, tc.image, tc.y, tc.x, ny, nx, co0 + c, &y[0][0], M);
     }
   }
 }
