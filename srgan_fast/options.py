@@ -147,10 +147,9 @@ def parse_tile(text: str | int | tuple[int, int] | None) -> int | tuple[int, int
 
 def parse_bytes(text: str | int) -> int:
     """'2G', '512M', '1.5GiB', '64k', '3000000' -> a positive number of bytes (K, M, G, T: powers of 1024)."""
-    count = 0
-    if integer(text) is not None:
-        count = integer(text)
-    else:
+    count = integer(text)
+    if count is None:
+        count = 0
         match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])i?)?b?\s*", str(text).lower(), re.ASCII)
         if match:
             count = int(float(match.group(1)) * _BYTE_UNITS[match.group(2) or ""])
@@ -189,9 +188,8 @@ def parse_color(text: str) -> tuple[int, int, int]:
 
 def parse_quality(text: str | int) -> int:
     """'90' -> 90: a JPEG/WebP encoder quality, 1 (smallest) to 100 (best)."""
-    if integer(text) is not None:
-        value = integer(text)
-    else:
+    value = integer(text)
+    if value is None:
         value = int(text) if isinstance(text, str) and text.strip().isdecimal() else 0
     if not 1 <= value <= 100:
         raise ValueError(f"expected a quality from 1 to 100, got {text!r}")

@@ -261,12 +261,13 @@ def test_backends_run_it_like_the_reference(backend, params):
 def test_tiled_equals_untiled_on_the_torch_backend_with_the_derived_halo():
     from srgan_fast.backends.torch_backend import TorchBackend
     from srgan_fast.tiler.plan import plan_tiles
+    from srgan_fast.tiler.seams import SeamGeometry
 
     weights = random_weights(rrdbnet(1, 8, 4, 4), seed=9)
     backend = TorchBackend(weights, "cpu", "fp32")
     image = np.random.default_rng(10).random((1, 70, 64, 3), dtype=np.float32)
     whole = backend.run(image)[0]
-    plan = plan_tiles((70, 64), 12, math.ceil(weights.network.receptive_radius()))
+    plan = plan_tiles((70, 64), 12, SeamGeometry.plain(math.ceil(weights.network.receptive_radius())))
     assert plan.num_windows > 1
     tiled = np.full_like(whole, np.nan)
     for window, in_window, in_image in plan.windows(weights.scale):

@@ -15,7 +15,7 @@ from PIL import Image
 import srgan_fast
 from srgan_fast import Upscaler
 from srgan_fast.architecture import msrresnet, rrdbnet, srresnet, srvgg_compact
-from srgan_fast.tiler.plan import plan_axis, plan_tiles
+from srgan_fast.tiler.plan import plan_axis
 from srgan_fast.tiler.seams import SeamGeometry
 from srgan_fast.weights import random_weights
 
@@ -128,10 +128,6 @@ def native_engine_tiles(weights, path):
     from srgan_fast.backends.native_backend import NativeBackend
 
     return NativeBackend(weights, "cpu", "fp32", path=path).engine.seam_tiles
-
-
-def test_plans_from_an_integer_halo_are_the_plain_geometry():
-    assert plan_tiles((300, 200), 64, 40) == plan_tiles((300, 200), 64, SeamGeometry.plain(40))
 
 
 def test_an_unshuffled_input_puts_windows_on_even_pixels():

@@ -50,7 +50,7 @@ def test_tiled_equals_untiled_float_at_full_depth():
 @given(length_h=st.integers(1, 2000), length_w=st.integers(1, 2000), tile=st.integers(1, 600),
        halo=st.integers(0, 50))
 def test_plan_cores_partition_the_image_with_enough_halo(length_h, length_w, tile, halo):
-    plan = plan_tiles((length_h, length_w), tile, halo)
+    plan = plan_tiles((length_h, length_w), tile, SeamGeometry.plain(halo))
     for pieces, length, window in ((plan.rows, length_h, plan.window_hw[0]), (plan.cols, length_w, plan.window_hw[1])):
         assert pieces[0].core_start == 0 and pieces[-1].core_stop == length
         for a, b in zip(pieces, pieces[1:]):
@@ -62,12 +62,17 @@ def test_plan_cores_partition_the_image_with_enough_halo(length_h, length_w, til
         assert window <= max(tile + 2 * halo, 1) or len(pieces) == 1
 
 
+def per_pixel(bytes_per_pixel: int):
+    """A window cost of so many bytes per pixel, whatever its size."""
+    return lambda height, width: height * width * bytes_per_pixel
+
+
 def test_auto_tile_respects_the_memory_budget():
-    halo, bpp, budget = 40, 10_000, 1 << 30
+    seams, bpp, budget = SeamGeometry.plain(40), 10_000, 1 << 30
     for size in [(64, 64), (512, 512), (1080, 1920), (4000, 3000)]:
-        plan = plan_tiles(size, auto_tile(size, halo, bpp, budget), halo)
+        plan = plan_tiles(size, auto_tile(size, seams, per_pixel(bpp), budget), seams)
         assert plan.window_hw[0] * plan.window_hw[1] * bpp <= budget
-    small = plan_tiles((200, 300), auto_tile((200, 300), halo, bpp, budget), halo)
+    small = plan_tiles((200, 300), auto_tile((200, 300), seams, per_pixel(bpp), budget), seams)
     assert small.num_windows == 1 and small.overhead == 1.0
 
 
@@ -81,7 +86,7 @@ seam_geometries = st.one_of(
 @given(st.integers(1, 400), st.integers(1, 400), seam_geometries, st.integers(40 * 40, 300 * 300))
 def test_auto_tile_finds_the_cheapest_plan_that_fits(height, width, seams, max_pixels):
     """Against a search over every pair of even splits: nothing that fits computes fewer pixels."""
-    plan = plan_tiles((height, width), auto_tile((height, width), seams, 1, max_pixels), seams)
+    plan = plan_tiles((height, width), auto_tile((height, width), seams, per_pixel(1), max_pixels), seams)
 
     def splits(length):  # (window length, window count) for every core size auto_tile may use
         cores = range(min(MIN_TILE, length), length + 1)
@@ -95,15 +100,15 @@ def test_auto_tile_finds_the_cheapest_plan_that_fits(height, width, seams, max_p
 
 def test_auto_tile_uses_long_windows_where_they_cut_the_halo_cost():
     # A 1920×1080 frame on the CPU budget: square 468² cores would need 12 windows (overhead 1.43).
-    halo, max_pixels = 40, 440_000
-    plan = plan_tiles((1080, 1920), auto_tile((1080, 1920), halo, 1, max_pixels), halo)
+    seams, max_pixels = SeamGeometry.plain(40), 440_000
+    plan = plan_tiles((1080, 1920), auto_tile((1080, 1920), seams, per_pixel(1), max_pixels), seams)
     assert plan.window_hw[0] * plan.window_hw[1] <= max_pixels
     assert plan.overhead < 1.3
 
 
 def test_plan_rejects_nonpositive_tiles():
     with pytest.raises(ValueError, match="tile size must be positive, got 0"):
-        plan_tiles((10, 10), 0, 4)
+        plan_tiles((10, 10), 0, SeamGeometry.plain(4))
 
 
 def test_windows_fit_the_budget_by_the_backends_own_measure():

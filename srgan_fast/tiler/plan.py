@@ -81,10 +81,9 @@ def plan_axis(length: int, tile: int, seams: SeamGeometry) -> tuple[int, tuple[A
     return window, tuple(pieces)
 
 
-def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], seams: SeamGeometry | int) -> TilePlan:
+def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], seams: SeamGeometry) -> TilePlan:
     """Windows covering an H×W image with cores of at most ``tile`` (int or (h, w)) input pixels; ``seams``: the
-    margins and grid (an int: a halo of that many pixels on both sides, windows starting anywhere)."""
-    seams = SeamGeometry.plain(seams) if isinstance(seams, int) else seams
+    margins and the grid windows start on."""
     tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
     if min(tile_h, tile_w) < 1:
         raise ValueError(f"tile size must be positive, got {tile}")
@@ -93,18 +92,15 @@ def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], seams: Se
     return TilePlan(tuple(image_hw), (window_h, window_w), seams, rows, cols)
 
 
-def auto_tile(image_hw: tuple[int, int], seams: SeamGeometry | int,
-              window_bytes: Callable[[int, int], int] | int, memory_budget: int) -> tuple[int, int]:
+def auto_tile(image_hw: tuple[int, int], seams: SeamGeometry, window_bytes: Callable[[int, int], int],
+              memory_budget: int) -> tuple[int, int]:
     """The (rows, cols) core size whose plan computes the fewest pixels with every window inside the budget.
 
-    window_bytes: the working memory of an h x w window (``Backend.window_bytes``), or a constant per pixel.
+    window_bytes: the working memory of an h x w window (``Backend.window_bytes``).
     Windows need not be square: on the CPU budget a 1920×1080 frame is cheaper as full-height windows than as
     squares, because margins cost less where cores are longer. Every pair of per-axis splits into cores of at
     least MIN_TILE is tried (about 32,000 pairs at 4K, done once per image size); ties go to fewer windows.
     """
-    seams = SeamGeometry.plain(seams) if isinstance(seams, int) else seams
-    if isinstance(window_bytes, int):
-        window_bytes = functools.partial(_constant_bytes, window_bytes)
     best = None
     for tile_h, window_h, count_h in axis_splits(image_hw[0], seams):
         for tile_w, window_w, count_w in axis_splits(image_hw[1], seams):
@@ -112,10 +108,6 @@ def auto_tile(image_hw: tuple[int, int], seams: SeamGeometry | int,
             if (best is None or cost < best[0]) and window_bytes(window_h, window_w) <= memory_budget:
                 best = (cost, (tile_h, tile_w))
     return best[1] if best else (MIN_TILE, MIN_TILE)  # nothing fits: the smallest windows there are
-
-
-def _constant_bytes(bytes_per_pixel: int, height: int, width: int) -> int:
-    return height * width * bytes_per_pixel
 
 
 @functools.lru_cache(maxsize=64)
