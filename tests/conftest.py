@@ -1,7 +1,11 @@
 """Shared fixtures: random generator weights, and clean skips for hardware this machine lacks."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -98,3 +102,22 @@ def tiny_model_path(tmp_path_factory) -> str:
 def tiny_weights():
     """A random 2-block, 8-channel generator (halo 12): with 24-pixel tiles a 100² image is 25 windows."""
     return random_generator_weights(num_blocks=2, channels=8)
+
+
+@contextlib.contextmanager
+def command_session(arguments: list[str], stderr_path):
+    """A command running in a session of its own, its stderr in a file (a pipe nobody reads meanwhile would fill);
+    at the end it and every process of its group (a Ray instance it started, say) are killed. Never inherits
+    RAY_ADDRESS: a test's Ray is its own, never a cluster something else started on this machine."""
+    environment = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    with open(stderr_path, "w") as errors:
+        process = subprocess.Popen(arguments, stderr=errors, env={**environment, "OMP_WAIT_POLICY": "passive"},
+                                   start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)

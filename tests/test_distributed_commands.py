@@ -5,10 +5,7 @@ segment folder, which the next run removes; -q keeps Ray's own lines off the con
 note, as locally."""
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +17,7 @@ from PIL import Image
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'srgan_fast[ray]')")
 av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'srgan_fast[video]')")
 
-from conftest import random_generator_weights  # noqa: E402
+from conftest import command_session, random_generator_weights  # noqa: E402
 
 from srgan_fast.video.synthetic import write_test_video  # noqa: E402
 from srgan_fast.weights import save_weights  # noqa: E402
@@ -51,24 +48,6 @@ def command(root: Path, *arguments: str) -> list[str]:
             "--backend", "native", "--precision", "fp32", "--ray", "local"]
 
 
-@contextlib.contextmanager
-def started(arguments: list[str], stderr: Path):
-    """The command running, its stderr in a file (Ray's lines would fill a pipe nobody reads meanwhile)."""
-    environment = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
-    with open(stderr, "w") as errors:
-        # Its own session: the processes of its Ray instance are in its group, ended with it below.
-        process = subprocess.Popen(arguments, stderr=errors, env={**environment, "OMP_WAIT_POLICY": "passive"},
-                                   start_new_session=True)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def wait_for(condition, process, stderr: Path) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while not condition():
@@ -88,7 +67,8 @@ def outputs(folder: Path) -> list[Path]:
 
 def test_sigterm_ends_an_image_run_with_the_stop_line_and_143(root):
     output, stderr = root / "stopped", root / "stopped.err"
-    with started(command(root, "upscale", str(root / "photos"), "-o", str(output), "--workers", "1"), stderr) as run:
+    arguments = command(root, "upscale", str(root / "photos"), "-o", str(output), "--workers", "1")
+    with command_session(arguments, stderr) as run:
         wait_for(lambda: output.exists() and any(outputs(output)), run, stderr)
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, stderr.read_text()[-3000:]
@@ -116,7 +96,7 @@ def segment_written(root: Path, output: Path):
 
 def test_sigterm_ends_a_video_run_with_the_stop_line_143_and_no_segment_folder(root):
     output, stderr = root / "stopped.mkv", root / "stopped-video.err"
-    with started(video_command(root, output, "--workers", "1"), stderr) as run:
+    with command_session(video_command(root, output, "--workers", "1"), stderr) as run:
         wait_for(segment_written(root, output), run, stderr)
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, stderr.read_text()[-3000:]
@@ -128,13 +108,13 @@ def test_sigterm_ends_a_video_run_with_the_stop_line_143_and_no_segment_folder(r
 
 def test_a_killed_video_run_s_segment_folder_is_removed_by_the_next_run(root):
     output, stderr = root / "killed.mkv", root / "killed.err"
-    with started(video_command(root, output, "--workers", "1"), stderr) as run:
+    with command_session(video_command(root, output, "--workers", "1"), stderr) as run:
         wait_for(segment_written(root, output), run, stderr)
         run.kill()  # the driver alone, as kill -9 does; its workers end with its job
         run.wait()
     [left] = root.glob(f".{output.name}.segments.*")
     assert left.is_dir() and any(left.iterdir())
-    with started(video_command(root, output), stderr) as run:
+    with command_session(video_command(root, output), stderr) as run:
         assert run.wait(timeout=STARTUP_SECONDS) == 0, stderr.read_text()[-3000:]
     lines = stderr.read_text().splitlines()
     assert f"warning: removed {left}, the segment folder of an earlier run that was killed" in lines
@@ -144,7 +124,8 @@ def test_a_killed_video_run_s_segment_folder_is_removed_by_the_next_run(root):
 
 def test_quiet_keeps_ray_s_lines_off_and_a_file_given_twice_is_one_note(root):
     output, stderr, twice = root / "quiet", root / "quiet.err", root / "photos" / "00.png"
-    with started(command(root, "upscale", str(root / "photos"), str(twice), "-o", str(output), "-q"), stderr) as run:
+    arguments = command(root, "upscale", str(root / "photos"), str(twice), "-o", str(output), "-q")
+    with command_session(arguments, stderr) as run:
         assert run.wait(timeout=STARTUP_SECONDS) == 0, stderr.read_text()[-3000:]
     lines = stderr.read_text().splitlines()
     assert lines[0] == f"note: {twice}: given more than once; upscaled once"

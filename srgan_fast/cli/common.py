@@ -5,7 +5,6 @@ A leaf of the cli package: the command modules import it, it imports none of the
 from __future__ import annotations
 
 import argparse
-import sys
 
 from srgan_fast.api import DEFAULT_MEMORY_BUDGET
 from srgan_fast.backends import BackendUnavailable, backend_names

@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -20,9 +19,9 @@ from serve_helpers import TILE, decoded, metric, png_bytes, random_image, refere
 
 import httpx  # noqa: E402
 
-pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'srgan_fast[serve-ray]')")
-pytestmark = pytest.mark.slow  # every test here starts Ray Serve: 15 s on 2 cores before the first
+from conftest import command_session  # noqa: E402
 
+pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'srgan_fast[serve-ray]')")
 pytestmark = pytest.mark.slow  # a serve --ray process: Ray, Serve and a replica start before the first request
 STARTUP_SECONDS = 300  # a local Ray instance, Serve and a replica warming up, on a busy 2-core machine
 
@@ -41,21 +40,11 @@ def server(tiny_weights, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ray_serve_command")
     save_weights(folder / "tiny.safetensors", tiny_weights.tensors, tiny_weights.metadata)
     port, stderr = free_port(), folder / "serve.err"
-    environment = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
-    with open(stderr, "w") as errors:
-        # "local": a Ray instance of its own; its own session, so that its Ray processes end with it below.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "srgan_fast.cli", "serve", "--ray", "local", "--replicas", "1", "--port",
-             str(port), "--model", str(folder / "tiny.safetensors"), "--backend", "native", "--tile", str(TILE)],
-            stderr=errors, env={**environment, "OMP_WAIT_POLICY": "passive"}, start_new_session=True)
-    try:
+    # "local": a Ray instance of its own, ended with the command's session.
+    with command_session([sys.executable, "-m", "srgan_fast.cli", "serve", "--ray", "local", "--replicas", "1",
+                          "--port", str(port), "--model", str(folder / "tiny.safetensors"), "--backend", "native",
+                          "--tile", str(TILE)], stderr) as process:
         yield f"http://127.0.0.1:{port}", process, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def wait_ready(url: str, process, stderr) -> None:
