@@ -40,12 +40,23 @@ def _int8(model, path, **options):
     return Upscaler(model, backend="native", precision="int8", path=path, **options)
 
 
+def assert_vnni_bits(emulated, vnni, image):
+    """The int8 convs sum the same integers on the tile model and on VNNI and share one epilogue. The layers
+    int8 leaves in floating point (head, the first trunk conv, upsamplers, tail) run fp32 on both paths where the
+    CPU lacks AVX512_BF16, and then the images are equal. Where it has it they run bf16, on the AMX-BF16 tile
+    model on one path and the AVX512-BF16 Winograd on the other, which round differently, so the images differ;
+    there each int8 layer is held to the integer definition instead (test_native_int8.py, on every path)."""
+    if vnni.backend.engine.float_precision != "fp32":
+        pytest.skip("int8's float layers run bf16 here (AVX512_BF16), on different kernels on the two paths")
+    assert np.array_equal(emulated(image), vnni(image))
+
+
 def test_the_shipped_model_on_the_tile_model_is_the_vnni_bits():
     """srresnet's 64 -> 64 trunk convs take the tile kernel (rows of 16 pixels and a narrower last block)."""
     image = _photo(11, 21)
     emulated = _int8("srresnet", "amx_emulated")
     assert "amx_emulated" in emulated.describe()
-    assert np.array_equal(emulated(image), _int8("srresnet", "avx512")(image))
+    assert_vnni_bits(emulated, _int8("srresnet", "avx512"), image)
 
 
 @pytest.mark.slow
@@ -58,13 +69,14 @@ def test_tiles_threads_and_batches_keep_the_bits(tmp_path):
         Image.fromarray(_photo(24, 30 + k)).save(folder / f"{k}.png")
     vnni = _int8(weights, "avx512", calibration_images=str(folder))
     image = _photo(19, 37)
-    expected = vnni(image)
+    emulated = _int8(weights, "amx_emulated", calibration_images=str(folder))
+    expected = emulated(image)
     for options in ({"threads": 1}, {"threads": 2}, {"tile": (8, 12)}):
         assert np.array_equal(_int8(weights, "amx_emulated", calibration_images=str(folder), **options)(image),
                               expected), options
     frames = np.stack([image, image[::-1].copy()])
-    emulated = _int8(weights, "amx_emulated", calibration_images=str(folder))
-    assert np.array_equal(emulated.upscale_batch(frames), vnni.upscale_batch(frames))
+    assert np.array_equal(emulated.upscale_batch(frames), np.stack([expected, emulated(frames[1])]))
+    assert_vnni_bits(emulated, vnni, image)
 
 
 def test_the_instructions_give_the_models_bits_where_amx_is_granted():

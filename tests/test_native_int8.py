@@ -61,15 +61,26 @@ def _observe(engine, weights, tiles):
     return out, values, codes
 
 
+def _int8_paths():
+    """auto, and the AMX tile model where its other kernels (VNNI) run."""
+    try:
+        from srgan_fast import _C
+    except ImportError:
+        return ["auto"]
+    emulated = _C.cpu_info()["paths_emulated"]["int8"] if _C.cpu_info()["avx512_vnni"] else []
+    return ["auto"] + emulated
+
+
+@pytest.mark.parametrize("path", _int8_paths())
 @pytest.mark.parametrize("codes", ["u8", "widest"])
 @pytest.mark.parametrize("name", NETWORKS)
-def test_every_int8_layer_matches_the_integer_emulation(name, codes):
+def test_every_int8_layer_matches_the_integer_emulation(name, codes, path):
     weights = random_weights(NETWORKS[name], seed=3)
     ranges = native_int8.measure_ranges(weights, _images(2, 20, 20, seed=1).astype(np.float32) / 255, "minmax")
     table = {"ranges": ranges}
     code_max = 255 if codes == "u8" else native_int8.code_max(weights)
     quant = native_int8.int8_outputs(weights, table, code_max)
-    engine = native_int8.build_engine(weights, "int8", quant, int8_code_max=code_max)
+    engine = native_int8.build_engine(weights, "int8", quant, int8_code_max=code_max, path=path)
     assert engine.int8_code_max == code_max
     _, values, codes = _observe(engine, weights, _images(2, 17, 23, seed=2))  # fresh input, odd sizes
     records = engine_layers(weights)
