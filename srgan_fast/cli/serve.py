@@ -33,9 +33,10 @@ def register(subparsers) -> None:
     serve.add_argument("--batch-wait-ms", type=float, default=5.0,
                        help="how long a batch that is not full waits for windows of other requests (default: 5)")
     serve.add_argument("--drain-seconds", type=argument_type(_drain_seconds), default=30.0, metavar="SECONDS",
-                       help="on SIGTERM, SIGINT or SIGHUP: how long uploads still being read may take to complete; "
-                       "then they are cut (503); admitted requests are answered unless a second signal comes "
-                       "(default: 30)")
+                       help="on SIGTERM, SIGINT or SIGHUP: how long uploads still being read may take to complete "
+                       "and answers being sent to be taken; then they are cut (an upload answered 503); admitted "
+                       "requests are answered, each answer ready later given as long, unless a second signal "
+                       "comes (default: 30)")
     serve.add_argument("--no-express", action="store_true",
                        help="no express lane (a one-thread engine for small requests while big ones run)")
     serve.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",

@@ -3,9 +3,11 @@
 A request is *uploading* while its body is read and *admitted* once the whole body is in; from then on its work
 is bounded (the pixel queue) and it is answered. An upload depends on the client: one that sends half a body and
 then nothing would hold the server open forever, so at the drain deadline every upload still being read is cut
-(``cut_uploads``) and answered 503. A second stop signal cuts everything at once (``cut_all``): the uploads, and
-the admitted requests' windows not yet run (their requests answered 503). ``summary`` says what was cut, for
-the server's stop line.
+(``cut_uploads``) and answered 503. An answer depends on the client too: one that stops reading leaves the
+server's write of a large answer blocked on full socket buffers, so answers not yet taken are cut as well (the
+server does that, ``srgan_fast.serve.server``, and records it here with ``answer_cut``). A second stop signal
+cuts everything at once (``cut_all``): the uploads, the admitted requests' windows not yet run (their requests
+answered 503) and the answers being sent. ``summary`` says what was cut, for the server's stop line.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ class Drain:
         self.jobs: set[Job] = set()
         self.cut: list[Upload] = []
         self.cut_requests = 0
+        self.cut_answers: list[tuple[int, str]] = []  # (bytes of it the server still held, when it was cut)
 
     def begin(self) -> None:
         """The server has stopped accepting: /readyz says so, and new requests on open connections get 503."""
@@ -86,6 +89,10 @@ class Drain:
             job.cancel()
         self.jobs.clear()
 
+    def answer_cut(self, unsent: int, when: str) -> None:
+        """The server closed a connection whose answer its client had not taken, ``unsent`` bytes of it unsent."""
+        self.cut_answers.append((unsent, when))
+
     def summary(self) -> str:
         """What stopping cut, for the stop line; '' when nothing was."""
         parts = []
@@ -95,9 +102,15 @@ class Drain:
             whens = " or ".join(dict.fromkeys(upload.cut.replace("its ", "the ") for upload in cut))
             parts.append(f"cut {len(cut)} upload{'s' if len(cut) > 1 else ''} not complete {whens} "
                          f"(received {sizes})")
+        if self.cut_answers:
+            answers = self.cut_answers
+            sizes = ", ".join(str(unsent) for unsent, _ in answers[:3]) + (", ..." if len(answers) > 3 else "")
+            whens = " or ".join(dict.fromkeys(when.replace("its ", "the ") for _, when in answers))
+            parts.append(f"cut {len(answers)} answer{'s' if len(answers) > 1 else ''} not yet taken by "
+                         f"{'their clients' if len(answers) > 1 else 'its client'} {whens} ({sizes} bytes unsent)")
         if self.cut_requests:
             parts.append(f"cut the work of {self.cut_requests} admitted request"
                          f"{'s' if self.cut_requests > 1 else ''} at a second stop signal")
         elif parts:
-            parts.append("every admitted request was answered")
+            parts.append(f"every {'other ' if self.cut_answers else ''}admitted request was answered")
         return "; ".join(parts)
