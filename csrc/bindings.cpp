@@ -140,6 +140,29 @@ py::array copy_map(const FeatureMapT<T>& f, int channels) {
   return a;
 }
 
+// A StepPlan as plain Python: {"steps": [dict per step], "maps": [dict per map], "buffers": [dict per buffer],
+// "output_shuffle": int}, for tests that hold both engines to one plan and check its lifetimes.
+py::dict plan_dict(const StepPlan& plan) {
+  static const char* kinds[] = {"head", "conv", "conv_int8", "quantize", "tail"};
+  py::list steps, maps, buffers;
+  for (const Step& s : plan.steps)
+    steps.append(py::dict(py::arg("kind") = kinds[int(s.kind)], py::arg("layer") = s.layer,
+                          py::arg("source") = s.source, py::arg("residual") = s.residual, py::arg("outer") = s.outer,
+                          py::arg("output") = s.output));
+  for (const MapInfo& m : plan.maps)
+    maps.append(py::dict(py::arg("level") = m.level, py::arg("channels") = m.channels, py::arg("stored") = m.stored,
+                         py::arg("storage") = storage_name(m.storage), py::arg("coded") = m.coded,
+                         py::arg("band_rows") = m.band_rows, py::arg("buffer") = m.buffer,
+                         py::arg("codes_buffer") = m.codes_buffer, py::arg("group") = m.group,
+                         py::arg("offset") = m.offset, py::arg("group_channels") = m.group_channels));
+  for (const BufferInfo& b : plan.buffers)
+    buffers.append(py::dict(py::arg("level") = b.level, py::arg("channels") = b.channels,
+                            py::arg("storage") = storage_name(b.storage), py::arg("band_rows") = b.band_rows));
+  return py::dict(py::arg("steps") = steps, py::arg("maps") = maps, py::arg("buffers") = buffers,
+                  py::arg("code_storage") = storage_name(plan.code_storage),
+                  py::arg("output_shuffle") = plan.output_shuffle);
+}
+
 // run() that also calls observe(layer, values, codes) after each step with copies of the map it wrote
 // (float32 / uint8 or uint16 arrays, or None): calibration reads the values, tests the codes.
 py::array run_observed(CpuEngine& engine, const py::array& tiles, const py::list& channels,
@@ -210,6 +233,21 @@ PYBIND11_MODULE(_C, m) {
         "The widest activation codes [0, max] the int8 convs of this cpu path sum exactly with in_channels "
         "input channels: 255 (u8) for direct dot products, more for the avx2 integer Winograd.");
 
+  m.def(
+      "cuda_step_plan",
+      [](const py::list& layers, int scale, const std::string& image_skip, const std::string& precision,
+         bool fuse_residual_blocks) {
+        const Precision p = parse_precision(precision);
+        if (p != Precision::fp16 && p != Precision::bf16)
+          throw std::invalid_argument("precision: the CUDA engine runs 'fp16' or 'bf16', got '" + precision + "'");
+        return plan_dict(plan_cuda_steps(network_from_records(layers, scale, image_skip),
+                                         p == Precision::fp16 ? Storage::f16 : Storage::bf16, fuse_residual_blocks));
+      },
+      py::arg("layers"), py::arg("scale"), py::arg("image_skip") = "none", py::arg("precision") = "fp16",
+      py::arg("fuse_residual_blocks") = false,
+      "The CUDA engine's plan for these layer records (steps, maps, buffers; see Engine.plan), made on any "
+      "machine; raises ValueError naming the first layer the CUDA kernels cannot run.");
+
   py::class_<CpuEngine>(m, "Engine", "A network on CPU: run([N, h, w, 3] tiles) -> [N, s*h, s*w, 3].")
       .def(py::init(&make_engine), py::arg("layers"), py::arg("scale"), py::arg("image_skip") = "none",
            py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
@@ -242,6 +280,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("scale", &CpuEngine::scale)
       .def_property_readonly("image_channels", &CpuEngine::image_channels)
       .def_property_readonly("num_layers", &CpuEngine::num_layers)
+      .def_property_readonly("plan", [](const CpuEngine& e) { return plan_dict(e.plan()); },
+                             "The steps this engine runs and the buffers its maps live in (engine/step_plan.h)")
       .def_property_readonly("seam_tiles", &CpuEngine::seam_tiles,
                              "Per layer, the output tile (rows = columns) its kernel computes as one.");
 

@@ -146,13 +146,29 @@ void bind_ops(py::module_& ops) {
       py::arg("height"), py::arg("width"), py::arg("cin"), py::arg("cout"), py::arg("ksize"));
   ops.def(
       "reference_pixel_shuffle_prelu",
-      [](uintptr_t input, uintptr_t alpha, uintptr_t output, int batch, int height, int width, int channels) {
+      [](uintptr_t input, uintptr_t alpha, uintptr_t output, int batch, int height, int width, int channels,
+         int factor) {
         cuda::reference_pixel_shuffle_prelu(pointer<float>(input), pointer<float>(alpha),
-                                            reinterpret_cast<float*>(output), batch, height, width, channels, nullptr);
+                                            reinterpret_cast<float*>(output), batch, height, width, channels, factor,
+                                            nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
       },
       py::arg("input"), py::arg("alpha"), py::arg("output"), py::arg("batch"), py::arg("height"), py::arg("width"),
-      py::arg("channels"));
+      py::arg("channels"), py::arg("factor") = 2);
+  ops.def(
+      "image_store",
+      [](uintptr_t features, uintptr_t image, uintptr_t output, int batch, int height, int width, int scale,
+         int shuffle, const std::string& skip, const std::string& image_kind, const std::string& output_kind) {
+        const cuda::ImageStoreParams p{pointer<float>(features), pointer<void>(image), reinterpret_cast<void*>(output),
+                                       batch, height, width, scale, shuffle, parse_image_skip(skip),
+                                       parse_input_kind(image_kind), parse_output_kind(output_kind)};
+        cuda::image_store(p, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+      },
+      "PixelShuffle(shuffle)(features) + the image upsampled x scale (skip: none | nearest | bilinear), stored as "
+      "output_kind: the CUDA engine's last step after a last conv to a float32 map.",
+      py::arg("features"), py::arg("image"), py::arg("output"), py::arg("batch"), py::arg("height"), py::arg("width"),
+      py::arg("scale"), py::arg("shuffle"), py::arg("skip"), py::arg("image_kind"), py::arg("output_kind"));
   ops.def(
       "reference_input_to_float",
       [](uintptr_t input, const std::string& kind, uintptr_t output, int64_t count) {

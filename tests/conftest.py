@@ -6,12 +6,32 @@ import importlib.util
 import os
 import signal
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 
+def _engine_cuda_devices() -> int | None:
+    """How many GPUs srgan_fast._C's own CUDA runtime sees (0 where its driver is missing), or None where the
+    module was built without CUDA. Asked in a child process: the runtime's start-up must not happen in this
+    one, whose tests fork."""
+    probe = ("from srgan_fast import _C\n"
+             "try:\n    print(_C.cuda_device_count() if hasattr(_C, 'cuda_device_count') else -1)\n"
+             "except RuntimeError:\n    print(0)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        return None
+    count = int(result.stdout.strip() or -1)
+    return None if count < 0 else count
+
+
 def _cuda_available() -> bool:
+    """GPU tests run where the engine's own runtime sees a GPU. Where the module was built without CUDA they run
+    too if torch sees one, and fail (cuda_helpers.cuda_native) rather than skip: that build is the mistake."""
+    devices = _engine_cuda_devices()
+    if devices is not None:
+        return devices > 0
     if importlib.util.find_spec("torch") is None:
         return False
     import torch
@@ -28,8 +48,9 @@ def _native_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
-    cuda_skip = None if _cuda_available() else pytest.mark.skip(reason="no CUDA GPU on this machine")
-    trt_skip = (None if _cuda_available() and importlib.util.find_spec("tensorrt")
+    cuda = _cuda_available()
+    cuda_skip = None if cuda else pytest.mark.skip(reason="no CUDA GPU on this machine")
+    trt_skip = (None if cuda and importlib.util.find_spec("tensorrt")
                 else pytest.mark.skip(reason="TensorRT or a CUDA GPU is missing"))
     native_reason = _native_reason()
     native_skip = pytest.mark.skip(reason=native_reason) if native_reason else None

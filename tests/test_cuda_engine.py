@@ -130,6 +130,47 @@ def test_device_input_gives_the_host_result_without_leaving_the_gpu(dtype):
     np.testing.assert_array_equal(copied.numpy(), expected)
 
 
+# The architectures the step plan runs on CUDA besides srresnet (WEIGHTS): image skips, 3x3 heads, the image
+# store's shuffle, LeakyReLU and ReLU as fixed slopes (tests/test_step_plan.py checks their plans here).
+PLANNED = ["msrresnet", "msrresnet-x2", "srvgg_compact", "srvgg_compact-x2-relu"]
+
+
+def _planned_weights(name):
+    from srgan_fast.weights import random_weights
+    from test_step_plan import NETWORKS
+
+    return random_weights(NETWORKS[name], seed=7)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("name", PLANNED)
+def test_every_planned_architecture_matches_torch_within_twice_its_own_error(name, precision):
+    weights = _planned_weights(name)
+    scale = weights.network.scale
+    tiles = random_tiles((2, 13, 21, 3), np.uint8, seed=3)
+    out = CudaBackend(weights, "cuda", precision).run(tiles)
+    assert out.shape == (2, 13 * scale, 21 * scale, 3)
+    unit = tiles.astype(np.float64) / 255
+    reference = quantize(torch_output(unit, torch.float64, weights), np.uint8)
+    torch_low = quantize(torch_output(unit.astype(np.float32), TORCH_DTYPES[precision], weights), np.uint8)
+    assert_at_most_twice_torch_error(out.astype(np.float64) / 255, torch_low, reference, f"{name} {precision}")
+
+
+@pytest.mark.parametrize("name", PLANNED)
+def test_every_planned_architecture_tiles_to_the_untiled_bits_and_fuses_to_the_two_kernel_bits(name):
+    from srgan_fast import Upscaler
+
+    weights = _planned_weights(name)
+    image = random_tiles((1, 45, 38, 3), np.uint8, seed=4)[0]
+    whole = Upscaler(weights, backend="cuda", precision="fp16", tile=1000)
+    tiled = Upscaler(weights, backend="cuda", precision="fp16", tile=(24, 20))
+    assert tiled.plan(image.shape[:2]).num_windows > 1
+    np.testing.assert_array_equal(tiled(image), whole(image))
+    tiles = random_tiles((2, 13, 18, 3), np.float32, seed=12)
+    fused = CudaBackend(weights, "cuda", "fp16", fuse_blocks=True).run(tiles)
+    np.testing.assert_array_equal(fused, CudaBackend(weights, "cuda", "fp16").run(tiles))
+
+
 def test_reference_network_matches_float64_torch():
     engine = CudaBackend(WEIGHTS, "cuda", "fp16")._engine
     tiles = random_tiles((2, 9, 14, 3), np.float32, seed=6)

@@ -234,6 +234,33 @@ def test_reference_pixel_shuffle_prelu_is_exact():
     assert torch.equal(out, expected)
 
 
+@pytest.mark.parametrize("shuffle, skip, kind", [(1, "bilinear", "uint8"), (4, "nearest", "uint8"),
+                                                 (2, "none", "float32")])
+def test_image_store_is_the_shuffle_the_skip_and_the_output_rule(shuffle, skip, kind):
+    """MSRResNet's last conv at the output's resolution + the bilinear input; SRVGGNetCompact's shuffle by 4 +
+    the nearest input; a shuffle alone: against torch's pixel_shuffle and F.interpolate."""
+    from srgan_fast.reference.ops import image_skip
+
+    ops = cuda_native().cuda_ops
+    n, h, w, scale = 2, 5, 7, 4
+    features = torch.randn(n, scale * h // shuffle, scale * w // shuffle, 3 * shuffle * shuffle, device="cuda") / 4
+    image = torch.rand(n, h, w, 3, device="cuda")
+    dtype = {"uint8": torch.uint8, "float32": torch.float32}[kind]
+    full = {"uint8": 255, "float32": 1}[kind]
+    stored = (image * full).round().to(dtype) if kind != "float32" else image
+    out = torch.empty(n, scale * h, scale * w, 3, device="cuda", dtype=dtype)
+    call(ops.image_store, features=features, image=stored, output=out, batch=n, height=h, width=w, scale=scale,
+         shuffle=shuffle, skip=skip, image_kind=kind, output_kind=kind)
+    unit = stored.double() / full
+    expected = torch.nn.functional.pixel_shuffle(features.double().permute(0, 3, 1, 2), shuffle)
+    if skip != "none":
+        expected = expected + image_skip(unit.permute(0, 3, 1, 2), scale, skip)
+    expected = expected.clamp(0, 1).permute(0, 2, 3, 1)
+    if kind != "float32":
+        expected = (expected * full).round()
+    assert (out.double() - expected).abs().max() <= (1 if kind != "float32" else 1e-6)
+
+
 def test_reference_image_conversions_match_torch_backend_rules():
     ops = cuda_native().cuda_ops
     image = torch.randint(0, 256, (1000,), device="cuda").to(torch.uint8)

@@ -41,21 +41,6 @@ int checked_threads(int threads) {
   return threads == 0 ? default_threads() : threads;
 }
 
-// A k x k kernel (k odd, k <= 9) centred in a 9 x 9 one: the head kernel is 9 x 9, and the zero taps add
-// exact zeros, so a 3 x 3 first conv (3 input channels: a few percent of a network's work) runs on it.
-std::vector<float> padded_to_9x9(const std::vector<float>& weight, int cout, int cin, int k) {
-  if (k == 9) return weight;
-  std::vector<float> padded(size_t(cout) * cin * 81, 0.f);
-  const int offset = (9 - k) / 2;
-  for (int o = 0; o < cout; ++o)
-    for (int i = 0; i < cin; ++i)
-      for (int y = 0; y < k; ++y)
-        for (int x = 0; x < k; ++x)
-          padded[((size_t(o) * cin + i) * 9 + y + offset) * 9 + x + offset] =
-              weight[((size_t(o) * cin + i) * k + y) * k + x];
-  return padded;
-}
-
 // The slopes of the activation applied before a pixel shuffle by `shuffle` that equal those applied after it
 // (an elementwise activation commutes with the shuffle); no activation is a slope of 1.
 std::vector<float> slopes_before_shuffle(const LayerSpec& l, int shuffle) {
@@ -98,10 +83,10 @@ CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
                                   "codes in [0, 255] to [0, " + std::to_string(limit) + "] exactly, got " +
                                   std::to_string(options.int8_code_max));
     code_max_ = options.int8_code_max;
+    plan_.code_storage = code_max_ > 255 ? Storage::u16 : Storage::u8;
   }
-  plan_concatenations(network);
   plan_storage(network, options);
-  plan_buffers();
+  plan_.place_and_assign(network, "native", /*residual_in_place=*/true);
 }
 
 void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOptions& options) {
@@ -120,14 +105,15 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
   if (l.upsample > 1 && (l.source < 0 || l.kernel != 3))
     refuse("only 3x3 convs inside the network read their input upsampled");
   Step step;
-  step.source = l.source, step.residual = l.residual, step.outer = l.outer_residual, step.output = index;
+  step.layer = index, step.source = l.source, step.residual = l.residual, step.outer = l.outer_residual;
+  step.output = index;
   MapInfo map;
   map.level = l.result_level();
   if (l.source < 0) {
     if (l.in_channels != network.image_channels || l.kernel > 9 || l.shuffle != 1 || l.residual >= 0 || last)
       refuse("a layer reading the image must be a conv from its " + std::to_string(network.image_channels) +
              " channels, kernel <= 9, without pixel shuffle or residual, followed by other layers");
-    t.weight = padded_to_9x9(l.weight, l.out_channels, l.in_channels, l.kernel), t.k = 9;
+    t.weight = centred_in_9x9(l.weight, l.out_channels, l.in_channels, l.kernel), t.k = 9;
     t.alpha = slopes_before_shuffle(l, 1);
     heads_.emplace_back(std::move(t));
     step.kind = StepKind::head, step.op = int(heads_.size()) - 1;
@@ -163,29 +149,28 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
     if (precision_ == Precision::int8 && !last && options.int8_outputs[l.source].scale > 0.f) {
       int8_convs_.emplace_back(t, epilogue, options.int8_outputs[l.source], kernels_->int8_weight_max,
                                kernels_->int8_winograd);
-      step.kind = StepKind::conv3x3_int8, step.op = int(int8_convs_.size()) - 1;
+      step.kind = StepKind::conv_int8, step.op = int(int8_convs_.size()) - 1;
       out_channels = int8_convs_.back().out_channels();
     } else {
       convs_.emplace_back(std::move(t), epilogue, bf16,
                           ConvFusion{l.upsample, l.residual_scale, l.outer_residual_scale});
-      step.kind = StepKind::conv3x3, step.op = int(convs_.size()) - 1;
+      step.kind = StepKind::conv, step.op = int(convs_.size()) - 1;
       out_channels = convs_.back().out_channels();
     }
     map.channels = epilogue == Epilogue::bias_shuffle_prelu ? out_channels / 4 : out_channels;
-    if (last) map.level = l.level, output_shuffle_ = l.shuffle;
+    if (last) map.level = l.level, plan_.output_shuffle = l.shuffle;
   } else {
     refuse("the CPU ops run 3x3 convs anywhere and 9x9 convs only from the image or to RGB at the end, got a " +
            std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + " conv");
   }
-  steps_.push_back(step);
-  maps_.push_back(map);
+  plan_.steps.push_back(step);
+  plan_.maps.push_back(map);
 }
 
 size_t CpuEngine::buffer_floats(const BufferInfo& b, int n, int h, int w) const {
   const size_t values = b.band_rows > 0 ? feature_map_floats(1, b.band_rows, b.level * w, b.channels)
                                         : feature_map_floats(n, b.level * h, b.level * w, b.channels);
-  if (b.storage == Storage::f32) return values;
-  return b.storage == Storage::u8 ? (values + 3) / 4 : (values + 1) / 2;  // bf16, u16: two per float
+  return (values * storage_bytes(b.storage) + sizeof(float) - 1) / sizeof(float);
 }
 
 size_t CpuEngine::scratch_floats_per_thread(int w) const {
@@ -201,36 +186,36 @@ size_t CpuEngine::scratch_floats_per_thread(int w) const {
 
 size_t CpuEngine::workspace_bytes(int n, int h, int w) const {
   size_t floats = size_t(threads_) * scratch_floats_per_thread(w);
-  for (const BufferInfo& b : buffer_infos_) floats += buffer_floats(b, n, h, w);
+  for (const BufferInfo& b : plan_.buffers) floats += buffer_floats(b, n, h, w);
   return floats * sizeof(float);
 }
 
 void CpuEngine::prepare(int n, int h, int w) {
   // Same tile size and no more images than before: the layout and its zero halos are still valid.
   if (h == h_ && w == w_ && n <= capacity_n_) return;
-  for (size_t b = 0; b < buffers_.size(); ++b) buffers_[b]->reset_zero(buffer_floats(buffer_infos_[b], n, h, w));
+  while (buffers_.size() < plan_.buffers.size()) buffers_.push_back(std::make_unique<AlignedBuffer>());
+  for (size_t b = 0; b < buffers_.size(); ++b) buffers_[b]->reset_zero(buffer_floats(plan_.buffers[b], n, h, w));
   scratch_.reset_zero(size_t(threads_) * scratch_floats_per_thread(w));
   capacity_n_ = n, h_ = h, w_ = w;
 }
 
 FeatureMap CpuEngine::map_view(int map, int n, int h, int w) const {
-  const MapInfo& m = maps_[map];
-  const int stride = m.group >= 0 ? maps_[m.group].group_channels : m.channels;
-  FeatureMap f = make_feature_map(buffers_[m.buffer]->data(), n, m.level * h, m.level * w, stride);
+  const MapInfo& m = plan_.maps[map];
+  FeatureMap f = make_feature_map(buffers_[m.buffer]->data(), n, m.level * h, m.level * w, plan_.stride(map));
   f.data += m.offset;
   return f;
 }
 
 FeatureMapBf16 CpuEngine::map_view_bf16(int map, int n, int h, int w) const {
-  const MapInfo& m = maps_[map];
+  const MapInfo& m = plan_.maps[map];
   return make_feature_map(reinterpret_cast<uint16_t*>(buffers_[m.buffer]->data()), n, m.level * h, m.level * w,
                           m.channels);
 }
 
 void CpuEngine::codes_views(int map, int n, int h, int w, FeatureMapU8& u8, FeatureMapU16& u16) const {
-  const MapInfo& m = maps_[map];
+  const MapInfo& m = plan_.maps[map];
   float* data = buffers_[m.codes_buffer]->data();
-  if (code_storage() == Storage::u16)
+  if (plan_.code_storage == Storage::u16)
     u16 = make_feature_map(reinterpret_cast<uint16_t*>(data), n, m.level * h, m.level * w, m.channels);
   else
     u8 = make_feature_map(reinterpret_cast<uint8_t*>(data), n, m.level * h, m.level * w, m.channels);

@@ -16,6 +16,7 @@
 
 #include "engine/engine_options.h"
 #include "engine/network_spec.h"
+#include "engine/step_plan.h"
 #include "ops/cpu/dispatch.h"
 #include "ops/ops.h"
 
@@ -49,50 +50,22 @@ class CpuEngine {
   int threads() const { return threads_; }
   int scale() const { return scale_; }
   int image_channels() const { return image_channels_; }
-  int num_layers() const { return int(maps_.size()); }
+  int num_layers() const { return int(plan_.maps.size()); }
+  const StepPlan& plan() const { return plan_; }
   // Per network layer, the rows and columns of the output tile its kernel computes as one (Winograd's M; 1
   // for direct convolutions and for the int8 Winograd, whose integers equal the direct sums). A tile's bits
   // depend on its whole input patch, so the tiler aligns windows to these tiles (tiler/seams.py).
   std::vector<int> seam_tiles() const;
 
  private:
-  enum class StepKind { head, conv3x3, conv3x3_int8, quantize, tail };
-  struct Step {
-    StepKind kind;
-    int op = -1;             // index into heads_, convs_, int8_convs_ or tails_
-    int source = -1;         // map index it reads (-1: the image); quantize: the map it encodes
-    int residual = -1;       // bias_add_skip: map index of the skip
-    int outer = -1;          // bias_add_skip: map index of the outer skip (ESRGAN's residual-in-residual), or -1
-    int output = -1;         // map index it writes (-1: the tail, which writes the image)
-  };
-  enum class Storage { f32, bf16, u8, u16 };
   // Bands (run_banded) of the last upsampler's input rows: each computes kBandAbove rows before it and
   // kBandBelow after it too, which the tail's 9x9 reads (4 and 5 rows of the output, 2 and 3 of the input). A
   // band starts on a multiple of kBandAlign, as do the rows above it: the conv's 4-row Winograd tiles and the
   // tail's 3-row ones then fall where they fall in a whole map, so banding changes no bit.
   static constexpr int kBandAlign = 12, kBandAbove = 4, kBandBelow = 3;
-  struct MapInfo {           // one layer's output feature map
-    int level = 1, channels = 0;  // resolution multiple and channel stride (padded)
-    bool stored = true;      // has float storage (f32, or bf16 bits: the tail's input at bf16)
-    bool bf16 = false;
-    bool coded = false;      // has codes (read by an int8 conv): u8, or u16 where code_max_ > 255
-    bool banded = false;     // the last upsampler's output: held one band at a time (run_banded)
-    QuantCodes quant;
-    int buffer = -1, codes_buffer = -1;
-    // A dense connection's input: channels [offset, offset + channels) of the buffer of map `group` (its
-    // first member), whose channel stride is that map's group_channels; -1: a buffer of its own.
-    int group = -1, offset = 0, group_channels = 0;
-  };
-  struct BufferInfo {
-    int level = 1, channels = 0;
-    Storage storage = Storage::f32;
-    int band_rows = 0;  // >0: holds this many rows of one image (a band), not whole maps
-  };
 
   void add_layer(const NetworkSpec& network, int index, const EngineOptions& options);
-  void plan_concatenations(const NetworkSpec& network);
   void plan_storage(const NetworkSpec& network, const EngineOptions& options);
-  void plan_buffers();
   void prepare(int n, int h, int w);
   size_t buffer_floats(const BufferInfo& b, int n, int h, int w) const;
   size_t scratch_floats_per_thread(int w) const;
@@ -101,7 +74,6 @@ class CpuEngine {
   // The codes of `map` in the one of the two views its storage uses (u16 where code_max_ > 255); the other
   // is left empty, as the kernels' params expect.
   void codes_views(int map, int n, int h, int w, FeatureMapU8& u8, FeatureMapU16& u16) const;
-  Storage code_storage() const { return code_max_ > 255 ? Storage::u16 : Storage::u8; }
   void run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
                 const ExecContext& ctx);
   void run_banded(const Step& upsampler, const Step& tail, DType dtype, int n, int h, int w, void* out,
@@ -118,14 +90,12 @@ class CpuEngine {
   ImageSkip image_skip_;
   int code_max_ = 0;  // int8: codes span [0, code_max_]
   int band_rows_ = 0;  // the banded map's band, in its producer's input rows (0: no banded map)
-  int output_shuffle_ = 0;  // >0: the last layer writes a map that image_output stores with this shuffle
   std::vector<HeadOp> heads_;
   std::vector<Conv3x3Op> convs_;
   std::vector<Conv3x3Int8Op> int8_convs_;
   std::vector<TailOp> tails_;
-  std::vector<Step> steps_;
-  std::vector<MapInfo> maps_;
-  std::vector<BufferInfo> buffer_infos_;
+  StepPlan plan_;
+  std::vector<QuantCodes> quant_;  // per map: its codes' scale and zero point (int8, coded maps)
   // Geometry the buffers are laid out for: capacity in images, and the tile size.
   int capacity_n_ = 0, h_ = 0, w_ = 0;
   std::vector<std::unique_ptr<AlignedBuffer>> buffers_;

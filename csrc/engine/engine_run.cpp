@@ -36,9 +36,9 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
     case StepKind::head:
       heads_[step.op].run(kernels_, images, dtype, n, h, w, map_view(step.output, n, h, w), FeatureMap{}, ctx);
       break;
-    case StepKind::conv3x3: {
+    case StepKind::conv: {
       const FeatureMap in = map_view(step.source, n, h, w);
-      if (maps_[step.output].bf16) {
+      if (plan_.maps[step.output].storage == Storage::bf16) {
         convs_[step.op].run(kernels_, float_precision_, in, FeatureMap{}, FeatureMap{}, ctx,
                             map_view_bf16(step.output, n, h, w));
       } else {
@@ -48,17 +48,17 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
       }
       break;
     }
-    case StepKind::conv3x3_int8: {
-      const MapInfo& m = maps_[step.output];
+    case StepKind::conv_int8: {
+      const MapInfo& m = plan_.maps[step.output];
       Conv3x3Int8Params p;
       codes_views(step.source, n, h, w, p.in, p.in_u16);
       if (step.residual >= 0) p.skip = map_view(step.residual, n, h, w);
-      if (m.stored && m.bf16) p.out_bf16 = map_view_bf16(step.output, n, h, w);
+      if (m.stored && m.storage == Storage::bf16) p.out_bf16 = map_view_bf16(step.output, n, h, w);
       else if (m.stored) p.out = map_view(step.output, n, h, w);
       if (m.coded) {
-        p.out_quant = m.quant;
+        p.out_quant = quant_[step.output];
         codes_views(step.output, n, h, w, p.out_u8, p.out_u16);
-        fill_halo(p.out_u8, m.quant.zero_point), fill_halo(p.out_u16, m.quant.zero_point);
+        fill_halo(p.out_u8, p.out_quant.zero_point), fill_halo(p.out_u16, p.out_quant.zero_point);
       }
       int8_convs_[step.op].run(kernels_, p, ctx);
       break;
@@ -66,14 +66,14 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
     case StepKind::quantize: {
       QuantizeParams p;
       p.in = map_view(step.source, n, h, w);
-      p.quant = maps_[step.source].quant;
+      p.quant = quant_[step.source];
       codes_views(step.source, n, h, w, p.out_u8, p.out_u16);
       fill_halo(p.out_u8, p.quant.zero_point), fill_halo(p.out_u16, p.quant.zero_point);
       kernels_->quantize_codes(p, ctx);
       break;
     }
     case StepKind::tail:
-      if (maps_[step.source].bf16)
+      if (plan_.maps[step.source].storage == Storage::bf16)
         tails_[step.op].run(kernels_, Precision::bf16, FeatureMap{}, map_view_bf16(step.source, n, h, w), out,
                             dtype, ctx);
       else
@@ -100,9 +100,9 @@ size_t dtype_bytes(DType t) { return t == DType::u8 ? 1 : t == DType::u16 ? 2 : 
 
 void CpuEngine::run_banded(const Step& upsampler, const Step& tail, DType dtype, int n, int h, int w, void* out,
                            const ExecContext& ctx) {
-  const MapInfo& map = maps_[upsampler.output];
-  const int in_rows = maps_[upsampler.source].level * h, out_rows = map.level * h, out_w = map.level * w;
-  const BufferInfo& info = buffer_infos_[map.buffer];
+  const MapInfo& map = plan_.maps[upsampler.output];
+  const int in_rows = plan_.maps[upsampler.source].level * h, out_rows = map.level * h, out_w = map.level * w;
+  const BufferInfo& info = plan_.buffers[map.buffer];
   float* storage = buffers_[map.buffer]->data();
   const FeatureMap input = map_view(upsampler.source, n, h, w);
   const size_t out_row_bytes = size_t(out_w) * 3 * dtype_bytes(dtype);
@@ -128,7 +128,7 @@ void CpuEngine::run_banded(const Step& upsampler, const Step& tail, DType dtype,
         if constexpr (bf16) tails_[tail.op].run(kernels_, Precision::bf16, {}, rows, image_out, dtype, ctx);
         else tails_[tail.op].run(kernels_, Precision::fp32, rows, {}, image_out, dtype, ctx);
       };
-      if (map.bf16)
+      if (map.storage == Storage::bf16)
         run_band(make_feature_map(reinterpret_cast<uint16_t*>(storage), 1, info.band_rows, out_w, map.channels));
       else
         run_band(make_feature_map(storage, 1, info.band_rows, out_w, map.channels));
@@ -151,30 +151,32 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
     step_seconds->emplace_back(layer, std::chrono::duration<double>(now - started).count());
     started = now;
   };
-  for (size_t k = 0; k < steps_.size(); ++k) {
-    const Step& step = steps_[k];
-    if (step.output >= 0 && maps_[step.output].banded) {  // the last upsampler, then the tail: the end
-      run_banded(step, steps_[k + 1], dtype, n, h, w, out, ctx);
-      timed(int(maps_.size()) - 1);
+  const std::vector<Step>& steps = plan_.steps;
+  const int last_layer = int(plan_.maps.size()) - 1;
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const Step& step = steps[k];
+    if (step.output >= 0 && plan_.maps[step.output].band_rows > 0) {  // the last upsampler, then the tail: the end
+      run_banded(step, steps[k + 1], dtype, n, h, w, out, ctx);
+      timed(last_layer);
       break;
     }
     run_step(step, images, dtype, n, h, w, out, ctx);
     const int written = step.kind == StepKind::quantize ? step.source : step.output;
-    timed(written < 0 ? int(maps_.size()) - 1 : written);
+    timed(written < 0 ? last_layer : written);
     if (!observer || written < 0) continue;
-    const MapInfo& m = maps_[written];
-    const bool values = m.stored && !m.bf16 && step.kind != StepKind::quantize;
-    const bool codes = m.coded && (step.kind == StepKind::quantize || step.kind == StepKind::conv3x3_int8);
+    const MapInfo& m = plan_.maps[written];
+    const bool values = m.stored && m.storage == Storage::f32 && step.kind != StepKind::quantize;
+    const bool codes = m.coded && (step.kind == StepKind::quantize || step.kind == StepKind::conv_int8);
     const FeatureMap f = values ? map_view(written, n, h, w) : FeatureMap{};
     FeatureMapU8 q;
     FeatureMapU16 q16;
     if (codes) codes_views(written, n, h, w, q, q16);
     if (values || codes) observer(written, values ? &f : nullptr, q.data ? &q : nullptr, q16.data ? &q16 : nullptr);
   }
-  if (output_shuffle_ > 0) {
+  if (plan_.output_shuffle > 0) {
     ImageOutputParams p;
-    p.in = map_view(int(maps_.size()) - 1, n, h, w);
-    p.shuffle = output_shuffle_, p.image = images, p.skip = image_skip_;
+    p.in = map_view(last_layer, n, h, w);
+    p.shuffle = plan_.output_shuffle, p.image = images, p.skip = image_skip_;
     p.n = n, p.h = h, p.w = w, p.scale = scale_, p.out = out, p.dtype = dtype;
     cpu::image_output(p, ctx);
     timed(-1);

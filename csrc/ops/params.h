@@ -71,8 +71,6 @@ struct TailParams {
   DType dtype = DType::f32;
 };
 
-enum class ImageSkip { none, nearest, bilinear };  // the input upsampled and added to the network's output
-
 // The network's last step when it ends in a feature map rather than the tail: PixelShuffle(shuffle) of `in`,
 // plus the input image upsampled ×scale (``skip``), clamped to [0, 1], scaled, rounded, stored in `dtype`.
 struct ImageOutputParams {

@@ -1,4 +1,4 @@
-// The arithmetic precision of an engine, one vocabulary for the CPU and CUDA engines and their bindings.
+// One vocabulary for the CPU and CUDA engines and their bindings: the arithmetic precision, the image skip.
 #pragma once
 
 #include <stdexcept>
@@ -17,6 +17,8 @@ inline Precision parse_precision(const std::string& name) {
   if (name == "int8") return Precision::int8;
   throw std::invalid_argument("unknown precision '" + name + "': expected 'fp32', 'fp16', 'bf16' or 'int8'");
 }
+
+enum class ImageSkip { none, nearest, bilinear };  // the input upsampled and added to the network's output
 
 inline const char* precision_name(Precision p) {
   switch (p) {

@@ -30,40 +30,31 @@ uint16_t to_storage_bits(float value, Precision precision) {
   return bits;
 }
 
-ConvLayer make_layer(const LayerSpec& spec, Precision precision, bool subpixel_major = false) {
+// The head's kernel is packed centred in a 9x9 one (the kernels read a raw image only there); the upsamplers'
+// rows sub-pixel-major (kStorageShuffle2); a conv to the image or to the image store's map pads its few output
+// channels to one n8 tile (9x9) or one 16-wide block (3x3).
+ConvLayer make_layer(const LayerSpec& spec, const Step& step, bool subpixel_major, Precision precision) {
   ConvLayer layer;
   layer.name = spec.name;
   layer.cin = spec.in_channels;
   layer.cout = spec.out_channels;
-  layer.ksize = spec.kernel;
+  layer.level = spec.level;
+  layer.source = spec.source, layer.residual = spec.residual, layer.shuffle = spec.shuffle;
+  layer.reference_ksize = spec.kernel;
+  const bool head = step.kind == StepKind::head;
+  layer.ksize = head ? 9 : spec.kernel;
   layer.cin_padded = round_up(layer.cin, 16);
-  // The tail's 3 outputs use one n8 tile; everything else is a multiple of 16 already (channels % 16 == 0).
   layer.cout_padded = round_up(layer.cout, layer.ksize == 9 && layer.cout < 8 ? 8 : 16);
-  const auto packed = pack_conv_weights(spec.weight.data(), layer.cout, layer.cin, layer.ksize, layer.cin_padded,
+  const std::vector<float> weights = head ? centred_in_9x9(spec.weight, spec.out_channels, spec.in_channels,
+                                                           spec.kernel)
+                                          : spec.weight;
+  const auto packed = pack_conv_weights(weights.data(), layer.cout, layer.cin, layer.ksize, layer.cin_padded,
                                         layer.cout_padded, precision, subpixel_major);
   layer.packed = upload_to_device(packed.data(), packed.size() * sizeof(uint16_t));
   layer.bias = upload_to_device(spec.bias.data(), spec.bias.size() * sizeof(float));
   layer.reference = upload_to_device(spec.weight.data(), spec.weight.size() * sizeof(float));
   if (!spec.slopes.empty()) layer.alpha = upload_to_device(spec.slopes.data(), spec.slopes.size() * sizeof(float));
   return layer;
-}
-
-// Checks that layer `index` is a conv of this form, else says what the CUDA schedule expected there.
-void expect_layer(const NetworkSpec& network, int index, const char* role, int kernel, int cin, int cout,
-                  int source, int shuffle, bool slopes, int residual) {
-  const auto refuse = [&](const std::string& what) {
-    throw std::invalid_argument("the CUDA kernels run the SRResNet layout only: expected the " + std::string(role) +
-                                " at layer " + std::to_string(index) + what);
-  };
-  if (index >= int(network.layers.size())) refuse(", but the network has only " +
-                                                  std::to_string(network.layers.size()) + " layers");
-  const LayerSpec& l = network.layers[index];
-  if (l.kernel != kernel || l.in_channels != cin || l.out_channels != cout || l.source != source ||
-      l.shuffle != shuffle || l.slopes.empty() == slopes || l.residual != residual)
-    refuse(" ('" + l.name + "'): a " + std::to_string(kernel) + "x" + std::to_string(kernel) + " conv " +
-           std::to_string(cin) + " -> " + std::to_string(cout) + (shuffle > 1 ? " + PixelShuffle(2)" : "") +
-           (slopes ? " + PReLU" : "") + (residual >= 0 ? " + layer " + std::to_string(residual) : "") +
-           " reading layer " + std::to_string(source));
 }
 
 }  // namespace
@@ -90,41 +81,16 @@ std::vector<uint16_t> pack_conv_weights(const float* weights, int cout, int cin,
   return packed;
 }
 
-GeneratorLayers::GeneratorLayers(const NetworkSpec& network, Precision precision) {
-  const auto& layers = network.layers;
-  const int c = channels = layers.front().out_channels;
-  if (c <= 0 || c % 16 != 0)
-    throw std::invalid_argument("the CUDA kernels need a channel count that is a multiple of 16, got " +
-                                std::to_string(c));
-  // head, 2 per block, trunk, log2(scale) upsamplers, tail
-  scale = network.scale;
-  const int stages = scale == 2 ? 1 : scale == 4 ? 2 : scale == 8 ? 3 : 0;
-  num_blocks = (int(layers.size()) - 3 - stages) / 2;
-  if (stages == 0 || network.image_skip != ImageSkip::none || num_blocks < 0 ||
-      int(layers.size()) != 2 * num_blocks + 3 + stages)
-    throw std::invalid_argument("the CUDA kernels run the SRResNet layout only (x2, x4 or x8, no image skip, head + "
-                                "residual blocks + trunk + one x2 upsampler per doubling + tail), got " +
-                                std::to_string(layers.size()) + " layers at x" + std::to_string(network.scale));
-  expect_layer(network, 0, "head", 9, 3, c, -1, 1, true, -1);
-  head = make_layer(layers[0], precision);
-  int previous = 0;
-  for (int i = 0; i < num_blocks; ++i) {
-    const int first = 1 + 2 * i;
-    expect_layer(network, first, "first conv of a residual block", 3, c, c, previous, 1, true, -1);
-    expect_layer(network, first + 1, "second conv of a residual block", 3, c, c, first, 1, false, previous);
-    blocks.push_back(make_layer(layers[first], precision));
-    blocks.push_back(make_layer(layers[first + 1], precision));
-    previous = first + 1;
+CudaNetwork::CudaNetwork(const NetworkSpec& network, Precision precision, bool fuse_residual_blocks)
+    : plan(plan_cuda_steps(network, precision == Precision::fp16 ? Storage::f16 : Storage::bf16,
+                           fuse_residual_blocks)),
+      scale(network.scale),
+      image_skip(network.image_skip) {
+  for (const Step& step : plan.steps) {  // one per layer, in order
+    const LayerSpec& spec = network.layers[step.layer];
+    const bool shuffled_store = step.output >= 0 && spec.shuffle == 2 && plan.maps[step.output].storage != Storage::f32;
+    layers.push_back(make_layer(spec, step, shuffled_store, precision));
   }
-  const int trunk_index = 1 + 2 * num_blocks;
-  expect_layer(network, trunk_index, "trunk conv", 3, c, c, previous, 1, false, 0);
-  trunk = make_layer(layers[trunk_index], precision);
-  for (int j = 0; j < stages; ++j) {
-    expect_layer(network, trunk_index + 1 + j, "upsampler", 3, c, 4 * c, trunk_index + j, 2, true, -1);
-    upsample.push_back(make_layer(layers[trunk_index + 1 + j], precision, /*subpixel_major=*/true));
-  }
-  expect_layer(network, trunk_index + 1 + stages, "tail", 9, c, 3, trunk_index + stages, 1, false, -1);
-  tail = make_layer(layers[trunk_index + 1 + stages], precision);
 }
 
 }  // namespace srgan_fast::cuda

@@ -7,6 +7,7 @@
 
 #include "device_memory.h"
 #include "engine/network_spec.h"
+#include "engine/step_plan.h"
 #include "ops/cuda/conv_params.h"
 
 namespace srgan_fast::cuda {
@@ -26,32 +27,26 @@ DeviceBuffer upload_to_device(const void* data, size_t bytes);
 struct ConvLayer {
   std::string name;  // the description's layer name
   int cin = 0, cout = 0, ksize = 0, cin_padded = 0, cout_padded = 0;
-  DeviceBuffer packed;     // fast path, see pack_conv_weights
-  DeviceBuffer bias;       // [cout] float32
-  DeviceBuffer alpha;      // PReLU slopes float32 ([cout], or [cout/4] after a shuffle); empty: no PReLU
-  DeviceBuffer reference;  // torch layout float32, for the reference kernels
+  int level = 1;            // the conv's resolution, in multiples of the input's
+  int source = -1, residual = -1, shuffle = 1;  // the description's wiring (the reference walks it)
+  int reference_ksize = 0;  // the description's kernel (a 3x3 head is packed centred in a 9x9 one)
+  DeviceBuffer packed;      // fast path, see pack_conv_weights
+  DeviceBuffer bias;        // [cout] float32
+  DeviceBuffer alpha;       // activation slopes float32 ([cout / shuffle^2]); empty: none
+  DeviceBuffer reference;   // torch layout float32 [cout][cin][reference_ksize]^2, for the reference kernels
 
   const float* alpha_or_null() const { return alpha.bytes() ? alpha.as<float>() : nullptr; }
 };
 
-// A description's layers in the form the CUDA kernels' schedule runs (the SRResNet layout):
-//   head      3 -> C, 9x9, PReLU, from the image
-//   blocks    pairs: conv1 3x3 + PReLU, conv2 3x3 + the pair's input
-//   trunk     3x3 + the head's output
-//   upsample  log2(scale) (1 to 3) stages of 3x3 C -> 4C + PixelShuffle(2) + PReLU
-//   tail      C -> 3, 9x9, to the image, no image skip
-// Other layouts are refused (std::invalid_argument naming the first layer that does not fit); C must be a
-// multiple of 16.
-struct GeneratorLayers {
-  int num_blocks = 0, channels = 0, scale = 0;
-  ConvLayer head;
-  std::vector<ConvLayer> blocks;  // 2 per residual block
-  ConvLayer trunk;
-  std::vector<ConvLayer> upsample;  // stage j runs at 2^j x the input's resolution
-  ConvLayer tail;
+// A description on one GPU: the shared step plan (engine/step_plan.h) and each layer's weights, uploaded to
+// the current device. Throws std::invalid_argument naming the first layer the CUDA kernels cannot run.
+struct CudaNetwork {
+  StepPlan plan;
+  std::vector<ConvLayer> layers;  // one per description layer
+  int scale = 0;
+  ImageSkip image_skip = ImageSkip::none;
 
-  // Uploads to the current device.
-  GeneratorLayers(const NetworkSpec& network, Precision precision);
+  CudaNetwork(const NetworkSpec& network, Precision precision, bool fuse_residual_blocks);
 };
 
 }  // namespace srgan_fast::cuda

@@ -56,6 +56,32 @@ ConvParams conv_params(const ConvLayer& layer, const void* input, InputKind in_k
   return p;
 }
 
+// Steps k, k+1 that form a residual block the fused kernel runs: conv + activation reading X, then conv + X
+// reading only that, same channel count in and out, the block's output in another buffer than X (the fused
+// kernel reads X's neighbours while writing), and nothing else reading the first conv's map.
+std::vector<bool> find_fused_blocks(const CudaNetwork& net, bool enabled) {
+  const std::vector<Step>& steps = net.plan.steps;
+  std::vector<bool> fused(steps.size(), false);
+  if (!enabled) return fused;
+  std::vector<int> readers(net.plan.maps.size(), 0);
+  for (const Step& s : steps)
+    for (int m : {s.source, s.residual})
+      if (m >= 0) ++readers[m];
+  for (size_t k = 0; k + 1 < steps.size(); ++k) {
+    if (k > 0 && fused[k - 1]) continue;  // step k is the second conv of a fused block
+    const Step &first = steps[k], &second = steps[k + 1];
+    const ConvLayer &a = net.layers[first.layer], &b = net.layers[second.layer];
+    const int c = a.cout;
+    fused[k] = first.kind == StepKind::conv && second.kind == StepKind::conv && first.source >= 0 &&
+               first.residual < 0 && second.source == first.output && second.residual == first.source &&
+               readers[first.output] == 1 && a.alpha.bytes() > 0 && b.alpha.bytes() == 0 && a.ksize == 3 &&
+               b.ksize == 3 && a.shuffle == 1 && b.shuffle == 1 && a.cin == c && b.cin == c && b.cout == c &&
+               residual_block_fused_supports(c) &&
+               net.plan.maps[second.output].buffer != net.plan.maps[first.source].buffer;
+  }
+  return fused;
+}
+
 void require_shape(int n, int h, int w) {
   if (n <= 0 || h <= 0 || w <= 0)
     throw std::invalid_argument("CUDA engine: expected a positive batch, height and width, got " + std::to_string(n) +
@@ -84,13 +110,13 @@ CudaEngine::CudaEngine(const NetworkSpec& network, const EngineOptions& options,
                              "device " + std::to_string(options.device) + " (" + device_name_ + ") is " +
                              std::to_string(properties.major) + "." + std::to_string(properties.minor));
   DeviceGuard guard(options.device);
-  layers_ = std::make_unique<GeneratorLayers>(network, precision_);
+  network_ = std::make_unique<CudaNetwork>(network, precision_, options.fuse_residual_blocks);
   if (reference != nullptr) {
-    reference_layers_ = std::make_unique<GeneratorLayers>(*reference, precision_);
-    const GeneratorLayers& r = *reference_layers_;
-    if (r.scale != layers_->scale || r.channels != layers_->channels || r.num_blocks != layers_->num_blocks)
-      throw std::invalid_argument("CUDA engine: the reference network must have the engine network's layout");
+    reference_network_ = std::make_unique<CudaNetwork>(*reference, precision_, false);
+    if (reference_network_->scale != network_->scale)
+      throw std::invalid_argument("CUDA engine: the reference network must have the engine network's scale");
   }
+  fused_with_next_ = find_fused_blocks(*network_, options.fuse_residual_blocks);
   compute_ = std::make_unique<Stream>();
   upload_ = std::make_unique<Stream>();
   download_ = std::make_unique<Stream>();
@@ -103,7 +129,8 @@ CudaEngine::~CudaEngine() {
     DeviceGuard guard(options_.device);
     cudaDeviceSynchronize();  // nothing may still use the buffers freed below
     plans_.clear();
-    layers_.reset();
+    network_.reset();
+    reference_network_.reset();
     caller_ready_.reset();
     done_.reset();
     compute_.reset();
@@ -124,11 +151,8 @@ std::unique_ptr<CudaEngine::Plan> CudaEngine::make_plan(int n, int h, int w, Inp
   plan->out = out;
   plan->in_tile_bytes = size_t(h) * w * 3 * element_size(in);
   plan->out_tile_bytes = size_t(scale()) * scale() * h * w * 3 * element_size(out);
-  const size_t pixels = size_t(n) * h * w, c = size_t(layers_->channels);
-  for (DeviceBuffer* buffer : {&plan->skip, &plan->a, &plan->b, &plan->tmp})
-    *buffer = DeviceBuffer(pixels * c * kStorageBytes);
-  for (size_t j = 0, growth = 4; j < layers_->upsample.size(); ++j, growth *= 4)
-    plan->up.emplace_back(growth * pixels * c * kStorageBytes);
+  for (const BufferInfo& b : network_->plan.buffers)
+    plan->buffers.emplace_back(size_t(n) * b.level * h * b.level * w * b.channels * storage_bytes(b.storage));
   for (int s = 0; s < (with_staging ? 2 : 1); ++s) {
     Slot& slot = plan->slots[s];
     slot.in = DeviceBuffer(n * plan->in_tile_bytes);
@@ -176,49 +200,48 @@ void CudaEngine::capture_graphs(Plan& plan) {
   }
 }
 
-// The whole network, kernel by kernel. Buffers: the head writes `skip`; residual blocks ping-pong between
-// a and b (through tmp unless fused; the block input stays intact for the skip add); trunk + skip -> tmp;
-// then each 2x upsampler, the tail.
+// The step plan, kernel by kernel: each step one conv_mma (or, where fused, a step and the next one fused
+// residual block), then the image store when the last conv writes a float map.
 void CudaEngine::enqueue_forward(const Plan& plan, const void* input, void* output, cudaStream_t stream,
                                  const LayerHook& after_layer) const {
-  const GeneratorLayers& L = *layers_;
+  const CudaNetwork& net = *network_;
+  const StepPlan& steps = net.plan;
   const int n = plan.n, h = plan.h, w = plan.w;
-  const auto conv = [&](const std::string& name, const ConvLayer& layer, const void* in, InputKind in_kind, void* out,
-                        OutputKind out_kind, const void* residual, int height, int width) {
-    conv_mma(conv_params(layer, in, in_kind, out, out_kind, residual, n, height, width), precision_, stream);
-    if (after_layer)
-      after_layer(name, 2.0 * n * height * width * layer.cout * layer.cin * layer.ksize * layer.ksize);
-  };
-  conv(L.head.name, L.head, input, plan.in, plan.skip.get(), OutputKind::kStorage, nullptr, h, w);
-  const bool fused = options_.fuse_residual_blocks && residual_block_fused_supports(L.channels);
-  const void* current = plan.skip.get();
-  for (int i = 0; i < L.num_blocks; ++i) {
-    void* next = current == plan.a.get() ? plan.b.get() : plan.a.get();
-    const ConvLayer &conv1 = L.blocks[2 * i], &conv2 = L.blocks[2 * i + 1];
-    if (fused) {
-      const ResidualBlockParams p{current, conv1.packed.get(), conv1.bias.as<float>(), conv1.alpha_or_null(),
-                                  conv2.packed.get(), conv2.bias.as<float>(), next, n, h, w, L.channels};
+  const auto map = [&](int m) -> void* { return m < 0 ? nullptr : plan.buffers[steps.maps[m].buffer].get(); };
+  for (size_t k = 0; k < steps.steps.size(); ++k) {
+    const Step& step = steps.steps[k];
+    const ConvLayer& layer = net.layers[step.layer];
+    const int height = layer.level * h, width = layer.level * w;
+    const double flops = 2.0 * n * height * width * layer.cout * layer.cin * layer.reference_ksize *
+                         layer.reference_ksize;
+    if (fused_with_next_[k]) {
+      const ConvLayer& second = net.layers[steps.steps[k + 1].layer];
+      const ResidualBlockParams p{map(step.source), layer.packed.get(), layer.bias.as<float>(), layer.alpha_or_null(),
+                                  second.packed.get(), second.bias.as<float>(), map(steps.steps[k + 1].output),
+                                  n, height, width, layer.cout};
       residual_block_fused(p, precision_, stream);
-      if (after_layer)
-        after_layer(conv1.name + " + " + conv2.name + " (fused)", 2 * 2.0 * n * h * w * L.channels * L.channels * 9);
-    } else {
-      conv(conv1.name, conv1, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage,
-           nullptr, h, w);
-      conv(conv2.name, conv2, plan.tmp.get(), InputKind::kStorage, next, OutputKind::kStorage, current,
-           h, w);
+      if (after_layer) after_layer(layer.name + " + " + second.name + " (fused)", 2 * flops);
+      ++k;
+      continue;
     }
-    current = next;
+    OutputKind out_kind = plan.out;
+    if (step.kind != StepKind::tail)
+      out_kind = steps.maps[step.output].storage == Storage::f32 ? OutputKind::kFloat32Unclamped
+                 : layer.shuffle == 2                            ? OutputKind::kStorageShuffle2
+                                                                 : OutputKind::kStorage;
+    const bool head = step.kind == StepKind::head;
+    conv_mma(conv_params(layer, head ? input : map(step.source), head ? plan.in : InputKind::kStorage,
+                         step.kind == StepKind::tail ? output : map(step.output), out_kind, map(step.residual), n,
+                         height, width),
+             precision_, stream);
+    if (after_layer) after_layer(layer.name, flops);
   }
-  conv(L.trunk.name, L.trunk, current, InputKind::kStorage, plan.tmp.get(), OutputKind::kStorage, plan.skip.get(), h,
-       w);
-  const void* low = plan.tmp.get();
-  for (size_t j = 0; j < L.upsample.size(); ++j) {
-    const int level = 1 << j;
-    conv(L.upsample[j].name, L.upsample[j], low, InputKind::kStorage, plan.up[j].get(), OutputKind::kStorageShuffle2,
-         nullptr, level * h, level * w);
-    low = plan.up[j].get();
+  if (steps.output_shuffle > 0) {
+    const ImageStoreParams p{static_cast<const float*>(map(int(steps.maps.size()) - 1)), input, output, n, h, w,
+                             net.scale, steps.output_shuffle, net.image_skip, plan.in, plan.out};
+    image_store(p, stream);
+    if (after_layer) after_layer("image store", 0);
   }
-  conv(L.tail.name, L.tail, low, InputKind::kStorage, output, plan.out, nullptr, L.scale * h, L.scale * w);
 }
 
 void CudaEngine::launch(const Plan& plan, const Slot& slot, cudaStream_t stream) const {

@@ -1,5 +1,6 @@
-// The generator on one GPU: fast tensor-core kernels, per-shape buffers and CUDA graphs, pipelined host I/O,
-// and a self-check against the fp32 reference kernels before any shape is trusted.
+// A network description on one GPU: the shared step plan (engine/step_plan.h) walked with the fast tensor-core
+// kernels, per-shape buffers and CUDA graphs, pipelined host I/O, and a self-check against the fp32 reference
+// kernels (which walk the description itself, layer by layer) before any shape is trusted.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -49,9 +50,9 @@ size_t element_size(OutputKind kind);
 
 class CudaEngine {
  public:
-  // Throws std::invalid_argument when the network is not the layout the CUDA kernels run (GeneratorLayers).
+  // Throws std::invalid_argument naming the first layer the CUDA kernels cannot run (plan_cuda_steps).
   // options.precision: fp16 or bf16. reference: the network the self-check holds the fast kernels to, with
-  // the same layout (null: `network` itself; another one checks that a changed network is told apart).
+  // the same scale (null: `network` itself; another one checks that a changed network is told apart).
   CudaEngine(const NetworkSpec& network, const EngineOptions& options, const NetworkSpec* reference = nullptr);
   ~CudaEngine();
 
@@ -77,7 +78,7 @@ class CudaEngine {
   std::string device_name() const { return device_name_; }
   int device() const { return options_.device; }
   Precision precision() const { return precision_; }
-  int scale() const { return layers_->scale; }
+  int scale() const { return network_->scale; }
 
  private:
   struct Slot {  // one batch in flight: its I/O buffers, staging and graph
@@ -91,8 +92,7 @@ class CudaEngine {
     InputKind in = InputKind::kUint8;
     OutputKind out = OutputKind::kUint8;
     size_t in_tile_bytes = 0, out_tile_bytes = 0;
-    DeviceBuffer skip, a, b, tmp;  // activations at the input's resolution, storage type
-    std::vector<DeviceBuffer> up;  // each upsampler's output (stage j: 4^(j+1) x the input's pixels)
+    std::vector<DeviceBuffer> buffers;  // the step plan's buffers at this shape
     Slot slots[2];
   };
   using PlanKey = std::tuple<int, int, int, int, int>;
@@ -113,9 +113,11 @@ class CudaEngine {
   EngineOptions options_;
   Precision precision_;
   std::string device_name_;
-  std::unique_ptr<GeneratorLayers> layers_;
-  std::unique_ptr<GeneratorLayers> reference_layers_;  // only when the reference is another network
-  const GeneratorLayers& reference_layers() const { return reference_layers_ ? *reference_layers_ : *layers_; }
+  std::unique_ptr<CudaNetwork> network_;
+  std::unique_ptr<CudaNetwork> reference_network_;  // only when the reference is another network
+  const CudaNetwork& reference_network() const { return reference_network_ ? *reference_network_ : *network_; }
+  // Per step: it and the next run as one fused residual block (options_.fuse_residual_blocks).
+  std::vector<bool> fused_with_next_;
   std::unique_ptr<Stream> compute_, upload_, download_;
   std::unique_ptr<Event> caller_ready_, done_;
   std::map<PlanKey, std::unique_ptr<Plan>> plans_;

@@ -30,7 +30,7 @@ ReferenceConvParams reference_params(const ConvLayer& layer, const float* input,
   p.width = w;
   p.cin = layer.cin;
   p.cout = layer.cout;
-  p.ksize = layer.ksize;
+  p.ksize = layer.reference_ksize;
   return p;
 }
 
@@ -56,41 +56,39 @@ std::string SelfCheckReport::describe() const {
   return text;
 }
 
-// fp32 throughout: input conversion, then the torch ops one by one. Temporary buffers: this runs rarely.
+// fp32 throughout: input conversion, then the description's layers one by one as torch runs them (conv, then
+// pixel shuffle and activation, then the residual; the image skip at the end), each output in a buffer of its
+// own: nothing of the step plan (its buffers, in-place adds, fusions, the image store) is shared with the fast
+// path, so the check covers them.
 void CudaEngine::enqueue_reference(const void* input, InputKind in, float* output, int n, int h, int w,
                                    cudaStream_t stream) const {
-  const GeneratorLayers& L = reference_layers();
-  const size_t pixels = size_t(n) * h * w, c = size_t(L.channels);
-  DeviceBuffer image(pixels * 3 * sizeof(float)), skip(pixels * c * 4), a(pixels * c * 4), b(pixels * c * 4),
-      tmp(pixels * c * 4);
+  const CudaNetwork& net = reference_network();
+  const size_t pixels = size_t(n) * h * w;
+  DeviceBuffer image(pixels * 3 * sizeof(float));
   reference_input_to_float(input, in, image.as<float>(), int64_t(pixels) * 3, stream);
-  const auto conv = [&](const ConvLayer& layer, const float* source, float* destination, const float* alpha,
-                        const float* residual, int height, int width) {
-    reference_conv2d(reference_params(layer, source, destination, alpha, residual, n, height, width), stream);
-  };
-  conv(L.head, image.as<float>(), skip.as<float>(), L.head.alpha_or_null(), nullptr, h, w);
-  float* current = skip.as<float>();
-  for (int i = 0; i < L.num_blocks; ++i) {
-    float* next = current == a.as<float>() ? b.as<float>() : a.as<float>();
-    const ConvLayer& conv1 = L.blocks[2 * i];
-    conv(conv1, current, tmp.as<float>(), conv1.alpha_or_null(), nullptr, h, w);
-    conv(L.blocks[2 * i + 1], tmp.as<float>(), next, nullptr, current, h, w);
-    current = next;
+  std::vector<DeviceBuffer> outputs, wide;  // every layer's output, and the pre-shuffle maps; freed on return
+  for (const ConvLayer& layer : net.layers) {
+    const int height = layer.level * h, width = layer.level * w, s = layer.shuffle;
+    const size_t values = size_t(n) * height * width * layer.cout;
+    const float* source = layer.source < 0 ? image.as<float>() : outputs[layer.source].as<float>();
+    const float* residual = layer.residual < 0 ? nullptr : outputs[layer.residual].as<float>();
+    outputs.emplace_back(values * sizeof(float));
+    if (s == 1) {
+      reference_conv2d(reference_params(layer, source, outputs.back().as<float>(), layer.alpha_or_null(), residual,
+                                        n, height, width), stream);
+      continue;
+    }
+    if (residual != nullptr) throw std::invalid_argument("CUDA reference: a residual after a pixel shuffle");
+    wide.emplace_back(values * sizeof(float));
+    reference_conv2d(reference_params(layer, source, wide.back().as<float>(), nullptr, nullptr, n, height, width),
+                     stream);
+    reference_pixel_shuffle_prelu(wide.back().as<float>(), layer.alpha_or_null(), outputs.back().as<float>(), n,
+                                  height, width, layer.cout / (s * s), s, stream);
   }
-  conv(L.trunk, current, tmp.as<float>(), nullptr, skip.as<float>(), h, w);
-  std::vector<DeviceBuffer> kept;  // each stage's input and output, alive until the stream has finished
-  const float* low = tmp.as<float>();
-  for (size_t j = 0, level = 1; j < L.upsample.size(); ++j, level *= 2) {
-    const size_t level_pixels = pixels * level * level;
-    DeviceBuffer wide(level_pixels * 4 * c * 4);
-    kept.emplace_back(level_pixels * 4 * c * 4);
-    conv(L.upsample[j], low, wide.as<float>(), nullptr, nullptr, int(level) * h, int(level) * w);
-    reference_pixel_shuffle_prelu(wide.as<float>(), L.upsample[j].alpha_or_null(), kept.back().as<float>(), n,
-                                  int(level) * h, int(level) * w, L.channels, stream);
-    low = kept.back().as<float>();
-    kept.emplace_back(std::move(wide));
-  }
-  conv(L.tail, low, output, nullptr, nullptr, L.scale * h, L.scale * w);
+  float* result = outputs.back().as<float>();  // [n, scale h, scale w, 3]
+  reference_add_image_skip(image.as<float>(), net.image_skip, result, n, h, w, net.scale, stream);
+  CUDA_CHECK(cudaMemcpyAsync(output, result, pixels * net.scale * net.scale * 3 * sizeof(float),
+                             cudaMemcpyDeviceToDevice, stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));  // the temporaries are freed on return
 }
 

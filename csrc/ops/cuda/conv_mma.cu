@@ -245,13 +245,15 @@ void launch(const ConvParams& p, cudaStream_t stream) {
 
 template <typename T>
 void dispatch(const ConvParams& p, cudaStream_t stream) {
+  const bool image_out = p.output_kind != OutputKind::kStorage && p.output_kind != OutputKind::kStorageShuffle2;
   if (p.ksize == 3) {
     require(p.input_kind == InputKind::kStorage, "a 3x3 conv reads storage-type activations only");
+    // A last 3x3 conv (MSRResNet's, SRVGGNetCompact's) writes at most 3 x 4^2 channels, one value at a time.
+    if (image_out) return launch<T, 3, 16, InputKind::kStorage, true>(p, stream);
     if (p.cout_padded % 64 == 0) return launch<T, 3, 64, InputKind::kStorage>(p, stream);
     if (p.cout_padded % 32 == 0) return launch<T, 3, 32, InputKind::kStorage>(p, stream);
     return launch<T, 3, 16, InputKind::kStorage>(p, stream);
   }
-  const bool image_out = p.output_kind != OutputKind::kStorage && p.output_kind != OutputKind::kStorageShuffle2;
   switch (p.input_kind) {
     case InputKind::kStorage:
       if (p.cout_padded % 16 == 0)
@@ -291,8 +293,7 @@ void validate(const ConvParams& p) {
           "activation outputs are stored two channels at a time: cout must be even, got " + std::to_string(p.cout));
   const bool raw_out = p.output_kind != OutputKind::kStorage && !shuffle;
   require(!raw_out || (p.alpha == nullptr && p.residual == nullptr), "image outputs take no PReLU or residual");
-  require(!raw_out || (p.ksize == 9 && p.input_kind == InputKind::kStorage),
-          "image outputs come from a 9x9 conv over activations (the tail) only");
+  require(!raw_out || p.input_kind == InputKind::kStorage, "image outputs come from a conv over activations only");
   require(p.input != nullptr && p.weights != nullptr && p.bias != nullptr && p.output != nullptr,
           "input, weights, bias and output must be set");
   require(is_aligned16(p.weights) && (p.input_kind != InputKind::kStorage || is_aligned16(p.input)),

@@ -26,7 +26,8 @@ enum class InputKind : int { kStorage = 0, kUint8 = 1, kUint16 = 2, kFloat32 = 3
 //                     the weights must be packed sub-pixel-major (pack_conv_weights), bias stays torch's
 //   kUint8/kUint16    clamp to [0, 1], scale to the full range, round half to even (torch's round)
 //   kFloat32          clamp to [0, 1]
-//   kFloat32Unclamped no clamp: the self-check compares the raw network output
+//   kFloat32Unclamped no clamp: the self-check compares the raw network output, and the image store reads a
+//                     last conv's map [N, H, W, cout] (cout values per pixel, no padding)
 enum class OutputKind : int {
   kStorage = 0, kStorageShuffle2 = 1, kUint8 = 2, kUint16 = 3, kFloat32 = 4, kFloat32Unclamped = 5
 };
@@ -50,6 +51,20 @@ struct ConvParams {
   OutputKind output_kind;
 };
 
+// The network's last step when its last conv writes a float32 map (an image skip, or a pixel shuffle to the
+// image): output = store(PixelShuffle(shuffle)(features) + upsampled image), one thread per output value.
+struct ImageStoreParams {
+  const float* features;  // [batch, height * scale / shuffle, width * scale / shuffle, 3 shuffle^2]: the last conv's
+                          // output, bias added (channel c of sub-pixel (i, j) is c shuffle^2 + i shuffle + j)
+  const void* image;      // [batch, height, width, 3] of image_kind: the network's input
+  void* output;           // [batch, scale height, scale width, 3] of output_kind (an image kind)
+  int batch, height, width, scale, shuffle;
+  ImageSkip skip;
+  InputKind image_kind;
+  OutputKind output_kind;
+};
+void image_store(const ImageStoreParams& params, cudaStream_t stream);
+
 // Implicit-GEMM convolution on tensor cores (mma.sync m16n8k16, sm_80+). Validates the params (throws
 // std::invalid_argument naming the bad field) and launches on `stream`.
 void conv_mma(const ConvParams& params, Precision precision, cudaStream_t stream);
@@ -68,9 +83,13 @@ struct ReferenceConvParams {
 };
 void reference_conv2d(const ReferenceConvParams& params, cudaStream_t stream);
 
-// nn.PixelShuffle(2) then nn.PReLU(channels): [N, H, W, 4C] -> [N, 2H, 2W, C].
+// nn.PixelShuffle(factor) then nn.PReLU(channels) (alpha nullptr: none): [N, H, W, C f^2] -> [N, fH, fW, C].
 void reference_pixel_shuffle_prelu(const float* input, const float* alpha, float* output, int batch, int height,
-                                   int width, int channels, cudaStream_t stream);
+                                   int width, int channels, int factor, cudaStream_t stream);
+
+// output [N, scale H, scale W, 3] += image [N, H, W, 3] (float in [0, 1]) upsampled by F.interpolate (`skip`).
+void reference_add_image_skip(const float* image, ImageSkip skip, float* output, int batch, int height, int width,
+                              int scale, cudaStream_t stream);
 
 // Raw image [count] values -> float in [0, 1] (no clamp, as the torch backend).
 void reference_input_to_float(const void* input, InputKind kind, float* output, int64_t count,

@@ -5,6 +5,7 @@
 
 #include "conv_params.h"
 #include "cuda_check.h"
+#include "image_skip.cuh"
 
 namespace srgan_fast::cuda {
 namespace {
@@ -42,20 +43,35 @@ __global__ void reference_conv2d_kernel(const ReferenceConvParams p) {
   p.output[index] = acc;
 }
 
-// output [N, 2H, 2W, C] from input [N, H, W, 4C]: out(c, 2y+i, 2x+j) = in(c*4 + i*2 + j, y, x), then PReLU.
+// output [N, fH, fW, C] from input [N, H, W, C f^2]: out(c, fy+i, fx+j) = in(c f^2 + i f + j, y, x), then PReLU.
 __global__ void reference_pixel_shuffle_prelu_kernel(const float* input, const float* alpha, float* output,
-                                                     int batch, int height, int width, int channels) {
+                                                     int batch, int height, int width, int channels, int factor) {
   const int64_t index = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int out_h = 2 * height, out_w = 2 * width;
+  const int out_h = factor * height, out_w = factor * width;
   if (index >= int64_t(batch) * out_h * out_w * channels) return;
   const int c = index % channels;
   const int ox = (index / channels) % out_w;
   const int oy = (index / (int64_t(channels) * out_w)) % out_h;
   const int b = index / (int64_t(channels) * out_w * out_h);
-  const int source_channel = c * 4 + (oy % 2) * 2 + (ox % 2);
-  float v = input[((int64_t(b) * height + oy / 2) * width + ox / 2) * 4 * channels + source_channel];
-  if (v < 0.0f) v *= alpha[c];
+  const int source_channel = (c * factor + oy % factor) * factor + ox % factor;
+  float v = input[((int64_t(b) * height + oy / factor) * width + ox / factor) * factor * factor * channels +
+                  source_channel];
+  if (alpha != nullptr && v < 0.0f) v *= alpha[c];
   output[index] = v;
+}
+
+__global__ void reference_add_image_skip_kernel(const float* image, ImageSkip skip, float* output, int batch,
+                                                int height, int width, int scale) {
+  const int64_t index = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int out_h = scale * height, out_w = scale * width;
+  if (index >= int64_t(batch) * out_h * out_w * 3) return;
+  const int c = index % 3;
+  const int x = (index / 3) % out_w;
+  const int y = (index / (3 * int64_t(out_w))) % out_h;
+  const int b = index / (3 * int64_t(out_w) * out_h);
+  const float* first = image + int64_t(b) * height * width * 3;
+  const auto pixel = [&](int iy, int ix, int channel) { return first[(int64_t(iy) * width + ix) * 3 + channel]; };
+  output[index] += upsampled_image(skip, pixel, height, width, scale, y, x, c);
 }
 
 __global__ void reference_input_to_float_kernel(const void* input, InputKind kind, float* output, int64_t count) {
@@ -88,11 +104,21 @@ void reference_conv2d(const ReferenceConvParams& p, cudaStream_t stream) {
 }
 
 void reference_pixel_shuffle_prelu(const float* input, const float* alpha, float* output, int batch, int height,
-                                   int width, int channels, cudaStream_t stream) {
-  const int64_t total = int64_t(batch) * 4 * height * width * channels;
+                                   int width, int channels, int factor, cudaStream_t stream) {
+  if (factor < 1) throw std::invalid_argument("reference_pixel_shuffle_prelu: factor must be >= 1");
+  const int64_t total = int64_t(batch) * factor * factor * height * width * channels;
   reference_pixel_shuffle_prelu_kernel<<<blocks_for(total), kThreads, 0, stream>>>(input, alpha, output, batch,
-                                                                                   height, width, channels);
+                                                                                   height, width, channels, factor);
   CUDA_CHECK_LAUNCH("reference_pixel_shuffle_prelu_kernel");
+}
+
+void reference_add_image_skip(const float* image, ImageSkip skip, float* output, int batch, int height, int width,
+                              int scale, cudaStream_t stream) {
+  if (skip == ImageSkip::none) return;
+  const int64_t total = int64_t(batch) * scale * scale * height * width * 3;
+  reference_add_image_skip_kernel<<<blocks_for(total), kThreads, 0, stream>>>(image, skip, output, batch, height,
+                                                                              width, scale);
+  CUDA_CHECK_LAUNCH("reference_add_image_skip_kernel");
 }
 
 void reference_input_to_float(const void* input, InputKind kind, float* output, int64_t count, cudaStream_t stream) {
