@@ -67,13 +67,15 @@ def native_paths(model: str, size: int) -> dict:
     return paths
 
 
-def openvino_paths(onnx_path: Path, calib: np.ndarray, size: int, threads: int, cache: dict) -> dict:
+def openvino_paths(onnx_path: Path, calib: np.ndarray | None, hw: tuple[int, int], threads: int,
+                   cache: dict) -> dict:
+    """OpenVINO int8 (NNCF on ``calib``; left out when it is None), bf16 and fp32 on the graph reshaped to hw."""
     try:
         import openvino as ov
     except ImportError as exc:
         return {"openvino": f"not installed ({exc})"}
     core = ov.Core()
-    if "int8" not in cache:
+    if calib is not None and "int8" not in cache:
         try:
             import nncf
 
@@ -84,12 +86,14 @@ def openvino_paths(onnx_path: Path, calib: np.ndarray, size: int, threads: int, 
             cache["int8"] = f"NNCF quantization failed: {exc}"
     paths = {}
     for name, hint in (("openvino int8", "f32"), ("openvino bf16", "bf16"), ("openvino fp32", "f32")):
+        if name.endswith("int8") and calib is None:
+            continue
         base = cache["int8"] if name.endswith("int8") else ov.convert_model(str(onnx_path))
         if isinstance(base, str):
             paths[name] = base
             continue
         model = base.clone()
-        model.reshape([1, size, size, 3])
+        model.reshape([1, *hw, 3])
         config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
         try:
             compiled = core.compile_model(model, "CPU", config)
@@ -179,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path = Path(tmp) / "model.onnx"
         onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
         for size, repeats in zip(args.sizes, args.repeats):
-            paths = {**native_paths(args.model, size), **openvino_paths(onnx_path, calib, size, threads, ov_cache),
+            paths = {**native_paths(args.model, size),
+                     **openvino_paths(onnx_path, calib, (size, size), threads, ov_cache),
                      **onnxruntime_paths(onnx_path, calib, threads), **torch_paths(args.model, size)}
             paths = {k: v for k, v in paths.items() if not any(s in k for s in args.skip)}
             image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)

@@ -15,18 +15,29 @@ On a GPU, torch runs as a user who cares about speed would run it too: channels_
 ``torch.compile(mode="max-autotune")`` (CUDA graphs on), each warmed up before timing. Every GPU row reports
 both host-to-host ``Upscaler.upscale`` (``ms``) and the GPU time of the forward alone (``gpu_forward_ms``:
 CUDA events around the model on a device tensor for torch; the engine's own graph-replay timing for cuda).
+
+On a CPU, OpenVINO runs beside the backends where it is installed (``pip install openvino``; a benchmark
+dependency only): the project's ONNX graph with io="uint8" (uint8 in and out, as the other rows), reshaped to
+each size and compiled at fp32 and at bf16 (``benchmarks/int8_cpu.py``'s ``openvino_paths``; a bf16 that
+OpenVINO does not honour on this CPU is labelled with what it ran as), on the whole image. ``--backends`` and
+``--precisions`` select its rows by the name ``openvino``. Every row records ``peak_rss_mib``: the whole
+process's peak RSS during its calls (the kernel's high-water mark, reset before each call; Linux), which
+counts what the other rows hold resident: run one row per process (``--backends native --precisions fp32``)
+for a configuration's own peak.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,11 +45,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.int8_cpu import openvino_paths  # noqa: E402
+from benchmarks.machine import cpu_details  # noqa: E402
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.architecture import ARCHITECTURES, build  # noqa: E402
 from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.backends import availability, get_backend_class  # noqa: E402
+from srgan_fast.backends.onnx_graph import build_onnx_model  # noqa: E402
 from srgan_fast.options import parse_size  # noqa: E402
+from srgan_fast.tiler.plan import plan_tiles  # noqa: E402
+from srgan_fast.tiler.seams import SeamGeometry  # noqa: E402
 from srgan_fast.weights import load_weights, random_weights  # noqa: E402
 
 BASELINE = ("torch", "fp32", "channels_last")
@@ -58,14 +74,66 @@ def cudnn_benchmark(variant: str):
         torch.backends.cudnn.benchmark = False
 
 
-def timed_upscale(key: tuple, upscaler: Upscaler, image: np.ndarray) -> float:
-    """Seconds of one host-to-host ``upscale``."""
+class WholeImage:
+    """A peer that runs outside Upscaler (OpenVINO) on the whole image, with the two Upscaler methods used here."""
+
+    device = "cpu"
+
+    def __init__(self, run):
+        self.run = run  # uint8 [1, h, w, 3] -> uint8 [1, 4h, 4w, 3]
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        return self.run(image[None])[0]
+
+    def plan(self, image_hw: tuple[int, int]):
+        return plan_tiles(image_hw, image_hw, SeamGeometry.plain(0))  # one window
+
+
+def openvino_runs(weights, hw: tuple[int, int], precisions: list[str] | None) -> dict:
+    """OpenVINO at fp32 and bf16 on our uint8 ONNX graph reshaped to hw: key -> WholeImage (what cannot run is
+    printed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
+        paths = openvino_paths(onnx_path, None, hw, os.cpu_count() or 1, {})
+    runs = {}
+    for name, run in paths.items():
+        if not callable(run):
+            print(f"{name}: {run}")
+            continue
+        backend, precision, *ran_as = name.split(" ", 2)  # "openvino bf16 (ran as f32)"
+        if not precisions or precision in precisions:
+            runs[(backend, precision, "".join(ran_as).strip("()"))] = WholeImage(run)
+    return runs
+
+
+def reset_peak_rss() -> bool:
+    """Restart the kernel's count of this process's peak RSS (VmHWM) from its RSS now; False where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak RSS (VmHWM) since the last reset."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def timed_upscale(key: tuple, upscaler: Upscaler, image: np.ndarray) -> tuple[float, int | None]:
+    """Seconds of one host-to-host ``upscale``, and the process's peak RSS during it (bytes; None off Linux)."""
     context = cudnn_benchmark(key[2]) if key[0] == "torch" and upscaler.device.startswith("cuda") \
         else contextlib.nullcontext()
+    reset = reset_peak_rss()
     with context:
         start = time.perf_counter()
         upscaler.upscale(image)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+    return seconds, peak_rss_bytes() if reset else None
 
 
 def gpu_forward_ms(key: tuple, upscaler: Upscaler, h: int, w: int, repeats: int) -> float | None:
@@ -136,11 +204,24 @@ def machine_description(device: str) -> dict:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    info.update(cpu_details())
     try:
+        root = Path(__file__).resolve().parents[1]
         info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                        cwd=Path(__file__).parent).stdout.strip()
+                                        cwd=root).stdout.strip()
+        # The engine that ran is the extension on disk, which may have been built from uncommitted sources.
+        info["uncommitted_engine_sources"] = subprocess.run(
+            ["git", "status", "--porcelain", "--", "csrc", "CMakeLists.txt", "setup.py"], capture_output=True,
+            text=True, cwd=root).stdout.split("\n")[:-1]
     except OSError:
         pass
+    with contextlib.suppress(ImportError):
+        from srgan_fast import _C
+
+        built = Path(_C.__file__)
+        when = datetime.datetime.fromtimestamp(built.stat().st_mtime, datetime.timezone.utc)
+        info["extension"] = {"sha256": hashlib.sha256(built.read_bytes()).hexdigest()[:16],
+                             "built": when.isoformat(timespec="seconds")}
     if device.startswith("cuda"):
         try:
             import torch
@@ -162,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=size_argument, nargs="+", default=[(128, 128), (512, 512)],
                         help="input sizes: N (square) or HxW")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backends", nargs="*", help="only these backends")
+    parser.add_argument("--backends", nargs="*", help="only these backends (and openvino on CPUs)")
     parser.add_argument("--precisions", nargs="*", help="only these precisions")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
@@ -172,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write results here (default: benchmarks/results/latency-<host>-<time>.json)")
     args = parser.parse_args(argv)
 
+    machine = machine_description(args.device)  # before the runs: the extension as loaded
     weights = random_weights(build(args.architecture, {})) if args.model == "random" else load_weights(args.model)
     flops = weights.network.flops_per_input_pixel()
     configs = configurations(args.device, args.backends, args.precisions, compile_torch=not args.no_compile)
@@ -181,18 +263,23 @@ def main(argv: list[str] | None = None) -> int:
                                                             precision=precision, tile=args.tile, **options)
     results = []
     rng = np.random.default_rng(0)
+    with_openvino = args.device == "cpu" and (not args.backends or "openvino" in args.backends)
     for h, w in args.sizes:
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        times: dict[tuple, list[float]] = {key: [] for key in upscalers}
-        for key, upscaler in upscalers.items():
+        runs = {**upscalers, **(openvino_runs(weights, (h, w), args.precisions) if with_openvino else {})}
+        times: dict[tuple, list[float]] = {key: [] for key in runs}
+        peaks: dict[tuple, list[int | None]] = {key: [] for key in runs}
+        for key, upscaler in runs.items():
             for _ in range(args.warmup):
                 timed_upscale(key, upscaler, image)
         for _ in range(args.repeats):
-            for key, upscaler in upscalers.items():
-                times[key].append(timed_upscale(key, upscaler, image))
+            for key, upscaler in runs.items():
+                seconds, peak = timed_upscale(key, upscaler, image)
+                times[key].append(seconds)
+                peaks[key].append(peak)
         for key, samples in times.items():
             ms = statistics.median(samples) * 1e3
-            plan = upscalers[key].plan((h, w))
+            plan = runs[key].plan((h, w))
             size = h if h == w else f"{h}x{w}"
             results.append({"backend": key[0], "precision": key[1], "variant": key[2], "size": size,
                             "ms": round(ms, 2), "ms_min": round(min(samples) * 1e3, 2),
@@ -200,13 +287,15 @@ def main(argv: list[str] | None = None) -> int:
                             "output_megapixels_per_s": round(16 * h * w / ms / 1e3, 4),
                             "effective_gflops": round(flops * h * w / ms / 1e6, 1),
                             "tile_windows": plan.num_windows, "tile_window_hw": list(plan.window_hw),
-                            "tiling_overhead": round(plan.overhead, 3), "repeats": args.repeats})
-            forward = gpu_forward_ms(key, upscalers[key], h, w, args.repeats)
+                            "tiling_overhead": round(plan.overhead, 3), "repeats": args.repeats,
+                            "runs_ms": [round(t * 1e3, 1) for t in samples],
+                            "peak_rss_mib": None if None in peaks[key] else round(max(peaks[key]) / 2**20)})
+            forward = gpu_forward_ms(key, runs[key], h, w, args.repeats)
             if forward is not None:
                 results[-1]["gpu_forward_ms"] = round(forward, 3)
 
     print_table(results)
-    report = {"machine": machine_description(args.device), "device": args.device, "model": weights.name,
+    report = {"machine": machine, "device": args.device, "model": weights.name,
               "network": weights.network.describe(),
               "flops_per_input_pixel": flops, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "results": results}
@@ -233,7 +322,8 @@ def baseline_ms(rows: list[dict], precision: str, field: str) -> float | None:
 
 def print_table(results: list[dict]) -> None:
     header = (f"{'size':>9} {'backend':12} {'precision':9} {'variant':30} {'median ms':>10} {'GPU fwd ms':>10} "
-              f"{'MP/s in':>8} {'GFLOP/s':>8} {'vs base':>8} {'fwd vs':>8} {'windows':>8} {'overhead':>8}")
+              f"{'MP/s in':>8} {'GFLOP/s':>8} {'vs base':>8} {'fwd vs':>8} {'windows':>8} {'overhead':>8} "
+              f"{'peak MiB':>8}")
     print(header)
     print("-" * len(header))
     for size in dict.fromkeys(r["size"] for r in results):
@@ -247,7 +337,7 @@ def print_table(results: list[dict]) -> None:
             print(f"{size!s:>9} {r['backend']:12} {r['precision']:9} {r['variant']:30} {r['ms']:>10.1f} "
                   f"{forward if forward is not None else '-':>10} {r['megapixels_per_s']:>8.3f} "
                   f"{r['effective_gflops']:>8.1f} {ratio:>8} {forward_ratio:>8} {r['tile_windows']:>8} "
-                  f"{r['tiling_overhead']:>8.3f}")
+                  f"{r['tiling_overhead']:>8.3f} {r['peak_rss_mib'] if r['peak_rss_mib'] is not None else '-':>8}")
 
 
 if __name__ == "__main__":

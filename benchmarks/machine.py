@@ -14,3 +14,22 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# The instruction sets the native engine's CPU paths choose between.
+ENGINE_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_details() -> dict:
+    """The CPU's family and model numbers (where a hypervisor shortens the model name, e.g. to "AMD EPYC", these
+    still tell its generation: family 25 model 17 is Zen 4) and which of ENGINE_FLAGS it has (/proc/cpuinfo)."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            fields.setdefault(key, value)  # the first core's
+    except OSError:
+        return {}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu_family": fields.get("cpu family"), "cpu_model": fields.get("model"),
+            "cpu_flags": [flag for flag in ENGINE_FLAGS if flag in flags]}
