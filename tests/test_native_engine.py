@@ -221,23 +221,39 @@ def test_steady_state_does_not_grow_memory(weights):
     assert e.workspace_bytes(1, 128, 128) < 0.8 * large
 
 
+def _banded_networks():
+    from srgan_fast.architecture import msrresnet, rrdbnet, srresnet
+
+    return {f"srresnet-x{s}": srresnet(1, 16, scale=s) for s in (2, 4, 8)} | {
+        "msrresnet": msrresnet(1, 16), "msrresnet-x2": msrresnet(1, 16, scale=2), "rrdbnet": rrdbnet(1, 16, 16)}
+
+
+def _precisions():
+    return ["fp32"] + (["bf16"] if "avx512" in _C().cpu_info()["paths_bf16"] else [])
+
+
 @pytest.mark.parametrize("band_rows", [12, 24, 96])
-@pytest.mark.parametrize("scale", [2, 4, 8])
-def test_banded_tail_gives_the_bits_of_whole_maps(band_rows, scale):
-    # Bands of the last upsampler and the tail, against whole maps: same bits, also where a band ends inside a
-    # Winograd tile, at the image's last rows, and per image of a batch.
-    from srgan_fast.architecture import srresnet
+@pytest.mark.parametrize("name", list(_banded_networks()))
+def test_the_banded_chain_gives_the_bits_of_whole_maps(band_rows, name):
+    """The steps at the output's resolution (the last upsampler and every conv after it: the tail, or
+    MSRResNet's and RRDBNet's HR conv and last conv before the image store) in bands, against whole maps: same
+    bits, also where a band ends inside a Winograd tile, at the image's last rows, and per image of a batch."""
     from srgan_fast.weights import random_weights
 
-    weights = random_weights(srresnet(1, 16, scale=scale), seed=scale)
-    rng = np.random.default_rng(band_rows + scale)
-    whole, banded = engine(weights, tail_band_rows=0), engine(weights, tail_band_rows=band_rows)
-    for n, h, w in [(1, 37, 29), (2, 61, 50), (1, 131, 9)]:
-        tiles = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-        assert np.array_equal(banded.run(tiles), whole.run(tiles)), (n, h, w)
-        floats = (tiles / 255).astype(np.float32)
-        assert np.array_equal(banded.run(floats), whole.run(floats)), (n, h, w)
-    assert banded.workspace_bytes(1, 256, 256) < whole.workspace_bytes(1, 256, 256)
+    network = _banded_networks()[name]
+    weights = random_weights(network, seed=band_rows)
+    rng = np.random.default_rng(band_rows + network.scale)
+    for precision in _precisions():
+        whole = engine(weights, tail_band_rows=0, precision=precision)
+        banded = engine(weights, tail_band_rows=band_rows, precision=precision)
+        banded_maps = [m for m in banded.plan["maps"] if m["band_rows"] > 0]
+        assert banded_maps and all(m["level"] == network.scale for m in banded_maps)
+        for n, h, w in [(1, 37, 29), (2, 61, 50), (1, 131, 9)]:
+            tiles = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+            assert np.array_equal(banded.run(tiles), whole.run(tiles)), (precision, n, h, w)
+            floats = (tiles / 255).astype(np.float32)
+            assert np.array_equal(banded.run(floats), whole.run(floats)), (precision, n, h, w)
+        assert banded.workspace_bytes(1, 512, 512) < 0.75 * whole.workspace_bytes(1, 512, 512)
     with pytest.raises(ValueError, match="tail_band_rows: expected a multiple of 12 \\(or 0\\), got 10"):
         engine(weights, tail_band_rows=10)
 

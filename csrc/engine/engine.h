@@ -35,7 +35,7 @@ class CpuEngine {
 
   // images: [n, h, w, image_channels] C-contiguous -> out: [n, scale*h, scale*w, 3] of the same dtype.
   // step_seconds (profiling): appended one (layer, seconds) per step run; a quantize step reports the layer it
-  // encodes, the banded last upsampler and tail together the tail's layer, the image store layer -1.
+  // encodes, the banded chain at the output's resolution the last layer, the image store layer -1.
   void run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer = {},
            std::vector<std::pair<int, double>>* step_seconds = nullptr);
   // Bytes of feature maps and scratch a batch of this geometry needs.
@@ -58,11 +58,16 @@ class CpuEngine {
   std::vector<int> seam_tiles() const;
 
  private:
-  // Bands (run_banded) of the last upsampler's input rows: each computes kBandAbove rows before it and
-  // kBandBelow after it too, which the tail's 9x9 reads (4 and 5 rows of the output, 2 and 3 of the input). A
-  // band starts on a multiple of kBandAlign, as do the rows above it: the conv's 4-row Winograd tiles and the
-  // tail's 3-row ones then fall where they fall in a whole map, so banding changes no bit.
-  static constexpr int kBandAlign = 12, kBandAbove = 4, kBandBelow = 3;
+  // The steps at the output's resolution (the last upsampling conv and every conv after it, the tail or the
+  // last conv before the image store) run together in bands of the chain's input rows (run_chain), so that
+  // their maps, the network's largest (C channels at the output's resolution: 1 GB at 512² in), are never
+  // whole in memory. A band starts on a multiple of kBandAlign, and each conv computes its rows rounded out to
+  // its tiles (chain_rows): every tile falls where it falls in a whole map, so banding changes no bit.
+  static constexpr int kBandAlign = 12;
+  struct ChainStep {  // what chain_rows needs of each chain step
+    int conv_level = 1;  // rows of its conv: conv_level * h (its source's level times its upsampling)
+    int shuffle = 1, upsample = 1, radius = 1, tile = 1;
+  };
 
   void add_layer(const NetworkSpec& network, int index, const EngineOptions& options);
   void plan_storage(const NetworkSpec& network, const EngineOptions& options);
@@ -76,8 +81,12 @@ class CpuEngine {
   void codes_views(int map, int n, int h, int w, FeatureMapU8& u8, FeatureMapU16& u16) const;
   void run_step(const Step& step, const void* images, DType dtype, int n, int h, int w, void* out,
                 const ExecContext& ctx);
-  void run_banded(const Step& upsampler, const Step& tail, DType dtype, int n, int h, int w, void* out,
-                  const ExecContext& ctx);
+  void plan_chain(const std::vector<int>& float_readers, const std::vector<int>& code_readers,
+                  const NetworkSpec& network);
+  // For the band [first, last) of the chain input's rows: per chain step, the rows [lo, hi) of its output
+  // (its map's, or the image's) it computes.
+  std::vector<std::pair<int, int>> chain_rows(int first, int last, int h) const;
+  void run_chain(const void* images, DType dtype, int n, int h, int w, void* out, const ExecContext& ctx);
 
   Precision precision_;
   std::string path_note_;  // set where the chosen path failed its self-check and the next one runs
@@ -89,7 +98,9 @@ class CpuEngine {
   int image_channels_;
   ImageSkip image_skip_;
   int code_max_ = 0;  // int8: codes span [0, code_max_]
-  int band_rows_ = 0;  // the banded map's band, in its producer's input rows (0: no banded map)
+  int band_rows_ = 0;  // the chain's band, in rows of its input map (0: no chain)
+  int chain_begin_ = -1;  // the chain's first step (index into plan_.steps), or -1
+  std::vector<ChainStep> chain_;
   std::vector<HeadOp> heads_;
   std::vector<Conv3x3Op> convs_;
   std::vector<Conv3x3Int8Op> int8_convs_;

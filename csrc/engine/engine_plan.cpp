@@ -1,5 +1,7 @@
 // The CPU engine's choices in the plan, made once per network: which storage each layer's map needs (float32,
 // bf16 or codes), where quantize steps go, and which map lives one band at a time. Buffers: step_plan.cpp.
+#include <algorithm>
+#include <numeric>
 #include <stdexcept>
 
 #include "engine/engine.h"
@@ -47,18 +49,6 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
       maps[source].channels = tails_[0].bf16_channels();
     }
   }
-  // The tail's input, when a float upsampling conv writes it for the tail alone, lives one band at a time.
-  if (final_step.kind == StepKind::tail && kernels_ && options.tail_band_rows > 0) {
-    if (options.tail_band_rows % kBandAlign != 0)
-      throw std::invalid_argument("tail_band_rows: expected a multiple of " + std::to_string(kBandAlign) +
-                                  " (or 0), got " + std::to_string(options.tail_band_rows));
-    const int source = final_step.source;
-    if (steps[source].kind == StepKind::conv && network.layers[source].shuffle == 2 &&
-        float_readers[source] == 1 && code_readers[source] == 0) {
-      band_rows_ = options.tail_band_rows;
-      maps[source].band_rows = 2 * (band_rows_ + kBandAbove + kBandBelow);
-    }
-  }
   std::vector<Step> with_quantize;
   for (int i = 0; i < layers; ++i) {
     with_quantize.push_back(steps[i]);
@@ -69,6 +59,75 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
     }
   }
   steps = std::move(with_quantize);
+  if (kernels_ && options.tail_band_rows > 0) {
+    if (options.tail_band_rows % kBandAlign != 0)
+      throw std::invalid_argument("tail_band_rows: expected a multiple of " + std::to_string(kBandAlign) +
+                                  " (or 0), got " + std::to_string(options.tail_band_rows));
+    band_rows_ = options.tail_band_rows;
+    plan_chain(float_readers, code_readers, network);
+  }
+}
+
+// The chain: the longest run of steps at the end, all at the output's resolution but the first one's input,
+// each a float conv (or the tail) reading only the map of the step before it, which nothing else reads.
+void CpuEngine::plan_chain(const std::vector<int>& float_readers, const std::vector<int>& code_readers,
+                           const NetworkSpec& network) {
+  const std::vector<Step>& steps = plan_.steps;
+  std::vector<MapInfo>& maps = plan_.maps;
+  const int final_level = maps.back().level;
+  if (plan_.output_shuffle > 1) return;  // a sub-pixel last conv (SRVGGNetCompact) runs at the input's resolution
+  int begin = -1;
+  for (int k = int(steps.size()) - 1; k >= 0; --k) {
+    const Step& s = steps[k];
+    const LayerSpec& l = network.layers[s.layer];
+    const bool last = k + 1 == int(steps.size());
+    const bool runs = s.kind == StepKind::conv || (last && s.kind == StepKind::tail);
+    const bool feeds_next = last || (steps[k + 1].source == s.output && float_readers[s.output] == 1 &&
+                                     code_readers[s.output] == 0);
+    if (!runs || !feeds_next || s.source < 0 || s.residual >= 0 || s.outer >= 0 || l.sources.size() > 1 ||
+        l.result_level() != final_level)
+      break;
+    begin = k;
+    if (maps[s.source].level < final_level) break;  // it raises the resolution: the chain's first step
+  }
+  if (begin < 0 || maps[steps[begin].source].level == final_level) return;
+  chain_begin_ = begin;
+  for (int k = begin; k < int(steps.size()); ++k) {
+    const LayerSpec& l = network.layers[steps[k].layer];
+    ChainStep c;
+    c.conv_level = maps[steps[k].source].level * l.upsample;
+    c.shuffle = steps[k].kind == StepKind::tail ? 1 : l.shuffle;
+    c.upsample = l.upsample, c.radius = l.kernel / 2;
+    c.tile = seam_tiles()[steps[k].layer];
+    chain_.push_back(c);
+  }
+  // Each chain map's band buffer: the rows an inner band computes (the first is clipped at the top, the last
+  // at the bottom), on a height no band reaches the end of.
+  const int inner = 1000 * band_rows_, tall = 1 << 24;
+  const std::vector<std::pair<int, int>> rows = chain_rows(inner, inner + band_rows_, tall);
+  for (int k = begin; k < int(steps.size()); ++k)
+    if (steps[k].output >= 0) maps[steps[k].output].band_rows = rows[k - begin].second - rows[k - begin].first;
+}
+
+std::vector<std::pair<int, int>> CpuEngine::chain_rows(int first, int last, int h) const {
+  const int count = int(chain_.size());
+  std::vector<std::pair<int, int>> rows(count);
+  const int input_level = plan_.maps[plan_.steps[chain_begin_].source].level;
+  const int ratio = plan_.maps.back().level / input_level;
+  const auto floor_to = [](int v, int m) { return floor_div(v, m) * m; };
+  int lo = first * ratio, hi = last * ratio;  // wanted rows of the current step's output
+  for (int j = count - 1; j >= 0; --j) {
+    const ChainStep& c = chain_[j];
+    const int grid = std::lcm(c.tile, c.upsample), conv_rows = c.conv_level * h;
+    const int conv_lo = std::max(0, floor_to(floor_div(lo, c.shuffle), grid));
+    const int conv_hi = std::min(conv_rows, floor_to(floor_div(hi + c.shuffle - 1, c.shuffle) + grid - 1, grid));
+    rows[j] = {conv_lo * c.shuffle, conv_hi * c.shuffle};
+    // The rows of its input this reads: the conv's, widened by its radius, in the input's rows.
+    const int source_rows = conv_rows / c.upsample;
+    lo = std::max(0, floor_div(conv_lo - c.radius, c.upsample));
+    hi = std::min(source_rows, floor_div(conv_hi - 1 + c.radius, c.upsample) + 1);
+  }
+  return rows;
 }
 
 std::vector<int> CpuEngine::seam_tiles() const {

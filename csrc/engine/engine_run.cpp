@@ -2,7 +2,7 @@
 // per-step timing for profiles.
 #include <algorithm>
 #include <chrono>
-#include <type_traits>
+#include <stdexcept>
 
 #include "engine/engine.h"
 #include "ops/cpu/image_output.h"
@@ -98,40 +98,69 @@ size_t dtype_bytes(DType t) { return t == DType::u8 ? 1 : t == DType::u16 ? 2 : 
 
 }  // namespace
 
-void CpuEngine::run_banded(const Step& upsampler, const Step& tail, DType dtype, int n, int h, int w, void* out,
-                           const ExecContext& ctx) {
-  const MapInfo& map = plan_.maps[upsampler.output];
-  const int in_rows = plan_.maps[upsampler.source].level * h, out_rows = map.level * h, out_w = map.level * w;
-  const BufferInfo& info = plan_.buffers[map.buffer];
-  float* storage = buffers_[map.buffer]->data();
-  const FeatureMap input = map_view(upsampler.source, n, h, w);
+void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, void* out, const ExecContext& ctx) {
+  const std::vector<Step>& steps = plan_.steps;
+  const Step& first_step = steps[chain_begin_];
+  const FeatureMap input = map_view(first_step.source, n, h, w);
+  const int in_rows = plan_.maps[first_step.source].level * h;
+  const int out_h = plan_.maps.back().level * h, out_w = plan_.maps.back().level * w;
   const size_t out_row_bytes = size_t(out_w) * 3 * dtype_bytes(dtype);
+  const size_t image_bytes = size_t(h) * w * 3 * dtype_bytes(dtype);
   for (int image = 0; image < n; ++image) {
     for (int first = 0; first < in_rows; first += band_rows_) {
-      const int last = std::min(in_rows, first + band_rows_);
-      const int top = std::max(0, first - kBandAbove), bottom = std::min(in_rows, last + kBandBelow);
-      const FeatureMap in = image_rows(input, image, top, bottom - top);
-      const int computed = 2 * (bottom - top);  // output rows 2*top .. 2*bottom-1 at band rows 0 .. computed-1
-      void* image_out = static_cast<char*>(out) + (size_t(image) * out_rows + 2 * first) * out_row_bytes;
-      // FeatureMap, or FeatureMapBf16 where the tail reads bf16 (plan_storage).
-      const auto run_band = [&](auto band) {
-        constexpr bool bf16 = std::is_same_v<decltype(band), FeatureMapBf16>;
-        band.h = computed;
-        if constexpr (bf16) convs_[upsampler.op].run(kernels_, float_precision_, in, {}, {}, ctx, band);
-        else convs_[upsampler.op].run(kernels_, float_precision_, in, {}, band, ctx);
-        // Below the image the tail reads zeros: clear what an earlier band left there. (Above it, the band's
-        // own halo, which nothing writes.)
-        if (bottom == in_rows)
-          for (int y = computed; y < computed + kHalo; ++y)
-            std::fill_n(band.at(0, y, -kHalo), size_t(out_w + 2 * kHalo) * band.c, 0);
-        const auto rows = image_rows(band, 0, 2 * (first - top), 2 * (last - first));
-        if constexpr (bf16) tails_[tail.op].run(kernels_, Precision::bf16, {}, rows, image_out, dtype, ctx);
-        else tails_[tail.op].run(kernels_, Precision::fp32, rows, {}, image_out, dtype, ctx);
-      };
-      if (map.storage == Storage::bf16)
-        run_band(make_feature_map(reinterpret_cast<uint16_t*>(storage), 1, info.band_rows, out_w, map.channels));
-      else
-        run_band(make_feature_map(storage, 1, info.band_rows, out_w, map.channels));
+      const std::vector<std::pair<int, int>> rows = chain_rows(first, std::min(in_rows, first + band_rows_), h);
+      FeatureMap previous;           // the band of the previous step's map: rows from previous_first on
+      FeatureMapBf16 previous_bf16;  // (at bf16, the tail's input)
+      int previous_first = 0;
+      for (size_t j = 0; j < chain_.size(); ++j) {
+        const Step& step = steps[chain_begin_ + j];
+        const ChainStep& c = chain_[j];
+        const int count = rows[j].second - rows[j].first;
+        const int source_first = rows[j].first / c.shuffle / c.upsample;  // its input rows, from this one
+        const int source_count = count / c.shuffle / c.upsample;
+        if (step.kind == StepKind::tail) {
+          void* image_out = static_cast<char*>(out) + (size_t(image) * out_h + rows[j].first) * out_row_bytes;
+          if (previous_bf16.data)
+            tails_[step.op].run(kernels_, Precision::bf16, {}, image_rows(previous_bf16, 0, rows[j].first -
+                                previous_first, count), image_out, dtype, ctx);
+          else
+            tails_[step.op].run(kernels_, Precision::fp32, image_rows(previous, 0, rows[j].first - previous_first,
+                                count), {}, image_out, dtype, ctx);
+          break;
+        }
+        const FeatureMap in = j == 0 ? image_rows(input, image, source_first, source_count)
+                                     : image_rows(previous, 0, source_first - previous_first, source_count);
+        const MapInfo& map = plan_.maps[step.output];
+        const BufferInfo& info = plan_.buffers[map.buffer];
+        if (count > info.band_rows) throw std::logic_error("run_chain: a band outgrew its buffer");
+        float* storage = buffers_[map.buffer]->data();
+        // Below the map the next conv reads zeros: clear what an earlier band left there. (Above it, the
+        // buffer's own halo, which nothing writes.)
+        const auto clear_below = [&](auto band) {
+          if (rows[j].second == map.level * h)
+            for (int y = count; y < count + kHalo; ++y)
+              std::fill_n(band.at(0, y, -kHalo), size_t(map.level * w + 2 * kHalo) * band.c, 0);
+        };
+        if (map.storage == Storage::bf16) {
+          previous_bf16 = make_feature_map(reinterpret_cast<uint16_t*>(storage), 1, count, map.level * w, map.channels);
+          convs_[step.op].run(kernels_, float_precision_, in, {}, {}, ctx, previous_bf16);
+          clear_below(previous_bf16);
+        } else {
+          previous = make_feature_map(storage, 1, count, map.level * w, map.channels);
+          convs_[step.op].run(kernels_, float_precision_, in, {}, previous, ctx);
+          clear_below(previous);
+        }
+        previous_first = rows[j].first;
+      }
+      if (plan_.output_shuffle > 0) {  // the last conv's band, through the image store
+        ImageOutputParams p;
+        p.in = previous, p.shuffle = plan_.output_shuffle, p.skip = image_skip_;
+        p.image = static_cast<const char*>(images) + image * image_bytes;
+        p.n = 1, p.h = h, p.w = w, p.scale = scale_, p.dtype = dtype;
+        p.out = static_cast<char*>(out) + size_t(image) * out_h * out_row_bytes;
+        p.first_row = rows.back().first, p.rows = rows.back().second - rows.back().first;
+        cpu::image_output(p, ctx);
+      }
     }
   }
 }
@@ -155,10 +184,10 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
   const int last_layer = int(plan_.maps.size()) - 1;
   for (size_t k = 0; k < steps.size(); ++k) {
     const Step& step = steps[k];
-    if (step.output >= 0 && plan_.maps[step.output].band_rows > 0) {  // the last upsampler, then the tail: the end
-      run_banded(step, steps[k + 1], dtype, n, h, w, out, ctx);
+    if (int(k) == chain_begin_) {  // the steps at the output's resolution, band by band, to the end
+      run_chain(images, dtype, n, h, w, out, ctx);
       timed(last_layer);
-      break;
+      return;
     }
     run_step(step, images, dtype, n, h, w, out, ctx);
     const int written = step.kind == StepKind::quantize ? step.source : step.output;

@@ -33,7 +33,7 @@ struct MapInfo {  // one layer's output
   bool stored = true;           // has storage of `storage` (an int8 conv may write codes only)
   Storage storage = Storage::f32;
   bool coded = false;           // has codes of the plan's code_storage (read by an int8 conv)
-  int band_rows = 0;            // >0: held one band of this many rows at a time, not whole (CPU: run_banded)
+  int band_rows = 0;            // >0: held one band of this many rows at a time, not whole (CPU: run_chain)
   int buffer = -1, codes_buffer = -1;
   // A dense connection's input: channels [offset, offset + channels) of the buffer of map `group` (its first
   // member), whose channel stride is that map's group_channels; -1: a buffer of its own.

@@ -74,13 +74,14 @@ struct TailParams {
 // The network's last step when it ends in a feature map rather than the tail: PixelShuffle(shuffle) of `in`,
 // plus the input image upsampled ×scale (``skip``), clamped to [0, 1], scaled, rounded, stored in `dtype`.
 struct ImageOutputParams {
-  FeatureMap in;               // [n, h*scale/shuffle, w*scale/shuffle, >= 3*shuffle^2]
+  FeatureMap in;               // [n, rows/shuffle, w*scale/shuffle, >= 3*shuffle^2]: from output row first_row on
   int shuffle = 1;             // output channel c of sub-pixel (i, j) is input channel c*shuffle^2 + i*shuffle + j
   const void* image = nullptr; // [n, h, w, 3] the network's input, C-contiguous, of `dtype`
   ImageSkip skip = ImageSkip::none;
   int n = 0, h = 0, w = 0, scale = 1;
   void* out = nullptr;         // [n, h*scale, w*scale, 3] C-contiguous
   DType dtype = DType::f32;
+  int first_row = 0, rows = 0;  // the output rows stored (a band of them; first_row a multiple of shuffle); 0: all
 };
 
 // int8 precision: an activation tensor's codes, real = scale * (code - zero_point), code in [0, code_max]:

@@ -38,13 +38,14 @@ void store(const ImageOutputParams& p, const ExecContext& ctx) {
   };
   const BilinearTaps rows(p.skip == ImageSkip::bilinear ? p.h : 0, p.scale);
   const BilinearTaps cols(p.skip == ImageSkip::bilinear ? p.w : 0, p.scale);
-  const int64_t total_rows = int64_t(p.n) * out_h;
+  const int band = p.rows > 0 ? p.rows : out_h, first_feature_row = p.first_row / s;
+  const int64_t total_rows = int64_t(p.n) * band;
 #pragma omp parallel for num_threads(ctx.threads) schedule(static)
   for (int64_t r = 0; r < total_rows; ++r) {
-    const int b = int(r / out_h), y = int(r % out_h);
+    const int b = int(r / band), y = p.first_row + int(r % band);
     T* dst = out + (size_t(b) * out_h + y) * out_w * 3;
     for (int x = 0; x < out_w; ++x) {
-      const float* features = p.in.at(b, y / s, x / s) + (y % s) * s + (x % s);
+      const float* features = p.in.at(b, y / s - first_feature_row, x / s) + (y % s) * s + (x % s);
       for (int c = 0; c < 3; ++c) {
         float v = features[c * s * s];
         if (p.skip == ImageSkip::nearest) {
