@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +22,8 @@ from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.cli import main as cli  # noqa: E402
 from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray  # noqa: E402
 from srgan_fast.distributed import upscale_files  # noqa: E402
-from srgan_fast.distributed.images import WORKER_DEATH_RETRIES  # noqa: E402
+from srgan_fast.distributed.images import WORKER_DEATH_RETRIES
+RAN_HERE = "(the note)"  # noqa: E402
 from srgan_fast.distributed.jobs import collect_jobs  # noqa: E402
 from srgan_fast.distributed.report import REPORT_NAME  # noqa: E402
 from srgan_fast.distributed.storage import local_copy, local_target, remove_abandoned_temporaries  # noqa: E402
@@ -126,6 +130,28 @@ def test_a_second_run_skips_every_output_and_overwrite_rewrites_them(tree, first
     assert (rewritten.done, rewritten.skipped, rewritten.failed) == (4, 0, 1)
     assert all(p.stat().st_ino != inode for p, inode in before.items() if p.name != REPORT_NAME)
     assert files_under(output) | {REPORT_NAME: b""} == files_under(tree / "local") | {REPORT_NAME: b""}
+
+
+@pytest.mark.slow
+def test_bare_ray_without_a_cluster_runs_in_this_process_without_ray_and_writes_the_same_bytes(tree):
+    # A process of its own: this one imports Ray, and local_ray may have connected it. No RAY_ADDRESS: no cluster.
+    environment = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    code = ("import sys; from srgan_fast.cli import main; status = main.main(sys.argv[1:]); "
+            "print('ray imported' if 'ray' in sys.modules else 'ray never imported'); sys.exit(status)")
+    output = tree / "here"
+    finished = subprocess.run([sys.executable, "-c", code, "upscale", str(tree / "photos"), "-o", str(output),
+                               "--model", str(tree / "tiny.safetensors"), "--backend", "native", "--precision",
+                               "fp32", "--ray"], env={**environment, "OMP_WAIT_POLICY": "passive"},
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 1, finished.stderr  # the broken file, as locally
+    assert finished.stdout.strip() == "ray never imported"  # so no Ray instance was started
+    lines = finished.stderr.splitlines()
+    assert lines[0] == f"note: {RAN_HERE}"
+    assert lines[-1].startswith("srgan-fast: 4 done, 0 skipped, 1 failed in "), lines
+    written = files_under(output)
+    statuses = [json.loads(line)["status"] for line in written.pop(REPORT_NAME).decode().splitlines()]
+    assert sorted(statuses) == ["done"] * 4 + ["failed"]
+    assert written == files_under(tree / "local")
 
 
 def started_upscale_workers() -> set[str]:

@@ -26,12 +26,13 @@ def _gpu_share(text: str) -> float:
                                      f"workers), got {text!r}")
 
 
-def _ray_group(parser: argparse.ArgumentParser, what: str, workers: str) -> argparse._ArgumentGroup:
+def _ray_group(parser: argparse.ArgumentParser, what: str, workers: str,
+               alone: str = "a local one") -> argparse._ArgumentGroup:
     """The options every command on Ray has: ``--ray [ADDRESS]`` and the workers'."""
     group = parser.add_argument_group("many machines (Ray; pip install 'srgan_fast[ray]')")
     group.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                       help=f"{what}: ADDRESS (auto, ray://head:10001), or alone: the one RAY_ADDRESS names, else "
-                            "a local one")
+                       help=f"{what}: ADDRESS (auto, ray://head:10001, or local: a Ray instance on this machine "
+                            f"for this run), or alone: the one RAY_ADDRESS names, else {alone}")
     group.add_argument("--workers", type=_positive_int, help=f"actors, each with its own model (default: {workers})")
     group.add_argument("--gpus-per-worker", type=_gpu_share, default=0.0, metavar="GPUS",
                        help="GPUs each worker reserves, e.g. 1 or 0.5 (default: 0, CPU workers)")
@@ -44,7 +45,9 @@ def register_ray_options(parser: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]`` and the options that only a run on Ray has, as a group of the upscale command."""
     group = _ray_group(parser, "run on a Ray cluster, inputs and outputs may be s3://, gs://, ... URIs",
                        "as many as the cluster's free CPUs hold, --threads-per-worker each, or its GPUs with "
-                       "--gpus-per-worker; at most one per batch")
+                       "--gpus-per-worker; at most one per batch",
+                       alone="no Ray: without worker options the files run in this process (Ray on this machine "
+                       "alone would add its start-up and no cores; a note says so)")
     group.add_argument("--files-per-batch", type=_positive_int, default=1, metavar="N",
                        help="files per Ray task; a worker that dies redoes its batch (default: %(default)s)")
     group.add_argument("--report", metavar="PATH", help="JSON-lines report, one line per file (default: "
@@ -59,8 +62,8 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
         if getattr(args, "device", None):
             raise ValueError(f"--device {args.device} does not apply with --ray: workers run on GPUs with "
                              "--gpus-per-worker and on CPUs without it")
-        import ray
-
+        # Ray itself is imported where the run uses it: a run in this process (no cluster) does without.
+        from srgan_fast.distributed.cluster import RayMissing
         from srgan_fast.distributed.images import upscale_files
         from srgan_fast.distributed.report import FAILED
     except ImportError as exc:
@@ -79,15 +82,22 @@ def run_upscale_on_ray(args: argparse.Namespace) -> int:
             tta=args.tta, outscale=args.outscale, width=args.width, height=args.height, name=args.name,
             quality=args.quality, background=args.background, calibration_images=args.calibration_images,
             quiet=args.quiet)
+    except RayMissing as exc:  # the run needs Ray, which is not installed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as exc:  # the inputs or output as given cannot be used (or collide)
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except ray.exceptions.RayError as exc:  # the workers could not start (their first line says why)
-        print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt as interrupt:
         return report_stop(interrupt, "the outputs written are complete, no partial files left; run it again to "
                            "finish")
+    except Exception as exc:
+        ray = sys.modules.get("ray")
+        if ray is None or not isinstance(exc, ray.exceptions.RayError):
+            raise
+        # The workers could not start (their first line says why).
+        print(f"error: the run on Ray failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
     for line in summary.notes:
         print(f"note: {line}", file=sys.stderr)
     for line in summary.problems:

@@ -15,12 +15,16 @@ from typing import Iterator
 from srgan_fast.io.signals import STOP_SIGNALS
 
 
+class RayMissing(ImportError):
+    """Ray (or Ray Data) is not installed, and the run needs it."""
+
+
 def import_ray():
     try:
         import ray
         import ray.data
     except ImportError as exc:
-        raise ImportError(f"running on Ray needs Ray Data ({exc}); install it with pip install 'srgan_fast[ray]'") \
+        raise RayMissing(f"running on Ray needs Ray Data ({exc}); install it with pip install 'srgan_fast[ray]'") \
             from None
     return ray
 
@@ -83,6 +87,15 @@ def init_ray(ray, address: str | None, *, quiet: bool = False) -> None:
         for signum, handler in saved.items():
             if handler is not None:  # None: not installed from Python, cannot be put back
                 signal.signal(signum, handler)
+
+
+def starts_ray_here(address: str | None) -> bool:
+    """Whether connecting for ``address`` would start a Ray instance on this machine for this run alone: no address
+    given, none in RAY_ADDRESS, and this process not connected to one (asked without importing Ray, which takes a
+    second and more)."""
+    ray = sys.modules.get("ray")
+    connected = ray is not None and getattr(ray, "is_initialized", lambda: False)()
+    return address is None and not os.environ.get("RAY_ADDRESS") and not connected
 
 
 @contextlib.contextmanager

@@ -116,6 +116,13 @@ def make_upscaler(model: str, *, backend: str, device: str, precision: str | Non
                     memory_budget=memory_budget, **output_options, **options)
 
 
+def upscale_here(jobs, upscaler_options: dict, file_options: dict) -> list[FileResult]:
+    """The jobs (``srgan_fast.distributed.jobs.Job``) in this process, one file after another with the same code as
+    a worker, on one Upscaler whose engine takes every core, as the local command's does."""
+    upscaler = make_upscaler(**{**upscaler_options, "threads": None})
+    return [upscale_one(upscaler, job.source, job.destination, **file_options) for job in jobs]
+
+
 def rows(results: list[FileResult]) -> dict[str, list]:
     """Results as Ray Data columns; warnings as one string each, since a column of empty lists has no type."""
     columns = {name: [getattr(result, name) for result in results] for name in COLUMNS}
