@@ -25,6 +25,9 @@ from srgan_fast.tiler.seams import seam_geometry
 from srgan_fast.weights import DEFAULT_MODEL, GeneratorWeights, load_weights
 
 log = logging.getLogger("srgan_fast")
+# A plan computing more than this multiple of the image's pixels (a deep network's margins under a small memory
+# budget: RRDBNet's 349 px around each window) is worth a warning that says what budget avoids it.
+COSTLY_PLAN_OVERHEAD = 2.0
 
 # Working memory the tiler lets a backend use at once, by device kind (bytes).
 DEFAULT_MEMORY_BUDGET = {"cpu": 3 << 30, "cuda": 4 << 30}
@@ -168,7 +171,14 @@ class Upscaler:
         with self._plans_lock:
             if image_hw not in self._plans:
                 tile = self.tile or auto_tile(image_hw, self.seams, self.backend.window_bytes, self.memory_budget)
-                self._plans[image_hw] = plan_tiles(image_hw, tile, self.seams)
+                plan = self._plans[image_hw] = plan_tiles(image_hw, tile, self.seams)
+                if self.tile is None and plan.overhead > COSTLY_PLAN_OVERHEAD:
+                    margin = max(self.seams.before, *self.seams.after_by_residue)
+                    log.warning("srgan_fast: %s at %dx%d is planned as %d windows computing %.1fx its pixels within "
+                                "memory_budget %s (seam-free windows need %d-pixel margins); one window needs %s: a "
+                                "memory_budget that large runs it in one", self.weights.network.architecture,
+                                *image_hw, plan.num_windows, plan.overhead, format_bytes(self.memory_budget), margin,
+                                format_bytes(self.backend.window_bytes(*image_hw)))
             return self._plans[image_hw]
 
     def upscale(self, image, *, outscale: float | None = None, size: tuple[int, int] | None = None,

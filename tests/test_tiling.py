@@ -121,3 +121,26 @@ def test_windows_fit_the_budget_by_the_backends_own_measure():
         assert upscaler.backend.window_bytes(*plan.window_hw) <= upscaler.memory_budget
     assert upscaler.plan((720, 1280)).num_windows == 1  # 3 windows when 64x64 tiles set the cost per pixel
 
+
+
+def test_a_plan_computing_many_times_the_pixels_says_which_budget_avoids_it(caplog):
+    """A budget far below what the image needs: the planner keeps to it, and says what it costs and the budget
+    that runs the image in one window; a budget that fits says nothing."""
+    pytest.importorskip("srgan_fast._C")
+    from srgan_fast.options import format_bytes
+
+    weights = random_generator_weights(num_blocks=1, channels=16, seed=4)
+    small = Upscaler(weights, backend="native", threads=1, memory_budget="3M")
+    with caplog.at_level("WARNING", logger="srgan_fast"):
+        plan = small.plan((400, 600))
+    assert plan.overhead > 2
+    one_window = format_bytes(small.backend.window_bytes(400, 600))
+    margin = small.seams.before
+    assert [r.getMessage() for r in caplog.records] == [
+        f"srgan_fast: srresnet at 400x600 is planned as {plan.num_windows} windows computing {plan.overhead:.1f}x "
+        f"its pixels within memory_budget 3.0 MiB (seam-free windows need {margin}-pixel margins); one window needs "
+        f"{one_window}: a memory_budget that large runs it in one"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="srgan_fast"):
+        assert Upscaler(weights, backend="native", threads=1).plan((400, 600)).num_windows == 1
+    assert not caplog.records
