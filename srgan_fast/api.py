@@ -172,14 +172,25 @@ class Upscaler:
             if image_hw not in self._plans:
                 tile = self.tile or auto_tile(image_hw, self.seams, self.backend.window_bytes, self.memory_budget)
                 plan = self._plans[image_hw] = plan_tiles(image_hw, tile, self.seams)
-                if self.tile is None and plan.overhead > COSTLY_PLAN_OVERHEAD:
-                    margin = max(self.seams.before, *self.seams.after_by_residue)
-                    log.warning("srgan_fast: %s at %dx%d is planned as %d windows computing %.1fx its pixels within "
-                                "memory_budget %s (seam-free windows need %d-pixel margins); one window needs %s: a "
-                                "memory_budget that large runs it in one", self.weights.network.architecture,
-                                *image_hw, plan.num_windows, plan.overhead, format_bytes(self.memory_budget), margin,
-                                format_bytes(self.backend.window_bytes(*image_hw)))
+                if self.tile is None:
+                    self._warn_about_costly(image_hw, plan)
             return self._plans[image_hw]
+
+    def _warn_about_costly(self, image_hw: tuple[int, int], plan: TilePlan) -> None:
+        """One warning where the memory budget makes a plan compute many times the image's pixels, or where no
+        window within it can hold a core between seam-free margins (RRDBNet's are hundreds of pixels)."""
+        margin = max(self.seams.before, *self.seams.after_by_residue)
+        what = f"srgan_fast: {self.weights.network.architecture} at {image_hw[0]}x{image_hw[1]}"
+        budget = format_bytes(self.memory_budget)
+        window = self.backend.window_bytes(*plan.window_hw)
+        if window > self.memory_budget:
+            log.warning("%s needs %s per window, over memory_budget %s: seam-free windows need %d-pixel margins, "
+                        "so no smaller window holds a core", what, format_bytes(window), budget, margin)
+        elif plan.overhead > COSTLY_PLAN_OVERHEAD:
+            log.warning("%s is planned as %d windows computing %.1fx its pixels within memory_budget %s (seam-free "
+                        "windows need %d-pixel margins); one window needs %s: a memory_budget that large runs it in "
+                        "one", what, plan.num_windows, plan.overhead, budget, margin,
+                        format_bytes(self.backend.window_bytes(*image_hw)))
 
     def upscale(self, image, *, outscale: float | None = None, size: tuple[int, int] | None = None,
                 width: int | None = None, height: int | None = None, tta: bool | None = None,

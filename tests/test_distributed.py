@@ -22,8 +22,7 @@ from conftest import random_generator_weights  # noqa: E402
 from srgan_fast.cli import main as cli  # noqa: E402
 from srgan_fast.cli.ray import register_ray_options, run_upscale_on_ray  # noqa: E402
 from srgan_fast.distributed import upscale_files  # noqa: E402
-from srgan_fast.distributed.images import WORKER_DEATH_RETRIES
-RAN_HERE = "(the note)"  # noqa: E402
+from srgan_fast.distributed.images import RAN_HERE, WORKER_DEATH_RETRIES  # noqa: E402
 from srgan_fast.distributed.jobs import collect_jobs  # noqa: E402
 from srgan_fast.distributed.report import REPORT_NAME  # noqa: E402
 from srgan_fast.distributed.storage import local_copy, local_target, remove_abandoned_temporaries  # noqa: E402

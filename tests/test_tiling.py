@@ -130,7 +130,7 @@ def test_a_plan_computing_many_times_the_pixels_says_which_budget_avoids_it(capl
     from srgan_fast.options import format_bytes
 
     weights = random_generator_weights(num_blocks=1, channels=16, seed=4)
-    small = Upscaler(weights, backend="native", threads=1, memory_budget="3M")
+    small = Upscaler(weights, backend="native", threads=1, memory_budget="12M")
     with caplog.at_level("WARNING", logger="srgan_fast"):
         plan = small.plan((400, 600))
     assert plan.overhead > 2
@@ -138,9 +138,17 @@ def test_a_plan_computing_many_times_the_pixels_says_which_budget_avoids_it(capl
     margin = small.seams.before
     assert [r.getMessage() for r in caplog.records] == [
         f"srgan_fast: srresnet at 400x600 is planned as {plan.num_windows} windows computing {plan.overhead:.1f}x "
-        f"its pixels within memory_budget 3.0 MiB (seam-free windows need {margin}-pixel margins); one window needs "
+        f"its pixels within memory_budget 12.0 MiB (seam-free windows need {margin}-pixel margins); one window needs "
         f"{one_window}: a memory_budget that large runs it in one"]
     caplog.clear()
     with caplog.at_level("WARNING", logger="srgan_fast"):
         assert Upscaler(weights, backend="native", threads=1).plan((400, 600)).num_windows == 1
     assert not caplog.records
+    # A budget below even the smallest window that holds a core between the margins: said, not hidden.
+    tiny = Upscaler(weights, backend="native", threads=1, memory_budget="64k")
+    with caplog.at_level("WARNING", logger="srgan_fast"):
+        plan = tiny.plan((400, 600))
+    window = format_bytes(tiny.backend.window_bytes(*plan.window_hw))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"srgan_fast: srresnet at 400x600 needs {window} per window, over memory_budget 64.0 KiB: seam-free windows "
+        f"need {tiny.seams.before}-pixel margins, so no smaller window holds a core"]

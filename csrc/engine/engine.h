@@ -35,7 +35,7 @@ class CpuEngine {
 
   // images: [n, h, w, image_channels] C-contiguous -> out: [n, scale*h, scale*w, 3] of the same dtype.
   // step_seconds (profiling): appended one (layer, seconds) per step run; a quantize step reports the layer it
-  // encodes, the banded chain at the output's resolution the last layer, the image store layer -1.
+  // encodes, the banded chain above the input's resolution the last layer, the image store layer -1.
   void run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer = {},
            std::vector<std::pair<int, double>>* step_seconds = nullptr);
   // Bytes of feature maps and scratch a batch of this geometry needs.
@@ -58,11 +58,11 @@ class CpuEngine {
   std::vector<int> seam_tiles() const;
 
  private:
-  // The steps at the output's resolution (the last upsampling conv and every conv after it, the tail or the
-  // last conv before the image store) run together in bands of the chain's input rows (run_chain), so that
-  // their maps, the network's largest (C channels at the output's resolution: 1 GB at 512² in), are never
-  // whole in memory. A band starts on a multiple of kBandAlign, and each conv computes its rows rounded out to
-  // its tiles (chain_rows): every tile falls where it falls in a whole map, so banding changes no bit.
+  // The steps above the input's resolution (from the first upsampling conv on: the tail, or the last conv
+  // before the image store, at the end) run together in bands of the chain's input rows (run_chain), so that
+  // their maps, the network's largest (C channels at 2x and 4x the input's resolution: 1 GB at 512² in), are
+  // never whole in memory. A band starts on a multiple of kBandAlign, and each conv computes its rows rounded
+  // out to its tiles (chain_rows): every tile falls where it falls in a whole map, so banding changes no bit.
   static constexpr int kBandAlign = 12;
   struct ChainStep {  // what chain_rows needs of each chain step
     int conv_level = 1;  // rows of its conv: conv_level * h (its source's level times its upsampling)

@@ -19,11 +19,11 @@ struct EngineOptions {
   // int8: every map of codes spans [0, int8_code_max]: 255 (u8 maps), or up to what the path's int8 convs sum
   // exactly (cpu::int8_code_max), in u16 maps.
   int int8_code_max = 255;
-  // The steps at the output's resolution (the last upsampling conv and every conv after it) run together in
-  // bands of this many of that conv's input rows (a multiple of 12), so that their maps, the network's largest
-  // (C channels at the output's resolution: 1 GB at 512² in), are never whole in memory; 0: whole maps. The
-  // results are the same bits either way.
-  int tail_band_rows = 96;
+  // The steps above the input's resolution (from the first upsampling conv on, see CpuEngine::plan_chain) run
+  // together in bands of this many rows of the map the first of them reads (a multiple of 12), so that their
+  // maps, the network's largest (C channels at 2x and 4x the input's resolution), are never whole in memory;
+  // 0: whole maps. The results are the same bits either way.
+  int tail_band_rows = 48;
   // CUDA engine
   int device = 0;
   int batch_size = 8;           // tiles per launch (a larger call is split into batches of this size)

@@ -68,13 +68,14 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
   }
 }
 
-// The chain: the longest run of steps at the end, all at the output's resolution but the first one's input,
-// each a float conv (or the tail) reading only the map of the step before it, which nothing else reads.
+// The chain: the longest run of steps at the end above the input's resolution, each a float conv (or the tail)
+// reading only the map of the step before it, which nothing else reads: from the first upsampling conv on for
+// SRResNet and MSRResNet, from RRDBNet's first nearest-upsampling conv. (At the input's resolution bands would
+// recompute a margin per conv and save little: those maps are the smallest.)
 void CpuEngine::plan_chain(const std::vector<int>& float_readers, const std::vector<int>& code_readers,
                            const NetworkSpec& network) {
   const std::vector<Step>& steps = plan_.steps;
   std::vector<MapInfo>& maps = plan_.maps;
-  const int final_level = maps.back().level;
   if (plan_.output_shuffle > 1) return;  // a sub-pixel last conv (SRVGGNetCompact) runs at the input's resolution
   int begin = -1;
   for (int k = int(steps.size()) - 1; k >= 0; --k) {
@@ -85,12 +86,11 @@ void CpuEngine::plan_chain(const std::vector<int>& float_readers, const std::vec
     const bool feeds_next = last || (steps[k + 1].source == s.output && float_readers[s.output] == 1 &&
                                      code_readers[s.output] == 0);
     if (!runs || !feeds_next || s.source < 0 || s.residual >= 0 || s.outer >= 0 || l.sources.size() > 1 ||
-        l.result_level() != final_level)
+        l.result_level() <= 1)
       break;
     begin = k;
-    if (maps[s.source].level < final_level) break;  // it raises the resolution: the chain's first step
   }
-  if (begin < 0 || maps[steps[begin].source].level == final_level) return;
+  if (begin < 0 || steps[begin].kind == StepKind::tail) return;  // the tail alone reads a whole map anyway
   chain_begin_ = begin;
   for (int k = begin; k < int(steps.size()); ++k) {
     const LayerSpec& l = network.layers[steps[k].layer];

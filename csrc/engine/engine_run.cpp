@@ -184,7 +184,7 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
   const int last_layer = int(plan_.maps.size()) - 1;
   for (size_t k = 0; k < steps.size(); ++k) {
     const Step& step = steps[k];
-    if (int(k) == chain_begin_) {  // the steps at the output's resolution, band by band, to the end
+    if (int(k) == chain_begin_) {  // the steps above the input's resolution, band by band, to the end
       run_chain(images, dtype, n, h, w, out, ctx);
       timed(last_layer);
       return;

@@ -94,20 +94,25 @@ def plan_tiles(image_hw: tuple[int, int], tile: int | tuple[int, int], seams: Se
 
 def auto_tile(image_hw: tuple[int, int], seams: SeamGeometry, window_bytes: Callable[[int, int], int],
               memory_budget: int) -> tuple[int, int]:
-    """The (rows, cols) core size whose plan computes the fewest pixels with every window inside the budget.
+    """The (rows, cols) core size whose plan computes the fewest pixels with every window inside the budget (or,
+    where no window fits it, the fewest pixels).
 
     window_bytes: the working memory of an h x w window (``Backend.window_bytes``).
     Windows need not be square: on the CPU budget a 1920×1080 frame is cheaper as full-height windows than as
     squares, because margins cost less where cores are longer. Every pair of per-axis splits into cores of at
     least MIN_TILE is tried (about 32,000 pairs at 4K, done once per image size); ties go to fewer windows.
     """
-    best = None
+    best = cheapest = None
     for tile_h, window_h, count_h in axis_splits(image_hw[0], seams):
         for tile_w, window_w, count_w in axis_splits(image_hw[1], seams):
             cost = (count_h * count_w * window_h * window_w, count_h * count_w)
+            if cheapest is None or cost < cheapest[0]:
+                cheapest = (cost, (tile_h, tile_w))
             if (best is None or cost < best[0]) and window_bytes(window_h, window_w) <= memory_budget:
                 best = (cost, (tile_h, tile_w))
-    return best[1] if best else (MIN_TILE, MIN_TILE)  # nothing fits: the smallest windows there are
+    # Nothing fits (margins wider than any window the budget holds: RRDBNet's hundreds of pixels): the least
+    # work, which is then no more memory than smaller windows whose margins cover the image many times over.
+    return (best or cheapest)[1]
 
 
 @functools.lru_cache(maxsize=64)
