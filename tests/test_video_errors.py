@@ -213,7 +213,12 @@ def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path, video):
             return super().upscale_batch(frames)
 
     upscaler = SlowUpscaler()
-    with pytest.raises(KeyboardInterrupt):
-        run(video.path, tmp_path / "out.mkv", upscaler=upscaler, batch_size=1)
+    # Python's own Ctrl-C handler, whatever an earlier test in this process (Ray's) left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(video.path, tmp_path / "out.mkv", upscaler=upscaler, batch_size=1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert 4 <= upscaler.calls < 8
     assert leftovers(tmp_path) == ["in.mkv"]

@@ -33,9 +33,9 @@ def ray_url(tiny_weights, tmp_path_factory):
 
     model = tmp_path_factory.mktemp("ray") / "tiny.safetensors"
     save_weights(model, tiny_weights.tensors, tiny_weights.metadata)
-    port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
              runtime_env={"env_vars": {"OMP_WAIT_POLICY": "passive"}})
+    port = free_port()  # after Ray's own processes have taken theirs
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         options = dict(models=[str(model)], backend="native", tile=TILE)
