@@ -2,6 +2,7 @@
 # What one short session on a lent GPU machine runs, in phases; each phase logs under $OUT.
 #
 #   benchmarks/gpu_session.sh build test bench      build for this GPU, run the cuda tests, time the backend
+#   benchmarks/gpu_session.sh architectures         msrresnet and srvgg_compact on cuda beside torch (540x960)
 #   benchmarks/gpu_session.sh train SECONDS         resume srresnet training from the committed checkpoint
 #   benchmarks/gpu_session.sh variants DIR          A/B-test kernel variants
 #
@@ -87,6 +88,17 @@ phase_bench() {
     --precisions fp16 bf16 --sizes 128 --repeats 20 --warmup 3 --json "$OUT/latency-cuda-128.json"
 }
 
+# The other architectures the CUDA engine walks the step plan for (not yet run on a GPU): the cuda backend
+# beside torch channels_last (+ cudnn.benchmark) on one 540x960 frame, fp16, random weights.
+phase_architectures() {
+  local architecture
+  for architecture in msrresnet srvgg_compact; do
+    timeout 150 python3 benchmarks/latency.py --model random --architecture "$architecture" --device cuda \
+      --backends cuda torch --no-compile --precisions fp16 --sizes 540x960 --repeats 10 --warmup 2 \
+      --json "$OUT/latency-cuda-$architecture.json" || return 1
+  done
+}
+
 phase_variants() {
   local dir=$1 name
   for variant in "$dir"/*/; do
@@ -144,10 +156,10 @@ while [ $# -gt 0 ]; do
   shift
   echo "=== $phase ($(date -u +%T))"
   case $phase in
-    build | test | bench) "phase_$phase" || status=$? ;;
+    build | test | bench | architectures) "phase_$phase" || status=$? ;;
     train) phase_train "$1" || status=$?; shift ;;
     variants) phase_variants "$1" || status=$?; shift ;;
-    *) echo "unknown phase $phase (build, test, bench, variants DIR, train SECONDS)"; exit 2 ;;
+    *) echo "unknown phase $phase (build, test, bench, architectures, variants DIR, train SECONDS)"; exit 2 ;;
   esac
 done
 echo "=== done ($(date -u +%T)), status $status"
