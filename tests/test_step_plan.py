@@ -25,7 +25,6 @@ NETWORKS = {
     "srvgg_compact": srvgg_compact(3, 16),
     "srvgg_compact-x2-relu": srvgg_compact(2, 16, scale=2, activation="relu"),
 }
-CUDA_RUNS = list(NETWORKS)
 
 
 def _C():
@@ -134,7 +133,7 @@ def test_a_reused_buffer_is_seen_by_the_interpreter():
         assert not torch.allclose(run_plan(plan, weights, image), torch_reference(weights, image))
 
 
-@pytest.mark.parametrize("name", CUDA_RUNS)
+@pytest.mark.parametrize("name", NETWORKS)
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_the_cuda_plan_is_the_cpu_plan_in_16_bit_storage(name, precision):
     """Same steps, same maps sharing the same buffers at the same resolutions; the maps inside the network in

@@ -92,13 +92,14 @@ void CpuEngine::plan_chain(const std::vector<int>& float_readers, const std::vec
   }
   if (begin < 0 || steps[begin].kind == StepKind::tail) return;  // the tail alone reads a whole map anyway
   chain_begin_ = begin;
+  const std::vector<int> tiles = seam_tiles();
   for (int k = begin; k < int(steps.size()); ++k) {
     const LayerSpec& l = network.layers[steps[k].layer];
     ChainStep c;
     c.conv_level = maps[steps[k].source].level * l.upsample;
     c.shuffle = steps[k].kind == StepKind::tail ? 1 : l.shuffle;
     c.upsample = l.upsample, c.radius = l.kernel / 2;
-    c.tile = seam_tiles()[steps[k].layer];
+    c.tile = tiles[steps[k].layer];
     chain_.push_back(c);
   }
   // Each chain map's band buffer: the rows an inner band computes (the first is clipped at the top, the last

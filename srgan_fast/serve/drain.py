@@ -98,19 +98,27 @@ class Drain:
         parts = []
         if self.cut:
             cut = self.cut
-            sizes = ", ".join(upload.describe() for upload in cut[:3]) + (", ..." if len(cut) > 3 else "")
-            whens = " or ".join(dict.fromkeys(upload.cut.replace("its ", "the ") for upload in cut))
-            parts.append(f"cut {len(cut)} upload{'s' if len(cut) > 1 else ''} not complete {whens} "
-                         f"(received {sizes})")
+            parts.append(f"cut {len(cut)} upload{'s' if len(cut) > 1 else ''} not complete "
+                         f"{_whens(upload.cut for upload in cut)} "
+                         f"(received {_first_three([upload.describe() for upload in cut])})")
         if self.cut_answers:
             answers = self.cut_answers
-            sizes = ", ".join(str(unsent) for unsent, _ in answers[:3]) + (", ..." if len(answers) > 3 else "")
-            whens = " or ".join(dict.fromkeys(when.replace("its ", "the ") for _, when in answers))
             parts.append(f"cut {len(answers)} answer{'s' if len(answers) > 1 else ''} not yet taken by "
-                         f"{'their clients' if len(answers) > 1 else 'its client'} {whens} ({sizes} bytes unsent)")
+                         f"{'their clients' if len(answers) > 1 else 'its client'} "
+                         f"{_whens(when for _, when in answers)} "
+                         f"({_first_three([str(unsent) for unsent, _ in answers])} bytes unsent)")
         if self.cut_requests:
             parts.append(f"cut the work of {self.cut_requests} admitted request"
                          f"{'s' if self.cut_requests > 1 else ''} at a second stop signal")
         elif parts:
             parts.append(f"every {'other ' if self.cut_answers else ''}admitted request was answered")
         return "; ".join(parts)
+
+
+def _first_three(items: list[str]) -> str:
+    return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
+
+
+def _whens(whens) -> str:
+    """The distinct moments things were cut ("at its 30 s drain deadline"), as the stop line words them."""
+    return " or ".join(dict.fromkeys(when.replace("its ", "the ") for when in whens))

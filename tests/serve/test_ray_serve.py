@@ -2,13 +2,12 @@
 answer is bit-exact."""
 from __future__ import annotations
 
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from serve_helpers import TILE, decoded, png_bytes, random_image, reference
+from serve_helpers import TILE, decoded, free_port, png_bytes, random_image, reference
 
 import httpx  # noqa: E402
 
@@ -19,12 +18,6 @@ import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
 from srgan_fast.serve.ray_serve import APP_NAME, serve_application  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

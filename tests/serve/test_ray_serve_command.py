@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -15,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from serve_helpers import TILE, decoded, metric, png_bytes, random_image, reference
+from serve_helpers import TILE, decoded, free_port, metric, png_bytes, random_image, reference
 
 import httpx  # noqa: E402
 
@@ -24,12 +23,6 @@ from conftest import command_session  # noqa: E402
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'srgan_fast[serve-ray]')")
 pytestmark = pytest.mark.slow  # a serve --ray process: Ray, Serve and a replica start before the first request
 STARTUP_SECONDS = 300  # a local Ray instance, Serve and a replica warming up, on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
