@@ -46,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.int8_cpu import openvino_paths  # noqa: E402
-from benchmarks.machine import cpu_details  # noqa: E402
+from benchmarks.machine import cpu_details, cpu_name  # noqa: E402
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.architecture import ARCHITECTURES, build  # noqa: E402
 from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
@@ -199,11 +199,7 @@ def size_argument(text: str) -> tuple[int, int]:
 def machine_description(device: str) -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "processor": platform.processor()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    info["cpu"] = cpu_name()
     info.update(cpu_details())
     try:
         root = Path(__file__).resolve().parents[1]
