@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -95,8 +96,28 @@ def pil_png(image: Image.Image, **options) -> bytes:
     return buffer.getvalue()
 
 
+# Ray's workers take ports 10002-19999 by default, and the kernel hands out its ephemeral range to every other
+# socket (Ray starts dozens of processes): a port from neither is not taken by another process between the probe
+# and the server's bind, as a port the kernel picks for the probe can be.
+RAY_WORKER_PORTS_END = 20000
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A port free on 127.0.0.1 now, from below the kernel's ephemeral range and above Ray's worker ports."""
+    try:
+        ephemeral_start = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_start = 32768
+    candidates = list(range(RAY_WORKER_PORTS_END, ephemeral_start))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # no such range here: one the kernel picks
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
