@@ -138,16 +138,18 @@ py::array tail(const py::array& x, const py::array& weight, const py::array& bia
                const std::string& path, const std::string& precision, int threads) {
   const int c = weight.ndim() == 4 ? int(weight.shape(1)) : -1;
   check_channels(x, c, "x");
-  const bool bf16 = precision == "bf16";
+  AlignedBuffer x_buffer, bf16_buffer;
+  const FeatureMap fx = load_features(x, round_up(c, kChannelAlign), x_buffer);
+  OpCall call(path, precision, threads, cpu::tail_scratch_floats(round_up(c, kChannelAlign)));
+  // As in the engine, a path without a bf16 tail (the amx paths) runs it in fp32.
+  const bool bf16 = call.precision == Precision::bf16 && call.kernels && call.kernels->tail_bf16;
+  if (!bf16) call.precision = Precision::fp32;
   const TailOp op(conv_from_arrays(weight, bias, py::none(), 3, c, 9, 0), bf16);
   DType dtype;
   if (dtype_name == "uint8") dtype = DType::u8;
   else if (dtype_name == "uint16") dtype = DType::u16;
   else if (dtype_name == "float32") dtype = DType::f32;
   else throw std::invalid_argument("dtype: expected 'uint8', 'uint16' or 'float32', got '" + dtype_name + "'");
-  AlignedBuffer x_buffer, bf16_buffer;
-  const FeatureMap fx = load_features(x, round_up(c, kChannelAlign), x_buffer);
-  OpCall call(path, precision, threads, cpu::tail_scratch_floats(round_up(c, kChannelAlign)));
   FeatureMapBf16 fb;
   if (bf16) {  // the engine's upsampler stores this map; here it is rounded from x
     bf16_buffer.reset_zero((feature_map_floats(fx.n, fx.h, fx.w, op.bf16_channels()) + 1) / 2);

@@ -138,7 +138,7 @@ class Upscaler:
             if reason is not None:
                 raise BackendUnavailable(f"backend {name!r} is not available: {reason}")
             supported = backend_class.precisions_with(device, options)
-            chosen = precision or backend_class.default_precision(device, supported)
+            chosen = precision or backend_class.default_precision(device, supported, options)
             if chosen not in supported:
                 if len(candidates) > 1:
                     refusals.append(f"{name}: no {chosen}")

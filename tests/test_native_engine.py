@@ -198,7 +198,9 @@ def test_build_info_describes_the_build():
     assert info["compiler"] and isinstance(info["cuda_architectures"], list)
     cpu = _C().cpu_info()
     assert cpu["paths_fp32"][:2] == ["reference", "scalar"]
-    assert set(cpu["paths_bf16"]) <= {"avx512"}
+    assert set(cpu["paths_bf16"]) <= {"avx512", "amx"}
+    assert ("avx512" in cpu["paths_bf16"]) == cpu["avx512_bf16"]
+    assert ("amx" in cpu["paths_bf16"]) == cpu["amx_bf16"] and ("amx" in cpu["paths_int8"]) == cpu["amx_int8"]
 
 
 def test_steady_state_does_not_grow_memory(weights):

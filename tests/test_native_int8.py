@@ -37,6 +37,7 @@ def _int8_here(tmp_path, monkeypatch):
 NETWORKS = {
     "srresnet": srresnet(2, 16),
     "srresnet-8-channels": srresnet(1, 8),  # channels padded to 16: the padding lanes must stay inert
+    "srresnet-64-channels": srresnet(1, 64),  # 64 -> 64 convs take the AMX tile kernel on the amx paths
     "msrresnet": msrresnet(2, 16),
     "srvgg_compact": srvgg_compact(3, 16),
     "srvgg_compact-x2-relu": srvgg_compact(2, 16, scale=2, activation="relu"),

@@ -130,7 +130,7 @@ def test_a_plan_computing_many_times_the_pixels_says_which_budget_avoids_it(capl
     from srgan_fast.options import format_bytes
 
     weights = random_generator_weights(num_blocks=1, channels=16, seed=4)
-    small = Upscaler(weights, backend="native", threads=1, memory_budget="12M")
+    small = Upscaler(weights, backend="native", precision="fp32", threads=1, memory_budget="12M")
     with caplog.at_level("WARNING", logger="srgan_fast"):
         plan = small.plan((400, 600))
     assert plan.overhead > 2

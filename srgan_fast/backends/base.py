@@ -41,8 +41,9 @@ class Backend(abc.ABC):
         return ("fp32",)
 
     @classmethod
-    def default_precision(cls, device: str, supported: tuple[str, ...]) -> str:
-        """The precision when none is asked for: fp16 on GPUs (as GPU upscalers default to), fp32 elsewhere."""
+    def default_precision(cls, device: str, supported: tuple[str, ...], options: dict) -> str:
+        """The precision when none is asked for, with these backend options: fp16 on GPUs (as GPU upscalers
+        default to), fp32 elsewhere."""
         return "fp16" if device.startswith("cuda") and "fp16" in supported else "fp32"
 
     @classmethod

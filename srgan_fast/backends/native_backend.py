@@ -184,13 +184,14 @@ class NativeBackend(Backend):
         return ("fp32",) + (("bf16",) if cpu["paths_bf16"] else ()) + (("int8",) if cpu["paths_int8"] else ())
 
     @classmethod
-    def default_precision(cls, device: str, supported: tuple[str, ...]) -> str:
+    def default_precision(cls, device: str, supported: tuple[str, ...], options: dict) -> str:
         # bf16 where the AMX tiles run it: on the validation split (18 crops of 256², tiles emulated) it scored
         # -0.0003 dB PSNR-Y (srresnet) against fp32, within the 0.02 dB the default may cost. On vector units it
-        # stays fp32: AVX512_BF16 was slower than fp32 on a Xeon with AMX, faster only on a Zen 4.
-        if "bf16" in supported and _native_module().cpu_info()["amx_bf16"]:
-            return "bf16"
-        return "fp32"
+        # stays fp32: AVX512_BF16 was slower than fp32 on a Xeon with AMX, faster only on a Zen 4. A path the
+        # user forces decides: the amx paths run no fp32, the vector paths take fp32 even on an AMX CPU.
+        path = parse_cpu_path(options.get("path", "auto"))
+        on_tiles = path in ("amx", "amx_emulated") or (path == "auto" and _native_module().cpu_info()["amx_bf16"])
+        return "bf16" if "bf16" in supported and on_tiles else "fp32"
 
     @classmethod
     def precisions_with(cls, device: str, options: dict) -> tuple[str, ...]:
