@@ -63,8 +63,9 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
       winograd_weight<6>(kG, g, transformed);
       for (int pos = 0; pos < 36; ++pos) r.u[(size_t(pos) * r.cin + ci) * r.cout + co] = float(transformed[pos]);
       if (!with_bf16) continue;
-      for (int tap = 0; tap < 9; ++tap)  // the direct kernel, pairs of input channels interleaved
-        r.w_bf16[((size_t(tap) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] = float_to_bf16(g[tap]);
+      for (int tap = 0; tap < 9; ++tap)  // the direct kernel: AMX B tiles of 16 output channels, one after another
+        r.w_bf16[((size_t(co / 16) * 9 + tap) * (r.cin / 2) + ci / 2) * 32 + (co % 16) * 2 + ci % 2] =
+            float_to_bf16(g[tap]);
       winograd_weight<4>(kG2, g, transformed);  // pairs of input channels interleaved: [16][cin/2][cout][2]
       for (int pos = 0; pos < 16; ++pos)
         r.u_bf16[((size_t(pos) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] = float_to_bf16(float(transformed[pos]));

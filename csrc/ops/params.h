@@ -27,8 +27,8 @@ struct PackedConv3x3 {
   int cin = 0, cout = 0;               // padded channel counts (multiples of kChannelAlign)
   const float* u = nullptr;            // [36][cin][cout]          fp32 Winograd-domain weights
   const uint16_t* u_bf16 = nullptr;    // [16][cin/2][cout][2]     bf16 pairs of input channels (or null)
-  const uint16_t* w_bf16 = nullptr;    // [9 taps][cin/2][cout][2] the direct kernel in bf16 pairs, AMX's
-                                       //                          TDPBF16PS layout (or null)
+  const uint16_t* w_bf16 = nullptr;    // [cout/16][9 taps][cin/2][16][2] the direct kernel in bf16 pairs:
+                                       //   AMX TDPBF16PS B tiles, contiguous (or null)
   const float* bias = nullptr;         // [cout]
   const float* alpha = nullptr;        // PReLU slopes: [cout], or [cout/4] for the shuffle epilogue
 };

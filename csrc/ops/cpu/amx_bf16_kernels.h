@@ -1,10 +1,11 @@
-// bf16 3x3 convolution on AMX tiles (TDPBF16PS, fp32 accumulation), as an implicit GEMM: M = 16 pixels of an
-// output row, N = up to 64 output channels (one 16x16 fp32 accumulator tile per 16), K = 9 taps x cin in chunks
-// of 32 (or 16) channels. Each fp32 input row (upsampled where the layer reads its input nearest-upsampled) is
+// bf16 3x3 convolution on AMX tiles (TDPBF16PS, fp32 accumulation), as an implicit GEMM: M = 32 pixels of an
+// output row, N = 32 output channels (2 x 2 accumulator tiles of 16 x 16 fp32), K = 9 taps x cin in chunks of
+// 32 (or 16) channels. Each fp32 input row (upsampled where the layer reads its input nearest-upsampled) is
 // rounded to bf16 about once per thread into a ring of three rows with one zero pixel on each side, from which
-// each tap's A tile is a load at the tap's shifted address. B tiles are the bf16 pairs of
-// PackedConv3x3::w_bf16. The epilogue (bias, PReLU, scaled residuals, pixel shuffle) is the Winograd kernel's
-// (conv_epilogue.h). Templated on the SIMD traits S (the epilogue) and the tile implementation (amx_tiles.h).
+// each tap's A tile is a load at the tap's shifted address. B tiles are the contiguous 1 KiB (or 512 B) tiles
+// of PackedConv3x3::w_bf16, read as one stream per 16 output channels. The epilogue (bias, PReLU, scaled
+// residuals, pixel shuffle) is the Winograd kernel's (conv_epilogue.h). Templated on the SIMD traits S (the
+// epilogue) and the tile implementation (amx_tiles.h).
 #pragma once
 
 #include <immintrin.h>
@@ -66,42 +67,60 @@ class AmxBf16Rows {
   int tag_[3][2] = {{-1, -2}, {-1, -2}, {-1, -2}};
 };
 
-template <class Tiles, int C>
-inline void amx_bf16_multiply(Tiles& tiles, const uint16_t* weights, int64_t weight_stride) {
-  tiles.template load<5>(weights + C * 32, weight_stride);
-  tiles.template dpbf16ps<C, 4, 5>();
+// The blocking: 2 x 2 accumulator tiles, C[i][j] in tile 2i + j, for output pixels x0 + 16i .. and channels
+// co0 + 16j ..; A[i] (16 pixels' kc input channels of one tap) in tile 4 + i, B[j] (those channels' weights for
+// 16 output channels) in tile 6 + j. Each A and B tile then feeds two multiplies, which halves the weights read
+// per pixel against one row of four accumulators (the weights of a 64 -> 64 layer, 72 KiB, outgrow L1).
+inline TileConfig amx_bf16_config(int m0, int m1, int a_bytes) {
+  TileConfig config;
+  const int m[2] = {m0, m1};
+  for (int i = 0; i < 2; ++i) {
+    if (m[i] == 0) continue;
+    config.rows[2 * i] = config.rows[2 * i + 1] = uint8_t(m[i]);
+    config.colsb[2 * i] = config.colsb[2 * i + 1] = 64;
+    config.rows[4 + i] = uint8_t(m[i]), config.colsb[4 + i] = uint16_t(a_bytes);
+  }
+  for (int j = 0; j < 2; ++j) config.rows[6 + j] = uint8_t(a_bytes / 4), config.colsb[6 + j] = 64;
+  return config;
 }
 
-// Output pixels (y, x0 .. x0+m-1) x channels co0 .. co0+16*NT-1 from the bf16 rows y-1, y, y+1.
-template <class S, class Tiles, int NT>
+// Output pixels (y, x0 + 16i + r), r < m[i], i < MT, x channels co0 .. co0 + 16 NT - 1, from the bf16 rows
+// y-1, y, y+1.
+template <class S, class Tiles, int MT, int NT>
 void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const rows[3], int image, int y, int x0,
-                    int m, int co0, int kc, float (*sums)[64]) {
+                    const int m[2], int co0, int kc, float (*sums)[32]) {
   const PackedConv3x3& wt = *p.weights;
-  const int64_t weight_stride = int64_t(wt.cout) * 4;  // bytes from one pair of input channels to the next
+  const int64_t a_stride = int64_t(wt.cin) * 2, b_stride = 64;  // bytes between rows
+  const int64_t b_block = int64_t(9) * wt.cin * 16;                // bf16 values of 16 output channels' weights
   tiles.template zero<0>();
   if constexpr (NT > 1) tiles.template zero<1>();
-  if constexpr (NT > 2) tiles.template zero<2>();
-  if constexpr (NT > 3) tiles.template zero<3>();
+  if constexpr (MT > 1) tiles.template zero<2>();
+  if constexpr (MT > 1 && NT > 1) tiles.template zero<3>();
   for (int tap = 0; tap < 9; ++tap) {
-    const uint16_t* src = rows[tap / 3] + int64_t(x0 + tap % 3) * wt.cin;
-    for (int k0 = 0; k0 < wt.cin; k0 += kc) {
-      tiles.template load<4>(src + k0, int64_t(wt.cin) * 2);
-      const uint16_t* b = wt.w_bf16 + ((int64_t(tap) * (wt.cin / 2) + k0 / 2) * wt.cout + co0) * 2;
-      amx_bf16_multiply<Tiles, 0>(tiles, b, weight_stride);
-      if constexpr (NT > 1) amx_bf16_multiply<Tiles, 1>(tiles, b, weight_stride);
-      if constexpr (NT > 2) amx_bf16_multiply<Tiles, 2>(tiles, b, weight_stride);
-      if constexpr (NT > 3) amx_bf16_multiply<Tiles, 3>(tiles, b, weight_stride);
+    const uint16_t* a = rows[tap / 3] + int64_t(x0 + tap % 3) * wt.cin;
+    const uint16_t* b = wt.w_bf16 + (co0 / 16) * b_block + int64_t(tap) * wt.cin * 16;
+    for (int k0 = 0; k0 < wt.cin; k0 += kc, a += kc, b += kc * 16) {
+      tiles.template load<6>(b, b_stride);
+      tiles.template load<4>(a, a_stride);
+      tiles.template dpbf16ps<0, 4, 6>();
+      if constexpr (NT > 1) tiles.template load<7>(b + b_block, b_stride), tiles.template dpbf16ps<1, 4, 7>();
+      if constexpr (MT > 1) {
+        tiles.template load<5>(a + 16 * wt.cin, a_stride);
+        tiles.template dpbf16ps<2, 5, 6>();
+        if constexpr (NT > 1) tiles.template dpbf16ps<3, 5, 7>();
+      }
     }
   }
-  tiles.template store<0>(&sums[0][0], 256);
-  if constexpr (NT > 1) tiles.template store<1>(&sums[0][16], 256);
-  if constexpr (NT > 2) tiles.template store<2>(&sums[0][32], 256);
-  if constexpr (NT > 3) tiles.template store<3>(&sums[0][48], 256);
-  for (int j = 0; j < 16 * NT; j += S::W) {
-    typename S::vf row[kAmxBf16Pixels];
-    for (int i = 0; i < m; ++i) row[i] = S::load(&sums[i][j]);
-    store_conv_outputs<S>(p, image, y, x0, 1, m, co0 + j, row, m);
-  }
+  tiles.template store<0>(&sums[0][0], 128);
+  if constexpr (NT > 1) tiles.template store<1>(&sums[0][16], 128);
+  if constexpr (MT > 1) tiles.template store<2>(&sums[16][0], 128);
+  if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&sums[16][16], 128);
+  for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < 16 * NT; j += S::W) {
+      typename S::vf row[16];
+      for (int r = 0; r < m[i]; ++r) row[r] = S::load(&sums[16 * i + r][j]);
+      store_conv_outputs<S>(p, image, y, x0 + 16 * i, 1, m[i], co0 + j, row, m[i]);
+    }
 }
 
 template <class S, class Tiles>
@@ -113,25 +132,28 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
 #pragma omp parallel num_threads(ctx.threads)
   {
     Tiles tiles;
-    int configured = 0;
+    int configured[2] = {-1, -1};
     AmxBf16Rows converted(w, wt.cin);
-    alignas(64) float sums[kAmxBf16Pixels][64];
+    alignas(64) float sums[32][32];
     // Static chunks of consecutive rows, so that each input row is converted about once per thread.
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h);
       const uint16_t* rows[3];
       converted.prepare(p, image, y, rows);
-      for (int x0 = 0; x0 < w; x0 += kAmxBf16Pixels) {
-        const int m = std::min(kAmxBf16Pixels, w - x0);
-        if (m != configured) tiles.configure(amx_block_config(m, 2 * kc)), configured = m;  // kc bf16 a row
-        for (int co0 = 0; co0 < wt.cout; co0 += 64) {
-          switch (std::min(64, wt.cout - co0) / 16) {
-            case 4: amx_bf16_block<S, Tiles, 4>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
-            case 3: amx_bf16_block<S, Tiles, 3>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
-            case 2: amx_bf16_block<S, Tiles, 2>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
-            default: amx_bf16_block<S, Tiles, 1>(p, tiles, rows, image, y, x0, m, co0, kc, sums); break;
+      // Output channels outside, so that one slice of the weights serves the whole row.
+      for (int co0 = 0; co0 < wt.cout; co0 += 32) {
+        const bool two_n = wt.cout - co0 >= 32;
+        for (int x0 = 0; x0 < w; x0 += 32) {
+          const int m[2] = {std::min(16, w - x0), std::clamp(w - x0 - 16, 0, 16)};
+          if (m[0] != configured[0] || m[1] != configured[1]) {
+            tiles.configure(amx_bf16_config(m[0], m[1], 2 * kc));  // kc bf16 values a row
+            configured[0] = m[0], configured[1] = m[1];
           }
+          if (m[1] > 0 && two_n) amx_bf16_block<S, Tiles, 2, 2>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
+          else if (m[1] > 0) amx_bf16_block<S, Tiles, 2, 1>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
+          else if (two_n) amx_bf16_block<S, Tiles, 1, 2>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
+          else amx_bf16_block<S, Tiles, 1, 1>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
         }
       }
     }

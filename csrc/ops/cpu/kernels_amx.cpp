@@ -22,49 +22,27 @@
 namespace srgan_fast::cpu {
 namespace {
 
-// The real instructions. The intrinsics name their tile register in the instruction text, so each register
-// the kernel uses (C: 0-3, A: 4, B: 5) is spelled out. GCC 12's _tile_loadconfig drops all but the first 8
-// bytes of the configuration, so LDTILECFG is issued here; and the tile load/store intrinsics carry no memory
-// clobber, so each has a compiler barrier against the vector stores of the epilogue and of packing.
+// The real instructions, written as inline assembly with the tile register as an immediate operand (the
+// intrinsics need a literal register in their text, so each register would be spelled out). GCC 12's
+// _tile_loadconfig drops all but the first 8 bytes of the configuration, so LDTILECFG is issued here too; and
+// loads and stores carry a memory clobber, since vector stores of the epilogue and of packing feed tile loads.
 class HardwareTiles {
  public:
   void configure(const TileConfig& config) { asm volatile("ldtilecfg %0" : : "m"(config)); }
-  template <int T> void zero() {
-    static_assert(T >= 0 && T <= 3, "the kernel zeroes its accumulators, tiles 0-3");
-    if constexpr (T == 0) _tile_zero(0);
-    else if constexpr (T == 1) _tile_zero(1);
-    else if constexpr (T == 2) _tile_zero(2);
-    else _tile_zero(3);
-  }
+  template <int T> void zero() { asm volatile("tilezero %%tmm%c0" : : "i"(T)); }
   template <int T> void load(const void* source, int64_t stride) {
-    static_assert(T == 4 || T == 5, "the kernel loads its A (4) and B (5) tiles");
-    asm volatile("" : : : "memory");
-    if constexpr (T == 4) _tile_loadd(4, source, stride);
-    else _tile_loadd(5, source, stride);
+    asm volatile("tileloadd (%0,%1,1), %%tmm%c2" : : "r"(source), "r"(stride), "i"(T) : "memory");
   }
   template <int T> void store(void* destination, int64_t stride) {
-    static_assert(T >= 0 && T <= 3, "the kernel stores its accumulators, tiles 0-3");
-    if constexpr (T == 0) _tile_stored(0, destination, stride);
-    else if constexpr (T == 1) _tile_stored(1, destination, stride);
-    else if constexpr (T == 2) _tile_stored(2, destination, stride);
-    else _tile_stored(3, destination, stride);
-    asm volatile("" : : : "memory");
+    asm volatile("tilestored %%tmm%c2, (%0,%1,1)" : : "r"(destination), "r"(stride), "i"(T) : "memory");
   }
   template <int C, int A, int B> void dpbusd() {
-    static_assert(C >= 0 && C <= 3 && A == 4 && B == 5, "the kernel multiplies A (4) by B (5) into 0-3");
-    if constexpr (C == 0) _tile_dpbusd(0, 4, 5);
-    else if constexpr (C == 1) _tile_dpbusd(1, 4, 5);
-    else if constexpr (C == 2) _tile_dpbusd(2, 4, 5);
-    else _tile_dpbusd(3, 4, 5);
+    asm volatile("tdpbusd %%tmm%c2, %%tmm%c1, %%tmm%c0" : : "i"(C), "i"(A), "i"(B));
   }
   template <int C, int A, int B> void dpbf16ps() {
-    static_assert(C >= 0 && C <= 3 && A == 4 && B == 5, "the kernel multiplies A (4) by B (5) into 0-3");
-    if constexpr (C == 0) _tile_dpbf16ps(0, 4, 5);
-    else if constexpr (C == 1) _tile_dpbf16ps(1, 4, 5);
-    else if constexpr (C == 2) _tile_dpbf16ps(2, 4, 5);
-    else _tile_dpbf16ps(3, 4, 5);
+    asm volatile("tdpbf16ps %%tmm%c2, %%tmm%c1, %%tmm%c0" : : "i"(C), "i"(A), "i"(B));
   }
-  void release() { _tile_release(); }
+  void release() { asm volatile("tilerelease"); }
 };
 
 // The tile kernel where the conv fits it, else the VNNI kernel (both end in the same epilogue).
