@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
@@ -48,6 +49,24 @@ using FeatureMapBf16 = FeatureMapT<uint16_t>;
 using FeatureMapU8 = FeatureMapT<uint8_t>;
 // ... or of u16 codes, where the path's integer sums allow codes past 255 (see QuantCodes).
 using FeatureMapU16 = FeatureMapT<uint16_t>;
+
+// std::vector storage on 64-byte boundaries, for packed weights and rows that AMX tile loads read: a tile row
+// that straddles two cache lines loads at about half the speed (measured on a Xeon with AMX).
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t count) { return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* pointer, size_t) { ::operator delete(pointer, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+template <class T>
+using CacheLineVector = std::vector<T, CacheLineAllocator<T>>;
 
 // 64-byte aligned float storage, zero-initialised; owns the memory behind FeatureMaps and scratch.
 //

@@ -21,7 +21,8 @@ inline uint16_t float_to_bf16(float x) {  // round to nearest even, as VCVTNEPS2
 struct Conv3x3Weights {
   int cin = 0, cout = 0;  // padded
   std::vector<float> u, bias, alpha;
-  std::vector<uint16_t> u_bf16, w_bf16;
+  std::vector<uint16_t> u_bf16;
+  CacheLineVector<uint16_t> w_bf16;  // AMX B tiles
   PackedConv3x3 view() const;
 };
 Conv3x3Weights pack_conv3x3(const float* weight,  // [cout_t][cin_t][3][3]

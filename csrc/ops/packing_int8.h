@@ -15,7 +15,7 @@ float int8_weight_scale(const float* w, int count, int weight_max);
 
 struct Conv3x3Int8Weights {
   int cin = 0, cout = 0;  // padded
-  std::vector<int8_t> w;
+  CacheLineVector<int8_t> w;  // AMX B tiles too
   std::vector<int16_t> u;  // winograd only
   std::vector<int32_t> compensation;
   std::vector<float> scale, bias, alpha;

@@ -44,15 +44,16 @@ inline void amx_bf16_row(const Conv3x3Params& p, int image, int yy, int w, int c
 }
 
 // The three input rows an output row reads, converted once each as a thread walks down its rows: a ring of
-// three rows tagged with the (image, row) they hold.
+// three rows tagged with the (image, row) they hold, each on a cache line boundary.
 class AmxBf16Rows {
  public:
-  AmxBf16Rows(int w, int cin) : w_(w), cin_(cin), storage_(size_t(3) * (w + 2) * cin) {}
+  AmxBf16Rows(int w, int cin)
+      : w_(w), cin_(cin), row_values_((int64_t(w + 2) * cin + 31) / 32 * 32), storage_(size_t(3) * row_values_) {}
   // Pointers to rows y-1, y, y+1 of `image`.
   void prepare(const Conv3x3Params& p, int image, int y, const uint16_t* rows[3]) {
     for (int r = 0; r < 3; ++r) {
       const int yy = y - 1 + r, slot = (yy + 3) % 3;
-      uint16_t* row = storage_.data() + int64_t(slot) * (w_ + 2) * cin_;
+      uint16_t* row = storage_.data() + slot * row_values_;
       if (tag_[slot][0] != image || tag_[slot][1] != yy) {
         amx_bf16_row(p, image, yy, w_, cin_, row);
         tag_[slot][0] = image, tag_[slot][1] = yy;
@@ -63,7 +64,8 @@ class AmxBf16Rows {
 
  private:
   int w_, cin_;
-  std::vector<uint16_t> storage_;
+  int64_t row_values_;
+  CacheLineVector<uint16_t> storage_;
   int tag_[3][2] = {{-1, -2}, {-1, -2}, {-1, -2}};
 };
 
