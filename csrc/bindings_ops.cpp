@@ -141,9 +141,9 @@ py::array tail(const py::array& x, const py::array& weight, const py::array& bia
   AlignedBuffer x_buffer, bf16_buffer;
   const FeatureMap fx = load_features(x, round_up(c, kChannelAlign), x_buffer);
   OpCall call(path, precision, threads, cpu::tail_scratch_floats(round_up(c, kChannelAlign)));
-  // As in the engine, a path without a bf16 tail (the amx paths) runs it in fp32.
-  const bool bf16 = call.precision == Precision::bf16 && call.kernels && call.kernels->tail_bf16;
-  if (!bf16) call.precision = Precision::fp32;
+  // As in the engine, a path without a bf16-input tail (the amx paths) reads the fp32 map at bf16 too.
+  const bool bf16 = call.precision == Precision::bf16 && call.kernels;
+  const bool bf16_input = bf16 && call.kernels->tail_bf16;
   const TailOp op(conv_from_arrays(weight, bias, py::none(), 3, c, 9, 0), bf16);
   DType dtype;
   if (dtype_name == "uint8") dtype = DType::u8;
@@ -151,7 +151,7 @@ py::array tail(const py::array& x, const py::array& weight, const py::array& bia
   else if (dtype_name == "float32") dtype = DType::f32;
   else throw std::invalid_argument("dtype: expected 'uint8', 'uint16' or 'float32', got '" + dtype_name + "'");
   FeatureMapBf16 fb;
-  if (bf16) {  // the engine's upsampler stores this map; here it is rounded from x
+  if (bf16_input) {  // the engine's upsampler stores this map; here it is rounded from x
     bf16_buffer.reset_zero((feature_map_floats(fx.n, fx.h, fx.w, op.bf16_channels()) + 1) / 2);
     fb = make_feature_map(reinterpret_cast<uint16_t*>(bf16_buffer.data()), fx.n, fx.h, fx.w, op.bf16_channels());
     for (int b = 0; b < fx.n; ++b)
@@ -160,7 +160,7 @@ py::array tail(const py::array& x, const py::array& weight, const py::array& bia
           for (int k = 0; k < c; ++k) fb.at(b, y, i)[k] = float_to_bf16(fx.at(b, y, i)[k]);
   }
   py::array out(numpy_dtype(dtype), std::vector<py::ssize_t>{fx.n, fx.h, fx.w, 3});
-  op.run(call.kernels, call.precision, fx, fb, out.mutable_data(), dtype, call.ctx);
+  op.run(call.kernels, bf16_input ? Precision::bf16 : Precision::fp32, fx, fb, out.mutable_data(), dtype, call.ctx);
   return out;
 }
 

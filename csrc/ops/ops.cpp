@@ -67,6 +67,7 @@ void TailOp::run(const cpu::CpuKernels* kernels, Precision precision, const Feat
   if (!kernels) return reference::tail(in, t_.raw(), out, dtype);
   TailParams p;
   p.weight_winograd = packed_.weight_winograd.data();
+  p.weight_tiles = packed_.weight_tiles.empty() ? nullptr : packed_.weight_tiles.data();
   p.out = out, p.dtype = dtype;
   for (int k = 0; k < 3; ++k) p.bias[k] = packed_.bias[k];
   if (precision != Precision::bf16) {

@@ -1,12 +1,13 @@
 // The amx kernel tables: the avx512 table with its 3x3 convs on AMX tiles, int8 (amx_int8_kernels.h) and bf16
 // (amx_bf16_kernels.h), with the real instructions ("amx") or their software model ("amx_emulated": the same
-// kernels on any AVX-512 CPU, for tests). Their bf16 tail is the fp32 one: the bf16 tail and the bf16 stores
-// that feed it use AVX512_BF16, which the model must not need. This file alone is compiled with -mamx-tile
-// -mamx-int8 -mamx-bf16 (see CMakeLists.txt).
+// kernels on any AVX-512 CPU, for tests). Their 9x9 tail reads the fp32 map and runs on bf16 tiles too
+// (amx_tail_kernels.h); the avx512 table's bf16 tail and the bf16 stores that feed it use AVX512_BF16, which the
+// model must not need. This file alone is compiled with -mamx-tile -mamx-int8 -mamx-bf16 (see CMakeLists.txt).
 #define SRGAN_FAST_ISA amx
 #include "ops/cpu/simd_avx512.h"
 #include "ops/cpu/amx_bf16_kernels.h"
 #include "ops/cpu/amx_int8_kernels.h"
+#include "ops/cpu/amx_tail_kernels.h"
 #include "ops/cpu/int8_kernels.h"
 #include "ops/cpu/winograd_kernels.h"
 
@@ -60,12 +61,20 @@ void conv3x3_bf16_amx(const Conv3x3Params& p, const ExecContext& ctx) {
   amx::conv3x3_winograd<Simd, float>(p, ctx);
 }
 
+// On tiles where the tail's weights were packed for bf16 (the float layers run bf16), else fp32 F(3x3).
+template <class Tiles>
+void tail_amx(const TailParams& p, const ExecContext& ctx) {
+  if (p.weight_tiles) return amx::tail_bf16_tiles<avx512::Simd, Tiles>(p, ctx);
+  kernels_avx512().tail(p, ctx);
+}
+
 template <class Tiles>
 CpuKernels amx_table(const char* name) {
   CpuKernels table = kernels_avx512();
   table.name = name;
   table.conv3x3_int8 = &conv3x3_int8_amx<Tiles>;
   table.conv3x3_bf16 = &conv3x3_bf16_amx<Tiles>, table.conv3x3_bf16_tile = 1;
+  table.tail = &tail_amx<Tiles>, table.tail_tile_bf16 = 1;
   table.tail_bf16 = nullptr;
   return table;
 }
