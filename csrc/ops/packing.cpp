@@ -101,7 +101,7 @@ TailWeights pack_tail(const float* weight, const float* bias, int c_t, bool with
   r.c = round_up(c_t, kChannelAlign);
   r.c_bf16 = round_up(c_t, kBf16ChannelAlign);
   r.weight_winograd.assign(size_t(9) * 25 * 3 * r.c, 0.f);
-  if (with_bf16) r.weight_bf16.assign(size_t(81) * 3 * r.c_bf16, 0), r.weight_tiles.assign(size_t(81) * r.c * 16, 0);
+  if (with_bf16) r.weight_bf16.assign(size_t(81) * 3 * r.c_bf16, 0), r.weight_tiles.assign(size_t(18) * r.c * 16, 0);
   for (int co = 0; co < 3; ++co) {
     r.bias[co] = bias[co];
     for (int ci = 0; ci < c_t; ++ci) {
@@ -109,7 +109,10 @@ TailWeights pack_tail(const float* weight, const float* bias, int c_t, bool with
       for (int k = 0; k < 81; ++k) {
         if (!with_bf16) continue;
         r.weight_bf16[(size_t(k) * 3 + co) * r.c_bf16 + ci] = float_to_bf16(g[k]);
-        r.weight_tiles[((size_t(k) * (r.c / 2) + ci / 2) * 16 + co) * 2 + ci % 2] = float_to_bf16(g[k]);
+        // Tap (dy, dx) in group g = dx / 5 at column 3 (4 - dx % 5) + co (amx_tail_kernels.h).
+        const int dy = k / 9, dx = k % 9, column = 3 * (4 - dx % 5) + co;
+        r.weight_tiles[(((size_t(dy) * 2 + dx / 5) * (r.c / 2) + ci / 2) * 16 + column) * 2 + ci % 2] =
+            float_to_bf16(g[k]);
       }
       for (int a = 0; a < 3; ++a)
         for (int b = 0; b < 3; ++b) {

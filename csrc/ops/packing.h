@@ -46,7 +46,7 @@ struct TailWeights {
   int c_bf16 = 0;  // padded input channels of weight_bf16
   std::vector<float> weight_winograd; // [9][25][3][c]: sub-kernel (a, b) = taps (3a.., 3b..), F(3x3, 3x3)
   std::vector<uint16_t> weight_bf16;  // [9][9][3][c_bf16], or empty
-  CacheLineVector<uint16_t> weight_tiles;  // [81 taps][c/2][16][2]: AMX B tiles, outputs 3-15 zero; or empty
+  CacheLineVector<uint16_t> weight_tiles;  // [9 dy][2 dx groups][c/2][16][2] AMX B tiles (amx_tail_kernels.h)
   float bias[3] = {0, 0, 0};
 };
 TailWeights pack_tail(const float* weight /*[3][c_t][9][9]*/, const float* bias, int c_t, bool with_bf16);

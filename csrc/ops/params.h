@@ -66,7 +66,7 @@ struct TailParams {
   const float* weight_winograd = nullptr;  // [9 sub-kernels][25][3][in.c]   F(3x3, 3x3) of each 3x3 sub-kernel
   FeatureMapBf16 in_bf16;         // tail_bf16: the input as bf16, channel stride a multiple of 32
   const uint16_t* weight_bf16 = nullptr;  // tail_bf16: [9][9][3][in_bf16.c]
-  const uint16_t* weight_tiles = nullptr; // [81][in.c/2][16][2] bf16 pairs, AMX B tiles (or null)
+  const uint16_t* weight_tiles = nullptr; // [9][2][in.c/2][16][2] bf16 pairs, AMX B tiles (or null)
   float bias[3] = {0, 0, 0};
   void* out = nullptr;            // [n, h, w, 3] C-contiguous
   DType dtype = DType::f32;

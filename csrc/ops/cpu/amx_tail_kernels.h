@@ -1,25 +1,31 @@
-// The 9x9 tail (C -> 3) on AMX tiles, bf16 products summed in fp32, as an implicit GEMM: M = 64 pixels of an
-// output row (four 16-pixel accumulator tiles), N = 16 (the 3 output channels and 13 zero columns), K = 81 taps
-// x C. The zero columns cost 13/16 of the multiplies, yet one TDPBF16PS does 16x the work of an AVX-512 FMA,
-// so the tile unit still outruns the fp32 Winograd tail on vector units. Each input row (fp32, halo included)
-// is rounded to bf16 once per thread into a ring of nine rows (on cache lines), padded to whole 64-pixel
-// blocks, from which each tap's A tile is a load at the tap's shifted address; the B tile of a tap and 32 (or
-// 16) input channels is 1 KiB (or 512 B) of TailWeights::weight_tiles. Sums past the row's end are computed and dropped.
-// Templated on the SIMD traits S (image_value) and the tile implementation (amx_tiles.h).
+// The 9x9 tail (C -> 3) on AMX tiles, bf16 products summed in fp32. The 3 outputs alone would fill 3 of a tile's
+// 16 columns, so the columns hold 5 horizontal taps x 3 outputs instead: for input pixel x' of row y + dy - 4,
+//   Q_g[x'][3 (4 - j) + c] = sum over dy and input channels k of in[y + dy - 4][x'][k] * w[c][k][dy][5g + j],
+// for the tap groups g = 0 (dx 0-4) and g = 1 (dx 5-8, j < 4), summed over the nine rows dy in the accumulator
+// tiles themselves (the shift from x' to the output depends on dx alone). Output pixel x = x' - 5g + (4 - j), so
+//   out[x][c] = sum over g, x' of Q_g[x'][3 x + c - 3 (x' - 5 g)],
+// the 15 columns of Q_g[x'] added to the 15 floats of the output row from pixel x' - 5g on. That is 9 x 2
+// multiplies per tile row of 16 pixels and 32 channels, against 81 with one tap per tile.
+// Blocks of 32 input pixels x' (two M tiles) x both groups (two N tiles) in C tiles 0-3; A (16 pixels, kc bf16
+// channels of one row) in 4 and 5, B (one row dy and group, kc channels) in 6 and 7. Each input row (fp32,
+// halo included) is rounded to bf16 once per thread into a ring of nine rows on cache lines. The row sums go
+// to six accumulator rows by x' mod 6, so that consecutive pixels' overlapping 15-float adds never wait on
+// each other's stores. Templated on the SIMD traits S (image_value) and the tile implementation (amx_tiles.h).
 #pragma once
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "ops/cpu/amx_bf16_kernels.h"
 #include "ops/cpu/amx_tiles.h"
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
-constexpr int kAmxTailBlock = 64, kAmxTailRadius = 4;
+constexpr int kAmxTailBlock = 32, kAmxTailRadius = 4, kAmxTailWays = 6;
 
-// Tiles: C 0-3 (16 pixels x 16 fp32 sums each), A 4 and 5 in turn (16 pixels x kc bf16), B 6 and 7 in turn.
+// Tiles: C 0-3 (16 pixels x 16 fp32 sums each), A 4 and 5 (16 pixels x kc bf16), B 6 and 7.
 inline TileConfig amx_tail_config(int a_bytes) {
   TileConfig config;
   for (int t = 0; t < 4; ++t) config.rows[t] = 16, config.colsb[t] = 64;
@@ -28,17 +34,19 @@ inline TileConfig amx_tail_config(int a_bytes) {
   return config;
 }
 
-// The nine input rows y-4 .. y+4 an output row reads, in bf16: row[x + 4][c] for x = -4 .. padded width + 3,
-// the columns past the halo zero. A ring tagged with the (image, row) each slot holds.
+// Input pixels x' = -4 .. w + 3 feed the outputs 0 .. w - 1, in whole blocks of 32.
+inline int amx_tail_blocks(int w) { return (w + 2 * kAmxTailRadius + kAmxTailBlock - 1) / kAmxTailBlock; }
+
+// The nine input rows y-4 .. y+4 an output row reads, in bf16: row[x' + 4][c] for the blocks' pixels, those past
+// column w + 3 zero. A ring tagged with the (image, row) each slot holds.
 class AmxTailRows {
  public:
   AmxTailRows(int w, int c)
-      : w_(w), c_(c), width_((w + kAmxTailBlock - 1) / kAmxTailBlock * kAmxTailBlock + 2 * kAmxTailRadius),
-        storage_(size_t(9) * width_ * c, 0) {}
+      : w_(w), c_(c), row_values_(int64_t(amx_tail_blocks(w)) * kAmxTailBlock * c), storage_(9 * row_values_, 0) {}
   void prepare(const FeatureMap& in, int image, int y, const uint16_t* rows[9]) {
     for (int r = 0; r < 9; ++r) {
       const int yy = y - kAmxTailRadius + r, slot = (yy + 9) % 9;
-      uint16_t* row = storage_.data() + int64_t(slot) * width_ * c_;
+      uint16_t* row = storage_.data() + slot * row_values_;
       if (tag_[slot][0] != image || tag_[slot][1] != yy) {
         // Columns -4 .. w+3 are the map's (its halo is zero); the rest of the slot stays zero.
         for (int x = -kAmxTailRadius; x < w_ + kAmxTailRadius; ++x)
@@ -50,28 +58,41 @@ class AmxTailRows {
   }
 
  private:
-  int w_, c_, width_;
+  int w_, c_;
+  int64_t row_values_;
   CacheLineVector<uint16_t> storage_;
   int tag_[9][2] = {{-1, -10}, {-1, -10}, {-1, -10}, {-1, -10}, {-1, -10},
                     {-1, -10}, {-1, -10}, {-1, -10}, {-1, -10}};
 };
 
-// One tap and chunk of input channels for the four 16-pixel segments at a: B alternates between tiles 6 and 7
-// from one step to the next, so that the next step's weights load while this step's multiplies run.
-template <int B, class Tiles>
-inline void amx_tail_step(Tiles& tiles, const uint16_t* a, const uint16_t* b, int c) {
-  const int64_t stride = int64_t(c) * 2;
-  tiles.template load<B>(b, 64);
-  tiles.template load<4>(a, stride), tiles.template dpbf16ps<0, 4, B>();
-  tiles.template load<5>(a + 16 * c, stride), tiles.template dpbf16ps<1, 5, B>();
-  tiles.template load<4>(a + 32 * c, stride), tiles.template dpbf16ps<2, 4, B>();
-  tiles.template load<5>(a + 48 * c, stride), tiles.template dpbf16ps<3, 5, B>();
+// Q for input pixels x0' .. x0' + 31 (ring columns from x0' + 4) into sums[pixel][group][16].
+template <class Tiles>
+inline void amx_tail_block(Tiles& tiles, const uint16_t* const rows[9], const uint16_t* weights, int x0, int c,
+                           int kc, float (*sums)[2][16]) {
+  const int64_t a_stride = int64_t(c) * 2, group_values = int64_t(c) * 16;  // bf16 values of one B slab
+  tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
+  for (int dy = 0; dy < 9; ++dy) {
+    const uint16_t* a = rows[dy] + int64_t(x0 + kAmxTailRadius) * c;
+    const uint16_t* b = weights + dy * 2 * group_values;
+    for (int k0 = 0; k0 < c; k0 += kc, a += kc, b += kc * 16) {
+      tiles.template load<6>(b, 64);
+      tiles.template load<4>(a, a_stride), tiles.template dpbf16ps<0, 4, 6>();
+      tiles.template load<7>(b + group_values, 64), tiles.template dpbf16ps<1, 4, 7>();
+      tiles.template load<5>(a + 16 * c, a_stride), tiles.template dpbf16ps<2, 5, 6>();
+      tiles.template dpbf16ps<3, 5, 7>();
+    }
+  }
+  tiles.template store<0>(&sums[0][0][0], 128), tiles.template store<1>(&sums[0][1][0], 128);
+  tiles.template store<2>(&sums[16][0][0], 128), tiles.template store<3>(&sums[16][1][0], 128);
 }
 
 template <class S, class T, class Tiles>
 void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
-  const int c = p.in.c, w = p.in.w, h = p.in.h, kc = c % 32 == 0 ? 32 : 16;
-  const int64_t rows_total = int64_t(p.in.n) * h, tap_values = int64_t(c) * 16;  // bf16 values of a tap's B
+  const int c = p.in.c, w = p.in.w, h = p.in.h, kc = c % 32 == 0 ? 32 : 16, blocks = amx_tail_blocks(w);
+  const int64_t rows_total = int64_t(p.in.n) * h;
+  // Accumulator floats of a row: outputs from pixel -9 (x' = -4, group 1) to the last block's end, plus one
+  // vector of slack for the 16-float adds.
+  const int origin = 3 * (kAmxTailRadius + 5), acc_floats = origin + 3 * blocks * kAmxTailBlock + 16;
   const float scale = full_scale(p.dtype);
   T* out = static_cast<T*>(p.out);
 #pragma omp parallel num_threads(ctx.threads)
@@ -79,29 +100,32 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
     Tiles tiles;
     tiles.configure(amx_tail_config(2 * kc));
     AmxTailRows converted(w, c);
-    alignas(64) float sums[kAmxTailBlock][16];
+    CacheLineVector<float> accumulators(size_t(kAmxTailWays) * acc_floats);
+    alignas(64) float sums[kAmxTailBlock][2][16];
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h);
       const uint16_t* rows[9];
       converted.prepare(p.in, image, y, rows);
-      for (int x0 = 0; x0 < w; x0 += kAmxTailBlock) {
-        tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
-        int step = 0;
-        for (int tap = 0; tap < 81; ++tap) {
-          const uint16_t* a = rows[tap / 9] + int64_t(x0 + tap % 9) * c;
-          const uint16_t* b = p.weight_tiles + tap * tap_values;
-          for (int k0 = 0; k0 < c; k0 += kc, a += kc, b += kc * 16, ++step) {
-            if (step % 2 == 0) amx_tail_step<6>(tiles, a, b, c);
-            else amx_tail_step<7>(tiles, a, b, c);
+      std::fill(accumulators.begin(), accumulators.end(), 0.f);
+      for (int block = 0; block < blocks; ++block) {
+        const int x0 = block * kAmxTailBlock - kAmxTailRadius;
+        amx_tail_block(tiles, rows, p.weight_tiles, x0, c, kc, sums);
+        for (int i = 0; i < kAmxTailBlock; ++i) {
+          float* acc = accumulators.data() + ((x0 + i) % kAmxTailWays + kAmxTailWays) % kAmxTailWays * acc_floats;
+          for (int g = 0; g < 2; ++g) {
+            float* at = acc + origin + 3 * (x0 + i - 5 * g);  // column 15 of Q is zero
+            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), _mm512_load_ps(sums[i][g])));
           }
         }
-        tiles.template store<0>(&sums[0][0], 64), tiles.template store<1>(&sums[16][0], 64);
-        tiles.template store<2>(&sums[32][0], 64), tiles.template store<3>(&sums[48][0], 64);
-        T* row = out + ((int64_t(image) * h + y) * w + x0) * 3;
-        for (int i = 0; i < std::min(kAmxTailBlock, w - x0); ++i)
-          for (int k = 0; k < 3; ++k) row[i * 3 + k] = image_value<S, T>(sums[i][k] + p.bias[k], scale);
       }
+      T* row = out + (int64_t(image) * h + y) * w * 3;
+      for (int x = 0; x < w; ++x)
+        for (int k = 0; k < 3; ++k) {
+          float sum = p.bias[k];
+          for (int way = 0; way < kAmxTailWays; ++way) sum += accumulators[way * acc_floats + origin + 3 * x + k];
+          row[x * 3 + k] = image_value<S, T>(sum, scale);
+        }
     }
     tiles.release();
   }

@@ -74,7 +74,9 @@ CpuKernels amx_table(const char* name) {
   table.name = name;
   table.conv3x3_int8 = &conv3x3_int8_amx<Tiles>;
   table.conv3x3_bf16 = &conv3x3_bf16_amx<Tiles>, table.conv3x3_bf16_tile = 1;
-  table.tail = &tail_amx<Tiles>, table.tail_tile_bf16 = 1;
+  // The tail's row sums go to accumulators by x' mod 6 (amx_tail_kernels.h): windows that start on multiples of
+  // 6 add each output's nine contributions in the same order, and so give the same bits.
+  table.tail = &tail_amx<Tiles>, table.tail_tile_bf16 = amx::kAmxTailWays;
   table.tail_bf16 = nullptr;
   return table;
 }
