@@ -137,10 +137,11 @@ std::vector<int> CpuEngine::seam_tiles() const {
   const bool bf16 = float_precision_ == Precision::bf16;
   for (const Step& step : plan_.steps) {
     if (step.kind == StepKind::conv) tiles[step.layer] = bf16 ? kernels_->conv3x3_bf16_tile : 4;  // fp32: F(4x4)
-    // The fp32 tail: nine 3x3 sub-kernels by F(3x3); the bf16 one (reading a bf16 map) is direct; at bf16 the
-    // fp32-input tail may be direct too (on AMX tiles).
+    // The fp32 tail: nine 3x3 sub-kernels by F(3x3); the bf16 ones as their tables say.
     if (step.kind == StepKind::tail)
-      tiles[step.layer] = plan_.maps[step.source].storage == Storage::bf16 ? 1 : bf16 ? kernels_->tail_tile_bf16 : 3;
+      tiles[step.layer] = plan_.maps[step.source].storage == Storage::bf16 ? kernels_->tail_bf16_tile
+                          : bf16                                           ? kernels_->tail_tile_bf16
+                                                                           : 3;
   }
   return tiles;
 }

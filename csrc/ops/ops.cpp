@@ -76,7 +76,7 @@ void TailOp::run(const cpu::CpuKernels* kernels, Precision precision, const Feat
   }
   if (!kernels->tail_bf16 || packed_.weight_bf16.empty() || in_bf16.c != packed_.c_bf16)
     throw std::logic_error("bf16 tail requested without bf16 kernels, bf16 weights or a matching bf16 input");
-  p.in.n = in_bf16.n, p.in.h = in_bf16.h, p.in.w = in_bf16.w;  // the geometry; the data is in_bf16
+  p.in.n = in_bf16.n, p.in.h = in_bf16.h, p.in.w = in_bf16.w, p.in.c = packed_.c;  // the geometry; data: in_bf16
   p.in_bf16 = in_bf16, p.weight_bf16 = packed_.weight_bf16.data();
   kernels->tail_bf16(p, ctx);
 }

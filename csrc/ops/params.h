@@ -62,7 +62,7 @@ struct Conv3x3Params {
 
 // Tail: 9x9 conv C -> 3 + bias, then scale to the dtype's range, round, clamp and store.
 struct TailParams {
-  FeatureMap in;                  // [n, h, w, C]
+  FeatureMap in;                  // [n, h, w, C] (tail_bf16: its geometry and C only)
   const float* weight_winograd = nullptr;  // [9 sub-kernels][25][3][in.c]   F(3x3, 3x3) of each 3x3 sub-kernel
   FeatureMapBf16 in_bf16;         // tail_bf16: the input as bf16, channel stride a multiple of 32
   const uint16_t* weight_bf16 = nullptr;  // tail_bf16: [9][9][3][in_bf16.c]

@@ -65,20 +65,21 @@ class AmxTailRows {
                     {-1, -10}, {-1, -10}, {-1, -10}, {-1, -10}};
 };
 
-// Q for input pixels x0' .. x0' + 31 (ring columns from x0' + 4) into sums[pixel][group][16].
+// Q for input pixels x0' .. x0' + 31 into sums[pixel][group][16]; rows[dy] points at pixel -4 of row
+// y + dy - 4, whose pixels are `pixel_values` bf16 apart, of which the first c are the input channels.
 template <class Tiles>
-inline void amx_tail_block(Tiles& tiles, const uint16_t* const rows[9], const uint16_t* weights, int x0, int c,
-                           int kc, float (*sums)[2][16]) {
-  const int64_t a_stride = int64_t(c) * 2, group_values = int64_t(c) * 16;  // bf16 values of one B slab
+inline void amx_tail_block(Tiles& tiles, const uint16_t* const rows[9], int64_t pixel_values,
+                           const uint16_t* weights, int x0, int c, int kc, float (*sums)[2][16]) {
+  const int64_t a_stride = pixel_values * 2, group_values = int64_t(c) * 16;  // bf16 values of one B slab
   tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
   for (int dy = 0; dy < 9; ++dy) {
-    const uint16_t* a = rows[dy] + int64_t(x0 + kAmxTailRadius) * c;
+    const uint16_t* a = rows[dy] + (x0 + kAmxTailRadius) * pixel_values;
     const uint16_t* b = weights + dy * 2 * group_values;
     for (int k0 = 0; k0 < c; k0 += kc, a += kc, b += kc * 16) {
       tiles.template load<6>(b, 64);
       tiles.template load<4>(a, a_stride), tiles.template dpbf16ps<0, 4, 6>();
       tiles.template load<7>(b + group_values, 64), tiles.template dpbf16ps<1, 4, 7>();
-      tiles.template load<5>(a + 16 * c, a_stride), tiles.template dpbf16ps<2, 5, 6>();
+      tiles.template load<5>(a + 16 * pixel_values, a_stride), tiles.template dpbf16ps<2, 5, 6>();
       tiles.template dpbf16ps<3, 5, 7>();
     }
   }
@@ -86,9 +87,12 @@ inline void amx_tail_block(Tiles& tiles, const uint16_t* const rows[9], const ui
   tiles.template store<2>(&sums[16][0][0], 128), tiles.template store<3>(&sums[16][1][0], 128);
 }
 
-template <class S, class T, class Tiles>
+// bf16_map: read p.in_bf16 (the upsampler stored it as bf16; its rows are read in place, and the pixels past
+// the halo that the last block reads feed only outputs past the row's end), else round p.in's rows.
+template <class S, class T, class Tiles, bool bf16_map>
 void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
-  const int c = p.in.c, w = p.in.w, h = p.in.h, kc = c % 32 == 0 ? 32 : 16, blocks = amx_tail_blocks(w);
+  const int c = p.in.c, w = p.in.w, h = p.in.h, kc = c % 32 == 0 ? 32 : 16;  // c: the weights' channels
+  const int blocks = amx_tail_blocks(w);
   const int64_t rows_total = int64_t(p.in.n) * h;
   // Accumulator floats of a row: outputs from pixel -9 (x' = -4, group 1) to the last block's end, plus one
   // vector of slack for the 16-float adds.
@@ -99,18 +103,22 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
   {
     Tiles tiles;
     tiles.configure(amx_tail_config(2 * kc));
-    AmxTailRows converted(w, c);
+    AmxTailRows converted(bf16_map ? 0 : w, bf16_map ? 0 : c);
     CacheLineVector<float> accumulators(size_t(kAmxTailWays) * acc_floats);
     alignas(64) float sums[kAmxTailBlock][2][16];
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h);
       const uint16_t* rows[9];
-      converted.prepare(p.in, image, y, rows);
+      if constexpr (bf16_map) {
+        for (int dy = 0; dy < 9; ++dy) rows[dy] = p.in_bf16.at(image, y - kAmxTailRadius + dy, -kAmxTailRadius);
+      } else {
+        converted.prepare(p.in, image, y, rows);
+      }
       std::fill(accumulators.begin(), accumulators.end(), 0.f);
       for (int block = 0; block < blocks; ++block) {
         const int x0 = block * kAmxTailBlock - kAmxTailRadius;
-        amx_tail_block(tiles, rows, p.weight_tiles, x0, c, kc, sums);
+        amx_tail_block(tiles, rows, bf16_map ? p.in_bf16.c : c, p.weight_tiles, x0, c, kc, sums);
         for (int i = 0; i < kAmxTailBlock; ++i) {
           float* acc = accumulators.data() + ((x0 + i) % kAmxTailWays + kAmxTailWays) % kAmxTailWays * acc_floats;
           for (int g = 0; g < 2; ++g) {
@@ -131,12 +139,12 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
   }
 }
 
-template <class S, class Tiles>
+template <class S, class Tiles, bool bf16_map>
 void tail_bf16_tiles(const TailParams& p, const ExecContext& ctx) {
   switch (p.dtype) {
-    case DType::u8: tail_bf16_tiles_typed<S, uint8_t, Tiles>(p, ctx); break;
-    case DType::u16: tail_bf16_tiles_typed<S, uint16_t, Tiles>(p, ctx); break;
-    case DType::f32: tail_bf16_tiles_typed<S, float, Tiles>(p, ctx); break;
+    case DType::u8: tail_bf16_tiles_typed<S, uint8_t, Tiles, bf16_map>(p, ctx); break;
+    case DType::u16: tail_bf16_tiles_typed<S, uint16_t, Tiles, bf16_map>(p, ctx); break;
+    case DType::f32: tail_bf16_tiles_typed<S, float, Tiles, bf16_map>(p, ctx); break;
   }
 }
 
