@@ -86,11 +86,28 @@ inline TileConfig amx_bf16_config(int m0, int m1, int a_bytes) {
   return config;
 }
 
-// Output pixels (y, x0 + 16i + r), r < m[i], i < MT, x channels co0 .. co0 + 16 NT - 1, from the bf16 rows
-// y-1, y, y+1.
+// A block whose sums are in memory, waiting for its epilogue: output pixels (y, x0 + 16i + r), r < m[i],
+// i < mt, x channels co0 .. co0 + 16 nt - 1.
+struct AmxBf16Block {
+  int image = -1, y = 0, x0 = 0, m[2] = {0, 0}, co0 = 0, mt = 0, nt = 0;
+};
+
+template <class S>
+void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*sums)[32]) {
+  for (int i = 0; i < b.mt; ++i)
+    for (int j = 0; j < 16 * b.nt; j += S::W) {
+      typename S::vf row[16];
+      for (int r = 0; r < b.m[i]; ++r) row[r] = S::load(&sums[16 * i + r][j]);
+      store_conv_outputs<S>(p, b.image, b.y, b.x0 + 16 * i, 1, b.m[i], b.co0 + j, row, b.m[i]);
+    }
+}
+
+// Multiplies `block` from the bf16 rows y-1, y, y+1, then runs the epilogue of the block before it (`pending`,
+// sums in sums[1 - current]) while the tile unit works, then stores this block's sums to sums[current]: the
+// vector units and the tile unit overlap instead of taking turns.
 template <class S, class Tiles, int MT, int NT>
-void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const rows[3], int image, int y, int x0,
-                    const int m[2], int co0, int kc, float (*sums)[32]) {
+void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const rows[3], const AmxBf16Block& block,
+                    int kc, AmxBf16Block& pending, float (*sums)[32][32], int& current) {
   const PackedConv3x3& wt = *p.weights;
   const int64_t a_stride = int64_t(wt.cin) * 2, b_stride = 64;  // bytes between rows
   const int64_t b_block = int64_t(9) * wt.cin * 16;                // bf16 values of 16 output channels' weights
@@ -99,8 +116,8 @@ void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const 
   if constexpr (MT > 1) tiles.template zero<2>();
   if constexpr (MT > 1 && NT > 1) tiles.template zero<3>();
   for (int tap = 0; tap < 9; ++tap) {
-    const uint16_t* a = rows[tap / 3] + int64_t(x0 + tap % 3) * wt.cin;
-    const uint16_t* b = wt.w_bf16 + (co0 / 16) * b_block + int64_t(tap) * wt.cin * 16;
+    const uint16_t* a = rows[tap / 3] + int64_t(block.x0 + tap % 3) * wt.cin;
+    const uint16_t* b = wt.w_bf16 + (block.co0 / 16) * b_block + int64_t(tap) * wt.cin * 16;
     for (int k0 = 0; k0 < wt.cin; k0 += kc, a += kc, b += kc * 16) {
       tiles.template load<6>(b, b_stride);
       tiles.template load<4>(a, a_stride);
@@ -113,16 +130,13 @@ void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const 
       }
     }
   }
-  tiles.template store<0>(&sums[0][0], 128);
-  if constexpr (NT > 1) tiles.template store<1>(&sums[0][16], 128);
-  if constexpr (MT > 1) tiles.template store<2>(&sums[16][0], 128);
-  if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&sums[16][16], 128);
-  for (int i = 0; i < MT; ++i)
-    for (int j = 0; j < 16 * NT; j += S::W) {
-      typename S::vf row[16];
-      for (int r = 0; r < m[i]; ++r) row[r] = S::load(&sums[16 * i + r][j]);
-      store_conv_outputs<S>(p, image, y, x0 + 16 * i, 1, m[i], co0 + j, row, m[i]);
-    }
+  if (pending.image >= 0) amx_bf16_epilogue<S>(p, pending, sums[1 - current]);
+  float (*out)[32] = sums[current];
+  tiles.template store<0>(&out[0][0], 128);
+  if constexpr (NT > 1) tiles.template store<1>(&out[0][16], 128);
+  if constexpr (MT > 1) tiles.template store<2>(&out[16][0], 128);
+  if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
+  pending = block, current = 1 - current;
 }
 
 template <class S, class Tiles>
@@ -136,7 +150,9 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
     Tiles tiles;
     int configured[2] = {-1, -1};
     AmxBf16Rows converted(w, wt.cin);
-    alignas(64) float sums[32][32];
+    alignas(64) float sums[2][32][32];
+    AmxBf16Block pending;
+    int current = 0;
     // Static chunks of consecutive rows, so that each input row is converted about once per thread.
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_total; ++r) {
@@ -145,20 +161,24 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
       converted.prepare(p, image, y, rows);
       // Output channels outside, so that one slice of the weights serves the whole row.
       for (int co0 = 0; co0 < wt.cout; co0 += 32) {
-        const bool two_n = wt.cout - co0 >= 32;
+        const int nt = wt.cout - co0 >= 32 ? 2 : 1;
         for (int x0 = 0; x0 < w; x0 += 32) {
-          const int m[2] = {std::min(16, w - x0), std::clamp(w - x0 - 16, 0, 16)};
-          if (m[0] != configured[0] || m[1] != configured[1]) {
-            tiles.configure(amx_bf16_config(m[0], m[1], 2 * kc));  // kc bf16 values a row
-            configured[0] = m[0], configured[1] = m[1];
+          AmxBf16Block block;
+          block.image = image, block.y = y, block.x0 = x0, block.co0 = co0, block.nt = nt;
+          block.m[0] = std::min(16, w - x0), block.m[1] = std::clamp(w - x0 - 16, 0, 16);
+          block.mt = block.m[1] > 0 ? 2 : 1;
+          if (block.m[0] != configured[0] || block.m[1] != configured[1]) {
+            tiles.configure(amx_bf16_config(block.m[0], block.m[1], 2 * kc));  // kc bf16 values a row
+            configured[0] = block.m[0], configured[1] = block.m[1];
           }
-          if (m[1] > 0 && two_n) amx_bf16_block<S, Tiles, 2, 2>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
-          else if (m[1] > 0) amx_bf16_block<S, Tiles, 2, 1>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
-          else if (two_n) amx_bf16_block<S, Tiles, 1, 2>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
-          else amx_bf16_block<S, Tiles, 1, 1>(p, tiles, rows, image, y, x0, m, co0, kc, sums);
+          if (block.mt == 2 && nt == 2) amx_bf16_block<S, Tiles, 2, 2>(p, tiles, rows, block, kc, pending, sums, current);
+          else if (block.mt == 2) amx_bf16_block<S, Tiles, 2, 1>(p, tiles, rows, block, kc, pending, sums, current);
+          else if (nt == 2) amx_bf16_block<S, Tiles, 1, 2>(p, tiles, rows, block, kc, pending, sums, current);
+          else amx_bf16_block<S, Tiles, 1, 1>(p, tiles, rows, block, kc, pending, sums, current);
         }
       }
     }
+    if (pending.image >= 0) amx_bf16_epilogue<S>(p, pending, sums[1 - current]);
     tiles.release();
   }
 }
