@@ -27,33 +27,48 @@ inline void amx_int8_multiply(Tiles& tiles, const int8_t* weights, int64_t weigh
   tiles.template dpbusd<C, 4, 5>();
 }
 
-// Output pixels (y, x0 .. x0+m-1) x channels co0 .. co0+63, from the tiles configured for m rows.
-template <class S, class Tiles>
-void conv3x3_int8_tile_block(const Conv3x3Int8Params& p, Tiles& tiles, int image, int y, int x0, int m, int co0,
-                             int32_t (*sums)[kAmxChannels]) {
+// A block whose s32 sums are in memory, waiting for its epilogue: output pixels (y, x0 .. x0+m-1) x channels
+// co0 .. co0+63.
+struct AmxInt8Block {
+  int image = -1, y = 0, x0 = 0, m = 0, co0 = 0;
+};
+
+template <class S>
+void amx_int8_epilogue(const Conv3x3Int8Params& p, const AmxInt8Block& b, int32_t (*sums)[kAmxChannels]) {
   using vi = typename S::vi;
+  for (int j = 0; j < kAmxChannels; j += S::W) {
+    const vi compensation = S::load_i(p.weights->compensation + b.co0 + j);
+    for (int i = 0; i < b.m; ++i)
+      store_int8_sum<S>(p, b.image, b.y, b.x0 + i, b.co0 + j, S::sub_i(S::load_i(&sums[i][j]), compensation));
+  }
+}
+
+// Multiplies `block` from the tiles configured for its m rows, then runs the epilogue of the block before it
+// (`pending`, sums in sums[1 - current]) while the tile unit works, then stores this block's sums to
+// sums[current].
+template <class S, class Tiles>
+void conv3x3_int8_tile_block(const Conv3x3Int8Params& p, Tiles& tiles, const AmxInt8Block& block,
+                             AmxInt8Block& pending, int32_t (*sums)[kAmxPixels][kAmxChannels], int& current) {
   const PackedConv3x3Int8& wt = *p.weights;
   const int64_t weight_stride = int64_t(wt.cout) * 4;  // bytes from one quad of input channels to the next
   tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
   for (int tap = 0; tap < 9; ++tap) {
-    const uint8_t* src = p.in.at(image, y + tap / 3 - 1, x0 + tap % 3 - 1);
+    const uint8_t* src = p.in.at(block.image, block.y + tap / 3 - 1, block.x0 + tap % 3 - 1);
     for (int k0 = 0; k0 < wt.cin; k0 += 64) {
       tiles.template load<4>(src + k0, p.in.c);
-      const int8_t* w = wt.w + ((int64_t(tap) * (wt.cin / 4) + k0 / 4) * wt.cout + co0) * 4;
+      const int8_t* w = wt.w + ((int64_t(tap) * (wt.cin / 4) + k0 / 4) * wt.cout + block.co0) * 4;
       amx_int8_multiply<Tiles, 0>(tiles, w, weight_stride);
       amx_int8_multiply<Tiles, 1>(tiles, w, weight_stride);
       amx_int8_multiply<Tiles, 2>(tiles, w, weight_stride);
       amx_int8_multiply<Tiles, 3>(tiles, w, weight_stride);
     }
   }
+  if (pending.image >= 0) amx_int8_epilogue<S>(p, pending, sums[1 - current]);
   constexpr int64_t row_bytes = kAmxChannels * 4;
-  tiles.template store<0>(&sums[0][0], row_bytes), tiles.template store<1>(&sums[0][16], row_bytes);
-  tiles.template store<2>(&sums[0][32], row_bytes), tiles.template store<3>(&sums[0][48], row_bytes);
-  for (int j = 0; j < kAmxChannels; j += S::W) {
-    const vi compensation = S::load_i(wt.compensation + co0 + j);
-    for (int i = 0; i < m; ++i)
-      store_int8_sum<S>(p, image, y, x0 + i, co0 + j, S::sub_i(S::load_i(&sums[i][j]), compensation));
-  }
+  int32_t (*out)[kAmxChannels] = sums[current];
+  tiles.template store<0>(&out[0][0], row_bytes), tiles.template store<1>(&out[0][16], row_bytes);
+  tiles.template store<2>(&out[0][32], row_bytes), tiles.template store<3>(&out[0][48], row_bytes);
+  pending = block, current = 1 - current;
 }
 
 // One work item per output row, as the VNNI kernel; each thread configures its tiles when its block height
@@ -65,18 +80,23 @@ void conv3x3_int8_tiles(const Conv3x3Int8Params& p, const ExecContext& ctx) {
 #pragma omp parallel num_threads(ctx.threads)
   {
     Tiles tiles;
-    int configured = 0;
-    alignas(64) int32_t sums[kAmxPixels][kAmxChannels];
+    int configured = 0, current = 0;
+    alignas(64) int32_t sums[2][kAmxPixels][kAmxChannels];
+    AmxInt8Block pending;
 #pragma omp for schedule(dynamic)
     for (int64_t r = 0; r < rows; ++r) {
       const int image = int(r / p.in.h), y = int(r % p.in.h);
       for (int x0 = 0; x0 < p.in.w; x0 += kAmxPixels) {
         const int m = std::min(kAmxPixels, p.in.w - x0);
         if (m != configured) tiles.configure(amx_block_config(m, 64)), configured = m;
-        for (int co0 = 0; co0 < cout; co0 += kAmxChannels)
-          conv3x3_int8_tile_block<S>(p, tiles, image, y, x0, m, co0, sums);
+        for (int co0 = 0; co0 < cout; co0 += kAmxChannels) {
+          AmxInt8Block block;
+          block.image = image, block.y = y, block.x0 = x0, block.m = m, block.co0 = co0;
+          conv3x3_int8_tile_block<S>(p, tiles, block, pending, sums, current);
+        }
       }
     }
+    if (pending.image >= 0) amx_int8_epilogue<S>(p, pending, sums[1 - current]);
     tiles.release();
   }
 }
