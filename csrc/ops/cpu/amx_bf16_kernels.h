@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "ops/cpu/amx_tiles.h"
@@ -171,10 +172,16 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
             tiles.configure(amx_bf16_config(block.m[0], block.m[1], 2 * kc));  // kc bf16 values a row
             configured[0] = block.m[0], configured[1] = block.m[1];
           }
-          if (block.mt == 2 && nt == 2) amx_bf16_block<S, Tiles, 2, 2>(p, tiles, rows, block, kc, pending, sums, current);
-          else if (block.mt == 2) amx_bf16_block<S, Tiles, 2, 1>(p, tiles, rows, block, kc, pending, sums, current);
-          else if (nt == 2) amx_bf16_block<S, Tiles, 1, 2>(p, tiles, rows, block, kc, pending, sums, current);
-          else amx_bf16_block<S, Tiles, 1, 1>(p, tiles, rows, block, kc, pending, sums, current);
+          const auto run = [&](auto mt, auto nt_) {
+            amx_bf16_block<S, Tiles, decltype(mt)::value, decltype(nt_)::value>(p, tiles, rows, block, kc, pending,
+                                                                               sums, current);
+          };
+          using one = std::integral_constant<int, 1>;
+          using two = std::integral_constant<int, 2>;
+          if (block.mt == 2 && nt == 2) run(two{}, two{});
+          else if (block.mt == 2) run(two{}, one{});
+          else if (nt == 2) run(one{}, two{});
+          else run(one{}, one{});
         }
       }
     }

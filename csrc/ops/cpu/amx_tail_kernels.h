@@ -10,7 +10,7 @@
 // channels of one row) in 4 and 5, B (one row dy and group, kc channels) in 6 and 7. Each input row (fp32,
 // halo included) is rounded to bf16 once per thread into a ring of nine rows on cache lines. The row sums go
 // to six accumulator rows by x' mod 6, so that consecutive pixels' overlapping 15-float adds never wait on
-// each other's stores. Templated on the SIMD traits S (image_value) and the tile implementation (amx_tiles.h).
+// each other's stores. Templated on the tile implementation (amx_tiles.h).
 #pragma once
 
 #include <immintrin.h>
@@ -65,11 +65,11 @@ class AmxTailRows {
                     {-1, -10}, {-1, -10}, {-1, -10}, {-1, -10}};
 };
 
-// Q for input pixels x0' .. x0' + 31 into sums[pixel][group][16]; rows[dy] points at pixel -4 of row
-// y + dy - 4, whose pixels are `pixel_values` bf16 apart, of which the first c are the input channels.
+// Q for input pixels x0' .. x0' + 31 in the accumulator tiles; rows[dy] points at pixel -4 of row y + dy - 4,
+// whose pixels are `pixel_values` bf16 apart, of which the first c are the input channels.
 template <class Tiles>
-inline void amx_tail_block(Tiles& tiles, const uint16_t* const rows[9], int64_t pixel_values,
-                           const uint16_t* weights, int x0, int c, int kc, float (*sums)[2][16]) {
+inline void amx_tail_multiply(Tiles& tiles, const uint16_t* const rows[9], int64_t pixel_values,
+                              const uint16_t* weights, int x0, int c, int kc) {
   const int64_t a_stride = pixel_values * 2, group_values = int64_t(c) * 16;  // bf16 values of one B slab
   tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
   for (int dy = 0; dy < 9; ++dy) {
@@ -83,13 +83,45 @@ inline void amx_tail_block(Tiles& tiles, const uint16_t* const rows[9], int64_t 
       tiles.template dpbf16ps<3, 5, 7>();
     }
   }
-  tiles.template store<0>(&sums[0][0][0], 128), tiles.template store<1>(&sums[0][1][0], 128);
-  tiles.template store<2>(&sums[16][0][0], 128), tiles.template store<3>(&sums[16][1][0], 128);
+}
+
+// The block's Q added along the output row: pixel x' of group g to the 15 floats from output pixel x' - 5g on,
+// in the accumulator row of x' mod 6 (column 15 of Q is zero).
+inline void amx_tail_accumulate(const float (*sums)[2][16], int x0, float* accumulators, int acc_floats,
+                                int origin) {
+  for (int i = 0; i < kAmxTailBlock; ++i) {
+    float* acc = accumulators + ((x0 + i) % kAmxTailWays + kAmxTailWays) % kAmxTailWays * acc_floats;
+    for (int g = 0; g < 2; ++g) {
+      float* at = acc + origin + 3 * (x0 + i - 5 * g);
+      _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), _mm512_load_ps(sums[i][g])));
+    }
+  }
+}
+
+// The row's outputs: bias + the six accumulator rows, in that order, clamped, scaled, rounded half to even
+// (image_value's rule, 16 at a time) and stored in the image dtype.
+template <class T>
+inline void amx_tail_store_row(const float* accumulators, int acc_floats, int origin, const float* bias_pattern,
+                               float scale, int w, T* row) {
+  for (int i = 0; i < 3 * w; i += 16) {
+    const __mmask16 mask = 3 * w - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (3 * w - i)) - 1);
+    __m512 v = _mm512_loadu_ps(bias_pattern + i % 48);
+    for (int way = 0; way < kAmxTailWays; ++way)
+      v = _mm512_add_ps(v, _mm512_loadu_ps(accumulators + way * acc_floats + origin + i));
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.f));
+    if constexpr (sizeof(T) == 4) {
+      _mm512_mask_storeu_ps(row + i, mask, v);
+    } else {
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(scale)));  // MXCSR: nearest even
+      if constexpr (sizeof(T) == 1) _mm512_mask_cvtusepi32_storeu_epi8(row + i, mask, q);
+      else _mm512_mask_cvtusepi32_storeu_epi16(row + i, mask, q);
+    }
+  }
 }
 
 // bf16_map: read p.in_bf16 (the upsampler stored it as bf16; its rows are read in place, and the pixels past
 // the halo that the last block reads feed only outputs past the row's end), else round p.in's rows.
-template <class S, class T, class Tiles, bool bf16_map>
+template <class T, class Tiles, bool bf16_map>
 void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
   const int c = p.in.c, w = p.in.w, h = p.in.h, kc = c % 32 == 0 ? 32 : 16;  // c: the weights' channels
   const int blocks = amx_tail_blocks(w);
@@ -105,7 +137,9 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
     tiles.configure(amx_tail_config(2 * kc));
     AmxTailRows converted(bf16_map ? 0 : w, bf16_map ? 0 : c);
     CacheLineVector<float> accumulators(size_t(kAmxTailWays) * acc_floats);
-    alignas(64) float sums[kAmxTailBlock][2][16];
+    alignas(64) float sums[2][kAmxTailBlock][2][16];
+    alignas(64) float bias_pattern[48 + 16];  // bias[k % 3], from any multiple of 3 on
+    for (int i = 0; i < 64; ++i) bias_pattern[i] = p.bias[i % 3];
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h);
@@ -116,35 +150,30 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
         converted.prepare(p.in, image, y, rows);
       }
       std::fill(accumulators.begin(), accumulators.end(), 0.f);
+      // Each block's sums are added along the row while the next block's multiplies are on the tile unit.
       for (int block = 0; block < blocks; ++block) {
-        const int x0 = block * kAmxTailBlock - kAmxTailRadius;
-        amx_tail_block(tiles, rows, bf16_map ? p.in_bf16.c : c, p.weight_tiles, x0, c, kc, sums);
-        for (int i = 0; i < kAmxTailBlock; ++i) {
-          float* acc = accumulators.data() + ((x0 + i) % kAmxTailWays + kAmxTailWays) % kAmxTailWays * acc_floats;
-          for (int g = 0; g < 2; ++g) {
-            float* at = acc + origin + 3 * (x0 + i - 5 * g);  // column 15 of Q is zero
-            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), _mm512_load_ps(sums[i][g])));
-          }
-        }
+        const int x0 = block * kAmxTailBlock - kAmxTailRadius, current = block % 2;
+        amx_tail_multiply(tiles, rows, bf16_map ? p.in_bf16.c : c, p.weight_tiles, x0, c, kc);
+        if (block > 0)
+          amx_tail_accumulate(sums[1 - current], x0 - kAmxTailBlock, accumulators.data(), acc_floats, origin);
+        tiles.template store<0>(&sums[current][0][0][0], 128), tiles.template store<1>(&sums[current][0][1][0], 128);
+        tiles.template store<2>(&sums[current][16][0][0], 128), tiles.template store<3>(&sums[current][16][1][0], 128);
       }
-      T* row = out + (int64_t(image) * h + y) * w * 3;
-      for (int x = 0; x < w; ++x)
-        for (int k = 0; k < 3; ++k) {
-          float sum = p.bias[k];
-          for (int way = 0; way < kAmxTailWays; ++way) sum += accumulators[way * acc_floats + origin + 3 * x + k];
-          row[x * 3 + k] = image_value<S, T>(sum, scale);
-        }
+      amx_tail_accumulate(sums[(blocks - 1) % 2], (blocks - 1) * kAmxTailBlock - kAmxTailRadius, accumulators.data(),
+                          acc_floats, origin);
+      amx_tail_store_row(accumulators.data(), acc_floats, origin, bias_pattern, scale, w,
+                         out + (int64_t(image) * h + y) * w * 3);
     }
     tiles.release();
   }
 }
 
-template <class S, class Tiles, bool bf16_map>
+template <class Tiles, bool bf16_map>
 void tail_bf16_tiles(const TailParams& p, const ExecContext& ctx) {
   switch (p.dtype) {
-    case DType::u8: tail_bf16_tiles_typed<S, uint8_t, Tiles, bf16_map>(p, ctx); break;
-    case DType::u16: tail_bf16_tiles_typed<S, uint16_t, Tiles, bf16_map>(p, ctx); break;
-    case DType::f32: tail_bf16_tiles_typed<S, float, Tiles, bf16_map>(p, ctx); break;
+    case DType::u8: tail_bf16_tiles_typed<uint8_t, Tiles, bf16_map>(p, ctx); break;
+    case DType::u16: tail_bf16_tiles_typed<uint16_t, Tiles, bf16_map>(p, ctx); break;
+    case DType::f32: tail_bf16_tiles_typed<float, Tiles, bf16_map>(p, ctx); break;
   }
 }
 

@@ -65,13 +65,13 @@ void conv3x3_bf16_amx(const Conv3x3Params& p, const ExecContext& ctx) {
 // On tiles where the tail's weights were packed for bf16 (the float layers run bf16), else fp32 F(3x3).
 template <class Tiles>
 void tail_amx(const TailParams& p, const ExecContext& ctx) {
-  if (p.weight_tiles) return amx::tail_bf16_tiles<avx512::Simd, Tiles, false>(p, ctx);
+  if (p.weight_tiles) return amx::tail_bf16_tiles<Tiles, false>(p, ctx);
   kernels_avx512().tail(p, ctx);
 }
 
 template <class Tiles>
 void tail_bf16_map_amx(const TailParams& p, const ExecContext& ctx) {
-  amx::tail_bf16_tiles<avx512::Simd, Tiles, true>(p, ctx);
+  amx::tail_bf16_tiles<Tiles, true>(p, ctx);
 }
 
 template <class Tiles>
