@@ -44,30 +44,28 @@ inline void amx_bf16_row(const Conv3x3Params& p, int image, int yy, int w, int c
     amx_round_to_bf16(p.in.at(image, floor_div(yy, up), floor_div(x, up)), row + int64_t(x + 1) * cin, cin);
 }
 
-// The three input rows an output row reads, converted once each as a thread walks down its rows: a ring of
-// three rows tagged with the (image, row) they hold, each on a cache line boundary.
-class AmxBf16Rows {
+// A ring of `Slots` bf16 rows on cache lines, each tagged with the (image, row) it holds, so that a thread
+// walking down its output rows converts each input row once. Slots start zero.
+template <int Slots>
+class AmxRowRing {
  public:
-  AmxBf16Rows(int w, int cin)
-      : w_(w), cin_(cin), row_values_((int64_t(w + 2) * cin + 31) / 32 * 32), storage_(size_t(3) * row_values_) {}
-  // Pointers to rows y-1, y, y+1 of `image`.
-  void prepare(const Conv3x3Params& p, int image, int y, const uint16_t* rows[3]) {
-    for (int r = 0; r < 3; ++r) {
-      const int yy = y - 1 + r, slot = (yy + 3) % 3;
-      uint16_t* row = storage_.data() + slot * row_values_;
-      if (tag_[slot][0] != image || tag_[slot][1] != yy) {
-        amx_bf16_row(p, image, yy, w_, cin_, row);
-        tag_[slot][0] = image, tag_[slot][1] = yy;
-      }
-      rows[r] = row;
-    }
+  explicit AmxRowRing(int64_t row_values)
+      : row_values_((row_values + 31) / 32 * 32), storage_(size_t(Slots) * row_values_, 0) {
+    for (auto& tag : tags_) tag[0] = -1, tag[1] = 0;  // no image yet
+  }
+  // Row yy of `image`, filled by fill(row) the first time it is asked for.
+  template <class Fill>
+  const uint16_t* row(int image, int yy, const Fill& fill) {
+    const int slot = (yy % Slots + Slots) % Slots;
+    uint16_t* row = storage_.data() + slot * row_values_;
+    if (tags_[slot][0] != image || tags_[slot][1] != yy) fill(row), tags_[slot][0] = image, tags_[slot][1] = yy;
+    return row;
   }
 
  private:
-  int w_, cin_;
   int64_t row_values_;
   CacheLineVector<uint16_t> storage_;
-  int tag_[3][2] = {{-1, -2}, {-1, -2}, {-1, -2}};
+  int tags_[Slots][2];
 };
 
 // The blocking: 2 x 2 accumulator tiles, C[i][j] in tile 2i + j, for output pixels x0 + 16i .. and channels
@@ -150,7 +148,7 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   {
     Tiles tiles;
     int configured[2] = {-1, -1};
-    AmxBf16Rows converted(w, wt.cin);
+    AmxRowRing<3> converted(int64_t(w + 2) * wt.cin);
     alignas(64) float sums[2][32][32];
     AmxBf16Block pending;
     int current = 0;
@@ -159,7 +157,10 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h);
       const uint16_t* rows[3];
-      converted.prepare(p, image, y, rows);
+      for (int r = 0; r < 3; ++r) {
+        const int yy = y - 1 + r;
+        rows[r] = converted.row(image, yy, [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, wt.cin, row); });
+      }
       // Output channels outside, so that one slice of the weights serves the whole row.
       for (int co0 = 0; co0 < wt.cout; co0 += 32) {
         const int nt = wt.cout - co0 >= 32 ? 2 : 1;

@@ -37,34 +37,6 @@ inline TileConfig amx_tail_config(int a_bytes) {
 // Input pixels x' = -4 .. w + 3 feed the outputs 0 .. w - 1, in whole blocks of 32.
 inline int amx_tail_blocks(int w) { return (w + 2 * kAmxTailRadius + kAmxTailBlock - 1) / kAmxTailBlock; }
 
-// The nine input rows y-4 .. y+4 an output row reads, in bf16: row[x' + 4][c] for the blocks' pixels, those past
-// column w + 3 zero. A ring tagged with the (image, row) each slot holds.
-class AmxTailRows {
- public:
-  AmxTailRows(int w, int c)
-      : w_(w), c_(c), row_values_(int64_t(amx_tail_blocks(w)) * kAmxTailBlock * c), storage_(9 * row_values_, 0) {}
-  void prepare(const FeatureMap& in, int image, int y, const uint16_t* rows[9]) {
-    for (int r = 0; r < 9; ++r) {
-      const int yy = y - kAmxTailRadius + r, slot = (yy + 9) % 9;
-      uint16_t* row = storage_.data() + slot * row_values_;
-      if (tag_[slot][0] != image || tag_[slot][1] != yy) {
-        // Columns -4 .. w+3 are the map's (its halo is zero); the rest of the slot stays zero.
-        for (int x = -kAmxTailRadius; x < w_ + kAmxTailRadius; ++x)
-          amx_round_to_bf16(in.at(image, yy, x), row + int64_t(x + kAmxTailRadius) * c_, c_);
-        tag_[slot][0] = image, tag_[slot][1] = yy;
-      }
-      rows[r] = row;
-    }
-  }
-
- private:
-  int w_, c_;
-  int64_t row_values_;
-  CacheLineVector<uint16_t> storage_;
-  int tag_[9][2] = {{-1, -10}, {-1, -10}, {-1, -10}, {-1, -10}, {-1, -10},
-                    {-1, -10}, {-1, -10}, {-1, -10}, {-1, -10}};
-};
-
 // Q for input pixels x0' .. x0' + 31 in the accumulator tiles; rows[dy] points at pixel -4 of row y + dy - 4,
 // whose pixels are `pixel_values` bf16 apart, of which the first c are the input channels.
 template <class Tiles>
@@ -135,7 +107,9 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
   {
     Tiles tiles;
     tiles.configure(amx_tail_config(2 * kc));
-    AmxTailRows converted(bf16_map ? 0 : w, bf16_map ? 0 : c);
+    // The nine input rows y-4 .. y+4 an output row reads, rounded: row[x' + 4][c] for the blocks' pixels, those
+    // past column w + 3 zero (the map's halo covers -4 .. w+3).
+    AmxRowRing<9> converted(bf16_map ? 0 : int64_t(blocks) * kAmxTailBlock * c);
     CacheLineVector<float> accumulators(size_t(kAmxTailWays) * acc_floats);
     alignas(64) float sums[2][kAmxTailBlock][2][16];
     alignas(64) float bias_pattern[48 + 16];  // bias[k % 3], from any multiple of 3 on
@@ -147,7 +121,13 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
       if constexpr (bf16_map) {
         for (int dy = 0; dy < 9; ++dy) rows[dy] = p.in_bf16.at(image, y - kAmxTailRadius + dy, -kAmxTailRadius);
       } else {
-        converted.prepare(p.in, image, y, rows);
+        for (int dy = 0; dy < 9; ++dy) {
+          const int yy = y - kAmxTailRadius + dy;
+          rows[dy] = converted.row(image, yy, [&](uint16_t* row) {
+            for (int x = -kAmxTailRadius; x < w + kAmxTailRadius; ++x)
+              amx_round_to_bf16(p.in.at(image, yy, x), row + int64_t(x + kAmxTailRadius) * c, c);
+          });
+        }
       }
       std::fill(accumulators.begin(), accumulators.end(), 0.f);
       // Each block's sums are added along the row while the next block's multiplies are on the tile unit.
