@@ -84,7 +84,7 @@ def test_the_instructions_give_the_models_bits_where_amx_is_granted():
     tiles wherever AMX-BF16 exists, and the unit adds its fp32 products in an order the model does not follow
     (the self-check allows for it), so there the images may differ; each int8 layer on the instructions is
     then held to the integer definition (test_native_int8.py's 64-channel network takes the tile kernel), and
-    the bf16 layers to the bf16 rule (test_bf16_..._within_twice_torch_bf16_error, on the instructions too)."""
+    the bf16 layers to the bf16 rule (test_bf16_on_the_tiles_is_within_twice_torch_bf16_error)."""
     cpu, _ = _cpu()
     if not cpu["amx_int8"]:
         pytest.skip(f"no AMX here: {cpu['amx_missing']}")
@@ -131,9 +131,10 @@ def _tile_paths():
 
 @pytest.mark.parametrize("path", _tile_paths())
 @pytest.mark.parametrize("name", ["srresnet", "msrresnet", "srvgg_compact-x2-leaky", "rrdbnet"])
-def test_bf16_on_the_tile_model_is_within_twice_torch_bf16_error(name, path):
-    """Every 3x3 conv (trunk, upsamplers, dense blocks, the last) on bf16 tiles with fp32 sums; the 9x9 tail in
-    fp32. The tolerance rule of the other bf16 paths (tests/test_native_architectures.py)."""
+def test_bf16_on_the_tiles_is_within_twice_torch_bf16_error(name, path):
+    """Every 3x3 conv (trunk, upsamplers, dense blocks, the last) and the 9x9 tail on bf16 tiles with fp32 sums,
+    on the model and on the instructions. The tolerance rule of the other bf16 paths
+    (tests/test_native_architectures.py)."""
     import torch
     from test_native_architectures import NETWORKS, relative_error, torch_output
 

@@ -185,8 +185,9 @@ class NativeBackend(Backend):
 
     @classmethod
     def default_precision(cls, device: str, supported: tuple[str, ...], options: dict) -> str:
-        # bf16 where the AMX tiles run it: on the validation split (18 crops of 256², tiles emulated) it scored
-        # -0.0003 dB PSNR-Y (srresnet) against fp32, within the 0.02 dB the default may cost. On vector units it
+        # bf16 where the AMX tiles run it: on the validation split (18 crops of 256², the real tiles of a Xeon) it
+        # scored -0.0002 dB (srresnet) and -0.0007 dB (srgan) PSNR-Y against fp32, within the 0.02 dB the default
+        # may cost (benchmarks/results/bf16-amx-quality-valsplit-crops-xeon-amx.json). On vector units it
         # stays fp32: AVX512_BF16 was slower than fp32 on a Xeon with AMX, faster only on a Zen 4. A path the
         # user forces decides: the amx paths run no fp32, the vector paths take fp32 even on an AMX CPU.
         path = parse_cpu_path(options.get("path", "auto"))

@@ -7,8 +7,9 @@
 // the 15 columns of Q_g[x'] added to the 15 floats of the output row from pixel x' - 5g on. That is 9 x 2
 // multiplies per tile row of 16 pixels and 32 channels, against 81 with one tap per tile.
 // Blocks of 32 input pixels x' (two M tiles) x both groups (two N tiles) in C tiles 0-3; A (16 pixels, kc bf16
-// channels of one row) in 4 and 5, B (one row dy and group, kc channels) in 6 and 7. Each input row (fp32,
-// halo included) is rounded to bf16 once per thread into a ring of nine rows on cache lines. The row sums go
+// channels of one row) in 4 and 5, B (one row dy and group, kc channels) in 6 and 7. The input is a bf16 map
+// read in place, or an fp32 map whose rows are rounded to bf16 once per thread into a ring of nine rows on
+// cache lines. The row sums go
 // to six accumulator rows by x' mod 6, so that consecutive pixels' overlapping 15-float adds never wait on
 // each other's stores. Templated on the tile implementation (amx_tiles.h).
 #pragma once

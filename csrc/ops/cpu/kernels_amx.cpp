@@ -1,8 +1,9 @@
 // The amx kernel tables: the avx512 table with its 3x3 convs on AMX tiles, int8 (amx_int8_kernels.h) and bf16
 // (amx_bf16_kernels.h), with the real instructions ("amx") or their software model ("amx_emulated": the same
-// kernels on any AVX-512 CPU, for tests). Their 9x9 tail reads the fp32 map and runs on bf16 tiles too
-// (amx_tail_kernels.h); the avx512 table's bf16 tail and the bf16 stores that feed it use AVX512_BF16, which the
-// model must not need. This file alone is compiled with -mamx-tile -mamx-int8 -mamx-bf16 (see CMakeLists.txt).
+// kernels on any AVX-512 CPU, for tests). Their 9x9 tail runs on bf16 tiles too (amx_tail_kernels.h): with the
+// instructions it reads the upsampler's bf16 map; with the model it rounds the fp32 map's rows itself, since
+// the bf16 stores use AVX512_BF16, which the model's hosts may lack. This file alone is compiled with
+// -mamx-tile -mamx-int8 -mamx-bf16 (see CMakeLists.txt).
 #define SRGAN_FAST_ISA amx
 #include "ops/cpu/simd_avx512.h"
 #include "ops/cpu/amx_bf16_kernels.h"
