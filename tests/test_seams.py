@@ -81,8 +81,8 @@ def _tiled_and_whole(model, image, precision, path, tile, **options):
 
 @pytest.mark.native
 @pytest.mark.slow
-@pytest.mark.parametrize("precision,path", [("int8", "avx512"), ("int8", "avx2"), ("bf16", "avx512")])
-@pytest.mark.slow
+@pytest.mark.parametrize("precision,path", [("int8", "avx512"), ("int8", "avx2"), ("bf16", "avx512"),
+                                            ("int8", "amx"), ("bf16", "amx")])
 def test_the_shipped_model_tiled_is_the_untiled_bits(precision, path, tmp_path, monkeypatch):
     """The case that showed seams (6-7 levels at int8, 2 at bf16, on a VNNI + bf16 CPU): many windows of
     24x20 cores on a photo crop, uint8 and uint16."""
