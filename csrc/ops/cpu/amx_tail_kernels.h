@@ -9,9 +9,8 @@
 // Blocks of 32 input pixels x' (two M tiles) x both groups (two N tiles) in C tiles 0-3; A (16 pixels, kc bf16
 // channels of one row) in 4 and 5, B (one row dy and group, kc channels) in 6 and 7. The input is a bf16 map
 // read in place, or an fp32 map whose rows are rounded to bf16 once per thread into a ring of nine rows on
-// cache lines. The row sums go
-// to six accumulator rows by x' mod 6, so that consecutive pixels' overlapping 15-float adds never wait on
-// each other's stores. Templated on the tile implementation (amx_tiles.h).
+// cache lines. The row sums go to six accumulator rows by x' mod 6, so that consecutive pixels' overlapping
+// 15-float adds never wait on each other's stores. Templated on the tile implementation (amx_tiles.h).
 #pragma once
 
 #include <immintrin.h>
