@@ -85,11 +85,11 @@ inline TileConfig amx_bf16_config(int m0, int m1, int a_bytes) {
   return config;
 }
 
-// A block whose sums are in memory, waiting for its epilogue: output pixels (y, x0 + 16i + r), r < m[i],
-// i < mt, x channels co0 .. co0 + 16 nt - 1.
+// A block of output pixels (y, x0 + 16i + r), r < m[i], i < mt, x channels co0 .. co0 + 16 nt - 1.
 struct AmxBf16Block {
   int image = -1, y = 0, x0 = 0, m[2] = {0, 0}, co0 = 0, mt = 0, nt = 0;
 };
+using AmxBf16Epilogues = AmxDeferredEpilogue<AmxBf16Block, float[32][32]>;
 
 template <class S>
 void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*sums)[32]) {
@@ -101,12 +101,10 @@ void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*su
     }
 }
 
-// Multiplies `block` from the bf16 rows y-1, y, y+1, then runs the epilogue of the block before it (`pending`,
-// sums in sums[1 - current]) while the tile unit works, then stores this block's sums to sums[current]: the
-// vector units and the tile unit overlap instead of taking turns.
+// Multiplies `block` from the bf16 rows y-1, y, y+1; the block before it runs its epilogue meanwhile.
 template <class S, class Tiles, int MT, int NT>
 void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const rows[3], const AmxBf16Block& block,
-                    int kc, AmxBf16Block& pending, float (*sums)[32][32], int& current) {
+                    int kc, AmxBf16Epilogues& epilogues) {
   const PackedConv3x3& wt = *p.weights;
   const int64_t a_stride = int64_t(wt.cin) * 2, b_stride = 64;  // bytes between rows
   const int64_t b_block = int64_t(9) * wt.cin * 16;                // bf16 values of 16 output channels' weights
@@ -129,13 +127,13 @@ void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const 
       }
     }
   }
-  if (pending.image >= 0) amx_bf16_epilogue<S>(p, pending, sums[1 - current]);
-  float (*out)[32] = sums[current];
+  float (*out)[32] = epilogues.after(block, [&](const AmxBf16Block& b, float (*sums)[32]) {
+    amx_bf16_epilogue<S>(p, b, sums);
+  });
   tiles.template store<0>(&out[0][0], 128);
   if constexpr (NT > 1) tiles.template store<1>(&out[0][16], 128);
   if constexpr (MT > 1) tiles.template store<2>(&out[16][0], 128);
   if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
-  pending = block, current = 1 - current;
 }
 
 template <class S, class Tiles>
@@ -149,9 +147,7 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
     Tiles tiles;
     int configured[2] = {-1, -1};
     AmxRowRing<3> converted(int64_t(w + 2) * wt.cin);
-    alignas(64) float sums[2][32][32];
-    AmxBf16Block pending;
-    int current = 0;
+    AmxBf16Epilogues epilogues;
     // Static chunks of consecutive rows, so that each input row is converted about once per thread.
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_total; ++r) {
@@ -174,8 +170,7 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
             configured[0] = block.m[0], configured[1] = block.m[1];
           }
           const auto run = [&](auto mt, auto nt_) {
-            amx_bf16_block<S, Tiles, decltype(mt)::value, decltype(nt_)::value>(p, tiles, rows, block, kc, pending,
-                                                                               sums, current);
+            amx_bf16_block<S, Tiles, decltype(mt)::value, decltype(nt_)::value>(p, tiles, rows, block, kc, epilogues);
           };
           using one = std::integral_constant<int, 1>;
           using two = std::integral_constant<int, 2>;
@@ -186,7 +181,7 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
         }
       }
     }
-    if (pending.image >= 0) amx_bf16_epilogue<S>(p, pending, sums[1 - current]);
+    epilogues.flush([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(p, b, sums); });
     tiles.release();
   }
 }

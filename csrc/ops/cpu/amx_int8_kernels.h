@@ -27,11 +27,11 @@ inline void amx_int8_multiply(Tiles& tiles, const int8_t* weights, int64_t weigh
   tiles.template dpbusd<C, 4, 5>();
 }
 
-// A block whose s32 sums are in memory, waiting for its epilogue: output pixels (y, x0 .. x0+m-1) x channels
-// co0 .. co0+63.
+// A block of output pixels (y, x0 .. x0+m-1) x channels co0 .. co0+63.
 struct AmxInt8Block {
   int image = -1, y = 0, x0 = 0, m = 0, co0 = 0;
 };
+using AmxInt8Epilogues = AmxDeferredEpilogue<AmxInt8Block, int32_t[kAmxPixels][kAmxChannels]>;
 
 template <class S>
 void amx_int8_epilogue(const Conv3x3Int8Params& p, const AmxInt8Block& b, int32_t (*sums)[kAmxChannels]) {
@@ -43,12 +43,10 @@ void amx_int8_epilogue(const Conv3x3Int8Params& p, const AmxInt8Block& b, int32_
   }
 }
 
-// Multiplies `block` from the tiles configured for its m rows, then runs the epilogue of the block before it
-// (`pending`, sums in sums[1 - current]) while the tile unit works, then stores this block's sums to
-// sums[current].
+// Multiplies `block` from the tiles configured for its m rows; the block before it runs its epilogue meanwhile.
 template <class S, class Tiles>
 void conv3x3_int8_tile_block(const Conv3x3Int8Params& p, Tiles& tiles, const AmxInt8Block& block,
-                             AmxInt8Block& pending, int32_t (*sums)[kAmxPixels][kAmxChannels], int& current) {
+                             AmxInt8Epilogues& epilogues) {
   const PackedConv3x3Int8& wt = *p.weights;
   const int64_t weight_stride = int64_t(wt.cout) * 4;  // bytes from one quad of input channels to the next
   tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
@@ -63,12 +61,12 @@ void conv3x3_int8_tile_block(const Conv3x3Int8Params& p, Tiles& tiles, const Amx
       amx_int8_multiply<Tiles, 3>(tiles, w, weight_stride);
     }
   }
-  if (pending.image >= 0) amx_int8_epilogue<S>(p, pending, sums[1 - current]);
   constexpr int64_t row_bytes = kAmxChannels * 4;
-  int32_t (*out)[kAmxChannels] = sums[current];
+  int32_t (*out)[kAmxChannels] = epilogues.after(block, [&](const AmxInt8Block& b, int32_t (*sums)[kAmxChannels]) {
+    amx_int8_epilogue<S>(p, b, sums);
+  });
   tiles.template store<0>(&out[0][0], row_bytes), tiles.template store<1>(&out[0][16], row_bytes);
   tiles.template store<2>(&out[0][32], row_bytes), tiles.template store<3>(&out[0][48], row_bytes);
-  pending = block, current = 1 - current;
 }
 
 // One work item per output row, as the VNNI kernel; each thread configures its tiles when its block height
@@ -80,9 +78,8 @@ void conv3x3_int8_tiles(const Conv3x3Int8Params& p, const ExecContext& ctx) {
 #pragma omp parallel num_threads(ctx.threads)
   {
     Tiles tiles;
-    int configured = 0, current = 0;
-    alignas(64) int32_t sums[2][kAmxPixels][kAmxChannels];
-    AmxInt8Block pending;
+    int configured = 0;
+    AmxInt8Epilogues epilogues;
 #pragma omp for schedule(dynamic)
     for (int64_t r = 0; r < rows; ++r) {
       const int image = int(r / p.in.h), y = int(r % p.in.h);
@@ -92,11 +89,11 @@ void conv3x3_int8_tiles(const Conv3x3Int8Params& p, const ExecContext& ctx) {
         for (int co0 = 0; co0 < cout; co0 += kAmxChannels) {
           AmxInt8Block block;
           block.image = image, block.y = y, block.x0 = x0, block.m = m, block.co0 = co0;
-          conv3x3_int8_tile_block<S>(p, tiles, block, pending, sums, current);
+          conv3x3_int8_tile_block<S>(p, tiles, block, epilogues);
         }
       }
     }
-    if (pending.image >= 0) amx_int8_epilogue<S>(p, pending, sums[1 - current]);
+    epilogues.flush([&](const AmxInt8Block& b, int32_t (*sums)[kAmxChannels]) { amx_int8_epilogue<S>(p, b, sums); });
     tiles.release();
   }
 }

@@ -111,7 +111,13 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
     // past column w + 3 zero (the map's halo covers -4 .. w+3).
     AmxRowRing<9> converted(bf16_map ? 0 : int64_t(blocks) * kAmxTailBlock * c);
     CacheLineVector<float> accumulators(size_t(kAmxTailWays) * acc_floats);
-    alignas(64) float sums[2][kAmxTailBlock][2][16];
+    struct Block {  // the deferred step is adding a block's sums along the row
+      int image = -1, x0 = 0;
+    };
+    AmxDeferredEpilogue<Block, float[kAmxTailBlock][2][16]> accumulations;
+    const auto accumulate = [&](const Block& b, float (*sums)[2][16]) {
+      amx_tail_accumulate(sums, b.x0, accumulators.data(), acc_floats, origin);
+    };
     alignas(64) float bias_pattern[48 + 16];  // bias[k % 3], from any multiple of 3 on
     for (int i = 0; i < 64; ++i) bias_pattern[i] = p.bias[i % 3];
 #pragma omp for schedule(static)
@@ -132,15 +138,13 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
       std::fill(accumulators.begin(), accumulators.end(), 0.f);
       // Each block's sums are added along the row while the next block's multiplies are on the tile unit.
       for (int block = 0; block < blocks; ++block) {
-        const int x0 = block * kAmxTailBlock - kAmxTailRadius, current = block % 2;
+        const int x0 = block * kAmxTailBlock - kAmxTailRadius;
         amx_tail_multiply(tiles, rows, bf16_map ? p.in_bf16.c : c, p.weight_tiles, x0, c, kc);
-        if (block > 0)
-          amx_tail_accumulate(sums[1 - current], x0 - kAmxTailBlock, accumulators.data(), acc_floats, origin);
-        tiles.template store<0>(&sums[current][0][0][0], 128), tiles.template store<1>(&sums[current][0][1][0], 128);
-        tiles.template store<2>(&sums[current][16][0][0], 128), tiles.template store<3>(&sums[current][16][1][0], 128);
+        float (*sums)[2][16] = accumulations.after(Block{image, x0}, accumulate);
+        tiles.template store<0>(&sums[0][0][0], 128), tiles.template store<1>(&sums[0][1][0], 128);
+        tiles.template store<2>(&sums[16][0][0], 128), tiles.template store<3>(&sums[16][1][0], 128);
       }
-      amx_tail_accumulate(sums[(blocks - 1) % 2], (blocks - 1) * kAmxTailBlock - kAmxTailRadius, accumulators.data(),
-                          acc_floats, origin);
+      accumulations.flush(accumulate);
       amx_tail_store_row(accumulators.data(), acc_floats, origin, bias_pattern, scale, w,
                          out + (int64_t(image) * h + y) * w * 3);
     }

@@ -32,6 +32,34 @@ inline TileConfig amx_block_config(int m, int a_bytes) {
   return config;
 }
 
+// A block's sums wait in one of two buffers for their epilogue (vector work), which runs after the next block's
+// multiplies are issued, while the tile unit works on them; the next block's sums then go to the other buffer.
+// Block: what the epilogue needs of a block, with an `image` below 0 for none; Sums: one block's sums.
+template <class Block, class Sums>
+class AmxDeferredEpilogue {
+ public:
+  // Called once `block`'s multiplies are issued: runs epilogue(block before, its sums), then returns the buffer
+  // that `block`'s tiles are to be stored to.
+  template <class Epilogue>
+  Sums& after(const Block& block, const Epilogue& epilogue) {
+    flush(epilogue);
+    Sums& destination = sums_[current_];
+    pending_ = block, current_ = 1 - current_;
+    return destination;
+  }
+  // The epilogue of the last block, if one waits.
+  template <class Epilogue>
+  void flush(const Epilogue& epilogue) {
+    if (pending_.image >= 0) epilogue(pending_, sums_[1 - current_]);
+    pending_.image = -1;
+  }
+
+ private:
+  alignas(64) Sums sums_[2];
+  Block pending_;
+  int current_ = 0;
+};
+
 class EmulatedTiles {
  public:
   void configure(const TileConfig& config) {
