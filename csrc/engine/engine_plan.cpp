@@ -139,8 +139,8 @@ std::vector<int> CpuEngine::seam_tiles() const {
     if (step.kind == StepKind::conv) tiles[step.layer] = bf16 ? kernels_->conv3x3_bf16_tile : 4;  // fp32: F(4x4)
     // The fp32 tail: nine 3x3 sub-kernels by F(3x3); the bf16 ones as their tables say.
     if (step.kind == StepKind::tail)
-      tiles[step.layer] = plan_.maps[step.source].storage == Storage::bf16 ? kernels_->tail_bf16_tile
-                          : bf16                                           ? kernels_->tail_tile_bf16
+      tiles[step.layer] = plan_.maps[step.source].storage == Storage::bf16 ? kernels_->tail_bf16_input_tile
+                          : bf16                                           ? kernels_->tail_tile_at_bf16
                                                                            : 3;
   }
   return tiles;

@@ -62,9 +62,9 @@ struct CpuKernels {
   void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&) = nullptr;  // bf16 products (AVX512_BF16)
   int conv3x3_bf16_tile = 2;  // outputs conv3x3_bf16 computes as one tile: 2 (Winograd F(2x2)), 1 (direct)
   void (*tail)(const TailParams&, const ExecContext&) = nullptr;       // fp32: nine 3x3 sub-kernels by F(3x3)
-  int tail_tile_bf16 = 3;  // outputs `tail` computes as one tile given bf16 weights: 3 (F(3x3)), 6 (on tiles)
+  int tail_tile_at_bf16 = 3;  // outputs `tail` computes as one tile when the float layers run bf16: 3, 6 on tiles
   void (*tail_bf16)(const TailParams&, const ExecContext&) = nullptr;  // reads a bf16 map (AVX512_BF16 stores)
-  int tail_bf16_tile = 1;  // outputs tail_bf16 computes as one tile: 1 (direct), 6 (on AMX tiles)
+  int tail_bf16_input_tile = 1;  // outputs tail_bf16 computes as one tile: 1 (direct), 6 (on AMX tiles)
   void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&) = nullptr;  // null: no int8 path
   void (*quantize_codes)(const QuantizeParams&, const ExecContext&) = nullptr;   // float32 map -> codes
   int int8_weight_max = 0;     // weight codes lie in [-max, max]

@@ -83,11 +83,11 @@ CpuKernels amx_table(const char* name) {
   table.conv3x3_bf16 = &conv3x3_bf16_amx<Tiles>, table.conv3x3_bf16_tile = 1;
   // The tail's row sums go to accumulators by x' mod 6 (amx_tail_kernels.h): windows that start on multiples of
   // 6 add each output's nine contributions in the same order, and so give the same bits.
-  table.tail = &tail_amx<Tiles>, table.tail_tile_bf16 = amx::kAmxTailWays;
+  table.tail = &tail_amx<Tiles>, table.tail_tile_at_bf16 = amx::kAmxTailWays;
   // The tail reading the upsampler's bf16 map (no rounding of its rows, half the bytes through memory) where the
   // upsampler's store can round to bf16: AVX512_BF16, which every AMX CPU has and the model's hosts may lack.
   const bool bf16_stores = std::is_same_v<Tiles, HardwareTiles>;
-  table.tail_bf16 = bf16_stores ? &tail_bf16_map_amx<Tiles> : nullptr, table.tail_bf16_tile = amx::kAmxTailWays;
+  table.tail_bf16 = bf16_stores ? &tail_bf16_map_amx<Tiles> : nullptr, table.tail_bf16_input_tile = amx::kAmxTailWays;
   return table;
 }
 
