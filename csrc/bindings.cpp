@@ -104,10 +104,11 @@ int int8_code_max_for(int in_channels, const std::string& path) {
 std::unique_ptr<CpuEngine> make_engine(const py::list& layers, int scale, const std::string& image_skip,
                                        const std::string& precision, int threads, const std::string& path,
                                        const py::object& int8_outputs, int int8_code_max, int tail_band_rows,
-                                       int image_channels) {
+                                       int image_channels, bool fuse_dense_blocks) {
   EngineOptions options;
   options.int8_code_max = int8_code_max;
   options.tail_band_rows = tail_band_rows;
+  options.fuse_dense_blocks = fuse_dense_blocks;
   options.precision = parse_precision(precision);
   options.threads = threads;
   options.path = path;
@@ -253,13 +254,16 @@ PYBIND11_MODULE(_C, m) {
            py::arg("precision") = "fp32", py::arg("threads") = 0, py::arg("path") = "auto",
            py::arg("int8_outputs") = py::none(), py::arg("int8_code_max") = 255,
            py::arg("tail_band_rows") = EngineOptions{}.tail_band_rows, py::arg("image_channels") = 3,
+           py::arg("fuse_dense_blocks") = EngineOptions{}.fuse_dense_blocks,
            "layers: the description's layer records (srgan_fast.backends.base.engine_layers); scale: the "
            "network's; image_skip: 'none' | 'nearest' | 'bilinear'; precision: 'fp32' | 'bf16' | 'int8'; "
            "threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'; int8_outputs "
            "(int8): per layer None (the convs reading it run in floating point) or (scale, zero_point) of its "
            "output's codes, which span [0, int8_code_max] (255: u8; more where int8_code_max() allows); "
            "tail_band_rows: the steps above the input's resolution run in bands of this many rows (0: whole maps); "
-           "image_channels: 3, or 12 for a model reading RGB pixel-unshuffled by 2 (the caller unshuffles).")
+           "image_channels: 3, or 12 for a model reading RGB pixel-unshuffled by 2 (the caller unshuffles); "
+           "fuse_dense_blocks: run each residual dense block as one op where the path has it (amx, bf16), "
+           "else conv by conv (the same bits).")
       .def("run", &run_engine, py::arg("tiles"),
            "tiles: [N, h, w, image_channels] uint8 | uint16 | float32, C-contiguous -> [N, s*h, s*w, 3] of the same "
            "dtype")

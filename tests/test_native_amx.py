@@ -177,3 +177,33 @@ def test_the_default_precision_is_bf16_only_on_amx_tiles():
     assert default.backend.precision == ("bf16" if cpu["amx_bf16"] else "fp32")
     assert f"cpu, {default.backend.precision}" in default.describe()
     assert Upscaler("srresnet", backend="native", precision="fp32").backend.precision == "fp32"
+
+
+@pytest.mark.parametrize("path", _tile_paths())
+@pytest.mark.parametrize("params, shape, threads", [
+    ({"num_blocks": 1, "channels": 16, "growth": 16}, (1, 37, 21), 3),  # bands of 12 and 13 rows, a partial block
+    ({"num_blocks": 1, "channels": 32, "growth": 16}, (2, 33, 40), 2),  # two images; 16- and 32-channel chunks
+    ({"num_blocks": 1, "channels": 16, "growth": 32}, (1, 9, 70), 4),   # fewer rows than a band: one band
+])
+def test_the_fused_dense_blocks_give_the_conv_by_conv_bits(path, params, shape, threads):
+    """At bf16 on tiles each residual dense block runs as one op, its concatenation in a ring of bf16 rows per
+    band of output rows (csrc/ops/cpu/amx_dense_block_kernels.h); conv by conv, the same tile kernel reads and
+    writes whole float32 maps. Both round the same values to bf16 and multiply the same tiles in the same
+    order, so the images are equal, whatever the bands (threads, images) and the block's widths."""
+    from srgan_fast.architecture import rrdbnet
+    from srgan_fast.backends.base import engine_layers
+
+    from srgan_fast import _C
+
+    weights = random_weights(rrdbnet(**params), seed=8)
+    network = weights.network
+
+    def engine(fuse):
+        return _C.Engine(engine_layers(weights), network.scale, network.image_skip or "none", precision="bf16",
+                         threads=threads, path=path, fuse_dense_blocks=fuse)
+
+    fused, by_conv = engine(True), engine(False)
+    tiles = np.random.default_rng(9).random((*shape, 3), dtype=np.float32)
+    assert np.array_equal(fused.run(tiles), by_conv.run(tiles))
+    # Only the block's output is stored: the concatenations ([x | 4 x growth] channels) need no maps.
+    assert fused.workspace_bytes(*shape) < by_conv.workspace_bytes(*shape)

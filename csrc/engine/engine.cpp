@@ -86,6 +86,7 @@ CpuEngine::CpuEngine(const NetworkSpec& network, const EngineOptions& options)
     plan_.code_storage = code_max_ > 255 ? Storage::u16 : Storage::u8;
   }
   plan_storage(network, options);
+  plan_dense_blocks(network, options);
   plan_.place_and_assign(network, "native", /*residual_in_place=*/true);
 }
 

@@ -69,7 +69,19 @@ class CpuEngine {
     int shuffle = 1, upsample = 1, radius = 1, tile = 1;
   };
 
+  // Residual dense blocks that one op runs (dense_block_bf16): the steps [first_step, first_step + steps), all
+  // 3x3 convs, of which only the last one's map is written (the others' buffers stay as planned, unused).
+  struct DenseBlock {
+    int first_step = 0, steps = 0, channels = 0, growth = 0;
+    float skip_scale = 1.f, outer_scale = 1.f;
+    PackedConv3x3 weights[kMaxDenseConvs];  // views of its convs' ops
+  };
+
   void add_layer(const NetworkSpec& network, int index, const EngineOptions& options);
+  void plan_dense_blocks(const NetworkSpec& network, const EngineOptions& options);
+  // Its params but for the maps (set by run_dense_block).
+  DenseBlockParams dense_block_params(const DenseBlock& block) const;
+  void run_dense_block(const DenseBlock& block, int n, int h, int w, const ExecContext& ctx);
   void plan_storage(const NetworkSpec& network, const EngineOptions& options);
   void prepare(int n, int h, int w);
   size_t buffer_floats(const BufferInfo& b, int n, int h, int w) const;
@@ -101,6 +113,7 @@ class CpuEngine {
   int band_rows_ = 0;  // the chain's band, in rows of its input map (0: no chain)
   int chain_begin_ = -1;  // the chain's first step (index into plan_.steps), or -1
   std::vector<ChainStep> chain_;
+  std::vector<DenseBlock> dense_blocks_;  // in step order
   std::vector<HeadOp> heads_;
   std::vector<Conv3x3Op> convs_;
   std::vector<Conv3x3Int8Op> int8_convs_;

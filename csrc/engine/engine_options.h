@@ -24,6 +24,9 @@ struct EngineOptions {
   // maps, the network's largest (C channels at 2x and 4x the input's resolution), are never whole in memory;
   // 0: whole maps. The results are the same bits either way.
   int tail_band_rows = 48;
+  // Where the path has the fused op (the AMX path at bf16), each residual dense block runs as one op that keeps
+  // its concatenation in cache (see CpuEngine::plan_dense_blocks); false: conv by conv. The same bits either way.
+  bool fuse_dense_blocks = true;
   // CUDA engine
   int device = 0;
   int batch_size = 8;           // tiles per launch (a larger call is split into batches of this size)

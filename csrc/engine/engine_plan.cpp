@@ -110,6 +110,58 @@ void CpuEngine::plan_chain(const std::vector<int>& float_readers, const std::vec
     if (steps[k].output >= 0) maps[steps[k].output].band_rows = rows[k - begin].second - rows[k - begin].first;
 }
 
+// A residual dense block: conv 0 reads a map x alone, conv k the concatenation [x, conv 0, ..., conv k-1], each
+// but the last with an activation and read by nothing after the block; the last adds x (and maybe an outer
+// residual). Where the path runs them as one op (dense_block_bf16), the block's steps run as one, and the
+// maps of all but its last conv get no storage (before the buffers are assigned).
+void CpuEngine::plan_dense_blocks(const NetworkSpec& network, const EngineOptions& options) {
+  if (!options.fuse_dense_blocks || !kernels_ || !kernels_->dense_block_bf16 || precision_ != Precision::bf16) return;
+  const std::vector<Step>& steps = plan_.steps;
+  const auto layer = [&](size_t k) -> const LayerSpec& { return network.layers[steps[k].layer]; };
+  const auto plain = [&](const LayerSpec& l) { return l.kernel == 3 && l.upsample == 1 && l.shuffle == 1; };
+  // Readers of each map outside a candidate block are checked against this: the last step reading it.
+  std::vector<size_t> last_reader(plan_.maps.size(), 0);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    for (int source : layer(k).sources) if (source >= 0) last_reader[source] = k;
+    if (steps[k].source >= 0) last_reader[steps[k].source] = k;
+    if (steps[k].residual >= 0) last_reader[steps[k].residual] = k;
+    if (steps[k].outer >= 0) last_reader[steps[k].outer] = k;
+  }
+  for (size_t first = 0; first < steps.size(); ++first) {
+    const int x = steps[first].source;
+    if (steps[first].kind != StepKind::conv || x < 0 || layer(first).sources.size() > 1) continue;
+    std::vector<int> expected = {x};  // the sources of the next conv of the block
+    size_t k = first;
+    for (; k < steps.size() && int(k - first) < kMaxDenseConvs; ++k) {
+      const LayerSpec& l = layer(k);
+      const std::vector<int> sources = l.sources.empty() ? std::vector<int>{l.source} : l.sources;
+      if (steps[k].kind != StepKind::conv || sources != expected || !plain(l)) break;
+      if (l.residual == x) break;  // the last conv
+      if (l.residual >= 0 || l.outer_residual >= 0 || l.slopes.empty() || l.out_channels != layer(first).out_channels)
+        break;
+      expected.push_back(steps[k].layer);
+    }
+    if (k == steps.size() || int(k - first) >= kMaxDenseConvs || k == first) continue;
+    const LayerSpec& l = layer(k);
+    const std::vector<int> sources = l.sources.empty() ? std::vector<int>{l.source} : l.sources;
+    if (steps[k].kind != StepKind::conv || sources != expected || !plain(l) || l.residual != x || !l.slopes.empty())
+      continue;
+    bool private_maps = true;  // the inner convs' maps are read inside the block only
+    for (size_t j = first; j < k; ++j) private_maps = private_maps && last_reader[steps[j].output] <= k;
+    if (!private_maps) continue;
+    DenseBlock block;
+    block.first_step = int(first), block.steps = int(k - first) + 1;
+    block.channels = layer(first).in_channels, block.growth = layer(first).out_channels;
+    block.skip_scale = l.residual_scale, block.outer_scale = l.outer_residual_scale;
+    for (size_t j = first; j <= k; ++j) block.weights[j - first] = convs_[steps[j].op].packed();
+    if (!kernels_->dense_block_fits(dense_block_params(block))) continue;
+    dense_blocks_.push_back(block);
+    for (size_t j = first; j <= k; ++j) plan_.steps[j].fused = true;
+    for (size_t j = first; j < k; ++j) plan_.maps[steps[j].output].stored = false;  // never written
+    first = k;
+  }
+}
+
 std::vector<std::pair<int, int>> CpuEngine::chain_rows(int first, int last, int h) const {
   const int count = int(chain_.size());
   std::vector<std::pair<int, int>> rows(count);

@@ -165,6 +165,23 @@ void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, 
   }
 }
 
+DenseBlockParams CpuEngine::dense_block_params(const DenseBlock& block) const {
+  DenseBlockParams p;
+  p.channels = block.channels, p.growth = block.growth, p.count = block.steps;
+  for (int k = 0; k < block.steps; ++k) p.weights[k] = &block.weights[k];
+  p.skip_scale = block.skip_scale, p.outer_scale = block.outer_scale;
+  return p;
+}
+
+void CpuEngine::run_dense_block(const DenseBlock& block, int n, int h, int w, const ExecContext& ctx) {
+  const Step& last = plan_.steps[block.first_step + block.steps - 1];
+  DenseBlockParams p = dense_block_params(block);
+  p.in = map_view(plan_.steps[block.first_step].source, n, h, w);
+  p.out = map_view(last.output, n, h, w);
+  if (last.outer >= 0) p.outer_skip = map_view(last.outer, n, h, w);
+  kernels_->dense_block_bf16(p, ctx);
+}
+
 void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer,
                     std::vector<std::pair<int, double>>* step_seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -182,14 +199,21 @@ void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* 
   };
   const std::vector<Step>& steps = plan_.steps;
   const int last_layer = int(plan_.maps.size()) - 1;
+  auto dense_block = dense_blocks_.begin();
   for (size_t k = 0; k < steps.size(); ++k) {
-    const Step& step = steps[k];
     if (int(k) == chain_begin_) {  // the steps above the input's resolution, band by band, to the end
       run_chain(images, dtype, n, h, w, out, ctx);
       timed(last_layer);
       return;
     }
-    run_step(step, images, dtype, n, h, w, out, ctx);
+    if (dense_block != dense_blocks_.end() && dense_block->first_step == int(k)) {
+      run_dense_block(*dense_block, n, h, w, ctx);
+      k += dense_block->steps - 1;  // observed and timed as its last step, which writes the one map it stores
+      ++dense_block;
+    } else {
+      run_step(steps[k], images, dtype, n, h, w, out, ctx);
+    }
+    const Step& step = steps[k];
     const int written = step.kind == StepKind::quantize ? step.source : step.output;
     timed(written < 0 ? last_layer : written);
     if (!observer || written < 0) continue;

@@ -53,9 +53,12 @@ void StepPlan::place_and_assign(const NetworkSpec& network, const std::string& e
 // A conv reading several maps reads consecutive channel ranges of one buffer: each map is written where the
 // concatenation reads it, so nothing is copied (ESRGAN's dense blocks append 32 channels per conv).
 void StepPlan::place_concatenations(const NetworkSpec& network, const std::string& engine) {
+  std::vector<bool> fused(network.layers.size(), false);
+  for (const Step& s : steps)
+    if (s.fused && s.layer >= 0) fused[s.layer] = true;
   for (size_t i = 0; i < network.layers.size(); ++i) {
     const LayerSpec& l = network.layers[i];
-    if (l.sources.size() < 2) continue;
+    if (l.sources.size() < 2 || fused[i]) continue;
     if (std::find(l.sources.begin(), l.sources.end(), -1) != l.sources.end())
       refuse_layer(engine, int(i), l, "a concatenation does not take the image");
     const int first = l.sources[0];
@@ -139,7 +142,7 @@ void StepPlan::assign_buffers(bool residual_in_place) {
       continue;
     }
     const int residual = s.residual;
-    if (residual_in_place && residual >= 0 && maps[residual].group < 0 && last_read[residual] == i &&
+    if (residual_in_place && !s.fused && residual >= 0 && maps[residual].group < 0 && last_read[residual] == i &&
         !released[residual]) {
       const BufferInfo& skip = buffers[maps[residual].buffer];
       if (skip.level == want.level && skip.channels == want.channels && skip.storage == want.storage &&

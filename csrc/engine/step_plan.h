@@ -26,6 +26,10 @@ struct Step {
   int residual = -1;  // map added in its epilogue, or -1
   int outer = -1;     // map of the outer residual (ESRGAN's residual-in-residual), or -1
   int output = -1;    // map it writes (-1: the image)
+  // Runs inside an op that runs several steps (the CPU engine's dense blocks): the concatenation it reads is
+  // that op's own (no buffer), and its residual is never added in place (the op reads its input's rows
+  // around the ones it writes).
+  bool fused = false;
 };
 
 struct MapInfo {  // one layer's output

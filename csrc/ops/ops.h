@@ -50,6 +50,7 @@ class Conv3x3Op {
   Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16, ConvFusion fusion = {});
   int in_channels() const { return packed_.cin; }
   int out_channels() const { return packed_.cout; }
+  PackedConv3x3 packed() const { return packed_.view(); }  // for a fused op running several convs
   void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in, const FeatureMap& skip,
            const FeatureMap& out, const ExecContext& ctx, const FeatureMapBf16& out_bf16 = {},
            const FeatureMap& outer_skip = {}) const;

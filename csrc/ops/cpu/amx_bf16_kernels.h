@@ -20,20 +20,21 @@
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
-constexpr int kAmxBf16Pixels = 16;
-
 inline bool amx_bf16_fits(const PackedConv3x3& wt) { return wt.w_bf16 != nullptr && wt.cin % 16 == 0; }
 
-// count floats (a multiple of 16) rounded to bf16, nearest even, by integer arithmetic: the model's CPUs may
-// lack AVX512_BF16's conversion. (This header is compiled only into the amx table, with AVX-512 flags.)
+// 16 floats rounded to bf16, nearest even, by integer arithmetic: the model's CPUs may lack AVX512_BF16's
+// conversion. (This header is compiled only into the amx table, with AVX-512 flags.)
+inline __m256i amx_bf16_bits(__m512 values) {
+  const __m512i bits = _mm512_castps_si512(values);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i half = _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd);
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_add_epi32(bits, half), 16));
+}
+
+// count floats (a multiple of 16) rounded to bf16 as amx_bf16_bits does.
 inline void amx_round_to_bf16(const float* src, uint16_t* dst, int count) {
-  const __m512i half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
-  for (int c = 0; c < count; c += 16) {
-    const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(src + c));
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
-    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(half, odd)), 16);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c), _mm512_cvtepi32_epi16(rounded));
-  }
+  for (int c = 0; c < count; c += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c), amx_bf16_bits(_mm512_loadu_ps(src + c)));
 }
 
 // Row yy of the conv's input (columns -1 .. w; nearest-upsampled where the layer reads it so) in bf16:
@@ -101,19 +102,20 @@ void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*su
     }
 }
 
-// Multiplies `block` from the bf16 rows y-1, y, y+1; the block before it runs its epilogue meanwhile.
-template <class S, class Tiles, int MT, int NT>
-void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const rows[3], const AmxBf16Block& block,
-                    int kc, AmxBf16Epilogues& epilogues) {
-  const PackedConv3x3& wt = *p.weights;
-  const int64_t a_stride = int64_t(wt.cin) * 2, b_stride = 64;  // bytes between rows
-  const int64_t b_block = int64_t(9) * wt.cin * 16;                // bf16 values of 16 output channels' weights
+// Multiplies `block` from the bf16 rows y-1, y, y+1 (pixel x at rows[r] + (x + 1) * pixel_values, the conv's
+// wt.cin input channels first); then runs epilogue(block before, its sums) while the tile unit works, and
+// stores this block's sums for the next call (see AmxDeferredEpilogue).
+template <class Tiles, int MT, int NT, class Epilogue>
+void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const rows[3], int64_t pixel_values,
+                    const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
+  const int64_t a_stride = pixel_values * 2, b_stride = 64;  // bytes between rows
+  const int64_t b_block = int64_t(9) * wt.cin * 16;           // bf16 values of 16 output channels' weights
   tiles.template zero<0>();
   if constexpr (NT > 1) tiles.template zero<1>();
   if constexpr (MT > 1) tiles.template zero<2>();
   if constexpr (MT > 1 && NT > 1) tiles.template zero<3>();
   for (int tap = 0; tap < 9; ++tap) {
-    const uint16_t* a = rows[tap / 3] + int64_t(block.x0 + tap % 3) * wt.cin;
+    const uint16_t* a = rows[tap / 3] + int64_t(block.x0 + tap % 3) * pixel_values;
     const uint16_t* b = wt.w_bf16 + (block.co0 / 16) * b_block + int64_t(tap) * wt.cin * 16;
     for (int k0 = 0; k0 < wt.cin; k0 += kc, a += kc, b += kc * 16) {
       tiles.template load<6>(b, b_stride);
@@ -121,31 +123,69 @@ void amx_bf16_block(const Conv3x3Params& p, Tiles& tiles, const uint16_t* const 
       tiles.template dpbf16ps<0, 4, 6>();
       if constexpr (NT > 1) tiles.template load<7>(b + b_block, b_stride), tiles.template dpbf16ps<1, 4, 7>();
       if constexpr (MT > 1) {
-        tiles.template load<5>(a + 16 * wt.cin, a_stride);
+        tiles.template load<5>(a + 16 * pixel_values, a_stride);
         tiles.template dpbf16ps<2, 5, 6>();
         if constexpr (NT > 1) tiles.template dpbf16ps<3, 5, 7>();
       }
     }
   }
-  float (*out)[32] = epilogues.after(block, [&](const AmxBf16Block& b, float (*sums)[32]) {
-    amx_bf16_epilogue<S>(p, b, sums);
-  });
+  float (*out)[32] = epilogues.after(block, epilogue);
   tiles.template store<0>(&out[0][0], 128);
   if constexpr (NT > 1) tiles.template store<1>(&out[0][16], 128);
   if constexpr (MT > 1) tiles.template store<2>(&out[16][0], 128);
   if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
 }
 
+// The tiles' configuration for a block's pixel counts and kc, reloaded only when they change.
+struct AmxBf16Configured {
+  int m0 = -1, m1 = -1, kc = -1;
+  template <class Tiles>
+  void ensure(Tiles& tiles, const AmxBf16Block& block, int kc_) {
+    if (block.m[0] == m0 && block.m[1] == m1 && kc_ == kc) return;
+    tiles.configure(amx_bf16_config(block.m[0], block.m[1], 2 * kc_));  // kc bf16 values a row
+    m0 = block.m[0], m1 = block.m[1], kc = kc_;
+  }
+};
+
+// One output row y of a conv, its channels in blocks of 32 (outside, so that one slice of the weights serves
+// the whole row) and its pixels in blocks of 32.
+template <class Tiles, class Epilogue>
+void amx_bf16_conv_row(const PackedConv3x3& wt, Tiles& tiles, AmxBf16Configured& configured,
+                       const uint16_t* const rows[3], int64_t pixel_values, int image, int y, int w,
+                       AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
+  const int kc = wt.cin % 32 == 0 ? 32 : 16;
+  for (int co0 = 0; co0 < wt.cout; co0 += 32) {
+    const int nt = wt.cout - co0 >= 32 ? 2 : 1;
+    for (int x0 = 0; x0 < w; x0 += 32) {
+      AmxBf16Block block;
+      block.image = image, block.y = y, block.x0 = x0, block.co0 = co0, block.nt = nt;
+      block.m[0] = std::min(16, w - x0), block.m[1] = std::clamp(w - x0 - 16, 0, 16);
+      block.mt = block.m[1] > 0 ? 2 : 1;
+      configured.ensure(tiles, block, kc);
+      const auto run = [&](auto mt, auto nt_) {
+        amx_bf16_block<Tiles, decltype(mt)::value, decltype(nt_)::value>(wt, tiles, rows, pixel_values, block, kc,
+                                                                          epilogues, epilogue);
+      };
+      using one = std::integral_constant<int, 1>;
+      using two = std::integral_constant<int, 2>;
+      if (block.mt == 2 && nt == 2) run(two{}, two{});
+      else if (block.mt == 2) run(two{}, one{});
+      else if (nt == 2) run(one{}, two{});
+      else run(one{}, one{});
+    }
+  }
+}
+
 template <class S, class Tiles>
 void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   const PackedConv3x3& wt = *p.weights;
   const int h = p.in.h * p.upsample, w = p.in.w * p.upsample;
-  const int kc = wt.cin % 32 == 0 ? 32 : 16;
   const int64_t rows_total = int64_t(p.in.n) * h;
+  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(p, b, sums); };
 #pragma omp parallel num_threads(ctx.threads)
   {
     Tiles tiles;
-    int configured[2] = {-1, -1};
+    AmxBf16Configured configured;
     AmxRowRing<3> converted(int64_t(w + 2) * wt.cin);
     AmxBf16Epilogues epilogues;
     // Static chunks of consecutive rows, so that each input row is converted about once per thread.
@@ -157,31 +197,9 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
         const int yy = y - 1 + r;
         rows[r] = converted.row(image, yy, [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, wt.cin, row); });
       }
-      // Output channels outside, so that one slice of the weights serves the whole row.
-      for (int co0 = 0; co0 < wt.cout; co0 += 32) {
-        const int nt = wt.cout - co0 >= 32 ? 2 : 1;
-        for (int x0 = 0; x0 < w; x0 += 32) {
-          AmxBf16Block block;
-          block.image = image, block.y = y, block.x0 = x0, block.co0 = co0, block.nt = nt;
-          block.m[0] = std::min(16, w - x0), block.m[1] = std::clamp(w - x0 - 16, 0, 16);
-          block.mt = block.m[1] > 0 ? 2 : 1;
-          if (block.m[0] != configured[0] || block.m[1] != configured[1]) {
-            tiles.configure(amx_bf16_config(block.m[0], block.m[1], 2 * kc));  // kc bf16 values a row
-            configured[0] = block.m[0], configured[1] = block.m[1];
-          }
-          const auto run = [&](auto mt, auto nt_) {
-            amx_bf16_block<S, Tiles, decltype(mt)::value, decltype(nt_)::value>(p, tiles, rows, block, kc, epilogues);
-          };
-          using one = std::integral_constant<int, 1>;
-          using two = std::integral_constant<int, 2>;
-          if (block.mt == 2 && nt == 2) run(two{}, two{});
-          else if (block.mt == 2) run(two{}, one{});
-          else if (nt == 2) run(one{}, two{});
-          else run(one{}, one{});
-        }
-      }
+      amx_bf16_conv_row(wt, tiles, configured, rows, wt.cin, image, y, w, epilogues, epilogue);
     }
-    epilogues.flush([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(p, b, sums); });
+    epilogues.flush(epilogue);
     tiles.release();
   }
 }

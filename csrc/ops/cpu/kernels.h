@@ -61,6 +61,9 @@ struct CpuKernels {
   void (*conv3x3)(const Conv3x3Params&, const ExecContext&) = nullptr;       // fp32 Winograd F(4x4, 3x3)
   void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&) = nullptr;  // bf16 products (AVX512_BF16)
   int conv3x3_bf16_tile = 2;  // outputs conv3x3_bf16 computes as one tile: 2 (Winograd F(2x2)), 1 (direct)
+  // A residual dense block at bf16, giving conv3x3_bf16's bits conv by conv (null: the convs run one by one)
+  void (*dense_block_bf16)(const DenseBlockParams&, const ExecContext&) = nullptr;
+  bool (*dense_block_fits)(const DenseBlockParams&) = nullptr;  // whether dense_block_bf16 runs these weights
   void (*tail)(const TailParams&, const ExecContext&) = nullptr;       // fp32: nine 3x3 sub-kernels by F(3x3)
   int tail_tile_at_bf16 = 3;  // outputs `tail` computes as one tile when the float layers run bf16: 3, 6 on tiles
   void (*tail_bf16)(const TailParams&, const ExecContext&) = nullptr;  // reads a bf16 map (AVX512_BF16 stores)

@@ -7,6 +7,7 @@
 #define SRGAN_FAST_ISA amx
 #include "ops/cpu/simd_avx512.h"
 #include "ops/cpu/amx_bf16_kernels.h"
+#include "ops/cpu/amx_dense_block_kernels.h"
 #include "ops/cpu/amx_int8_kernels.h"
 #include "ops/cpu/amx_tail_kernels.h"
 #include "ops/cpu/int8_kernels.h"
@@ -76,11 +77,19 @@ void tail_bf16_map_amx(const TailParams& p, const ExecContext& ctx) {
 }
 
 template <class Tiles>
+void dense_block_bf16_amx(const DenseBlockParams& p, const ExecContext& ctx) {
+  amx::dense_block_bf16_tiles<avx512::Simd, Tiles>(p, ctx);
+}
+
+bool dense_block_fits_amx(const DenseBlockParams& p) { return amx::amx_dense_block_fits(p); }
+
+template <class Tiles>
 CpuKernels amx_table(const char* name) {
   CpuKernels table = kernels_avx512();
   table.name = name;
   table.conv3x3_int8 = &conv3x3_int8_amx<Tiles>;
   table.conv3x3_bf16 = &conv3x3_bf16_amx<Tiles>, table.conv3x3_bf16_tile = 1;
+  table.dense_block_bf16 = &dense_block_bf16_amx<Tiles>, table.dense_block_fits = &dense_block_fits_amx;
   // The tail's row sums go to accumulators by x' mod 6 (amx_tail_kernels.h): windows that start on multiples of
   // 6 add each output's nine contributions in the same order, and so give the same bits.
   table.tail = &tail_amx<Tiles>, table.tail_tile_at_bf16 = amx::kAmxTailWays;
