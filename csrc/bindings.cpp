@@ -260,7 +260,8 @@ PYBIND11_MODULE(_C, m) {
            "threads: 0 = every core; path: 'auto' | 'reference' | 'scalar' | 'avx2' | 'avx512'; int8_outputs "
            "(int8): per layer None (the convs reading it run in floating point) or (scale, zero_point) of its "
            "output's codes, which span [0, int8_code_max] (255: u8; more where int8_code_max() allows); "
-           "tail_band_rows: the steps above the input's resolution run in bands of this many rows (0: whole maps); "
+           "tail_band_rows: the steps above the input's resolution run in bands of this many rows (0: whole maps, "
+           "-1: the engine's choice); "
            "image_channels: 3, or 12 for a model reading RGB pixel-unshuffled by 2 (the caller unshuffles); "
            "fuse_dense_blocks: run each residual dense block as one op where the path has it (amx, bf16), "
            "else conv by conv (the same bits).")

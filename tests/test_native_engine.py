@@ -256,8 +256,10 @@ def test_the_banded_chain_gives_the_bits_of_whole_maps(band_rows, name):
             floats = (tiles / 255).astype(np.float32)
             assert np.array_equal(banded.run(floats), whole.run(floats)), (precision, n, h, w)
         assert banded.workspace_bytes(1, 512, 512) < 0.75 * whole.workspace_bytes(1, 512, 512)
-    with pytest.raises(ValueError, match="tail_band_rows: expected a multiple of 12 \\(or 0\\), got 10"):
-        engine(weights, tail_band_rows=10)
+    for wrong in (10, -12):
+        with pytest.raises(ValueError, match=f"tail_band_rows: expected a multiple of 12, 0 \\(whole maps\\) or -1 "
+                                             f"\\(the engine's choice\\), got {wrong}$"):
+            engine(weights, tail_band_rows=wrong)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -59,11 +59,17 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
     }
   }
   steps = std::move(with_quantize);
-  if (kernels_ && options.tail_band_rows > 0) {
-    if (options.tail_band_rows % kBandAlign != 0)
-      throw std::invalid_argument("tail_band_rows: expected a multiple of " + std::to_string(kBandAlign) +
-                                  " (or 0), got " + std::to_string(options.tail_band_rows));
-    band_rows_ = options.tail_band_rows;
+  int band_rows = options.tail_band_rows;
+  // The engine's choice: 12 rows where the chain's convs are direct (bf16 on AMX tiles), which recompute no
+  // Winograd tiles at a band's edges and run faster on bands that stay in cache; 48 for the Winograd convs.
+  if (band_rows == -1)
+    band_rows = kernels_ && float_precision_ == Precision::bf16 && kernels_->conv3x3_bf16_tile == 1 ? 12 : 48;
+  if (band_rows < 0 || band_rows % kBandAlign != 0)
+    throw std::invalid_argument("tail_band_rows: expected a multiple of " + std::to_string(kBandAlign) +
+                                ", 0 (whole maps) or -1 (the engine's choice), got " +
+                                std::to_string(options.tail_band_rows));
+  if (kernels_ && band_rows > 0) {
+    band_rows_ = band_rows;
     plan_chain(float_readers, code_readers, network);
   }
 }
