@@ -207,3 +207,31 @@ def test_the_fused_dense_blocks_give_the_conv_by_conv_bits(path, params, shape, 
     assert np.array_equal(fused.run(tiles), by_conv.run(tiles))
     # Only the block's output is stored: the concatenations ([x | 4 x growth] channels) need no maps.
     assert fused.workspace_bytes(*shape) < by_conv.workspace_bytes(*shape)
+
+
+@pytest.mark.parametrize("path", _tile_paths())
+def test_maps_between_bf16_tile_convs_are_bf16_and_give_the_same_image(path):
+    """A map that a bias + activation conv writes and only tile convs read is stored as bf16: its producer
+    rounds what its readers rounded from float32 before (the same bits; the convs reading a residual or a
+    concatenation keep float32 maps). Checked by the maps' storage and by the images, within the bf16 rule.
+    (The last upsampler's bf16 map for the 9x9 tail needs AVX512_BF16 stores: on the instructions only.)"""
+    import torch
+    from test_native_architectures import relative_error, torch_output
+
+    from srgan_fast import _C
+    from srgan_fast.architecture import rrdbnet, srresnet
+    from srgan_fast.backends.base import engine_layers
+
+    for network, bf16_layers in ((srresnet(2, 16), {"blocks.0.conv1", "blocks.1.conv1"}),
+                                 (rrdbnet(1, 16, 16), {"conv_up1", "conv_up2", "conv_hr"})):
+        weights = random_weights(network, seed=6)
+        engine = _C.Engine(engine_layers(weights), network.scale, network.image_skip or "none", precision="bf16",
+                           threads=2, path=path)
+        names = [layer.name for layer in network.layers]
+        stored = {names[i] for i, m in enumerate(engine.plan["maps"]) if m["storage"] == "bf16"}
+        assert stored - {"upsample.1.conv"} == bf16_layers
+        assert ("upsample.1.conv" in stored) == (path == "amx" and "tail" in names)
+        tiles = np.random.default_rng(7).random((2, 19, 26, 3), dtype=np.float32)
+        reference = torch_output(weights, tiles)
+        torch_error = relative_error(torch_output(weights, tiles, torch.bfloat16), reference)
+        assert relative_error(engine.run(tiles), reference) <= 2 * torch_error

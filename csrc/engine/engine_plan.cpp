@@ -49,6 +49,25 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
       maps[source].channels = tails_[0].bf16_channels();
     }
   }
+  // Where the path's bf16 convs read and write bf16 maps, a map between two such convs (bias and activation
+  // out, read only as their input) is stored as bf16: half the bytes, and its reader rounds nothing (RRDBNet's
+  // and MSRResNet's upsampling and HR convs). The same bits: the producer rounds what the reader would have.
+  if (precision_ == Precision::bf16 && kernels_ && kernels_->conv3x3_bf16_maps) {
+    const auto bf16_conv = [&](const Step& s) {
+      const LayerSpec& l = network.layers[s.layer];
+      return s.kind == StepKind::conv && l.sources.size() <= 1 && convs_[s.op].runs_bf16_maps(kernels_);
+    };
+    std::vector<int> bf16_readers(layers, 0);
+    for (const Step& s : steps)
+      if (s.source >= 0 && bf16_conv(s)) ++bf16_readers[s.source];
+    for (int i = 0; i + 1 < layers; ++i) {
+      const LayerSpec& l = network.layers[i];
+      const bool plain_output = l.shuffle == 1 && l.residual < 0 && !l.slopes.empty();  // bias_prelu
+      if (bf16_conv(steps[i]) && plain_output && maps[i].storage == Storage::f32 && code_readers[i] == 0 &&
+          float_readers[i] > 0 && bf16_readers[i] == float_readers[i])
+        maps[i].storage = Storage::bf16;
+    }
+  }
   std::vector<Step> with_quantize;
   for (int i = 0; i < layers; ++i) {
     with_quantize.push_back(steps[i]);

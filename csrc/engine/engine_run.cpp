@@ -37,14 +37,17 @@ void CpuEngine::run_step(const Step& step, const void* images, DType dtype, int 
       heads_[step.op].run(kernels_, images, dtype, n, h, w, map_view(step.output, n, h, w), FeatureMap{}, ctx);
       break;
     case StepKind::conv: {
-      const FeatureMap in = map_view(step.source, n, h, w);
+      const bool bf16_in = plan_.maps[step.source].storage == Storage::bf16;
+      const FeatureMap in = bf16_in ? FeatureMap{} : map_view(step.source, n, h, w);
+      const FeatureMapBf16 in_bf16 = bf16_in ? map_view_bf16(step.source, n, h, w) : FeatureMapBf16{};
       if (plan_.maps[step.output].storage == Storage::bf16) {
         convs_[step.op].run(kernels_, float_precision_, in, FeatureMap{}, FeatureMap{}, ctx,
-                            map_view_bf16(step.output, n, h, w));
+                            map_view_bf16(step.output, n, h, w), FeatureMap{}, in_bf16);
       } else {
         const FeatureMap skip = step.residual >= 0 ? map_view(step.residual, n, h, w) : FeatureMap{};
         const FeatureMap outer = step.outer >= 0 ? map_view(step.outer, n, h, w) : FeatureMap{};
-        convs_[step.op].run(kernels_, float_precision_, in, skip, map_view(step.output, n, h, w), ctx, {}, outer);
+        convs_[step.op].run(kernels_, float_precision_, in, skip, map_view(step.output, n, h, w), ctx, {}, outer,
+                            in_bf16);
       }
       break;
     }
@@ -101,7 +104,9 @@ size_t dtype_bytes(DType t) { return t == DType::u8 ? 1 : t == DType::u16 ? 2 : 
 void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, void* out, const ExecContext& ctx) {
   const std::vector<Step>& steps = plan_.steps;
   const Step& first_step = steps[chain_begin_];
-  const FeatureMap input = map_view(first_step.source, n, h, w);
+  const bool bf16_input = plan_.maps[first_step.source].storage == Storage::bf16;
+  const FeatureMap input = bf16_input ? FeatureMap{} : map_view(first_step.source, n, h, w);
+  const FeatureMapBf16 input_bf16 = bf16_input ? map_view_bf16(first_step.source, n, h, w) : FeatureMapBf16{};
   const int in_rows = plan_.maps[first_step.source].level * h;
   const int out_h = plan_.maps.back().level * h, out_w = plan_.maps.back().level * w;
   const size_t out_row_bytes = size_t(out_w) * 3 * dtype_bytes(dtype);
@@ -109,8 +114,9 @@ void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, 
   for (int image = 0; image < n; ++image) {
     for (int first = 0; first < in_rows; first += band_rows_) {
       const std::vector<std::pair<int, int>> rows = chain_rows(first, std::min(in_rows, first + band_rows_), h);
-      FeatureMap previous;           // the band of the previous step's map: rows from previous_first on
-      FeatureMapBf16 previous_bf16;  // (at bf16, the tail's input)
+      FeatureMap previous;           // the band of the previous step's map: rows from previous_first on,
+      FeatureMapBf16 previous_bf16;  // in the one of the two its storage says
+      Storage previous_storage = Storage::f32;
       int previous_first = 0;
       for (size_t j = 0; j < chain_.size(); ++j) {
         const Step& step = steps[chain_begin_ + j];
@@ -120,7 +126,7 @@ void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, 
         const int source_count = count / c.shuffle / c.upsample;
         if (step.kind == StepKind::tail) {
           void* image_out = static_cast<char*>(out) + (size_t(image) * out_h + rows[j].first) * out_row_bytes;
-          if (previous_bf16.data)
+          if (previous_storage == Storage::bf16)
             tails_[step.op].run(kernels_, Precision::bf16, {}, image_rows(previous_bf16, 0, rows[j].first -
                                 previous_first, count), image_out, dtype, ctx);
           else
@@ -128,8 +134,13 @@ void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, 
                                 count), {}, image_out, dtype, ctx);
           break;
         }
-        const FeatureMap in = j == 0 ? image_rows(input, image, source_first, source_count)
-                                     : image_rows(previous, 0, source_first - previous_first, source_count);
+        FeatureMap in;
+        FeatureMapBf16 in_bf16;
+        if (j == 0 && input_bf16.data) in_bf16 = image_rows(input_bf16, image, source_first, source_count);
+        else if (j == 0) in = image_rows(input, image, source_first, source_count);
+        else if (previous_storage == Storage::bf16)
+          in_bf16 = image_rows(previous_bf16, 0, source_first - previous_first, source_count);
+        else in = image_rows(previous, 0, source_first - previous_first, source_count);
         const MapInfo& map = plan_.maps[step.output];
         const BufferInfo& info = plan_.buffers[map.buffer];
         if (count > info.band_rows) throw std::logic_error("run_chain: a band outgrew its buffer");
@@ -143,14 +154,14 @@ void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, 
         };
         if (map.storage == Storage::bf16) {
           previous_bf16 = make_feature_map(reinterpret_cast<uint16_t*>(storage), 1, count, map.level * w, map.channels);
-          convs_[step.op].run(kernels_, float_precision_, in, {}, {}, ctx, previous_bf16);
+          convs_[step.op].run(kernels_, float_precision_, in, {}, {}, ctx, previous_bf16, {}, in_bf16);
           clear_below(previous_bf16);
         } else {
           previous = make_feature_map(storage, 1, count, map.level * w, map.channels);
-          convs_[step.op].run(kernels_, float_precision_, in, {}, previous, ctx);
+          convs_[step.op].run(kernels_, float_precision_, in, {}, previous, ctx, {}, {}, in_bf16);
           clear_below(previous);
         }
-        previous_first = rows[j].first;
+        previous_storage = map.storage, previous_first = rows[j].first;
       }
       if (plan_.output_shuffle > 0) {  // the last conv's band, through the image store
         ImageOutputParams p;

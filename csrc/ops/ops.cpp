@@ -26,15 +26,20 @@ Conv3x3Op::Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16, ConvFusio
 
 void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
                     const FeatureMap& skip, const FeatureMap& out, const ExecContext& ctx,
-                    const FeatureMapBf16& out_bf16, const FeatureMap& outer_skip) const {
+                    const FeatureMapBf16& out_bf16, const FeatureMap& outer_skip, const FeatureMapBf16& in_bf16) const {
   Conv3x3Params p;
   p.in = in, p.upsample = fusion_.upsample, p.out = out, p.skip = skip, p.epilogue = epilogue_;
   p.skip_scale = fusion_.skip_scale, p.outer_skip = outer_skip, p.outer_scale = fusion_.outer_scale;
+  if (in_bf16.data) p.in_bf16 = in_bf16, p.in.n = in_bf16.n, p.in.h = in_bf16.h, p.in.w = in_bf16.w;
   if (!kernels) return reference::conv3x3(p, t_.raw(), t_.alpha.data());
   const PackedConv3x3 weights = packed_.view();
   p.weights = &weights;
-  if (out_bf16.data && (precision != Precision::bf16 || epilogue_ != Epilogue::bias_shuffle_prelu))
-    throw std::logic_error("a bf16 destination is only for the upsampler's conv at bf16 precision");
+  const bool bf16_maps = kernels->conv3x3_bf16_maps && kernels->conv3x3_bf16_maps(weights);
+  if (out_bf16.data && (precision != Precision::bf16 ||
+                        (epilogue_ != Epilogue::bias_shuffle_prelu && !(bf16_maps && epilogue_ == Epilogue::bias_prelu))))
+    throw std::logic_error("a bf16 destination is for the upsampler's conv, or a bias_prelu conv on bf16 maps, at bf16");
+  if (in_bf16.data && (precision != Precision::bf16 || !bf16_maps))
+    throw std::logic_error("a bf16 source is only for a conv whose path reads bf16 maps, at bf16");
   p.out_bf16 = out_bf16;
   if (precision == Precision::bf16) {
     if (!kernels->conv3x3_bf16 || !weights.u_bf16)

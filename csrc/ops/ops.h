@@ -44,7 +44,8 @@ struct ConvFusion {
 
 // A 3x3 conv with its epilogue (see Epilogue); with bias_add_skip, out may alias skip (updated in place), and
 // outer_skip (when set) is added after the skip, as Conv3x3Params says.
-// out_bf16 (shuffle epilogue, bf16 precision only): store the result there as bf16 instead of to out.
+// out_bf16 (bf16 precision only; the shuffle epilogue, or bias_prelu where runs_bf16_maps): store the result
+// there as bf16 instead of to out; in_bf16 (where runs_bf16_maps): read the input from there instead of in.
 class Conv3x3Op {
  public:
   Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16, ConvFusion fusion = {});
@@ -53,7 +54,11 @@ class Conv3x3Op {
   PackedConv3x3 packed() const { return packed_.view(); }  // for a fused op running several convs
   void run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in, const FeatureMap& skip,
            const FeatureMap& out, const ExecContext& ctx, const FeatureMapBf16& out_bf16 = {},
-           const FeatureMap& outer_skip = {}) const;
+           const FeatureMap& outer_skip = {}, const FeatureMapBf16& in_bf16 = {}) const;
+  // Whether this conv reads and writes bf16 maps on these kernels (CpuKernels::conv3x3_bf16_maps).
+  bool runs_bf16_maps(const cpu::CpuKernels* kernels) const {
+    return kernels && kernels->conv3x3_bf16_maps && kernels->conv3x3_bf16_maps(packed_.view());
+  }
 
  private:
   ConvTensors t_;

@@ -48,10 +48,13 @@ struct HeadParams {
 };
 
 struct Conv3x3Params {
-  FeatureMap in;    // [n, h, w, >= cin] (the first cin channels are read)
+  FeatureMap in;    // [n, h, w, >= cin] (the first cin channels are read); only its geometry where in_bf16 is set
+  FeatureMapBf16 in_bf16;  // when data is set, the input as bf16 (where CpuKernels::conv3x3_bf16_maps says)
   int upsample = 1; // the conv runs on `in` nearest-upsampled by this: [n, upsample*h, upsample*w, cin]
   FeatureMap out;   // [n, H, W, cout] at the conv's size H x W  (shuffle: [n, 2H, 2W, cout/4])
-  FeatureMapBf16 out_bf16;  // shuffle only, when data is set: store there as bf16 instead of to out
+  // When data is set, store there as bf16 instead of to out: the shuffle epilogue, and bias_prelu where
+  // CpuKernels::conv3x3_bf16_maps says
+  FeatureMapBf16 out_bf16;
   FeatureMap skip;  // bias_add_skip only: same geometry as out
   float skip_scale = 1.f;  // bias_add_skip: out = skip_scale * (conv + bias) + skip
   FeatureMap outer_skip;   // bias_add_skip, when data is set: then out = outer_scale * out + outer_skip

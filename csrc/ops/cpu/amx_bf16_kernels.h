@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -38,11 +39,16 @@ inline void amx_round_to_bf16(const float* src, uint16_t* dst, int count) {
 }
 
 // Row yy of the conv's input (columns -1 .. w; nearest-upsampled where the layer reads it so) in bf16:
-// row[x + 1][c]. Rows -1 and h read the halo's zeros.
+// row[x + 1][c], rounded from the float32 map or copied from the bf16 one. Rows -1 and h read the halo's zeros.
 inline void amx_bf16_row(const Conv3x3Params& p, int image, int yy, int w, int cin, uint16_t* row) {
   const int up = p.upsample;
-  for (int x = -1; x <= w; ++x)
-    amx_round_to_bf16(p.in.at(image, floor_div(yy, up), floor_div(x, up)), row + int64_t(x + 1) * cin, cin);
+  for (int x = -1; x <= w; ++x) {
+    uint16_t* to = row + int64_t(x + 1) * cin;
+    if (p.in_bf16.data)
+      std::memcpy(to, p.in_bf16.at(image, floor_div(yy, up), floor_div(x, up)), size_t(cin) * 2);
+    else
+      amx_round_to_bf16(p.in.at(image, floor_div(yy, up), floor_div(x, up)), to, cin);
+  }
 }
 
 // A ring of `Slots` bf16 rows on cache lines, each tagged with the (image, row) it holds, so that a thread
@@ -99,6 +105,22 @@ void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*su
       typename S::vf row[16];
       for (int r = 0; r < b.m[i]; ++r) row[r] = S::load(&sums[16 * i + r][j]);
       store_conv_outputs<S>(p, b.image, b.y, b.x0 + 16 * i, 1, b.m[i], b.co0 + j, row, b.m[i]);
+    }
+}
+
+// Bias and PReLU of a block into a bf16 map (rounded as amx_bf16_row rounds the maps it reads, so that a conv
+// reading it sees the bits it would have rounded from float32): out[y][x][co0 + c] = bf16(prelu(sum + bias)).
+template <class S>
+void amx_bf16_prelu_to_bf16(const PackedConv3x3& wt, const FeatureMapBf16& out, const AmxBf16Block& b,
+                            float (*sums)[32]) {
+  for (int i = 0; i < b.mt; ++i)
+    for (int j = 0; j < 16 * b.nt; j += 16) {
+      const typename S::vf bias = S::load(wt.bias + b.co0 + j), slope = S::load(wt.alpha + b.co0 + j);
+      for (int r = 0; r < b.m[i]; ++r) {
+        const typename S::vf value = S::prelu(S::add(S::load(&sums[16 * i + r][j]), bias), slope);
+        uint16_t* at = out.at(b.image, b.y, b.x0 + 16 * i + r) + b.co0 + j;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(at), amx_bf16_bits(value));
+      }
     }
 }
 
@@ -176,17 +198,24 @@ void amx_bf16_conv_row(const PackedConv3x3& wt, Tiles& tiles, AmxBf16Configured&
   }
 }
 
+// A bf16 input map at the conv's resolution is read in place (its halo holds the padding's zeros); a float32
+// one, or one read upsampled, goes through the ring. A bf16 output (bias_prelu) takes amx_bf16_prelu_to_bf16.
 template <class S, class Tiles>
 void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   const PackedConv3x3& wt = *p.weights;
   const int h = p.in.h * p.upsample, w = p.in.w * p.upsample;
   const int64_t rows_total = int64_t(p.in.n) * h;
-  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(p, b, sums); };
+  const bool in_place = p.in_bf16.data && p.upsample == 1;
+  const bool to_bf16 = p.out_bf16.data && p.epilogue == Epilogue::bias_prelu;
+  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32]) {
+    if (to_bf16) amx_bf16_prelu_to_bf16<S>(wt, p.out_bf16, b, sums);
+    else amx_bf16_epilogue<S>(p, b, sums);
+  };
 #pragma omp parallel num_threads(ctx.threads)
   {
     Tiles tiles;
     AmxBf16Configured configured;
-    AmxRowRing<3> converted(int64_t(w + 2) * wt.cin);
+    AmxRowRing<3> converted(in_place ? 0 : int64_t(w + 2) * wt.cin);
     AmxBf16Epilogues epilogues;
     // Static chunks of consecutive rows, so that each input row is converted about once per thread.
 #pragma omp for schedule(static)
@@ -195,9 +224,11 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
       const uint16_t* rows[3];
       for (int r = 0; r < 3; ++r) {
         const int yy = y - 1 + r;
-        rows[r] = converted.row(image, yy, [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, wt.cin, row); });
+        rows[r] = in_place ? p.in_bf16.at(image, yy, -1)
+                           : converted.row(image, yy, [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, wt.cin, row); });
       }
-      amx_bf16_conv_row(wt, tiles, configured, rows, wt.cin, image, y, w, epilogues, epilogue);
+      amx_bf16_conv_row(wt, tiles, configured, rows, in_place ? p.in_bf16.c : wt.cin, image, y, w, epilogues,
+                        epilogue);
     }
     epilogues.flush(epilogue);
     tiles.release();

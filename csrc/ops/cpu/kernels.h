@@ -61,6 +61,9 @@ struct CpuKernels {
   void (*conv3x3)(const Conv3x3Params&, const ExecContext&) = nullptr;       // fp32 Winograd F(4x4, 3x3)
   void (*conv3x3_bf16)(const Conv3x3Params&, const ExecContext&) = nullptr;  // bf16 products (AVX512_BF16)
   int conv3x3_bf16_tile = 2;  // outputs conv3x3_bf16 computes as one tile: 2 (Winograd F(2x2)), 1 (direct)
+  // Whether conv3x3_bf16 reads a bf16 map (in_bf16) and stores a bias_prelu output as bf16 (out_bf16) for these
+  // weights, with the bits it gives on float32 maps (null: never)
+  bool (*conv3x3_bf16_maps)(const PackedConv3x3&) = nullptr;
   // A residual dense block at bf16, giving conv3x3_bf16's bits conv by conv (null: the convs run one by one)
   void (*dense_block_bf16)(const DenseBlockParams&, const ExecContext&) = nullptr;
   bool (*dense_block_fits)(const DenseBlockParams&) = nullptr;  // whether dense_block_bf16 runs these weights

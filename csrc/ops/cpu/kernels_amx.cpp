@@ -83,12 +83,15 @@ void dense_block_bf16_amx(const DenseBlockParams& p, const ExecContext& ctx) {
 
 bool dense_block_fits_amx(const DenseBlockParams& p) { return amx::amx_dense_block_fits(p); }
 
+bool bf16_maps_amx(const PackedConv3x3& weights) { return amx::amx_bf16_fits(weights); }
+
 template <class Tiles>
 CpuKernels amx_table(const char* name) {
   CpuKernels table = kernels_avx512();
   table.name = name;
   table.conv3x3_int8 = &conv3x3_int8_amx<Tiles>;
   table.conv3x3_bf16 = &conv3x3_bf16_amx<Tiles>, table.conv3x3_bf16_tile = 1;
+  table.conv3x3_bf16_maps = &bf16_maps_amx;
   table.dense_block_bf16 = &dense_block_bf16_amx<Tiles>, table.dense_block_fits = &dense_block_fits_amx;
   // The tail's row sums go to accumulators by x' mod 6 (amx_tail_kernels.h): windows that start on multiples of
   // 6 add each output's nine contributions in the same order, and so give the same bits.
