@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {total * 1e3:.1f} ms, {sum(flops.values()) / total / 1e9:.1f} GFLOP/s effective")
 
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_name().lower()).strip("-")
+    model = f"{args.architecture}-random" if args.model == "random" else args.model
     path = Path(args.json or Path(__file__).parent / "results" /
-                f"layer-profile-{slug}-{args.model}-{args.precision}-{engine.path}.json")
+                f"layer-profile-{slug}-{model}-{args.precision}-{engine.path}.json")
     from srgan_fast import _C
 
     features = {k: v for k, v in _C.cpu_info().items() if isinstance(v, bool)}
