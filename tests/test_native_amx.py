@@ -184,12 +184,15 @@ def test_the_default_precision_is_bf16_only_on_amx_tiles():
     ({"num_blocks": 1, "channels": 16, "growth": 16}, (1, 37, 21), 3),  # bands of 12 and 13 rows, a partial block
     ({"num_blocks": 1, "channels": 32, "growth": 16}, (2, 33, 40), 2),  # two images; 16- and 32-channel chunks
     ({"num_blocks": 1, "channels": 16, "growth": 32}, (1, 9, 70), 4),   # fewer rows than a band: one band
+    ({"num_blocks": 1, "channels": 16, "growth": 16}, (1, 40, 300), 5),  # 2 column strips x 2 bands
+    ({"num_blocks": 1, "channels": 16, "growth": 16}, (2, 7, 530), 2),   # 3 strips, two images
 ])
 def test_the_fused_dense_blocks_give_the_conv_by_conv_bits(path, params, shape, threads):
     """At bf16 on tiles each residual dense block runs as one op, its concatenation in a ring of bf16 rows per
-    band of output rows (csrc/ops/cpu/amx_dense_block_kernels.h); conv by conv, the same tile kernel reads and
-    writes whole float32 maps. Both round the same values to bf16 and multiply the same tiles in the same
-    order, so the images are equal, whatever the bands (threads, images) and the block's widths."""
+    band of output rows and strip of columns (csrc/ops/cpu/amx_dense_block_kernels.h); conv by conv, the same
+    tile kernel reads and writes whole float32 maps. Both round the same values to bf16 and multiply the same
+    tiles in the same order, so the images are equal, whatever the bands (threads, images), the strips (widths
+    past 256) and the block's widths."""
     from srgan_fast.architecture import rrdbnet
     from srgan_fast.backends.base import engine_layers
 
