@@ -70,7 +70,7 @@ class CpuEngine {
   };
 
   // Residual dense blocks that one op runs (dense_block_bf16): the steps [first_step, first_step + steps), all
-  // 3x3 convs, of which only the last one's map is written (the others' buffers stay as planned, unused).
+  // 3x3 convs, of which only the last one's map is stored (the others' maps have no storage).
   struct DenseBlock {
     int first_step = 0, steps = 0, channels = 0, growth = 0;
     float skip_scale = 1.f, outer_scale = 1.f;

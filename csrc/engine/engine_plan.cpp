@@ -50,8 +50,9 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
     }
   }
   // Where the path's bf16 convs read and write bf16 maps, a map between two such convs (bias and activation
-  // out, read only as their input) is stored as bf16: half the bytes, and its reader rounds nothing (RRDBNet's
-  // and MSRResNet's upsampling and HR convs). The same bits: the producer rounds what the reader would have.
+  // out, read only as their input) is stored as bf16: half the bytes, and its reader rounds nothing (the first
+  // conv of a residual block, RRDBNet's upsampling and HR convs). The same bits: the producer rounds what the
+  // reader would have.
   if (precision_ == Precision::bf16 && kernels_ && kernels_->conv3x3_bf16_maps) {
     const auto bf16_conv = [&](const Step& s) {
       const LayerSpec& l = network.layers[s.layer];

@@ -35,9 +35,9 @@ void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const F
   const PackedConv3x3 weights = packed_.view();
   p.weights = &weights;
   const bool bf16_maps = kernels->conv3x3_bf16_maps && kernels->conv3x3_bf16_maps(weights);
-  if (out_bf16.data && (precision != Precision::bf16 ||
-                        (epilogue_ != Epilogue::bias_shuffle_prelu && !(bf16_maps && epilogue_ == Epilogue::bias_prelu))))
-    throw std::logic_error("a bf16 destination is for the upsampler's conv, or a bias_prelu conv on bf16 maps, at bf16");
+  const bool bf16_out = epilogue_ == Epilogue::bias_shuffle_prelu || (bf16_maps && epilogue_ == Epilogue::bias_prelu);
+  if (out_bf16.data && (precision != Precision::bf16 || !bf16_out))
+    throw std::logic_error("a bf16 destination is for an upsampler, or a bias_prelu conv on bf16 maps, at bf16");
   if (in_bf16.data && (precision != Precision::bf16 || !bf16_maps))
     throw std::logic_error("a bf16 source is only for a conv whose path reads bf16 maps, at bf16");
   p.out_bf16 = out_bf16;

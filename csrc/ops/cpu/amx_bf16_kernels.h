@@ -1,11 +1,13 @@
 // bf16 3x3 convolution on AMX tiles (TDPBF16PS, fp32 accumulation), as an implicit GEMM: M = 32 pixels of an
 // output row, N = 32 output channels (2 x 2 accumulator tiles of 16 x 16 fp32), K = 9 taps x cin in chunks of
-// 32 (or 16) channels. Each fp32 input row (upsampled where the layer reads its input nearest-upsampled) is
-// rounded to bf16 about once per thread into a ring of three rows with one zero pixel on each side, from which
-// each tap's A tile is a load at the tap's shifted address. B tiles are the contiguous 1 KiB (or 512 B) tiles
-// of PackedConv3x3::w_bf16, read as one stream per 16 output channels. The epilogue (bias, PReLU, scaled
-// residuals, pixel shuffle) is the Winograd kernel's (conv_epilogue.h). Templated on the SIMD traits S (the
-// epilogue) and the tile implementation (amx_tiles.h).
+// 32 (or 16) channels. Each tap's A tile is a load at the tap's shifted address in a bf16 row: of the input map
+// itself where it is bf16 at the conv's resolution (its halo is the padding), else of a ring of three rows
+// with one zero pixel on each side, into which each input row (upsampled where the layer reads its input
+// nearest-upsampled) is rounded from fp32, or copied from bf16, about once per thread. B tiles are the
+// contiguous 1 KiB (or 512 B) tiles of PackedConv3x3::w_bf16, read as one stream per 16 output channels. The
+// epilogue (bias, PReLU, scaled residuals, pixel shuffle) is the Winograd kernel's (conv_epilogue.h), or the
+// bf16 store of amx_bf16_prelu_to_bf16. Templated on the SIMD traits S (the epilogue) and the tile
+// implementation (amx_tiles.h); amx_dense_block_kernels.h runs the same blocks on its own rows.
 #pragma once
 
 #include <immintrin.h>
@@ -224,8 +226,8 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
       const uint16_t* rows[3];
       for (int r = 0; r < 3; ++r) {
         const int yy = y - 1 + r;
-        rows[r] = in_place ? p.in_bf16.at(image, yy, -1)
-                           : converted.row(image, yy, [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, wt.cin, row); });
+        const auto fill = [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, wt.cin, row); };
+        rows[r] = in_place ? p.in_bf16.at(image, yy, -1) : converted.row(image, yy, fill);
       }
       amx_bf16_conv_row(wt, tiles, configured, rows, in_place ? p.in_bf16.c : wt.cin, image, y, w, epilogues,
                         epilogue);
