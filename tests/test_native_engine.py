@@ -234,6 +234,23 @@ def _precisions():
     return ["fp32"] + (["bf16"] if "avx512" in _C().cpu_info()["paths_bf16"] else [])
 
 
+def test_the_default_bands_are_12_rows_on_direct_convs_and_48_on_winograd_ones():
+    """tail_band_rows=-1, the default: bands of 12 rows where the chain's convs are direct (bf16 on AMX tiles,
+    which recompute no Winograd tiles at a band's edges and ran faster on bands that stay in cache), 48 where
+    they are Winograd convs."""
+    from srgan_fast.weights import random_weights
+
+    weights = random_weights(_banded_networks()["rrdbnet"], seed=1)
+
+    def bands(**options):
+        return [m["band_rows"] for m in engine(weights, **options).plan["maps"]]
+
+    assert bands(precision="fp32") == bands(precision="fp32", tail_band_rows=48) != bands(tail_band_rows=12)
+    if "amx_emulated" in _C().build_info()["cpu_paths_compiled"] and _C().cpu_info()["avx512_vnni"]:
+        assert bands(precision="bf16", path="amx_emulated") == bands(precision="bf16", path="amx_emulated",
+                                                                     tail_band_rows=12)
+
+
 @pytest.mark.parametrize("band_rows", [12, 24, 96])
 @pytest.mark.parametrize("name", list(_banded_networks()))
 def test_the_banded_chain_gives_the_bits_of_whole_maps(band_rows, name):
