@@ -182,6 +182,8 @@ size_t CpuEngine::scratch_floats_per_thread(int w) const {
     floats = std::max(floats, cpu::conv3x3_scratch_floats(op.in_channels(), op.out_channels()));
   if (!heads_.empty()) floats = std::max(floats, cpu::head_scratch_floats(w, heads_[0].in_channels()));
   for (const TailOp& op : tails_) floats = std::max(floats, cpu::tail_scratch_floats(op.in_channels()));
+  for (const DenseBlock& b : dense_blocks_)
+    floats = std::max(floats, cpu::dense_block_scratch_floats(w, b.steps, b.channels + (b.steps - 1) * b.growth));
   return (floats + 15) / 16 * 16;  // whole cache lines, so that threads never share one
 }
 

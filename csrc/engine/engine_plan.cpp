@@ -145,11 +145,15 @@ void CpuEngine::plan_dense_blocks(const NetworkSpec& network, const EngineOption
   const std::vector<Step>& steps = plan_.steps;
   const auto layer = [&](size_t k) -> const LayerSpec& { return network.layers[steps[k].layer]; };
   const auto plain = [&](const LayerSpec& l) { return l.kernel == 3 && l.upsample == 1 && l.shuffle == 1; };
+  const auto sources = [&](size_t k) {  // what step k's conv reads, in order
+    const LayerSpec& l = layer(k);
+    return l.sources.empty() ? std::vector<int>{l.source} : l.sources;
+  };
   // Readers of each map outside a candidate block are checked against this: the last step reading it.
   std::vector<size_t> last_reader(plan_.maps.size(), 0);
   for (size_t k = 0; k < steps.size(); ++k) {
-    for (int source : layer(k).sources) if (source >= 0) last_reader[source] = k;
-    if (steps[k].source >= 0) last_reader[steps[k].source] = k;
+    for (int source : sources(k))
+      if (source >= 0) last_reader[source] = k;
     if (steps[k].residual >= 0) last_reader[steps[k].residual] = k;
     if (steps[k].outer >= 0) last_reader[steps[k].outer] = k;
   }
@@ -160,8 +164,7 @@ void CpuEngine::plan_dense_blocks(const NetworkSpec& network, const EngineOption
     size_t k = first;
     for (; k < steps.size() && int(k - first) < kMaxDenseConvs; ++k) {
       const LayerSpec& l = layer(k);
-      const std::vector<int> sources = l.sources.empty() ? std::vector<int>{l.source} : l.sources;
-      if (steps[k].kind != StepKind::conv || sources != expected || !plain(l)) break;
+      if (steps[k].kind != StepKind::conv || sources(k) != expected || !plain(l)) break;
       if (l.residual == x) break;  // the last conv
       if (l.residual >= 0 || l.outer_residual >= 0 || l.slopes.empty() || l.out_channels != layer(first).out_channels)
         break;
@@ -169,8 +172,7 @@ void CpuEngine::plan_dense_blocks(const NetworkSpec& network, const EngineOption
     }
     if (k == steps.size() || int(k - first) >= kMaxDenseConvs || k == first) continue;
     const LayerSpec& l = layer(k);
-    const std::vector<int> sources = l.sources.empty() ? std::vector<int>{l.source} : l.sources;
-    if (steps[k].kind != StepKind::conv || sources != expected || !plain(l) || l.residual != x || !l.slopes.empty())
+    if (steps[k].kind != StepKind::conv || sources(k) != expected || !plain(l) || l.residual != x || !l.slopes.empty())
       continue;
     bool private_maps = true;  // the inner convs' maps are read inside the block only
     for (size_t j = first; j < k; ++j) private_maps = private_maps && last_reader[steps[j].output] <= k;

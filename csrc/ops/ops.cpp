@@ -34,7 +34,7 @@ void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const F
   if (!kernels) return reference::conv3x3(p, t_.raw(), t_.alpha.data());
   const PackedConv3x3 weights = packed_.view();
   p.weights = &weights;
-  const bool bf16_maps = kernels->conv3x3_bf16_maps && kernels->conv3x3_bf16_maps(weights);
+  const bool bf16_maps = runs_bf16_maps(kernels);
   const bool bf16_out = epilogue_ == Epilogue::bias_shuffle_prelu || (bf16_maps && epilogue_ == Epilogue::bias_prelu);
   if (out_bf16.data && (precision != Precision::bf16 || !bf16_out))
     throw std::logic_error("a bf16 destination is for an upsampler, or a bias_prelu conv on bf16 maps, at bf16");

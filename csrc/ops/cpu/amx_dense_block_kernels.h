@@ -31,17 +31,13 @@ inline bool amx_dense_block_fits(const DenseBlockParams& p) {
   return true;
 }
 
-// Column strips of at most this many pixels: a ring row of 192 channels is then about 100 KiB, and the ring of
-// 7 rows with the convs' weights (480 KiB) stays in L2 on frames wider than 128 pixels too.
-constexpr int kAmxDenseStripPixels = 256;
-
 template <class S, class Tiles>
 void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
   const int n = p.in.n, h = p.in.h, w = p.in.w, count = p.count;
   const int width = p.channels + (count - 1) * p.growth;  // channels of the concatenation
-  const int strips = (w + kAmxDenseStripPixels - 1) / kAmxDenseStripPixels;
-  // A strip's ring row: its columns and `count` more on each side, which its convs read or recompute.
-  const int64_t ring_pixels = (w + strips - 1) / strips + 2 * count, row_values = ring_pixels * width;
+  // Strips and their rings as kernels.h sizes the thread's scratch for them (dense_block_scratch_floats).
+  const int strips = dense_block_strips(w);
+  const int64_t ring_pixels = dense_block_ring_pixels(w, count), row_values = ring_pixels * width;
   const int slots = count + 2;  // rows s - count .. s + 1 are live at step s
   // The fewest bands (of at least 16 rows) that make the tasks a multiple of the threads: each band recomputes
   // rows at its edges, and an uneven share leaves threads idle (3 strips on 2 threads ran 1.3x slower than 4).
@@ -51,7 +47,9 @@ void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
     Tiles tiles;
     AmxBf16Configured configured;
     AmxBf16Epilogues epilogues;
-    CacheLineVector<uint16_t> ring(size_t(slots) * row_values, 0);
+    // Every ring value a conv reads is written first in the task (block input, conv outputs) or zeroed (rows and
+    // columns outside the image), so the scratch needs no clearing.
+    uint16_t* ring = reinterpret_cast<uint16_t*>(ctx.scratch + thread_index() * ctx.scratch_floats_per_thread);
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < n * bands * strips; ++task) {
       const int image = task / (bands * strips), band = task / strips % bands, strip = task % strips;
@@ -63,7 +61,7 @@ void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
       const auto hi = [&](int k) { return std::min(h, r1 + (count - 1 - k)); };
       const auto left = [&](int k) { return std::max(0, c0 - (count - 1 - k)); };
       const auto right = [&](int k) { return std::min(w, c1 + (count - 1 - k)); };
-      const auto slot = [&](int y) { return ring.data() + ((y % slots + slots) % slots) * row_values; };
+      const auto slot = [&](int y) { return ring + ((y % slots + slots) % slots) * row_values; };
       const auto at = [&](uint16_t* row, int x) { return row + int64_t(x - ring_x0) * width; };
       // Columns outside the image read zeros: those of this strip's ring (another strip may have used them).
       for (int r = 0; r < slots; ++r)
@@ -85,17 +83,16 @@ void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
           // Pixel x0 + x of the conv's input rows at rows[r] + (x + 1) * width.
           const uint16_t* rows[3] = {at(slot(y - 1), x0 - 1), at(slot(y), x0 - 1), at(slot(y + 1), x0 - 1)};
           const PackedConv3x3& wt = *p.weights[k];
+          const auto run = [&](const auto& epilogue) {
+            amx_bf16_conv_row(wt, tiles, configured, rows, width, image, y, right(k) - x0, epilogues, epilogue);
+            epilogues.flush(epilogue);  // the next conv may read this row
+          };
           if (k + 1 < count) {
             // bias, LeakyReLU, bf16 into the ring where the later convs read channels [cin, cin + growth): a
             // view of row y from column x0 on (the block's x is then its column in the conv's row)
             FeatureMapBf16 out;
             out.data = at(slot(y), x0) + wt.cin, out.c = width;  // strides 0: any (image, y) is this row
-            const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32]) {
-              amx_bf16_prelu_to_bf16<S>(wt, out, b, sums);
-            };
-            amx_bf16_conv_row(wt, tiles, configured, rows, width, image, y, right(k) - x0, epilogues, epilogue);
-            // The next conv reads this row: its last block's epilogue runs now.
-            epilogues.flush(epilogue);
+            run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_prelu_to_bf16<S>(wt, out, b, sums); });
           } else {
             // The scaled residual (and the outer one) on the maps seen from column x0 on.
             Conv3x3Params last;
@@ -103,11 +100,7 @@ void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
             last.out = from_x0(p.out), last.skip = from_x0(p.in), last.outer_skip = from_x0(p.outer_skip);
             last.skip_scale = p.skip_scale, last.outer_scale = p.outer_scale;
             last.weights = &wt, last.epilogue = Epilogue::bias_add_skip;
-            const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32]) {
-              amx_bf16_epilogue<S>(last, b, sums);
-            };
-            amx_bf16_conv_row(wt, tiles, configured, rows, width, image, y, right(k) - x0, epilogues, epilogue);
-            epilogues.flush(epilogue);
+            run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(last, b, sums); });
           }
         }
       }
