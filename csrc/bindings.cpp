@@ -281,6 +281,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("float_precision", [](const CpuEngine& e) { return precision_name(e.float_precision()); })
       .def_property_readonly("int8_weight_max", &CpuEngine::int8_weight_max)
       .def_property_readonly("int8_code_max", &CpuEngine::int8_code_max)
+      .def_property_readonly("int8_layers", &CpuEngine::int8_layers,
+                             "Layers that run on codes: int8 convs, and the convs of dense blocks fused at int8.")
       .def_property_readonly("threads", &CpuEngine::threads)
       .def_property_readonly("scale", &CpuEngine::scale)
       .def_property_readonly("image_channels", &CpuEngine::image_channels)

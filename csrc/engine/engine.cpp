@@ -33,6 +33,13 @@ cpu::Path checked_path(const std::string& name, Precision precision, std::string
   return path;
 }
 
+// Whether a conv with several inputs reads layer `index`'s output: it opens or is inside a dense block.
+bool feeds_dense_input(const NetworkSpec& network, int index) {
+  for (const LayerSpec& l : network.layers)
+    if (l.sources.size() > 1 && std::find(l.sources.begin(), l.sources.end(), index) != l.sources.end()) return true;
+  return false;
+}
+
 int checked_threads(int threads) {
   if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0: every core), got " + std::to_string(threads));
 #ifndef _OPENMP
@@ -101,8 +108,6 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
   t.cout = l.out_channels, t.cin = l.in_channels, t.k = l.kernel, t.weight = l.weight, t.bias = l.bias;
   const bool bf16 = float_precision_ == Precision::bf16;
   const bool fused_extras = l.sources.size() > 1 || l.upsample > 1 || l.residual_scale != 1.f || l.outer_residual >= 0;
-  if (fused_extras && precision_ == Precision::int8)
-    refuse("int8 does not run dense connections, upsampled inputs or scaled residuals yet (fp32 or bf16 do)");
   if (l.upsample > 1 && (l.source < 0 || l.kernel != 3))
     refuse("only 3x3 convs inside the network read their input upsampled");
   Step step;
@@ -145,9 +150,13 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
       t.alpha = slopes_before_shuffle(l, l.shuffle);
     }
     // int8: the 3x3 convs whose input has codes (the calibration table's choice), never the last (which
-    // makes the image: its error would reach the pixels unfiltered); the others run at float_precision_.
+    // makes the image: its error would reach the pixels unfiltered); the others run at float_precision_. A
+    // conv with dense inputs, upsampled ones or scaled residuals runs int8 only inside a fused dense block
+    // (plan_dense_blocks), and so does the first conv of a block where the path fuses them.
+    const bool opens_dense_block = kernels_ && kernels_->dense_block_int8 && feeds_dense_input(network, index);
     int out_channels;
-    if (precision_ == Precision::int8 && !last && options.int8_outputs[l.source].scale > 0.f) {
+    if (precision_ == Precision::int8 && !last && !fused_extras && !opens_dense_block &&
+        options.int8_outputs[l.source].scale > 0.f) {
       int8_convs_.emplace_back(t, epilogue, options.int8_outputs[l.source], kernels_->int8_weight_max,
                                kernels_->int8_winograd);
       step.kind = StepKind::conv_int8, step.op = int(int8_convs_.size()) - 1;
@@ -168,6 +177,13 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
   plan_.maps.push_back(map);
 }
 
+int CpuEngine::int8_layers() const {
+  int layers = 0;
+  for (const Step& step : plan_.steps) layers += step.kind == StepKind::conv_int8;
+  for (const DenseBlock& b : dense_blocks_) layers += b.int8 ? b.steps : 0;
+  return layers;
+}
+
 size_t CpuEngine::buffer_floats(const BufferInfo& b, int n, int h, int w) const {
   const size_t values = b.band_rows > 0 ? feature_map_floats(1, b.band_rows, b.level * w, b.channels)
                                         : feature_map_floats(n, b.level * h, b.level * w, b.channels);
@@ -182,8 +198,11 @@ size_t CpuEngine::scratch_floats_per_thread(int w) const {
     floats = std::max(floats, cpu::conv3x3_scratch_floats(op.in_channels(), op.out_channels()));
   if (!heads_.empty()) floats = std::max(floats, cpu::head_scratch_floats(w, heads_[0].in_channels()));
   for (const TailOp& op : tails_) floats = std::max(floats, cpu::tail_scratch_floats(op.in_channels()));
-  for (const DenseBlock& b : dense_blocks_)
-    floats = std::max(floats, cpu::dense_block_scratch_floats(w, b.steps, b.channels + (b.steps - 1) * b.growth));
+  for (const DenseBlock& b : dense_blocks_) {
+    const int width = b.channels + (b.steps - 1) * b.growth;
+    floats = std::max(floats, b.int8 ? cpu::dense_block_int8_scratch_floats(w, b.steps, width)
+                                     : cpu::dense_block_scratch_floats(w, b.steps, width));
+  }
   return (floats + 15) / 16 * 16;  // whole cache lines, so that threads never share one
 }
 

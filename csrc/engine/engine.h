@@ -45,6 +45,8 @@ class CpuEngine {
   Precision float_precision() const { return float_precision_; }
   int int8_weight_max() const { return kernels_ ? kernels_->int8_weight_max : 0; }
   int int8_code_max() const { return code_max_; }
+  // The layers that run on codes: int8 convs, and the convs of int8 dense blocks.
+  int int8_layers() const;
   std::string path() const { return cpu::path_name(path_); }
   const std::string& path_note() const { return path_note_; }
   int threads() const { return threads_; }
@@ -69,18 +71,24 @@ class CpuEngine {
     int shuffle = 1, upsample = 1, radius = 1, tile = 1;
   };
 
-  // Residual dense blocks that one op runs (dense_block_bf16): the steps [first_step, first_step + steps), all
-  // 3x3 convs, of which only the last one's map is stored (the others' maps have no storage).
+  // Residual dense blocks that one op runs (dense_block_bf16, or dense_block_int8): the steps [first_step,
+  // first_step + steps), all 3x3 convs, of which only the last one's map is stored (the others' maps have no
+  // storage).
   struct DenseBlock {
     int first_step = 0, steps = 0, channels = 0, growth = 0;
     float skip_scale = 1.f, outer_scale = 1.f;
-    PackedConv3x3 weights[kMaxDenseConvs];  // views of its convs' ops
+    PackedConv3x3 weights[kMaxDenseConvs];  // bf16: views of its convs' ops
+    bool int8 = false;
+    std::vector<Conv3x3Int8Weights> int8_weights;  // int8: its convs packed for its codes (pack_dense_conv_int8)
+    QuantCodes codes[kMaxDenseConvs];              // int8: of its input, then of each conv's output but the last
   };
 
   void add_layer(const NetworkSpec& network, int index, const EngineOptions& options);
   void plan_dense_blocks(const NetworkSpec& network, const EngineOptions& options);
-  // Its params but for the maps (set by run_dense_block).
-  DenseBlockParams dense_block_params(const DenseBlock& block) const;
+  // Its params but for the maps (set by run_dense_block); int8 weights point into int8_views.
+  DenseBlockParams dense_block_params(const DenseBlock& block, PackedConv3x3Int8 (&int8_views)[kMaxDenseConvs]) const;
+  // int8: the block packed for the codes of its parts, or false where a part has none or the path cannot run it.
+  bool pack_dense_block_int8(const NetworkSpec& network, const EngineOptions& options, DenseBlock& block) const;
   void run_dense_block(const DenseBlock& block, int n, int h, int w, const ExecContext& ctx);
   void plan_storage(const NetworkSpec& network, const EngineOptions& options);
   void prepare(int n, int h, int w);

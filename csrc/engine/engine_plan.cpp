@@ -14,7 +14,11 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
   const int layers = int(maps.size());
   std::vector<int> float_readers(layers, 0), code_readers(layers, 0);
   for (const Step& step : steps) {
-    if (step.source >= 0) ++(step.kind == StepKind::conv_int8 ? code_readers : float_readers)[step.source];
+    const std::vector<int>& sources = network.layers[step.layer].sources;  // a concatenation's parts, or empty
+    if (step.kind == StepKind::conv_int8) ++code_readers[step.source];
+    else if (sources.size() > 1)
+      for (int source : sources) ++float_readers[source];
+    else if (step.source >= 0) ++float_readers[step.source];
     if (step.residual >= 0) ++float_readers[step.residual];
     if (step.outer >= 0) ++float_readers[step.outer];
   }
@@ -138,10 +142,14 @@ void CpuEngine::plan_chain(const std::vector<int>& float_readers, const std::vec
 
 // A residual dense block: conv 0 reads a map x alone, conv k the concatenation [x, conv 0, ..., conv k-1], each
 // but the last with an activation and read by nothing after the block; the last adds x (and maybe an outer
-// residual). Where the path runs them as one op (dense_block_bf16), the block's steps run as one, and the
-// maps of all but its last conv get no storage (before the buffers are assigned).
+// residual). Where the path runs them as one op, the block's steps run as one, and the maps of all but its
+// last conv get no storage (before the buffers are assigned): at int8 on codes (dense_block_int8) where the
+// calibration gave codes to x and to each inner conv's output, else at bf16 (dense_block_bf16) where the
+// float layers run bf16.
 void CpuEngine::plan_dense_blocks(const NetworkSpec& network, const EngineOptions& options) {
-  if (!options.fuse_dense_blocks || !kernels_ || !kernels_->dense_block_bf16 || precision_ != Precision::bf16) return;
+  const bool int8 = precision_ == Precision::int8 && kernels_ && kernels_->dense_block_int8;
+  const bool bf16 = float_precision_ == Precision::bf16 && kernels_ && kernels_->dense_block_bf16;
+  if (!options.fuse_dense_blocks || (!int8 && !bf16)) return;
   const std::vector<Step>& steps = plan_.steps;
   const auto layer = [&](size_t k) -> const LayerSpec& { return network.layers[steps[k].layer]; };
   const auto plain = [&](const LayerSpec& l) { return l.kernel == 3 && l.upsample == 1 && l.shuffle == 1; };
@@ -182,12 +190,38 @@ void CpuEngine::plan_dense_blocks(const NetworkSpec& network, const EngineOption
     block.channels = layer(first).in_channels, block.growth = layer(first).out_channels;
     block.skip_scale = l.residual_scale, block.outer_scale = l.outer_residual_scale;
     for (size_t j = first; j <= k; ++j) block.weights[j - first] = convs_[steps[j].op].packed();
-    if (!kernels_->dense_block_fits(dense_block_params(block))) continue;
-    dense_blocks_.push_back(block);
+    PackedConv3x3Int8 views[kMaxDenseConvs];
+    block.int8 = int8 && pack_dense_block_int8(network, options, block);
+    if (!block.int8 && !(bf16 && kernels_->dense_block_fits(dense_block_params(block, views)))) continue;
+    dense_blocks_.push_back(std::move(block));
     for (size_t j = first; j <= k; ++j) plan_.steps[j].fused = true;
     for (size_t j = first; j < k; ++j) plan_.maps[steps[j].output].stored = false;  // never written
     first = k;
   }
+}
+
+bool CpuEngine::pack_dense_block_int8(const NetworkSpec& network, const EngineOptions& options,
+                                      DenseBlock& block) const {
+  const auto layer = [&](int k) -> const LayerSpec& { return network.layers[plan_.steps[block.first_step + k].layer]; };
+  std::vector<QuantCodes> inputs;  // of each input channel of the concatenation so far
+  for (int k = 0; k < block.steps; ++k) {
+    const LayerSpec& l = layer(k);
+    // The part this conv adds to the concatenation: x first, then the conv's own output (all but the last).
+    const int part = k == 0 ? plan_.steps[block.first_step].source : -1;
+    for (int map : {part, k + 1 < block.steps ? plan_.steps[block.first_step + k].layer : -1}) {
+      if (map < 0) continue;
+      QuantCodes codes = options.int8_outputs[map];
+      if (!(codes.scale > 0.f) || codes.zero_point < 0 || codes.zero_point > 255 || code_max_ != 255) return false;
+      codes.inv_scale = 1.f / codes.scale, codes.code_max = 255;
+      block.codes[map == part ? 0 : k + 1] = codes;
+      inputs.insert(inputs.end(), map == part ? block.channels : block.growth, codes);
+    }
+    block.int8_weights.push_back(pack_dense_conv_int8(l.weight.data(), l.bias.data(),
+                                                      l.slopes.empty() ? nullptr : l.slopes.data(), l.out_channels,
+                                                      l.in_channels, inputs, kernels_->int8_weight_max));
+  }
+  PackedConv3x3Int8 views[kMaxDenseConvs];
+  return kernels_->dense_block_int8_fits(dense_block_params(block, views));
 }
 
 std::vector<std::pair<int, int>> CpuEngine::chain_rows(int first, int last, int h) const {

@@ -176,21 +176,26 @@ void CpuEngine::run_chain(const void* images, DType dtype, int n, int h, int w, 
   }
 }
 
-DenseBlockParams CpuEngine::dense_block_params(const DenseBlock& block) const {
+DenseBlockParams CpuEngine::dense_block_params(const DenseBlock& block,
+                                               PackedConv3x3Int8 (&int8_views)[kMaxDenseConvs]) const {
   DenseBlockParams p;
   p.channels = block.channels, p.growth = block.growth, p.count = block.steps;
   for (int k = 0; k < block.steps; ++k) p.weights[k] = &block.weights[k];
+  for (size_t k = 0; k < block.int8_weights.size(); ++k)
+    int8_views[k] = block.int8_weights[k].view(), p.weights_int8[k] = &int8_views[k];
+  for (int k = 0; k < kMaxDenseConvs; ++k) p.codes[k] = block.codes[k];
   p.skip_scale = block.skip_scale, p.outer_scale = block.outer_scale;
   return p;
 }
 
 void CpuEngine::run_dense_block(const DenseBlock& block, int n, int h, int w, const ExecContext& ctx) {
   const Step& last = plan_.steps[block.first_step + block.steps - 1];
-  DenseBlockParams p = dense_block_params(block);
+  PackedConv3x3Int8 int8_views[kMaxDenseConvs];
+  DenseBlockParams p = dense_block_params(block, int8_views);
   p.in = map_view(plan_.steps[block.first_step].source, n, h, w);
   p.out = map_view(last.output, n, h, w);
   if (last.outer >= 0) p.outer_skip = map_view(last.outer, n, h, w);
-  kernels_->dense_block_bf16(p, ctx);
+  (block.int8 ? kernels_->dense_block_int8 : kernels_->dense_block_bf16)(p, ctx);
 }
 
 void CpuEngine::run(const void* images, DType dtype, int n, int h, int w, void* out, const LayerObserver& observer,

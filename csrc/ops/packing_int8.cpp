@@ -76,4 +76,33 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight, const float* bias, con
   return r;
 }
 
+Conv3x3Int8Weights pack_dense_conv_int8(const float* weight, const float* bias, const float* alpha, int cout_t,
+                                        int cin_t, const std::vector<QuantCodes>& input, int weight_max) {
+  Conv3x3Int8Weights r;
+  r.cin = round_up(cin_t, 64), r.cout = round_up(cout_t, kChannelAlign);
+  r.w.assign(size_t(9) * r.cin * r.cout, 0);
+  r.compensation.assign(r.cout, 0);
+  r.scale.assign(r.cout, 0.f);
+  r.bias.assign(r.cout, 0.f);
+  r.alpha.assign(alpha ? r.cout : 0, 0.f);
+  const int per_channel = cin_t * 9;
+  std::vector<float> folded(per_channel);
+  for (int co = 0; co < cout_t; ++co) {
+    const float* g = weight + size_t(co) * per_channel;
+    for (int i = 0; i < per_channel; ++i) folded[i] = g[i] * input[i / 9].scale;
+    const float w_scale = int8_weight_scale(folded.data(), per_channel, weight_max);
+    const float limit = float(weight_max);
+    int32_t compensation = 0;
+    for (int ci = 0; ci < cin_t; ++ci)
+      for (int tap = 0; tap < 9; ++tap) {
+        const int q = int(std::clamp(std::nearbyint(folded[ci * 9 + tap] / w_scale), -limit, limit));
+        r.w[((size_t(tap) * (r.cin / 4) + ci / 4) * r.cout + co) * 4 + ci % 4] = int8_t(q);
+        compensation += q * input[ci].zero_point;
+      }
+    r.compensation[co] = compensation, r.scale[co] = w_scale, r.bias[co] = bias[co];
+    if (alpha) r.alpha[co] = alpha[co];
+  }
+  return r;
+}
+
 }  // namespace srgan_fast

@@ -31,4 +31,15 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight,  // [cout_t][cin_t][3]
                                      int cout_t, int cin_t, bool shuffle, const QuantCodes& input, int weight_max,
                                      bool winograd);
 
+// A conv of a fused int8 dense block (DenseBlockParams), whose input channels come from maps with different
+// codes: input[ci] are the codes of input channel ci. Each weight is first multiplied by its input channel's
+// scale, then the channel's folded weights are quantized symmetrically as above (scale[co] is their scale
+// alone), and compensation[co] sums each weight code times its input channel's zero point. Input channels are
+// padded with zero weights to a multiple of 64 (the tiles' K), output channels to kChannelAlign.
+Conv3x3Int8Weights pack_dense_conv_int8(const float* weight,  // [cout_t][cin_t][3][3]
+                                        const float* bias,    // [cout_t]
+                                        const float* alpha,   // [cout_t] or null
+                                        int cout_t, int cin_t, const std::vector<QuantCodes>& input,
+                                        int weight_max);
+
 }  // namespace srgan_fast

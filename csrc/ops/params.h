@@ -63,21 +63,6 @@ struct Conv3x3Params {
   Epilogue epilogue = Epilogue::bias_prelu;
 };
 
-// ESRGAN's residual dense block as one op: `count` convs, conv k reading the first channels + k * growth
-// channels of the concatenation [in | conv 0 | conv 1 | ...] and adding its bias and PReLU (LeakyReLU), the
-// last conv (-> channels) adding skip_scale * (conv + bias) to `in`, then, where outer_skip is set,
-// out = outer_scale * out + outer_skip. The convs' own maps are never stored: only `out` is written.
-constexpr int kMaxDenseConvs = 8;
-struct DenseBlockParams {
-  FeatureMap in;   // [n, h, w, >= channels] the block's input (its first `channels` channels are read)
-  int channels = 0, growth = 0, count = 0;
-  const PackedConv3x3* weights[kMaxDenseConvs] = {};  // conv k: channels + k * growth -> growth (last: channels)
-  FeatureMap out;  // [n, h, w, >= channels]; never the memory of `in` or `outer_skip`
-  float skip_scale = 1.f;
-  FeatureMap outer_skip;
-  float outer_scale = 1.f;
-};
-
 // Tail: 9x9 conv C -> 3 + bias, then scale to the dtype's range, round, clamp and store.
 struct TailParams {
   FeatureMap in;                  // [n, h, w, C] (tail_bf16: its geometry and C only)
@@ -141,6 +126,27 @@ struct Conv3x3Int8Params {
   QuantCodes out_quant;
   const PackedConv3x3Int8* weights = nullptr;
   Epilogue epilogue = Epilogue::bias_prelu;
+};
+
+// ESRGAN's residual dense block as one op: `count` convs, conv k reading the first channels + k * growth
+// channels of the concatenation [in | conv 0 | conv 1 | ...] and adding its bias and PReLU (LeakyReLU), the
+// last conv (-> channels) adding skip_scale * (conv + bias) to `in`, then, where outer_skip is set,
+// out = outer_scale * out + outer_skip. The convs' own maps are never stored: only `out` is written.
+constexpr int kMaxDenseConvs = 8;
+struct DenseBlockParams {
+  FeatureMap in;   // [n, h, w, >= channels] the block's input (its first `channels` channels are read)
+  int channels = 0, growth = 0, count = 0;
+  const PackedConv3x3* weights[kMaxDenseConvs] = {};  // conv k: channels + k * growth -> growth (last: channels)
+  FeatureMap out;  // [n, h, w, >= channels]; never the memory of `in` or `outer_skip`
+  float skip_scale = 1.f;
+  FeatureMap outer_skip;
+  float outer_scale = 1.f;
+  // int8 (CpuKernels::dense_block_int8): the convs' weights for codes, instead of `weights`. The concatenation is
+  // held as u8 codes, each part in its own: codes[0] of `in`, codes[k + 1] of conv k's output. Conv k's weights
+  // fold in the scale of the part each input channel belongs to and its compensation their zero points (see
+  // pack_dense_conv_int8), and its input channels are padded with zero weights to a multiple of 64.
+  const PackedConv3x3Int8* weights_int8[kMaxDenseConvs] = {};
+  QuantCodes codes[kMaxDenseConvs] = {};
 };
 
 // A float32 map quantized into codes (where a layer that is not an int8 conv feeds one).

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from srgan_fast.architecture import IMAGE, Conv, Network, int8_convs
+from srgan_fast.architecture import IMAGE, Conv, Network
 from srgan_fast.backends import fork_safety
 from srgan_fast.backends.base import Backend, BackendUnavailable, engine_layers, register_backend
 from srgan_fast.options import parse_cpu_path, parse_threads
@@ -263,8 +263,8 @@ class NativeBackend(Backend):
 
     def describe(self) -> str:
         precision = self.precision
-        if precision == "int8":  # the convs the int8 policy leaves in floating point run at the float precision
-            network = self.weights.network
-            precision = (f"int8 in {len(int8_convs(network))} of {len(network.layers)} convs, the others "
-                         f"{self.engine.float_precision}")
+        if precision == "int8":  # the convs the int8 policy leaves in floating point run at the float precision,
+            # and so do those the path cannot run on codes (a dense block's convs where no fused op runs them)
+            precision = (f"int8 in {self.engine.int8_layers} of {len(self.weights.network.layers)} convs, the "
+                         f"others {self.engine.float_precision}")
         return f"native (cpu, {precision}, {self.engine.path}, {self.engine.threads} threads)"

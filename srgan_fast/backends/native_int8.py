@@ -82,9 +82,11 @@ def build_engine(weights: GeneratorWeights, precision: str, int8_outputs=None, t
 
 
 def coded_layers(network: Network) -> list[str]:
-    """Names of the layers whose output an int8 conv reads as codes: the ones a table must cover."""
+    """Names of the layers whose output an int8 conv reads as codes: the ones a table must cover (each part of a
+    concatenation keeps its own codes)."""
     by_name = {conv.name: conv for conv in network.layers}
-    return sorted({by_name[name].source for name in int8_convs(network)}, key=list(by_name).index)
+    return sorted({source for name in int8_convs(network) for source in by_name[name].inputs},
+                  key=list(by_name).index)
 
 
 def measure_ranges(weights: GeneratorWeights, tiles: np.ndarray, method: str = METHOD,

@@ -55,3 +55,27 @@ def conv3x3_int8(codes: np.ndarray, scale: float, zero_point: int, weight: np.nd
     if residual is not None:
         y = y + np.asarray(residual, np.float32)
     return y.astype(np.float32)
+
+
+def dense_conv_int8(parts: list[tuple[np.ndarray, float, int]], weight: np.ndarray, bias: np.ndarray, *,
+                    weight_max: int, slopes: np.ndarray | None = None) -> np.ndarray:
+    """One conv of a fused int8 dense block (csrc/ops/cpu/amx_dense_block_int8_kernels.h, weights packed by
+    pack_dense_conv_int8 in csrc/ops/packing_int8.cpp): the concatenation of ``parts``, each (codes [n, h, w, c],
+    scale, zero point) with codes of its own -> float32 [n, h, w, cout], conv + bias, then LeakyReLU by ``slopes``.
+
+    Each weight is multiplied by its input channel's scale before the output channel's weights are quantized,
+    so the sum over every part is one exact integer: sum of weight code * (code - that part's zero point)."""
+    scales = np.concatenate([np.full(codes.shape[-1], scale, np.float32) for codes, scale, _ in parts])
+    folded = np.asarray(weight, np.float32) * scales[None, :, None, None]
+    w_codes, w_scales = weight_codes(folded, weight_max)
+    centred = np.concatenate([codes.astype(np.int64) - zero_point for codes, _, zero_point in parts], axis=-1)
+    centred = np.pad(centred, ((0, 0), (1, 1), (1, 1), (0, 0)))  # the padding is each part's real zero
+    n, h, w, _ = parts[0][0].shape
+    acc = np.zeros((n, h, w, len(weight)), np.int64)
+    for ky in range(3):
+        for kx in range(3):
+            acc += centred[:, ky:ky + h, kx:kx + w, :] @ w_codes[:, :, ky, kx].T
+    y = acc.astype(np.float32) * w_scales + np.asarray(bias, np.float32)
+    if slopes is not None:
+        y = np.where(y < 0, y * np.asarray(slopes, np.float32), y)
+    return y.astype(np.float32)

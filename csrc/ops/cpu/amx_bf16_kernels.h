@@ -160,14 +160,15 @@ void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const
   if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
 }
 
-// The tiles' configuration for a block's pixel counts and kc, reloaded only when they change.
+// The tiles' configuration for a block's pixel counts and the bytes of an A tile's row, reloaded only when they
+// change (the int8 dense block shares it, with 64 codes a row).
 struct AmxBf16Configured {
-  int m0 = -1, m1 = -1, kc = -1;
+  int m0 = -1, m1 = -1, a_bytes = -1;
   template <class Tiles>
-  void ensure(Tiles& tiles, const AmxBf16Block& block, int kc_) {
-    if (block.m[0] == m0 && block.m[1] == m1 && kc_ == kc) return;
-    tiles.configure(amx_bf16_config(block.m[0], block.m[1], 2 * kc_));  // kc bf16 values a row
-    m0 = block.m[0], m1 = block.m[1], kc = kc_;
+  void ensure(Tiles& tiles, const AmxBf16Block& block, int a_bytes_) {
+    if (block.m[0] == m0 && block.m[1] == m1 && a_bytes_ == a_bytes) return;
+    tiles.configure(amx_bf16_config(block.m[0], block.m[1], a_bytes_));
+    m0 = block.m[0], m1 = block.m[1], a_bytes = a_bytes_;
   }
 };
 
@@ -185,7 +186,7 @@ void amx_bf16_conv_row(const PackedConv3x3& wt, Tiles& tiles, AmxBf16Configured&
       block.image = image, block.y = y, block.x0 = x0, block.co0 = co0, block.nt = nt;
       block.m[0] = std::min(16, w - x0), block.m[1] = std::clamp(w - x0 - 16, 0, 16);
       block.mt = block.m[1] > 0 ? 2 : 1;
-      configured.ensure(tiles, block, kc);
+      configured.ensure(tiles, block, 2 * kc);  // kc bf16 values a row
       const auto run = [&](auto mt, auto nt_) {
         amx_bf16_block<Tiles, decltype(mt)::value, decltype(nt_)::value>(wt, tiles, rows, pixel_values, block, kc,
                                                                           epilogues, epilogue);

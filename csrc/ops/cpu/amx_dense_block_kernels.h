@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <vector>
 
 #include "ops/cpu/amx_bf16_kernels.h"
 
@@ -31,25 +32,31 @@ inline bool amx_dense_block_fits(const DenseBlockParams& p) {
   return true;
 }
 
-template <class S, class Tiles>
-void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
+// The traversal both precisions share, over a ring of `Value`s (bf16 bits, or u8 codes) of `pixel_values` per
+// pixel, `outside` being the values of a pixel outside the image (the padding: real zeros). One Worker per
+// thread (make_worker()) holds the tiles and does the arithmetic:
+//   enter(image, y, x_begin, x_end, to)  the block input's row y, pixels [x_begin, x_end), into the ring at `to`;
+//   conv(k, image, y, x0, x1, rows, own) conv k's output row y, pixels [x0, x1), from its input rows (pixel x0 + x
+//                                        at rows[r] + (x + 1) * pixel_values), its output into the ring row `own`
+//                                        (pixel x0 first) or, for the last conv, into the block's output;
+//   finish()                             at the end of the thread's tasks.
+template <class Value, class MakeWorker>
+void dense_block_wavefront(const DenseBlockParams& p, int64_t pixel_values, const Value* outside,
+                           const ExecContext& ctx, const MakeWorker& make_worker) {
   const int n = p.in.n, h = p.in.h, w = p.in.w, count = p.count;
-  const int width = p.channels + (count - 1) * p.growth;  // channels of the concatenation
   // Strips and their rings as kernels.h sizes the thread's scratch for them (dense_block_scratch_floats).
   const int strips = dense_block_strips(w);
-  const int64_t ring_pixels = dense_block_ring_pixels(w, count), row_values = ring_pixels * width;
+  const int64_t ring_pixels = dense_block_ring_pixels(w, count), row_values = ring_pixels * pixel_values;
   const int slots = count + 2;  // rows s - count .. s + 1 are live at step s
   // The fewest bands (of at least 16 rows) that make the tasks a multiple of the threads: each band recomputes
   // rows at its edges, and an uneven share leaves threads idle (3 strips on 2 threads ran 1.3x slower than 4).
   const int bands = std::clamp(ctx.threads / std::gcd(n * strips, ctx.threads), 1, std::max(1, h / 16));
 #pragma omp parallel num_threads(ctx.threads)
   {
-    Tiles tiles;
-    AmxBf16Configured configured;
-    AmxBf16Epilogues epilogues;
-    // Every ring value a conv reads is written first in the task (block input, conv outputs) or zeroed (rows and
-    // columns outside the image), so the scratch needs no clearing.
-    uint16_t* ring = reinterpret_cast<uint16_t*>(ctx.scratch + thread_index() * ctx.scratch_floats_per_thread);
+    auto worker = make_worker();
+    // Every ring value a conv reads is written first in the task (block input, conv outputs) or set to the
+    // padding (rows and columns outside the image), so the scratch needs no clearing.
+    Value* ring = reinterpret_cast<Value*>(ctx.scratch + thread_index() * ctx.scratch_floats_per_thread);
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < n * bands * strips; ++task) {
       const int image = task / (bands * strips), band = task / strips % bands, strip = task % strips;
@@ -62,17 +69,21 @@ void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
       const auto left = [&](int k) { return std::max(0, c0 - (count - 1 - k)); };
       const auto right = [&](int k) { return std::min(w, c1 + (count - 1 - k)); };
       const auto slot = [&](int y) { return ring + ((y % slots + slots) % slots) * row_values; };
-      const auto at = [&](uint16_t* row, int x) { return row + int64_t(x - ring_x0) * width; };
-      // Columns outside the image read zeros: those of this strip's ring (another strip may have used them).
+      const auto at = [&](Value* row, int x) { return row + int64_t(x - ring_x0) * pixel_values; };
+      const auto pad = [&](Value* pixel) { std::memcpy(pixel, outside, size_t(pixel_values) * sizeof(Value)); };
+      // Columns outside the image read the padding: those of this strip's ring (another strip may have used them).
       for (int r = 0; r < slots; ++r)
         for (int x = ring_x0; x < ring_x0 + ring_pixels; ++x)
-          if (x < 0 || x >= w) std::memset(at(slot(r), x), 0, size_t(width) * 2);
-      // The block input's row y into the ring (zeros outside the image): rows lo(0) - 1 .. hi(0) are read.
+          if (x < 0 || x >= w) pad(at(slot(r), x));
+      // The block input's row y into the ring (the padding outside the image): rows lo(0) - 1 .. hi(0) are read.
       const auto enter = [&](int y) {
-        uint16_t* row = slot(y);
-        if (y < 0 || y >= h) return void(std::memset(row, 0, size_t(row_values) * 2));
-        for (int x = std::max(0, c0 - count); x < std::min(w, c1 + count); ++x)
-          amx_round_to_bf16(p.in.at(image, y, x), at(row, x), p.channels);
+        Value* row = slot(y);
+        if (y < 0 || y >= h) {
+          for (int64_t x = 0; x < ring_pixels; ++x) pad(row + x * pixel_values);
+          return;
+        }
+        const int x_begin = std::max(0, c0 - count), x_end = std::min(w, c1 + count);
+        worker.enter(image, y, x_begin, x_end, at(row, x_begin));
       };
       enter(lo(0) - 1), enter(lo(0));
       for (int s = lo(0); s < r1 + count - 1; ++s) {
@@ -80,33 +91,68 @@ void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
         for (int k = 0; k < count; ++k) {
           const int y = s - k, x0 = left(k);
           if (y < lo(k) || y >= hi(k)) continue;
-          // Pixel x0 + x of the conv's input rows at rows[r] + (x + 1) * width.
-          const uint16_t* rows[3] = {at(slot(y - 1), x0 - 1), at(slot(y), x0 - 1), at(slot(y + 1), x0 - 1)};
-          const PackedConv3x3& wt = *p.weights[k];
-          const auto run = [&](const auto& epilogue) {
-            amx_bf16_conv_row(wt, tiles, configured, rows, width, image, y, right(k) - x0, epilogues, epilogue);
-            epilogues.flush(epilogue);  // the next conv may read this row
-          };
-          if (k + 1 < count) {
-            // bias, LeakyReLU, bf16 into the ring where the later convs read channels [cin, cin + growth): a
-            // view of row y from column x0 on (the block's x is then its column in the conv's row)
-            FeatureMapBf16 out;
-            out.data = at(slot(y), x0) + wt.cin, out.c = width;  // strides 0: any (image, y) is this row
-            run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_prelu_to_bf16<S>(wt, out, b, sums); });
-          } else {
-            // The scaled residual (and the outer one) on the maps seen from column x0 on.
-            Conv3x3Params last;
-            const auto from_x0 = [&](FeatureMap f) { return f.data ? (f.data += int64_t(x0) * f.c, f) : f; };
-            last.out = from_x0(p.out), last.skip = from_x0(p.in), last.outer_skip = from_x0(p.outer_skip);
-            last.skip_scale = p.skip_scale, last.outer_scale = p.outer_scale;
-            last.weights = &wt, last.epilogue = Epilogue::bias_add_skip;
-            run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(last, b, sums); });
-          }
+          const Value* rows[3] = {at(slot(y - 1), x0 - 1), at(slot(y), x0 - 1), at(slot(y + 1), x0 - 1)};
+          worker.conv(k, image, y, x0, right(k), rows, at(slot(y), x0));
         }
       }
     }
-    tiles.release();
+    worker.finish();
   }
+}
+
+// The last conv's epilogue params: the scaled residual (and the outer one) on the maps seen from column x0 on,
+// so that a block's x is its column in the conv's row.
+inline Conv3x3Params dense_block_last_conv(const DenseBlockParams& p, const PackedConv3x3* weights, int x0) {
+  Conv3x3Params last;
+  const auto from_x0 = [&](FeatureMap f) { return f.data ? (f.data += int64_t(x0) * f.c, f) : f; };
+  last.out = from_x0(p.out), last.skip = from_x0(p.in), last.outer_skip = from_x0(p.outer_skip);
+  last.skip_scale = p.skip_scale, last.outer_scale = p.outer_scale;
+  last.weights = weights, last.epilogue = Epilogue::bias_add_skip;
+  return last;
+}
+
+// bf16: the concatenation in bf16 rows, each conv's output rounded as amx_bf16_row would round it.
+template <class S, class Tiles>
+class DenseBlockBf16Worker {
+ public:
+  using Value = uint16_t;
+  DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : p_(p), pixel_values_(pixel_values) {}
+  void enter(int image, int y, int x_begin, int x_end, uint16_t* to) {
+    for (int x = x_begin; x < x_end; ++x, to += pixel_values_) amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
+  }
+  void conv(int k, int image, int y, int x0, int x1, const uint16_t* const rows[3], uint16_t* own) {
+    const PackedConv3x3& wt = *p_.weights[k];
+    const auto run = [&](const auto& epilogue) {
+      amx_bf16_conv_row(wt, tiles_, configured_, rows, pixel_values_, image, y, x1 - x0, epilogues_, epilogue);
+      epilogues_.flush(epilogue);  // the next conv may read this row
+    };
+    if (k + 1 < p_.count) {
+      // bias, LeakyReLU, bf16 into the ring where the later convs read channels [cin, cin + growth): a view of
+      // row y from column x0 on (strides 0: any (image, y) is this row)
+      FeatureMapBf16 out;
+      out.data = own + wt.cin, out.c = int(pixel_values_);
+      run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_prelu_to_bf16<S>(wt, out, b, sums); });
+    } else {
+      const Conv3x3Params last = dense_block_last_conv(p_, &wt, x0);
+      run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(last, b, sums); });
+    }
+  }
+  void finish() { tiles_.release(); }
+
+ private:
+  const DenseBlockParams& p_;
+  int64_t pixel_values_;
+  Tiles tiles_;
+  AmxBf16Configured configured_;
+  AmxBf16Epilogues epilogues_;
+};
+
+template <class S, class Tiles>
+void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
+  const int width = p.channels + (p.count - 1) * p.growth;  // channels of the concatenation
+  const std::vector<uint16_t> zeros(width, 0);
+  dense_block_wavefront<uint16_t>(p, width, zeros.data(), ctx,
+                                  [&] { return DenseBlockBf16Worker<S, Tiles>(p, width); });
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

@@ -46,6 +46,10 @@ static inline int64_t dense_block_ring_pixels(int w, int count) {
 static inline size_t dense_block_scratch_floats(int w, int count, int width) {
   return (size_t(count + 2) * dense_block_ring_pixels(w, count) * width + 1) / 2;  // bf16 values
 }
+// The int8 block's ring (dense_block_int8): u8 codes, each pixel padded to a multiple of 64.
+static inline size_t dense_block_int8_scratch_floats(int w, int count, int width) {
+  return (size_t(count + 2) * dense_block_ring_pixels(w, count) * ((width + 63) / 64 * 64) + 3) / 4;
+}
 
 // The kernels' parallel loops use schedule(dynamic): on a machine shared with other jobs a descheduled
 // thread's share is taken over by the others instead of stalling everyone at the barrier. Work items write
@@ -80,6 +84,9 @@ struct CpuKernels {
   // A residual dense block at bf16, giving conv3x3_bf16's bits conv by conv (null: the convs run one by one)
   void (*dense_block_bf16)(const DenseBlockParams&, const ExecContext&) = nullptr;
   bool (*dense_block_fits)(const DenseBlockParams&) = nullptr;  // whether dense_block_bf16 runs these weights
+  // A residual dense block on u8 codes, each part of the concatenation with its own (null: not on this path)
+  void (*dense_block_int8)(const DenseBlockParams&, const ExecContext&) = nullptr;
+  bool (*dense_block_int8_fits)(const DenseBlockParams&) = nullptr;
   void (*tail)(const TailParams&, const ExecContext&) = nullptr;       // fp32: nine 3x3 sub-kernels by F(3x3)
   int tail_tile_at_bf16 = 3;  // outputs `tail` computes as one tile when the float layers run bf16: 3, 6 on tiles
   void (*tail_bf16)(const TailParams&, const ExecContext&) = nullptr;  // reads a bf16 map (AVX512_BF16 stores)

@@ -7,6 +7,7 @@
 #define SRGAN_FAST_ISA amx
 #include "ops/cpu/simd_avx512.h"
 #include "ops/cpu/amx_bf16_kernels.h"
+#include "ops/cpu/amx_dense_block_int8_kernels.h"
 #include "ops/cpu/amx_dense_block_kernels.h"
 #include "ops/cpu/amx_int8_kernels.h"
 #include "ops/cpu/amx_tail_kernels.h"
@@ -83,6 +84,13 @@ void dense_block_bf16_amx(const DenseBlockParams& p, const ExecContext& ctx) {
 
 bool dense_block_fits_amx(const DenseBlockParams& p) { return amx::amx_dense_block_fits(p); }
 
+template <class Tiles>
+void dense_block_int8_amx(const DenseBlockParams& p, const ExecContext& ctx) {
+  amx::dense_block_int8_tiles<avx512::Simd, Tiles>(p, ctx);
+}
+
+bool dense_block_int8_fits_amx(const DenseBlockParams& p) { return amx::amx_dense_block_int8_fits(p); }
+
 bool bf16_maps_amx(const PackedConv3x3& weights) { return amx::amx_bf16_fits(weights); }
 
 template <class Tiles>
@@ -93,6 +101,7 @@ CpuKernels amx_table(const char* name) {
   table.conv3x3_bf16 = &conv3x3_bf16_amx<Tiles>, table.conv3x3_bf16_tile = 1;
   table.conv3x3_bf16_maps = &bf16_maps_amx;
   table.dense_block_bf16 = &dense_block_bf16_amx<Tiles>, table.dense_block_fits = &dense_block_fits_amx;
+  table.dense_block_int8 = &dense_block_int8_amx<Tiles>, table.dense_block_int8_fits = &dense_block_int8_fits_amx;
   // The tail's row sums go to accumulators by x' mod 6 (amx_tail_kernels.h): windows that start on multiples of
   // 6 add each output's nine contributions in the same order, and so give the same bits.
   table.tail = &tail_amx<Tiles>, table.tail_tile_at_bf16 = amx::kAmxTailWays;

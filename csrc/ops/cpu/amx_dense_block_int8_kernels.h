@@ -1,0 +1,186 @@
+// ESRGAN's residual dense block (DenseBlockParams) on AMX int8 tiles: the wavefront of
+// amx_dense_block_kernels.h over a ring of u8 codes. Each part of the concatenation keeps its own codes (the
+// block input's, each conv's output's: DenseBlockParams::codes), whose scales the weights fold in and whose
+// zero points their compensation sums (pack_dense_conv_int8), so that no part is requantized to a shared range.
+// TDPBUSD (u8 x s8 into s32) multiplies 64 input channels at once, twice the channels of TDPBF16PS in the same
+// time: a conv whose input channels are not a multiple of 64 reads the next channels of the ring row too (the
+// ring's pixels are padded to a multiple of 64) against zero weights, which adds exactly nothing.
+//
+// Blocks as the bf16 kernel's: 2 x 2 accumulator tiles of 16 x 16 s32 sums (32 pixels x 32 output channels),
+// A tiles of 16 pixels x 64 codes, B tiles of 16 quads of input channels x 16 output channels read from the
+// [tap][cin/4][cout][4] weights with the stride of a quad. The sums then take the int8 epilogue's steps:
+// (sum - compensation) * scale + bias, then LeakyReLU and the conv's own codes into the ring, or the last
+// conv's scaled residuals into the block's float32 output (conv_epilogue.h, as the bf16 block).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "ops/cpu/amx_dense_block_kernels.h"
+#include "ops/cpu/int8_epilogue.h"
+
+namespace srgan_fast::cpu::SRGAN_FAST_ISA {
+
+// Codes per ring pixel: the concatenation's channels, padded so that each conv's 64-channel chunks stay in it.
+inline int dense_block_int8_pixel_codes(const DenseBlockParams& p) {
+  return (p.channels + (p.count - 1) * p.growth + 63) / 64 * 64;
+}
+
+inline bool amx_dense_block_int8_fits(const DenseBlockParams& p) {
+  if (p.count < 2 || p.count > kMaxDenseConvs || p.channels % 16 != 0 || p.growth % 16 != 0) return false;
+  for (int k = 0; k < p.count; ++k) {
+    const PackedConv3x3Int8* wt = p.weights_int8[k];
+    const int cin = p.channels + k * p.growth, cout = k + 1 < p.count ? p.growth : p.channels;
+    if (!wt || wt->cin != (cin + 63) / 64 * 64 || wt->cout != cout || p.codes[k].code_max != 255) return false;
+    if (k + 1 < p.count && !wt->alpha) return false;
+  }
+  return true;
+}
+
+using AmxInt8DenseEpilogues = AmxDeferredEpilogue<AmxBf16Block, int32_t[32][32]>;
+
+// Multiplies `block` (as AmxBf16Block says) from the code rows y-1, y, y+1, then runs epilogue(block before,
+// its sums) while the tiles work, and stores this block's sums for the next call.
+template <class Tiles, int MT, int NT, class Epilogue>
+void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8_t* const rows[3],
+                          int64_t pixel_codes, const AmxBf16Block& block, AmxInt8DenseEpilogues& epilogues,
+                          const Epilogue& epilogue) {
+  const int64_t b_stride = int64_t(wt.cout) * 4;  // bytes from one quad of input channels to the next
+  tiles.template zero<0>();
+  if constexpr (NT > 1) tiles.template zero<1>();
+  if constexpr (MT > 1) tiles.template zero<2>();
+  if constexpr (MT > 1 && NT > 1) tiles.template zero<3>();
+  for (int tap = 0; tap < 9; ++tap) {
+    const uint8_t* a = rows[tap / 3] + int64_t(block.x0 + tap % 3) * pixel_codes;
+    const int8_t* b = wt.w + (int64_t(tap) * (wt.cin / 4) * wt.cout + block.co0) * 4;
+    for (int k0 = 0; k0 < wt.cin; k0 += 64, a += 64, b += 16 * b_stride) {
+      tiles.template load<6>(b, b_stride);
+      tiles.template load<4>(a, pixel_codes);
+      tiles.template dpbusd<0, 4, 6>();
+      if constexpr (NT > 1) tiles.template load<7>(b + 64, b_stride), tiles.template dpbusd<1, 4, 7>();
+      if constexpr (MT > 1) {
+        tiles.template load<5>(a + 16 * pixel_codes, pixel_codes);
+        tiles.template dpbusd<2, 5, 6>();
+        if constexpr (NT > 1) tiles.template dpbusd<3, 5, 7>();
+      }
+    }
+  }
+  int32_t (*out)[32] = epilogues.after(block, epilogue);
+  tiles.template store<0>(&out[0][0], 128);
+  if constexpr (NT > 1) tiles.template store<1>(&out[0][16], 128);
+  if constexpr (MT > 1) tiles.template store<2>(&out[16][0], 128);
+  if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
+}
+
+template <class S, class Tiles>
+class DenseBlockInt8Worker {
+ public:
+  using Value = uint8_t;
+  DenseBlockInt8Worker(const DenseBlockParams& p, int64_t pixel_codes) : p_(p), pixel_codes_(pixel_codes) {}
+
+  void enter(int image, int y, int x_begin, int x_end, uint8_t* to) {
+    const QuantCodes codes = p_.codes[0];  // a local: the stores cannot alias it, so its broadcasts are hoisted
+    for (int x = x_begin; x < x_end; ++x, to += pixel_codes_)
+      for (int c = 0; c < p_.channels; c += S::W)
+        store_codes_of<S>(to + c, S::load(p_.in.at(image, y, x) + c), codes);
+  }
+
+  void conv(int k, int image, int y, int x0, int x1, const uint8_t* const rows[3], uint8_t* own) {
+    const PackedConv3x3Int8& wt = *p_.weights_int8[k];
+    if (k + 1 < p_.count) {
+      uint8_t* out = own + p_.channels + k * p_.growth;  // after the channels the conv reads
+      const QuantCodes codes = p_.codes[k + 1];
+      row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32]) {
+        inner_epilogue(wt, codes, out, b, sums);
+      });
+    } else {
+      PackedConv3x3 bias_only;  // what the float epilogue reads of the weights
+      bias_only.cout = wt.cout, bias_only.bias = wt.bias;
+      const Conv3x3Params last = dense_block_last_conv(p_, &bias_only, x0);
+      row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32]) {
+        for (int j = 0; j < 16 * b.nt; j += S::W) {
+          const typename S::vi compensation = S::load_i(wt.compensation + b.co0 + j);
+          const typename S::vf scale = S::load(wt.scale + b.co0 + j);
+          typename S::vf values[32];  // without the bias, which store_conv_outputs adds
+          for (int i = 0; i < b.mt; ++i)
+            for (int r = 0; r < b.m[i]; ++r)
+              values[16 * i + r] = S::mul(S::int_to_float(S::sub_i(S::load_i(&sums[16 * i + r][j]), compensation)), scale);
+          for (int i = 0; i < b.mt; ++i)
+            store_conv_outputs<S>(last, b.image, b.y, b.x0 + 16 * i, 1, b.m[i], b.co0 + j, values + 16 * i, b.m[i]);
+        }
+      });
+    }
+  }
+
+  void finish() { tiles_.release(); }
+
+ private:
+  // (sum - compensation) * scale + bias, LeakyReLU, then the conv's codes at out[pixel * pixel_codes + channel].
+  void inner_epilogue(const PackedConv3x3Int8& wt, const QuantCodes& codes, uint8_t* out, const AmxBf16Block& b,
+                      int32_t (*sums)[32]) const {
+    const typename S::vf inv_scale = S::set1(codes.inv_scale);
+    const typename S::vi zero_point = S::set1_i(codes.zero_point);
+    for (int j = 0; j < 16 * b.nt; j += S::W) {
+      const int co = b.co0 + j;
+      const typename S::vi compensation = S::load_i(wt.compensation + co);
+      const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co);
+      const typename S::vf slope = S::load(wt.alpha + co);
+      for (int i = 0; i < b.mt; ++i)
+        for (int r = 0; r < b.m[i]; ++r) {
+          const typename S::vf sum = S::int_to_float(S::sub_i(S::load_i(&sums[16 * i + r][j]), compensation));
+          const typename S::vf value = S::prelu(S::add(S::mul(sum, scale), bias), slope);
+          S::store_codes(out + int64_t(b.x0 + 16 * i + r) * pixel_codes_ + co, value, inv_scale, zero_point);
+        }
+    }
+  }
+
+  // One output row of w pixels, channels in blocks of 32 (outside: one slice of the weights serves the row).
+  template <class Epilogue>
+  void row(const PackedConv3x3Int8& wt, int image, int y, int w, const uint8_t* const rows[3],
+           const Epilogue& epilogue) {
+    for (int co0 = 0; co0 < wt.cout; co0 += 32) {
+      const int nt = wt.cout - co0 >= 32 ? 2 : 1;
+      for (int x0 = 0; x0 < w; x0 += 32) {
+        AmxBf16Block block;
+        block.image = image, block.y = y, block.x0 = x0, block.co0 = co0, block.nt = nt;
+        block.m[0] = std::min(16, w - x0), block.m[1] = std::clamp(w - x0 - 16, 0, 16);
+        block.mt = block.m[1] > 0 ? 2 : 1;
+        configured_.ensure(tiles_, block, 64);  // 64 codes a row
+        const auto run = [&](auto mt, auto nt_) {
+          amx_int8_dense_block<Tiles, decltype(mt)::value, decltype(nt_)::value>(wt, tiles_, rows, pixel_codes_,
+                                                                                  block, epilogues_, epilogue);
+        };
+        using one = std::integral_constant<int, 1>;
+        using two = std::integral_constant<int, 2>;
+        if (block.mt == 2 && nt == 2) run(two{}, two{});
+        else if (block.mt == 2) run(two{}, one{});
+        else if (nt == 2) run(one{}, two{});
+        else run(one{}, one{});
+      }
+    }
+    epilogues_.flush(epilogue);  // the next conv may read this row
+  }
+
+  const DenseBlockParams& p_;
+  int64_t pixel_codes_;
+  Tiles tiles_;
+  AmxBf16Configured configured_;
+  AmxInt8DenseEpilogues epilogues_;
+};
+
+template <class S, class Tiles>
+void dense_block_int8_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
+  const int pixel_codes = dense_block_int8_pixel_codes(p);
+  // The padding: each part's code of real zero (its zero point); the pixel's padding channels are read against
+  // zero weights only.
+  std::vector<uint8_t> outside(pixel_codes, 0);
+  std::fill_n(outside.begin(), p.channels, uint8_t(p.codes[0].zero_point));
+  for (int k = 0; k + 1 < p.count; ++k)
+    std::fill_n(outside.begin() + p.channels + k * p.growth, p.growth, uint8_t(p.codes[k + 1].zero_point));
+  dense_block_wavefront<uint8_t>(p, pixel_codes, outside.data(), ctx,
+                                 [&] { return DenseBlockInt8Worker<S, Tiles>(p, pixel_codes); });
+}
+
+}  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

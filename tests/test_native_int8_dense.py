@@ -1,0 +1,141 @@
+"""Native int8 for ESRGAN's residual dense blocks. On the amx paths each block whose input and inner outputs
+have codes runs as one op on u8 codes (csrc/ops/cpu/amx_dense_block_int8_kernels.h): every such block is held
+to the integer emulation (srgan_fast.reference.int8.dense_conv_int8) from the block input it read, on the
+tiles' model everywhere with AVX-512 VNNI and on the instructions where AMX is granted, over bands, column
+strips, batches and the blocks' widths. Elsewhere the dense convs run in floating point. Tiled equals untiled,
+and two threads equal one."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from srgan_fast import Upscaler
+from srgan_fast.architecture import rrdbnet
+from srgan_fast.backends import native_int8
+from srgan_fast.backends.base import engine_layers
+from srgan_fast.reference.int8 import dense_conv_int8, quantize
+from srgan_fast.weights import random_weights
+
+pytestmark = pytest.mark.native
+
+
+def _C():
+    return pytest.importorskip("srgan_fast._C")
+
+
+def _tile_paths():
+    """The model everywhere; the instructions where the CPU and OS grant AMX-INT8."""
+    try:
+        from srgan_fast import _C as native
+    except ImportError:
+        return ["amx_emulated"]
+    return ["amx_emulated"] + (["amx"] if native.cpu_info()["amx_int8"] else [])
+
+
+@pytest.fixture(autouse=True)
+def _int8_tiles_here(tmp_path, monkeypatch):
+    if "amx_emulated" not in _C().build_info()["cpu_paths_compiled"]:
+        pytest.skip("this build has no amx kernels (the compiler lacks -mamx-int8)")
+    if not _C().cpu_info()["avx512_vnni"]:
+        pytest.skip("the amx paths' other kernels need AVX-512 VNNI, which this CPU lacks")
+    monkeypatch.setenv("SRGAN_FAST_CACHE_DIR", str(tmp_path / "cache"))  # never the user's cache
+
+
+def _calibrated(weights, seed=1):
+    tiles = np.random.default_rng(seed).random((2, 24, 24, 3), dtype=np.float32)
+    return native_int8.int8_outputs(weights, {"ranges": native_int8.measure_ranges(weights, tiles)}, 255)
+
+
+def _emulated_block(records, first, x, quant, weight_max, outer):
+    """The block whose first conv is records[first], from its input x: each part quantized with its codes."""
+    parts = [(quantize(x, *quant[records[first]["source"]]), *quant[records[first]["source"]])]
+    k = first
+    while records[k]["residual"] < 0:
+        y = dense_conv_int8(parts, records[k]["weight"], records[k]["bias"], weight_max=weight_max,
+                            slopes=records[k]["slopes"])
+        parts.append((quantize(y, *quant[k]), *quant[k]))
+        k += 1
+    last = records[k]
+    out = dense_conv_int8(parts, last["weight"], last["bias"], weight_max=weight_max) * np.float32(
+        last["residual_scale"]) + x
+    if last["outer_residual"] >= 0:
+        out = out * np.float32(last["outer_residual_scale"]) + outer[last["outer_residual"]]
+    return k, out
+
+
+@pytest.mark.parametrize("path", _tile_paths())
+@pytest.mark.parametrize("params, shape, threads", [
+    ({"num_blocks": 1, "channels": 16, "growth": 16}, (1, 37, 21), 3),  # bands, a partial block of pixels
+    ({"num_blocks": 1, "channels": 32, "growth": 16}, (2, 33, 40), 2),  # two images
+    ({"num_blocks": 1, "channels": 64, "growth": 32}, (1, 19, 45), 2),  # ESRGAN's widths: 96 and 160 pad to 64s
+    ({"num_blocks": 1, "channels": 16, "growth": 16}, (1, 20, 300), 5),  # 2 column strips
+])
+def test_each_int8_dense_block_matches_the_integer_emulation(path, params, shape, threads):
+    weights = random_weights(rrdbnet(**params), seed=5)
+    quant = _calibrated(weights)
+    engine = native_int8.build_engine(weights, "int8", quant, threads=threads, path=path)
+    records = engine_layers(weights)
+    # Every block but the first reads codes; the first reads conv_first's output, which int8 leaves in float.
+    blocks = 3 * params["num_blocks"] - 1
+    assert engine.int8_layers == 5 * blocks
+    values = {}
+    engine.run_observed(np.random.default_rng(2).random((*shape, 3), dtype=np.float32),  # fresh input
+                        [layer.result_channels for layer in weights.network.layers],
+                        lambda layer, v, q: values.__setitem__(layer, v) if v is not None else None)
+    checked = 0
+    for first, record in enumerate(records[:-1]):
+        opens_block = records[first + 1]["sources"] == [record["source"], first]
+        if not opens_block or record["source"] == 0:
+            continue  # not the first conv of a block, or of the first block
+        last, expected = _emulated_block(records, first, values[record["source"]], quant, engine.int8_weight_max,
+                                         values)
+        assert not any(k in values for k in range(first, last)), "the inner maps are never stored"
+        # The sums are exact integers; only float rounding in the epilogues differs (an FMA where the emulation
+        # rounds twice), which can move an inner code by 1 where a value sits on a code boundary.
+        difference = np.abs(values[last] - expected)
+        step = max(quant[k][0] for k in range(first, last))
+        assert np.mean(difference > 1e-5 * np.abs(expected).max()) < 0.01, record["name"]
+        assert difference.max() < 2 * step, record["name"]
+        checked += 1
+    assert checked == blocks
+
+
+def test_int8_runs_the_dense_blocks_in_floating_point_where_no_fused_op_is():
+    """On the avx512 path (VNNI, no tiles) only the first conv of each block reads codes alone; the others read
+    concatenations and run at the float precision."""
+    weights = random_weights(rrdbnet(1, 16, 16), seed=5)
+    engine = native_int8.build_engine(weights, "int8", _calibrated(weights), path="avx512")
+    assert engine.int8_layers == 2
+    image = np.random.default_rng(3).random((1, 20, 24, 3), dtype=np.float32)
+    fp32 = native_int8.build_engine(weights, "fp32").run(image)
+    assert np.abs(engine.run(image) - fp32).max() < 0.05
+
+
+@pytest.mark.slow
+def test_int8_rrdbnet_tiled_equals_untiled_and_two_threads_equal_one(tmp_path):
+    from PIL import Image
+
+    weights = random_weights(rrdbnet(2, 32, 16), seed=6)
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / "a.png")
+    image = np.random.default_rng(5).integers(0, 256, (110, 130, 3), dtype=np.uint8)  # past the 34-pixel halo
+    options = {"backend": "native", "precision": "int8", "calibration_images": str(folder)}
+    whole = Upscaler(weights, tile=1000, **options)(image)
+    tiled = Upscaler(weights, tile=(40, 48), **options)
+    assert "int8 in 25 of 36 convs" in tiled.describe() or "amx" not in tiled.describe()
+    assert tiled.plan(image.shape[:2]).num_windows > 1
+    assert np.array_equal(tiled(image), whole)
+    results = [None, None]
+
+    def run(k):
+        results[k] = tiled(image)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(r, whole) for r in results)
