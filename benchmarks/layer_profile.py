@@ -64,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="0: every core")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--peak", action="store_true", help="measure the AMX tile peak and report shares of it")
+    parser.add_argument("--calibration-images", help="int8: a folder of sample images for a model with no table")
     parser.add_argument("--json", help="write results here (default: benchmarks/results/layer-profile-<cpu>-...)")
     args = parser.parse_args(argv)
 
     weights = random_weights(build(args.architecture, {})) if args.model == "random" else load_weights(args.model)
+    calibration = {"calibration_images": args.calibration_images} if args.calibration_images else {}
     upscaler = Upscaler(weights, backend="native", precision=args.precision, tile=args.size, path=args.path,
-                        threads=args.threads)
+                        threads=args.threads, **calibration)
     engine = upscaler.backend.engine
     peak = None
     if args.peak:

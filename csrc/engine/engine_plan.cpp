@@ -57,7 +57,7 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
   // out, read only as their input) is stored as bf16: half the bytes, and its reader rounds nothing (the first
   // conv of a residual block, RRDBNet's upsampling and HR convs). The same bits: the producer rounds what the
   // reader would have.
-  if (precision_ == Precision::bf16 && kernels_ && kernels_->conv3x3_bf16_maps) {
+  if (float_precision_ == Precision::bf16 && kernels_ && kernels_->conv3x3_bf16_maps) {
     const auto bf16_conv = [&](const Step& s) {
       const LayerSpec& l = network.layers[s.layer];
       return s.kind == StepKind::conv && l.sources.size() <= 1 && convs_[s.op].runs_bf16_maps(kernels_);
@@ -216,9 +216,10 @@ bool CpuEngine::pack_dense_block_int8(const NetworkSpec& network, const EngineOp
       block.codes[map == part ? 0 : k + 1] = codes;
       inputs.insert(inputs.end(), map == part ? block.channels : block.growth, codes);
     }
+    const float factor = k + 1 < block.steps ? block.codes[k + 1].inv_scale : block.skip_scale;
     block.int8_weights.push_back(pack_dense_conv_int8(l.weight.data(), l.bias.data(),
                                                       l.slopes.empty() ? nullptr : l.slopes.data(), l.out_channels,
-                                                      l.in_channels, inputs, kernels_->int8_weight_max));
+                                                      l.in_channels, inputs, kernels_->int8_weight_max, factor));
   }
   PackedConv3x3Int8 views[kMaxDenseConvs];
   return kernels_->dense_block_int8_fits(dense_block_params(block, views));

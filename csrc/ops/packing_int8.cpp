@@ -77,7 +77,8 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight, const float* bias, con
 }
 
 Conv3x3Int8Weights pack_dense_conv_int8(const float* weight, const float* bias, const float* alpha, int cout_t,
-                                        int cin_t, const std::vector<QuantCodes>& input, int weight_max) {
+                                        int cin_t, const std::vector<QuantCodes>& input, int weight_max,
+                                        float factor) {
   Conv3x3Int8Weights r;
   r.cin = round_up(cin_t, 64), r.cout = round_up(cout_t, kChannelAlign);
   r.w.assign(size_t(9) * r.cin * r.cout, 0);
@@ -99,7 +100,9 @@ Conv3x3Int8Weights pack_dense_conv_int8(const float* weight, const float* bias, 
         r.w[((size_t(tap) * (r.cin / 4) + ci / 4) * r.cout + co) * 4 + ci % 4] = int8_t(q);
         compensation += q * input[ci].zero_point;
       }
-    r.compensation[co] = compensation, r.scale[co] = w_scale, r.bias[co] = bias[co];
+    r.compensation[co] = compensation;
+    r.scale[co] = factor * w_scale;
+    r.bias[co] = factor * (bias[co] - w_scale * float(compensation));
     if (alpha) r.alpha[co] = alpha[co];
   }
   return r;

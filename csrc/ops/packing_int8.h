@@ -33,13 +33,17 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight,  // [cout_t][cin_t][3]
 
 // A conv of a fused int8 dense block (DenseBlockParams), whose input channels come from maps with different
 // codes: input[ci] are the codes of input channel ci. Each weight is first multiplied by its input channel's
-// scale, then the channel's folded weights are quantized symmetrically as above (scale[co] is their scale
-// alone), and compensation[co] sums each weight code times its input channel's zero point. Input channels are
-// padded with zero weights to a multiple of 64 (the tiles' K), output channels to kChannelAlign.
+// scale, then the channel's folded weights are quantized symmetrically as above, to codes q of scale s[co].
+// The epilogue is one multiply-add from the raw sum: factor * (s * (sum - compensation) + bias) is
+//   sum * scale[co] + bias[co], with scale = factor * s, bias = factor * (bias - s * compensation),
+// compensation being each weight code times its input channel's zero point (kept, for the record, in
+// `compensation`). factor: 1 / the output's code scale for a conv writing codes (LeakyReLU commutes with a
+// positive factor), the residual's scale for the last. Input channels are padded with zero weights to a
+// multiple of 64 (the tiles' K), output channels to kChannelAlign.
 Conv3x3Int8Weights pack_dense_conv_int8(const float* weight,  // [cout_t][cin_t][3][3]
                                         const float* bias,    // [cout_t]
                                         const float* alpha,   // [cout_t] or null
                                         int cout_t, int cin_t, const std::vector<QuantCodes>& input,
-                                        int weight_max);
+                                        int weight_max, float factor);
 
 }  // namespace srgan_fast

@@ -8,9 +8,9 @@
 //
 // Blocks as the bf16 kernel's: 2 x 2 accumulator tiles of 16 x 16 s32 sums (32 pixels x 32 output channels),
 // A tiles of 16 pixels x 64 codes, B tiles of 16 quads of input channels x 16 output channels read from the
-// [tap][cin/4][cout][4] weights with the stride of a quad. The sums then take the int8 epilogue's steps:
-// (sum - compensation) * scale + bias, then LeakyReLU and the conv's own codes into the ring, or the last
-// conv's scaled residuals into the block's float32 output (conv_epilogue.h, as the bf16 block).
+// [tap][cin/4][cout][4] weights with the stride of a quad. The epilogue starts with one multiply-add from the raw
+// sums, the compensation and the factor after it folded into scale and bias (pack_dense_conv_int8): then
+// LeakyReLU and the conv's own codes into the ring, or the last conv's residuals into the block's output.
 #pragma once
 
 #include <algorithm>
@@ -91,25 +91,13 @@ class DenseBlockInt8Worker {
     const PackedConv3x3Int8& wt = *p_.weights_int8[k];
     if (k + 1 < p_.count) {
       uint8_t* out = own + p_.channels + k * p_.growth;  // after the channels the conv reads
-      const QuantCodes codes = p_.codes[k + 1];
+      const int zero_point = p_.codes[k + 1].zero_point;
       row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32]) {
-        inner_epilogue(wt, codes, out, b, sums);
+        codes_epilogue(wt, zero_point, out, b, sums);
       });
     } else {
-      PackedConv3x3 bias_only;  // what the float epilogue reads of the weights
-      bias_only.cout = wt.cout, bias_only.bias = wt.bias;
-      const Conv3x3Params last = dense_block_last_conv(p_, &bias_only, x0);
       row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32]) {
-        for (int j = 0; j < 16 * b.nt; j += S::W) {
-          const typename S::vi compensation = S::load_i(wt.compensation + b.co0 + j);
-          const typename S::vf scale = S::load(wt.scale + b.co0 + j);
-          typename S::vf values[32];  // without the bias, which store_conv_outputs adds
-          for (int i = 0; i < b.mt; ++i)
-            for (int r = 0; r < b.m[i]; ++r)
-              values[16 * i + r] = S::mul(S::int_to_float(S::sub_i(S::load_i(&sums[16 * i + r][j]), compensation)), scale);
-          for (int i = 0; i < b.mt; ++i)
-            store_conv_outputs<S>(last, b.image, b.y, b.x0 + 16 * i, 1, b.m[i], b.co0 + j, values + 16 * i, b.m[i]);
-        }
+        residual_epilogue(wt, x0, b, sums);
       });
     }
   }
@@ -117,21 +105,42 @@ class DenseBlockInt8Worker {
   void finish() { tiles_.release(); }
 
  private:
-  // (sum - compensation) * scale + bias, LeakyReLU, then the conv's codes at out[pixel * pixel_codes + channel].
-  void inner_epilogue(const PackedConv3x3Int8& wt, const QuantCodes& codes, uint8_t* out, const AmxBf16Block& b,
+  // A conv's codes: round(LeakyReLU(sum * scale + bias)) + zero point, clamped, at out[pixel * pixel_codes + channel].
+  void codes_epilogue(const PackedConv3x3Int8& wt, int zero_point, uint8_t* out, const AmxBf16Block& b,
                       int32_t (*sums)[32]) const {
-    const typename S::vf inv_scale = S::set1(codes.inv_scale);
-    const typename S::vi zero_point = S::set1_i(codes.zero_point);
-    for (int j = 0; j < 16 * b.nt; j += S::W) {
+    // Clamped to the codes' range before rounding, which rounds to the same codes as clamping after it.
+    const __m512 low = _mm512_set1_ps(float(-zero_point)), high = _mm512_set1_ps(float(255 - zero_point));
+    const __m512i zero = _mm512_set1_epi32(zero_point);
+    for (int j = 0; j < 16 * b.nt; j += 16) {
       const int co = b.co0 + j;
-      const typename S::vi compensation = S::load_i(wt.compensation + co);
-      const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co);
-      const typename S::vf slope = S::load(wt.alpha + co);
+      const __m512 scale = _mm512_loadu_ps(wt.scale + co), bias = _mm512_loadu_ps(wt.bias + co);
+      const __m512 slope = _mm512_loadu_ps(wt.alpha + co);
       for (int i = 0; i < b.mt; ++i)
         for (int r = 0; r < b.m[i]; ++r) {
-          const typename S::vf sum = S::int_to_float(S::sub_i(S::load_i(&sums[16 * i + r][j]), compensation));
-          const typename S::vf value = S::prelu(S::add(S::mul(sum, scale), bias), slope);
-          S::store_codes(out + int64_t(b.x0 + 16 * i + r) * pixel_codes_ + co, value, inv_scale, zero_point);
+          const __m512 sum = _mm512_cvtepi32_ps(_mm512_loadu_si512(&sums[16 * i + r][j]));
+          const __m512 value = S::prelu(_mm512_fmadd_ps(sum, scale, bias), slope);
+          const __m512i codes = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(value, low), high)), zero);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + int64_t(b.x0 + 16 * i + r) * pixel_codes_ + co),
+                           _mm512_cvtepi32_epi8(codes));
+        }
+    }
+  }
+
+  // The last conv: sum * scale + bias (the residual's scale folded in) + the block input, then where there is
+  // one the outer residual, outer_scale * that + outer_skip, into the block's float32 output.
+  void residual_epilogue(const PackedConv3x3Int8& wt, int x0, const AmxBf16Block& b, int32_t (*sums)[32]) const {
+    const bool outer = p_.outer_skip.data != nullptr;
+    const typename S::vf outer_scale = S::set1(p_.outer_scale);
+    for (int j = 0; j < 16 * b.nt; j += S::W) {
+      const int co = b.co0 + j;
+      const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co);
+      for (int i = 0; i < b.mt; ++i)
+        for (int r = 0; r < b.m[i]; ++r) {
+          const int x = x0 + b.x0 + 16 * i + r;
+          typename S::vf value = S::fma(S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias);
+          value = S::add(value, S::load(p_.in.at(b.image, b.y, x) + co));
+          if (outer) value = S::fma(value, outer_scale, S::load(p_.outer_skip.at(b.image, b.y, x) + co));
+          S::store(p_.out.at(b.image, b.y, x) + co, value);
         }
     }
   }
