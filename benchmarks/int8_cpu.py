@@ -1,15 +1,17 @@
-"""The CPU peers side by side, uint8 host to host, one run: native int8/bf16/fp32, OpenVINO int8 (NNCF) /
-bf16 / fp32, onnxruntime fp32 and its own int8 (QDQ), torch bf16 channels_last.
+"""The CPU peers side by side, uint8 host to host, one run: native int8/bf16/fp32, OpenVINO int8 (NNCF; its
+float layers at f32, and at bf16 where the CPU has it) / bf16 / fp32, onnxruntime fp32 and its own int8 (QDQ),
+torch bf16 channels_last, each with its PSNR against native fp32 on a calibration crop.
 
     python benchmarks/int8_cpu.py --model srresnet --sizes 128 512 --repeats 5 3 --json out.json
 
 Every path gets a uint8 [1, h, w, 3] image and returns the uint8 [1, 4h, 4w, 3] result (the project's ONNX graph
 with io="uint8" does the conversions inside the graph for OpenVINO and onnxruntime). OpenVINO's and
 onnxruntime's int8 are calibrated on the same crops of the same images as the native table
-(srgan_fast.backends.native_int8: TILE, MAX_TILES, training split). Each path is warmed up, then the paths are
-timed in interleaved rounds (one call of each per round) and the median is reported, with the ratio of each
-native row against OpenVINO at its precision. Native rows name their kernel path; where auto picks the AMX
-tiles, the avx512 path runs beside them. A path that cannot run here is listed with why.
+(srgan_fast.backends.native_int8: TILE, MAX_TILES, training split; a model with no shipped table gets its native
+table from those crops too). Each path is warmed up, then the paths are timed in interleaved rounds (one call of
+each per round) and the median is reported, with the ratio of each native row against OpenVINO at its precision.
+Native rows name their kernel path; where auto picks the AMX tiles, the avx512 path runs beside them. A path
+that cannot run here is listed with why.
 """
 from __future__ import annotations
 
@@ -44,6 +46,28 @@ def calibration_images(folders: list[str]) -> np.ndarray:
     train, _ = split_train_val(list_images(folders))
     tiles = calibration_tiles(train, native_int8.TILE, native_int8.MAX_TILES)
     return np.round(tiles * 255).astype(np.uint8)
+
+
+def native_table_from(weights, calib: np.ndarray) -> None:
+    """For a model with no shipped table, native int8's table from the peers' calibration crops, in the cache
+    (SRGAN_FAST_CACHE_DIR, set by main to a temporary folder), where Upscaler finds it."""
+    if native_int8.shipped_table(weights) is not None:
+        return
+    table = {"revision": native_int8.TABLE_REVISION, "weights_sha256": weights.sha256, "model": weights.name,
+             "method": native_int8.METHOD, "images_sha256": "", "images": 0, "tiles": len(calib),
+             "tile": list(native_int8.TILE),
+             "ranges": native_int8.measure_ranges(weights, calib.astype(np.float32) / 255)}
+    native_int8.write_table(native_int8.cache_dir() / f"int8-{weights.sha256}.json", table)
+
+
+def psnr_against(reference: np.ndarray, paths: dict, image: np.ndarray) -> dict:
+    """Each path's PSNR (dB, 8 bits) against `reference` on `image`: how far its precision moves the pixels."""
+    result = {}
+    for key, run in paths.items():
+        if callable(run):
+            error = np.mean((np.asarray(run(image), np.float64).reshape(reference.shape) - reference) ** 2)
+            result[key] = float("inf") if error == 0 else float(10 * np.log10(255**2 / error))
+    return result
 
 
 def native_paths(model: str, size: int) -> dict:
@@ -85,7 +109,10 @@ def openvino_paths(onnx_path: Path, calib: np.ndarray | None, hw: tuple[int, int
         except Exception as exc:  # noqa: BLE001 - reported as the row's reason
             cache["int8"] = f"NNCF quantization failed: {exc}"
     paths = {}
-    for name, hint in (("openvino int8", "f32"), ("openvino bf16", "bf16"), ("openvino fp32", "f32")):
+    # int8 twice: its layers that NNCF leaves in floating point at f32, and at bf16 (where the CPU has it), as
+    # native int8 runs its own float layers.
+    for name, hint in (("openvino int8", "f32"), ("openvino int8+bf16", "bf16"), ("openvino bf16", "bf16"),
+                       ("openvino fp32", "f32")):
         if name.endswith("int8") and calib is None:
             continue
         base = cache["int8"] if name.endswith("int8") else ov.convert_model(str(onnx_path))
@@ -102,6 +129,8 @@ def openvino_paths(onnx_path: Path, calib: np.ndarray | None, hw: tuple[int, int
             continue
         actual = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         request = compiled.create_infer_request()
+        if name == "openvino int8+bf16" and actual != "bf16":
+            continue  # the same as "openvino int8" here
         label = name if hint == actual else f"{name} (ran as {actual})"
         paths[label] = lambda x, r=request: r.infer([x])[0]
     return paths
@@ -180,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
               "calibration": f"{len(calib)} crops {native_int8.TILE} of the training split", "sizes": {}}
     ov_cache: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SRGAN_FAST_CACHE_DIR"] = tmp
+        native_table_from(weights, calib)
         onnx_path = Path(tmp) / "model.onnx"
         onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
         for size, repeats in zip(args.sizes, args.repeats):
@@ -190,16 +221,29 @@ def main(argv: list[str] | None = None) -> int:
             image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
             rows = time_paths(paths, image, repeats)
             rows.update({k: {"unavailable": v} for k, v in paths.items() if not callable(v)})
+            # Quality: every path against native fp32 on a crop of a calibration image (not the timed noise).
+            fp32 = next((k for k in paths if k.startswith("native fp32") and callable(paths[k])), None)
+            if fp32 is not None:
+                photo = calib[:1]
+                photo = np.pad(photo, ((0, 0), (0, max(0, size - photo.shape[1])), (0, max(0, size - photo.shape[2])),
+                                       (0, 0)), mode="symmetric")[:, :size, :size]
+                photo = np.ascontiguousarray(photo)
+                reference = np.asarray(paths[fp32](photo), np.float64)
+                for key, db in psnr_against(reference, paths, photo).items():
+                    rows[key]["psnr_vs_native_fp32_db"] = db
             for key, row in rows.items():  # each native row against OpenVINO at its precision
                 if not key.startswith("native ") or "ms" not in row:
                     continue
-                anchor = f"openvino {key.split()[1]}"
-                if "ms" in rows.get(anchor, {}):
-                    row[f"x_vs_{anchor.replace(' ', '_')}"] = rows[anchor]["ms"] / row["ms"]
+                anchors = [f"openvino {key.split()[1]}"] + (["openvino int8+bf16"] if key.split()[1] == "int8" else [])
+                for anchor in anchors:
+                    if "ms" in rows.get(anchor, {}):
+                        row[f"x_vs_{anchor.replace(' ', '_').replace('+', '_')}"] = rows[anchor]["ms"] / row["ms"]
             report["sizes"][str(size)] = rows
             print(f"{size}x{size} ({repeats} interleaved rounds, median ms):")
             for k, r in rows.items():
                 extra = "  ".join(f"{a[5:]} {v:.2f}x" for a, v in r.items() if a.startswith("x_vs_"))
+                if "psnr_vs_native_fp32_db" in r:
+                    extra += f"  {r['psnr_vs_native_fp32_db']:.1f} dB vs native fp32"
                 print(f"  {k:34} {r['ms']:9.1f}  {extra}" if "ms" in r else f"  {k:34} unavailable: {r['unavailable']}")
     if args.json:
         write_bytes_atomically(args.json, (json.dumps(report, indent=1) + "\n").encode())

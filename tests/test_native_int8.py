@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from srgan_fast import Upscaler
-from srgan_fast.architecture import msrresnet, srresnet, srvgg_compact
+from srgan_fast.architecture import msrresnet, rrdbnet, srresnet, srvgg_compact
 from srgan_fast.backends import native_int8
 from srgan_fast.backends.base import engine_layers
 from srgan_fast.backends.calibration import ActivationStats
@@ -105,6 +105,31 @@ def test_every_int8_layer_matches_the_integer_emulation(name, codes, path):
             difference = np.abs(codes[i].astype(int) - emulated)
             assert difference.max() <= 1, r["name"]
             assert (difference == 0).mean() > 0.999, r["name"]
+
+
+@pytest.mark.parametrize("path", ["avx2", "avx512"])
+def test_off_the_tiles_rrdbnet_runs_each_dense_blocks_first_conv_int8_and_the_rest_in_floating_point(path):
+    """Without a fused int8 dense block (amx_dense_block_int8_kernels.h runs on the amx paths only; tested in
+    test_native_int8_dense.py), the first conv of each block that has codes reads them alone and runs int8, held
+    to the integer emulation; the convs reading concatenations run at the float precision."""
+    if path not in _C().cpu_info()["paths_int8"]:
+        pytest.skip(f"no {path} int8 path here")
+    weights = random_weights(rrdbnet(1, 16, 16), seed=5)
+    ranges = native_int8.measure_ranges(weights, _images(2, 24, 24, seed=1).astype(np.float32) / 255, "minmax")
+    code_max = native_int8.code_max(weights, path)
+    quant = native_int8.int8_outputs(weights, {"ranges": ranges}, code_max)
+    engine = native_int8.build_engine(weights, "int8", quant, int8_code_max=code_max, path=path)
+    records = engine_layers(weights)
+    first_convs = [i for i, r in enumerate(records) if r["name"] in ("body.0.rdb2.conv1", "body.0.rdb3.conv1")]
+    assert engine.int8_layers == len(first_convs) == 2
+    _, values, codes = _observe(engine, weights, _images(1, 19, 22, seed=2))
+    for i in first_convs:
+        r = records[i]
+        expected = conv3x3_int8(codes[r["source"]], *quant[r["source"]], r["weight"], r["bias"],
+                                weight_max=engine.int8_weight_max, slopes=r["slopes"])
+        np.testing.assert_allclose(values[i], expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    fp32 = native_int8.build_engine(weights, "fp32").run(_images(1, 19, 22, seed=2))
+    assert np.abs(engine.run(_images(1, 19, 22, seed=2)).astype(int) - fp32.astype(int)).max() <= 4
 
 
 def test_convs_reading_an_uncoded_output_run_in_floating_point_and_bad_codes_are_refused():

@@ -102,17 +102,6 @@ def test_each_int8_dense_block_matches_the_integer_emulation(path, params, shape
     assert checked == blocks
 
 
-def test_int8_runs_the_dense_blocks_in_floating_point_where_no_fused_op_is():
-    """On the avx512 path (VNNI, no tiles) only the first conv of each block reads codes alone; the others read
-    concatenations and run at the float precision."""
-    weights = random_weights(rrdbnet(1, 16, 16), seed=5)
-    engine = native_int8.build_engine(weights, "int8", _calibrated(weights), path="avx512")
-    assert engine.int8_layers == 2
-    image = np.random.default_rng(3).random((1, 20, 24, 3), dtype=np.float32)
-    fp32 = native_int8.build_engine(weights, "fp32").run(image)
-    assert np.abs(engine.run(image) - fp32).max() < 0.05
-
-
 @pytest.mark.slow
 def test_int8_rrdbnet_tiled_equals_untiled_and_two_threads_equal_one(tmp_path):
     from PIL import Image
