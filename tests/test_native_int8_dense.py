@@ -80,6 +80,7 @@ def test_each_int8_dense_block_matches_the_integer_emulation(path, params, shape
     # Every block but the first reads codes; the first reads conv_first's output, which int8 leaves in float.
     blocks = 3 * params["num_blocks"] - 1
     assert engine.int8_layers == 5 * blocks
+    engine.run(np.random.default_rng(7).random((*shape, 3), dtype=np.float32))  # leaves codes in the rings
     values = {}
     engine.run_observed(np.random.default_rng(2).random((*shape, 3), dtype=np.float32),  # fresh input
                         [layer.result_channels for layer in weights.network.layers],
@@ -100,6 +101,16 @@ def test_each_int8_dense_block_matches_the_integer_emulation(path, params, shape
         assert difference.max() < 2 * step, record["name"]
         checked += 1
     assert checked == blocks
+
+
+def test_a_dense_part_with_a_zero_point_out_of_range_is_refused_by_layer():
+    weights = random_weights(rrdbnet(1, 16, 16), seed=5)
+    quant = _calibrated(weights)
+    index = [layer.name for layer in weights.network.layers].index("body.0.rdb2.conv3")
+    quant[index] = (quant[index][0], 300)
+    with pytest.raises(ValueError, match=r"^int8: layer 8 'body.0.rdb2.conv3': zero point must be in \[0, 255\], "
+                                         r"got 300$"):
+        native_int8.build_engine(weights, "int8", quant, path="amx_emulated")
 
 
 @pytest.mark.slow

@@ -202,24 +202,28 @@ void CpuEngine::plan_dense_blocks(const NetworkSpec& network, const EngineOption
 
 bool CpuEngine::pack_dense_block_int8(const NetworkSpec& network, const EngineOptions& options,
                                       DenseBlock& block) const {
-  const auto layer = [&](int k) -> const LayerSpec& { return network.layers[plan_.steps[block.first_step + k].layer]; };
-  std::vector<QuantCodes> inputs;  // of each input channel of the concatenation so far
+  const auto step = [&](int k) -> const Step& { return plan_.steps[block.first_step + k]; };
+  // The codes of each part: the block input's, then each inner conv's output's (a table gives them or not).
+  const auto codes_of = [&](int map, QuantCodes& codes) {
+    codes = options.int8_outputs[map];
+    if (!(codes.scale > 0.f)) return false;
+    if (codes.zero_point < 0 || codes.zero_point > 255)
+      throw std::invalid_argument("int8: layer " + std::to_string(map) + " '" + network.layers[map].name +
+                                  "': zero point must be in [0, 255], got " + std::to_string(codes.zero_point));
+    codes.inv_scale = 1.f / codes.scale, codes.code_max = 255;
+    return true;
+  };
+  if (code_max_ != 255 || !codes_of(step(0).source, block.codes[0])) return false;
+  for (int k = 0; k + 1 < block.steps; ++k)
+    if (!codes_of(step(k).layer, block.codes[k + 1])) return false;
+  std::vector<QuantCodes> inputs(block.channels, block.codes[0]);  // of each input channel of the concatenation
   for (int k = 0; k < block.steps; ++k) {
-    const LayerSpec& l = layer(k);
-    // The part this conv adds to the concatenation: x first, then the conv's own output (all but the last).
-    const int part = k == 0 ? plan_.steps[block.first_step].source : -1;
-    for (int map : {part, k + 1 < block.steps ? plan_.steps[block.first_step + k].layer : -1}) {
-      if (map < 0) continue;
-      QuantCodes codes = options.int8_outputs[map];
-      if (!(codes.scale > 0.f) || codes.zero_point < 0 || codes.zero_point > 255 || code_max_ != 255) return false;
-      codes.inv_scale = 1.f / codes.scale, codes.code_max = 255;
-      block.codes[map == part ? 0 : k + 1] = codes;
-      inputs.insert(inputs.end(), map == part ? block.channels : block.growth, codes);
-    }
+    const LayerSpec& l = network.layers[step(k).layer];
     const float factor = k + 1 < block.steps ? block.codes[k + 1].inv_scale : block.skip_scale;
     block.int8_weights.push_back(pack_dense_conv_int8(l.weight.data(), l.bias.data(),
                                                       l.slopes.empty() ? nullptr : l.slopes.data(), l.out_channels,
                                                       l.in_channels, inputs, kernels_->int8_weight_max, factor));
+    if (k + 1 < block.steps) inputs.insert(inputs.end(), block.growth, block.codes[k + 1]);  // read by the next
   }
   PackedConv3x3Int8 views[kMaxDenseConvs];
   return kernels_->dense_block_int8_fits(dense_block_params(block, views));
