@@ -82,7 +82,6 @@ Conv3x3Int8Weights pack_dense_conv_int8(const float* weight, const float* bias, 
   Conv3x3Int8Weights r;
   r.cin = round_up(cin_t, 64), r.cout = round_up(cout_t, kChannelAlign);
   r.w.assign(size_t(9) * r.cin * r.cout, 0);
-  r.compensation.assign(r.cout, 0);
   r.scale.assign(r.cout, 0.f);
   r.bias.assign(r.cout, 0.f);
   r.alpha.assign(alpha ? r.cout : 0, 0.f);
@@ -100,7 +99,6 @@ Conv3x3Int8Weights pack_dense_conv_int8(const float* weight, const float* bias, 
         r.w[((size_t(tap) * (r.cin / 4) + ci / 4) * r.cout + co) * 4 + ci % 4] = int8_t(q);
         compensation += q * input[ci].zero_point;
       }
-    r.compensation[co] = compensation;
     r.scale[co] = factor * w_scale;
     r.bias[co] = factor * (bias[co] - w_scale * float(compensation));
     if (alpha) r.alpha[co] = alpha[co];

@@ -36,8 +36,8 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight,  // [cout_t][cin_t][3]
 // scale, then the channel's folded weights are quantized symmetrically as above, to codes q of scale s[co].
 // The epilogue is one multiply-add from the raw sum: factor * (s * (sum - compensation) + bias) is
 //   sum * scale[co] + bias[co], with scale = factor * s, bias = factor * (bias - s * compensation),
-// compensation being each weight code times its input channel's zero point (kept, for the record, in
-// `compensation`). factor: 1 / the output's code scale for a conv writing codes (LeakyReLU commutes with a
+// compensation being the sum of each weight code times its input channel's zero point (so `compensation` is
+// left empty). factor: 1 / the output's code scale for a conv writing codes (LeakyReLU commutes with a
 // positive factor), the residual's scale for the last. Input channels are padded with zero weights to a
 // multiple of 64 (the tiles' K), output channels to kChannelAlign.
 Conv3x3Int8Weights pack_dense_conv_int8(const float* weight,  // [cout_t][cin_t][3][3]

@@ -143,8 +143,9 @@ struct DenseBlockParams {
   float outer_scale = 1.f;
   // int8 (CpuKernels::dense_block_int8): the convs' weights for codes, instead of `weights`. The concatenation is
   // held as u8 codes, each part in its own: codes[0] of `in`, codes[k + 1] of conv k's output. Conv k's weights
-  // fold in the scale of the part each input channel belongs to and its compensation their zero points (see
-  // pack_dense_conv_int8), and its input channels are padded with zero weights to a multiple of 64.
+  // fold in the scale of the part each input channel belongs to, and its scale and bias the parts' zero points
+  // and conv k's output code scale (or, for the last, skip_scale); its input channels are padded with zero
+  // weights to a multiple of 64 (see pack_dense_conv_int8).
   const PackedConv3x3Int8* weights_int8[kMaxDenseConvs] = {};
   QuantCodes codes[kMaxDenseConvs] = {};
 };

@@ -108,7 +108,14 @@ def _run_on_ray(ray, pending: list[Job], upscaler_options: dict, file_options: d
             batch_size=files_per_batch, compute=_pool_size(ray, workers, gpus_per_worker, threads_per_worker, batches),
             # Ray Data restarts a dead actor (which loads its model again) and sends it the batch it died in.
             max_task_retries=WORKER_DEATH_RETRIES, **resources)
-    return [result_of(row) for row in results.iter_rows()]
+    rows = iter(results.iter_rows())
+    try:
+        return [result_of(row) for row in rows]
+    finally:
+        # On a stop signal the exception's traceback would keep this generator, and so Ray Data's executor
+        # threads, alive past ray.shutdown(), where they fail on objects Ray no longer knows and print it after
+        # the stop line; closing it here shuts the executor down first (Ray Data's _on_iteration_end).
+        rows.close()
 
 
 def upscale_files(inputs: list[str], output: str, *, address: str | None = None, model: str = DEFAULT_MODEL,

@@ -1,7 +1,7 @@
 // ESRGAN's residual dense block (DenseBlockParams) on AMX int8 tiles: the wavefront of
 // amx_dense_block_kernels.h over a ring of u8 codes. Each part of the concatenation keeps its own codes (the
-// block input's, each conv's output's: DenseBlockParams::codes), whose scales the weights fold in and whose
-// zero points their compensation sums (pack_dense_conv_int8), so that no part is requantized to a shared range.
+// block input's, each conv's output's: DenseBlockParams::codes), whose scales the weights fold in and whose zero
+// points the bias absorbs (pack_dense_conv_int8), so that no part is requantized to a shared range.
 // TDPBUSD (u8 x s8 into s32) multiplies 64 input channels at once, twice the channels of TDPBF16PS in the same
 // time: a conv whose input channels are not a multiple of 64 reads the next channels of the ring row too (the
 // ring's pixels are padded to a multiple of 64) against zero weights, which adds exactly nothing.
@@ -9,8 +9,8 @@
 // Blocks as the bf16 kernel's: 2 x 2 accumulator tiles of 16 x 16 s32 sums (32 pixels x 32 output channels),
 // A tiles of 16 pixels x 64 codes, B tiles of 16 quads of input channels x 16 output channels read from the
 // [tap][cin/4][cout][4] weights with the stride of a quad. The epilogue starts with one multiply-add from the raw
-// sums, the compensation and the factor after it folded into scale and bias (pack_dense_conv_int8): then
-// LeakyReLU and the conv's own codes into the ring, or the last conv's residuals into the block's output.
+// sums (the zero points' compensation and the output's code scale, or the residual's, are in scale and bias):
+// then LeakyReLU and the conv's own codes into the ring, or the last conv's residuals into the block's output.
 #pragma once
 
 #include <algorithm>
