@@ -1,6 +1,7 @@
-"""The CPU peers side by side, uint8 host to host, one run: native int8/bf16/fp32, OpenVINO int8 (NNCF; its
-float layers at f32, and at bf16 where the CPU has it) / bf16 / fp32, onnxruntime fp32 and its own int8 (QDQ),
-torch bf16 channels_last, each with its PSNR against native fp32 on a calibration crop.
+"""The CPU peers side by side, uint8 host to host, one run: native int8/bf16/fp32, OpenVINO int8 (NNCF, by
+default and with native int8's float convs left out; its float layers at f32, and at bf16 where the CPU has
+it) / bf16 / fp32, onnxruntime fp32 and its own int8 (QDQ), torch bf16 channels_last, each with its PSNR
+against native fp32 on a calibration crop.
 
     python benchmarks/int8_cpu.py --model srresnet --sizes 128 512 --repeats 5 3 --json out.json
 
@@ -33,6 +34,7 @@ from benchmarks.machine import cpu_name  # noqa: E402
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.backends import native_int8  # noqa: E402
 from srgan_fast.backends.calibration import calibration_tiles  # noqa: E402
+from srgan_fast.architecture import int8_convs  # noqa: E402
 from srgan_fast.backends.onnx_graph import build_onnx_model  # noqa: E402
 from srgan_fast.io.atomic import write_bytes_atomically  # noqa: E402
 from srgan_fast.weights import load_weights  # noqa: E402
@@ -91,31 +93,40 @@ def native_paths(model: str, size: int) -> dict:
     return paths
 
 
-def openvino_paths(onnx_path: Path, calib: np.ndarray | None, hw: tuple[int, int], threads: int,
+def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple[int, int], threads: int,
                    cache: dict) -> dict:
-    """OpenVINO int8 (NNCF on ``calib``; left out when it is None), bf16 and fp32 on the graph reshaped to hw."""
+    """OpenVINO int8 (NNCF on ``calib``; left out when it is None), bf16 and fp32 on the graph reshaped to hw.
+
+    int8 as NNCF quantizes by default, and with the convs native int8 keeps in floating point
+    (``int8_convs``' complement) left out of its scope ("policy"; names its graph no longer has, such as a conv
+    OpenVINO merged with the residual's scale, stay in): each with its float layers at f32, and at bf16 where
+    the CPU has it, as native int8 runs its own."""
     try:
         import openvino as ov
     except ImportError as exc:
         return {"openvino": f"not installed ({exc})"}
     core = ov.Core()
-    if calib is not None and "int8" not in cache:
+    quantized = set(int8_convs(network))
+    scopes = {"int8": [], "int8 policy": [f"{conv.name}.out/WithoutBiases" for conv in network.layers
+                                          if conv.name not in quantized]}
+    for key, ignored in scopes.items():
+        if calib is None or key in cache:
+            continue
         try:
             import nncf
 
             model = ov.convert_model(str(onnx_path))
             dataset = nncf.Dataset([tile[None] for tile in calib])
-            cache["int8"] = nncf.quantize(model, dataset, subset_size=len(calib))
+            cache[key] = nncf.quantize(model, dataset, subset_size=len(calib),
+                                       ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
         except Exception as exc:  # noqa: BLE001 - reported as the row's reason
-            cache["int8"] = f"NNCF quantization failed: {exc}"
+            cache[key] = f"NNCF quantization failed: {exc}"
     paths = {}
-    # int8 twice: its layers that NNCF leaves in floating point at f32, and at bf16 (where the CPU has it), as
-    # native int8 runs its own float layers.
-    for name, hint in (("openvino int8", "f32"), ("openvino int8+bf16", "bf16"), ("openvino bf16", "bf16"),
-                       ("openvino fp32", "f32")):
-        if name.endswith("int8") and calib is None:
+    rows = [(f"openvino {key}{rest}", key, hint) for key in scopes for rest, hint in (("", "f32"), ("+bf16", "bf16"))]
+    for name, key, hint in rows + [("openvino bf16", None, "bf16"), ("openvino fp32", None, "f32")]:
+        if key is not None and calib is None:
             continue
-        base = cache["int8"] if name.endswith("int8") else ov.convert_model(str(onnx_path))
+        base = cache[key] if key is not None else ov.convert_model(str(onnx_path))
         if isinstance(base, str):
             paths[name] = base
             continue
@@ -129,8 +140,8 @@ def openvino_paths(onnx_path: Path, calib: np.ndarray | None, hw: tuple[int, int
             continue
         actual = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         request = compiled.create_infer_request()
-        if name == "openvino int8+bf16" and actual != "bf16":
-            continue  # the same as "openvino int8" here
+        if name.endswith("+bf16") and actual != "bf16":
+            continue  # the same as the f32 row here
         label = name if hint == actual else f"{name} (ran as {actual})"
         paths[label] = lambda x, r=request: r.infer([x])[0]
     return paths
@@ -215,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
         for size, repeats in zip(args.sizes, args.repeats):
             paths = {**native_paths(args.model, size),
-                     **openvino_paths(onnx_path, calib, (size, size), threads, ov_cache),
+                     **openvino_paths(onnx_path, weights.network, calib, (size, size), threads, ov_cache),
                      **onnxruntime_paths(onnx_path, calib, threads), **torch_paths(args.model, size)}
             paths = {k: v for k, v in paths.items() if not any(s in k for s in args.skip)}
             image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
@@ -234,10 +245,13 @@ def main(argv: list[str] | None = None) -> int:
             for key, row in rows.items():  # each native row against OpenVINO at its precision
                 if not key.startswith("native ") or "ms" not in row:
                     continue
-                anchors = [f"openvino {key.split()[1]}"] + (["openvino int8+bf16"] if key.split()[1] == "int8" else [])
+                anchors = [f"openvino {key.split()[1]}"]
+                if key.split()[1] == "int8":
+                    anchors += ["openvino int8+bf16", "openvino int8 policy", "openvino int8 policy+bf16"]
                 for anchor in anchors:
                     if "ms" in rows.get(anchor, {}):
-                        row[f"x_vs_{anchor.replace(' ', '_').replace('+', '_')}"] = rows[anchor]["ms"] / row["ms"]
+                        key_name = anchor.replace(" ", "_").replace("+", "_")
+                        row[f"x_vs_{key_name}"] = rows[anchor]["ms"] / row["ms"]
             report["sizes"][str(size)] = rows
             print(f"{size}x{size} ({repeats} interleaved rounds, median ms):")
             for k, r in rows.items():

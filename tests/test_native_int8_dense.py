@@ -93,8 +93,9 @@ def test_each_int8_dense_block_matches_the_integer_emulation(path, params, shape
         last, expected = _emulated_block(records, first, values[record["source"]], quant, engine.int8_weight_max,
                                          values)
         assert not any(k in values for k in range(first, last)), "the inner maps are never stored"
-        # The sums are exact integers; only float rounding in the epilogues differs (an FMA where the emulation
-        # rounds twice), which can move an inner code by 1 where a value sits on a code boundary.
+        # The sums are exact integers; only float rounding in the epilogues differs (the kernel folds the zero
+        # points and the code scale into one multiply-add), which can move an inner code by 1 where a value sits
+        # on a code boundary.
         difference = np.abs(values[last] - expected)
         step = max(quant[k][0] for k in range(first, last))
         assert np.mean(difference > 1e-5 * np.abs(expected).max()) < 0.01, record["name"]
