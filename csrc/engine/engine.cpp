@@ -119,7 +119,6 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
     if (l.in_channels != network.image_channels || l.kernel > 9 || l.shuffle != 1 || l.residual >= 0 || last)
       refuse("a layer reading the image must be a conv from its " + std::to_string(network.image_channels) +
              " channels, kernel <= 9, without pixel shuffle or residual, followed by other layers");
-    t.weight = centred_in_9x9(l.weight, l.out_channels, l.in_channels, l.kernel), t.k = 9;
     t.alpha = slopes_before_shuffle(l, 1);
     heads_.emplace_back(std::move(t));
     step.kind = StepKind::head, step.op = int(heads_.size()) - 1;

@@ -6,14 +6,15 @@
 namespace srgan_fast {
 
 HeadOp::HeadOp(ConvTensors t)
-    : t_(std::move(t)), packed_(pack_head(t_.weight.data(), t_.bias.data(), t_.alpha.data(), t_.cout, t_.cin)) {}
+    : t_(std::move(t)),
+      packed_(pack_head(t_.weight.data(), t_.bias.data(), t_.alpha.data(), t_.cout, t_.cin, t_.k)) {}
 
 void HeadOp::run(const cpu::CpuKernels* kernels, const void* image, DType dtype, int n, int h, int w,
                  const FeatureMap& out, const FeatureMap& out_copy, const ExecContext& ctx) const {
   if (!kernels) return reference::head(image, dtype, n, h, w, t_.raw(), t_.alpha.data(), out, out_copy);
   HeadParams p;
   p.image = image, p.dtype = dtype, p.n = n, p.h = h, p.w = w;
-  p.cout = packed_.c, p.cin = packed_.cin;
+  p.cout = packed_.c, p.cin = packed_.cin, p.k = packed_.k;
   p.weight = packed_.weight.data(), p.bias = packed_.bias.data(), p.alpha = packed_.alpha.data();
   p.out = out, p.out_copy = out_copy;
   kernels->head(p, ctx);

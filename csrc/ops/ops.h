@@ -21,7 +21,7 @@ struct ConvTensors {
   reference::RawConv raw() const { return {weight.data(), bias.data(), cout, cin, k}; }
 };
 
-// head: 9x9 conv 3 -> C + bias + PReLU, with the image -> float conversion fused in.
+// head: k x k conv (k odd, <= 9) 3 -> C + bias + PReLU, with the image -> float conversion fused in.
 class HeadOp {
  public:
   explicit HeadOp(ConvTensors t);

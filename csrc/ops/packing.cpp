@@ -79,19 +79,20 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
   return r;
 }
 
-HeadWeights pack_head(const float* weight, const float* bias, const float* alpha, int c_t, int cin) {
+HeadWeights pack_head(const float* weight, const float* bias, const float* alpha, int c_t, int cin, int k) {
   HeadWeights r;
   r.c = round_up(c_t, kChannelAlign);
-  r.cin = cin;
-  r.weight.assign(size_t(81) * cin * r.c, 0.f);
+  r.cin = cin, r.k = k;
+  const int taps = k * k;
+  r.weight.assign(size_t(taps) * cin * r.c, 0.f);
   r.bias.assign(r.c, 0.f);
   r.alpha.assign(r.c, 0.f);
   for (int co = 0; co < c_t; ++co) {
     r.bias[co] = bias[co];
     r.alpha[co] = alpha[co];
     for (int ci = 0; ci < cin; ++ci)
-      for (int k = 0; k < 81; ++k)
-        r.weight[(size_t(k) * cin + ci) * r.c + co] = weight[(size_t(co) * cin + ci) * 81 + k];
+      for (int tap = 0; tap < taps; ++tap)
+        r.weight[(size_t(tap) * cin + ci) * r.c + co] = weight[(size_t(co) * cin + ci) * taps + tap];
   }
   return r;
 }

@@ -33,10 +33,11 @@ Conv3x3Weights pack_conv3x3(const float* weight,  // [cout_t][cin_t][3][3]
 struct HeadWeights {
   int c = 0;    // padded output channels
   int cin = 3;  // the image's channels
-  std::vector<float> weight, bias, alpha;  // [9][9][cin][c], [c], [c]
+  int k = 9;    // kernel size
+  std::vector<float> weight, bias, alpha;  // [k][k][cin][c], [c], [c]
 };
-HeadWeights pack_head(const float* weight /*[c_t][cin][9][9]*/, const float* bias, const float* alpha, int c_t,
-                      int cin);
+HeadWeights pack_head(const float* weight /*[c_t][cin][k][k]*/, const float* bias, const float* alpha, int c_t,
+                      int cin, int k);
 
 // bf16 dot products take 32 channels per vector: the bf16 copy pads channels to a multiple of 32.
 constexpr int kBf16ChannelAlign = 32;

@@ -33,14 +33,15 @@ struct PackedConv3x3 {
   const float* alpha = nullptr;        // PReLU slopes: [cout], or [cout/4] for the shuffle epilogue
 };
 
-// Head: 9x9 conv 3 -> C on the raw image + bias + PReLU, reading the image dtype directly.
+// Head: k x k conv (k odd, <= 9) 3 -> C on the raw image + bias + PReLU, reading the image dtype directly.
 struct HeadParams {
   const void* image = nullptr;  // [n, h, w, cin] C-contiguous, u8/u16/f32
   DType dtype = DType::f32;
   int n = 0, h = 0, w = 0;
   int cin = 3;                    // the image's channels (12: RGB pixel-unshuffled by 2)
   int cout = 0;                   // output channels, a multiple of kChannelAlign
-  const float* weight = nullptr;  // [9][9][cin][cout]
+  int k = 9;                      // kernel size
+  const float* weight = nullptr;  // [k][k][cin][cout]
   const float* bias = nullptr;    // [cout]
   const float* alpha = nullptr;   // [cout]
   FeatureMap out;                 // [n, h, w, >= cout]

@@ -1,4 +1,4 @@
-// The 9x9 head (3 -> C, + bias + PReLU, reading the image dtype) and the bf16 tail (C -> 3, + bias, writing
+// The head (k x k, k <= 9, 3 -> C, + bias + PReLU, reading the image dtype) and the bf16 tail (C -> 3, + bias, writing
 // the image dtype), templated on the SIMD traits S of one instruction set, as direct convolutions: the head
 // has only 3 input channels (0.7% of the network's arithmetic), and in bf16 Winograd's transforms would
 // amplify the rounding (see winograd_kernels.h).
@@ -39,7 +39,9 @@ inline void head_load_row(const HeadParams& p, int image, int y, float* dst) {
   }
 }
 
-// P pixels x NV channel vectors of one output row, from a strip of 9 converted rows.
+// P pixels x NV channel vectors of one output row, from a strip of 9 converted rows (a smaller kernel reads the
+// middle ones: its taps are those of the 9x9 padded with zero weights but for those zeros' no-op FMAs, so the
+// sums are the same bits).
 template <class S, int P, int NV>
 inline void head_pixels(const HeadParams& p, const float* strip, int strip_stride, int image, int y, int x0,
                         int c0) {
@@ -50,11 +52,12 @@ inline void head_pixels(const HeadParams& p, const float* strip, int strip_strid
     const vf b = S::load(p.bias + c0 + j * S::W);
     for (int i = 0; i < P; ++i) acc[i][j] = b;
   }
-  for (int ky = 0; ky < 9; ++ky) {
-    const float* src = strip + ky * strip_stride + x0 * cin;
-    for (int kx = 0; kx < 9; ++kx)
+  const int k = p.k, margin = 4 - k / 2;  // the strip holds 9 rows and 4 pixels each side: a 9x9's reach
+  for (int ky = 0; ky < k; ++ky) {
+    const float* src = strip + (ky + margin) * strip_stride + (x0 + margin) * cin;
+    for (int kx = 0; kx < k; ++kx)
       for (int ci = 0; ci < cin; ++ci) {
-        const float* wp = p.weight + ((ky * 9 + kx) * cin + ci) * C + c0;
+        const float* wp = p.weight + ((ky * k + kx) * cin + ci) * C + c0;
         vf wv[NV];
         for (int j = 0; j < NV; ++j) wv[j] = S::load(wp + j * S::W);
         for (int i = 0; i < P; ++i) {
@@ -82,8 +85,8 @@ void head_rows(const HeadParams& p, const ExecContext& ctx) {
   for (int64_t r = 0; r < rows; ++r) {
     const int image = int(r / p.h), y = int(r % p.h);
     float* strip = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
-    // The conversion is fused here: each output row converts the 9 input rows it reads.
-    for (int ky = 0; ky < 9; ++ky) head_load_row<S>(p, image, y + ky - 4, strip + ky * strip_stride);
+    // The conversion is fused here: each output row converts the input rows it reads.
+    for (int ky = 4 - p.k / 2; ky <= 4 + p.k / 2; ++ky) head_load_row<S>(p, image, y + ky - 4, strip + ky * strip_stride);
     for (int c0 = 0; c0 < p.cout; c0 += NV * S::W) {
       int x = 0;
       for (; x + P <= p.w; x += P) head_pixels<S, P, NV>(p, strip, strip_stride, image, y, x, c0);
