@@ -126,6 +126,24 @@ void amx_bf16_prelu_to_bf16(const PackedConv3x3& wt, const FeatureMapBf16& out, 
     }
 }
 
+// A block's 2 x 2 accumulators (MT x NT of them): zeroed before its multiplies, stored after them to `out`, 32
+// rows of 32 four-byte sums (fp32, or s32 for int8).
+template <class Tiles, int MT, int NT>
+inline void amx_zero_accumulators(Tiles& tiles) {
+  tiles.template zero<0>();
+  if constexpr (NT > 1) tiles.template zero<1>();
+  if constexpr (MT > 1) tiles.template zero<2>();
+  if constexpr (MT > 1 && NT > 1) tiles.template zero<3>();
+}
+template <class Tiles, int MT, int NT, class Sum>
+inline void amx_store_accumulators(Tiles& tiles, Sum (*out)[32]) {
+  static_assert(sizeof(Sum) == 4, "32 four-byte sums a row");
+  tiles.template store<0>(&out[0][0], 128);
+  if constexpr (NT > 1) tiles.template store<1>(&out[0][16], 128);
+  if constexpr (MT > 1) tiles.template store<2>(&out[16][0], 128);
+  if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
+}
+
 // Multiplies `block` from the bf16 rows y-1, y, y+1 (pixel x at rows[r] + (x + 1) * pixel_values, the conv's
 // wt.cin input channels first); then runs epilogue(block before, its sums) while the tile unit works, and
 // stores this block's sums for the next call (see AmxDeferredEpilogue).
@@ -134,10 +152,7 @@ void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const
                     const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
   const int64_t a_stride = pixel_values * 2, b_stride = 64;  // bytes between rows
   const int64_t b_block = int64_t(9) * wt.cin * 16;           // bf16 values of 16 output channels' weights
-  tiles.template zero<0>();
-  if constexpr (NT > 1) tiles.template zero<1>();
-  if constexpr (MT > 1) tiles.template zero<2>();
-  if constexpr (MT > 1 && NT > 1) tiles.template zero<3>();
+  amx_zero_accumulators<Tiles, MT, NT>(tiles);
   for (int tap = 0; tap < 9; ++tap) {
     const uint16_t* a = rows[tap / 3] + int64_t(block.x0 + tap % 3) * pixel_values;
     const uint16_t* b = wt.w_bf16 + (block.co0 / 16) * b_block + int64_t(tap) * wt.cin * 16;
@@ -153,11 +168,7 @@ void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const
       }
     }
   }
-  float (*out)[32] = epilogues.after(block, epilogue);
-  tiles.template store<0>(&out[0][0], 128);
-  if constexpr (NT > 1) tiles.template store<1>(&out[0][16], 128);
-  if constexpr (MT > 1) tiles.template store<2>(&out[16][0], 128);
-  if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
+  amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.after(block, epilogue));
 }
 
 // The tiles' configuration for a block's pixel counts and the bytes of an A tile's row, reloaded only when they
@@ -172,33 +183,40 @@ struct AmxBf16Configured {
   }
 };
 
-// One output row y of a conv, its channels in blocks of 32 (outside, so that one slice of the weights serves
-// the whole row) and its pixels in blocks of 32.
-template <class Tiles, class Epilogue>
-void amx_bf16_conv_row(const PackedConv3x3& wt, Tiles& tiles, AmxBf16Configured& configured,
-                       const uint16_t* const rows[3], int64_t pixel_values, int image, int y, int w,
-                       AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
-  const int kc = wt.cin % 32 == 0 ? 32 : 16;
-  for (int co0 = 0; co0 < wt.cout; co0 += 32) {
-    const int nt = wt.cout - co0 >= 32 ? 2 : 1;
+// The blocks of one output row y of w pixels and cout channels: channels in blocks of 32 (outside, so that one
+// slice of the weights serves the whole row), pixels in blocks of 32. For each, the tiles are configured for its
+// pixel counts and A rows of a_bytes, then multiply(block, MT, NT) runs with MT and NT as integral constants.
+template <class Tiles, class Multiply>
+void amx_blocks_of_row(Tiles& tiles, AmxBf16Configured& configured, int a_bytes, int cout, int image, int y,
+                       int w, const Multiply& multiply) {
+  using one = std::integral_constant<int, 1>;
+  using two = std::integral_constant<int, 2>;
+  for (int co0 = 0; co0 < cout; co0 += 32) {
+    const int nt = cout - co0 >= 32 ? 2 : 1;
     for (int x0 = 0; x0 < w; x0 += 32) {
       AmxBf16Block block;
       block.image = image, block.y = y, block.x0 = x0, block.co0 = co0, block.nt = nt;
       block.m[0] = std::min(16, w - x0), block.m[1] = std::clamp(w - x0 - 16, 0, 16);
       block.mt = block.m[1] > 0 ? 2 : 1;
-      configured.ensure(tiles, block, 2 * kc);  // kc bf16 values a row
-      const auto run = [&](auto mt, auto nt_) {
-        amx_bf16_block<Tiles, decltype(mt)::value, decltype(nt_)::value>(wt, tiles, rows, pixel_values, block, kc,
-                                                                          epilogues, epilogue);
-      };
-      using one = std::integral_constant<int, 1>;
-      using two = std::integral_constant<int, 2>;
-      if (block.mt == 2 && nt == 2) run(two{}, two{});
-      else if (block.mt == 2) run(two{}, one{});
-      else if (nt == 2) run(one{}, two{});
-      else run(one{}, one{});
+      configured.ensure(tiles, block, a_bytes);
+      if (block.mt == 2 && nt == 2) multiply(block, two{}, two{});
+      else if (block.mt == 2) multiply(block, two{}, one{});
+      else if (nt == 2) multiply(block, one{}, two{});
+      else multiply(block, one{}, one{});
     }
   }
+}
+
+// One output row y of a conv from its bf16 rows.
+template <class Tiles, class Epilogue>
+void amx_bf16_conv_row(const PackedConv3x3& wt, Tiles& tiles, AmxBf16Configured& configured,
+                       const uint16_t* const rows[3], int64_t pixel_values, int image, int y, int w,
+                       AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
+  const int kc = wt.cin % 32 == 0 ? 32 : 16;
+  amx_blocks_of_row(tiles, configured, 2 * kc, wt.cout, image, y, w, [&](const AmxBf16Block& block, auto mt, auto nt) {
+    amx_bf16_block<Tiles, decltype(mt)::value, decltype(nt)::value>(wt, tiles, rows, pixel_values, block, kc,
+                                                                     epilogues, epilogue);
+  });
 }
 
 // A bf16 input map at the conv's resolution is read in place (its halo holds the padding's zeros); a float32

@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 #include <vector>
 
 #include "ops/cpu/amx_dense_block_kernels.h"
@@ -48,10 +47,7 @@ void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8
                           int64_t pixel_codes, const AmxBf16Block& block, AmxInt8DenseEpilogues& epilogues,
                           const Epilogue& epilogue) {
   const int64_t b_stride = int64_t(wt.cout) * 4;  // bytes from one quad of input channels to the next
-  tiles.template zero<0>();
-  if constexpr (NT > 1) tiles.template zero<1>();
-  if constexpr (MT > 1) tiles.template zero<2>();
-  if constexpr (MT > 1 && NT > 1) tiles.template zero<3>();
+  amx_zero_accumulators<Tiles, MT, NT>(tiles);
   for (int tap = 0; tap < 9; ++tap) {
     const uint8_t* a = rows[tap / 3] + int64_t(block.x0 + tap % 3) * pixel_codes;
     const int8_t* b = wt.w + (int64_t(tap) * (wt.cin / 4) * wt.cout + block.co0) * 4;
@@ -67,11 +63,7 @@ void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8
       }
     }
   }
-  int32_t (*out)[32] = epilogues.after(block, epilogue);
-  tiles.template store<0>(&out[0][0], 128);
-  if constexpr (NT > 1) tiles.template store<1>(&out[0][16], 128);
-  if constexpr (MT > 1) tiles.template store<2>(&out[16][0], 128);
-  if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
+  amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.after(block, epilogue));
 }
 
 template <class S, class Tiles>
@@ -145,30 +137,15 @@ class DenseBlockInt8Worker {
     }
   }
 
-  // One output row of w pixels, channels in blocks of 32 (outside: one slice of the weights serves the row).
+  // One output row of w pixels, from the code rows.
   template <class Epilogue>
   void row(const PackedConv3x3Int8& wt, int image, int y, int w, const uint8_t* const rows[3],
            const Epilogue& epilogue) {
-    for (int co0 = 0; co0 < wt.cout; co0 += 32) {
-      const int nt = wt.cout - co0 >= 32 ? 2 : 1;
-      for (int x0 = 0; x0 < w; x0 += 32) {
-        AmxBf16Block block;
-        block.image = image, block.y = y, block.x0 = x0, block.co0 = co0, block.nt = nt;
-        block.m[0] = std::min(16, w - x0), block.m[1] = std::clamp(w - x0 - 16, 0, 16);
-        block.mt = block.m[1] > 0 ? 2 : 1;
-        configured_.ensure(tiles_, block, 64);  // 64 codes a row
-        const auto run = [&](auto mt, auto nt_) {
-          amx_int8_dense_block<Tiles, decltype(mt)::value, decltype(nt_)::value>(wt, tiles_, rows, pixel_codes_,
-                                                                                  block, epilogues_, epilogue);
-        };
-        using one = std::integral_constant<int, 1>;
-        using two = std::integral_constant<int, 2>;
-        if (block.mt == 2 && nt == 2) run(two{}, two{});
-        else if (block.mt == 2) run(two{}, one{});
-        else if (nt == 2) run(one{}, two{});
-        else run(one{}, one{});
-      }
-    }
+    // A rows of 64 codes
+    amx_blocks_of_row(tiles_, configured_, 64, wt.cout, image, y, w, [&](const AmxBf16Block& block, auto mt, auto nt) {
+      amx_int8_dense_block<Tiles, decltype(mt)::value, decltype(nt)::value>(wt, tiles_, rows, pixel_codes_, block,
+                                                                            epilogues_, epilogue);
+    });
     epilogues_.flush(epilogue);  // the next conv may read this row
   }
 
