@@ -169,10 +169,17 @@ def test_shipped_models_run_int8_without_images_close_to_fp32():
 
 
 @pytest.mark.slow
-def test_int8_tiled_equals_untiled_and_two_threads_equal_one():
-    image = _photo(61, 147)
-    whole = Upscaler("srresnet", backend="native", precision="int8", tile=1000)(image)
-    tiled = Upscaler("srresnet", backend="native", precision="int8", tile=(24, 20))
+@pytest.mark.parametrize("case", ["srresnet", "rrdbnet"])
+def test_int8_tiled_equals_untiled_and_two_threads_equal_one(case, tmp_path):
+    if case == "srresnet":
+        model, options, image, tile = "srresnet", {}, _photo(61, 147), (24, 20)
+    else:  # dense blocks (one op on the amx paths), a 34-pixel halo
+        model = random_weights(rrdbnet(2, 32, 16), seed=6)
+        options, image, tile = {"calibration_images": str(_folder(tmp_path))}, _images(1, 110, 130, 5)[0], (40, 48)
+    whole = Upscaler(model, backend="native", precision="int8", tile=1000, **options)(image)
+    tiled = Upscaler(model, backend="native", precision="int8", tile=tile, **options)
+    if case == "rrdbnet" and tiled.backend.engine.path == "amx":  # the 5 blocks after the first, 5 convs each
+        assert "int8 in 25 of 36 convs" in tiled.describe()
     assert tiled.plan(image.shape[:2]).num_windows > 1
     assert np.array_equal(tiled(image), whole)
     results = [None, None]

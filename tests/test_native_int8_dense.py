@@ -2,16 +2,12 @@
 have codes runs as one op on u8 codes (csrc/ops/cpu/amx_dense_block_int8_kernels.h): every such block is held
 to the integer emulation (srgan_fast.reference.int8.dense_conv_int8) from the block input it read, on the
 tiles' model everywhere with AVX-512 VNNI and on the instructions where AMX is granted, over bands, column
-strips, batches and the blocks' widths. Elsewhere the dense convs run in floating point. Tiled equals untiled,
-and two threads equal one."""
+strips, batches and the blocks' widths. (Off the tiles, tiling and threads: test_native_int8.py.)"""
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 import pytest
 
-from srgan_fast import Upscaler
 from srgan_fast.architecture import rrdbnet
 from srgan_fast.backends import native_int8
 from srgan_fast.backends.base import engine_layers
@@ -112,31 +108,3 @@ def test_a_dense_part_with_a_zero_point_out_of_range_is_refused_by_layer():
     with pytest.raises(ValueError, match=r"^int8: layer 8 'body.0.rdb2.conv3': zero point must be in \[0, 255\], "
                                          r"got 300$"):
         native_int8.build_engine(weights, "int8", quant, path="amx_emulated")
-
-
-@pytest.mark.slow
-def test_int8_rrdbnet_tiled_equals_untiled_and_two_threads_equal_one(tmp_path):
-    from PIL import Image
-
-    weights = random_weights(rrdbnet(2, 32, 16), seed=6)
-    folder = tmp_path / "calibration"
-    folder.mkdir()
-    Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / "a.png")
-    image = np.random.default_rng(5).integers(0, 256, (110, 130, 3), dtype=np.uint8)  # past the 34-pixel halo
-    options = {"backend": "native", "precision": "int8", "calibration_images": str(folder)}
-    whole = Upscaler(weights, tile=1000, **options)(image)
-    tiled = Upscaler(weights, tile=(40, 48), **options)
-    assert "int8 in 25 of 36 convs" in tiled.describe() or "amx" not in tiled.describe()
-    assert tiled.plan(image.shape[:2]).num_windows > 1
-    assert np.array_equal(tiled(image), whole)
-    results = [None, None]
-
-    def run(k):
-        results[k] = tiled(image)
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(np.array_equal(r, whole) for r in results)
