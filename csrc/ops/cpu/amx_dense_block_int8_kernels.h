@@ -111,7 +111,8 @@ class DenseBlockInt8Worker {
         for (int r = 0; r < b.m[i]; ++r) {
           const __m512 sum = _mm512_cvtepi32_ps(_mm512_loadu_si512(&sums[16 * i + r][j]));
           const __m512 value = S::prelu(_mm512_fmadd_ps(sum, scale, bias), slope);
-          const __m512i codes = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(value, low), high)), zero);
+          const __m512 clamped = _mm512_min_ps(_mm512_max_ps(value, low), high);
+          const __m512i codes = _mm512_add_epi32(_mm512_cvtps_epi32(clamped), zero);
           _mm_storeu_si128(reinterpret_cast<__m128i*>(out + int64_t(b.x0 + 16 * i + r) * pixel_codes_ + co),
                            _mm512_cvtepi32_epi8(codes));
         }

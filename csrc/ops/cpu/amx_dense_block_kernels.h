@@ -118,7 +118,8 @@ class DenseBlockBf16Worker {
   using Value = uint16_t;
   DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : p_(p), pixel_values_(pixel_values) {}
   void enter(int image, int y, int x_begin, int x_end, uint16_t* to) {
-    for (int x = x_begin; x < x_end; ++x, to += pixel_values_) amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
+    for (int x = x_begin; x < x_end; ++x, to += pixel_values_)
+      amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
   }
   void conv(int k, int image, int y, int x0, int x1, const uint16_t* const rows[3], uint16_t* own) {
     const PackedConv3x3& wt = *p_.weights[k];

@@ -1,6 +1,6 @@
-// The head (k x k, k <= 9, 3 -> C, + bias + PReLU, reading the image dtype) and the bf16 tail (C -> 3, + bias, writing
-// the image dtype), templated on the SIMD traits S of one instruction set, as direct convolutions: the head
-// has only 3 input channels (0.7% of the network's arithmetic), and in bf16 Winograd's transforms would
+// The head (k x k, k <= 9, 3 -> C, + bias + PReLU, reading the image dtype) and the bf16 tail (C -> 3, + bias,
+// writing the image dtype), templated on the SIMD traits S of one instruction set, as direct convolutions: the
+// head has only 3 input channels (0.7% of the network's arithmetic), and in bf16 Winograd's transforms would
 // amplify the rounding (see winograd_kernels.h).
 #pragma once
 
@@ -86,7 +86,8 @@ void head_rows(const HeadParams& p, const ExecContext& ctx) {
     const int image = int(r / p.h), y = int(r % p.h);
     float* strip = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
     // The conversion is fused here: each output row converts the input rows it reads.
-    for (int ky = 4 - p.k / 2; ky <= 4 + p.k / 2; ++ky) head_load_row<S>(p, image, y + ky - 4, strip + ky * strip_stride);
+    for (int ky = 4 - p.k / 2; ky <= 4 + p.k / 2; ++ky)
+      head_load_row<S>(p, image, y + ky - 4, strip + ky * strip_stride);
     for (int c0 = 0; c0 < p.cout; c0 += NV * S::W) {
       int x = 0;
       for (; x + P <= p.w; x += P) head_pixels<S, P, NV>(p, strip, strip_stride, image, y, x, c0);
