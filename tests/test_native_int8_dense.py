@@ -108,3 +108,16 @@ def test_a_dense_part_with_a_zero_point_out_of_range_is_refused_by_layer():
     with pytest.raises(ValueError, match=r"^int8: layer 8 'body.0.rdb2.conv3': zero point must be in \[0, 255\], "
                                          r"got 300$"):
         native_int8.build_engine(weights, "int8", quant, path="amx_emulated")
+
+
+def test_unfused_the_blocks_run_as_off_the_tiles():
+    """fuse_dense_blocks=False on the tile paths: each int8 block's first conv reads codes alone and runs int8,
+    as on the paths without the fused op; the convs reading concatenations run in floating point."""
+    from srgan_fast.backends.base import engine_layers
+
+    weights = random_weights(rrdbnet(1, 16, 16), seed=5)
+    network = weights.network
+    engine = _C().Engine(engine_layers(weights), network.scale, "none", precision="int8", path="amx_emulated",
+                         int8_outputs=_calibrated(weights), fuse_dense_blocks=False)
+    assert engine.int8_layers == 2
+    assert [s["kind"] for s in engine.plan["steps"]].count("conv_int8") == 2

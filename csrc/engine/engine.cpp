@@ -152,7 +152,8 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
     // makes the image: its error would reach the pixels unfiltered); the others run at float_precision_. A
     // conv with dense inputs, upsampled ones or scaled residuals runs int8 only inside a fused dense block
     // (plan_dense_blocks), and so does the first conv of a block where the path fuses them.
-    const bool opens_dense_block = kernels_ && kernels_->dense_block_int8 && feeds_dense_input(network, index);
+    const bool opens_dense_block = options.fuse_dense_blocks && kernels_ && kernels_->dense_block_int8 &&
+                                   feeds_dense_input(network, index);
     int out_channels;
     if (precision_ == Precision::int8 && !last && !fused_extras && !opens_dense_block &&
         options.int8_outputs[l.source].scale > 0.f) {

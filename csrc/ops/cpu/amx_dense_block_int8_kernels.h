@@ -15,7 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
+#include <cstring>
 
 #include "ops/cpu/amx_dense_block_kernels.h"
 #include "ops/cpu/int8_epilogue.h"
@@ -67,14 +67,25 @@ void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8
 }
 
 template <class S, class Tiles>
-class DenseBlockInt8Worker {
+class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpilogues> {
+  using Base = DenseBlockWorkerBase<Tiles, AmxInt8DenseEpilogues>;
+  using Base::p_, Base::pixel_values_, Base::tiles_, Base::configured_, Base::epilogues_;
+
  public:
   using Value = uint8_t;
-  DenseBlockInt8Worker(const DenseBlockParams& p, int64_t pixel_codes) : p_(p), pixel_codes_(pixel_codes) {}
+  DenseBlockInt8Worker(const DenseBlockParams& p, int64_t pixel_codes) : Base(p, pixel_codes) {}
+
+  // Each part's code of real zero (its zero point); the pixel's padding channels are read against zero weights
+  // only, so they may hold anything.
+  void pad(uint8_t* pixel) const {
+    std::memset(pixel, p_.codes[0].zero_point, size_t(p_.channels));
+    for (int k = 0; k + 1 < p_.count; ++k)
+      std::memset(pixel + p_.channels + k * p_.growth, p_.codes[k + 1].zero_point, size_t(p_.growth));
+  }
 
   void enter(int image, int y, int x_begin, int x_end, uint8_t* to) {
     const QuantCodes codes = p_.codes[0];  // a local: the stores cannot alias it, so its broadcasts are hoisted
-    for (int x = x_begin; x < x_end; ++x, to += pixel_codes_)
+    for (int x = x_begin; x < x_end; ++x, to += pixel_values_)
       for (int c = 0; c < p_.channels; c += S::W)
         store_codes_of<S>(to + c, S::load(p_.in.at(image, y, x) + c), codes);
   }
@@ -94,10 +105,8 @@ class DenseBlockInt8Worker {
     }
   }
 
-  void finish() { tiles_.release(); }
-
  private:
-  // A conv's codes: round(LeakyReLU(sum * scale + bias)) + zero point, clamped, at out[pixel * pixel_codes + channel].
+  // A conv's codes: round(LeakyReLU(sum * scale + bias)) + zero point, clamped, at out[pixel * pixel_values + channel].
   void codes_epilogue(const PackedConv3x3Int8& wt, int zero_point, uint8_t* out, const AmxBf16Block& b,
                       int32_t (*sums)[32]) const {
     // Clamped to the codes' range before rounding, which rounds to the same codes as clamping after it.
@@ -113,7 +122,7 @@ class DenseBlockInt8Worker {
           const __m512 value = S::prelu(_mm512_fmadd_ps(sum, scale, bias), slope);
           const __m512 clamped = _mm512_min_ps(_mm512_max_ps(value, low), high);
           const __m512i codes = _mm512_add_epi32(_mm512_cvtps_epi32(clamped), zero);
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + int64_t(b.x0 + 16 * i + r) * pixel_codes_ + co),
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + int64_t(b.x0 + 16 * i + r) * pixel_values_ + co),
                            _mm512_cvtepi32_epi8(codes));
         }
     }
@@ -144,30 +153,17 @@ class DenseBlockInt8Worker {
            const Epilogue& epilogue) {
     // A rows of 64 codes
     amx_blocks_of_row(tiles_, configured_, 64, wt.cout, image, y, w, [&](const AmxBf16Block& block, auto mt, auto nt) {
-      amx_int8_dense_block<Tiles, decltype(mt)::value, decltype(nt)::value>(wt, tiles_, rows, pixel_codes_, block,
+      amx_int8_dense_block<Tiles, decltype(mt)::value, decltype(nt)::value>(wt, tiles_, rows, pixel_values_, block,
                                                                             epilogues_, epilogue);
     });
     epilogues_.flush(epilogue);  // the next conv may read this row
   }
-
-  const DenseBlockParams& p_;
-  int64_t pixel_codes_;
-  Tiles tiles_;
-  AmxBf16Configured configured_;
-  AmxInt8DenseEpilogues epilogues_;
 };
 
 template <class S, class Tiles>
 void dense_block_int8_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
   const int pixel_codes = dense_block_int8_pixel_codes(p);
-  // The padding: each part's code of real zero (its zero point); the pixel's padding channels are read against
-  // zero weights only.
-  std::vector<uint8_t> outside(pixel_codes, 0);
-  std::fill_n(outside.begin(), p.channels, uint8_t(p.codes[0].zero_point));
-  for (int k = 0; k + 1 < p.count; ++k)
-    std::fill_n(outside.begin() + p.channels + k * p.growth, p.growth, uint8_t(p.codes[k + 1].zero_point));
-  dense_block_wavefront<uint8_t>(p, pixel_codes, outside.data(), ctx,
-                                 [&] { return DenseBlockInt8Worker<S, Tiles>(p, pixel_codes); });
+  dense_block_wavefront(p, pixel_codes, ctx, [&] { return DenseBlockInt8Worker<S, Tiles>(p, pixel_codes); });
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

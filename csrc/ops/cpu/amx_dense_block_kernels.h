@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
-#include <vector>
+#include <type_traits>
 
 #include "ops/cpu/amx_bf16_kernels.h"
 
@@ -32,17 +32,18 @@ inline bool amx_dense_block_fits(const DenseBlockParams& p) {
   return true;
 }
 
-// The traversal both precisions share, over a ring of `Value`s (bf16 bits, or u8 codes) of `pixel_values` per
-// pixel, `outside` being the values of a pixel outside the image (the padding: real zeros). One Worker per
-// thread (make_worker()) holds the tiles and does the arithmetic:
+// The traversal both precisions share, over a ring of Worker::Value (bf16 bits, or u8 codes), `pixel_values` a
+// pixel. One Worker per thread (make_worker()) holds the tiles and does the arithmetic:
+//   pad(pixel)                           a ring pixel outside the image: the padding (real zeros) in every part;
 //   enter(image, y, x_begin, x_end, to)  the block input's row y, pixels [x_begin, x_end), into the ring at `to`;
 //   conv(k, image, y, x0, x1, rows, own) conv k's output row y, pixels [x0, x1), from its input rows (pixel x0 + x
 //                                        at rows[r] + (x + 1) * pixel_values), its output into the ring row `own`
 //                                        (pixel x0 first) or, for the last conv, into the block's output;
 //   finish()                             at the end of the thread's tasks.
-template <class Value, class MakeWorker>
-void dense_block_wavefront(const DenseBlockParams& p, int64_t pixel_values, const Value* outside,
-                           const ExecContext& ctx, const MakeWorker& make_worker) {
+template <class MakeWorker>
+void dense_block_wavefront(const DenseBlockParams& p, int64_t pixel_values, const ExecContext& ctx,
+                           const MakeWorker& make_worker) {
+  using Value = typename std::invoke_result_t<MakeWorker>::Value;
   const int n = p.in.n, h = p.in.h, w = p.in.w, count = p.count;
   // Strips and their rings as kernels.h sizes the thread's scratch for them (dense_block_scratch_floats).
   const int strips = dense_block_strips(w);
@@ -70,16 +71,15 @@ void dense_block_wavefront(const DenseBlockParams& p, int64_t pixel_values, cons
       const auto right = [&](int k) { return std::min(w, c1 + (count - 1 - k)); };
       const auto slot = [&](int y) { return ring + ((y % slots + slots) % slots) * row_values; };
       const auto at = [&](Value* row, int x) { return row + int64_t(x - ring_x0) * pixel_values; };
-      const auto pad = [&](Value* pixel) { std::memcpy(pixel, outside, size_t(pixel_values) * sizeof(Value)); };
       // Columns outside the image read the padding: those of this strip's ring (another strip may have used them).
       for (int r = 0; r < slots; ++r)
         for (int x = ring_x0; x < ring_x0 + ring_pixels; ++x)
-          if (x < 0 || x >= w) pad(at(slot(r), x));
+          if (x < 0 || x >= w) worker.pad(at(slot(r), x));
       // The block input's row y into the ring (the padding outside the image): rows lo(0) - 1 .. hi(0) are read.
       const auto enter = [&](int y) {
         Value* row = slot(y);
         if (y < 0 || y >= h) {
-          for (int64_t x = 0; x < ring_pixels; ++x) pad(row + x * pixel_values);
+          for (int64_t x = 0; x < ring_pixels; ++x) worker.pad(row + x * pixel_values);
           return;
         }
         const int x_begin = std::max(0, c0 - count), x_end = std::min(w, c1 + count);
@@ -111,12 +111,32 @@ inline Conv3x3Params dense_block_last_conv(const DenseBlockParams& p, const Pack
   return last;
 }
 
+// What a thread's worker holds besides its arithmetic: the block, the ring's values a pixel, its tiles
+// (configured per block shape, released by finish()) and the deferred epilogue's sums.
+template <class Tiles, class Epilogues>
+class DenseBlockWorkerBase {
+ public:
+  void finish() { tiles_.release(); }
+
+ protected:
+  DenseBlockWorkerBase(const DenseBlockParams& p, int64_t pixel_values) : p_(p), pixel_values_(pixel_values) {}
+  const DenseBlockParams& p_;
+  int64_t pixel_values_;
+  Tiles tiles_;
+  AmxBf16Configured configured_;
+  Epilogues epilogues_;
+};
+
 // bf16: the concatenation in bf16 rows, each conv's output rounded as amx_bf16_row would round it.
 template <class S, class Tiles>
-class DenseBlockBf16Worker {
+class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues> {
+  using Base = DenseBlockWorkerBase<Tiles, AmxBf16Epilogues>;
+  using Base::p_, Base::pixel_values_, Base::tiles_, Base::configured_, Base::epilogues_;
+
  public:
   using Value = uint16_t;
-  DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : p_(p), pixel_values_(pixel_values) {}
+  DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : Base(p, pixel_values) {}
+  void pad(uint16_t* pixel) const { std::memset(pixel, 0, size_t(pixel_values_) * 2); }
   void enter(int image, int y, int x_begin, int x_end, uint16_t* to) {
     for (int x = x_begin; x < x_end; ++x, to += pixel_values_)
       amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
@@ -138,22 +158,12 @@ class DenseBlockBf16Worker {
       run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(last, b, sums); });
     }
   }
-  void finish() { tiles_.release(); }
-
- private:
-  const DenseBlockParams& p_;
-  int64_t pixel_values_;
-  Tiles tiles_;
-  AmxBf16Configured configured_;
-  AmxBf16Epilogues epilogues_;
 };
 
 template <class S, class Tiles>
 void dense_block_bf16_tiles(const DenseBlockParams& p, const ExecContext& ctx) {
   const int width = p.channels + (p.count - 1) * p.growth;  // channels of the concatenation
-  const std::vector<uint16_t> zeros(width, 0);
-  dense_block_wavefront<uint16_t>(p, width, zeros.data(), ctx,
-                                  [&] { return DenseBlockBf16Worker<S, Tiles>(p, width); });
+  dense_block_wavefront(p, width, ctx, [&] { return DenseBlockBf16Worker<S, Tiles>(p, width); });
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA
