@@ -53,13 +53,9 @@ def calibration_images(folders: list[str]) -> np.ndarray:
 def native_table_from(weights, calib: np.ndarray) -> None:
     """For a model with no shipped table, native int8's table from the peers' calibration crops, in the cache
     (SRGAN_FAST_CACHE_DIR, set by main to a temporary folder), where Upscaler finds it."""
-    if native_int8.shipped_table(weights) is not None:
-        return
-    table = {"revision": native_int8.TABLE_REVISION, "weights_sha256": weights.sha256, "model": weights.name,
-             "method": native_int8.METHOD, "images_sha256": "", "images": 0, "tiles": len(calib),
-             "tile": list(native_int8.TILE),
-             "ranges": native_int8.measure_ranges(weights, calib.astype(np.float32) / 255)}
-    native_int8.write_table(native_int8.cache_dir() / f"int8-{weights.sha256}.json", table)
+    if native_int8.shipped_table(weights) is None:
+        native_int8.write_table(native_int8.cached_table_path(weights),
+                                native_int8.table_from_tiles(weights, calib.astype(np.float32) / 255))
 
 
 def psnr_against(reference: np.ndarray, paths: dict, image: np.ndarray) -> dict:

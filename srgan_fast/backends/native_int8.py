@@ -129,10 +129,22 @@ def calibrate(weights: GeneratorWeights, images: str | Path | list[Path], method
     """A table from the images in the folder ``images``, or a list of image files (the crops are random but
     seeded: reproducible)."""
     files = list(images) if isinstance(images, list) else image_files(images)
-    tiles = calibration_tiles(files, TILE, MAX_TILES)
+    return table_from_tiles(weights, calibration_tiles(files, TILE, MAX_TILES), method, threads,
+                            images_sha256(files), len(files))
+
+
+def table_from_tiles(weights: GeneratorWeights, tiles: np.ndarray, method: str = METHOD, threads: int = 0,
+                     images_digest: str = "", images: int = 0) -> dict:
+    """A table from crops already made ([n, h, w, 3] float32 in [0, 1]); images_digest and images say where they
+    came from (images_sha256 of the files, and how many)."""
     return {"revision": TABLE_REVISION, "weights_sha256": weights.sha256, "model": weights.name, "method": method,
-            "images_sha256": images_sha256(files), "images": len(files), "tiles": len(tiles), "tile": list(TILE),
+            "images_sha256": images_digest, "images": images, "tiles": len(tiles), "tile": list(tiles.shape[1:3]),
             "ranges": measure_ranges(weights, tiles, method, threads)}
+
+
+def cached_table_path(weights: GeneratorWeights) -> Path:
+    """Where the cache keeps the table of these weights."""
+    return cache_dir() / f"int8-{weights.sha256}.json"
 
 
 def write_table(path: str | Path, table: dict) -> None:
@@ -151,7 +163,7 @@ def shipped_table(weights: GeneratorWeights) -> dict | None:
 
 def table_for(weights: GeneratorWeights, calibration_images: str | Path | None = None) -> dict:
     """The table int8 runs with (see the module docstring for the order); ValueError, one line, when none."""
-    cached_path = cache_dir() / f"int8-{weights.sha256}.json"
+    cached_path = cached_table_path(weights)
     cached = _read(cached_path, weights) if cached_path.exists() else None
     if calibration_images is not None:
         if cached is not None and cached["images_sha256"] == images_sha256(image_files(calibration_images)):
