@@ -95,7 +95,7 @@ def openvino_runs(weights, hw: tuple[int, int], precisions: list[str] | None) ->
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
-        paths = openvino_paths(onnx_path, None, hw, os.cpu_count() or 1, {})
+        paths = openvino_paths(onnx_path, weights.network, None, hw, os.cpu_count() or 1, {})
     runs = {}
     for name, run in paths.items():
         if not callable(run):
