@@ -23,7 +23,7 @@ template <class S, class Code>
 void int8_input_transform(const FeatureMapT<Code>& in, int zero_point, int64_t first_tile, int count, int rows,
                           int tiles_h, int tiles_w, int cin, int16_t* v) {
   using vf = typename S::vf;
-  const int64_t pos_stride = int64_t(kTileBlock) * cin;
+  const int64_t pos_stride = winograd_panel(cin, 2);
   const typename S::vi zp = S::set1_i(zero_point);
   for (int row = 0; row < rows; ++row) {
     if (row >= count) {
@@ -59,8 +59,8 @@ void int8_winograd_multiply(const int16_t* v, const PackedConv3x3Int8& wt, int c
   constexpr int MR = S::kInt8Rows, NV = S::kInt8Vecs;
   const int cin = wt.cin;
   for (int pos = 0; pos < 16; ++pos) {
-    const int16_t* a = v + int64_t(pos) * kTileBlock * cin;
-    int32_t* c = m + int64_t(pos) * kTileBlock * chunk;
+    const int16_t* a = v + pos * winograd_panel(cin, 2);
+    int32_t* c = m + pos * winograd_panel(chunk, 4);
     const int16_t* b = wt.u + (int64_t(pos) * (cin / 2) * wt.cout + co0) * 2;
     for (int col = 0; col < chunk; col += NV * S::W)
       for (int row = 0; row < rows; row += MR) {
@@ -86,7 +86,7 @@ template <class S>
 void int8_output_transform(const Conv3x3Int8Params& p, const int32_t* m, int co0, int chunk, int64_t first_tile,
                            int count, int tiles_h, int tiles_w, int h, int w) {
   using vi = typename S::vi;
-  const int64_t pos_stride = int64_t(kTileBlock) * chunk;
+  const int64_t pos_stride = winograd_panel(chunk, 4);
   for (int row = 0; row < count; ++row) {
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, 2);
     const int ny = std::min(2, h - tc.y), nx = std::min(2, w - tc.x);
@@ -119,7 +119,7 @@ void conv3x3_int8_winograd(const Conv3x3Int8Params& p, const FeatureMapT<Code>& 
   for (int64_t block = 0; block < blocks; ++block) {
     float* scratch = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
     int16_t* v = reinterpret_cast<int16_t*>(scratch);
-    int32_t* m = reinterpret_cast<int32_t*>(scratch + int64_t(8) * kTileBlock * wt.cin);
+    int32_t* m = reinterpret_cast<int32_t*>(scratch + 8 * winograd_panel(wt.cin, 2));  // past 16 s16 panels
     const int64_t first = block * kTileBlock;
     const int count = int(std::min<int64_t>(kTileBlock, tiles - first));
     const int rows = (count + S::kInt8Rows - 1) / S::kInt8Rows * S::kInt8Rows;

@@ -22,9 +22,16 @@ constexpr int kTileBlock = 24;
 // translation unit keeps its own copy, compiled with its own flags.
 static inline int cout_chunk(int cout) { return cout % 64 == 0 ? 64 : cout; }
 
+// Elements from one Winograd position's [kTileBlock][channels] panel of a block's V or M to the next. The
+// transforms touch all 36 (or 16) panels at once; panels a multiple of 4 KiB apart (128 fp32 channels) would all
+// fall in one L1 set, so each is followed by a cache line of padding.
+static inline int64_t winograd_panel(int channels, int element_bytes) {
+  return int64_t(kTileBlock) * channels + 64 / element_bytes;
+}
+
 // Floats of scratch one thread needs for each op (the engine allocates the maximum once).
 static inline size_t conv3x3_scratch_floats(int cin, int cout) {
-  return size_t(36) * kTileBlock * (cin + cout_chunk(cout)) + 64;
+  return size_t(36) * (winograd_panel(cin, 4) + winograd_panel(cout_chunk(cout), 4)) + 64;
 }
 static inline size_t head_scratch_floats(int w, int cin) { return size_t(9) * (w + 8) * cin + 64; }
 // Winograd tail: tiles per block along a row (their transformed patches, 3 rows x (block + 2), stay in L2),

@@ -10,7 +10,7 @@ namespace srgan_fast::cpu::avx2 {
 
 struct Simd {
   static constexpr int W = 8;
-  static constexpr int kGemmRows = 4, kGemmVecs = 2;  // 8 accumulators + 2 weights + 1 broadcast of 16 ymm
+  static constexpr int kGemmRows = 6, kGemmVecs = 2;  // 12 accumulators + 2 weights + 1 broadcast of 16 ymm
   static constexpr bool kHasBf16 = false;  // bf16 dot products (store_bf16, load_pairs, dot_bf16)
   static constexpr int kHeadPixels = 3, kTailPixels = 4;
   using vf = __m256;

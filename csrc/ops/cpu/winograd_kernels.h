@@ -77,7 +77,7 @@ void winograd_input_transform(const FeatureMap& in, int up, int64_t first_tile, 
                               int tiles_h, int tiles_w, int cin, Tv* v) {
   using vf = typename S::vf;
   constexpr int A = M + 2;
-  const int64_t pos_stride = int64_t(kTileBlock) * cin;
+  const int64_t pos_stride = winograd_panel(cin, sizeof(Tv));
   for (int row = 0; row < rows; ++row) {
     if (row >= count) {
       for (int pos = 0; pos < A * A; ++pos)
@@ -158,8 +158,8 @@ void winograd_multiply(const Tv* v, const PackedConv3x3& wt, int positions, int 
   constexpr int MR = S::kGemmRows;
   const int cin = wt.cin;
   for (int pos = 0; pos < positions; ++pos) {
-    const Tv* a = v + int64_t(pos) * kTileBlock * cin;
-    float* c = m + int64_t(pos) * kTileBlock * chunk;
+    const Tv* a = v + pos * winograd_panel(cin, sizeof(Tv));
+    float* c = m + pos * winograd_panel(chunk, 4);
     for (int col = 0; col < chunk; col += NV * S::W)
       for (int row = 0; row < rows; row += MR) {
         if constexpr (sizeof(Tv) == 2) {
@@ -179,7 +179,7 @@ void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, 
                                int count, int tiles_h, int tiles_w) {
   using vf = typename S::vf;
   constexpr int A = M + 2;
-  const int64_t pos_stride = int64_t(kTileBlock) * chunk;
+  const int64_t pos_stride = winograd_panel(chunk, 4);
   for (int row = 0; row < count; ++row) {
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, M);
     const int ny = std::min(M, p.in.h * p.upsample - tc.y), nx = std::min(M, p.in.w * p.upsample - tc.x);
@@ -212,7 +212,7 @@ void conv3x3_winograd(const Conv3x3Params& p, const ExecContext& ctx) {
   for (int64_t block = 0; block < blocks; ++block) {
     float* scratch = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
     Tv* v = reinterpret_cast<Tv*>(scratch);
-    float* m = scratch + int64_t(36) * kTileBlock * wt.cin;
+    float* m = scratch + 36 * winograd_panel(wt.cin, 4);  // past V, whichever Tv
     const int64_t first = block * kTileBlock;
     const int count = int(std::min<int64_t>(kTileBlock, tiles - first));
     const int rows = (count + S::kGemmRows - 1) / S::kGemmRows * S::kGemmRows;
