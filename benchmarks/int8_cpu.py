@@ -93,7 +93,9 @@ def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple
                    cache: dict) -> dict:
     """OpenVINO int8 (NNCF on ``calib``; left out when it is None), bf16 and fp32 on the graph reshaped to hw.
 
-    int8 as NNCF quantizes by default, and with the convs native int8 keeps in floating point
+    int8 as NNCF quantizes by default (preset "performance": symmetric activations); with preset "mixed"
+    (asymmetric activations, which OpenVINO's documentation advises for networks whose activations are not
+    ReLU, as LeakyReLU and PReLU are not); and with the convs native int8 keeps in floating point
     (``int8_convs``' complement) left out of its scope ("policy"; names its graph no longer has, such as a conv
     OpenVINO merged with the residual's scale, stay in): each with its float layers at f32, and at bf16 where
     the CPU has it, as native int8 runs its own."""
@@ -103,9 +105,9 @@ def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple
         return {"openvino": f"not installed ({exc})"}
     core = ov.Core()
     quantized = set(int8_convs(network))
-    scopes = {"int8": [], "int8 policy": [f"{conv.name}.out/WithoutBiases" for conv in network.layers
-                                          if conv.name not in quantized]}
-    for key, ignored in scopes.items():
+    policy_ignored = [f"{conv.name}.out/WithoutBiases" for conv in network.layers if conv.name not in quantized]
+    scopes = {"int8": ([], "PERFORMANCE"), "int8 mixed": ([], "MIXED"), "int8 policy": (policy_ignored, "PERFORMANCE")}
+    for key, (ignored, preset) in scopes.items():
         if calib is None or key in cache:
             continue
         try:
@@ -114,6 +116,7 @@ def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple
             model = ov.convert_model(str(onnx_path))
             dataset = nncf.Dataset([tile[None] for tile in calib])
             cache[key] = nncf.quantize(model, dataset, subset_size=len(calib),
+                                       preset=getattr(nncf.QuantizationPreset, preset),
                                        ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
         except Exception as exc:  # noqa: BLE001 - reported as the row's reason
             cache[key] = f"NNCF quantization failed: {exc}"
@@ -220,11 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         native_table_from(weights, calib)
         onnx_path = Path(tmp) / "model.onnx"
         onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
+        def wanted(name: str) -> bool:
+            return not any(s in name for s in args.skip)
+
         for size, repeats in zip(args.sizes, args.repeats):
+            # A peer whose every row is skipped is not built (onnxruntime's int8 calibration alone takes minutes).
             paths = {**native_paths(args.model, size),
-                     **openvino_paths(onnx_path, weights.network, calib, (size, size), threads, ov_cache),
-                     **onnxruntime_paths(onnx_path, calib, threads), **torch_paths(args.model, size)}
-            paths = {k: v for k, v in paths.items() if not any(s in k for s in args.skip)}
+                     **(openvino_paths(onnx_path, weights.network, calib, (size, size), threads, ov_cache)
+                        if wanted("openvino") else {}),
+                     **(onnxruntime_paths(onnx_path, calib, threads) if wanted("onnxruntime") else {}),
+                     **(torch_paths(args.model, size) if wanted("torch") else {})}
+            paths = {k: v for k, v in paths.items() if wanted(k)}
             image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
             rows = time_paths(paths, image, repeats)
             rows.update({k: {"unavailable": v} for k, v in paths.items() if not callable(v)})
@@ -243,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 anchors = [f"openvino {key.split()[1]}"]
                 if key.split()[1] == "int8":
-                    anchors += ["openvino int8+bf16", "openvino int8 policy", "openvino int8 policy+bf16"]
+                    anchors += [f"openvino int8{scope}{rest}" for scope in ("", " mixed", " policy")
+                                for rest in ("", "+bf16")][1:]
                 for anchor in anchors:
                     if "ms" in rows.get(anchor, {}):
                         key_name = anchor.replace(" ", "_").replace("+", "_")
