@@ -92,12 +92,10 @@ void winograd_input_transform(const FeatureMap& in, int up, int64_t first_tile, 
         offsets[r][k] = up == 1 ? r * in.row_stride + int64_t(k) * in.c
                                 : in.at(tc.image, floor_div(tc.y - 1 + r, up), floor_div(tc.x - 1 + k, up)) - patch;
     for (int c = 0; c < cin; c += S::W) {
-      vf d[A][A], t[A][A];
-      for (int r = 0; r < A; ++r)
-        for (int k = 0; k < A; ++k) d[r][k] = S::load(patch + offsets[r][k] + c);
-      for (int k = 0; k < A; ++k) {  // columns: B^T d
+      vf t[A][A];
+      for (int k = 0; k < A; ++k) {  // columns: B^T d, each as it is loaded (36 inputs would not fit registers)
         vf col[A], out[A];
-        for (int r = 0; r < A; ++r) col[r] = d[r][k];
+        for (int r = 0; r < A; ++r) col[r] = S::load(patch + offsets[r][k] + c);
         Winograd<S, M>::bt(col, out);
         for (int r = 0; r < A; ++r) t[r][k] = out[r];
       }
