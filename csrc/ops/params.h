@@ -154,7 +154,7 @@ struct DenseBlockParams {
 // A float32 map quantized into codes (where a layer that is not an int8 conv feeds one).
 struct QuantizeParams {
   FeatureMap in;
-  FeatureMapU8 out_u8;    // same geometry, same channel stride
+  FeatureMapU8 out_u8;    // same geometry; its c channels are coded (`in` may be a range of a wider buffer)
   FeatureMapU16 out_u16;  // or u16 codes (quant.code_max > 255); one of out_u8, out_u16 is set
   QuantCodes quant;
 };

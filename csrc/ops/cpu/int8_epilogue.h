@@ -62,8 +62,8 @@ void quantize_into(const QuantizeParams& p, const FeatureMapT<Code>& out, const 
   for (int64_t r = 0; r < rows; ++r) {
     const int image = int(r / p.in.h), y = int(r % p.in.h);
     const QuantCodes quant = p.quant;  // a local: the code stores cannot alias it, so its broadcasts are hoisted
-    for (int x = 0; x < p.in.w; ++x)
-      for (int c = 0; c < p.in.c; c += S::W)
+    for (int x = 0; x < p.in.w; ++x)  // out's channels: `in` may be a channel range of a wider buffer
+      for (int c = 0; c < out.c; c += S::W)
         store_codes_of<S>(out.at(image, y, x) + c, S::load(p.in.at(image, y, x) + c), quant);
   }
 }
