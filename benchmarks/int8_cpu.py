@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         native_table_from(weights, calib)
         onnx_path = Path(tmp) / "model.onnx"
         onnx_path.write_bytes(build_onnx_model(weights, io="uint8").SerializeToString())
+
         def wanted(name: str) -> bool:
             return not any(s in name for s in args.skip)
 
@@ -250,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             for key, row in rows.items():  # each native row against OpenVINO at its precision
                 if not key.startswith("native ") or "ms" not in row:
                     continue
-                anchors = [f"openvino {key.split()[1]}"]
-                if key.split()[1] == "int8":
-                    anchors += [f"openvino int8{scope}{rest}" for scope in ("", " mixed", " policy")
-                                for rest in ("", "+bf16")][1:]
+                precision = key.split()[1]
+                anchors = [f"openvino {precision}"]
+                if precision == "int8":  # every OpenVINO int8 row: NNCF's presets and scopes, f32 or bf16 float layers
+                    anchors = [f"openvino int8{scope}{rest}" for scope in ("", " mixed", " policy")
+                               for rest in ("", "+bf16")]
                 for anchor in anchors:
                     if "ms" in rows.get(anchor, {}):
                         key_name = anchor.replace(" ", "_").replace("+", "_")
