@@ -173,7 +173,7 @@ def test_shipped_models_run_int8_without_images_close_to_fp32():
 def test_int8_tiled_equals_untiled_and_two_threads_equal_one(case, tmp_path):
     if case == "srresnet":
         model, options, image, tile = "srresnet", {}, _photo(61, 147), (24, 20)
-    else:  # dense blocks (one op on the amx paths): a halo of 34 pixels there, of 109 on AVX2 (fp32 between)
+    else:  # dense blocks (one op on the amx paths): a halo of 34 pixels there, 109 on AVX2 (fp32 F(4x4) convs)
         model = random_weights(rrdbnet(2, 32, 16), seed=6)
         options, image, tile = {"calibration_images": str(_folder(tmp_path))}, _images(1, 110, 300, 5)[0], (40, 48)
     whole = Upscaler(model, backend="native", precision="int8", tile=1000, **options)(image)
