@@ -113,8 +113,6 @@ def test_a_dense_part_with_a_zero_point_out_of_range_is_refused_by_layer():
 def test_unfused_the_blocks_run_as_off_the_tiles():
     """fuse_dense_blocks=False on the tile paths: each int8 block's first conv reads codes alone and runs int8,
     as on the paths without the fused op; the convs reading concatenations run in floating point."""
-    from srgan_fast.backends.base import engine_layers
-
     weights = random_weights(rrdbnet(1, 16, 16), seed=5)
     network = weights.network
     engine = _C().Engine(engine_layers(weights), network.scale, "none", precision="int8", path="amx_emulated",

@@ -9,6 +9,17 @@ namespace {
 // 2 x the F(2x2, 3x3) weight transform G (points 0, +-1, infinity): integer, so U = (2G) q (2G)^T is exact.
 constexpr int kG2x2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
 
+// A weight's code at its output channel's scale: round to nearest, clamped to [-weight_max, weight_max].
+int weight_code(float weight, float w_scale, int weight_max) {
+  const float limit = float(weight_max);
+  return int(std::clamp(std::nearbyint(weight / w_scale), -limit, limit));
+}
+
+// Where weight (co, ci, tap) goes in the direct kernels' [9 taps][cin/4][cout][4] layout (VPDPBUSD, TDPBUSD).
+size_t direct_index(int tap, int ci, int co, int cin, int cout) {
+  return ((size_t(tap) * (cin / 4) + ci / 4) * cout + co) * 4 + ci % 4;
+}
+
 }  // namespace
 
 float int8_weight_scale(const float* w, int count, int weight_max) {
@@ -47,13 +58,12 @@ Conv3x3Int8Weights pack_conv3x3_int8(const float* weight, const float* bias, con
     const int co = packed_index(co_t);
     const float* g = weight + size_t(co_t) * per_channel;
     const float w_scale = int8_weight_scale(g, per_channel, weight_max);
-    const float limit = float(weight_max);
     int32_t sum = 0;
     for (int ci = 0; ci < cin_t; ++ci) {
       int q[9];
       for (int tap = 0; tap < 9; ++tap) {
-        q[tap] = int(std::clamp(std::nearbyint(g[ci * 9 + tap] / w_scale), -limit, limit));
-        r.w[((size_t(tap) * (r.cin / 4) + ci / 4) * r.cout + co) * 4 + ci % 4] = int8_t(q[tap]);
+        q[tap] = weight_code(g[ci * 9 + tap], w_scale, weight_max);
+        r.w[direct_index(tap, ci, co, r.cin, r.cout)] = int8_t(q[tap]);
         sum += q[tap];
       }
       if (!winograd) continue;
@@ -91,12 +101,11 @@ Conv3x3Int8Weights pack_dense_conv_int8(const float* weight, const float* bias, 
     const float* g = weight + size_t(co) * per_channel;
     for (int i = 0; i < per_channel; ++i) folded[i] = g[i] * input[i / 9].scale;
     const float w_scale = int8_weight_scale(folded.data(), per_channel, weight_max);
-    const float limit = float(weight_max);
     int32_t compensation = 0;
     for (int ci = 0; ci < cin_t; ++ci)
       for (int tap = 0; tap < 9; ++tap) {
-        const int q = int(std::clamp(std::nearbyint(folded[ci * 9 + tap] / w_scale), -limit, limit));
-        r.w[((size_t(tap) * (r.cin / 4) + ci / 4) * r.cout + co) * 4 + ci % 4] = int8_t(q);
+        const int q = weight_code(folded[ci * 9 + tap], w_scale, weight_max);
+        r.w[direct_index(tap, ci, co, r.cin, r.cout)] = int8_t(q);
         compensation += q * input[ci].zero_point;
       }
     r.scale[co] = factor * w_scale;

@@ -30,6 +30,22 @@ def weight_codes(weight: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.nd
     return codes, scales
 
 
+def _integer_conv3x3(centred: np.ndarray, w_codes: np.ndarray) -> np.ndarray:
+    """The exact sums: centred codes [n, h, w, cin] (code - zero point; the padding is real zero) conv weight
+    codes [cout, cin, 3, 3] -> int64 [n, h, w, cout]."""
+    n, h, w, _ = centred.shape
+    padded = np.pad(centred, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    acc = np.zeros((n, h, w, len(w_codes)), np.int64)
+    for ky in range(3):
+        for kx in range(3):
+            acc += padded[:, ky:ky + h, kx:kx + w, :] @ w_codes[:, :, ky, kx].T
+    return acc
+
+
+def _activation(y: np.ndarray, slopes: np.ndarray | None) -> np.ndarray:
+    return y if slopes is None else np.where(y < 0, y * np.asarray(slopes, np.float32), y)
+
+
 def conv3x3_int8(codes: np.ndarray, scale: float, zero_point: int, weight: np.ndarray, bias: np.ndarray, *,
                  weight_max: int, shuffle: int = 1, slopes: np.ndarray | None = None,
                  residual: np.ndarray | None = None) -> np.ndarray:
@@ -40,18 +56,13 @@ def conv3x3_int8(codes: np.ndarray, scale: float, zero_point: int, weight: np.nd
     PReLU (slopes per result channel), + residual. Padding is real zero, i.e. the zero point's code.
     """
     w_codes, w_scales = weight_codes(weight, weight_max)
-    centred = np.pad(codes.astype(np.int64) - zero_point, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    n, h, w, _ = codes.shape
-    acc = np.zeros((n, h, w, len(weight)), np.int64)
-    for ky in range(3):
-        for kx in range(3):
-            acc += centred[:, ky:ky + h, kx:kx + w, :] @ w_codes[:, :, ky, kx].T
+    acc = _integer_conv3x3(codes.astype(np.int64) - zero_point, w_codes)
     y = acc.astype(np.float32) * (np.float32(scale) * w_scales) + np.asarray(bias, np.float32)
     if shuffle > 1:
+        n, h, w, _ = codes.shape
         c = y.shape[-1] // (shuffle * shuffle)
         y = y.reshape(n, h, w, c, shuffle, shuffle).transpose(0, 1, 4, 2, 5, 3).reshape(n, h * shuffle, w * shuffle, c)
-    if slopes is not None:
-        y = np.where(y < 0, y * np.asarray(slopes, np.float32), y)
+    y = _activation(y, slopes)
     if residual is not None:
         y = y + np.asarray(residual, np.float32)
     return y.astype(np.float32)
@@ -69,13 +80,5 @@ def dense_conv_int8(parts: list[tuple[np.ndarray, float, int]], weight: np.ndarr
     folded = np.asarray(weight, np.float32) * scales[None, :, None, None]
     w_codes, w_scales = weight_codes(folded, weight_max)
     centred = np.concatenate([codes.astype(np.int64) - zero_point for codes, _, zero_point in parts], axis=-1)
-    centred = np.pad(centred, ((0, 0), (1, 1), (1, 1), (0, 0)))  # the padding is each part's real zero
-    n, h, w, _ = parts[0][0].shape
-    acc = np.zeros((n, h, w, len(weight)), np.int64)
-    for ky in range(3):
-        for kx in range(3):
-            acc += centred[:, ky:ky + h, kx:kx + w, :] @ w_codes[:, :, ky, kx].T
-    y = acc.astype(np.float32) * w_scales + np.asarray(bias, np.float32)
-    if slopes is not None:
-        y = np.where(y < 0, y * np.asarray(slopes, np.float32), y)
-    return y.astype(np.float32)
+    y = _integer_conv3x3(centred, w_codes).astype(np.float32) * w_scales + np.asarray(bias, np.float32)
+    return _activation(y, slopes).astype(np.float32)

@@ -109,21 +109,16 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
   // A conv's codes: round(LeakyReLU(sum * scale + bias)) + zero point, clamped, at out[pixel * pixel_values + channel].
   void codes_epilogue(const PackedConv3x3Int8& wt, int zero_point, uint8_t* out, const AmxBf16Block& b,
                       int32_t (*sums)[32]) const {
-    // Clamped to the codes' range before rounding, which rounds to the same codes as clamping after it.
-    const __m512 low = _mm512_set1_ps(float(-zero_point)), high = _mm512_set1_ps(float(255 - zero_point));
-    const __m512i zero = _mm512_set1_epi32(zero_point);
-    for (int j = 0; j < 16 * b.nt; j += 16) {
+    QuantCodes codes;  // a code step of 1: the output's code scale is folded into wt.scale and wt.bias
+    codes.zero_point = zero_point;
+    for (int j = 0; j < 16 * b.nt; j += S::W) {
       const int co = b.co0 + j;
-      const __m512 scale = _mm512_loadu_ps(wt.scale + co), bias = _mm512_loadu_ps(wt.bias + co);
-      const __m512 slope = _mm512_loadu_ps(wt.alpha + co);
+      const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co), slope = S::load(wt.alpha + co);
       for (int i = 0; i < b.mt; ++i)
         for (int r = 0; r < b.m[i]; ++r) {
-          const __m512 sum = _mm512_cvtepi32_ps(_mm512_loadu_si512(&sums[16 * i + r][j]));
-          const __m512 value = S::prelu(_mm512_fmadd_ps(sum, scale, bias), slope);
-          const __m512 clamped = _mm512_min_ps(_mm512_max_ps(value, low), high);
-          const __m512i codes = _mm512_add_epi32(_mm512_cvtps_epi32(clamped), zero);
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + int64_t(b.x0 + 16 * i + r) * pixel_values_ + co),
-                           _mm512_cvtepi32_epi8(codes));
+          const typename S::vf sum = S::int_to_float(S::load_i(&sums[16 * i + r][j]));
+          store_codes_of<S>(out + int64_t(b.x0 + 16 * i + r) * pixel_values_ + co,
+                            S::prelu(S::fma(sum, scale, bias), slope), codes);
         }
     }
   }
