@@ -93,7 +93,7 @@ class HdrMetadata:
     def of(cls, frame) -> HdrMetadata:
         mastering = light = None
         dynamic = []
-        for side in frame.side_data:
+        for side in _side_data_entries(frame):
             kind = side.type.name
             if kind == "MASTERING_DISPLAY_METADATA":
                 mastering = MasteringDisplay.from_side_data(bytes(side))
@@ -102,6 +102,14 @@ class HdrMetadata:
             elif kind in _DYNAMIC_KINDS and _DYNAMIC_KINDS[kind] not in dynamic:
                 dynamic.append(_DYNAMIC_KINDS[kind])
         return cls(mastering, light, tuple(dynamic))
+
+
+def _side_data_entries(frame):
+    """A frame's side data entries: PyAV 18 iterates the container's types (a mapping), earlier
+    releases its entries."""
+    container = frame.side_data
+    for item in container:
+        yield item if hasattr(item, "type") else container[item]
 
 
 @dataclass(frozen=True)
