@@ -44,13 +44,35 @@ def _calibrated(weights, seed=1):
     return native_int8.int8_outputs(weights, {"ranges": native_int8.measure_ranges(weights, tiles)}, 255)
 
 
+def _near_a_code_boundary(y, preactivation, bias, scale):
+    """Pixels [n, h, w] where some channel of y (a conv's result, to be coded by ``scale``) sits within float
+    rounding of half a code step: the kernel folds the zero points and the code scale into one multiply-add,
+    which rounds differently from the emulation's multiply, add and quantize, so it may take the other code.
+    The bound, in code steps: 16 fp32 roundings (2^-24 each) of the terms' magnitudes, since each side rounds
+    several times on terms that may be far larger than the result."""
+    scaled = np.asarray(y, np.float32) * (np.float32(1) / np.float32(scale))
+    magnitude = (np.abs(preactivation - bias) + np.abs(bias) + np.abs(y)) / scale
+    return (np.abs(np.abs(scaled - np.floor(scaled) - 0.5)) < 16 * 2.0**-24 * magnitude).any(axis=-1)
+
+
+def _spread(pixels):
+    """Pixels [n, h, w] a 3x3 conv's output reads from the given ones."""
+    padded = np.pad(pixels, ((0, 0), (1, 1), (1, 1)))
+    h, w = pixels.shape[1:]
+    return np.any([padded[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=0)
+
+
 def _emulated_block(records, first, x, quant, weight_max, outer):
-    """The block whose first conv is records[first], from its input x: each part quantized with its codes."""
+    """The block whose first conv is records[first], from its input x: each part quantized with its codes.
+    Also the output pixels [n, h, w] that an inner code on a code boundary may reach (see _near_a_code_boundary)."""
     parts = [(quantize(x, *quant[records[first]["source"]]), *quant[records[first]["source"]])]
+    uncertain = np.zeros(x.shape[:3], bool)
     k = first
     while records[k]["residual"] < 0:
+        preactivation = dense_conv_int8(parts, records[k]["weight"], records[k]["bias"], weight_max=weight_max)
         y = dense_conv_int8(parts, records[k]["weight"], records[k]["bias"], weight_max=weight_max,
                             slopes=records[k]["slopes"])
+        uncertain = _spread(uncertain) | _near_a_code_boundary(y, preactivation, records[k]["bias"], quant[k][0])
         parts.append((quantize(y, *quant[k]), *quant[k]))
         k += 1
     last = records[k]
@@ -58,7 +80,7 @@ def _emulated_block(records, first, x, quant, weight_max, outer):
         last["residual_scale"]) + x
     if last["outer_residual"] >= 0:
         out = out * np.float32(last["outer_residual_scale"]) + outer[last["outer_residual"]]
-    return k, out
+    return k, out, _spread(uncertain)
 
 
 @pytest.mark.parametrize("path", _tile_paths())
@@ -86,16 +108,16 @@ def test_each_int8_dense_block_matches_the_integer_emulation(path, params, shape
         opens_block = records[first + 1]["sources"] == [record["source"], first]
         if not opens_block or record["source"] == 0:
             continue  # not the first conv of a block, or of the first block
-        last, expected = _emulated_block(records, first, values[record["source"]], quant, engine.int8_weight_max,
-                                         values)
+        last, expected, uncertain = _emulated_block(records, first, values[record["source"]], quant,
+                                                    engine.int8_weight_max, values)
         assert not any(k in values for k in range(first, last)), "the inner maps are never stored"
-        # The sums are exact integers; only float rounding in the epilogues differs (the kernel folds the zero
-        # points and the code scale into one multiply-add), which can move an inner code by 1 where a value sits
-        # on a code boundary.
+        # The sums are exact integers: outside the pixels an inner code on a code boundary reaches, the outputs
+        # differ by the float rounding of the epilogues alone; inside, by less than two code steps.
         difference = np.abs(values[last] - expected)
         step = max(quant[k][0] for k in range(first, last))
-        assert np.mean(difference > 1e-5 * np.abs(expected).max()) < 0.01, record["name"]
+        assert difference[~uncertain].max() <= 1e-5 * np.abs(expected).max(), record["name"]
         assert difference.max() < 2 * step, record["name"]
+        assert uncertain.mean() < 0.8, f"{record['name']}: too few pixels held exactly to mean anything"
         checked += 1
     assert checked == blocks
 
