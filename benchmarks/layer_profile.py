@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {total * 1e3:.1f} ms, {sum(flops.values()) / total / 1e9:.1f} GFLOP/s effective")
 
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_name().lower()).strip("-")
-    model = f"{args.architecture}-random" if args.model == "random" else args.model
+    # A weights file's stem: its path would put the result outside results/.
+    model = f"{args.architecture}-random" if args.model == "random" else Path(args.model).stem
     path = Path(args.json or Path(__file__).parent / "results" /
                 f"layer-profile-{slug}-{model}-{args.precision}-{engine.path}.json")
     from srgan_fast import _C
