@@ -29,9 +29,10 @@ static inline int64_t winograd_panel(int channels, int element_bytes) {
   return int64_t(kTileBlock) * channels + 64 / element_bytes;
 }
 
-// Floats of scratch one thread needs for each op (the engine allocates the maximum once).
+// Floats of scratch one thread needs for each op (the engine allocates the maximum once). A Winograd conv's:
+// V and M of a block of tiles, then the column transforms a tile shares with the next (at most 2 x 6 x cin).
 static inline size_t conv3x3_scratch_floats(int cin, int cout) {
-  return size_t(36) * (winograd_panel(cin, 4) + winograd_panel(cout_chunk(cout), 4)) + 64;
+  return size_t(36) * (winograd_panel(cin, 4) + winograd_panel(cout_chunk(cout), 4)) + size_t(12) * cin + 64;
 }
 static inline size_t head_scratch_floats(int w, int cin) { return size_t(9) * (w + 8) * cin + 64; }
 // Winograd tail: tiles per block along a row (their transformed patches, 3 rows x (block + 2), stay in L2),

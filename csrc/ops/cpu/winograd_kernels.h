@@ -72,18 +72,18 @@ static inline TileCoord tile_coord(int64_t t, int tiles_h, int tiles_w, int m) {
 // V[pos][row][ci] for rows 0..count-1 of a block (rows up to `rows` are zeroed); Tv: float or bf16 bits.
 // up > 1: the conv's input is `in` nearest-upsampled, so a patch pixel (y, x) reads (y / up, x / up) of `in`
 // (floored: the row and column before the image read the halo's zeros, as the upsampled map's padding).
+// A tile that continues the one before it along a tile row shares A - M patch columns with it: their column
+// transforms (B^T d) wait in `shared` ([A - M][A][cin] floats, in L1), so only its M new columns are loaded
+// from the map (half the loads of F(2x2), a third fewer of F(4x4); the loads are what the transform waits on).
 template <class S, class Tv, int M>
 void winograd_input_transform(const FeatureMap& in, int up, int64_t first_tile, int count, int rows,
-                              int tiles_h, int tiles_w, int cin, Tv* v) {
+                              int tiles_h, int tiles_w, int cin, Tv* v, float* shared) {
   using vf = typename S::vf;
   constexpr int A = M + 2;
   const int64_t pos_stride = winograd_panel(cin, sizeof(Tv));
-  for (int row = 0; row < rows; ++row) {
-    if (row >= count) {
-      for (int pos = 0; pos < A * A; ++pos)
-        for (int c = 0; c < cin; ++c) v[pos * pos_stride + int64_t(row) * cin + c] = Tv(0);
-      continue;
-    }
+  for (int row = count; row < rows; ++row)
+    for (int pos = 0; pos < A * A; ++pos) std::fill_n(v + pos * pos_stride + int64_t(row) * cin, cin, Tv(0));
+  for (int row = 0; row < count; ++row) {
     const TileCoord tc = tile_coord(first_tile + row, tiles_h, tiles_w, M);
     const float* patch = in.at(tc.image, tc.y - 1, tc.x - 1);  // the halo supplies the zero padding
     int64_t offsets[A][A];  // of each patch pixel from `patch`
@@ -91,17 +91,24 @@ void winograd_input_transform(const FeatureMap& in, int up, int64_t first_tile, 
       for (int k = 0; k < A; ++k)
         offsets[r][k] = up == 1 ? r * in.row_stride + int64_t(k) * in.c
                                 : in.at(tc.image, floor_div(tc.y - 1 + r, up), floor_div(tc.x - 1 + k, up)) - patch;
+    const int first_new = row > 0 && tc.x > 0 ? A - M : 0;  // tile row - 1 is its left neighbour
     for (int c = 0; c < cin; c += S::W) {
-      vf t[A][A];
-      for (int k = 0; k < A; ++k) {  // columns: B^T d, each as it is loaded (36 inputs would not fit registers)
-        vf col[A], out[A];
-        for (int r = 0; r < A; ++r) col[r] = S::load(patch + offsets[r][k] + c);
-        Winograd<S, M>::bt(col, out);
-        for (int r = 0; r < A; ++r) t[r][k] = out[r];
+      vf t[A][A];  // t[k]: B^T d of patch column k
+      for (int k = 0; k < A; ++k) {
+        if (k < first_new) {
+          for (int r = 0; r < A; ++r) t[k][r] = S::load(shared + (k * A + r) * cin + c);
+        } else {
+          vf col[A];
+          for (int r = 0; r < A; ++r) col[r] = S::load(patch + offsets[r][k] + c);
+          Winograd<S, M>::bt(col, t[k]);
+        }
       }
+      for (int k = M; k < A; ++k)  // the next tile's first columns
+        for (int r = 0; r < A; ++r) S::store(shared + ((k - M) * A + r) * cin + c, t[k][r]);
       for (int r = 0; r < A; ++r) {  // rows: (B^T d) B
-        vf out[A];
-        Winograd<S, M>::bt(t[r], out);
+        vf in_row[A], out[A];
+        for (int k = 0; k < A; ++k) in_row[k] = t[k][r];
+        Winograd<S, M>::bt(in_row, out);
         for (int k = 0; k < A; ++k) {
           Tv* dst = v + (r * A + k) * pos_stride + int64_t(row) * cin + c;
           if constexpr (sizeof(Tv) == 2) S::store_bf16(dst, out[k]); else S::store(dst, out[k]);
@@ -171,6 +178,19 @@ void winograd_multiply(const Tv* v, const PackedConv3x3& wt, int positions, int 
   }
 }
 
+// The same with the widest column block of the micro-kernel that divides the chunk (a multiple of 16 channels,
+// so NV * W = 16 always does): on AVX-512 RRDBNet's 32-channel dense convs take two vectors, so that each
+// broadcast of V feeds two products.
+template <class S, class Tv, int NV = S::kGemmVecs>
+void winograd_multiply_widest(const Tv* v, const PackedConv3x3& wt, int positions, int co0, int chunk, int rows,
+                              float* m) {
+  if constexpr (NV * S::W > 16) {
+    if (chunk % (NV * S::W) != 0)
+      return winograd_multiply_widest<S, Tv, NV / 2>(v, wt, positions, co0, chunk, rows, m);
+  }
+  winograd_multiply<S, Tv, NV>(v, wt, positions, co0, chunk, rows, m);
+}
+
 // Y = A^T M A per tile and channel vector, then bias + the epilogue, stored only inside the image.
 template <class S, int M>
 void winograd_output_transform(const Conv3x3Params& p, const float* m, int co0, int chunk, int64_t first_tile,
@@ -204,20 +224,18 @@ void conv3x3_winograd(const Conv3x3Params& p, const ExecContext& ctx) {
   const int64_t tiles = int64_t(p.in.n) * tiles_h * tiles_w;
   const int64_t blocks = (tiles + kTileBlock - 1) / kTileBlock;
   const int chunk = cout_chunk(wt.cout);
-  // A chunk is a multiple of 16 channels; use the widest column block of the micro-kernel that divides it.
-  const bool wide = chunk % (S::kGemmVecs * S::W) == 0;
 #pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
   for (int64_t block = 0; block < blocks; ++block) {
     float* scratch = ctx.scratch + thread_index() * ctx.scratch_floats_per_thread;
     Tv* v = reinterpret_cast<Tv*>(scratch);
     float* m = scratch + 36 * winograd_panel(wt.cin, 4);  // past V, whichever Tv
+    float* shared = m + 36 * winograd_panel(chunk, 4);
     const int64_t first = block * kTileBlock;
     const int count = int(std::min<int64_t>(kTileBlock, tiles - first));
     const int rows = (count + S::kGemmRows - 1) / S::kGemmRows * S::kGemmRows;
-    winograd_input_transform<S, Tv, M>(p.in, p.upsample, first, count, rows, tiles_h, tiles_w, wt.cin, v);
+    winograd_input_transform<S, Tv, M>(p.in, p.upsample, first, count, rows, tiles_h, tiles_w, wt.cin, v, shared);
     for (int co0 = 0; co0 < wt.cout; co0 += chunk) {
-      if (wide) winograd_multiply<S, Tv, S::kGemmVecs>(v, wt, positions, co0, chunk, rows, m);
-      else winograd_multiply<S, Tv, 16 / S::W>(v, wt, positions, co0, chunk, rows, m);
+      winograd_multiply_widest<S, Tv>(v, wt, positions, co0, chunk, rows, m);
       winograd_output_transform<S, M>(p, m, co0, chunk, first, count, tiles_h, tiles_w);
     }
   }
