@@ -108,17 +108,19 @@ def test_every_int8_layer_matches_the_integer_emulation(name, codes, path):
 
 
 @pytest.mark.parametrize("path", ["avx2", "avx512"])
-def test_off_the_tiles_rrdbnet_runs_each_dense_blocks_first_conv_int8_and_the_rest_in_floating_point(path):
-    """Without a fused int8 dense block (amx_dense_block_int8_kernels.h runs on the amx paths only; tested in
-    test_native_int8_dense.py), the first conv of each block that has codes reads them alone and runs int8, held
-    to the integer emulation; the convs reading concatenations run at the float precision."""
+def test_without_the_fused_block_rrdbnet_runs_each_dense_blocks_first_conv_int8_and_the_rest_in_floating_point(path):
+    """Without a fused int8 dense block (dense_block_int8_kernels.h: none on avx2, and on avx512 when the engine is
+    told not to fuse; the fused blocks are tested in test_native_int8_dense.py), the first conv of each block that
+    has codes reads them alone and runs int8, held to the integer emulation; the convs reading concatenations run
+    at the float precision."""
     if path not in _C().cpu_info()["paths_int8"]:
         pytest.skip(f"no {path} int8 path here")
     weights = random_weights(rrdbnet(1, 16, 16), seed=5)
     ranges = native_int8.measure_ranges(weights, _images(2, 24, 24, seed=1).astype(np.float32) / 255, "minmax")
     code_max = native_int8.code_max(weights, path)
     quant = native_int8.int8_outputs(weights, {"ranges": ranges}, code_max)
-    engine = native_int8.build_engine(weights, "int8", quant, int8_code_max=code_max, path=path)
+    engine = _C().Engine(engine_layers(weights), weights.network.scale, "none", precision="int8", path=path,
+                         int8_outputs=quant, int8_code_max=code_max, fuse_dense_blocks=False)
     records = engine_layers(weights)
     first_convs = [i for i, r in enumerate(records) if r["name"] in ("body.0.rdb2.conv1", "body.0.rdb3.conv1")]
     assert engine.int8_layers == len(first_convs) == 2

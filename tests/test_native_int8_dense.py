@@ -1,8 +1,9 @@
-"""Native int8 for ESRGAN's residual dense blocks. On the amx paths each block whose input and inner outputs
-have codes runs as one op on u8 codes (csrc/ops/cpu/amx_dense_block_int8_kernels.h): every such block is held
-to the integer emulation (srgan_fast.reference.int8.dense_conv_int8) from the block input it read, on the
-tiles' model everywhere with AVX-512 VNNI and on the instructions where AMX is granted, over bands, column
-strips, batches and the blocks' widths. (Off the tiles, tiling and threads: test_native_int8.py.)"""
+"""Native int8 for ESRGAN's residual dense blocks. Where a path has the fused op, each block whose input and inner
+outputs have codes runs as one op on u8 codes (csrc/ops/cpu/dense_block_int8_kernels.h: on VNNI registers on the
+avx512 path, on AMX tiles on the amx paths): every such block is held to the integer emulation
+(srgan_fast.reference.int8.dense_conv_int8) from the block input it read, on VNNI and the tiles' model everywhere
+with AVX-512 VNNI and on the instructions where AMX is granted, over bands, column strips, batches and the blocks'
+widths. (Off the fused op, tiling and threads: test_native_int8.py.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -21,21 +22,24 @@ def _C():
     return pytest.importorskip("srgan_fast._C")
 
 
-def _tile_paths():
-    """The model everywhere; the instructions where the CPU and OS grant AMX-INT8."""
+def _fused_paths():
+    """VNNI and the tiles' model everywhere the build has them; the instructions where the CPU and OS grant
+    AMX-INT8."""
     try:
         from srgan_fast import _C as native
     except ImportError:
-        return ["amx_emulated"]
-    return ["amx_emulated"] + (["amx"] if native.cpu_info()["amx_int8"] else [])
+        return ["avx512", "amx_emulated"]
+    return ["avx512", "amx_emulated"] + (["amx"] if native.cpu_info()["amx_int8"] else [])
 
 
 @pytest.fixture(autouse=True)
-def _int8_tiles_here(tmp_path, monkeypatch):
-    if "amx_emulated" not in _C().build_info()["cpu_paths_compiled"]:
-        pytest.skip("this build has no amx kernels (the compiler lacks -mamx-int8)")
+def _fused_int8_here(request, tmp_path, monkeypatch):
+    callspec = getattr(request.node, "callspec", None)
+    path = callspec.params.get("path", "amx_emulated") if callspec else "amx_emulated"  # the others use the model
+    if path not in _C().build_info()["cpu_paths_compiled"]:
+        pytest.skip(f"this build has no {path} kernels (the compiler lacks their flags)")
     if not _C().cpu_info()["avx512_vnni"]:
-        pytest.skip("the amx paths' other kernels need AVX-512 VNNI, which this CPU lacks")
+        pytest.skip("the fused int8 blocks need AVX-512 VNNI, which this CPU lacks")
     monkeypatch.setenv("SRGAN_FAST_CACHE_DIR", str(tmp_path / "cache"))  # never the user's cache
 
 
@@ -83,7 +87,7 @@ def _emulated_block(records, first, x, quant, weight_max, outer):
     return k, out, _spread(uncertain)
 
 
-@pytest.mark.parametrize("path", _tile_paths())
+@pytest.mark.parametrize("path", _fused_paths())
 @pytest.mark.parametrize("params, shape, threads", [
     ({"num_blocks": 1, "channels": 16, "growth": 16}, (1, 37, 21), 3),  # bands, a partial block of pixels
     ({"num_blocks": 1, "channels": 32, "growth": 16}, (2, 33, 40), 2),  # two images

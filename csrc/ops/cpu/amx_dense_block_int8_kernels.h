@@ -1,5 +1,6 @@
 // ESRGAN's residual dense block (DenseBlockParams) on AMX int8 tiles: the wavefront of
-// amx_dense_block_kernels.h over a ring of u8 codes. Each part of the concatenation keeps its own codes (the
+// dense_block_wavefront.h over a ring of u8 codes, with the ring and epilogue of dense_block_int8_kernels.h
+// (which the VNNI block shares). Each part of the concatenation keeps its own codes (the
 // block input's, each conv's output's: DenseBlockParams::codes), whose scales the weights fold in and whose zero
 // points the bias absorbs (pack_dense_conv_int8), so that no part is requantized to a shared range.
 // TDPBUSD (u8 x s8 into s32) multiplies 64 input channels at once, twice the channels of TDPBF16PS in the same
@@ -18,25 +19,9 @@
 #include <cstring>
 
 #include "ops/cpu/amx_dense_block_kernels.h"
-#include "ops/cpu/int8_epilogue.h"
+#include "ops/cpu/dense_block_int8_kernels.h"
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
-
-// Codes per ring pixel: the concatenation's channels, padded so that each conv's 64-channel chunks stay in it.
-inline int dense_block_int8_pixel_codes(const DenseBlockParams& p) {
-  return (p.channels + (p.count - 1) * p.growth + 63) / 64 * 64;
-}
-
-inline bool amx_dense_block_int8_fits(const DenseBlockParams& p) {
-  if (p.count < 2 || p.count > kMaxDenseConvs || p.channels % 16 != 0 || p.growth % 16 != 0) return false;
-  for (int k = 0; k < p.count; ++k) {
-    const PackedConv3x3Int8* wt = p.weights_int8[k];
-    const int cin = p.channels + k * p.growth, cout = k + 1 < p.count ? p.growth : p.channels;
-    if (!wt || wt->cin != (cin + 63) / 64 * 64 || wt->cout != cout || p.codes[k].code_max != 255) return false;
-    if (k + 1 < p.count && !wt->alpha) return false;
-  }
-  return true;
-}
 
 using AmxInt8DenseEpilogues = AmxDeferredEpilogue<AmxBf16Block, int32_t[32][32]>;
 
@@ -73,22 +58,9 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
 
  public:
   using Value = uint8_t;
-  DenseBlockInt8Worker(const DenseBlockParams& p, int64_t pixel_codes) : Base(p, pixel_codes) {}
-
-  // Each part's code of real zero (its zero point); the pixel's padding channels are read against zero weights
-  // only, so they may hold anything.
-  void pad(uint8_t* pixel) const {
-    std::memset(pixel, p_.codes[0].zero_point, size_t(p_.channels));
-    for (int k = 0; k + 1 < p_.count; ++k)
-      std::memset(pixel + p_.channels + k * p_.growth, p_.codes[k + 1].zero_point, size_t(p_.growth));
-  }
-
-  void enter(int image, int y, int x_begin, int x_end, uint8_t* to) {
-    const QuantCodes codes = p_.codes[0];  // a local: the stores cannot alias it, so its broadcasts are hoisted
-    for (int x = x_begin; x < x_end; ++x, to += pixel_values_)
-      for (int c = 0; c < p_.channels; c += S::W)
-        store_codes_of<S>(to + c, S::load(p_.in.at(image, y, x) + c), codes);
-  }
+  DenseBlockInt8Worker(const DenseBlockParams& p, int64_t pixel_codes) : Base(p, pixel_codes), ring_(p, pixel_codes) {}
+  void pad(uint8_t* pixel) const { ring_.pad(pixel); }
+  void enter(int image, int y, int x_begin, int x_end, uint8_t* to) const { ring_.enter(image, y, x_begin, x_end, to); }
 
   void conv(int k, int image, int y, int x0, int x1, const uint8_t* const rows[3], uint8_t* own) {
     const PackedConv3x3Int8& wt = *p_.weights_int8[k];
@@ -106,39 +78,29 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
   }
 
  private:
-  // A conv's codes: round(LeakyReLU(sum * scale + bias)) + zero point, clamped, at out[pixel * pixel_values + channel].
+  // A conv's codes into the ring at out[pixel * pixel_values + channel].
   void codes_epilogue(const PackedConv3x3Int8& wt, int zero_point, uint8_t* out, const AmxBf16Block& b,
                       int32_t (*sums)[32]) const {
-    QuantCodes codes;  // a code step of 1: the output's code scale is folded into wt.scale and wt.bias
-    codes.zero_point = zero_point;
+    const QuantCodes codes = DenseBlockInt8Ring<S>::step_one(zero_point);
     for (int j = 0; j < 16 * b.nt; j += S::W) {
       const int co = b.co0 + j;
       const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co), slope = S::load(wt.alpha + co);
       for (int i = 0; i < b.mt; ++i)
-        for (int r = 0; r < b.m[i]; ++r) {
-          const typename S::vf sum = S::int_to_float(S::load_i(&sums[16 * i + r][j]));
-          store_codes_of<S>(out + int64_t(b.x0 + 16 * i + r) * pixel_values_ + co,
-                            S::prelu(S::fma(sum, scale, bias), slope), codes);
-        }
+        for (int r = 0; r < b.m[i]; ++r)
+          ring_.store_inner(out + int64_t(b.x0 + 16 * i + r) * pixel_values_ + co,
+                            S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias, slope, codes);
     }
   }
 
-  // The last conv: sum * scale + bias (the residual's scale folded in) + the block input, then where there is
-  // one the outer residual, outer_scale * that + outer_skip, into the block's float32 output.
+  // The last conv's residuals into the block's float32 output.
   void residual_epilogue(const PackedConv3x3Int8& wt, int x0, const AmxBf16Block& b, int32_t (*sums)[32]) const {
-    const bool outer = p_.outer_skip.data != nullptr;
-    const typename S::vf outer_scale = S::set1(p_.outer_scale);
     for (int j = 0; j < 16 * b.nt; j += S::W) {
       const int co = b.co0 + j;
       const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co);
       for (int i = 0; i < b.mt; ++i)
-        for (int r = 0; r < b.m[i]; ++r) {
-          const int x = x0 + b.x0 + 16 * i + r;
-          typename S::vf value = S::fma(S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias);
-          value = S::add(value, S::load(p_.in.at(b.image, b.y, x) + co));
-          if (outer) value = S::fma(value, outer_scale, S::load(p_.outer_skip.at(b.image, b.y, x) + co));
-          S::store(p_.out.at(b.image, b.y, x) + co, value);
-        }
+        for (int r = 0; r < b.m[i]; ++r)
+          ring_.store_residual(b.image, b.y, x0 + b.x0 + 16 * i + r, co,
+                               S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias);
     }
   }
 
@@ -153,6 +115,8 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
     });
     epilogues_.flush(epilogue);  // the next conv may read this row
   }
+
+  DenseBlockInt8Ring<S> ring_;
 };
 
 template <class S, class Tiles>

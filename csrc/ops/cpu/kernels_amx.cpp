@@ -89,7 +89,7 @@ void dense_block_int8_amx(const DenseBlockParams& p, const ExecContext& ctx) {
   amx::dense_block_int8_tiles<avx512::Simd, Tiles>(p, ctx);
 }
 
-bool dense_block_int8_fits_amx(const DenseBlockParams& p) { return amx::amx_dense_block_int8_fits(p); }
+bool dense_block_int8_fits_amx(const DenseBlockParams& p) { return amx::dense_block_int8_fits(p); }
 
 bool bf16_maps_amx(const PackedConv3x3& weights) { return amx::amx_bf16_fits(weights); }
 

@@ -1,8 +1,9 @@
 // The avx512 kernel table: the templates of winograd_kernels.h and head_tail_kernels.h instantiated with
-// this instruction set's SIMD traits, and those of int8_kernels.h (this file alone is compiled with its -m
-// flags; see CMakeLists.txt).
+// this instruction set's SIMD traits, and those of int8_kernels.h and dense_block_int8_kernels.h (this file
+// alone is compiled with its -m flags; see CMakeLists.txt).
 #define SRGAN_FAST_ISA avx512
 #include "ops/cpu/simd_avx512.h"
+#include "ops/cpu/dense_block_int8_kernels.h"
 #include "ops/cpu/head_tail_kernels.h"
 #include "ops/cpu/int8_kernels.h"
 #include "ops/cpu/tail_winograd_kernels.h"
@@ -22,6 +23,8 @@ const CpuKernels& kernels_avx512() {
     t.tail_bf16 = &avx512::tail_bf16<Simd>;
     t.conv3x3_int8 = &avx512::conv3x3_int8<Simd>;
     t.quantize_codes = &avx512::quantize_codes<Simd>;
+    t.dense_block_int8 = &avx512::dense_block_int8_vnni<Simd>;
+    t.dense_block_int8_fits = &avx512::dense_block_int8_fits;
     t.int8_weight_max = Simd::kInt8WeightMax;
     return t;
   }();
