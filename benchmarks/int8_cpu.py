@@ -90,8 +90,9 @@ def native_paths(model: str, size: int) -> dict:
 
 
 def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple[int, int], threads: int,
-                   cache: dict) -> dict:
-    """OpenVINO int8 (NNCF on ``calib``; left out when it is None), bf16 and fp32 on the graph reshaped to hw.
+                   cache: dict, wanted=lambda name: True) -> dict:
+    """OpenVINO int8 (NNCF on ``calib``; left out when it is None), bf16 and fp32 on the graph reshaped to hw,
+    the rows ``wanted`` says yes to (NNCF runs only for a scope with a wanted row: minutes each).
 
     int8 as NNCF quantizes by default (preset "performance": symmetric activations); with preset "mixed"
     (asymmetric activations, which OpenVINO's documentation advises for networks whose activations are not
@@ -107,8 +108,10 @@ def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple
     quantized = set(int8_convs(network))
     policy_ignored = [f"{conv.name}.out/WithoutBiases" for conv in network.layers if conv.name not in quantized]
     scopes = {"int8": ([], "PERFORMANCE"), "int8 mixed": ([], "MIXED"), "int8 policy": (policy_ignored, "PERFORMANCE")}
+    rows = [(f"openvino {key}{rest}", key, hint) for key in scopes for rest, hint in (("", "f32"), ("+bf16", "bf16"))]
+    rows = [row for row in rows if wanted(row[0])]
     for key, (ignored, preset) in scopes.items():
-        if calib is None or key in cache:
+        if calib is None or key in cache or all(row[1] != key for row in rows):
             continue
         try:
             import nncf
@@ -121,7 +124,6 @@ def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple
         except Exception as exc:  # noqa: BLE001 - reported as the row's reason
             cache[key] = f"NNCF quantization failed: {exc}"
     paths = {}
-    rows = [(f"openvino {key}{rest}", key, hint) for key in scopes for rest, hint in (("", "f32"), ("+bf16", "bf16"))]
     for name, key, hint in rows + [("openvino bf16", None, "bf16"), ("openvino fp32", None, "f32")]:
         if key is not None and calib is None:
             continue
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         for size, repeats in zip(args.sizes, args.repeats):
             # A peer whose every row is skipped is not built (onnxruntime's int8 calibration alone takes minutes).
             paths = {**native_paths(args.model, size),
-                     **(openvino_paths(onnx_path, weights.network, calib, (size, size), threads, ov_cache)
+                     **(openvino_paths(onnx_path, weights.network, calib, (size, size), threads, ov_cache, wanted)
                         if wanted("openvino") else {}),
                      **(onnxruntime_paths(onnx_path, calib, threads) if wanted("onnxruntime") else {}),
                      **(torch_paths(args.model, size) if wanted("torch") else {})}
