@@ -56,7 +56,7 @@ def _near_a_code_boundary(y, preactivation, bias, scale):
     several times on terms that may be far larger than the result."""
     scaled = np.asarray(y, np.float32) * (np.float32(1) / np.float32(scale))
     magnitude = (np.abs(preactivation - bias) + np.abs(bias) + np.abs(y)) / scale
-    return (np.abs(np.abs(scaled - np.floor(scaled) - 0.5)) < 16 * 2.0**-24 * magnitude).any(axis=-1)
+    return (np.abs(scaled - np.floor(scaled) - 0.5) < 16 * 2.0**-24 * magnitude).any(axis=-1)
 
 
 def _spread(pixels):
