@@ -128,13 +128,7 @@ def place_without_replacing(tmp: str, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, suffix: str = ".tmp", replace: bool = True) -> Iterator[Path]:
-    """Yields a temporary path in the destination's folder; it becomes ``path`` when the block succeeds.
-
-    ``suffix`` lets writers that infer the format from the name (Pillow) see the right extension.
-    ``replace=False``: ``FileExistsError`` instead where ``path`` exists when the write is done.
-    """
-    path = Path(path)
+def _temporary_then_rename(path: Path, suffix: str, replace: bool) -> Iterator[Path]:
     tmp = None
     try:
         # A stop signal while the file is being created raises only once ``tmp`` names it, inside the ``try``
@@ -155,6 +149,35 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp", replace: bool =
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)  # still there when the block failed, or after a hard link
+
+
+class atomic_output:  # noqa: N801 - used as a function: ``with atomic_output(path) as tmp``
+    """A temporary path in the destination's folder, which becomes ``path`` when the ``with`` block succeeds.
+
+    ``suffix`` lets writers that infer the format from the name (Pillow) see the right extension.
+    ``replace=False``: ``FileExistsError`` instead where ``path`` exists when the write is done.
+    """
+
+    def __init__(self, path: str | os.PathLike, suffix: str = ".tmp", replace: bool = True):
+        self._steps = _temporary_then_rename(Path(path), suffix, replace)
+
+    def __enter__(self) -> Path:
+        # Python raises a signal's exception when a call returns: a stop signal caught after the temporary exists
+        # but before ``with`` has entered its block would skip __exit__ and leave the file behind, so it waits
+        # until then, and if it comes the temporary is removed here.
+        entered = False
+        try:
+            with stop_signals_deferred():
+                tmp = self._steps.__enter__()
+                entered = True
+            return tmp
+        except BaseException as exc:
+            if entered:
+                self._steps.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def __exit__(self, *exc_info) -> bool:
+        return bool(self._steps.__exit__(*exc_info))
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
