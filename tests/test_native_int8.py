@@ -119,8 +119,8 @@ def test_without_the_fused_block_rrdbnet_runs_each_dense_blocks_first_conv_int8_
     ranges = native_int8.measure_ranges(weights, _images(2, 24, 24, seed=1).astype(np.float32) / 255, "minmax")
     code_max = native_int8.code_max(weights, path)
     quant = native_int8.int8_outputs(weights, {"ranges": ranges}, code_max)
-    engine = _C().Engine(engine_layers(weights), weights.network.scale, "none", precision="int8", path=path,
-                         int8_outputs=quant, int8_code_max=code_max, fuse_dense_blocks=False)
+    engine = native_int8.build_engine(weights, "int8", quant, int8_code_max=code_max, path=path,
+                                      fuse_dense_blocks=False)
     records = engine_layers(weights)
     first_convs = [i for i, r in enumerate(records) if r["name"] in ("body.0.rdb2.conv1", "body.0.rdb3.conv1")]
     assert engine.int8_layers == len(first_convs) == 2

@@ -12,7 +12,7 @@ import pytest
 from srgan_fast.architecture import rrdbnet
 from srgan_fast.backends import native_int8
 from srgan_fast.backends.base import engine_layers
-from srgan_fast.reference.int8 import dense_conv_int8, quantize
+from srgan_fast.reference.int8 import activation, dense_conv_int8, quantize
 from srgan_fast.weights import random_weights
 
 pytestmark = pytest.mark.native
@@ -74,8 +74,7 @@ def _emulated_block(records, first, x, quant, weight_max, outer):
     k = first
     while records[k]["residual"] < 0:
         preactivation = dense_conv_int8(parts, records[k]["weight"], records[k]["bias"], weight_max=weight_max)
-        y = dense_conv_int8(parts, records[k]["weight"], records[k]["bias"], weight_max=weight_max,
-                            slopes=records[k]["slopes"])
+        y = activation(preactivation, records[k]["slopes"])
         uncertain = _spread(uncertain) | _near_a_code_boundary(y, preactivation, records[k]["bias"], quant[k][0])
         parts.append((quantize(y, *quant[k]), *quant[k]))
         k += 1
@@ -140,8 +139,7 @@ def test_unfused_the_blocks_run_as_off_the_tiles():
     """fuse_dense_blocks=False on the tile paths: each int8 block's first conv reads codes alone and runs int8,
     as on the paths without the fused op; the convs reading concatenations run in floating point."""
     weights = random_weights(rrdbnet(1, 16, 16), seed=5)
-    network = weights.network
-    engine = _C().Engine(engine_layers(weights), network.scale, "none", precision="int8", path="amx_emulated",
-                         int8_outputs=_calibrated(weights), fuse_dense_blocks=False)
+    engine = native_int8.build_engine(weights, "int8", _calibrated(weights), path="amx_emulated",
+                                      fuse_dense_blocks=False)
     assert engine.int8_layers == 2
     assert [s["kind"] for s in engine.plan["steps"]].count("conv_int8") == 2

@@ -71,14 +71,16 @@ def code_max(weights: GeneratorWeights, path: str = "auto") -> int:
 
 
 def build_engine(weights: GeneratorWeights, precision: str, int8_outputs=None, threads: int = 0,
-                 int8_code_max: int = 255, path: str = "auto"):
-    """The bare engine (no tiler) at ``precision``, int8 with these codes (see int8_outputs)."""
+                 int8_code_max: int = 255, path: str = "auto", **engine_options):
+    """The bare engine (no tiler) at ``precision``, int8 with these codes (see int8_outputs); ``engine_options``:
+    the other keywords of ``_C.Engine`` (fuse_dense_blocks, ...)."""
     from srgan_fast import _C
     from srgan_fast.backends.base import engine_layers
 
     network = weights.network
     return _C.Engine(engine_layers(weights), network.scale, network.image_skip or "none", precision=precision,
-                     threads=threads, path=path, int8_outputs=int8_outputs, int8_code_max=int8_code_max)
+                     threads=threads, path=path, int8_outputs=int8_outputs, int8_code_max=int8_code_max,
+                     **engine_options)
 
 
 def coded_layers(network: Network) -> list[str]:

@@ -130,15 +130,12 @@ def place_without_replacing(tmp: str, path: Path) -> None:
 @contextlib.contextmanager
 def _temporary_then_rename(path: Path, suffix: str, replace: bool) -> Iterator[Path]:
     tmp = None
-    try:
-        # A stop signal while the file is being created raises only once ``tmp`` names it, inside the ``try``
-        # whose ``finally`` removes it.
-        with stop_signals_deferred():
-            try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=suffix)
-            except OSError as exc:  # named by the destination: the temporary name means nothing to the user
-                raise type(exc)(exc.errno, exc.strerror, str(path)) from None
-            os.close(fd)
+    try:  # entered with stop signals deferred (atomic_output.__enter__), so one comes once ``tmp`` names the file
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=suffix)
+        except OSError as exc:  # named by the destination: the temporary name means nothing to the user
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        os.close(fd)
         yield Path(tmp)
         if replace:
             os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
@@ -162,9 +159,9 @@ class atomic_output:  # noqa: N801 - used as a function: ``with atomic_output(pa
         self._steps = _temporary_then_rename(Path(path), suffix, replace)
 
     def __enter__(self) -> Path:
-        # Python raises a signal's exception when a call returns: a stop signal caught after the temporary exists
-        # but before ``with`` has entered its block would skip __exit__ and leave the file behind, so it waits
-        # until then, and if it comes the temporary is removed here.
+        # Python raises a signal's exception when a call returns: a stop signal caught while the temporary is
+        # made, or after it exists but before ``with`` has entered its block, would skip __exit__ and leave the
+        # file behind, so it waits until then, and if it comes the temporary is removed here.
         entered = False
         try:
             with stop_signals_deferred():

@@ -42,7 +42,8 @@ def _integer_conv3x3(centred: np.ndarray, w_codes: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _activation(y: np.ndarray, slopes: np.ndarray | None) -> np.ndarray:
+def activation(y: np.ndarray, slopes: np.ndarray | None) -> np.ndarray:
+    """PReLU / LeakyReLU by per-channel ``slopes``; none: the identity."""
     return y if slopes is None else np.where(y < 0, y * np.asarray(slopes, np.float32), y)
 
 
@@ -62,7 +63,7 @@ def conv3x3_int8(codes: np.ndarray, scale: float, zero_point: int, weight: np.nd
         n, h, w, _ = codes.shape
         c = y.shape[-1] // (shuffle * shuffle)
         y = y.reshape(n, h, w, c, shuffle, shuffle).transpose(0, 1, 4, 2, 5, 3).reshape(n, h * shuffle, w * shuffle, c)
-    y = _activation(y, slopes)
+    y = activation(y, slopes)
     if residual is not None:
         y = y + np.asarray(residual, np.float32)
     return y.astype(np.float32)
@@ -81,4 +82,4 @@ def dense_conv_int8(parts: list[tuple[np.ndarray, float, int]], weight: np.ndarr
     w_codes, w_scales = weight_codes(folded, weight_max)
     centred = np.concatenate([codes.astype(np.int64) - zero_point for codes, _, zero_point in parts], axis=-1)
     y = _integer_conv3x3(centred, w_codes).astype(np.float32) * w_scales + np.asarray(bias, np.float32)
-    return _activation(y, slopes).astype(np.float32)
+    return activation(y, slopes).astype(np.float32)
