@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import cpu_name  # noqa: E402
+from benchmarks.machine import cpu_details, cpu_name  # noqa: E402
 from srgan_fast.api import Upscaler  # noqa: E402
 from srgan_fast.backends import native_int8  # noqa: E402
 from srgan_fast.backends.calibration import calibration_tiles  # noqa: E402
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     calib = calibration_images(args.data)
     rng = np.random.default_rng(0)
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": cpu_name(), "cores": threads, "model": args.model,
+              "machine": cpu_name(), "cpu": cpu_details(), "cores": threads, "model": args.model,
               "calibration": f"{len(calib)} crops {native_int8.TILE} of the training split", "sizes": {}}
     ov_cache: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
