@@ -100,30 +100,43 @@ struct AmxBf16Block {
 };
 using AmxBf16Epilogues = AmxDeferredEpilogue<AmxBf16Block, float[32][32]>;
 
-template <class S>
-void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*sums)[32]) {
-  for (int i = 0; i < b.mt; ++i)
-    for (int j = 0; j < 16 * b.nt; j += S::W) {
-      typename S::vf row[16];
-      for (int r = 0; r < b.m[i]; ++r) row[r] = S::load(&sums[16 * i + r][j]);
-      store_conv_outputs<S>(p, b.image, b.y, b.x0 + 16 * i, 1, b.m[i], b.co0 + j, row, b.m[i]);
-    }
+// The rows of sums r in [first, end) of a block that are pixels: tile i's rows r0 .. r1 - 1 (empty: r0 >= r1).
+inline void amx_block_rows(const AmxBf16Block& b, int i, int first, int end, int& r0, int& r1) {
+  r0 = std::max(0, first - 16 * i), r1 = std::min(b.m[i], end - 16 * i);
 }
 
-// Bias and PReLU of a block into a bf16 map (rounded as amx_bf16_row rounds the maps it reads, so that a conv
-// reading it sees the bits it would have rounded from float32): out[y][x][co0 + c] = bf16(prelu(sum + bias)).
+// The conv's epilogue (conv_epilogue.h) for the block's sums rows [first, end).
+template <class S>
+void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*sums)[32], int first, int end) {
+  for (int i = 0; i < b.mt; ++i) {
+    int r0, r1;
+    amx_block_rows(b, i, first, end, r0, r1);
+    for (int j = 0; j < 16 * b.nt && r0 < r1; j += S::W) {
+      typename S::vf row[16];
+      for (int r = r0; r < r1; ++r) row[r - r0] = S::load(&sums[16 * i + r][j]);
+      store_conv_outputs<S>(p, b.image, b.y, b.x0 + 16 * i + r0, 1, r1 - r0, b.co0 + j, row, r1 - r0);
+    }
+  }
+}
+
+// Bias and PReLU of a block's sums rows [first, end) into a bf16 map (rounded as amx_bf16_row rounds the maps
+// it reads, so that a conv reading it sees the bits it would have rounded from float32):
+// out[y][x][co0 + c] = bf16(prelu(sum + bias)).
 template <class S>
 void amx_bf16_prelu_to_bf16(const PackedConv3x3& wt, const FeatureMapBf16& out, const AmxBf16Block& b,
-                            float (*sums)[32]) {
-  for (int i = 0; i < b.mt; ++i)
-    for (int j = 0; j < 16 * b.nt; j += 16) {
+                            float (*sums)[32], int first, int end) {
+  for (int i = 0; i < b.mt; ++i) {
+    int r0, r1;
+    amx_block_rows(b, i, first, end, r0, r1);
+    for (int j = 0; j < 16 * b.nt && r0 < r1; j += 16) {
       const typename S::vf bias = S::load(wt.bias + b.co0 + j), slope = S::load(wt.alpha + b.co0 + j);
-      for (int r = 0; r < b.m[i]; ++r) {
+      for (int r = r0; r < r1; ++r) {
         const typename S::vf value = S::prelu(S::add(S::load(&sums[16 * i + r][j]), bias), slope);
         uint16_t* at = out.at(b.image, b.y, b.x0 + 16 * i + r) + b.co0 + j;
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(at), amx_bf16_bits(value));
       }
     }
+  }
 }
 
 // A block's 2 x 2 accumulators (MT x NT of them): zeroed before its multiplies, stored after them to `out`, 32
@@ -145,8 +158,8 @@ inline void amx_store_accumulators(Tiles& tiles, Sum (*out)[32]) {
 }
 
 // Multiplies `block` from the bf16 rows y-1, y, y+1 (pixel x at rows[r] + (x + 1) * pixel_values, the conv's
-// wt.cin input channels first); then runs epilogue(block before, its sums) while the tile unit works, and
-// stores this block's sums for the next call (see AmxDeferredEpilogue).
+// wt.cin input channels first), running the epilogue of the block before in nine parts, one after each tap's
+// multiplies (see AmxDeferredEpilogue); then stores this block's sums for the next call.
 template <class Tiles, int MT, int NT, class Epilogue>
 void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const rows[3], int64_t pixel_values,
                     const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
@@ -167,8 +180,9 @@ void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const
         if constexpr (NT > 1) tiles.template dpbf16ps<3, 5, 7>();
       }
     }
+    epilogues.part(epilogue, tap, 9);
   }
-  amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.after(block, epilogue));
+  amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.next(block));
 }
 
 // The tiles' configuration for a block's pixel counts and the bytes of an A tile's row, reloaded only when they
@@ -228,9 +242,9 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   const int64_t rows_total = int64_t(p.in.n) * h;
   const bool in_place = p.in_bf16.data && p.upsample == 1;
   const bool to_bf16 = p.out_bf16.data && p.epilogue == Epilogue::bias_prelu;
-  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32]) {
-    if (to_bf16) amx_bf16_prelu_to_bf16<S>(wt, p.out_bf16, b, sums);
-    else amx_bf16_epilogue<S>(p, b, sums);
+  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
+    if (to_bf16) amx_bf16_prelu_to_bf16<S>(wt, p.out_bf16, b, sums, first, end);
+    else amx_bf16_epilogue<S>(p, b, sums, first, end);
   };
 #pragma omp parallel num_threads(ctx.threads)
   {

@@ -25,8 +25,8 @@ namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
 using AmxInt8DenseEpilogues = AmxDeferredEpilogue<AmxBf16Block, int32_t[32][32]>;
 
-// Multiplies `block` (as AmxBf16Block says) from the code rows y-1, y, y+1, then runs epilogue(block before,
-// its sums) while the tiles work, and stores this block's sums for the next call.
+// Multiplies `block` (as AmxBf16Block says) from the code rows y-1, y, y+1, running the epilogue of the block
+// before in nine parts between the taps, and stores this block's sums for the next call.
 template <class Tiles, int MT, int NT, class Epilogue>
 void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8_t* const rows[3],
                           int64_t pixel_codes, const AmxBf16Block& block, AmxInt8DenseEpilogues& epilogues,
@@ -47,8 +47,9 @@ void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8
         if constexpr (NT > 1) tiles.template dpbusd<3, 5, 7>();
       }
     }
+    epilogues.part(epilogue, tap, 9);
   }
-  amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.after(block, epilogue));
+  amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.next(block));
 }
 
 template <class S, class Tiles>
@@ -67,40 +68,47 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
     if (k + 1 < p_.count) {
       uint8_t* out = own + p_.channels + k * p_.growth;  // after the channels the conv reads
       const int zero_point = p_.codes[k + 1].zero_point;
-      row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32]) {
-        codes_epilogue(wt, zero_point, out, b, sums);
+      row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32], int first, int end) {
+        codes_epilogue(wt, zero_point, out, b, sums, first, end);
       });
     } else {
-      row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32]) {
-        residual_epilogue(wt, x0, b, sums);
+      row(wt, image, y, x1 - x0, rows, [&](const AmxBf16Block& b, int32_t (*sums)[32], int first, int end) {
+        residual_epilogue(wt, x0, b, sums, first, end);
       });
     }
   }
 
  private:
-  // A conv's codes into the ring at out[pixel * pixel_values + channel].
+  // A conv's codes of the block's sums rows [first, end) into the ring at out[pixel * pixel_values + channel].
   void codes_epilogue(const PackedConv3x3Int8& wt, int zero_point, uint8_t* out, const AmxBf16Block& b,
-                      int32_t (*sums)[32]) const {
+                      int32_t (*sums)[32], int first, int end) const {
     const QuantCodes codes = DenseBlockInt8Ring<S>::step_one(zero_point);
     for (int j = 0; j < 16 * b.nt; j += S::W) {
       const int co = b.co0 + j;
       const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co), slope = S::load(wt.alpha + co);
-      for (int i = 0; i < b.mt; ++i)
-        for (int r = 0; r < b.m[i]; ++r)
+      for (int i = 0; i < b.mt; ++i) {
+        int r0, r1;
+        amx_block_rows(b, i, first, end, r0, r1);
+        for (int r = r0; r < r1; ++r)
           ring_.store_inner(out + int64_t(b.x0 + 16 * i + r) * pixel_values_ + co,
                             S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias, slope, codes);
+      }
     }
   }
 
-  // The last conv's residuals into the block's float32 output.
-  void residual_epilogue(const PackedConv3x3Int8& wt, int x0, const AmxBf16Block& b, int32_t (*sums)[32]) const {
+  // The last conv's residuals of the block's sums rows [first, end) into the block's float32 output.
+  void residual_epilogue(const PackedConv3x3Int8& wt, int x0, const AmxBf16Block& b, int32_t (*sums)[32],
+                         int first, int end) const {
     for (int j = 0; j < 16 * b.nt; j += S::W) {
       const int co = b.co0 + j;
       const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co);
-      for (int i = 0; i < b.mt; ++i)
-        for (int r = 0; r < b.m[i]; ++r)
+      for (int i = 0; i < b.mt; ++i) {
+        int r0, r1;
+        amx_block_rows(b, i, first, end, r0, r1);
+        for (int r = r0; r < r1; ++r)
           ring_.store_residual(b.image, b.y, x0 + b.x0 + 16 * i + r, co,
                                S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias);
+      }
     }
   }
 

@@ -83,10 +83,14 @@ class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues
       // row y from column x0 on (strides 0: any (image, y) is this row)
       FeatureMapBf16 out;
       out.data = own + wt.cin, out.c = int(pixel_values_);
-      run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_prelu_to_bf16<S>(wt, out, b, sums); });
+      run([&](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
+        amx_bf16_prelu_to_bf16<S>(wt, out, b, sums, first, end);
+      });
     } else {
       const Conv3x3Params last = dense_block_last_conv(p_, &wt, x0);
-      run([&](const AmxBf16Block& b, float (*sums)[32]) { amx_bf16_epilogue<S>(last, b, sums); });
+      run([&](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
+        amx_bf16_epilogue<S>(last, b, sums, first, end);
+      });
     }
   }
 };

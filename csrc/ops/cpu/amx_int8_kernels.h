@@ -33,20 +33,23 @@ struct AmxInt8Block {
 };
 using AmxInt8Epilogues = AmxDeferredEpilogue<AmxInt8Block, int32_t[kAmxPixels][kAmxChannels]>;
 
+// The epilogue of the block's sums rows (pixels) [first, end).
 template <class S>
-void amx_int8_epilogue(const Conv3x3Int8Params& p, const AmxInt8Block& b, int32_t (*sums)[kAmxChannels]) {
+void amx_int8_epilogue(const Conv3x3Int8Params& p, const AmxInt8Block& b, int32_t (*sums)[kAmxChannels], int first,
+                       int end) {
   using vi = typename S::vi;
   for (int j = 0; j < kAmxChannels; j += S::W) {
     const vi compensation = S::load_i(p.weights->compensation + b.co0 + j);
-    for (int i = 0; i < b.m; ++i)
+    for (int i = first; i < std::min(end, b.m); ++i)
       store_int8_sum<S>(p, b.image, b.y, b.x0 + i, b.co0 + j, S::sub_i(S::load_i(&sums[i][j]), compensation));
   }
 }
 
-// Multiplies `block` from the tiles configured for its m rows; the block before it runs its epilogue meanwhile.
-template <class S, class Tiles>
+// Multiplies `block` from the tiles configured for its m rows, running the epilogue of the block before in nine
+// parts between the taps.
+template <class S, class Tiles, class Epilogue>
 void conv3x3_int8_tile_block(const Conv3x3Int8Params& p, Tiles& tiles, const AmxInt8Block& block,
-                             AmxInt8Epilogues& epilogues) {
+                             AmxInt8Epilogues& epilogues, const Epilogue& epilogue) {
   const PackedConv3x3Int8& wt = *p.weights;
   const int64_t weight_stride = int64_t(wt.cout) * 4;  // bytes from one quad of input channels to the next
   tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
@@ -60,11 +63,10 @@ void conv3x3_int8_tile_block(const Conv3x3Int8Params& p, Tiles& tiles, const Amx
       amx_int8_multiply<Tiles, 2>(tiles, w, weight_stride);
       amx_int8_multiply<Tiles, 3>(tiles, w, weight_stride);
     }
+    epilogues.part(epilogue, tap, 9);
   }
   constexpr int64_t row_bytes = kAmxChannels * 4;
-  int32_t (*out)[kAmxChannels] = epilogues.after(block, [&](const AmxInt8Block& b, int32_t (*sums)[kAmxChannels]) {
-    amx_int8_epilogue<S>(p, b, sums);
-  });
+  int32_t (*out)[kAmxChannels] = epilogues.next(block);
   tiles.template store<0>(&out[0][0], row_bytes), tiles.template store<1>(&out[0][16], row_bytes);
   tiles.template store<2>(&out[0][32], row_bytes), tiles.template store<3>(&out[0][48], row_bytes);
 }
@@ -80,6 +82,9 @@ void conv3x3_int8_tiles(const Conv3x3Int8Params& p, const ExecContext& ctx) {
     Tiles tiles;
     int configured = 0;
     AmxInt8Epilogues epilogues;
+    const auto epilogue = [&](const AmxInt8Block& b, int32_t (*sums)[kAmxChannels], int first, int end) {
+      amx_int8_epilogue<S>(p, b, sums, first, end);
+    };
 #pragma omp for schedule(dynamic)
     for (int64_t r = 0; r < rows; ++r) {
       const int image = int(r / p.in.h), y = int(r % p.in.h);
@@ -89,11 +94,11 @@ void conv3x3_int8_tiles(const Conv3x3Int8Params& p, const ExecContext& ctx) {
         for (int co0 = 0; co0 < cout; co0 += kAmxChannels) {
           AmxInt8Block block;
           block.image = image, block.y = y, block.x0 = x0, block.m = m, block.co0 = co0;
-          conv3x3_int8_tile_block<S>(p, tiles, block, epilogues);
+          conv3x3_int8_tile_block<S>(p, tiles, block, epilogues, epilogue);
         }
       }
     }
-    epilogues.flush([&](const AmxInt8Block& b, int32_t (*sums)[kAmxChannels]) { amx_int8_epilogue<S>(p, b, sums); });
+    epilogues.flush(epilogue);
     tiles.release();
   }
 }

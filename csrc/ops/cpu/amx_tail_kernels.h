@@ -38,10 +38,11 @@ inline TileConfig amx_tail_config(int a_bytes) {
 inline int amx_tail_blocks(int w) { return (w + 2 * kAmxTailRadius + kAmxTailBlock - 1) / kAmxTailBlock; }
 
 // Q for input pixels x0' .. x0' + 31 in the accumulator tiles; rows[dy] points at pixel -4 of row y + dy - 4,
-// whose pixels are `pixel_values` bf16 apart, of which the first c are the input channels.
-template <class Tiles>
+// whose pixels are `pixel_values` bf16 apart, of which the first c are the input channels. after_row(dy) runs
+// once the multiplies of row dy are issued (a part of the block before's deferred work).
+template <class Tiles, class AfterRow>
 inline void amx_tail_multiply(Tiles& tiles, const uint16_t* const rows[9], int64_t pixel_values,
-                              const uint16_t* weights, int x0, int c, int kc) {
+                              const uint16_t* weights, int x0, int c, int kc, const AfterRow& after_row) {
   const int64_t a_stride = pixel_values * 2, group_values = int64_t(c) * 16;  // bf16 values of one B slab
   tiles.template zero<0>(), tiles.template zero<1>(), tiles.template zero<2>(), tiles.template zero<3>();
   for (int dy = 0; dy < 9; ++dy) {
@@ -54,14 +55,15 @@ inline void amx_tail_multiply(Tiles& tiles, const uint16_t* const rows[9], int64
       tiles.template load<5>(a + 16 * pixel_values, a_stride), tiles.template dpbf16ps<2, 5, 6>();
       tiles.template dpbf16ps<3, 5, 7>();
     }
+    after_row(dy);
   }
 }
 
-// The block's Q added along the output row: pixel x' of group g to the 15 floats from output pixel x' - 5g on,
-// in the accumulator row of x' mod 6 (column 15 of Q is zero).
-inline void amx_tail_accumulate(const float (*sums)[2][16], int x0, float* accumulators, int acc_floats,
-                                int origin) {
-  for (int i = 0; i < kAmxTailBlock; ++i) {
+// The block's Q of pixels x0' + [first, end) added along the output row: pixel x' of group g to the 15 floats
+// from output pixel x' - 5g on, in the accumulator row of x' mod 6 (column 15 of Q is zero).
+inline void amx_tail_accumulate(const float (*sums)[2][16], int x0, int first, int end, float* accumulators,
+                                int acc_floats, int origin) {
+  for (int i = first; i < end; ++i) {
     float* acc = accumulators + ((x0 + i) % kAmxTailWays + kAmxTailWays) % kAmxTailWays * acc_floats;
     for (int g = 0; g < 2; ++g) {
       float* at = acc + origin + 3 * (x0 + i - 5 * g);
@@ -115,8 +117,8 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
       int image = -1, x0 = 0;
     };
     AmxDeferredEpilogue<Block, float[kAmxTailBlock][2][16]> accumulations;
-    const auto accumulate = [&](const Block& b, float (*sums)[2][16]) {
-      amx_tail_accumulate(sums, b.x0, accumulators.data(), acc_floats, origin);
+    const auto accumulate = [&](const Block& b, float (*sums)[2][16], int first, int end) {
+      amx_tail_accumulate(sums, b.x0, first, end, accumulators.data(), acc_floats, origin);
     };
     alignas(64) float bias_pattern[48 + 16];  // bias[k % 3], from any multiple of 3 on
     for (int i = 0; i < 64; ++i) bias_pattern[i] = p.bias[i % 3];
@@ -139,8 +141,9 @@ void tail_bf16_tiles_typed(const TailParams& p, const ExecContext& ctx) {
       // Each block's sums are added along the row while the next block's multiplies are on the tile unit.
       for (int block = 0; block < blocks; ++block) {
         const int x0 = block * kAmxTailBlock - kAmxTailRadius;
-        amx_tail_multiply(tiles, rows, bf16_map ? p.in_bf16.c : c, p.weight_tiles, x0, c, kc);
-        float (*sums)[2][16] = accumulations.after(Block{image, x0}, accumulate);
+        amx_tail_multiply(tiles, rows, bf16_map ? p.in_bf16.c : c, p.weight_tiles, x0, c, kc,
+                          [&](int dy) { accumulations.part(accumulate, dy, 9); });
+        float (*sums)[2][16] = accumulations.next(Block{image, x0});
         tiles.template store<0>(&sums[0][0][0], 128), tiles.template store<1>(&sums[0][1][0], 128);
         tiles.template store<2>(&sums[16][0][0], 128), tiles.template store<3>(&sums[16][1][0], 128);
       }

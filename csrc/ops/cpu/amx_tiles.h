@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace srgan_fast::cpu {
 
@@ -32,17 +33,24 @@ inline TileConfig amx_block_config(int m, int a_bytes) {
   return config;
 }
 
-// A block's sums wait in one of two buffers for their epilogue (vector work), which runs after the next block's
-// multiplies are issued, while the tile unit works on them; the next block's sums then go to the other buffer.
+// A block's sums wait in one of two buffers for their epilogue (vector work), which runs while the tile unit works
+// on the next block; the next block's sums then go to the other buffer. The block kernels run it in parts between
+// their multiplies: run at once after them, the epilogue's instructions wait behind the tile instructions to
+// retire, fill the reorder buffer, and leave the tile unit idle until the rest is issued. An epilogue is called
+// as epilogue(block, sums, first, end) for the sums' rows [first, end) (rows: Sums' first dimension).
 // Block: what the epilogue needs of a block, with an `image` below 0 for none; Sums: one block's sums.
 template <class Block, class Sums>
 class AmxDeferredEpilogue {
  public:
-  // Called once `block`'s multiplies are issued: runs epilogue(block before, its sums), then returns the buffer
-  // that `block`'s tiles are to be stored to.
+  static constexpr int kRows = int(std::extent_v<Sums>);
+  // Part `part` of `parts` of the waiting block's epilogue, if one waits.
   template <class Epilogue>
-  Sums& after(const Block& block, const Epilogue& epilogue) {
-    flush(epilogue);
+  void part(const Epilogue& epilogue, int part, int parts) {
+    if (pending_.image >= 0) epilogue(pending_, sums_[1 - current_], kRows * part / parts, kRows * (part + 1) / parts);
+  }
+  // Called once `block`'s multiplies are issued and every part of the epilogue before it has run: the buffer
+  // that `block`'s tiles are to be stored to.
+  Sums& next(const Block& block) {
     Sums& destination = sums_[current_];
     pending_ = block, current_ = 1 - current_;
     return destination;
@@ -50,7 +58,7 @@ class AmxDeferredEpilogue {
   // The epilogue of the last block, if one waits.
   template <class Epilogue>
   void flush(const Epilogue& epilogue) {
-    if (pending_.image >= 0) epilogue(pending_, sums_[1 - current_]);
+    part(epilogue, 0, 1);
     pending_.image = -1;
   }
 
