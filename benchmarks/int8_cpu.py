@@ -68,9 +68,9 @@ def psnr_against(reference: np.ndarray, paths: dict, image: np.ndarray) -> dict:
     return result
 
 
-def native_paths(model: str, size: int) -> dict:
-    """Native int8/bf16/fp32 on the path auto picks, and on avx512 beside it where auto picks another (amx):
-    the matrix unit against the vector units in the same run."""
+def native_paths(model: str, size: int, wanted) -> dict:
+    """Native int8/bf16/fp32 on the path auto picks, and on avx512 beside it where auto picks another (amx) and
+    that row is wanted: the matrix unit against the vector units in the same run."""
     paths = {}
     for precision in ("int8", "bf16", "fp32"):
         try:
@@ -80,7 +80,7 @@ def native_paths(model: str, size: int) -> dict:
             continue
         chosen = up.backend.engine.path
         paths[f"native {precision} ({chosen})"] = lambda x, up=up: up.upscale(x[0])
-        if chosen != "avx512":
+        if chosen != "avx512" and wanted(f"native {precision} (avx512)"):
             try:
                 vector = Upscaler(model, backend="native", precision=precision, tile=size, path="avx512")
             except ValueError:
@@ -148,8 +148,9 @@ def openvino_paths(onnx_path: Path, network, calib: np.ndarray | None, hw: tuple
     return paths
 
 
-def onnxruntime_paths(onnx_path: Path, calib: np.ndarray, threads: int) -> dict:
-    """onnxruntime on the dynamic-shape graph, and its static QDQ int8 quantization (made once per run)."""
+def onnxruntime_paths(onnx_path: Path, calib: np.ndarray, threads: int, wanted) -> dict:
+    """onnxruntime on the dynamic-shape graph, and its static QDQ int8 quantization (made once per run, only where
+    that row is wanted: its calibration alone takes minutes)."""
     try:
         import onnxruntime as ort
         from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_static)
@@ -166,13 +167,14 @@ def onnxruntime_paths(onnx_path: Path, calib: np.ndarray, threads: int) -> dict:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     paths = {}
-    sessions = {"onnxruntime fp32": onnx_path}
+    sessions = {"onnxruntime fp32": onnx_path} if wanted("onnxruntime fp32") else {}
     q_path = onnx_path.with_name("int8.onnx")
     try:
-        if not q_path.exists():
-                quantize_static(str(onnx_path), str(q_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        sessions["onnxruntime int8"] = q_path
+        if wanted("onnxruntime int8"):
+            if not q_path.exists():
+                quantize_static(str(onnx_path), str(q_path), Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            sessions["onnxruntime int8"] = q_path
     except Exception as exc:  # noqa: BLE001
         paths["onnxruntime int8"] = f"quantize_static failed: {exc}"
     for name, path in sessions.items():
@@ -230,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
             return not any(s in name for s in args.skip)
 
         for size, repeats in zip(args.sizes, args.repeats):
-            # A peer whose every row is skipped is not built (onnxruntime's int8 calibration alone takes minutes).
-            paths = {**native_paths(args.model, size),
+            # A row that is skipped is not built (onnxruntime's int8 calibration alone takes minutes).
+            paths = {**native_paths(args.model, size, wanted),
                      **(openvino_paths(onnx_path, weights.network, calib, (size, size), threads, ov_cache, wanted)
                         if wanted("openvino") else {}),
-                     **(onnxruntime_paths(onnx_path, calib, threads) if wanted("onnxruntime") else {}),
+                     **(onnxruntime_paths(onnx_path, calib, threads, wanted) if wanted("onnxruntime") else {}),
                      **(torch_paths(args.model, size) if wanted("torch") else {})}
             paths = {k: v for k, v in paths.items() if wanted(k)}
             image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
