@@ -158,6 +158,22 @@ def test_bf16_tiled_is_the_untiled_bits():
     assert np.array_equal(tiled(image), whole(image))
 
 
+@pytest.mark.parametrize("path", _tile_paths())
+@pytest.mark.parametrize("name", ["msrresnet", "rrdbnet"])
+def test_the_networks_ending_in_a_3x3_conv_on_tiles_give_the_untiled_bits(name, path):
+    """MSRResNet's and RRDBNet's convs at the output's resolution (HR conv, RGB last conv) run on tiles in the
+    banded chain, as direct convs: each output pixel on its own, so windows give the untiled bits."""
+    from srgan_fast.architecture import msrresnet, rrdbnet
+
+    network = {"msrresnet": msrresnet(1, 16), "rrdbnet": rrdbnet(1, 16, 16)}[name]
+    weights = random_weights(network, seed=6)
+    image = _photo(40, 90)
+    tiled = Upscaler(weights, backend="native", precision="bf16", path=path, tile=(40, 24))
+    assert tiled.plan(image.shape[:2]).num_windows > 1
+    whole = Upscaler(weights, backend="native", precision="bf16", path=path, tile=1000)
+    assert np.array_equal(tiled(image), whole(image))
+
+
 def test_the_tile_peak_is_measured_only_where_amx_is_granted():
     from srgan_fast import _C
 
