@@ -22,8 +22,7 @@ struct EngineOptions {
   // The steps above the input's resolution (from the first upsampling conv on, see CpuEngine::plan_chain) run
   // together in bands of this many rows of the map the first of them reads (a multiple of 12), so that their
   // maps, the network's largest (C channels at 2x and 4x the input's resolution), are never whole in memory;
-  // 0: whole maps; -1: the engine's choice (48 rows). The results are
-  // the same bits either way.
+  // 0: whole maps; -1: the engine's choice (48 rows). The results are the same bits either way.
   int tail_band_rows = -1;
   // Where the path has the fused op (the AMX path at bf16), each residual dense block runs as one op that keeps
   // its concatenation in cache (see CpuEngine::plan_dense_blocks); false: conv by conv. The same bits either way.
