@@ -211,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, nargs="+", default=[5, 3], help="per size")
     parser.add_argument("--data", nargs="+", default=["/work/shared/data/train/CSun_Hays80",
                                                       "/work/shared/data/train/CUrban100"])
-    parser.add_argument("--skip", nargs="*", default=[], help="rows to leave out, by substring of their names: '(avx512)' also drops "
-                        "'native fp32 (avx512)' where avx512 is fp32's own path; 'int8 (avx512)' and "
-                        "'bf16 (avx512)' drop only the vector rows beside amx")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        help="rows to leave out, by substring of their names: '(avx512)' also drops 'native fp32 "
+                             "(avx512)' where avx512 is fp32's own path; 'int8 (avx512)' and 'bf16 (avx512)' drop "
+                             "only the vector rows beside amx")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     threads = os.cpu_count() or 1

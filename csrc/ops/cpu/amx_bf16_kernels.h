@@ -111,7 +111,8 @@ void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*su
   for (int i = 0; i < b.mt; ++i) {
     int r0, r1;
     amx_block_rows(b, i, first, end, r0, r1);
-    for (int j = 0; j < 16 * b.nt && r0 < r1; j += S::W) {
+    if (r0 >= r1) continue;
+    for (int j = 0; j < 16 * b.nt; j += S::W) {
       typename S::vf row[16];
       for (int r = r0; r < r1; ++r) row[r - r0] = S::load(&sums[16 * i + r][j]);
       store_conv_outputs<S>(p, b.image, b.y, b.x0 + 16 * i + r0, 1, r1 - r0, b.co0 + j, row, r1 - r0);
@@ -128,7 +129,8 @@ void amx_bf16_prelu_to_bf16(const PackedConv3x3& wt, const FeatureMapBf16& out, 
   for (int i = 0; i < b.mt; ++i) {
     int r0, r1;
     amx_block_rows(b, i, first, end, r0, r1);
-    for (int j = 0; j < 16 * b.nt && r0 < r1; j += 16) {
+    if (r0 >= r1) continue;
+    for (int j = 0; j < 16 * b.nt; j += 16) {
       const typename S::vf bias = S::load(wt.bias + b.co0 + j), slope = S::load(wt.alpha + b.co0 + j);
       for (int r = r0; r < r1; ++r) {
         const typename S::vf value = S::prelu(S::add(S::load(&sums[16 * i + r][j]), bias), slope);
