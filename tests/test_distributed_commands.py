@@ -2,7 +2,7 @@
 this machine's CPUs. SIGTERM to the driver ends an image or a video run with the one stop line and 143, what it
 wrote whole and nothing half-written left; a video run killed outright (SIGKILL: no cleanup runs) leaves its
 segment folder, which the next run removes; -q keeps Ray's own lines off the console; a file given twice is one
-note, as locally."""
+note, as locally; what Ray's threads log after a stop stays off the console until the next run."""
 from __future__ import annotations
 
 import signal
@@ -74,7 +74,7 @@ def test_sigterm_ends_an_image_run_with_the_stop_line_and_143(root):
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, stderr.read_text()[-3000:]
     lines = stderr.read_text().splitlines()
     assert lines[-1] == ("srgan-fast: stopped by SIGTERM; the outputs written are complete, no partial files left; "
-                         "run it again to finish")
+                         "run it again to finish"), "\n".join(lines[-60:])
     assert not any("Traceback" in line or "SIGTERM" in line for line in lines[:-1]), lines
     written = outputs(output)
     assert 0 < len(written) < IMAGES
@@ -101,7 +101,8 @@ def test_sigterm_ends_a_video_run_with_the_stop_line_143_and_no_segment_folder(r
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, stderr.read_text()[-3000:]
     lines = stderr.read_text().splitlines()
-    assert lines[-1] == f"srgan-fast: stopped by SIGTERM; {output} not written, no segment files left"
+    assert lines[-1] == f"srgan-fast: stopped by SIGTERM; {output} not written, no segment files left", \
+        "\n".join(lines[-60:])
     assert not any("Traceback" in line or "SIGTERM" in line for line in lines[:-1]), lines
     assert not output.exists() and not any(root.glob(f".{output.name}*"))
 
@@ -131,3 +132,34 @@ def test_quiet_keeps_ray_s_lines_off_and_a_file_given_twice_is_one_note(root):
     assert lines[0] == f"note: {twice}: given more than once; upscaled once"
     assert lines[1].startswith(f"srgan-fast: {IMAGES} done, 0 skipped, 0 failed in ")
     assert len(lines) == 2, lines
+
+
+STALE_THREAD = """
+import logging, sys, threading
+import ray
+from srgan_fast.distributed.cluster import ray_connected
+from srgan_fast.io.signals import Stopped
+
+def log_from_a_thread(text):  # as Ray Data's threads that outlive a run do
+    thread = threading.Thread(target=logging.getLogger("ray.data._internal.util").warning, args=(text,))
+    thread.start()
+    thread.join()
+
+try:
+    with ray_connected(ray, "local"):
+        raise Stopped(15)
+except KeyboardInterrupt:
+    log_from_a_thread("after the stop")
+with ray_connected(ray, "local"):
+    log_from_a_thread("in the next run")
+print("ended", file=sys.stderr)
+"""
+
+
+def test_ray_s_lines_after_a_stop_stay_off_the_console_until_the_next_run(root):
+    stderr = root / "stale.err"
+    with command_session([sys.executable, "-c", STALE_THREAD], stderr) as run:
+        assert run.wait(timeout=STARTUP_SECONDS) == 0, stderr.read_text()[-3000:]
+    text = stderr.read_text()
+    assert "after the stop" not in text
+    assert "in the next run" in text and text.splitlines()[-1] == "ended"

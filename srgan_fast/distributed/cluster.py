@@ -98,15 +98,46 @@ def starts_ray_here(address: str | None) -> bool:
     return address is None and not os.environ.get("RAY_ADDRESS") and not connected
 
 
+# Ray's console handlers muted by a stop, with their levels: given back when this process next connects.
+_muted_consoles: list[tuple[logging.Handler, int]] = []
+
+
+def _ray_consoles() -> list[logging.Handler]:
+    """The handlers of Ray's and Ray Data's loggers that print on the console (their log files are kept apart)."""
+    return [handler for name in ("ray", "ray.data") for handler in logging.getLogger(name).handlers
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
+
+
+def _mute_ray_consoles() -> None:
+    for handler in _ray_consoles():
+        _muted_consoles.append((handler, handler.level))
+        handler.setLevel(logging.CRITICAL + 1)
+
+
+def _unmute_ray_consoles() -> None:
+    while _muted_consoles:
+        handler, level = _muted_consoles.pop()
+        handler.setLevel(level)
+
+
 @contextlib.contextmanager
 def ray_connected(ray, address: str | None, *, quiet: bool = False) -> Iterator[None]:
-    """Use the Ray this process is already connected to, or connect (or start a local one) for this run only."""
+    """Use the Ray this process is already connected to, or connect (or start a local one) for this run only.
+
+    Stopped (Ctrl-C, SIGTERM, SIGHUP), Ray's console lines are muted before the shutdown, until this process next
+    connects: Ray Data does not wait for its threads when a run ends early (its scheduling loop gets 2 s, its
+    prefetching threads none), and those still running fail on the objects the shutdown took away, each with a
+    traceback after the command's one stop line. Ray's log files keep them."""
     if ray.is_initialized():
         yield
         return
+    _unmute_ray_consoles()
     init_ray(ray, address, quiet=quiet)
     try:
         yield
+    except KeyboardInterrupt:
+        _mute_ray_consoles()
+        raise
     finally:
         ray.shutdown()
 
