@@ -136,8 +136,7 @@ def test_quiet_keeps_ray_s_lines_off_and_a_file_given_twice_is_one_note(root):
 
 STALE_THREAD = """
 import logging, sys, threading
-import ray
-from srgan_fast.distributed.cluster import ray_connected
+from srgan_fast.distributed.cluster import import_ray, ray_connected
 from srgan_fast.io.signals import Stopped
 
 def log_from_a_thread(text):  # as Ray Data's threads that outlive a run do
@@ -145,6 +144,7 @@ def log_from_a_thread(text):  # as Ray Data's threads that outlive a run do
     thread.start()
     thread.join()
 
+ray = import_ray()  # with Ray Data, whose logger has a console handler of its own
 try:
     with ray_connected(ray, "local"):
         raise Stopped(15)
