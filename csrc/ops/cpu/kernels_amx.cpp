@@ -131,7 +131,7 @@ namespace {
 std::string check_int8() {
   const int cin = 64, cout = 64, h = 5, w = 21;
   std::mt19937 random(7);
-  std::vector<int8_t> weights(size_t(9) * cin * cout);
+  CacheLineVector<int8_t> weights(size_t(9) * cin * cout);  // as packed weights are: tile rows on cache lines
   for (int8_t& v : weights) v = int8_t(int(random() % 255) - 127);
   std::vector<int32_t> compensation(cout, 0);
   std::vector<float> ones(cout, 1.f), zeros(cout, 0.f);
