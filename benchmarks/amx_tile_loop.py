@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_details, cpu_name  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu_details, cpu_name  # noqa: E402
 
 SOURCE = Path(__file__).with_suffix(".cpp")
 
