@@ -23,7 +23,8 @@ void HeadOp::run(const cpu::CpuKernels* kernels, const void* image, DType dtype,
 Conv3x3Op::Conv3x3Op(ConvTensors t, Epilogue epilogue, bool with_bf16, ConvFusion fusion)
     : t_(std::move(t)), epilogue_(epilogue), fusion_(fusion),
       packed_(pack_conv3x3(t_.weight.data(), t_.bias.data(), t_.alpha.empty() ? nullptr : t_.alpha.data(),
-                           t_.cout, t_.cin, epilogue == Epilogue::bias_shuffle_prelu, with_bf16)) {}
+                           t_.cout, t_.cin, epilogue == Epilogue::bias_shuffle_prelu, with_bf16,
+                           fusion.upsample == 2)) {}
 
 void Conv3x3Op::run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
                     const FeatureMap& skip, const FeatureMap& out, const ExecContext& ctx,

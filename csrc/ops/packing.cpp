@@ -36,13 +36,14 @@ PackedConv3x3 Conv3x3Weights::view() const {
   p.u = u.data();
   p.u_bf16 = u_bf16.empty() ? nullptr : u_bf16.data();
   p.w_bf16 = w_bf16.empty() ? nullptr : w_bf16.data();
+  p.w_up2_bf16 = w_up2_bf16.empty() ? nullptr : w_up2_bf16.data();
   p.bias = bias.data();
   p.alpha = alpha.empty() ? nullptr : alpha.data();
   return p;
 }
 
 Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float* alpha, int cout_t, int cin_t,
-                            bool shuffle, bool with_bf16) {
+                            bool shuffle, bool with_bf16, bool upsampled2) {
   Conv3x3Weights r;
   r.cin = round_up(cin_t, kChannelAlign);
   const int groups = shuffle ? 4 : 1;              // sub-pixel positions
@@ -54,6 +55,8 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
   r.u.assign(size_t(36) * r.cin * r.cout, 0.f);
   r.bias.assign(r.cout, 0.f);
   if (with_bf16) r.u_bf16.assign(size_t(16) * r.cin * r.cout, 0), r.w_bf16.assign(size_t(9) * r.cin * r.cout, 0);
+  const bool up2 = with_bf16 && upsampled2 && !shuffle;
+  if (up2) r.w_up2_bf16.assign(size_t(16) * r.cin * r.cout, 0);
   double transformed[36];
   for (int co_t = 0; co_t < cout_t; ++co_t) {
     const int co = packed_index(co_t);
@@ -66,6 +69,23 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
       for (int tap = 0; tap < 9; ++tap)  // the direct kernel: AMX B tiles of 16 output channels, one after another
         r.w_bf16[((size_t(co / 16) * 9 + tap) * (r.cin / 2) + ci / 2) * 32 + (co % 16) * 2 + ci % 2] =
             float_to_bf16(g[tap]);
+      if (up2) {
+        // Output pixel (2i + a, 2j + b) reads input rows i - 1 + a + ey and columns j - 1 + b + ex, ey, ex in
+        // {0, 1}: kernel rows (columns) {0}, {1, 2} for parity 0 and {0, 1}, {2} for parity 1 fall on the same
+        // input row (column), so their weights are summed (in double, rounded to bf16 once).
+        constexpr int kFirst[2][2] = {{0, 1}, {0, 2}}, kEnd[2][2] = {{1, 3}, {2, 3}};  // [parity][tap]
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b)
+            for (int ey = 0; ey < 2; ++ey)
+              for (int ex = 0; ex < 2; ++ex) {
+                double sum = 0;
+                for (int dy = kFirst[a][ey]; dy < kEnd[a][ey]; ++dy)
+                  for (int dx = kFirst[b][ex]; dx < kEnd[b][ex]; ++dx) sum += g[dy * 3 + dx];
+                const int tap = ((a * 2 + b) * 2 + ey) * 2 + ex;
+                r.w_up2_bf16[((size_t(co / 16) * 16 + tap) * (r.cin / 2) + ci / 2) * 32 + (co % 16) * 2 + ci % 2] =
+                    float_to_bf16(float(sum));
+              }
+      }
       winograd_weight<4>(kG2, g, transformed);  // pairs of input channels interleaved: [16][cin/2][cout][2]
       for (int pos = 0; pos < 16; ++pos)
         r.u_bf16[((size_t(pos) * (r.cin / 2) + ci / 2) * r.cout + co) * 2 + ci % 2] = float_to_bf16(float(transformed[pos]));

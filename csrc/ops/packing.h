@@ -23,12 +23,14 @@ struct Conv3x3Weights {
   std::vector<float> u, bias, alpha;
   std::vector<uint16_t> u_bf16;
   CacheLineVector<uint16_t> w_bf16;  // AMX B tiles
+  CacheLineVector<uint16_t> w_up2_bf16;  // AMX B tiles of the four 2x2 kernels on a x2 upsampled input
   PackedConv3x3 view() const;
 };
+// upsampled2: the conv reads its input nearest-upsampled by 2 (with_bf16: also w_up2_bf16).
 Conv3x3Weights pack_conv3x3(const float* weight,  // [cout_t][cin_t][3][3]
                             const float* bias,    // [cout_t]
                             const float* alpha,   // [cout_t] (bias_prelu), [cin_t] (shuffle) or null
-                            int cout_t, int cin_t, bool shuffle, bool with_bf16);
+                            int cout_t, int cin_t, bool shuffle, bool with_bf16, bool upsampled2 = false);
 
 struct HeadWeights {
   int c = 0;    // padded output channels

@@ -29,6 +29,10 @@ struct PackedConv3x3 {
   const uint16_t* u_bf16 = nullptr;    // [16][cin/2][cout][2]     bf16 pairs of input channels (or null)
   const uint16_t* w_bf16 = nullptr;    // [cout/16][9 taps][cin/2][16][2] the direct kernel in bf16 pairs:
                                        //   AMX TDPBF16PS B tiles, contiguous (or null)
+  // A conv reading its input nearest-upsampled by 2: [cout/16][2 row parities][2 column parities][4 taps]
+  // [cin/2][16][2], the same B tiles for the four 2x2 kernels it is on the input itself, one per parity of the
+  // output pixel (see amx_upsampled_kernels.h), or null.
+  const uint16_t* w_up2_bf16 = nullptr;
   const float* bias = nullptr;         // [cout]
   const float* alpha = nullptr;        // PReLU slopes: [cout], or [cout/4] for the shuffle epilogue
 };

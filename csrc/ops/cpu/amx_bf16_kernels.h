@@ -94,9 +94,10 @@ inline TileConfig amx_bf16_config(int m0, int m1, int a_bytes) {
   return config;
 }
 
-// A block of output pixels (y, x0 + 16i + r), r < m[i], i < mt, x channels co0 .. co0 + 16 nt - 1.
+// A block of output pixels (y, x0 + (16i + r) * x_step), r < m[i], i < mt, x channels co0 .. co0 + 16 nt - 1
+// (x_step 2: the pixels of one column parity, amx_upsampled_kernels.h).
 struct AmxBf16Block {
-  int image = -1, y = 0, x0 = 0, m[2] = {0, 0}, co0 = 0, mt = 0, nt = 0;
+  int image = -1, y = 0, x0 = 0, m[2] = {0, 0}, co0 = 0, mt = 0, nt = 0, x_step = 1;
 };
 using AmxBf16Epilogues = AmxDeferredEpilogue<AmxBf16Block, float[32][32]>;
 
@@ -115,7 +116,12 @@ void amx_bf16_epilogue(const Conv3x3Params& p, const AmxBf16Block& b, float (*su
     for (int j = 0; j < 16 * b.nt; j += S::W) {
       typename S::vf row[16];
       for (int r = r0; r < r1; ++r) row[r - r0] = S::load(&sums[16 * i + r][j]);
-      store_conv_outputs<S>(p, b.image, b.y, b.x0 + 16 * i + r0, 1, r1 - r0, b.co0 + j, row, r1 - r0);
+      if (b.x_step == 1) {
+        store_conv_outputs<S>(p, b.image, b.y, b.x0 + 16 * i + r0, 1, r1 - r0, b.co0 + j, row, r1 - r0);
+        continue;
+      }
+      for (int r = r0; r < r1; ++r)
+        store_conv_outputs<S>(p, b.image, b.y, b.x0 + (16 * i + r) * b.x_step, 1, 1, b.co0 + j, &row[r - r0], 1);
     }
   }
 }
@@ -134,7 +140,7 @@ void amx_bf16_prelu_to_bf16(const PackedConv3x3& wt, const FeatureMapBf16& out, 
       const typename S::vf bias = S::load(wt.bias + b.co0 + j), slope = S::load(wt.alpha + b.co0 + j);
       for (int r = r0; r < r1; ++r) {
         const typename S::vf value = S::prelu(S::add(S::load(&sums[16 * i + r][j]), bias), slope);
-        uint16_t* at = out.at(b.image, b.y, b.x0 + 16 * i + r) + b.co0 + j;
+        uint16_t* at = out.at(b.image, b.y, b.x0 + (16 * i + r) * b.x_step) + b.co0 + j;
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(at), amx_bf16_bits(value));
       }
     }

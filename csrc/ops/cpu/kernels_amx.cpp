@@ -1,6 +1,7 @@
 // The amx kernel tables: the avx512 table with its 3x3 convs on AMX tiles, int8 (amx_int8_kernels.h) and bf16
 // (amx_bf16_kernels.h), with the real instructions ("amx") or their software model ("amx_emulated": the same
-// kernels on any AVX-512 CPU, for tests). Their 9x9 tail runs on bf16 tiles too (amx_tail_kernels.h): with the
+// kernels on any AVX-512 CPU, for tests). A bf16 conv reading its input upsampled by 2 runs as four 2x2 convs on
+// the input (amx_upsampled_kernels.h). Their 9x9 tail runs on bf16 tiles too (amx_tail_kernels.h): with the
 // instructions it reads the upsampler's bf16 map; with the model it rounds the fp32 map's rows itself, since
 // the bf16 stores use AVX512_BF16, which the model's hosts may lack. This file alone is compiled with
 // -mamx-tile -mamx-int8 -mamx-bf16 (see CMakeLists.txt).
@@ -11,6 +12,7 @@
 #include "ops/cpu/amx_dense_block_kernels.h"
 #include "ops/cpu/amx_int8_kernels.h"
 #include "ops/cpu/amx_tail_kernels.h"
+#include "ops/cpu/amx_upsampled_kernels.h"
 #include "ops/cpu/int8_kernels.h"
 #include "ops/cpu/winograd_kernels.h"
 
@@ -61,6 +63,7 @@ void conv3x3_int8_amx(const Conv3x3Int8Params& p, const ExecContext& ctx) {
 template <class Tiles>
 void conv3x3_bf16_amx(const Conv3x3Params& p, const ExecContext& ctx) {
   using Simd = avx512::Simd;
+  if (amx::amx_upsampled_fits(p)) return amx::conv3x3_bf16_upsampled_tiles<Simd, Tiles>(p, ctx);
   if (amx::amx_bf16_fits(*p.weights)) return amx::conv3x3_bf16_tiles<Simd, Tiles>(p, ctx);
   amx::conv3x3_winograd<Simd, float>(p, ctx);
 }

@@ -1,0 +1,98 @@
+// A bf16 3x3 conv on its input nearest-upsampled by 2 (ESRGAN's upsampling convs), on AMX tiles, without
+// upsampling anything. Output pixel (2i + a, 2j + b) reads input rows i - 1 + a + ey and columns j - 1 + b + ex
+// for ey, ex in {0, 1}: the upsampled pixels the 3x3 kernel covers repeat input pixels, so for each of the four
+// output parities (a, b) the conv is a 2x2 conv on the input itself, whose taps sum the 3x3 weights that fall on
+// the same input pixel (PackedConv3x3::w_up2_bf16): 4 taps instead of 9, on rows of the input's width.
+// Blocks are 32 output pixels of one row and one column parity (16 consecutive input pixels an A tile) x 32
+// output channels, the 2 x 2 tiles of amx_bf16_kernels.h; their epilogue writes every other output pixel
+// (AmxBf16Block::x_step = 2). The input rows are read in place where the input is a bf16 map, else from a ring
+// of rows rounded from float32 once per thread.
+#pragma once
+
+#include "ops/cpu/amx_bf16_kernels.h"
+
+namespace srgan_fast::cpu::SRGAN_FAST_ISA {
+
+inline bool amx_upsampled_fits(const Conv3x3Params& p) {
+  return p.upsample == 2 && p.weights->w_up2_bf16 != nullptr && amx_bf16_fits(*p.weights);
+}
+
+// Multiplies `block` (output pixels block.x0 + 2r, those of column parity b) from the input rows rows[ey] (pixel
+// x at rows[ey] + (x + 1) * pixel_values), whose first output pixel reads input column j0 - 1 + b + ex; runs the
+// epilogue of the block before in four parts, one after each tap.
+template <class Tiles, int MT, int NT, class Epilogue>
+void amx_upsampled_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const rows[2], int64_t pixel_values,
+                         int j0, int a, int b, const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues,
+                         const Epilogue& epilogue) {
+  const int64_t a_stride = pixel_values * 2, b_stride = 64;  // bytes between rows
+  const int64_t b_block = int64_t(16) * wt.cin * 16;          // bf16 values of 16 output channels' weights
+  amx_zero_accumulators<Tiles, MT, NT>(tiles);
+  for (int tap = 0; tap < 4; ++tap) {
+    const int ey = tap / 2, ex = tap % 2;
+    const uint16_t* in = rows[ey] + int64_t(j0 + b + ex) * pixel_values;
+    const uint16_t* w = wt.w_up2_bf16 + (block.co0 / 16) * b_block + int64_t((a * 2 + b) * 4 + tap) * wt.cin * 16;
+    for (int k0 = 0; k0 < wt.cin; k0 += kc, in += kc, w += kc * 16) {
+      tiles.template load<6>(w, b_stride);
+      tiles.template load<4>(in, a_stride);
+      tiles.template dpbf16ps<0, 4, 6>();
+      if constexpr (NT > 1) tiles.template load<7>(w + b_block, b_stride), tiles.template dpbf16ps<1, 4, 7>();
+      if constexpr (MT > 1) {
+        tiles.template load<5>(in + 16 * pixel_values, a_stride);
+        tiles.template dpbf16ps<2, 5, 6>();
+        if constexpr (NT > 1) tiles.template dpbf16ps<3, 5, 7>();
+      }
+    }
+    epilogues.part(epilogue, tap, 4);
+  }
+  amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.next(block));
+}
+
+template <class S, class Tiles>
+void conv3x3_bf16_upsampled_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
+  const PackedConv3x3& wt = *p.weights;
+  const int w_in = p.in.w, h = 2 * p.in.h;
+  const int64_t rows_total = int64_t(p.in.n) * h;
+  const bool in_place = p.in_bf16.data != nullptr;
+  const bool to_bf16 = p.out_bf16.data && p.epilogue == Epilogue::bias_prelu;
+  const int kc = wt.cin % 32 == 0 ? 32 : 16;
+  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
+    if (to_bf16) amx_bf16_prelu_to_bf16<S>(wt, p.out_bf16, b, sums, first, end);
+    else amx_bf16_epilogue<S>(p, b, sums, first, end);
+  };
+  Conv3x3Params at_input = p;  // the input rows at their own size, for the ring
+  at_input.upsample = 1;
+#pragma omp parallel num_threads(ctx.threads)
+  {
+    Tiles tiles;
+    AmxBf16Configured configured;
+    AmxRowRing<3> converted(in_place ? 0 : int64_t(w_in + 2) * wt.cin);
+    AmxBf16Epilogues epilogues;
+    // Static chunks of consecutive rows, so that each input row is converted about once per thread.
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows_total; ++r) {
+      const int image = int(r / h), y = int(r % h), a = y % 2;
+      const uint16_t* rows[2];
+      for (int ey = 0; ey < 2; ++ey) {
+        const int iy = y / 2 - 1 + a + ey;
+        const auto fill = [&](uint16_t* row) { amx_bf16_row(at_input, image, iy, w_in, wt.cin, row); };
+        rows[ey] = in_place ? p.in_bf16.at(image, iy, -1) : converted.row(image, iy, fill);
+      }
+      const int64_t pixel_values = in_place ? p.in_bf16.c : wt.cin;
+      // Both column parities of a block one after the other: they read mostly the same input pixels, and write
+      // the two halves of the same output lines.
+      amx_blocks_of_row(tiles, configured, 2 * kc, wt.cout, image, y, w_in,
+                        [&](const AmxBf16Block& block, auto mt, auto nt) {
+                          for (int b = 0; b < 2; ++b) {
+                            AmxBf16Block out = block;  // in output pixels: every other one from 2 j0 + b
+                            out.x0 = 2 * block.x0 + b, out.x_step = 2;
+                            amx_upsampled_block<Tiles, decltype(mt)::value, decltype(nt)::value>(
+                                wt, tiles, rows, pixel_values, block.x0, a, b, out, kc, epilogues, epilogue);
+                          }
+                        });
+    }
+    epilogues.flush(epilogue);
+    tiles.release();
+  }
+}
+
+}  // namespace srgan_fast::cpu::SRGAN_FAST_ISA
