@@ -2,7 +2,8 @@
 this machine's CPUs. SIGTERM to the driver ends an image or a video run with the one stop line and 143, what it
 wrote whole and nothing half-written left; a video run killed outright (SIGKILL: no cleanup runs) leaves its
 segment folder, which the next run removes; -q keeps Ray's own lines off the console; a file given twice is one
-note, as locally; what Ray's threads log after a stop stays off the console until the next run."""
+note, as locally; what Ray's threads log and its finalizers raise after a stop stays off the console until
+the next run."""
 from __future__ import annotations
 
 import signal
@@ -144,14 +145,26 @@ def log_from_a_thread(text):  # as Ray Data's threads that outlive a run do
     thread.start()
     thread.join()
 
+class Iterator:  # as Ray Data's iterators, which shut their executor down when collected
+    def __init__(self, text):
+        self.text = text
+    def __del__(self):
+        raise ValueError(self.text)
+Iterator.__module__ = Iterator.__del__.__module__ = "ray.data._internal.execution.streaming_executor"
+
+def finalize(text):
+    Iterator(text)  # collected at once
+
 ray = import_ray()  # with Ray Data, whose logger has a console handler of its own
 try:
     with ray_connected(ray, "local"):
         raise Stopped(15)
 except KeyboardInterrupt:
-    log_from_a_thread("after the stop")
+    log_from_a_thread("logged after the stop")
+    finalize("finalized after the stop")
 with ray_connected(ray, "local"):
-    log_from_a_thread("in the next run")
+    log_from_a_thread("logged in the next run")
+    finalize("finalized in the next run")
 print("ended", file=sys.stderr)
 """
 
@@ -162,4 +175,5 @@ def test_ray_s_lines_after_a_stop_stay_off_the_console_until_the_next_run(root):
         assert run.wait(timeout=STARTUP_SECONDS) == 0, stderr.read_text()[-3000:]
     text = stderr.read_text()
     assert "after the stop" not in text
-    assert "in the next run" in text and text.splitlines()[-1] == "ended"
+    assert "logged in the next run" in text and "finalized in the next run" in text
+    assert text.splitlines()[-1] == "ended"

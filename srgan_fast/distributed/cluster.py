@@ -3,6 +3,7 @@ process's stop signals), and how many workers the options and the cluster allow.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -98,45 +99,67 @@ def starts_ray_here(address: str | None) -> bool:
     return address is None and not os.environ.get("RAY_ADDRESS") and not connected
 
 
-# Ray's console handlers muted by a stop, with their levels: given back when this process next connects.
-_muted_consoles: list[tuple[logging.Handler, int]] = []
+class _QuietAfterStop:
+    """What Ray prints after a stopped run's shutdown, kept off the console until this process next connects.
+
+    Ray Data does not wait for its threads when a run ends early (its scheduling loop gets 2 s, its prefetching
+    threads none), and its iterators shut their executors down when they are garbage-collected, which may be
+    after the shutdown: both then fail on the objects the shutdown took away, the threads through Ray's loggers,
+    the finalizers as "Exception ignored in ...", each with a traceback after the command's one stop line. Ray's
+    log files keep the loggers' lines."""
+
+    def __init__(self):
+        self._levels: list[tuple[logging.Handler, int]] = []
+        self._hook = None
+
+    @staticmethod
+    def _consoles() -> list[logging.Handler]:
+        """The handlers of Ray's and Ray Data's loggers that print on the console (not their log files)."""
+        return [handler for name in ("ray", "ray.data") for handler in logging.getLogger(name).handlers
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
+
+    def start(self) -> None:
+        for handler in self._consoles():
+            self._levels.append((handler, handler.level))
+            handler.setLevel(logging.CRITICAL + 1)
+        if self._hook is None:
+            self._hook = previous = sys.unraisablehook
+
+            def drop_ray_finalizers(unraisable) -> None:
+                module = getattr(unraisable.object, "__module__", None) or ""
+                if module.split(".")[0] != "ray":
+                    previous(unraisable)
+
+            sys.unraisablehook = drop_ray_finalizers
+
+    def end(self) -> None:
+        while self._levels:
+            handler, level = self._levels.pop()
+            handler.setLevel(level)
+        if self._hook is not None:
+            sys.unraisablehook, self._hook = self._hook, None
 
 
-def _ray_consoles() -> list[logging.Handler]:
-    """The handlers of Ray's and Ray Data's loggers that print on the console (their log files are kept apart)."""
-    return [handler for name in ("ray", "ray.data") for handler in logging.getLogger(name).handlers
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)]
-
-
-def _mute_ray_consoles() -> None:
-    for handler in _ray_consoles():
-        _muted_consoles.append((handler, handler.level))
-        handler.setLevel(logging.CRITICAL + 1)
-
-
-def _unmute_ray_consoles() -> None:
-    while _muted_consoles:
-        handler, level = _muted_consoles.pop()
-        handler.setLevel(level)
+_quiet_after_stop = _QuietAfterStop()
 
 
 @contextlib.contextmanager
 def ray_connected(ray, address: str | None, *, quiet: bool = False) -> Iterator[None]:
     """Use the Ray this process is already connected to, or connect (or start a local one) for this run only.
 
-    Stopped (Ctrl-C, SIGTERM, SIGHUP), Ray's console lines are muted before the shutdown, until this process next
-    connects: Ray Data does not wait for its threads when a run ends early (its scheduling loop gets 2 s, its
-    prefetching threads none), and those still running fail on the objects the shutdown took away, each with a
-    traceback after the command's one stop line. Ray's log files keep them."""
+    Stopped (Ctrl-C, SIGTERM, SIGHUP), Ray Data's iterators that nothing refers to any more are finalized while
+    Ray is still up, and what Ray prints after the shutdown stays off the console until this process next
+    connects (_QuietAfterStop)."""
     if ray.is_initialized():
         yield
         return
-    _unmute_ray_consoles()
+    _quiet_after_stop.end()
     init_ray(ray, address, quiet=quiet)
     try:
         yield
     except KeyboardInterrupt:
-        _mute_ray_consoles()
+        gc.collect()  # Ray Data's unreachable iterators shut their executors down now, not after the shutdown
+        _quiet_after_stop.start()
         raise
     finally:
         ray.shutdown()
