@@ -165,29 +165,35 @@ inline void amx_store_accumulators(Tiles& tiles, Sum (*out)[32]) {
   if constexpr (MT > 1 && NT > 1) tiles.template store<3>(&out[16][16], 128);
 }
 
+// One K step of a block: A[i] from a (pixel i * 16 at a + i * 16 * pixel_values, rows pixel_values bf16 apart),
+// B[j] from b + j * b_block (contiguous 1 KiB tiles), each A and B tile feeding two multiplies into C[i][j].
+template <class Tiles, int MT, int NT>
+inline void amx_bf16_step(Tiles& tiles, const uint16_t* a, int64_t pixel_values, const uint16_t* b, int64_t b_block) {
+  const int64_t a_stride = pixel_values * 2, b_stride = 64;  // bytes between rows
+  tiles.template load<6>(b, b_stride);
+  tiles.template load<4>(a, a_stride);
+  tiles.template dpbf16ps<0, 4, 6>();
+  if constexpr (NT > 1) tiles.template load<7>(b + b_block, b_stride), tiles.template dpbf16ps<1, 4, 7>();
+  if constexpr (MT > 1) {
+    tiles.template load<5>(a + 16 * pixel_values, a_stride);
+    tiles.template dpbf16ps<2, 5, 6>();
+    if constexpr (NT > 1) tiles.template dpbf16ps<3, 5, 7>();
+  }
+}
+
 // Multiplies `block` from the bf16 rows y-1, y, y+1 (pixel x at rows[r] + (x + 1) * pixel_values, the conv's
 // wt.cin input channels first), running the epilogue of the block before in nine parts, one after each tap's
 // multiplies (see AmxDeferredEpilogue); then stores this block's sums for the next call.
 template <class Tiles, int MT, int NT, class Epilogue>
 void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const rows[3], int64_t pixel_values,
                     const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
-  const int64_t a_stride = pixel_values * 2, b_stride = 64;  // bytes between rows
-  const int64_t b_block = int64_t(9) * wt.cin * 16;           // bf16 values of 16 output channels' weights
+  const int64_t b_block = int64_t(9) * wt.cin * 16;  // bf16 values of 16 output channels' weights
   amx_zero_accumulators<Tiles, MT, NT>(tiles);
   for (int tap = 0; tap < 9; ++tap) {
     const uint16_t* a = rows[tap / 3] + int64_t(block.x0 + tap % 3) * pixel_values;
     const uint16_t* b = wt.w_bf16 + (block.co0 / 16) * b_block + int64_t(tap) * wt.cin * 16;
-    for (int k0 = 0; k0 < wt.cin; k0 += kc, a += kc, b += kc * 16) {
-      tiles.template load<6>(b, b_stride);
-      tiles.template load<4>(a, a_stride);
-      tiles.template dpbf16ps<0, 4, 6>();
-      if constexpr (NT > 1) tiles.template load<7>(b + b_block, b_stride), tiles.template dpbf16ps<1, 4, 7>();
-      if constexpr (MT > 1) {
-        tiles.template load<5>(a + 16 * pixel_values, a_stride);
-        tiles.template dpbf16ps<2, 5, 6>();
-        if constexpr (NT > 1) tiles.template dpbf16ps<3, 5, 7>();
-      }
-    }
+    for (int k0 = 0; k0 < wt.cin; k0 += kc, a += kc, b += kc * 16)
+      amx_bf16_step<Tiles, MT, NT>(tiles, a, pixel_values, b, b_block);
     epilogues.part(epilogue, tap, 9);
   }
   amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.next(block));
@@ -241,6 +247,16 @@ void amx_bf16_conv_row(const PackedConv3x3& wt, Tiles& tiles, AmxBf16Configured&
   });
 }
 
+// A conv's block epilogue: bias and PReLU into its bf16 map where it writes one, else conv_epilogue.h's.
+template <class S>
+auto amx_bf16_conv_epilogue(const Conv3x3Params& p) {
+  const bool to_bf16 = p.out_bf16.data && p.epilogue == Epilogue::bias_prelu;
+  return [&p, to_bf16](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
+    if (to_bf16) amx_bf16_prelu_to_bf16<S>(*p.weights, p.out_bf16, b, sums, first, end);
+    else amx_bf16_epilogue<S>(p, b, sums, first, end);
+  };
+}
+
 // A bf16 input map at the conv's resolution is read in place (its halo holds the padding's zeros); a float32
 // one, or one read upsampled, goes through the ring. A bf16 output (bias_prelu) takes amx_bf16_prelu_to_bf16.
 template <class S, class Tiles>
@@ -249,11 +265,7 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   const int h = p.in.h * p.upsample, w = p.in.w * p.upsample;
   const int64_t rows_total = int64_t(p.in.n) * h;
   const bool in_place = p.in_bf16.data && p.upsample == 1;
-  const bool to_bf16 = p.out_bf16.data && p.epilogue == Epilogue::bias_prelu;
-  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
-    if (to_bf16) amx_bf16_prelu_to_bf16<S>(wt, p.out_bf16, b, sums, first, end);
-    else amx_bf16_epilogue<S>(p, b, sums, first, end);
-  };
+  const auto epilogue = amx_bf16_conv_epilogue<S>(p);
 #pragma omp parallel num_threads(ctx.threads)
   {
     Tiles tiles;

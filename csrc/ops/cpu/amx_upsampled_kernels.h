@@ -24,24 +24,14 @@ template <class Tiles, int MT, int NT, class Epilogue>
 void amx_upsampled_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const rows[2], int64_t pixel_values,
                          int j0, int a, int b, const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues,
                          const Epilogue& epilogue) {
-  const int64_t a_stride = pixel_values * 2, b_stride = 64;  // bytes between rows
-  const int64_t b_block = int64_t(16) * wt.cin * 16;          // bf16 values of 16 output channels' weights
+  const int64_t b_block = int64_t(16) * wt.cin * 16;  // bf16 values of 16 output channels' weights
   amx_zero_accumulators<Tiles, MT, NT>(tiles);
   for (int tap = 0; tap < 4; ++tap) {
     const int ey = tap / 2, ex = tap % 2;
     const uint16_t* in = rows[ey] + int64_t(j0 + b + ex) * pixel_values;
     const uint16_t* w = wt.w_up2_bf16 + (block.co0 / 16) * b_block + int64_t((a * 2 + b) * 4 + tap) * wt.cin * 16;
-    for (int k0 = 0; k0 < wt.cin; k0 += kc, in += kc, w += kc * 16) {
-      tiles.template load<6>(w, b_stride);
-      tiles.template load<4>(in, a_stride);
-      tiles.template dpbf16ps<0, 4, 6>();
-      if constexpr (NT > 1) tiles.template load<7>(w + b_block, b_stride), tiles.template dpbf16ps<1, 4, 7>();
-      if constexpr (MT > 1) {
-        tiles.template load<5>(in + 16 * pixel_values, a_stride);
-        tiles.template dpbf16ps<2, 5, 6>();
-        if constexpr (NT > 1) tiles.template dpbf16ps<3, 5, 7>();
-      }
-    }
+    for (int k0 = 0; k0 < wt.cin; k0 += kc, in += kc, w += kc * 16)
+      amx_bf16_step<Tiles, MT, NT>(tiles, in, pixel_values, w, b_block);
     epilogues.part(epilogue, tap, 4);
   }
   amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.next(block));
@@ -53,12 +43,8 @@ void conv3x3_bf16_upsampled_tiles(const Conv3x3Params& p, const ExecContext& ctx
   const int w_in = p.in.w, h = 2 * p.in.h;
   const int64_t rows_total = int64_t(p.in.n) * h;
   const bool in_place = p.in_bf16.data != nullptr;
-  const bool to_bf16 = p.out_bf16.data && p.epilogue == Epilogue::bias_prelu;
   const int kc = wt.cin % 32 == 0 ? 32 : 16;
-  const auto epilogue = [&](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
-    if (to_bf16) amx_bf16_prelu_to_bf16<S>(wt, p.out_bf16, b, sums, first, end);
-    else amx_bf16_epilogue<S>(p, b, sums, first, end);
-  };
+  const auto epilogue = amx_bf16_conv_epilogue<S>(p);
   Conv3x3Params at_input = p;  // the input rows at their own size, for the ring
   at_input.upsample = 1;
 #pragma omp parallel num_threads(ctx.threads)
