@@ -66,9 +66,11 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
       winograd_weight<6>(kG, g, transformed);
       for (int pos = 0; pos < 36; ++pos) r.u[(size_t(pos) * r.cin + ci) * r.cout + co] = float(transformed[pos]);
       if (!with_bf16) continue;
-      for (int tap = 0; tap < 9; ++tap)  // the direct kernel: AMX B tiles of 16 output channels, one after another
-        r.w_bf16[((size_t(co / 16) * 9 + tap) * (r.cin / 2) + ci / 2) * 32 + (co % 16) * 2 + ci % 2] =
-            float_to_bf16(g[tap]);
+      // AMX B tiles of 16 output channels, one after another: [cout/16][taps][cin/2][16][2]
+      const auto b_tile_index = [&](int taps, int tap) {
+        return ((size_t(co / 16) * taps + tap) * (r.cin / 2) + ci / 2) * 32 + (co % 16) * 2 + ci % 2;
+      };
+      for (int tap = 0; tap < 9; ++tap) r.w_bf16[b_tile_index(9, tap)] = float_to_bf16(g[tap]);  // the direct kernel
       if (up2) {
         // Output pixel (2i + a, 2j + b) reads input rows i - 1 + a + ey and columns j - 1 + b + ex, ey, ex in
         // {0, 1}: kernel rows (columns) {0}, {1, 2} for parity 0 and {0, 1}, {2} for parity 1 fall on the same
@@ -81,9 +83,7 @@ Conv3x3Weights pack_conv3x3(const float* weight, const float* bias, const float*
                 double sum = 0;
                 for (int dy = kFirst[a][ey]; dy < kEnd[a][ey]; ++dy)
                   for (int dx = kFirst[b][ex]; dx < kEnd[b][ex]; ++dx) sum += g[dy * 3 + dx];
-                const int tap = ((a * 2 + b) * 2 + ey) * 2 + ex;
-                r.w_up2_bf16[((size_t(co / 16) * 16 + tap) * (r.cin / 2) + ci / 2) * 32 + (co % 16) * 2 + ci % 2] =
-                    float_to_bf16(float(sum));
+                r.w_up2_bf16[b_tile_index(16, ((a * 2 + b) * 2 + ey) * 2 + ex)] = float_to_bf16(float(sum));
               }
       }
       winograd_weight<4>(kG2, g, transformed);  // pairs of input channels interleaved: [16][cin/2][cout][2]
