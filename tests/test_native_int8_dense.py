@@ -48,15 +48,25 @@ def _calibrated(weights, seed=1):
     return native_int8.int8_outputs(weights, {"ranges": native_int8.measure_ranges(weights, tiles)}, 255)
 
 
-def _near_a_code_boundary(y, preactivation, bias, scale):
+def _zero_point_terms(parts, weight):
+    """Per output channel, the magnitude of what the parts' zero points add to a conv's sums: the kernel sums
+    the codes themselves and takes sum(weight * scale * zero point) off in its bias, a term that may be far
+    larger than the result."""
+    offsets = np.concatenate([np.full(codes.shape[-1], np.float64(scale) * zero_point)
+                              for codes, scale, zero_point in parts])
+    return np.abs(np.asarray(weight, np.float64).sum(axis=(2, 3)) @ offsets)
+
+
+def _near_a_code_boundary(y, preactivation, bias, scale, zero_point_terms):
     """Pixels [n, h, w] where some channel of y (a conv's result, to be coded by ``scale``) sits within float
     rounding of half a code step: the kernel folds the zero points and the code scale into one multiply-add,
     which rounds differently from the emulation's multiply, add and quantize, so it may take the other code.
-    The bound, in code steps: 16 fp32 roundings (2^-24 each) of the terms' magnitudes, since each side rounds
-    several times on terms that may be far larger than the result."""
+    The bound, in code steps: 8 fp32 roundings (2^-24 each) of the terms' magnitudes, the zero points' one
+    included: the kernel rounds its folded scale, its folded bias (three steps) and its multiply-add, the
+    emulation its product, sum, reciprocal and scaling, each on terms no larger than these."""
     scaled = np.asarray(y, np.float32) * (np.float32(1) / np.float32(scale))
-    magnitude = (np.abs(preactivation - bias) + np.abs(bias) + np.abs(y)) / scale
-    return (np.abs(scaled - np.floor(scaled) - 0.5) < 16 * 2.0**-24 * magnitude).any(axis=-1)
+    magnitude = (np.abs(preactivation - bias) + np.abs(bias) + np.abs(y) + zero_point_terms) / scale
+    return (np.abs(scaled - np.floor(scaled) - 0.5) < 8 * 2.0**-24 * magnitude).any(axis=-1)
 
 
 def _spread(pixels):
@@ -75,7 +85,8 @@ def _emulated_block(records, first, x, quant, weight_max, outer):
     while records[k]["residual"] < 0:
         preactivation = dense_conv_int8(parts, records[k]["weight"], records[k]["bias"], weight_max=weight_max)
         y = activation(preactivation, records[k]["slopes"])
-        uncertain = _spread(uncertain) | _near_a_code_boundary(y, preactivation, records[k]["bias"], quant[k][0])
+        uncertain = _spread(uncertain) | _near_a_code_boundary(y, preactivation, records[k]["bias"], quant[k][0],
+                                                               _zero_point_terms(parts, records[k]["weight"]))
         parts.append((quantize(y, *quant[k]), *quant[k]))
         k += 1
     last = records[k]

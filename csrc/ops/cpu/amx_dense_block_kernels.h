@@ -31,15 +31,27 @@ inline bool amx_dense_block_fits(const DenseBlockParams& p) {
   return true;
 }
 
-// The last conv's epilogue params: the scaled residual (and the outer one) on the maps seen from column x0 on,
-// so that a block's x is its column in the conv's row.
-inline Conv3x3Params dense_block_last_conv(const DenseBlockParams& p, const PackedConv3x3* weights, int x0) {
-  Conv3x3Params last;
-  const auto from_x0 = [&](FeatureMap f) { return f.data ? (f.data += int64_t(x0) * f.c, f) : f; };
-  last.out = from_x0(p.out), last.skip = from_x0(p.in), last.outer_skip = from_x0(p.outer_skip);
-  last.skip_scale = p.skip_scale, last.outer_scale = p.outer_scale;
-  last.weights = weights, last.epilogue = Epilogue::bias_add_skip;
-  return last;
+// The last conv's epilogue for the block's sums rows [first, end), x0 the column of the block's pixel 0 (as
+// store_conv_outputs' bias_add_skip, each pixel's addresses found once for its channels).
+template <class S>
+void dense_block_bf16_residual(const DenseBlockParams& p, const PackedConv3x3& wt, int x0, const AmxBf16Block& b,
+                               float (*sums)[32], int first, int end) {
+  const typename S::vf scale = S::set1(p.skip_scale), outer_scale = S::set1(p.outer_scale);
+  for (int i = 0; i < b.mt; ++i) {
+    int r0, r1;
+    amx_block_rows(b, i, first, end, r0, r1);
+    for (int r = r0; r < r1; ++r) {
+      const int x = x0 + b.x0 + 16 * i + r;
+      const float* skip = p.in.at(b.image, b.y, x) + b.co0;
+      const float* outer_skip = p.outer_skip.data ? p.outer_skip.at(b.image, b.y, x) + b.co0 : nullptr;
+      float* out = p.out.at(b.image, b.y, x) + b.co0;
+      for (int j = 0; j < 16 * b.nt; j += S::W) {
+        const typename S::vf conv = S::add(S::load(&sums[16 * i + r][j]), S::load(wt.bias + b.co0 + j));
+        const float* outer_j = outer_skip ? outer_skip + j : nullptr;
+        S::store(out + j, residual_value<S>(conv, scale, skip + j, outer_scale, outer_j));
+      }
+    }
+  }
 }
 
 // What a thread's worker holds besides its arithmetic: the block, the ring's values a pixel, its tiles
@@ -87,9 +99,8 @@ class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues
         amx_bf16_prelu_to_bf16<S>(wt, out, b, sums, first, end);
       });
     } else {
-      const Conv3x3Params last = dense_block_last_conv(p_, &wt, x0);
       run([&](const AmxBf16Block& b, float (*sums)[32], int first, int end) {
-        amx_bf16_epilogue<S>(last, b, sums, first, end);
+        dense_block_bf16_residual<S>(p_, wt, x0, b, sums, first, end);
       });
     }
   }

@@ -8,6 +8,17 @@
 
 namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
+// A residual's value: scale * conv + skip, then outer_scale * that + outer_skip where there is one. Each step is
+// one fused multiply-add, written out rather than left to the compiler's contraction, so that every kernel
+// storing a residual (the fused dense blocks too) rounds it the same way, whatever its loops look like. A scale
+// of 1 gives conv + skip exactly.
+template <class S>
+inline typename S::vf residual_value(typename S::vf conv, typename S::vf scale, const float* skip,
+                                     typename S::vf outer_scale, const float* outer_skip) {
+  const typename S::vf value = S::fma(conv, scale, S::load(skip));
+  return outer_skip ? S::fma(value, outer_scale, S::load(outer_skip)) : value;
+}
+
 // Conv outputs (y0 + r, x0 + k) of `image`, r < ny, k < nx, channels co .. co+W-1: values[r * stride + k] holds
 // their sums without the bias. Stored to p.out, or to p.out_bf16 where the shuffle epilogue has one.
 template <class S>
@@ -25,16 +36,14 @@ inline void store_conv_outputs(const Conv3x3Params& p, int image, int y0, int x0
       break;
     }
     case Epilogue::bias_add_skip: {
-      const bool scaled = p.skip_scale != 1.f, outer = p.outer_skip.data != nullptr;
+      const bool outer = p.outer_skip.data != nullptr;
       const vf scale = S::set1(p.skip_scale), outer_scale = S::set1(p.outer_scale);
       for (int r = 0; r < ny; ++r)
         for (int k = 0; k < nx; ++k) {
           const int y = y0 + r, x = x0 + k;
-          vf value = S::add(values[r * stride + k], bias);
-          if (scaled) value = S::mul(value, scale);
-          value = S::add(value, S::load(p.skip.at(image, y, x) + co));
-          if (outer) value = S::add(S::mul(value, outer_scale), S::load(p.outer_skip.at(image, y, x) + co));
-          S::store(p.out.at(image, y, x) + co, value);
+          const float* outer_skip = outer ? p.outer_skip.at(image, y, x) + co : nullptr;
+          S::store(p.out.at(image, y, x) + co, residual_value<S>(S::add(values[r * stride + k], bias), scale,
+                                                                 p.skip.at(image, y, x) + co, outer_scale, outer_skip));
         }
       break;
     }
