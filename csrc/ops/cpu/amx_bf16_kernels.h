@@ -136,11 +136,14 @@ void amx_bf16_prelu_to_bf16(const PackedConv3x3& wt, const FeatureMapBf16& out, 
     int r0, r1;
     amx_block_rows(b, i, first, end, r0, r1);
     if (r0 >= r1) continue;
+    // the block's first pixel of these rows, and the distance from one pixel to the next
+    uint16_t* const first_pixel = out.at(b.image, b.y, b.x0 + (16 * i + r0) * b.x_step) + b.co0;
+    const int64_t pixel_step = int64_t(b.x_step) * out.c;
     for (int j = 0; j < 16 * b.nt; j += 16) {
       const typename S::vf bias = S::load(wt.bias + b.co0 + j), slope = S::load(wt.alpha + b.co0 + j);
-      for (int r = r0; r < r1; ++r) {
+      uint16_t* at = first_pixel + j;
+      for (int r = r0; r < r1; ++r, at += pixel_step) {
         const typename S::vf value = S::prelu(S::add(S::load(&sums[16 * i + r][j]), bias), slope);
-        uint16_t* at = out.at(b.image, b.y, b.x0 + (16 * i + r) * b.x_step) + b.co0 + j;
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(at), amx_bf16_bits(value));
       }
     }

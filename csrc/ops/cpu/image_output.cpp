@@ -44,6 +44,12 @@ void store(const ImageOutputParams& p, const ExecContext& ctx) {
   for (int64_t r = 0; r < total_rows; ++r) {
     const int b = int(r / band), y = p.first_row + int(r % band);
     T* dst = out + (size_t(b) * out_h + y) * out_w * 3;
+    if (s == 1 && p.skip == ImageSkip::none) {  // the map's first 3 channels as they are (RRDBNet's conv_last)
+      const float* features = p.in.at(b, y - first_feature_row, 0);
+      for (int x = 0; x < out_w; ++x, features += p.in.c)
+        for (int c = 0; c < 3; ++c) dst[x * 3 + c] = image_value<Portable, T>(features[c], full);
+      continue;
+    }
     for (int x = 0; x < out_w; ++x) {
       const float* features = p.in.at(b, y / s - first_feature_row, x / s) + (y % s) * s + (x % s);
       for (int c = 0; c < 3; ++c) {

@@ -71,12 +71,19 @@ static inline int thread_index() {
 }
 
 // An output value in the image dtype: clamp to [0, 1], scale, round half to even. Templated on the SIMD
-// traits only so that each instruction set's file keeps its own copy.
+// traits only so that each instruction set's file keeps its own copy. The rounding adds and takes away 2^23,
+// which leaves a float in [0, 2^23) rounded to an integer by the add's own round-to-nearest-even: the bits of
+// std::nearbyint, which without SSE4.1's ROUNDSS (the files built for any x86-64) is a library call a value.
 template <class S, class T>
 inline T image_value(float v, float scale) {
   v = v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
-  if constexpr (sizeof(T) == 4) return v;
-  else return T(std::nearbyint(v * scale));
+  if constexpr (sizeof(T) == 4) {
+    return v;
+  } else {
+    constexpr float kTwoTo23 = 8388608.f;
+    static_assert(sizeof(T) <= 2, "scales up to 65535, far below 2^23");
+    return T((v * scale + kTwoTo23) - kTwoTo23);
+  }
 }
 
 // One instruction set's kernels, filled by field name in its kernels_<isa>.cpp; a null entry: not on this path.
