@@ -129,6 +129,13 @@ void CpuEngine::add_layer(const NetworkSpec& network, int index, const EngineOpt
       refuse("a 9x9 last conv must go straight to RGB (no shuffle, activation, residual or image skip)");
     tails_.emplace_back(std::move(t), bf16);
     step.kind = StepKind::tail, step.op = 0, step.output = -1;
+  } else if (last && bf16 && kernels_ && kernels_->tail_3x3 && l.kernel == 3 && l.out_channels == 3 &&
+             l.shuffle == 1 && l.slopes.empty() && l.residual < 0 && !fused_extras &&
+             l.in_channels % kChannelAlign == 0 && network.image_skip == ImageSkip::none) {
+    // A 3x3 conv straight to RGB (RRDBNet's conv_last) as a tail on tiles: three multiplies a row of 16 pixels
+    // where a conv with 3 of 16 output columns used would take nine, and the image stored from its sums.
+    tails_.emplace_back(std::move(t), true);
+    step.kind = StepKind::tail, step.op = 0, step.output = -1;
   } else if (l.kernel == 3) {
     // The last layer's pixel shuffle (any factor) happens in the image store; a ×2 shuffle inside the
     // network in the conv's own epilogue.

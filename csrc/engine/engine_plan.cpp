@@ -41,14 +41,20 @@ void CpuEngine::plan_storage(const NetworkSpec& network, const EngineOptions& op
                                     std::to_string(quant.zero_point));
     }
   }
-  // At bf16 the tail reads bf16 products: the map it reads is stored as bf16 when it is the output of an
-  // upsampler conv (whose epilogue can store bf16) and nothing else reads it.
+  // At bf16 the tail reads bf16 products: the map it reads is stored as bf16 when nothing else reads it and its
+  // producer's epilogue can store bf16: an upsampler conv's, or a bias + activation bf16 conv's on a path whose
+  // convs write bf16 maps (RRDBNet's conv_hr before its 3x3 tail), with no channels past the tail's to clear.
   const Step& final_step = steps.back();
   if (final_step.kind == StepKind::tail && float_precision_ == Precision::bf16 && kernels_ && kernels_->tail_bf16) {
     const int source = final_step.source;
-    const StepKind producer = steps[source].kind;
-    if ((producer == StepKind::conv || producer == StepKind::conv_int8) &&
-        network.layers[source].shuffle == 2 && float_readers[source] == 1 && code_readers[source] == 0) {
+    const Step& producer = steps[source];
+    const LayerSpec& l = network.layers[source];
+    const bool upsampler = (producer.kind == StepKind::conv || producer.kind == StepKind::conv_int8) && l.shuffle == 2;
+    const bool bf16_map_conv = producer.kind == StepKind::conv && kernels_->conv3x3_bf16_maps && l.shuffle == 1 &&
+                               l.upsample == 1 && l.residual < 0 && !l.slopes.empty() && l.sources.size() <= 1 &&
+                               l.out_channels == tails_[0].bf16_channels() &&
+                               convs_[producer.op].runs_bf16_maps(kernels_);
+    if ((upsampler || bf16_map_conv) && float_readers[source] == 1 && code_readers[source] == 0) {
       maps[source].storage = Storage::bf16;
       maps[source].channels = tails_[0].bf16_channels();
     }

@@ -67,21 +67,25 @@ void Conv3x3Int8Op::run(const cpu::CpuKernels* kernels, Conv3x3Int8Params p, con
 }
 
 TailOp::TailOp(ConvTensors t, bool with_bf16)
-    : t_(std::move(t)), packed_(pack_tail(t_.weight.data(), t_.bias.data(), t_.cin, with_bf16)) {}
+    : t_(std::move(t)), packed_(pack_tail(t_.weight.data(), t_.bias.data(), t_.cin, t_.k, with_bf16)) {}
 
 void TailOp::run(const cpu::CpuKernels* kernels, Precision precision, const FeatureMap& in,
                  const FeatureMapBf16& in_bf16, void* out, DType dtype, const ExecContext& ctx) const {
   if (!kernels) return reference::tail(in, t_.raw(), out, dtype);
   TailParams p;
+  p.kernel = packed_.kernel;
   p.weight_winograd = packed_.weight_winograd.data();
   p.weight_tiles = packed_.weight_tiles.empty() ? nullptr : packed_.weight_tiles.data();
   p.out = out, p.dtype = dtype;
   for (int k = 0; k < 3; ++k) p.bias[k] = packed_.bias[k];
+  if (p.kernel == 3 && (!kernels->tail_3x3 || !p.weight_tiles))
+    throw std::logic_error("3x3 tail requested on a path without it or without its tiles' weights");
   if (precision != Precision::bf16) {
     p.in = in;
     return kernels->tail(p, ctx);
   }
-  if (!kernels->tail_bf16 || packed_.weight_bf16.empty() || in_bf16.c != packed_.c_bf16)
+  const bool bf16_weights = p.kernel == 3 ? p.weight_tiles != nullptr : !packed_.weight_bf16.empty();
+  if (!kernels->tail_bf16 || !bf16_weights || in_bf16.c != packed_.c_bf16)
     throw std::logic_error("bf16 tail requested without bf16 kernels, bf16 weights or a matching bf16 input");
   p.in.n = in_bf16.n, p.in.h = in_bf16.h, p.in.w = in_bf16.w, p.in.c = packed_.c;  // the geometry; data: in_bf16
   p.in_bf16 = in_bf16, p.weight_bf16 = packed_.weight_bf16.data();

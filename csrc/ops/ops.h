@@ -97,8 +97,9 @@ class ResidualBlockOp {
   Conv3x3Op conv1_, conv2_;
 };
 
-// tail: 9x9 conv C -> 3 + bias, then clamp, scale, round and store in the image dtype. In bf16 the input
-// is read from in_bf16 (channel stride bf16_channels()), in fp32 and on the reference path from in.
+// tail: k x k conv C -> 3 + bias, then clamp, scale, round and store in the image dtype: 9x9 on every path, 3x3
+// only where the path has CpuKernels::tail_3x3 (with_bf16). In bf16 the input is read from in_bf16 (channel
+// stride bf16_channels()), in fp32 and on the reference path from in.
 class TailOp {
  public:
   TailOp(ConvTensors t, bool with_bf16);

@@ -1,5 +1,8 @@
 #include "ops/packing.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace srgan_fast {
 namespace {
 
@@ -117,24 +120,31 @@ HeadWeights pack_head(const float* weight, const float* bias, const float* alpha
   return r;
 }
 
-TailWeights pack_tail(const float* weight, const float* bias, int c_t, bool with_bf16) {
+TailWeights pack_tail(const float* weight, const float* bias, int c_t, int kernel, bool with_bf16) {
+  if (kernel != 9 && !(kernel == 3 && with_bf16))
+    throw std::invalid_argument("pack_tail: a 9x9 tail, or a 3x3 one on tiles (bf16), got " +
+                                std::to_string(kernel) + "x" + std::to_string(kernel));
   TailWeights r;
+  r.kernel = kernel;
   r.c = round_up(c_t, kChannelAlign);
-  r.c_bf16 = round_up(c_t, kBf16ChannelAlign);
-  r.weight_winograd.assign(size_t(9) * 25 * 3 * r.c, 0.f);
-  if (with_bf16) r.weight_bf16.assign(size_t(81) * 3 * r.c_bf16, 0), r.weight_tiles.assign(size_t(18) * r.c * 16, 0);
+  r.c_bf16 = kernel == 9 ? round_up(c_t, kBf16ChannelAlign) : r.c;  // the tiles read 16 channels at a time
+  const int taps = kernel * kernel, group_taps = kernel < 5 ? kernel : 5;
+  const int groups = (kernel + group_taps - 1) / group_taps;
+  if (kernel == 9) r.weight_winograd.assign(size_t(9) * 25 * 3 * r.c, 0.f);
+  if (kernel == 9 && with_bf16) r.weight_bf16.assign(size_t(81) * 3 * r.c_bf16, 0);
+  if (with_bf16) r.weight_tiles.assign(size_t(kernel) * groups * r.c * 16, 0);
   for (int co = 0; co < 3; ++co) {
     r.bias[co] = bias[co];
     for (int ci = 0; ci < c_t; ++ci) {
-      const float* g = weight + (size_t(co) * c_t + ci) * 81;
-      for (int k = 0; k < 81; ++k) {
-        if (!with_bf16) continue;
-        r.weight_bf16[(size_t(k) * 3 + co) * r.c_bf16 + ci] = float_to_bf16(g[k]);
-        // Tap (dy, dx) in group g = dx / 5 at column 3 (4 - dx % 5) + co (amx_tail_kernels.h).
-        const int dy = k / 9, dx = k % 9, column = 3 * (4 - dx % 5) + co;
-        r.weight_tiles[(((size_t(dy) * 2 + dx / 5) * (r.c / 2) + ci / 2) * 16 + column) * 2 + ci % 2] =
-            float_to_bf16(g[k]);
+      const float* g = weight + (size_t(co) * c_t + ci) * taps;
+      for (int k = 0; k < taps && with_bf16; ++k) {
+        if (kernel == 9) r.weight_bf16[(size_t(k) * 3 + co) * r.c_bf16 + ci] = float_to_bf16(g[k]);
+        // Tap (dy, dx) in group dx / S at column 3 (S - 1 - dx % S) + co (amx_tail_kernels.h).
+        const int dy = k / kernel, dx = k % kernel, column = 3 * (group_taps - 1 - dx % group_taps) + co;
+        const size_t slab = (size_t(dy) * groups + dx / group_taps) * (r.c / 2);
+        r.weight_tiles[((slab + ci / 2) * 16 + column) * 2 + ci % 2] = float_to_bf16(g[k]);
       }
+      if (kernel != 9) continue;
       for (int a = 0; a < 3; ++a)
         for (int b = 0; b < 3; ++b) {
           float sub[9];  // taps (3a + u, 3b + v)

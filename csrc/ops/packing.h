@@ -44,14 +44,17 @@ HeadWeights pack_head(const float* weight /*[c_t][cin][k][k]*/, const float* bia
 // bf16 dot products take 32 channels per vector: the bf16 copy pads channels to a multiple of 32.
 constexpr int kBf16ChannelAlign = 32;
 
+// A 9x9 tail has all three forms (with_bf16: the bf16 ones too); a 3x3 one only the tiles' (amx_tail_kernels.h).
 struct TailWeights {
+  int kernel = 9;
   int c = 0;       // padded input channels
-  int c_bf16 = 0;  // padded input channels of weight_bf16
-  std::vector<float> weight_winograd; // [9][25][3][c]: sub-kernel (a, b) = taps (3a.., 3b..), F(3x3, 3x3)
-  std::vector<uint16_t> weight_bf16;  // [9][9][3][c_bf16], or empty
-  CacheLineVector<uint16_t> weight_tiles;  // [9 dy][2 dx groups][c/2][16][2] AMX B tiles (amx_tail_kernels.h)
+  int c_bf16 = 0;  // padded input channels of a bf16 map the tail reads (9x9: for AVX512_BF16's pairs of 16)
+  std::vector<float> weight_winograd; // 9x9: [9][25][3][c]: sub-kernel (a, b) = taps (3a.., 3b..), F(3x3, 3x3)
+  std::vector<uint16_t> weight_bf16;  // 9x9: [9][9][3][c_bf16], or empty
+  CacheLineVector<uint16_t> weight_tiles;  // [k dy][dx groups][c/2][16][2] AMX B tiles, or empty
   float bias[3] = {0, 0, 0};
 };
-TailWeights pack_tail(const float* weight /*[3][c_t][9][9]*/, const float* bias, int c_t, bool with_bf16);
+TailWeights pack_tail(const float* weight /*[3][c_t][k][k]*/, const float* bias, int c_t, int kernel,
+                      bool with_bf16);
 
 }  // namespace srgan_fast

@@ -106,6 +106,7 @@ struct CpuKernels {
   int tail_tile_at_bf16 = 3;  // outputs `tail` computes as one tile when the float layers run bf16: 3, 6 on tiles
   void (*tail_bf16)(const TailParams&, const ExecContext&) = nullptr;  // reads a bf16 map (AVX512_BF16 stores)
   int tail_bf16_input_tile = 1;  // outputs tail_bf16 computes as one tile: 1 (direct), 6 (on AMX tiles)
+  bool tail_3x3 = false;  // tail and tail_bf16 also run a 3x3 tail (TailParams::kernel 3) from its tiles' weights
   void (*conv3x3_int8)(const Conv3x3Int8Params&, const ExecContext&) = nullptr;  // null: no int8 path
   void (*quantize_codes)(const QuantizeParams&, const ExecContext&) = nullptr;   // float32 map -> codes
   int int8_weight_max = 0;     // weight codes lie in [-max, max]

@@ -1,9 +1,10 @@
 // The amx kernel tables: the avx512 table with its 3x3 convs on AMX tiles, int8 (amx_int8_kernels.h) and bf16
 // (amx_bf16_kernels.h), with the real instructions ("amx") or their software model ("amx_emulated": the same
 // kernels on any AVX-512 CPU, for tests). A bf16 conv reading its input upsampled by 2 runs as four 2x2 convs on
-// the input (amx_upsampled_kernels.h). Their 9x9 tail runs on bf16 tiles too (amx_tail_kernels.h): with the
-// instructions it reads the upsampler's bf16 map; with the model it rounds the fp32 map's rows itself, since
-// the bf16 stores use AVX512_BF16, which the model's hosts may lack. This file alone is compiled with
+// the input (amx_upsampled_kernels.h). Their 9x9 tail, and RRDBNet's 3x3 one, run on bf16 tiles too
+// (amx_tail_kernels.h): with the instructions they read their producer's bf16 map; with the model they round
+// the fp32 map's rows themselves, since the upsamplers' bf16 stores use AVX512_BF16, which the model's hosts
+// may lack. This file alone is compiled with
 // -mamx-tile -mamx-int8 -mamx-bf16 (see CMakeLists.txt).
 #define SRGAN_FAST_ISA amx
 #include "ops/cpu/simd_avx512.h"
@@ -68,7 +69,8 @@ void conv3x3_bf16_amx(const Conv3x3Params& p, const ExecContext& ctx) {
   amx::conv3x3_winograd<Simd, float>(p, ctx);
 }
 
-// On tiles where the tail's weights were packed for bf16 (the float layers run bf16), else fp32 F(3x3).
+// On tiles where the tail's weights were packed for bf16 (the float layers run bf16), else fp32 F(3x3) (9x9 only:
+// a 3x3 tail is made only with its tiles' weights).
 template <class Tiles>
 void tail_amx(const TailParams& p, const ExecContext& ctx) {
   if (p.weight_tiles) return amx::tail_bf16_tiles<Tiles, false>(p, ctx);
@@ -105,9 +107,9 @@ CpuKernels amx_table(const char* name) {
   table.conv3x3_bf16_maps = &bf16_maps_amx;
   table.dense_block_bf16 = &dense_block_bf16_amx<Tiles>, table.dense_block_fits = &dense_block_fits_amx;
   table.dense_block_int8 = &dense_block_int8_amx<Tiles>, table.dense_block_int8_fits = &dense_block_int8_fits_amx;
-  // The tail's row sums go to accumulators by x' mod 6 (amx_tail_kernels.h): windows that start on multiples of
-  // 6 add each output's nine contributions in the same order, and so give the same bits.
-  table.tail = &tail_amx<Tiles>, table.tail_tile_at_bf16 = amx::kAmxTailWays;
+  // The tail's row sums go to accumulators by x' mod 6, a 3x3 tail's by x' mod 3 (amx_tail_kernels.h): windows
+  // that start on multiples of 6 add each output's contributions in the same order, and so give the same bits.
+  table.tail = &tail_amx<Tiles>, table.tail_tile_at_bf16 = amx::kAmxTailWays, table.tail_3x3 = true;
   // The tail reading the upsampler's bf16 map (no rounding of its rows, half the bytes through memory) where the
   // upsampler's store can round to bf16: AVX512_BF16, which every AMX CPU has and the model's hosts may lack.
   const bool bf16_stores = std::is_same_v<Tiles, HardwareTiles>;
