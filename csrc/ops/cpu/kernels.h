@@ -74,6 +74,8 @@ static inline int thread_index() {
 // traits only so that each instruction set's file keeps its own copy. The rounding adds and takes away 2^23,
 // which leaves a float in [0, 2^23) rounded to an integer by the add's own round-to-nearest-even: the bits of
 // std::nearbyint, which without SSE4.1's ROUNDSS (the files built for any x86-64) is a library call a value.
+// The empty asm keeps the product a rounded float: contracted into a multiply-add with 2^23, the files built
+// with FMA would round the exact product instead.
 template <class S, class T>
 inline T image_value(float v, float scale) {
   v = v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
@@ -82,7 +84,9 @@ inline T image_value(float v, float scale) {
   } else {
     constexpr float kTwoTo23 = 8388608.f;
     static_assert(sizeof(T) <= 2, "scales up to 65535, far below 2^23");
-    return T((v * scale + kTwoTo23) - kTwoTo23);
+    float scaled = v * scale;
+    asm("" : "+x"(scaled));
+    return T((scaled + kTwoTo23) - kTwoTo23);
   }
 }
 
