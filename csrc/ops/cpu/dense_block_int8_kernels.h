@@ -67,9 +67,14 @@ class DenseBlockInt8Ring {
   // The last conv's channels co.. of pixel (y, x): sum * scale + bias (the residual's scale folded in) + the block
   // input, then where there is one the outer residual, outer_scale * that + outer_skip, into the block's output.
   void store_residual(int image, int y, int x, int co, vf sum, vf scale, vf bias) const {
-    vf value = S::add(S::fma(sum, scale, bias), S::load(p_.in.at(image, y, x) + co));
-    if (p_.outer_skip.data) value = S::fma(value, S::set1(p_.outer_scale), S::load(p_.outer_skip.at(image, y, x) + co));
-    S::store(p_.out.at(image, y, x) + co, value);
+    const float* outer_skip = p_.outer_skip.data ? p_.outer_skip.at(image, y, x) + co : nullptr;
+    store_residual_at(p_.in.at(image, y, x) + co, outer_skip, p_.out.at(image, y, x) + co, sum, scale, bias);
+  }
+  // The same with the pixel's channels co.. found: of the block input, the outer skip (or null), the output.
+  void store_residual_at(const float* in, const float* outer_skip, float* out, vf sum, vf scale, vf bias) const {
+    vf value = S::add(S::fma(sum, scale, bias), S::load(in));
+    if (outer_skip) value = S::fma(value, S::set1(p_.outer_scale), S::load(outer_skip));
+    S::store(out, value);
   }
   static QuantCodes step_one(int zero_point) {
     QuantCodes codes;
