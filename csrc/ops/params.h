@@ -74,7 +74,7 @@ struct TailParams {
   int kernel = 9;
   FeatureMap in;                  // [n, h, w, C] (tail_bf16: its geometry and C only)
   const float* weight_winograd = nullptr;  // 9x9: [9 sub-kernels][25][3][in.c]   F(3x3, 3x3) of each 3x3 sub-kernel
-  FeatureMapBf16 in_bf16;         // tail_bf16: the input as bf16, channel stride a multiple of 32
+  FeatureMapBf16 in_bf16;         // tail_bf16: the input as bf16, channel stride a multiple of 32 (3x3: of 16)
   const uint16_t* weight_bf16 = nullptr;  // tail_bf16, 9x9: [9][9][3][in_bf16.c]
   const uint16_t* weight_tiles = nullptr; // [k][groups][in.c/2][16][2] bf16 pairs, AMX B tiles (or null)
   float bias[3] = {0, 0, 0};
