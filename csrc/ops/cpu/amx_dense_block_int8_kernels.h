@@ -96,26 +96,18 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
     }
   }
 
-  // The last conv's residuals of the block's sums rows [first, end) into the block's float32 output, each
-  // pixel's addresses found once for its channels.
+  // The last conv's residuals of the block's sums rows [first, end) into the block's float32 output, pixel by
+  // pixel.
   void residual_epilogue(const PackedConv3x3Int8& wt, int x0, const AmxBf16Block& b, int32_t (*sums)[32],
                          int first, int end) const {
-    const DenseBlockParams& p = p_;
-    for (int i = 0; i < b.mt; ++i) {
-      int r0, r1;
-      amx_block_rows(b, i, first, end, r0, r1);
-      for (int r = r0; r < r1; ++r) {
-        const int x = x0 + b.x0 + 16 * i + r;
-        const float* in = p.in.at(b.image, b.y, x) + b.co0;
-        const float* outer_skip = p.outer_skip.data ? p.outer_skip.at(b.image, b.y, x) + b.co0 : nullptr;
-        float* out = p.out.at(b.image, b.y, x) + b.co0;
-        for (int j = 0; j < 16 * b.nt; j += S::W) {
-          const typename S::vf scale = S::load(wt.scale + b.co0 + j), bias = S::load(wt.bias + b.co0 + j);
-          ring_.store_residual_at(in + j, outer_skip ? outer_skip + j : nullptr, out + j,
-                                  S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias);
-        }
+    dense_block_residual_pixels(p_, x0, b, sums, first, end,
+                                [&](const int32_t* row, const float* in, const float* outer_skip, float* out) {
+      for (int j = 0; j < 16 * b.nt; j += S::W) {
+        const typename S::vf scale = S::load(wt.scale + b.co0 + j), bias = S::load(wt.bias + b.co0 + j);
+        ring_.store_residual_at(in + j, outer_skip ? outer_skip + j : nullptr, out + j,
+                                S::int_to_float(S::load_i(row + j)), scale, bias);
       }
-    }
+    });
   }
 
   // One output row of w pixels, from the code rows.

@@ -31,27 +31,35 @@ inline bool amx_dense_block_fits(const DenseBlockParams& p) {
   return true;
 }
 
-// The last conv's epilogue for the block's sums rows [first, end), x0 the column of the block's pixel 0 (as
-// store_conv_outputs' bias_add_skip, each pixel's addresses found once for its channels).
-template <class S>
-void dense_block_bf16_residual(const DenseBlockParams& p, const PackedConv3x3& wt, int x0, const AmxBf16Block& b,
-                               float (*sums)[32], int first, int end) {
-  const typename S::vf scale = S::set1(p.skip_scale), outer_scale = S::set1(p.outer_scale);
+// The pixels of the last conv's block sums rows [first, end), x0 the column of the block's pixel 0: for each,
+// residual(sums row, in, outer_skip, out) with the pixel's channels co0.. of the block input, the outer skip
+// (null where there is none) and the block output, its addresses found once for its channels.
+template <class Sum, class Residual>
+void dense_block_residual_pixels(const DenseBlockParams& p, int x0, const AmxBf16Block& b, Sum (*sums)[32],
+                                 int first, int end, const Residual& residual) {
   for (int i = 0; i < b.mt; ++i) {
     int r0, r1;
     amx_block_rows(b, i, first, end, r0, r1);
     for (int r = r0; r < r1; ++r) {
       const int x = x0 + b.x0 + 16 * i + r;
-      const float* skip = p.in.at(b.image, b.y, x) + b.co0;
       const float* outer_skip = p.outer_skip.data ? p.outer_skip.at(b.image, b.y, x) + b.co0 : nullptr;
-      float* out = p.out.at(b.image, b.y, x) + b.co0;
-      for (int j = 0; j < 16 * b.nt; j += S::W) {
-        const typename S::vf conv = S::add(S::load(&sums[16 * i + r][j]), S::load(wt.bias + b.co0 + j));
-        const float* outer_j = outer_skip ? outer_skip + j : nullptr;
-        S::store(out + j, residual_value<S>(conv, scale, skip + j, outer_scale, outer_j));
-      }
+      residual(sums[16 * i + r], p.in.at(b.image, b.y, x) + b.co0, outer_skip, p.out.at(b.image, b.y, x) + b.co0);
     }
   }
+}
+
+// The last conv's epilogue at bf16: store_conv_outputs' bias_add_skip, pixel by pixel.
+template <class S>
+void dense_block_bf16_residual(const DenseBlockParams& p, const PackedConv3x3& wt, int x0, const AmxBf16Block& b,
+                               float (*sums)[32], int first, int end) {
+  const typename S::vf scale = S::set1(p.skip_scale), outer_scale = S::set1(p.outer_scale);
+  dense_block_residual_pixels(p, x0, b, sums, first, end,
+                              [&](const float* row, const float* in, const float* outer_skip, float* out) {
+    for (int j = 0; j < 16 * b.nt; j += S::W) {
+      const typename S::vf conv = S::add(S::load(row + j), S::load(wt.bias + b.co0 + j));
+      S::store(out + j, residual_value<S>(conv, scale, in + j, outer_scale, outer_skip ? outer_skip + j : nullptr));
+    }
+  });
 }
 
 // What a thread's worker holds besides its arithmetic: the block, the ring's values a pixel, its tiles
