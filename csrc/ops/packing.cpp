@@ -128,8 +128,7 @@ TailWeights pack_tail(const float* weight, const float* bias, int c_t, int kerne
   r.kernel = kernel;
   r.c = round_up(c_t, kChannelAlign);
   r.c_bf16 = kernel == 9 ? round_up(c_t, kBf16ChannelAlign) : r.c;  // the tiles read 16 channels at a time
-  const int taps = kernel * kernel, group_taps = kernel < 5 ? kernel : 5;
-  const int groups = (kernel + group_taps - 1) / group_taps;
+  const int taps = kernel * kernel, group_taps = tail_tile_group_taps(kernel), groups = tail_tile_groups(kernel);
   if (kernel == 9) r.weight_winograd.assign(size_t(9) * 25 * 3 * r.c, 0.f);
   if (kernel == 9 && with_bf16) r.weight_bf16.assign(size_t(81) * 3 * r.c_bf16, 0);
   if (with_bf16) r.weight_tiles.assign(size_t(kernel) * groups * r.c * 16, 0);

@@ -68,6 +68,13 @@ struct Conv3x3Params {
   Epilogue epilogue = Epilogue::bias_prelu;
 };
 
+// The tail on AMX tiles (amx_tail_kernels.h) puts a group of a row's horizontal taps x the 3 outputs in a B tile's
+// 16 columns: up to 5 taps a group (15 columns), so a 9x9 row is 2 groups and a 3x3 row one.
+constexpr int tail_tile_group_taps(int kernel) { return kernel < 5 ? kernel : 5; }
+constexpr int tail_tile_groups(int kernel) {
+  return (kernel + tail_tile_group_taps(kernel) - 1) / tail_tile_group_taps(kernel);
+}
+
 // Tail: k x k conv C -> 3 + bias, then scale to the dtype's range, round, clamp and store. k is 9 (SRResNet), or 3
 // (RRDBNet's conv_last) where the path runs it on AMX tiles (CpuKernels::tail_3x3).
 struct TailParams {

@@ -77,6 +77,14 @@ class AmxRowRing {
   int tags_[Slots][2];
 };
 
+// Input row yy of a conv as bf16 rows (pixel x at row + (x + 1) * pixel values): the bf16 map's own row where the
+// conv reads it in place, else `ring`'s, filled from p's input (upsampled as p says) the first time it is asked for.
+inline const uint16_t* amx_bf16_input_row(const Conv3x3Params& p, bool in_place, AmxRowRing<3>& ring, int image,
+                                          int yy, int w, int cin) {
+  if (in_place) return p.in_bf16.at(image, yy, -1);
+  return ring.row(image, yy, [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, cin, row); });
+}
+
 // The blocking: 2 x 2 accumulator tiles, C[i][j] in tile 2i + j, for output pixels x0 + 16i .. and channels
 // co0 + 16j ..; A[i] (16 pixels' kc input channels of one tap) in tile 4 + i, B[j] (those channels' weights for
 // 16 output channels) in tile 6 + j. Each A and B tile then feeds two multiplies, which halves the weights read
@@ -280,11 +288,7 @@ void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h);
       const uint16_t* rows[3];
-      for (int r = 0; r < 3; ++r) {
-        const int yy = y - 1 + r;
-        const auto fill = [&](uint16_t* row) { amx_bf16_row(p, image, yy, w, wt.cin, row); };
-        rows[r] = in_place ? p.in_bf16.at(image, yy, -1) : converted.row(image, yy, fill);
-      }
+      for (int r = 0; r < 3; ++r) rows[r] = amx_bf16_input_row(p, in_place, converted, image, y - 1 + r, w, wt.cin);
       amx_bf16_conv_row(wt, tiles, configured, rows, in_place ? p.in_bf16.c : wt.cin, image, y, w, epilogues,
                         epilogue);
     }

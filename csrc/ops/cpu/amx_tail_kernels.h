@@ -32,8 +32,7 @@ template <int Kernel>
 struct AmxTailShape {
   static_assert(Kernel == 3 || Kernel == 9, "the tails on tiles are 3x3 and 9x9");
   static constexpr int radius = Kernel / 2;
-  static constexpr int group_taps = Kernel < 5 ? Kernel : 5;  // 3 outputs each: up to 15 of a tile's 16 columns
-  static constexpr int groups = (Kernel + group_taps - 1) / group_taps;
+  static constexpr int group_taps = tail_tile_group_taps(Kernel), groups = tail_tile_groups(Kernel);
   static constexpr int shift = group_taps - 1 - radius;  // Q_g[x'] adds from output pixel x' - S g - shift on
   static constexpr int left = radius + group_taps * (groups - 1) + shift;  // output pixels before 0 that get adds
   // Accumulator rows, and the floats of Q an add moves: the 16 of a 9x9 tail's pixel span 6 output pixels, the 9

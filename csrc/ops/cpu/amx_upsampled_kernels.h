@@ -58,11 +58,8 @@ void conv3x3_bf16_upsampled_tiles(const Conv3x3Params& p, const ExecContext& ctx
     for (int64_t r = 0; r < rows_total; ++r) {
       const int image = int(r / h), y = int(r % h), a = y % 2;
       const uint16_t* rows[2];
-      for (int ey = 0; ey < 2; ++ey) {
-        const int iy = y / 2 - 1 + a + ey;
-        const auto fill = [&](uint16_t* row) { amx_bf16_row(at_input, image, iy, w_in, wt.cin, row); };
-        rows[ey] = in_place ? p.in_bf16.at(image, iy, -1) : converted.row(image, iy, fill);
-      }
+      for (int ey = 0; ey < 2; ++ey)
+        rows[ey] = amx_bf16_input_row(at_input, in_place, converted, image, y / 2 - 1 + a + ey, w_in, wt.cin);
       const int64_t pixel_values = in_place ? p.in_bf16.c : wt.cin;
       // Both column parities of a block one after the other: they read mostly the same input pixels, and write
       // the two halves of the same output lines.
