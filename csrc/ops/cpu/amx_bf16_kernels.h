@@ -268,33 +268,48 @@ auto amx_bf16_conv_epilogue(const Conv3x3Params& p) {
   };
 }
 
+// What a thread of a bf16 tile conv holds: its tiles and their configuration, its ring of input rows rounded to
+// bf16 (of ring_values values each; none where the input is read in place) and its deferred epilogue.
+template <class Tiles>
+struct AmxBf16ConvThread {
+  explicit AmxBf16ConvThread(int64_t ring_values) : converted(ring_values) {}
+  Tiles tiles;
+  AmxBf16Configured configured;
+  AmxRowRing<3> converted;
+  AmxBf16Epilogues epilogues;
+};
+
+// The output rows of a bf16 tile conv, n images of h rows: row(thread, image, y) for each, in static chunks of
+// consecutive rows, so that each input row is converted about once per thread; then the last block's epilogue.
+template <class Tiles, class Epilogue, class Row>
+void amx_bf16_conv_rows(int n, int h, int64_t ring_values, const Epilogue& epilogue, const ExecContext& ctx,
+                        const Row& row) {
+  const int64_t rows_total = int64_t(n) * h;
+#pragma omp parallel num_threads(ctx.threads)
+  {
+    AmxBf16ConvThread<Tiles> thread(ring_values);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows_total; ++r) row(thread, int(r / h), int(r % h));
+    thread.epilogues.flush(epilogue);
+    thread.tiles.release();
+  }
+}
+
 // A bf16 input map at the conv's resolution is read in place (its halo holds the padding's zeros); a float32
 // one, or one read upsampled, goes through the ring. A bf16 output (bias_prelu) takes amx_bf16_prelu_to_bf16.
 template <class S, class Tiles>
 void conv3x3_bf16_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   const PackedConv3x3& wt = *p.weights;
   const int h = p.in.h * p.upsample, w = p.in.w * p.upsample;
-  const int64_t rows_total = int64_t(p.in.n) * h;
   const bool in_place = p.in_bf16.data && p.upsample == 1;
+  const int64_t pixel_values = in_place ? p.in_bf16.c : wt.cin;
   const auto epilogue = amx_bf16_conv_epilogue<S>(p);
-#pragma omp parallel num_threads(ctx.threads)
-  {
-    Tiles tiles;
-    AmxBf16Configured configured;
-    AmxRowRing<3> converted(in_place ? 0 : int64_t(w + 2) * wt.cin);
-    AmxBf16Epilogues epilogues;
-    // Static chunks of consecutive rows, so that each input row is converted about once per thread.
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows_total; ++r) {
-      const int image = int(r / h), y = int(r % h);
-      const uint16_t* rows[3];
-      for (int r = 0; r < 3; ++r) rows[r] = amx_bf16_input_row(p, in_place, converted, image, y - 1 + r, w, wt.cin);
-      amx_bf16_conv_row(wt, tiles, configured, rows, in_place ? p.in_bf16.c : wt.cin, image, y, w, epilogues,
-                        epilogue);
-    }
-    epilogues.flush(epilogue);
-    tiles.release();
-  }
+  amx_bf16_conv_rows<Tiles>(p.in.n, h, in_place ? 0 : int64_t(w + 2) * wt.cin, epilogue, ctx,
+                            [&](AmxBf16ConvThread<Tiles>& t, int image, int y) {
+    const uint16_t* rows[3];
+    for (int r = 0; r < 3; ++r) rows[r] = amx_bf16_input_row(p, in_place, t.converted, image, y - 1 + r, w, wt.cin);
+    amx_bf16_conv_row(wt, t.tiles, t.configured, rows, pixel_values, image, y, w, t.epilogues, epilogue);
+  });
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA

@@ -40,42 +40,31 @@ void amx_upsampled_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* 
 template <class S, class Tiles>
 void conv3x3_bf16_upsampled_tiles(const Conv3x3Params& p, const ExecContext& ctx) {
   const PackedConv3x3& wt = *p.weights;
-  const int w_in = p.in.w, h = 2 * p.in.h;
-  const int64_t rows_total = int64_t(p.in.n) * h;
+  const int w_in = p.in.w;
   const bool in_place = p.in_bf16.data != nullptr;
+  const int64_t pixel_values = in_place ? p.in_bf16.c : wt.cin;
   const int kc = wt.cin % 32 == 0 ? 32 : 16;
   const auto epilogue = amx_bf16_conv_epilogue<S>(p);
   Conv3x3Params at_input = p;  // the input rows at their own size, for the ring
   at_input.upsample = 1;
-#pragma omp parallel num_threads(ctx.threads)
-  {
-    Tiles tiles;
-    AmxBf16Configured configured;
-    AmxRowRing<3> converted(in_place ? 0 : int64_t(w_in + 2) * wt.cin);
-    AmxBf16Epilogues epilogues;
-    // Static chunks of consecutive rows, so that each input row is converted about once per thread.
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows_total; ++r) {
-      const int image = int(r / h), y = int(r % h), a = y % 2;
-      const uint16_t* rows[2];
-      for (int ey = 0; ey < 2; ++ey)
-        rows[ey] = amx_bf16_input_row(at_input, in_place, converted, image, y / 2 - 1 + a + ey, w_in, wt.cin);
-      const int64_t pixel_values = in_place ? p.in_bf16.c : wt.cin;
-      // Both column parities of a block one after the other: they read mostly the same input pixels, and write
-      // the two halves of the same output lines.
-      amx_blocks_of_row(tiles, configured, 2 * kc, wt.cout, image, y, w_in,
-                        [&](const AmxBf16Block& block, auto mt, auto nt) {
-                          for (int b = 0; b < 2; ++b) {
-                            AmxBf16Block out = block;  // in output pixels: every other one from 2 j0 + b
-                            out.x0 = 2 * block.x0 + b, out.x_step = 2;
-                            amx_upsampled_block<Tiles, decltype(mt)::value, decltype(nt)::value>(
-                                wt, tiles, rows, pixel_values, block.x0, a, b, out, kc, epilogues, epilogue);
-                          }
-                        });
-    }
-    epilogues.flush(epilogue);
-    tiles.release();
-  }
+  amx_bf16_conv_rows<Tiles>(p.in.n, 2 * p.in.h, in_place ? 0 : int64_t(w_in + 2) * wt.cin, epilogue, ctx,
+                            [&](AmxBf16ConvThread<Tiles>& t, int image, int y) {
+    const int a = y % 2;
+    const uint16_t* rows[2];
+    for (int ey = 0; ey < 2; ++ey)
+      rows[ey] = amx_bf16_input_row(at_input, in_place, t.converted, image, y / 2 - 1 + a + ey, w_in, wt.cin);
+    // Both column parities of a block one after the other: they read mostly the same input pixels, and write
+    // the two halves of the same output lines.
+    amx_blocks_of_row(t.tiles, t.configured, 2 * kc, wt.cout, image, y, w_in,
+                      [&](const AmxBf16Block& block, auto mt, auto nt) {
+                        for (int b = 0; b < 2; ++b) {
+                          AmxBf16Block out = block;  // in output pixels: every other one from 2 j0 + b
+                          out.x0 = 2 * block.x0 + b, out.x_step = 2;
+                          amx_upsampled_block<Tiles, decltype(mt)::value, decltype(nt)::value>(
+                              wt, t.tiles, rows, pixel_values, block.x0, a, b, out, kc, t.epilogues, epilogue);
+                        }
+                      });
+  });
 }
 
 }  // namespace srgan_fast::cpu::SRGAN_FAST_ISA
