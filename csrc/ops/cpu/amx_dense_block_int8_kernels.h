@@ -25,8 +25,13 @@ namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 
 using AmxInt8DenseEpilogues = AmxDeferredEpilogue<AmxBf16Block, int32_t[32][32]>;
 
+// The waiting epilogue runs in three parts, after the first tap of each kernel row: in nine (one after each tap,
+// as the bf16 kernels run theirs) the int8 blocks took 109-120 ms against 107.5-115.7 for three, 4 alternating
+// rounds on a 2-core Xeon with AMX (two parts: 109-114; one: 117-119).
+constexpr int kAmxInt8EpilogueParts = 3, kAmxInt8TapsPerPart = 9 / kAmxInt8EpilogueParts;
+
 // Multiplies `block` (as AmxBf16Block says) from the code rows y-1, y, y+1, running the epilogue of the block
-// before in nine parts between the taps, and stores this block's sums for the next call.
+// before in kAmxInt8EpilogueParts parts between the taps, and stores this block's sums for the next call.
 template <class Tiles, int MT, int NT, class Epilogue>
 void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8_t* const rows[3],
                           int64_t pixel_codes, const AmxBf16Block& block, AmxInt8DenseEpilogues& epilogues,
@@ -47,7 +52,7 @@ void amx_int8_dense_block(const PackedConv3x3Int8& wt, Tiles& tiles, const uint8
         if constexpr (NT > 1) tiles.template dpbusd<3, 5, 7>();
       }
     }
-    epilogues.part(epilogue, tap, 9);
+    if (tap % kAmxInt8TapsPerPart == 0) epilogues.part(epilogue, tap / kAmxInt8TapsPerPart, kAmxInt8EpilogueParts);
   }
   amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.next(block));
 }
@@ -56,6 +61,7 @@ template <class S, class Tiles>
 class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpilogues> {
   using Base = DenseBlockWorkerBase<Tiles, AmxInt8DenseEpilogues>;
   using Base::p_, Base::pixel_values_, Base::tiles_, Base::configured_, Base::epilogues_;
+  using Ring = DenseBlockInt8Ring<S>;
 
  public:
   using Value = uint8_t;
@@ -80,32 +86,45 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
 
  private:
   // A conv's codes of the block's sums rows [first, end) into the ring at out[pixel * pixel_values + channel].
+  // What the loop reads is held in locals: a u8 store may alias any object, so members and the block would be
+  // loaded again after each store.
   void codes_epilogue(const PackedConv3x3Int8& wt, int zero_point, uint8_t* out, const AmxBf16Block& b,
                       int32_t (*sums)[32], int first, int end) const {
-    const QuantCodes codes = DenseBlockInt8Ring<S>::step_one(zero_point);
-    for (int j = 0; j < 16 * b.nt; j += S::W) {
-      const int co = b.co0 + j;
-      const typename S::vf scale = S::load(wt.scale + co), bias = S::load(wt.bias + co), slope = S::load(wt.alpha + co);
-      for (int i = 0; i < b.mt; ++i) {
-        int r0, r1;
-        amx_block_rows(b, i, first, end, r0, r1);
-        for (int r = r0; r < r1; ++r)
-          ring_.store_inner(out + int64_t(b.x0 + 16 * i + r) * pixel_values_ + co,
-                            S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias, slope, codes);
-      }
+    const typename S::vf step = S::set1(1.f);  // a code step of 1: the output's code scale is in scale and bias
+    const typename S::vi zero = S::set1_i(zero_point);
+    const int64_t pixel_values = pixel_values_;
+    const int channels = 16 * b.nt, mt = b.mt;
+    int r0[2] = {0, 0}, r1[2] = {0, 0};
+    for (int i = 0; i < mt; ++i) amx_block_rows(b, i, first, end, r0[i], r1[i]);
+    uint8_t* const block_out = out + int64_t(b.x0) * pixel_values + b.co0;
+    const float *scales = wt.scale + b.co0, *biases = wt.bias + b.co0, *slopes = wt.alpha + b.co0;
+    for (int j = 0; j < channels; j += S::W) {
+      const typename S::vf scale = S::load(scales + j), bias = S::load(biases + j), slope = S::load(slopes + j);
+      for (int i = 0; i < mt; ++i)
+        for (int r = r0[i]; r < r1[i]; ++r)
+          S::store_codes(block_out + int64_t(16 * i + r) * pixel_values + j,
+                         Ring::inner_value(S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias, slope),
+                         step, zero);
     }
   }
 
   // The last conv's residuals of the block's sums rows [first, end) into the block's float32 output, pixel by
-  // pixel.
+  // pixel (DenseBlockInt8Ring::residual_value), the factors held in registers for the block's channels (at most
+  // two vectors of each): a float store may alias them.
   void residual_epilogue(const PackedConv3x3Int8& wt, int x0, const AmxBf16Block& b, int32_t (*sums)[32],
                          int first, int end) const {
+    constexpr int kMaxVectors = 32 / S::W;
+    const int vectors = 16 * b.nt / S::W;
+    typename S::vf scale[kMaxVectors], bias[kMaxVectors];
+    for (int v = 0; v < vectors; ++v)
+      scale[v] = S::load(wt.scale + b.co0 + v * S::W), bias[v] = S::load(wt.bias + b.co0 + v * S::W);
+    const typename S::vf outer_scale = S::set1(p_.outer_scale);
     dense_block_residual_pixels(p_, x0, b, sums, first, end,
                                 [&](const int32_t* row, const float* in, const float* outer_skip, float* out) {
-      for (int j = 0; j < 16 * b.nt; j += S::W) {
-        const typename S::vf scale = S::load(wt.scale + b.co0 + j), bias = S::load(wt.bias + b.co0 + j);
-        ring_.store_residual_at(in + j, outer_skip ? outer_skip + j : nullptr, out + j,
-                                S::int_to_float(S::load_i(row + j)), scale, bias);
+      for (int v = 0; v < vectors; ++v) {
+        const int j = v * S::W;
+        S::store(out + j, Ring::residual_value(S::int_to_float(S::load_i(row + j)), scale[v], bias[v], in + j,
+                                               outer_scale, outer_skip ? outer_skip + j : nullptr));
       }
     });
   }
@@ -122,7 +141,7 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
     epilogues_.flush(epilogue);  // the next conv may read this row
   }
 
-  DenseBlockInt8Ring<S> ring_;
+  Ring ring_;
 };
 
 template <class S, class Tiles>

@@ -36,7 +36,8 @@ inline TileConfig amx_block_config(int m, int a_bytes) {
 // A block's sums wait in one of two buffers for their epilogue (vector work), which runs while the tile unit works
 // on the next block; the next block's sums then go to the other buffer. The block kernels run it in parts between
 // their multiplies rather than at once after them, where its instructions queue behind the tile instructions
-// (rrdbnet's int8 dense blocks ran 4-5% faster so, docs/native.md). An epilogue is called as
+// (rrdbnet's int8 dense blocks ran 4-5% faster so, docs/native.md): nine, one after each tap, at bf16; three at
+// int8, where each part's fixed cost weighed more. An epilogue is called as
 // epilogue(block, sums, first, end) for the sums' rows [first, end) (rows: Sums' first dimension).
 // Block: what the epilogue needs of a block, with an `image` below 0 for none; Sums: one block's sums.
 template <class Block, class Sums>
