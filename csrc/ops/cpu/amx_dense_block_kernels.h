@@ -67,6 +67,7 @@ void dense_block_bf16_residual(const DenseBlockParams& p, const PackedConv3x3& w
 template <class Tiles, class Epilogues>
 class DenseBlockWorkerBase {
  public:
+  void entered() {}  // the bf16 worker enters rows at once
   void finish() { tiles_.release(); }
 
  protected:

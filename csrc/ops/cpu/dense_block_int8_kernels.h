@@ -105,6 +105,7 @@ class DenseBlockInt8VnniWorker : public DenseBlockInt8Ring<S> {
 
  public:
   DenseBlockInt8VnniWorker(const DenseBlockParams& p, int64_t pixel_codes) : Base(p, pixel_codes) {}
+  void entered() {}  // rows enter at once
   void finish() {}
 
   void conv(int k, int image, int y, int x0, int x1, const uint8_t* const rows[3], uint8_t* own) {

@@ -1,8 +1,9 @@
 // The wavefront a fused residual dense block (DenseBlockParams) walks: the work split into bands of rows and
 // strips of columns, each thread walking down its band so that at step s conv k computes row s - k, every row a
-// conv reads written earlier in the step or before it. The concatenation lives in a ring of count + 2 rows per
-// thread (the strip's columns and `count` more each side); conv k recomputes count - 1 - k rows (columns) on
-// each side where its band (strip) borders another, so the result does not depend on the split.
+// conv reads written earlier in the step or before it. The concatenation lives in a ring of count + 3 rows per
+// thread (the strip's columns and `count` more each side): the rows the convs read at step s, s - count .. s + 1,
+// and the block input's row s + 2, which enters during the step. Conv k recomputes count - 1 - k rows (columns)
+// on each side where its band (strip) borders another, so the result does not depend on the split.
 #pragma once
 
 #include <algorithm>
@@ -19,7 +20,10 @@ namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 // Worker::Value (bf16 bits, or u8 codes), `pixel_values` a pixel. One Worker per thread (make_worker()) holds
 // its tiles or registers and does the arithmetic:
 //   pad(pixel)                           a ring pixel outside the image: the padding (real zeros) in every part;
-//   enter(image, y, x_begin, x_end, to)  the block input's row y, pixels [x_begin, x_end), into the ring at `to`;
+//   enter(image, y, x_begin, x_end, to)  the block input's row y, pixels [x_begin, x_end), into the ring at `to`,
+//                                        which the worker may put off until entered() (it is first read a step
+//                                        later);
+//   entered()                            every row given to enter() is in the ring;
 //   conv(k, image, y, x0, x1, rows, own) conv k's output row y, pixels [x0, x1), from its input rows (pixel x0 + x
 //                                        at rows[r] + (x + 1) * pixel_values), its output into the ring row `own`
 //                                        (pixel x0 first) or, for the last conv, into the block's output;
@@ -32,7 +36,7 @@ void dense_block_wavefront(const DenseBlockParams& p, int64_t pixel_values, cons
   // Strips and their rings as kernels.h sizes the thread's scratch for them (dense_block_scratch_floats).
   const int strips = dense_block_strips(w);
   const int64_t ring_pixels = dense_block_ring_pixels(w, count), row_values = ring_pixels * pixel_values;
-  const int slots = count + 2;  // rows s - count .. s + 1 are live at step s
+  const int slots = dense_block_ring_rows(count);  // rows s - count .. s + 2 are live at step s
   // The fewest bands (of at least 16 rows) that make the tasks a multiple of the threads: each band recomputes
   // rows at its edges, and an uneven share leaves threads idle (3 strips on 2 threads ran 1.3x slower than 4).
   const int bands = std::clamp(ctx.threads / std::gcd(n * strips, ctx.threads), 1, std::max(1, h / 16));
@@ -69,9 +73,10 @@ void dense_block_wavefront(const DenseBlockParams& p, int64_t pixel_values, cons
         const int x_begin = std::max(0, c0 - count), x_end = std::min(w, c1 + count);
         worker.enter(image, y, x_begin, x_end, at(row, x_begin));
       };
-      enter(lo(0) - 1), enter(lo(0));
+      enter(lo(0) - 1), enter(lo(0)), enter(lo(0) + 1);
       for (int s = lo(0); s < r1 + count - 1; ++s) {
-        if (s + 1 <= hi(0)) enter(s + 1);
+        worker.entered();  // conv 0 reads row s + 1
+        if (s + 2 <= hi(0)) enter(s + 2);
         for (int k = 0; k < count; ++k) {
           const int y = s - k, x0 = left(k);
           if (y < lo(k) || y >= hi(k)) continue;

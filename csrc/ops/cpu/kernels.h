@@ -43,20 +43,22 @@ static inline size_t tail_scratch_floats(int c) {
 }
 
 // A fused dense block (dense_block_bf16) works in column strips of at most this many pixels, each with a ring
-// of count + 2 bf16 rows of its concatenation (`width` channels) in the thread's scratch: the strip's columns and
-// `count` more on each side. At 256 a 192-channel ring row is about 100 KiB, and the ring with the convs'
-// weights (480 KiB) stays in L2 on frames wider than 128 pixels too.
+// of count + 3 bf16 rows of its concatenation (`width` channels) in the thread's scratch (dense_block_wavefront.h):
+// the strip's columns and `count` more on each side. At 256 a 192-channel ring row is about 100 KiB, and the ring
+// with the convs' weights (480 KiB) stays in L2 on frames wider than 128 pixels too.
 constexpr int kDenseStripPixels = 256;
 static inline int dense_block_strips(int w) { return (w + kDenseStripPixels - 1) / kDenseStripPixels; }
 static inline int64_t dense_block_ring_pixels(int w, int count) {
   return (w + dense_block_strips(w) - 1) / dense_block_strips(w) + 2 * count;
 }
+static inline int dense_block_ring_rows(int count) { return count + 3; }
 static inline size_t dense_block_scratch_floats(int w, int count, int width) {
-  return (size_t(count + 2) * dense_block_ring_pixels(w, count) * width + 1) / 2;  // bf16 values
+  return (size_t(dense_block_ring_rows(count)) * dense_block_ring_pixels(w, count) * width + 1) / 2;  // bf16
 }
 // The int8 block's ring (dense_block_int8): u8 codes, each pixel padded to a multiple of 64.
 static inline size_t dense_block_int8_scratch_floats(int w, int count, int width) {
-  return (size_t(count + 2) * dense_block_ring_pixels(w, count) * ((width + 63) / 64 * 64) + 3) / 4;
+  return (size_t(dense_block_ring_rows(count)) * dense_block_ring_pixels(w, count) * ((width + 63) / 64 * 64) + 3) /
+         4;
 }
 
 // The kernels' parallel loops use schedule(dynamic): on a machine shared with other jobs a descheduled
