@@ -192,12 +192,19 @@ inline void amx_bf16_step(Tiles& tiles, const uint16_t* a, int64_t pixel_values,
   }
 }
 
+// What the kernels run between their multiplies besides an epilogue part, where nothing else is to run.
+struct AmxNothingBetween {
+  void operator()() const {}
+};
+
 // Multiplies `block` from the bf16 rows y-1, y, y+1 (pixel x at rows[r] + (x + 1) * pixel_values, the conv's
 // wt.cin input channels first), running the epilogue of the block before in nine parts, one after each tap's
-// multiplies (see AmxDeferredEpilogue); then stores this block's sums for the next call.
-template <class Tiles, int MT, int NT, class Epilogue>
+// multiplies (see AmxDeferredEpilogue), each followed by between(); then stores this block's sums for the next
+// call.
+template <class Tiles, int MT, int NT, class Epilogue, class Between>
 void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const rows[3], int64_t pixel_values,
-                    const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
+                    const AmxBf16Block& block, int kc, AmxBf16Epilogues& epilogues, const Epilogue& epilogue,
+                    const Between& between) {
   const int64_t b_block = int64_t(9) * wt.cin * 16;  // bf16 values of 16 output channels' weights
   amx_zero_accumulators<Tiles, MT, NT>(tiles);
   for (int tap = 0; tap < 9; ++tap) {
@@ -206,6 +213,7 @@ void amx_bf16_block(const PackedConv3x3& wt, Tiles& tiles, const uint16_t* const
     for (int k0 = 0; k0 < wt.cin; k0 += kc, a += kc, b += kc * 16)
       amx_bf16_step<Tiles, MT, NT>(tiles, a, pixel_values, b, b_block);
     epilogues.part(epilogue, tap, 9);
+    between();
   }
   amx_store_accumulators<Tiles, MT, NT>(tiles, epilogues.next(block));
 }
@@ -246,15 +254,15 @@ void amx_blocks_of_row(Tiles& tiles, AmxBf16Configured& configured, int a_bytes,
   }
 }
 
-// One output row y of a conv from its bf16 rows.
-template <class Tiles, class Epilogue>
+// One output row y of a conv from its bf16 rows (between(): as amx_bf16_block's).
+template <class Tiles, class Epilogue, class Between = AmxNothingBetween>
 void amx_bf16_conv_row(const PackedConv3x3& wt, Tiles& tiles, AmxBf16Configured& configured,
                        const uint16_t* const rows[3], int64_t pixel_values, int image, int y, int w,
-                       AmxBf16Epilogues& epilogues, const Epilogue& epilogue) {
+                       AmxBf16Epilogues& epilogues, const Epilogue& epilogue, const Between& between = {}) {
   const int kc = wt.cin % 32 == 0 ? 32 : 16;
   amx_blocks_of_row(tiles, configured, 2 * kc, wt.cout, image, y, w, [&](const AmxBf16Block& block, auto mt, auto nt) {
     amx_bf16_block<Tiles, decltype(mt)::value, decltype(nt)::value>(wt, tiles, rows, pixel_values, block, kc,
-                                                                     epilogues, epilogue);
+                                                                     epilogues, epilogue, between);
   });
 }
 

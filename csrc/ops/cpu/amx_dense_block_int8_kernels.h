@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 
 #include "ops/cpu/amx_dense_block_kernels.h"
 #include "ops/cpu/dense_block_int8_kernels.h"
@@ -75,16 +74,11 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
   }
   void pad(uint8_t* pixel) const { ring_.pad(pixel); }
 
-  // The block input's rows wait from enter() until entered(), and enter a few pixels after each epilogue part
-  // meanwhile, spread over the step's tile multiplies: their loads from memory then overlap them. Entered at once
-  // at the step's start, the int8 blocks took 108.9-116.4 ms against 102.9-110.4 so (4 alternating rounds on a
-  // 2-core Xeon with AMX).
+  // The block input's rows enter after the epilogue parts (DenseBlockEntries), spread over the step's blocks.
   void enter(int image, int y, int x_begin, int x_end, uint8_t* to) {
-    entries_[(entry_head_ + entry_count_++) % kMaxEntries] = Entry{image, y, x_begin, x_end, to};
-    const int pixels = x_end - x_begin, parts = kAmxInt8EpilogueParts * co_blocks_ * ((pixels + 31) / 32);
-    pixels_per_part_ = std::max(1, (pixels + parts - 1) / parts);
+    entries_.queue(image, y, x_begin, x_end, to, kAmxInt8EpilogueParts * co_blocks_ * ((x_end - x_begin + 31) / 32));
   }
-  void entered() { enter_pixels(std::numeric_limits<int>::max()); }
+  void entered() { entries_.run(ring_enter(), pixel_values_, true); }
   void finish() {
     entered();
     Base::finish();
@@ -157,31 +151,18 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
     // A rows of 64 codes
     amx_blocks_of_row(tiles_, configured_, 64, wt.cout, image, y, w, [&](const AmxBf16Block& block, auto mt, auto nt) {
       amx_int8_dense_block<Tiles, decltype(mt)::value, decltype(nt)::value>(
-          wt, tiles_, rows, pixel_values_, block, epilogues_, epilogue, [this] { enter_pixels(pixels_per_part_); });
+          wt, tiles_, rows, pixel_values_, block, epilogues_, epilogue, [this] { entries_.run(ring_enter(), pixel_values_); });
     });
     epilogues_.flush(epilogue);  // the next conv may read this row
   }
 
-  // Up to `pixels` pixels of the waiting rows into the ring, oldest first.
-  void enter_pixels(int pixels) {
-    while (pixels > 0 && entry_count_ > 0) {
-      Entry& e = entries_[entry_head_];
-      const int end = int(std::min<int64_t>(e.x_end, int64_t(e.x) + pixels));
-      ring_.enter(e.image, e.y, e.x, end, e.to);
-      pixels -= end - e.x, e.to += int64_t(end - e.x) * pixel_values_, e.x = end;
-      if (e.x == e.x_end) entry_head_ = (entry_head_ + 1) % kMaxEntries, --entry_count_;
-    }
+  auto ring_enter() const {
+    return [this](int image, int y, int x_begin, int x_end, uint8_t* to) { ring_.enter(image, y, x_begin, x_end, to); };
   }
 
-  // A row waiting to enter: its pixels [x, x_end) still to go, pixel x at `to`.
-  struct Entry {
-    int image, y, x, x_end;
-    uint8_t* to;
-  };
-  static constexpr int kMaxEntries = 3;  // the wavefront enters three rows before its first entered()
   Ring ring_;
-  Entry entries_[kMaxEntries];
-  int entry_head_ = 0, entry_count_ = 0, pixels_per_part_ = 1, co_blocks_ = 0;  // co_blocks_: of all the convs
+  DenseBlockEntries<uint8_t> entries_;
+  int co_blocks_ = 0;  // blocks of 32 output channels of all the convs
 };
 
 template <class S, class Tiles>

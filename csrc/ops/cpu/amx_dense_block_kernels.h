@@ -67,7 +67,6 @@ void dense_block_bf16_residual(const DenseBlockParams& p, const PackedConv3x3& w
 template <class Tiles, class Epilogues>
 class DenseBlockWorkerBase {
  public:
-  void entered() {}  // the bf16 worker enters rows at once
   void finish() { tiles_.release(); }
 
  protected:
@@ -87,16 +86,24 @@ class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues
 
  public:
   using Value = uint16_t;
-  DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : Base(p, pixel_values) {}
+  DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : Base(p, pixel_values) {
+    for (int k = 0; k < p.count; ++k) co_blocks_ += (p.weights[k]->cout + 31) / 32;
+  }
   void pad(uint16_t* pixel) const { std::memset(pixel, 0, size_t(pixel_values_) * 2); }
+  // The block input's rows enter after the epilogue parts (DenseBlockEntries), spread over the step's blocks.
   void enter(int image, int y, int x_begin, int x_end, uint16_t* to) {
-    for (int x = x_begin; x < x_end; ++x, to += pixel_values_)
-      amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
+    entries_.queue(image, y, x_begin, x_end, to, 9 * co_blocks_ * ((x_end - x_begin + 31) / 32));
+  }
+  void entered() { entries_.run(round_to_bf16(), pixel_values_, true); }
+  void finish() {
+    entered();
+    Base::finish();
   }
   void conv(int k, int image, int y, int x0, int x1, const uint16_t* const rows[3], uint16_t* own) {
     const PackedConv3x3& wt = *p_.weights[k];
     const auto run = [&](const auto& epilogue) {
-      amx_bf16_conv_row(wt, tiles_, configured_, rows, pixel_values_, image, y, x1 - x0, epilogues_, epilogue);
+      amx_bf16_conv_row(wt, tiles_, configured_, rows, pixel_values_, image, y, x1 - x0, epilogues_, epilogue,
+                        [this] { entries_.run(round_to_bf16(), pixel_values_); });
       epilogues_.flush(epilogue);  // the next conv may read this row
     };
     if (k + 1 < p_.count) {
@@ -113,6 +120,16 @@ class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues
       });
     }
   }
+
+ private:
+  auto round_to_bf16() const {
+    return [this](int image, int y, int x_begin, int x_end, uint16_t* to) {
+      for (int x = x_begin; x < x_end; ++x, to += pixel_values_) amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
+    };
+  }
+
+  DenseBlockEntries<uint16_t> entries_;
+  int co_blocks_ = 0;  // blocks of 32 output channels of all the convs
 };
 
 template <class S, class Tiles>
