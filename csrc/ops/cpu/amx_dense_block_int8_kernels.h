@@ -26,8 +26,8 @@ namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 using AmxInt8DenseEpilogues = AmxDeferredEpilogue<AmxBf16Block, int32_t[32][32]>;
 
 // The waiting epilogue runs in three parts, after the first tap of each kernel row: in nine (one after each tap,
-// as the bf16 kernels run theirs) the int8 blocks took 109-120 ms against 107.5-115.7 for three, 4 alternating
-// rounds on a 2-core Xeon with AMX (two parts: 109-114; one: 117-119).
+// as the bf16 kernels run theirs) the int8 blocks took 109.2-120.1 ms against 107.5-115.7 for three, 7
+// alternating rounds on a 2-core Xeon with AMX (two parts: 106.5-114.0; one: 117.3-119.2).
 constexpr int kAmxInt8EpilogueParts = 3, kAmxInt8TapsPerPart = 9 / kAmxInt8EpilogueParts;
 
 // Multiplies `block` (as AmxBf16Block says) from the code rows y-1, y, y+1, running the epilogue of the block
@@ -100,12 +100,12 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
   }
 
  private:
-  // A conv's codes of the block's sums rows [first, end) into the ring at out[pixel * pixel_values + channel].
+  // A conv's codes of the block's sums rows [first, end) into the ring at out[pixel * pixel_values + channel]
+  // (their values in code steps: the output's code scale is in the scale and bias).
   // What the loop reads is held in locals: a u8 store may alias any object, so members and the block would be
   // loaded again after each store.
   void codes_epilogue(const PackedConv3x3Int8& wt, int zero_point, uint8_t* out, const AmxBf16Block& b,
                       int32_t (*sums)[32], int first, int end) const {
-    const typename S::vf step = S::set1(1.f);  // a code step of 1: the output's code scale is in scale and bias
     const typename S::vi zero = S::set1_i(zero_point);
     const int64_t pixel_values = pixel_values_;
     const int channels = 16 * b.nt, mt = b.mt;
@@ -117,9 +117,9 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
       const typename S::vf scale = S::load(scales + j), bias = S::load(biases + j), slope = S::load(slopes + j);
       for (int i = 0; i < mt; ++i)
         for (int r = r0[i]; r < r1[i]; ++r)
-          S::store_codes(block_out + int64_t(16 * i + r) * pixel_values + j,
-                         Ring::inner_value(S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias, slope),
-                         step, zero);
+          S::store_unit_codes(block_out + int64_t(16 * i + r) * pixel_values + j,
+                              Ring::inner_value(S::int_to_float(S::load_i(&sums[16 * i + r][j])), scale, bias, slope),
+                              zero);
     }
   }
 
@@ -151,7 +151,8 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
     // A rows of 64 codes
     amx_blocks_of_row(tiles_, configured_, 64, wt.cout, image, y, w, [&](const AmxBf16Block& block, auto mt, auto nt) {
       amx_int8_dense_block<Tiles, decltype(mt)::value, decltype(nt)::value>(
-          wt, tiles_, rows, pixel_values_, block, epilogues_, epilogue, [this] { entries_.run(ring_enter(), pixel_values_); });
+          wt, tiles_, rows, pixel_values_, block, epilogues_, epilogue,
+          [this] { entries_.run(ring_enter(), pixel_values_); });
     });
     epilogues_.flush(epilogue);  // the next conv may read this row
   }

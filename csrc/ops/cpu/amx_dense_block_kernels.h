@@ -124,7 +124,8 @@ class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues
  private:
   auto round_to_bf16() const {
     return [this](int image, int y, int x_begin, int x_end, uint16_t* to) {
-      for (int x = x_begin; x < x_end; ++x, to += pixel_values_) amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
+      for (int x = x_begin; x < x_end; ++x, to += pixel_values_)
+        amx_round_to_bf16(p_.in.at(image, y, x), to, p_.channels);
     };
   }
 
