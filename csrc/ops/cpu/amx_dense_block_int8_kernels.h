@@ -69,14 +69,13 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
 
  public:
   using Value = uint8_t;
-  DenseBlockInt8Worker(const DenseBlockParams& p, int64_t pixel_codes) : Base(p, pixel_codes), ring_(p, pixel_codes) {
-    for (int k = 0; k < p.count; ++k) co_blocks_ += (p.weights_int8[k]->cout + 31) / 32;
-  }
+  DenseBlockInt8Worker(const DenseBlockParams& p, int64_t pixel_codes)
+      : Base(p, pixel_codes), ring_(p, pixel_codes), entries_(p, kAmxInt8EpilogueParts) {}
   void pad(uint8_t* pixel) const { ring_.pad(pixel); }
 
   // The block input's rows enter after the epilogue parts (DenseBlockEntries), spread over the step's blocks.
   void enter(int image, int y, int x_begin, int x_end, uint8_t* to) {
-    entries_.queue(image, y, x_begin, x_end, to, kAmxInt8EpilogueParts * co_blocks_ * ((x_end - x_begin + 31) / 32));
+    entries_.queue(image, y, x_begin, x_end, to);
   }
   void entered() { entries_.run(ring_enter(), pixel_values_, true); }
   void finish() {
@@ -163,7 +162,6 @@ class DenseBlockInt8Worker : public DenseBlockWorkerBase<Tiles, AmxInt8DenseEpil
 
   Ring ring_;
   DenseBlockEntries<uint8_t> entries_;
-  int co_blocks_ = 0;  // blocks of 32 output channels of all the convs
 };
 
 template <class S, class Tiles>

@@ -86,13 +86,11 @@ class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues
 
  public:
   using Value = uint16_t;
-  DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : Base(p, pixel_values) {
-    for (int k = 0; k < p.count; ++k) co_blocks_ += (p.weights[k]->cout + 31) / 32;
-  }
+  DenseBlockBf16Worker(const DenseBlockParams& p, int64_t pixel_values) : Base(p, pixel_values), entries_(p, 9) {}
   void pad(uint16_t* pixel) const { std::memset(pixel, 0, size_t(pixel_values_) * 2); }
   // The block input's rows enter after the epilogue parts (DenseBlockEntries), spread over the step's blocks.
   void enter(int image, int y, int x_begin, int x_end, uint16_t* to) {
-    entries_.queue(image, y, x_begin, x_end, to, 9 * co_blocks_ * ((x_end - x_begin + 31) / 32));
+    entries_.queue(image, y, x_begin, x_end, to);
   }
   void entered() { entries_.run(round_to_bf16(), pixel_values_, true); }
   void finish() {
@@ -129,8 +127,7 @@ class DenseBlockBf16Worker : public DenseBlockWorkerBase<Tiles, AmxBf16Epilogues
     };
   }
 
-  DenseBlockEntries<uint16_t> entries_;
-  int co_blocks_ = 0;  // blocks of 32 output channels of all the convs
+  DenseBlockEntries<uint16_t> entries_;  // run after each of amx_bf16_block's nine epilogue parts
 };
 
 template <class S, class Tiles>

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ops/cpu/conv_epilogue.h"
 #include "ops/cpu/dense_block_wavefront.h"
 #include "ops/cpu/int8_epilogue.h"
 
@@ -73,10 +74,10 @@ class DenseBlockInt8Ring {
     store_codes_of<S>(to, inner_value(sum, scale, bias, slope), step_one);
   }
   // The last conv's value: sum * scale + bias (the residual's scale folded in) + the block input `in`, then where
-  // there is one the outer residual, outer_scale * that + outer_skip.
+  // there is one the outer residual: conv_epilogue.h's residual_value with a scale of 1 (an exact product).
   static vf residual_value(vf sum, vf scale, vf bias, const float* in, vf outer_scale, const float* outer_skip) {
-    const vf value = S::add(S::fma(sum, scale, bias), S::load(in));
-    return outer_skip ? S::fma(value, outer_scale, S::load(outer_skip)) : value;
+    return cpu::SRGAN_FAST_ISA::residual_value<S>(S::fma(sum, scale, bias), S::set1(1.f), in, outer_scale,
+                                                  outer_skip);
   }
   // The last conv's channels co.. of pixel (y, x) into the block's output.
   void store_residual(int image, int y, int x, int co, vf sum, vf scale, vf bias) const {

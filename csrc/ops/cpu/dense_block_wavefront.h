@@ -24,10 +24,14 @@ namespace srgan_fast::cpu::SRGAN_FAST_ISA {
 template <class Value>
 class DenseBlockEntries {
  public:
-  // Row y's pixels [x_begin, x_end) to enter at `to`, spread over about `slots` later calls of run().
-  void queue(int image, int y, int x_begin, int x_end, Value* to, int slots) {
+  // run() is called `parts` times a block of 32 pixels x 32 output channels.
+  DenseBlockEntries(const DenseBlockParams& p, int parts)
+      : slots_per_column_block_(parts * ((p.count - 1) * ((p.growth + 31) / 32) + (p.channels + 31) / 32)) {}
+  // Row y's pixels [x_begin, x_end) to enter at `to`, spread over the runs of a step of as many pixels.
+  void queue(int image, int y, int x_begin, int x_end, Value* to) {
     rows_[(head_ + count_++) % kMaxRows] = Row{image, y, x_begin, x_end, to};
-    pixels_per_slot_ = std::max(1, (x_end - x_begin + slots - 1) / std::max(1, slots));
+    const int pixels = x_end - x_begin, slots = slots_per_column_block_ * ((pixels + 31) / 32);
+    pixels_per_slot_ = std::max(1, (pixels + slots - 1) / std::max(1, slots));
   }
   // One slot's pixels (all of them, `all`), oldest row first: enter(image, y, x_begin, x_end, to) for each piece.
   template <class Enter>
@@ -47,6 +51,7 @@ class DenseBlockEntries {
     Value* to;
   };
   static constexpr int kMaxRows = 3;  // the wavefront enters three rows before its first entered()
+  int slots_per_column_block_;        // runs a step makes per 32 pixels: each conv's 32-channel blocks x parts
   Row rows_[kMaxRows];
   int head_ = 0, count_ = 0, pixels_per_slot_ = 1;
 };
